@@ -1,0 +1,59 @@
+"""Creates the system's topics (and their dead-letter topics) on the configured Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from shared.settings import Settings
+from shared.topics import all_topics
+
+log = logging.getLogger(__name__)
+
+
+async def create_topics(
+    settings: Settings, *, partitions: int | None = None, timeout: float = 60.0
+) -> list[str]:
+    """Create every topic that does not exist yet; return the ones created.
+
+    Retries the connection for `timeout` seconds, because at start the broker is often still
+    coming up beside us (compose, Kubernetes Job, `pmo up`).
+    """
+    wanted = all_topics(settings.topic_prefix)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(**settings.kafka_client_options(), client_id="pmo-topics")
+        try:
+            await admin.start()
+            break
+        except KafkaConnectionError as error:
+            await admin.close()
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(
+                    f"Kafka at {settings.kafka_bootstrap_servers} did not answer in {timeout:.0f}s"
+                ) from error
+            await asyncio.sleep(1.0)
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in wanted if name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            name=name,
+                            num_partitions=partitions or settings.topic_partitions,
+                            replication_factor=settings.topic_replication_factor,
+                        )
+                        for name in missing
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                pass  # Another replica or init job created them meanwhile: that is the goal.
+        log.info("topics ready: %d created, %d existed", len(missing), len(wanted) - len(missing))
+        return missing
+    finally:
+        await admin.close()

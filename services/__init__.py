@@ -1,0 +1,1 @@
+"""The four PMO services; each owns its schema and learns about the others only from events."""

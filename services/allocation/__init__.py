@@ -1,0 +1,1 @@
+"""Allocation: the enterprise's people across projects, conflicts resolved by strategic priority."""

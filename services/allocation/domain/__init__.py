@@ -1,0 +1,1 @@
+"""The allocation model, free of I/O."""

@@ -1,0 +1,1 @@
+"""How allocation is reached: its consumer and its HTTP API."""

@@ -1,0 +1,14 @@
+"""The allocation service as the runtime starts it."""
+
+from shared.runtime import ServiceDefinition
+
+from services.allocation.entrypoints.api import router
+from services.allocation.service_layer.handlers import on_resource_requested
+
+allocation = ServiceDefinition(
+    name="allocation",
+    summary="Capacity and resource requests; conflicts resolved by strategic priority.",
+    handlers={"resource-requested": on_resource_requested},
+    publishes=(),
+    routers=(router,),
+)

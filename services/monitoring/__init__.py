@@ -1,0 +1,1 @@
+"""Monitoring: every project's earned-value health, and an alert the moment one slips."""

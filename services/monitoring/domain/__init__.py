@@ -1,0 +1,1 @@
+"""Earned-value management and health rules, free of I/O."""

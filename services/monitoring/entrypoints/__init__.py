@@ -1,0 +1,1 @@
+"""How monitoring is reached: its consumer and its HTTP API."""

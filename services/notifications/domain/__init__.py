@@ -1,0 +1,1 @@
+"""Alerts and how they are signed and retried, free of I/O."""

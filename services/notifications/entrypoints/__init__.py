@@ -1,0 +1,1 @@
+"""How notifications is reached: its consumer, its delivery worker and its HTTP API."""

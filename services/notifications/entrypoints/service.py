@@ -1,0 +1,16 @@
+"""The notifications service as the runtime starts it."""
+
+from shared.runtime import ServiceDefinition
+
+from services.notifications.entrypoints.api import router
+from services.notifications.service_layer.delivery import deliver_alerts
+from services.notifications.service_layer.handlers import on_project_at_risk
+
+notifications = ServiceDefinition(
+    name="notifications",
+    summary="PMO alerts delivered to their channels, once each.",
+    handlers={"project-at-risk": on_project_at_risk},
+    publishes=(),
+    routers=(router,),
+    workers=(deliver_alerts,),
+)

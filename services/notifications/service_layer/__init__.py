@@ -1,0 +1,1 @@
+"""Notifications' event handlers and delivery."""

@@ -1,0 +1,1 @@
+"""Registry: the system of record for the portfolio's projects and where each stands."""

@@ -1,0 +1,1 @@
+"""The registry's model of projects, free of I/O."""

@@ -1,0 +1,1 @@
+"""How the registry is reached: its consumer and its HTTP API."""

@@ -1,0 +1,113 @@
+"""PostgreSQL for a service: its engine confined to its own schema, sessions, and migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+SERVICES_ROOT = Path(__file__).parent.parent / "services"
+
+
+def asyncpg_url(url: str) -> str:
+    """Turn an operator's `postgresql://` URL into SQLAlchemy's asyncpg form.
+
+    Operators write libpq URLs (`sslmode=require`); asyncpg names that parameter `ssl`.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"Not a PostgreSQL URL (scheme {parts.scheme!r}): expected postgresql://")
+    query = [("ssl" if key == "sslmode" else key, value) for key, value in parse_qsl(parts.query)]
+    return urlunsplit(("postgresql+asyncpg", parts.netloc, parts.path, urlencode(query), ""))
+
+
+def create_engine(url: str, schema: str, *, pool_size: int = 5, application: str) -> AsyncEngine:
+    """An engine whose connections see only the service's schema.
+
+    Setting `search_path` per connection keeps table names unqualified, so the shared outbox,
+    inbox and dead-letter tables exist once per service schema with one definition.
+    """
+    return create_async_engine(
+        asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={
+            "server_settings": {"search_path": schema, "application_name": application}
+        },
+    )
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def _migration_config(service: str, connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SHARED_MIGRATIONS))
+    # Two version folders: the messaging tables every service has, and the service's own.
+    config.set_main_option(
+        "version_locations",
+        f"{SHARED_MIGRATIONS / 'versions'} {SERVICES_ROOT / service / 'migrations'}",
+    )
+    config.set_main_option("path_separator", "space")
+    config.attributes["connection"] = connection
+    config.attributes["schema"] = service
+    return config
+
+
+def _lock_id(schema: str) -> int:
+    return zlib.crc32(f"pmo-migrate-{schema}".encode())
+
+
+async def migrate(engine: AsyncEngine, service: str) -> None:
+    """Bring the service's schema to the newest revision.
+
+    An advisory lock makes concurrent starts of several replicas (or `pmo migrate` racing a pod)
+    apply each revision exactly once.
+    """
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _lock_id(service)})
+        try:
+            await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{service}"'))
+            await connection.commit()
+            await connection.run_sync(
+                lambda sync: command.upgrade(_migration_config(service, sync), "heads")
+            )
+            await connection.commit()
+        finally:
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:id)"), {"id": _lock_id(service)}
+            )
+            await connection.commit()
+
+
+async def migrate_url(url: str, service: str) -> None:
+    engine = create_engine(url, service, pool_size=1, application=f"pmo-{service}-migrate")
+    try:
+        await migrate(engine, service)
+    finally:
+        await engine.dispose()
+
+
+async def wait_for_database(engine: AsyncEngine, timeout: float = 60.0) -> None:
+    """Wait until PostgreSQL answers, so a service started beside its database does not crash."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            return
+        except (OSError, ConnectionError) as error:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"PostgreSQL did not answer within {timeout:.0f}s: {error}") from error
+            await asyncio.sleep(0.5)

@@ -1,0 +1,122 @@
+"""The HTTP side every service has: probes, metrics, API docs, dead letters, and its own routes."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from faststream.specification.asyncapi.site import get_asyncapi_html
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from shared.messaging.tables import dead_letter
+from shared.security import Principal, require_role
+
+if TYPE_CHECKING:
+    from shared.runtime import ServiceRuntime
+
+
+class DeadLetter(BaseModel):
+    id: int
+    topic: str
+    partition: int
+    offset: int
+    reason: str
+    event_id: str | None
+    event_type: str | None
+    key: str | None
+    value_base64: str | None
+    created_at: datetime
+
+
+def runtime_of(request: Request) -> ServiceRuntime:
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
+
+
+def create_http_app(runtime: ServiceRuntime) -> FastAPI:
+    """The service's FastAPI app; its lifespan starts and stops the whole service."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(
+        title=f"PMO {runtime.name} API",
+        summary=runtime.definition.summary,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.settings = runtime.settings
+
+    @app.get("/livez", tags=["operations"], summary="The process is alive")
+    async def livez() -> dict[str, str]:
+        # Never checks Kafka or PostgreSQL: a slow dependency must not get a pod restarted.
+        return {"status": "alive", "service": runtime.name}
+
+    @app.get("/readyz", tags=["operations"], summary="The service can do its work now")
+    async def readyz() -> JSONResponse:
+        ready, checks = await runtime.ready()
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI document of the events")
+    async def asyncapi_json() -> Response:
+        return Response(runtime.asyncapi.to_specification().to_json(), media_type="application/json")
+
+    @app.get("/asyncapi", tags=["operations"], summary="AsyncAPI document, readable")
+    async def asyncapi_html() -> HTMLResponse:
+        return HTMLResponse(get_asyncapi_html(runtime.asyncapi.to_specification()))
+
+    @app.get(
+        "/dead-letters",
+        tags=["operations"],
+        summary="Messages this service could not process, newest first, with the reason",
+    )
+    async def dead_letters(
+        _: Annotated[Principal, Depends(require_role("viewer", "project_manager"))],
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        before_id: Annotated[int | None, Query(description="Page: ids below this one")] = None,
+    ) -> list[DeadLetter]:
+        query = sa.select(dead_letter).order_by(dead_letter.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(dead_letter.c.id < before_id)
+        async with runtime.sessions() as session:
+            rows = (await session.exec(query)).all()
+        return [_dead_letter(row) for row in rows]
+
+    for router in runtime.definition.routers:
+        app.include_router(router)
+    return app
+
+
+def _dead_letter(row: Any) -> DeadLetter:
+    return DeadLetter(
+        id=row.id,
+        topic=row.topic,
+        partition=row.partition,
+        offset=row.offset,
+        reason=row.reason,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        key=row.key.decode("utf-8", "replace") if row.key is not None else None,
+        value_base64=base64.b64encode(row.value).decode() if row.value is not None else None,
+        created_at=row.created_at,
+    )

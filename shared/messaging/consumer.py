@@ -1,0 +1,324 @@
+"""The one event consumer: a Kafka batch becomes one transaction, with inbox, dead letters and traces.
+
+For each batch, in order: every record is parsed as a CloudEvent and validated against its
+contract (bad input is dead-lettered with the reason); the inbox claims the batch's event ids in
+one statement (a redelivered event is dead-lettered as a duplicate and has no second effect);
+each new event is handled in a savepoint under its own trace; the transaction commits; only then
+does FastStream commit the offsets. A failure of the database or the broker rolls the batch back
+and rewinds the offsets, so the batch is delivered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy.exc
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+
+from shared.events import EventData, Envelope, InvalidEvent, decode_data, parse_record
+from shared.events.contracts import INBOUND_EVENTS, OUTBOUND_EVENTS
+from shared.messaging import inbox, parking
+from shared.messaging.dead_letters import UndeliverableRecord
+from shared.messaging.unit_of_work import UnitOfWork
+from shared.metrics import ServiceMetrics
+from shared.telemetry import current_event_id, current_project_id, event_trace_context
+from shared.topics import event_name_of
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E", bound=EventData)
+
+
+class Rejected(Exception):
+    """A handler refuses an event for a reason of the business (e.g. an impossible transition).
+
+    The event is dead-lettered with this reason and nothing it did is kept.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Deferred(Exception):
+    """A handler cannot apply an event yet: it waits for something else to arrive first.
+
+    The event is parked with `waits_for` (e.g. the project id) and replayed, in arrival order,
+    when a handler calls `uow.release(waits_for)`.
+    """
+
+    def __init__(self, waits_for: str, reason: str) -> None:
+        super().__init__(reason)
+        self.waits_for = waits_for
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    """What a handler may need to know about the event besides its data."""
+
+    id: str
+    source: str
+    type: str
+    time: datetime | None
+    topic: str
+    partition: int
+    offset: int
+
+
+Handler = Callable[[E, EventMeta, UnitOfWork], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Subscription(Generic[E]):
+    model: type[E]
+    handler: Handler[E]
+
+
+def subscriptions(handlers: Mapping[str, Handler[Any]]) -> dict[str, Subscription[Any]]:
+    """Pair each handled event name with its contract model."""
+    known = {**INBOUND_EVENTS, **OUTBOUND_EVENTS}
+    unknown = set(handlers) - set(known)
+    if unknown:
+        raise ValueError(f"No event contract for {sorted(unknown)}")
+    return {name: Subscription(known[name], handler) for name, handler in handlers.items()}
+
+
+_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an error is the infrastructure's (retry the batch) rather than the event's."""
+    if isinstance(error, OSError | ConnectionError | TimeoutError):
+        return True
+    if isinstance(error, sqlalchemy.exc.DBAPIError):
+        if error.connection_invalidated or isinstance(
+            error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
+        ):
+            return True
+        code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
+        return bool(code) and str(code)[:2] in _TRANSIENT_SQLSTATE_CLASSES
+    return isinstance(error, sqlalchemy.exc.DisconnectionError)
+
+
+@dataclass
+class _Parsed:
+    record: UndeliverableRecord
+    envelope: Envelope
+    data: EventData
+    subscription: Subscription[Any]
+
+
+class EventConsumer:
+    """Handles batches of Kafka records for one service."""
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        handlers: Mapping[str, Handler[Any]],
+        unit_of_work: Callable[[], UnitOfWork],
+        tracer: Tracer,
+        metrics: ServiceMetrics,
+        topic_prefix: str = "",
+    ) -> None:
+        self.service = service
+        self.subscriptions = subscriptions(handlers)
+        self.unit_of_work = unit_of_work
+        self.tracer = tracer
+        self.metrics = metrics
+        self.topic_prefix = topic_prefix
+        self._retry_delay = 0.0
+
+    @property
+    def event_names(self) -> list[str]:
+        return list(self.subscriptions)
+
+    async def process(self, records: Sequence[Any]) -> None:
+        """Process one batch; raises only when the whole batch must be delivered again."""
+        started = time.perf_counter()
+        try:
+            await self._process(records)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            # The database or broker is away: back off so the redelivery loop does not spin.
+            self._retry_delay = min(max(self._retry_delay * 2, 0.5), 10.0)
+            log.warning(
+                "batch of %d rolled back (%s: %s); retrying in %.1fs",
+                len(records),
+                type(error).__name__,
+                error,
+                self._retry_delay,
+                extra={"service": self.service},
+            )
+            await asyncio.sleep(self._retry_delay)
+            raise
+        self._retry_delay = 0.0
+        self.metrics.batch_seconds.labels(self.service).observe(time.perf_counter() - started)
+        self.metrics.batch_size.labels(self.service).observe(len(records))
+
+    async def _process(self, raw_records: Sequence[Any]) -> None:
+        outcomes: list[tuple[str, str]] = []
+        async with self.unit_of_work() as uow:
+            parsed: list[_Parsed] = []
+            for raw in raw_records:
+                record = UndeliverableRecord.of(raw)
+                try:
+                    parsed.append(self._parse(record))
+                except InvalidEvent as invalid:
+                    await uow.dead_letter(record, reason=invalid.reason)
+                    outcomes.append((record.topic, "dead_lettered"))
+
+            fresh = await inbox.claim(
+                uow.session,
+                self.service,
+                list(
+                    {
+                        (p.envelope.id, p.envelope.source): (
+                            p.envelope.id,
+                            p.envelope.source,
+                            p.envelope.type,
+                        )
+                        for p in parsed
+                    }.values()
+                ),
+            )
+            for item in parsed:
+                identity = (item.envelope.id, item.envelope.source)
+                if identity not in fresh:
+                    await uow.dead_letter(
+                        item.record,
+                        reason=(
+                            f"duplicate: event {item.envelope.id!r} from "
+                            f"{item.envelope.source!r} was already processed"
+                        ),
+                        event_id=item.envelope.id,
+                        event_type=item.envelope.type,
+                    )
+                    outcomes.append((item.record.topic, "duplicate"))
+                    continue
+                fresh.discard(identity)  # a second copy later in this batch is a duplicate too
+                outcomes.append((item.record.topic, await self._handle(item, uow)))
+                await self._replay_released(uow, outcomes)
+            await uow.commit()
+        for topic, outcome in outcomes:
+            self.metrics.events_consumed.labels(self.service, topic, outcome).inc()
+            if outcome in ("dead_lettered", "duplicate"):
+                self.metrics.dead_letters.labels(self.service, topic).inc()
+
+    def _parse(self, record: UndeliverableRecord) -> _Parsed:
+        envelope = parse_record(record.value, record.headers)
+        expected = event_name_of(record.topic, self.topic_prefix)
+        if envelope.event_name != expected:
+            raise InvalidEvent(
+                f"event type {envelope.type!r} does not belong on topic {record.topic!r}, "
+                f"which carries only 'pmo.{expected}'"
+            )
+        subscription = self.subscriptions.get(expected)
+        if subscription is None:
+            raise InvalidEvent(f"{self.service} does not handle {envelope.type!r}")
+        return _Parsed(record, envelope, decode_data(envelope, subscription.model), subscription)
+
+    async def _handle(self, item: _Parsed, uow: UnitOfWork) -> str:
+        envelope, record = item.envelope, item.record
+        parent = event_trace_context(record.headers, envelope.extensions, envelope.id, envelope.source)
+        project_id = getattr(item.data, "project_id", None)
+        event_token = current_event_id.set(envelope.id)
+        project_token = current_project_id.set(project_id)
+        started = time.perf_counter()
+        try:
+            with self.tracer.start_as_current_span(
+                f"handle {envelope.type}",
+                context=parent,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": record.topic,
+                    "messaging.message.id": envelope.id,
+                    "messaging.kafka.destination.partition": record.partition,
+                    "messaging.kafka.message.offset": record.offset,
+                    "cloudevents.event_type": envelope.type,
+                    "cloudevents.event_source": envelope.source,
+                    "pmo.project_id": project_id or "",
+                },
+            ) as span:
+                meta = EventMeta(
+                    id=envelope.id,
+                    source=envelope.source,
+                    type=envelope.type,
+                    time=envelope.time,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                try:
+                    async with uow.session.begin_nested():
+                        await item.subscription.handler(item.data, meta, uow)
+                except Deferred as deferred:
+                    await parking.park(
+                        uow.session,
+                        record,
+                        consumer=self.service,
+                        waits_for=deferred.waits_for,
+                        reason=deferred.reason,
+                        event_id=envelope.id,
+                        source=envelope.source,
+                        event_type=envelope.type,
+                    )
+                    span.add_event("parked", {"waits_for": deferred.waits_for})
+                    return "parked"
+                except Rejected as rejected:
+                    span.set_status(Status(StatusCode.ERROR, rejected.reason))
+                    await self._reject(item, uow, f"rejected: {rejected.reason}")
+                    return "dead_lettered"
+                except Exception as error:
+                    if is_transient(error):
+                        raise
+                    # A handler that breaks on one event must not stop the consumer: the event
+                    # is dead-lettered with the error, and the bug shows in logs and metrics.
+                    span.record_exception(error)
+                    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                    log.exception(
+                        "handler failed on %s %s", envelope.type, envelope.id,
+                        extra={"service": self.service},
+                    )
+                    await self._reject(
+                        item, uow, f"handler error: {type(error).__name__}: {error}"
+                    )
+                    return "dead_lettered"
+                return "processed"
+        finally:
+            self.metrics.event_processing_seconds.labels(self.service, record.topic).observe(
+                time.perf_counter() - started
+            )
+            current_event_id.reset(event_token)
+            current_project_id.reset(project_token)
+
+    async def _replay_released(self, uow: UnitOfWork, outcomes: list[tuple[str, str]]) -> None:
+        """Handle the parked events whose wait a handler just ended, in the order they came."""
+        while uow.released:
+            key = uow.released.pop(0)
+            for record in await parking.unpark(uow.session, consumer=self.service, waits_for=key):
+                try:
+                    item = self._parse(record)
+                except InvalidEvent as invalid:  # e.g. the contract changed while it waited
+                    await uow.dead_letter(record, reason=invalid.reason)
+                    outcomes.append((record.topic, "dead_lettered"))
+                    continue
+                outcomes.append((record.topic, await self._handle(item, uow)))
+
+    async def _reject(self, item: _Parsed, uow: UnitOfWork, reason: str) -> None:
+        log.warning(
+            "dead-lettered %s %s: %s", item.envelope.type, item.envelope.id, reason,
+            extra={"service": self.service},
+        )
+        await uow.dead_letter(
+            item.record, reason=reason, event_id=item.envelope.id, event_type=item.envelope.type
+        )

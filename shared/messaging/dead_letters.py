@@ -1,0 +1,87 @@
+"""The one dead-letter path: the original bytes and the reason, kept in a table and sent to `<topic>.dlq`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.messaging.outbox import enqueue
+from shared.messaging.tables import dead_letter, encode_headers
+from shared.topics import dead_letter_topic
+
+# Headers added to a dead-lettered message, so whoever reads `<topic>.dlq` knows why and whence.
+REASON_HEADER = "pmo-dlq-reason"
+ORIGIN_HEADERS = ("pmo-dlq-topic", "pmo-dlq-partition", "pmo-dlq-offset", "pmo-dlq-consumer")
+
+
+@dataclass(frozen=True)
+class UndeliverableRecord:
+    """A Kafka record as it arrived, before anything was made of it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+    @classmethod
+    def of(cls, record: Any) -> UndeliverableRecord:
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=[(name, bytes(value or b"")) for name, value in (record.headers or ())],
+        )
+
+
+async def dead_letter_record(
+    session: AsyncSession,
+    record: UndeliverableRecord,
+    *,
+    consumer: str,
+    reason: str,
+    event_id: str | None = None,
+    event_type: str | None = None,
+) -> None:
+    """Keep a message that cannot be processed, inside the consumer's transaction.
+
+    The row makes it visible through the API; the outbox row sends it to the dead-letter topic.
+    Both commit with the rest of the batch, and then the consumer's offset moves past it.
+    """
+    await session.exec(
+        sa.insert(dead_letter).values(
+            consumer=consumer,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers=encode_headers(record.headers),
+            reason=reason,
+            event_id=event_id,
+            event_type=event_type,
+        )
+    )
+    headers = [
+        *(h for h in record.headers if h[0] != REASON_HEADER and h[0] not in ORIGIN_HEADERS),
+        (REASON_HEADER, reason.encode()),
+        ("pmo-dlq-topic", record.topic.encode()),
+        ("pmo-dlq-partition", str(record.partition).encode()),
+        ("pmo-dlq-offset", str(record.offset).encode()),
+        ("pmo-dlq-consumer", consumer.encode()),
+        ("pmo-dlq-at", datetime.now(UTC).isoformat().encode()),
+    ]
+    await enqueue(
+        session,
+        topic=dead_letter_topic(record.topic),
+        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
+        value=record.value or b"",
+        headers=headers,
+    )

@@ -1,0 +1,266 @@
+"""The transactional outbox: events are rows written with the state change, and a relay sends them.
+
+Nothing a service publishes goes straight to Kafka. A handler's events (and its dead letters) are
+inserted in the same transaction as its effect; the relay publishes committed rows in order, keyed
+by project, and marks them published. A crash between publishing and marking means the row is sent
+again: consumers are idempotent (inbox), so the effect still happens once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.propagate import inject
+from opentelemetry.trace import SpanKind, Tracer
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.metrics import ServiceMetrics
+from shared.messaging.tables import decode_headers, encode_headers, outbox
+from shared.telemetry import context_from_traceparent, current_trace_headers
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 50
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    topic: str,
+    key: str | None,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+) -> uuid.UUID:
+    """Write one message to the outbox inside the caller's transaction.
+
+    The current trace context is stored with it, so the relay publishes it as part of the trace
+    of the work that wrote it, not of the relay's own loop.
+    """
+    message_id = uuid.uuid4()
+    trace_headers = current_trace_headers()
+    await session.exec(
+        sa.insert(outbox).values(
+            message_id=message_id,
+            topic=topic,
+            key=key,
+            value=value,
+            headers=encode_headers(headers),
+            traceparent=trace_headers.get("traceparent"),
+            tracestate=trace_headers.get("tracestate"),
+        )
+    )
+    return message_id
+
+
+class OutboxRelay:
+    """Publishes a service's committed outbox rows to Kafka, oldest first.
+
+    Several replicas may run a relay; a PostgreSQL advisory lock lets only one publish at a time,
+    which is what keeps each project's events in the order they were committed.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        engine: AsyncEngine,
+        producer: AIOKafkaProducer,
+        tracer: Tracer,
+        metrics: ServiceMetrics,
+        poll_interval_s: float = 0.5,
+        batch_size: int = 500,
+        retention: timedelta = timedelta(days=3),
+    ) -> None:
+        self.service = service
+        self.engine = engine
+        self.producer = producer
+        self.tracer = tracer
+        self.metrics = metrics
+        self.poll_interval_s = poll_interval_s
+        self.batch_size = batch_size
+        self.retention = retention
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock_id = zlib.crc32(f"pmo-outbox-relay-{service}".encode())
+        self._last_prune = datetime.min.replace(tzinfo=UTC)
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox rows: publish now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self.engine.connect() as connection:
+                    await self._lead(connection)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay failed; retrying", extra={"service": self.service})
+                await asyncio.sleep(self.poll_interval_s * 4)
+
+    async def _lead(self, connection: Any) -> None:
+        """Hold the relay lock on this connection and publish until cancelled or disconnected."""
+        while True:
+            locked = (
+                await connection.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": self._lock_id})
+            ).scalar_one()
+            await connection.commit()
+            if locked:
+                break
+            # Another replica is the relay: stand by and try again later.
+            await asyncio.sleep(self.poll_interval_s * 4)
+        while True:
+            sent = await self.publish_pending(connection)
+            if sent < self.batch_size:
+                await self._observe_backlog(connection)
+                await self._prune(connection)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+
+    async def publish_pending(self, connection: Any) -> int:
+        """Publish one batch of pending rows and mark them; return how many were published."""
+        rows = (
+            await connection.execute(
+                sa.select(
+                    outbox.c.seq,
+                    outbox.c.topic,
+                    outbox.c.key,
+                    outbox.c.value,
+                    outbox.c.headers,
+                    outbox.c.traceparent,
+                    outbox.c.tracestate,
+                )
+                .where(outbox.c.state == "pending")
+                .order_by(outbox.c.seq)
+                .limit(self.batch_size)
+            )
+        ).all()
+        await connection.commit()
+        if not rows:
+            return 0
+        published: list[int] = []
+        failures: dict[int, str] = {}
+        results = await asyncio.gather(*(self._send(row) for row in rows), return_exceptions=True)
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, BaseException):
+                failures[row.seq] = f"{type(result).__name__}: {result}"
+            else:
+                published.append(row.seq)
+                self.metrics.events_produced.labels(self.service, row.topic).inc()
+        now = datetime.now(UTC)
+        if published:
+            await connection.execute(
+                sa.update(outbox)
+                .where(outbox.c.seq.in_(published))
+                .values(state="published", published_at=now, attempts=outbox.c.attempts + 1)
+            )
+        for seq, error in failures.items():
+            # Left pending, so the next round sends it again. A message the broker keeps refusing
+            # (too large, topic gone) is parked as failed after MAX_ATTEMPTS so that it does not
+            # hold the relay; it stays in the table with its error, to be re-queued by hand.
+            await connection.execute(
+                sa.update(outbox)
+                .where(outbox.c.seq == seq)
+                .values(
+                    attempts=outbox.c.attempts + 1,
+                    last_error=error[:2000],
+                    state=sa.case(
+                        (outbox.c.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"
+                    ),
+                )
+            )
+        await connection.commit()
+        if failures:
+            log.warning(
+                "outbox: %d of %d messages not published yet: %s",
+                len(failures),
+                len(rows),
+                next(iter(failures.values())),
+                extra={"service": self.service},
+            )
+            await asyncio.sleep(self.poll_interval_s)
+        return len(published)
+
+    async def _send(self, row: Any) -> None:
+        parent = context_from_traceparent(row.traceparent, row.tracestate)
+        with self.tracer.start_as_current_span(
+            f"{row.topic} publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": row.topic,
+                "messaging.kafka.message.key": row.key or "",
+            },
+        ):
+            headers = [
+                (name, value)
+                for name, value in decode_headers(row.headers)
+                if name not in ("traceparent", "tracestate")
+            ]
+            carrier: dict[str, str] = {}
+            inject(carrier)
+            headers.extend((name, value.encode()) for name, value in carrier.items())
+            future = await self.producer.send(
+                row.topic,
+                value=bytes(row.value),
+                key=row.key.encode() if row.key is not None else None,
+                headers=headers,
+            )
+        try:
+            await future
+        except KafkaError as error:
+            trace.get_current_span().record_exception(error)
+            raise
+
+    async def _observe_backlog(self, connection: Any) -> None:
+        backlog, oldest = (
+            await connection.execute(
+                sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(
+                    outbox.c.state == "pending"
+                )
+            )
+        ).one()
+        await connection.commit()
+        self.metrics.outbox_backlog.labels(self.service).set(backlog)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        self.metrics.outbox_oldest_age_seconds.labels(self.service).set(age)
+
+    async def _prune(self, connection: Any) -> None:
+        """Forget published rows after the retention period, at most once a minute."""
+        now = datetime.now(UTC)
+        if now - self._last_prune < timedelta(minutes=1):
+            return
+        self._last_prune = now
+        await connection.execute(
+            sa.delete(outbox).where(
+                outbox.c.state == "published", outbox.c.published_at < now - self.retention
+            )
+        )
+        await connection.commit()
+
+

@@ -1,0 +1,104 @@
+"""The unit of work: one transaction for a change and the events it publishes (through the outbox)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from shared.events import EventData, to_structured
+from shared.messaging.dead_letters import UndeliverableRecord, dead_letter_record
+from shared.messaging.outbox import enqueue
+from shared.topics import topic_name
+
+
+class UnitOfWork:
+    """A database transaction in which a handler changes state and publishes events.
+
+    `publish` writes the event to the outbox in this transaction, so the event exists if and only
+    if the change does. After commit the relay is woken to send it at once.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        service: str,
+        topic_prefix: str,
+        after_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._sessions = sessions
+        self.service = service
+        self.source = f"/pmo/{service}"
+        self.topic_prefix = topic_prefix
+        self._after_commit = after_commit
+        self.published = 0
+        self.released: list[str] = []
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("The unit of work is not open: use `async with uow:`")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = self._sessions()
+        await self._session.begin()
+        self.published = 0
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        session = self.session
+        self._session = None
+        try:
+            if session.in_transaction():
+                await session.rollback()
+        finally:
+            await session.close()
+
+    async def publish(self, event: EventData) -> None:
+        value, headers = to_structured(event, source=self.source)
+        await enqueue(
+            self.session,
+            topic=topic_name(event.event_name, self.topic_prefix),
+            key=event.key(),
+            value=value,
+            headers=headers,
+        )
+        self.published += 1
+
+    async def dead_letter(
+        self,
+        record: UndeliverableRecord,
+        *,
+        reason: str,
+        event_id: str | None = None,
+        event_type: str | None = None,
+    ) -> None:
+        await dead_letter_record(
+            self.session,
+            record,
+            consumer=self.service,
+            reason=reason,
+            event_id=event_id,
+            event_type=event_type,
+        )
+        self.published += 1
+
+    def release(self, key: str) -> None:
+        """Let the events parked until `key` exists (e.g. a project id) be handled now."""
+        self.released.append(key)
+
+    async def commit(self) -> None:
+        await self.session.commit()
+        if self.published:
+            self._after_commit()

@@ -1,0 +1,266 @@
+"""How a service runs: its broker subscription, database, outbox relay, workers and HTTP app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from fastapi import APIRouter, FastAPI
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.message import StreamMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+from faststream.specification import AsyncAPI
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.trace import SpanProcessor
+from sqlalchemy import text
+
+from shared.database import create_engine, migrate, session_factory, wait_for_database
+from shared.events import EventData
+from shared.messaging.consumer import EventConsumer, Handler
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.unit_of_work import UnitOfWork
+from shared.metrics import ServiceMetrics
+from shared.settings import ServiceName, Settings
+from shared.telemetry import tracer_provider_for
+from shared.topics import topic_name
+
+log = logging.getLogger(__name__)
+
+Worker = Callable[["ServiceRuntime"], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    """What makes a service itself: the events it handles and publishes, its API, its workers."""
+
+    name: ServiceName
+    summary: str
+    handlers: Mapping[str, Handler[Any]]
+    publishes: Sequence[type[EventData]]
+    routers: Sequence[APIRouter] = ()
+    workers: Sequence[Worker] = ()
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+
+async def _keep_raw(message: StreamMessage[Any]) -> Any:
+    # Parsing is the consumer's job (CloudEvents, both modes, dead letters): FastStream must not
+    # try to decode JSON and fail on garbage before the consumer sees it.
+    return message.body
+
+
+def faststream_security(settings: Settings) -> BaseSecurity | None:
+    options = settings.kafka_client_options()
+    ssl_context = options.get("ssl_context")
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=ssl_context)
+    username = settings.kafka_sasl_username or ""
+    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    mechanism = settings.kafka_sasl_mechanism or "PLAIN"
+    kind = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    return kind[mechanism](username, password, ssl_context=ssl_context)
+
+
+class ServiceRuntime:
+    """One running instance of a service (a pod, or a task in `pmo up` and the tests)."""
+
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        settings: Settings,
+        *,
+        span_processors: Iterable[SpanProcessor] = (),
+    ) -> None:
+        self.definition = definition
+        self.name = definition.name
+        self.settings = settings
+        self.tracer_provider = tracer_provider_for(self.name, span_processors)
+        self.tracer = self.tracer_provider.get_tracer(f"pmo.{self.name}")
+        self.metrics = ServiceMetrics(self.name)
+        self.engine = create_engine(
+            settings.database_url_for(self.name),
+            self.name,
+            pool_size=settings.database_pool_size,
+            application=f"pmo-{self.name}",
+        )
+        self.sessions = session_factory(self.engine)
+        self.consumer_group = f"{settings.topic_prefix}pmo-{self.name}"
+        self.broker = KafkaBroker(
+            settings.bootstrap_servers(),
+            security=faststream_security(settings),
+            client_id=f"pmo-{self.name}",
+            enable_idempotence=settings.kafka_enable_idempotence,
+            middlewares=[
+                KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider),
+                KafkaPrometheusMiddleware(registry=self.metrics.registry, app_name=f"pmo-{self.name}"),
+            ],
+            logger=logging.getLogger(f"pmo.{self.name}.broker"),
+            graceful_timeout=25.0,
+        )
+        self.producer = AIOKafkaProducer(
+            **settings.kafka_client_options(),
+            client_id=f"pmo-{self.name}-relay",
+            enable_idempotence=settings.kafka_enable_idempotence,
+            acks="all",
+            linger_ms=5,
+        )
+        self.relay = OutboxRelay(
+            service=self.name,
+            engine=self.engine,
+            producer=self.producer,
+            tracer=self.tracer,
+            metrics=self.metrics,
+            poll_interval_s=settings.outbox_poll_interval_s,
+            batch_size=settings.outbox_batch_size,
+        )
+        self.consumer = EventConsumer(
+            service=self.name,
+            handlers=definition.handlers,
+            unit_of_work=self.unit_of_work,
+            tracer=self.tracer,
+            metrics=self.metrics,
+            topic_prefix=settings.topic_prefix,
+        )
+        self.topics = [topic_name(name, settings.topic_prefix) for name in self.consumer.event_names]
+        self._subscribe()
+        self._declare_publishers()
+        self.asyncapi = AsyncAPI(
+            self.broker,
+            title=f"PMO {self.name}",
+            version="0.1.0",
+            description=definition.summary,
+        )
+        self._workers: list[asyncio.Task[None]] = []
+        self.started = False
+
+    def unit_of_work(self) -> UnitOfWork:
+        return UnitOfWork(
+            self.sessions,
+            service=self.name,
+            topic_prefix=self.settings.topic_prefix,
+            after_commit=self.relay.wake,
+        )
+
+    def _subscribe(self) -> None:
+        if not self.topics:
+            return
+        consumer = self.consumer
+        metrics = self.metrics
+        service = self.name
+
+        async def consume(body: Any, message: KafkaMessage) -> None:
+            records = message.raw_message
+            batch = records if isinstance(records, tuple) else (records,)
+            await consumer.process(batch)
+            _observe_lag(message, batch, metrics, service)
+
+        subscriber = self.broker.subscriber(
+            *self.topics,
+            group_id=self.consumer_group,
+            batch=True,
+            max_records=self.settings.consumer_batch_max,
+            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            auto_offset_reset=self.settings.auto_offset_reset,
+            # Commit offsets only after the batch's transaction; rewind them on an error.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_keep_raw,
+            title=f"{self.name} consumer",
+            description=(
+                f"The {self.name} service's consumer group; CloudEvents 1.0 (structured or binary) "
+                f"of types {', '.join('pmo.' + n for n in self.consumer.event_names)}."
+            ),
+        )
+        subscriber(consume)
+
+    def _declare_publishers(self) -> None:
+        # The relay sends the messages; these declarations put them in the AsyncAPI document.
+        for model in self.definition.publishes:
+            self.broker.publisher(
+                topic_name(model.event_name, self.settings.topic_prefix),
+                title=f"pmo.{model.event_name}",
+                description=(model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else None,
+                schema=model,
+            )
+
+    async def start(self) -> None:
+        await wait_for_database(self.engine)
+        await migrate(self.engine, self.name)
+        SQLAlchemyInstrumentor().instrument(
+            engine=self.engine.sync_engine, tracer_provider=self.tracer_provider
+        )
+        await self.producer.start()
+        self.relay.start()
+        await self.broker.start()
+        for worker in self.definition.workers:
+            self._workers.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))
+        self.started = True
+        log.info("%s started", self.name, extra={"service": self.name})
+
+    async def stop(self) -> None:
+        """Stop taking events, finish the batch in hand, flush, and let go of every connection."""
+        self.started = False
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        for task in self._workers:
+            task.cancel()
+        for task in self._workers:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._workers.clear()
+        await self.relay.stop()
+        with contextlib.suppress(Exception):
+            await self.producer.stop()
+        SQLAlchemyInstrumentor().uninstrument()
+        await self.engine.dispose()
+        self.tracer_provider.shutdown()
+        log.info("%s stopped", self.name, extra={"service": self.name})
+
+    async def ready(self) -> tuple[bool, dict[str, str]]:
+        """Whether this instance can do its work now: database answers and consumer is running."""
+        checks: dict[str, str] = {}
+        try:
+            async with self.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as error:
+            checks["database"] = f"unavailable: {type(error).__name__}"
+        try:
+            checks["kafka"] = "ok" if self.started and await self.broker.ping(timeout=2.0) else (
+                "not connected"
+            )
+        except Exception as error:
+            checks["kafka"] = f"unavailable: {type(error).__name__}"
+        return all(value == "ok" for value in checks.values()), checks
+
+    def http_app(self) -> FastAPI:
+        from shared.http import create_http_app
+
+        return create_http_app(self)
+
+
+def _observe_lag(message: Any, batch: Sequence[Any], metrics: ServiceMetrics, service: str) -> None:
+    consumer = getattr(message, "consumer", None)
+    if consumer is None:
+        return
+    last: dict[tuple[str, int], int] = {}
+    for record in batch:
+        last[(record.topic, record.partition)] = record.offset
+    from aiokafka import TopicPartition
+
+    for (topic, partition), offset in last.items():
+        highwater = consumer.highwater(TopicPartition(topic, partition))
+        if highwater is not None:
+            metrics.consumer_lag.labels(service, topic, str(partition)).set(
+                max(highwater - offset - 1, 0)
+            )

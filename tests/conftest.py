@@ -1,0 +1,150 @@
+"""Fixtures of the one test harness (see tests/harness.py for where the real parts come from)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from pmo.topics import create_topics
+from services.catalog import SERVICES
+from shared.database import migrate_url
+from shared.runtime import ServiceRuntime
+from shared.settings import SERVICE_NAMES, ServiceName, Settings
+from tests.harness import (
+    Enterprise,
+    RunningService,
+    free_port,
+    kafka_for_tests,
+    postgres_for_tests,
+    serve,
+    span_collector,
+    stop_serving,
+    with_database,
+)
+
+ADMIN_TOKEN = "test-admin-token"
+TEST_PARTITIONS = 2
+
+
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("pmo-harness")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(work_dir: Path) -> Iterator[str]:
+    with kafka_for_tests(work_dir) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_url(work_dir: Path) -> Iterator[str]:
+    with postgres_for_tests(work_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def template_database(postgres_url: str) -> AsyncIterator[str]:
+    """A database with every service's schema migrated, copied for each test (fast, isolated)."""
+    name = f"pmo_template_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(postgres_url, name)
+        for service in SERVICE_NAMES:
+            await migrate_url(url, service)
+        yield name
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+    name = f"pmo_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(postgres_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+async def settings(kafka_bootstrap: str, database_url: str, topic_prefix: str) -> Settings:
+    """Settings of a test: its own topics and database, quick polling, idempotence off only
+    where the broker is the embedded one (it rejects InitProducerId)."""
+    test_settings = Settings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        topic_prefix=topic_prefix,
+        kafka_enable_idempotence=False,
+        admin_token=ADMIN_TOKEN,
+        consumer_batch_timeout_ms=20,
+        outbox_poll_interval_s=0.1,
+        database_pool_size=3,
+        log_json=False,
+    )
+    await create_topics(test_settings, partitions=TEST_PARTITIONS)
+    return test_settings
+
+
+@pytest.fixture
+async def enterprise(settings: Settings) -> AsyncIterator[Enterprise]:
+    producer = AIOKafkaProducer(**settings.kafka_client_options(), enable_idempotence=False)
+    await producer.start()
+    try:
+        yield Enterprise(producer, settings.topic_prefix)
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    exporter, _ = span_collector()
+    return exporter
+
+
+StartService = Callable[..., Awaitable[RunningService]]
+
+
+@pytest.fixture
+async def start_service(
+    settings: Settings, spans: InMemorySpanExporter
+) -> AsyncIterator[StartService]:
+    """Start services in-process with uvicorn on free ports; all stopped at the end of the test."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    running: list[RunningService] = []
+
+    async def start(name: ServiceName, **overrides: object) -> RunningService:
+        service_settings = Settings.model_validate({**settings.model_dump(), **overrides})
+        runtime = ServiceRuntime(
+            SERVICES[name], service_settings, span_processors=[SimpleSpanProcessor(spans)]
+        )
+        port = free_port()
+        server, task = await serve(runtime.http_app(), port)
+        service = RunningService(runtime, f"http://127.0.0.1:{port}", server, task)
+        running.append(service)
+        return service
+
+    yield start
+    for service in reversed(running):
+        await stop_serving(service.server, service.task)
+
+
+@pytest.fixture
+def admin_headers() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
