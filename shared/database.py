@@ -65,6 +65,11 @@ def _migration_config(service: str, connection: Connection) -> Config:
     return config
 
 
+# Alembic keeps its migration context in module globals: two migrations interleaving in one
+# process (services sharing a process, as in the tests) would trample each other.
+_in_process = asyncio.Lock()
+
+
 def _lock_id(schema: str) -> int:
     return zlib.crc32(f"pmo-migrate-{schema}".encode())
 
@@ -75,7 +80,7 @@ async def migrate(engine: AsyncEngine, service: str) -> None:
     An advisory lock makes concurrent starts of several replicas (or `pmo migrate` racing a pod)
     apply each revision exactly once.
     """
-    async with engine.connect() as connection:
+    async with _in_process, engine.connect() as connection:
         await connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _lock_id(service)})
         try:
             await connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{service}"'))

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -108,17 +107,16 @@ class ServiceRuntime:
             logger=logging.getLogger(f"pmo.{self.name}.broker"),
             graceful_timeout=25.0,
         )
-        self.producer = AIOKafkaProducer(
-            **settings.kafka_client_options(),
-            client_id=f"pmo-{self.name}-relay",
-            enable_idempotence=settings.kafka_enable_idempotence,
-            acks="all",
-            linger_ms=5,
-        )
         self.relay = OutboxRelay(
             service=self.name,
             engine=self.engine,
-            producer=self.producer,
+            producer_options={
+                **settings.kafka_client_options(),
+                "client_id": f"pmo-{self.name}-relay",
+                "enable_idempotence": settings.kafka_enable_idempotence,
+                "acks": "all",
+                "linger_ms": 5,
+            },
             tracer=self.tracer,
             metrics=self.metrics,
             poll_interval_s=settings.outbox_poll_interval_s,
@@ -199,8 +197,7 @@ class ServiceRuntime:
         SQLAlchemyInstrumentor().instrument(
             engine=self.engine.sync_engine, tracer_provider=self.tracer_provider
         )
-        await self.producer.start()
-        self.relay.start()
+        await self.relay.start()
         await self.broker.start()
         for worker in self.definition.workers:
             self._workers.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))
@@ -219,8 +216,6 @@ class ServiceRuntime:
                 await task
         self._workers.clear()
         await self.relay.stop()
-        with contextlib.suppress(Exception):
-            await self.producer.stop()
         SQLAlchemyInstrumentor().uninstrument()
         await self.engine.dispose()
         self.tracer_provider.shutdown()

@@ -21,6 +21,10 @@ DEFAULT_HTTP_PORTS: dict[ServiceName, int] = {
 }
 
 
+class ConfigurationError(RuntimeError):
+    """A setting the operator must provide is missing or wrong; the message says which."""
+
+
 class Settings(BaseSettings):
     """Configuration of the PMO backend; 12-factor, so environment variables only.
 
@@ -98,7 +102,7 @@ class Settings(BaseSettings):
         """The PostgreSQL URL a service uses: its own override, else the shared one."""
         url = getattr(self, f"{service}_database_url") or self.database_url
         if not url:
-            raise RuntimeError(
+            raise ConfigurationError(
                 "No database configured: set PMO_DATABASE_URL "
                 f"(or PMO_{service.upper()}_DATABASE_URL), or use `pmo up` for the embedded one."
             )
@@ -106,7 +110,7 @@ class Settings(BaseSettings):
 
     def bootstrap_servers(self) -> str:
         if not self.kafka_bootstrap_servers:
-            raise RuntimeError(
+            raise ConfigurationError(
                 "No Kafka configured: set PMO_KAFKA_BOOTSTRAP_SERVERS, "
                 "or use `pmo up` for the embedded broker."
             )

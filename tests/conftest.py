@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pmo.topics import create_topics
@@ -23,7 +25,6 @@ from tests.harness import (
     kafka_for_tests,
     postgres_for_tests,
     serve,
-    span_collector,
     stop_serving,
     with_database,
 )
@@ -113,36 +114,49 @@ async def enterprise(settings: Settings) -> AsyncIterator[Enterprise]:
 
 @pytest.fixture
 def spans() -> InMemorySpanExporter:
-    exporter, _ = span_collector()
-    return exporter
+    return InMemorySpanExporter()
 
 
-StartService = Callable[..., Awaitable[RunningService]]
+class ServiceStarter:
+    """Starts services in-process, each with uvicorn on a free port, spans to the test's exporter."""
+
+    def __init__(self, settings: Settings, spans: InMemorySpanExporter) -> None:
+        self.settings = settings
+        self.spans = spans
+        self.running: list[RunningService] = []
+
+    async def __call__(self, name: ServiceName, **overrides: object) -> RunningService:
+        settings = (
+            Settings.model_validate({**self.settings.model_dump(), **overrides})
+            if overrides
+            else self.settings
+        )
+        runtime = ServiceRuntime(
+            SERVICES[name], settings, span_processors=[SimpleSpanProcessor(self.spans)]
+        )
+        port = free_port()
+        server, task = await serve(runtime.http_app(), port)
+        service = RunningService(runtime, f"http://127.0.0.1:{port}", server, task)
+        self.running.append(service)
+        return service
+
+    async def all(self, *names: ServiceName) -> list[RunningService]:
+        """Start several at once: each waits for its consumer group to form, so in parallel."""
+        return list(await asyncio.gather(*(self(name) for name in names)))
+
+    async def stop_all(self) -> None:
+        for service in reversed(self.running):
+            await stop_serving(service.server, service.task)
+        self.running.clear()
 
 
 @pytest.fixture
 async def start_service(
     settings: Settings, spans: InMemorySpanExporter
-) -> AsyncIterator[StartService]:
-    """Start services in-process with uvicorn on free ports; all stopped at the end of the test."""
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
-    running: list[RunningService] = []
-
-    async def start(name: ServiceName, **overrides: object) -> RunningService:
-        service_settings = Settings.model_validate({**settings.model_dump(), **overrides})
-        runtime = ServiceRuntime(
-            SERVICES[name], service_settings, span_processors=[SimpleSpanProcessor(spans)]
-        )
-        port = free_port()
-        server, task = await serve(runtime.http_app(), port)
-        service = RunningService(runtime, f"http://127.0.0.1:{port}", server, task)
-        running.append(service)
-        return service
-
-    yield start
-    for service in reversed(running):
-        await stop_serving(service.server, service.task)
+) -> AsyncIterator[ServiceStarter]:
+    starter = ServiceStarter(settings, spans)
+    yield starter
+    await starter.stop_all()
 
 
 @pytest.fixture

@@ -24,8 +24,6 @@ import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI, Request
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
@@ -287,8 +285,3 @@ async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
         yield receiver
     finally:
         await stop_serving(server, task)
-
-
-def span_collector() -> tuple[InMemorySpanExporter, SimpleSpanProcessor]:
-    exporter = InMemorySpanExporter()
-    return exporter, SimpleSpanProcessor(exporter)

@@ -75,7 +75,7 @@ class OutboxRelay:
         *,
         service: str,
         engine: AsyncEngine,
-        producer: AIOKafkaProducer,
+        producer_options: dict[str, Any],
         tracer: Tracer,
         metrics: ServiceMetrics,
         poll_interval_s: float = 0.5,
@@ -84,7 +84,8 @@ class OutboxRelay:
     ) -> None:
         self.service = service
         self.engine = engine
-        self.producer = producer
+        self.producer_options = producer_options
+        self.producer: AIOKafkaProducer | None = None
         self.tracer = tracer
         self.metrics = metrics
         self.poll_interval_s = poll_interval_s
@@ -99,16 +100,21 @@ class OutboxRelay:
         """Called after a commit that wrote outbox rows: publish now rather than at the next poll."""
         self._wake.set()
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        self.producer = AIOKafkaProducer(**self.producer_options)
+        await self.producer.start()
         self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
 
     async def stop(self) -> None:
-        if self._task is None:
-            return
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.producer is not None:
+            with contextlib.suppress(KafkaError):
+                await self.producer.stop()
+            self.producer = None
 
     async def _run(self) -> None:
         while True:
@@ -225,6 +231,7 @@ class OutboxRelay:
             carrier: dict[str, str] = {}
             inject(carrier)
             headers.extend((name, value.encode()) for name, value in carrier.items())
+            assert self.producer is not None, "the relay sends only between start() and stop()"
             future = await self.producer.send(
                 row.topic,
                 value=bytes(row.value),

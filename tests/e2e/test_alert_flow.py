@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -9,7 +10,7 @@ import pytest
 
 from services.notifications.domain.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from shared.settings import Settings
-from tests.conftest import StartService
+from tests.conftest import ServiceStarter
 from tests.harness import Enterprise, eventually, webhook_receiver
 
 pytestmark = pytest.mark.e2e
@@ -36,13 +37,15 @@ SLIPPING = {
 
 
 async def test_status_report_with_spi_06_reaches_the_webhook_signed_and_in_one_trace(
-    start_service: StartService, enterprise: Enterprise, settings: Settings, spans: object
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings, spans: object
 ) -> None:
     async with webhook_receiver() as receiver:
-        await start_service("registry")
-        await start_service("monitoring")
-        notifications = await start_service(
-            "notifications", alert_webhook_url=receiver.url, alert_webhook_secret=SECRET
+        _, _, notifications = await asyncio.gather(
+            start_service("registry"),
+            start_service("monitoring"),
+            start_service(
+                "notifications", alert_webhook_url=receiver.url, alert_webhook_secret=SECRET
+            ),
         )
 
         await enterprise.send("project-started", PROJECT)

@@ -1,0 +1,129 @@
+"""The `pmo` command: run the whole system on a laptop, one service in a container, or the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shared.settings import (
+    SERVICE_NAMES,
+    ConfigurationError,
+    ServiceName,
+    Settings,
+    load_settings,
+)
+
+app = typer.Typer(
+    help="The PMO event backbone: registry, monitoring, allocation and notifications over Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+STACK_FILE = "stack.env"
+"""Where `pmo up` writes the addresses of the embedded broker and database for `pmo demo`."""
+DEMO_WEBHOOK_PORT = 8099
+
+
+def _settings() -> Settings:
+    """The settings from the environment; a running `pmo up` fills in the embedded addresses.
+
+    Variables set in the environment win over the stack file.
+    """
+    stack = Path(os.environ.get("PMO_DATA_DIR", ".pmo")) / STACK_FILE
+    return Settings(_env_file=stack if stack.exists() else None)  # type: ignore[call-arg]
+
+
+@app.command()
+def run(
+    service: Annotated[str, typer.Argument(help="registry | monitoring | allocation | notifications")],
+    host: Annotated[str | None, typer.Option(help="Interface for the HTTP API")] = None,
+    port: Annotated[int | None, typer.Option(help="Port for the HTTP API")] = None,
+) -> None:
+    """Run one service against the configured Kafka and PostgreSQL (what a container runs)."""
+    import uvicorn
+    from opentelemetry import trace
+
+    from services.catalog import SERVICES
+    from shared.runtime import ServiceRuntime
+    from shared.telemetry import configure_logging
+
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    name: ServiceName = service  # type: ignore[assignment]
+    try:
+        runtime = ServiceRuntime(SERVICES[name], settings)
+    except ConfigurationError as error:  # a setting missing: say which, not a traceback
+        typer.echo(f"pmo run {service}: {error}", err=True)
+        raise typer.Exit(2) from error
+    trace.set_tracer_provider(runtime.tracer_provider)
+    uvicorn.run(
+        runtime.http_app(),
+        host=host or settings.http_host,
+        port=port or settings.http_port_for(name),
+        log_config=None,
+        # Below the pods' termination grace period: the batch in hand finishes, then we exit.
+        timeout_graceful_shutdown=25,
+    )
+
+
+@app.command()
+def migrate(
+    service: Annotated[str | None, typer.Option(help="Only this service's schema")] = None,
+) -> None:
+    """Apply every service's database migrations, then exit (run before rolling out new pods)."""
+    from shared.database import migrate_url
+    from shared.telemetry import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    names = [service] if service else list(SERVICE_NAMES)
+
+    async def all_services() -> None:
+        for name in names:
+            await migrate_url(settings.database_url_for(name), name)  # type: ignore[arg-type]
+
+    asyncio.run(all_services())
+    typer.echo(f"migrated: {', '.join(names)}")
+
+
+@topics_app.command("create")
+def topics_create(
+    partitions: Annotated[int | None, typer.Option(help="Partitions per topic")] = None,
+) -> None:
+    """Create every topic and its dead-letter topic (existing ones are left as they are)."""
+    from pmo.topics import create_topics
+
+    settings = _settings()
+    created = asyncio.run(create_topics(settings, partitions=partitions))
+    typer.echo(f"topics: {len(created)} created")
+
+
+@app.command()
+def up() -> None:
+    """Start the whole system: embedded Kafka and PostgreSQL unless configured, then all four services."""
+    from pmo.stack import Stack
+
+    stack = Stack(load_settings())
+    raise typer.Exit(stack.run())
+
+
+@app.command()
+def demo(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the alerts")] = 90.0,
+) -> None:
+    """Publish a realistic scenario to the running system and show the alerts it raises."""
+    from pmo.demo import run_demo
+
+    raise typer.Exit(asyncio.run(run_demo(_settings(), port=DEMO_WEBHOOK_PORT, timeout=timeout)))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Code every PMO service needs: event contracts, messaging, database, telemetry, settings."""

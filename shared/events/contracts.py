@@ -1,0 +1,503 @@
+"""The `data` of every PMO event, inbound and outbound, as validated pydantic models."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import to_json
+
+# --- field types ----------------------------------------------------------------------------
+
+# Ids cross system boundaries (ERP, Jira, HR): a stray space would silently split one project
+# into two, so surrounding whitespace is dropped rather than kept or rejected.
+Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+DATE_PROBLEM = "must be a date like 2026-01-31"
+_FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
+
+
+def _shown(value: object) -> str:
+    # JSON notation, because that is what the sender wrote.
+    try:
+        text = to_json(value).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _to_date(value: object) -> object:
+    # pydantic alone would read an integer as a Unix timestamp and reject "2026-01-31T17:00:00",
+    # both surprising for a business date; this takes ISO dates and the date part of date-times.
+    if type(value) is str and len(value) == 10 and value[4] == "-":
+        return value  # the common case: pydantic's own parser is faster, and strict for this shape
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _FULL_DATE.match(value):
+        try:
+            day = date.fromisoformat(value[:10])
+            if value[10] in "T ":
+                datetime.fromisoformat(value)
+                return day
+        except ValueError:
+            pass
+    raise ValueError(f"{DATE_PROBLEM} (got {_shown(value)})")
+
+
+def _check_email(value: str) -> str:
+    value = value.strip()
+    if not _EMAIL.fullmatch(value):
+        raise ValueError(f"must be an e-mail address like pm@example.com (got {_shown(value)})")
+    return value
+
+
+def _check_currency(value: str) -> str:
+    code = value.strip().upper()
+    if not _CURRENCY.fullmatch(code):
+        raise ValueError(f"must be a 3-letter ISO 4217 code like EUR (got {_shown(value)})")
+    return code
+
+
+def _check_iso_week(value: str) -> str:
+    match = _ISO_WEEK.fullmatch(value)
+    if match:
+        try:
+            date.fromisocalendar(int(match[1]), int(match[2]), 1)
+            return value
+        except ValueError:
+            pass
+    raise ValueError(f"must be an ISO week like 2026-W48 (got {_shown(value)})")
+
+
+def _number_to_text(value: object) -> object:
+    # Priority hints come as "high" from some tools and as 1..5 from others; keep both as text.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_to_date)]
+Email = Annotated[str, AfterValidator(_check_email), Field(json_schema_extra={"format": "email"})]
+Currency = Annotated[str, AfterValidator(_check_currency)]
+IsoWeek = Annotated[str, AfterValidator(_check_iso_week)]
+Money = Annotated[float, Field(ge=0)]
+Fte = Annotated[float, Field(ge=0)]
+Metrics = dict[str, float | None]
+
+Lifecycle = Literal["active", "on_hold", "completed", "terminated"]
+"""What an enterprise system may report about a running project."""
+Stage = Literal["proposed", "approved", "active", "on_hold", "completed", "terminated"]
+"""The registry's standard stage model."""
+Health = Literal["green", "amber", "red"]
+Severity = Literal["amber", "red"]
+DirectiveAction = Literal["terminate", "pause", "accelerate", "deprioritize"]
+RecommendedAction = Literal["continue", "accelerate", "pause", "terminate"]
+AllocationStatus = Literal["granted", "partial", "denied"]
+
+
+class ContractModel(BaseModel):
+    """Settings shared by every event model and its parts."""
+
+    # Tolerant reader: producers may add fields without breaking us. NaN/inf are refused because
+    # they would poison earned-value arithmetic and are not valid JSON on the way out.
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        allow_inf_nan=False,
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+    )
+
+
+class EventData(ContractModel):
+    """The `data` of one PMO event; `event_name` names its topic and CloudEvents type."""
+
+    event_name: ClassVar[str]
+
+    def key(self) -> str:
+        """The Kafka key, so that events about one thing stay in order on one partition."""
+        raise NotImplementedError
+
+
+class ProjectEvent(EventData):
+    """An event about one project: keyed by its id."""
+
+    project_id: Id
+    """The enterprise's project id."""
+
+    def key(self) -> str:
+        return self.project_id
+
+
+# --- inbound --------------------------------------------------------------------------------
+
+
+class ObjectiveContribution(ContractModel):
+    objective_id: Id
+    contribution: float = Field(ge=0, le=1)
+    """How much the project serves the objective, 0 (not at all) to 1 (fully)."""
+
+
+class PlannedValuePoint(ContractModel):
+    date: IsoDate
+    planned_value: Money
+    """Cumulative planned value (budgeted cost of work scheduled) at `date`."""
+
+
+class Milestone(ContractModel):
+    name: Name
+    due: IsoDate
+    done: bool = False
+
+
+class StrategicObjective(ContractModel):
+    objective_id: Id
+    name: Name
+    weight: float = Field(ge=0)
+
+
+class Directive(ContractModel):
+    """An explicit instruction in a strategy change, aimed at exactly one target."""
+
+    action: DirectiveAction
+    project_id: Id | None = None
+    business_unit: Id | None = None
+    objective_id: Id | None = None
+    reason: str
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Directive:
+        targets = [self.project_id, self.business_unit, self.objective_id]
+        given = sum(target is not None for target in targets)
+        if given != 1:
+            raise ValueError(
+                "must name exactly one of project_id, business_unit or objective_id "
+                f"(got {'none' if given == 0 else given})"
+            )
+        return self
+
+
+def _unique_objectives(items: list[Any]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.objective_id in seen:
+            raise ValueError(f"objective_id {_shown(item.objective_id)} is listed twice")
+        seen.add(item.objective_id)
+
+
+def _finish_not_before_start(value: date, info: ValidationInfo) -> date:
+    start = info.data.get("start_date")
+    if start is not None and value < start:
+        raise ValueError(f"must not be before start_date {start} (got {value})")
+    return value
+
+
+class ProjectStarted(ProjectEvent):
+    """An enterprise system announces a new project."""
+
+    event_name: ClassVar[str] = "project-started"
+
+    name: Name
+    business_unit: Id
+    manager: Email
+    sponsor: str | None = None
+    start_date: IsoDate
+    planned_finish_date: IsoDate
+    budget: Money
+    """Budget at completion (BAC), in `currency`."""
+    currency: Currency
+    objectives: list[ObjectiveContribution] = []
+    key_project: bool = False
+    methodology: str | None = None
+    """Name of the stage model the project follows."""
+    planned_value_curve: list[PlannedValuePoint] | None = None
+    """Cumulative planned value over time; absent means linear from start to planned finish."""
+
+    _finish = field_validator("planned_finish_date")(_finish_not_before_start)
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives_unique(cls, value: list[ObjectiveContribution]) -> list[ObjectiveContribution]:
+        _unique_objectives(value)
+        return value
+
+    @field_validator("planned_value_curve")
+    @classmethod
+    def _curve_is_cumulative(
+        cls, value: list[PlannedValuePoint] | None
+    ) -> list[PlannedValuePoint] | None:
+        if not value:
+            return value
+        # Order of points is not meaningful to the sender; order by date before checking.
+        points = sorted(value, key=lambda point: point.date)
+        for before, after in itertools.pairwise(points):
+            if after.date == before.date:
+                raise ValueError(f"has two points on {after.date}")
+            if after.planned_value < before.planned_value:
+                raise ValueError(
+                    f"must be cumulative: planned_value falls from {before.planned_value} on "
+                    f"{before.date} to {after.planned_value} on {after.date}"
+                )
+        return points
+
+
+class StatusChanged(ProjectEvent):
+    """A progress report on a project."""
+
+    event_name: ClassVar[str] = "status-changed"
+
+    as_of: IsoDate
+    percent_complete: float = Field(ge=0, le=100)
+    actual_cost: Money
+    """Actual cost (AC) to date, in the project's currency."""
+    lifecycle: Lifecycle | None = None
+    reported_health: Health | None = None
+    milestones: list[Milestone] | None = None
+    """Absent means "not reported", an empty list means "no milestones"."""
+    comment: str | None = None
+
+
+class ResourceRequested(ProjectEvent):
+    """A project asks for people with a skill (or role) over a period."""
+
+    event_name: ClassVar[str] = "resource-requested"
+
+    request_id: Id
+    skill: Name = Field(validation_alias=AliasChoices("skill", "role"))
+    """The skill or role needed; senders may call the field `role`."""
+    fte: float | None = Field(default=None, gt=0)
+    hours: float | None = Field(default=None, gt=0)
+    start: IsoDate
+    end: IsoDate
+    priority: Annotated[str | None, BeforeValidator(_number_to_text)] = None
+    """The requester's hint; portfolio priority decides conflicts."""
+    named_resource: Id | None = None
+    """A specific person asked for, if any."""
+
+    @field_validator("end")
+    @classmethod
+    def _end_not_before_start(cls, value: date, info: ValidationInfo) -> date:
+        start = info.data.get("start")
+        if start is not None and value < start:
+            raise ValueError(f"must not be before start {start} (got {value})")
+        return value
+
+    @model_validator(mode="after")
+    def _fte_or_hours(self) -> ResourceRequested:
+        if (self.fte is None) == (self.hours is None):
+            given = "both" if self.fte is not None else "neither"
+            raise ValueError(f"must give exactly one of fte or hours (got {given})")
+        return self
+
+
+class StrategyChanged(EventData):
+    """The enterprise strategy changed: new weighted objectives, maybe explicit directives."""
+
+    event_name: ClassVar[str] = "strategy-changed"
+
+    strategy_version: int = Field(gt=0)
+    effective_date: IsoDate
+    objectives: list[StrategicObjective] = Field(min_length=1)
+    directives: list[Directive] = []
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives_usable(cls, value: list[StrategicObjective]) -> list[StrategicObjective]:
+        _unique_objectives(value)
+        if all(objective.weight == 0 for objective in value):
+            raise ValueError("must give at least one objective a positive weight")
+        return value
+
+    def key(self) -> str:
+        return str(self.strategy_version)
+
+
+# --- outbound -------------------------------------------------------------------------------
+
+
+class ProjectRegistered(ProjectEvent):
+    """The registry has accepted a project into the portfolio."""
+
+    event_name: ClassVar[str] = "project-registered"
+
+    name: Name
+    business_unit: Id
+    manager: Email
+    sponsor: str | None = None
+    start_date: IsoDate
+    planned_finish_date: IsoDate
+    budget: Money
+    currency: Currency
+    objectives: list[ObjectiveContribution] = []
+    key_project: bool = False
+    methodology: str | None = None
+    lifecycle: Stage
+
+    _finish = field_validator("planned_finish_date")(_finish_not_before_start)
+
+
+class ProjectLifecycleChanged(ProjectEvent):
+    """A project moved from one stage to another."""
+
+    event_name: ClassVar[str] = "project-lifecycle-changed"
+
+    from_stage: Stage = Field(alias="from")
+    to_stage: Stage = Field(alias="to")
+    cause: str
+    """What moved it: the event, directive or user action."""
+
+
+class RankedProject(ContractModel):
+    project_id: Id
+    score: float
+    rank: int = Field(ge=1)
+    previous_rank: int | None = Field(default=None, ge=1)
+    action: RecommendedAction
+    why: str
+
+
+class PortfolioReprioritized(EventData):
+    """The registry's new portfolio ranking under one strategy version."""
+
+    event_name: ClassVar[str] = "portfolio-reprioritized"
+
+    strategy_version: int = Field(gt=0)
+    projects: list[RankedProject]
+
+    def key(self) -> str:
+        return str(self.strategy_version)
+
+
+class RiskReason(ContractModel):
+    code: Id
+    """Stable machine-readable reason, e.g. `schedule`, `cost`, `stale_status`."""
+    message: str
+    numbers: Metrics = {}
+    """The figures behind the reason (e.g. SPI and its threshold); null where undefined."""
+
+
+class ProjectAtRisk(ProjectEvent):
+    """Monitoring found a project's health worsened."""
+
+    event_name: ClassVar[str] = "project-at-risk"
+
+    severity: Severity
+    reasons: list[RiskReason]
+    metrics: Metrics = {}
+
+
+class ProjectRecovered(ProjectEvent):
+    """Monitoring found a project back to green."""
+
+    event_name: ClassVar[str] = "project-recovered"
+
+    metrics: Metrics = {}
+
+
+class ResourceAllocated(ProjectEvent):
+    """The allocation decided a resource request."""
+
+    event_name: ClassVar[str] = "resource-allocated"
+
+    request_id: Id
+    resource_id: Id | None = None
+    skill: Name
+    fte_granted: Fte
+    fte_requested: Fte
+    weeks: list[IsoWeek]
+    status: AllocationStatus
+    reason: str
+
+
+class AllocationDecision(ContractModel):
+    """One request's outcome in a conflict."""
+
+    request_id: Id
+    project_id: Id
+    fte_granted: Fte
+    fte_requested: Fte
+    why: str
+
+
+class ResourceConflictResolved(EventData):
+    """Demand exceeded capacity for a skill or person; who won, who lost, and why."""
+
+    event_name: ClassVar[str] = "resource-conflict-resolved"
+
+    conflict_id: Id
+    skill: Name | None = None
+    resource_id: Id | None = None
+    weeks: list[IsoWeek]
+    winners: list[AllocationDecision]
+    losers: list[AllocationDecision]
+    rationale: str
+
+    @model_validator(mode="after")
+    def _names_contested(self) -> ResourceConflictResolved:
+        if self.skill is None and self.resource_id is None:
+            raise ValueError("must name the contested skill or resource_id (got neither)")
+        return self
+
+    def key(self) -> str:
+        return self.conflict_id
+
+
+class AllocationSnapshot(ContractModel):
+    """What a request held at one moment."""
+
+    fte_granted: Fte
+    weeks: list[IsoWeek] = []
+    resource_id: Id | None = None
+
+
+class AllocationChanged(ProjectEvent):
+    """An existing allocation changed (re-resolution, strategy or lifecycle change)."""
+
+    event_name: ClassVar[str] = "allocation-changed"
+
+    request_id: Id
+    before: AllocationSnapshot
+    after: AllocationSnapshot
+    cause: str
+
+
+def _by_name(*models: type[EventData]) -> dict[str, type[EventData]]:
+    return {model.event_name: model for model in models}
+
+
+INBOUND_EVENTS: dict[str, type[EventData]] = _by_name(
+    ProjectStarted, StatusChanged, ResourceRequested, StrategyChanged
+)
+"""What enterprise systems send, by event name (also the topic name)."""
+
+OUTBOUND_EVENTS: dict[str, type[EventData]] = _by_name(
+    ProjectRegistered,
+    ProjectLifecycleChanged,
+    PortfolioReprioritized,
+    ProjectAtRisk,
+    ProjectRecovered,
+    ResourceAllocated,
+    ResourceConflictResolved,
+    AllocationChanged,
+)
+"""What the PMO services publish, by event name (also the topic name)."""
