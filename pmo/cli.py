@@ -36,12 +36,14 @@ def _settings() -> Settings:
     Variables set in the environment win over the stack file.
     """
     stack = Path(os.environ.get("PMO_DATA_DIR", ".pmo")) / STACK_FILE
-    return Settings(_env_file=stack if stack.exists() else None)  # type: ignore[call-arg]
+    return Settings(_env_file=stack if stack.exists() else None)
 
 
 @app.command()
 def run(
-    service: Annotated[str, typer.Argument(help="registry | monitoring | allocation | notifications")],
+    service: Annotated[
+        str, typer.Argument(help="registry | monitoring | allocation | notifications")
+    ],
     host: Annotated[str | None, typer.Option(help="Interface for the HTTP API")] = None,
     port: Annotated[int | None, typer.Option(help="Port for the HTTP API")] = None,
 ) -> None:
@@ -57,7 +59,7 @@ def run(
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
-    name: ServiceName = service  # type: ignore[assignment]
+    name: ServiceName = service
     try:
         runtime = ServiceRuntime(SERVICES[name], settings)
     except ConfigurationError as error:  # a setting missing: say which, not a traceback
@@ -108,7 +110,7 @@ def topics_create(
 
 @app.command()
 def up() -> None:
-    """Start the whole system: embedded Kafka and PostgreSQL unless configured, then all four services."""
+    """Start the whole system: embedded Kafka and PostgreSQL unless configured, and all services."""
     from pmo.stack import Stack
 
     stack = Stack(load_settings())

@@ -1,4 +1,4 @@
-"""`pmo demo`: an enterprise's week in a minute — projects start, two slip, people clash, strategy moves."""
+"""`pmo demo`: a week in a minute: projects start, two slip, people clash, strategy moves."""
 
 from __future__ import annotations
 
@@ -62,31 +62,43 @@ def scenario(today: date, run: str) -> list[EventData]:
         project("PRJ-BEACON", "Beacon mobile app", "Digital", 400_000),
         project("PRJ-CIRRUS", "Cirrus data platform", "Technology", 800_000),
         project("PRJ-DELTA", "Delta supplier portal", "Operations", 300_000),
-        # Half the time gone: Atlas has done 30% (SPI 0.6); Cirrus spent 533k for 400k earned (CPI 0.75).
+        # Half the time gone: Atlas did 30% (SPI 0.6); Cirrus spent 533k to earn 400k (CPI 0.75).
         status("PRJ-ATLAS", 30, 360_000),
         status("PRJ-BEACON", 52, 200_000),
         status("PRJ-CIRRUS", 50, 533_333),
         status("PRJ-DELTA", 49, 150_000),
         # Two projects want the one solution architect for the same weeks.
         ResourceRequested(
-            request_id=f"REQ-ATLAS-ARCH-{run}", project_id=f"PRJ-ATLAS-{run}", skill="solution-architect",
-            fte=1.0, start=today, end=today + timedelta(weeks=6), named_resource="res-maria",
+            request_id=f"REQ-ATLAS-ARCH-{run}",
+            project_id=f"PRJ-ATLAS-{run}",
+            skill="solution-architect",
+            fte=1.0,
+            start=today,
+            end=today + timedelta(weeks=6),
+            named_resource="res-maria",
         ),
         ResourceRequested(
-            request_id=f"REQ-BEACON-ARCH-{run}", project_id=f"PRJ-BEACON-{run}", skill="solution-architect",
-            fte=0.8, start=today + timedelta(weeks=1), end=today + timedelta(weeks=8),
+            request_id=f"REQ-BEACON-ARCH-{run}",
+            project_id=f"PRJ-BEACON-{run}",
+            skill="solution-architect",
+            fte=0.8,
+            start=today + timedelta(weeks=1),
+            end=today + timedelta(weeks=8),
             named_resource="res-maria",
         ),
         StrategyChanged(
             strategy_version=int(time.time()),
             effective_date=today,
             objectives=[
-                StrategicObjective(objective_id="grow-digital", name="Grow digital revenue", weight=0.7),
+                StrategicObjective(
+                    objective_id="grow-digital", name="Grow digital revenue", weight=0.7
+                ),
                 StrategicObjective(objective_id="cut-cost", name="Cut operating cost", weight=0.3),
             ],
             directives=[
                 Directive(
-                    action="pause", project_id=f"PRJ-DELTA-{run}",
+                    action="pause",
+                    project_id=f"PRJ-DELTA-{run}",
                     reason="Supplier consolidation comes first",
                 ),
             ],
@@ -96,7 +108,9 @@ def scenario(today: date, run: str) -> list[EventData]:
 
 async def run_demo(settings: Settings, *, port: int, timeout: float) -> int:
     received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    secret = settings.alert_webhook_secret.get_secret_value() if settings.alert_webhook_secret else None
+    secret = (
+        settings.alert_webhook_secret.get_secret_value() if settings.alert_webhook_secret else None
+    )
     receiver = FastAPI()
 
     @receiver.post("/alerts")
@@ -108,7 +122,9 @@ async def run_demo(settings: Settings, *, port: int, timeout: float) -> int:
         await received.put({"verified": verified, **json.loads(body)})
         return {"status": "received"}
 
-    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning")
+    )
     serving = asyncio.create_task(server.serve())
     producer = AIOKafkaProducer(
         **settings.kafka_client_options(), enable_idempotence=settings.kafka_enable_idempotence
@@ -136,14 +152,21 @@ async def run_demo(settings: Settings, *, port: int, timeout: float) -> int:
                     data = alert_body["data"]
                     seen.add(data["project_id"])
                     mark = "signature verified" if alert_body["verified"] else "UNSIGNED"
-                    print(f"\nALERT {alert_body['event_type']} {data['project_id']} "
-                          f"severity={data['severity']} ({mark})")
+                    print(
+                        f"\nALERT {alert_body['event_type']} {data['project_id']} "
+                        f"severity={data['severity']} ({mark})"
+                    )
                     for reason in data["reasons"]:
                         print(f"  - {reason['code']}: {reason['message']}")
         except TimeoutError:
-            print(f"\nno alert for {sorted(expected - seen)} within {timeout:.0f}s: is `pmo up` running?")
+            print(
+                f"\nno alert for {sorted(expected - seen)} within {timeout:.0f}s: "
+                "is `pmo up` running?"
+            )
             return 1
-        print("\ndemo complete: the slipping projects were flagged the moment their reports arrived.")
+        print(
+            "\ndemo complete: the slipping projects were flagged the moment their reports arrived."
+        )
         return 0
     finally:
         await producer.stop()

@@ -48,7 +48,9 @@ class Stack:
 
     def run(self) -> int:
         self.logs.mkdir(parents=True, exist_ok=True)
-        previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         with ExitStack() as parts:
             try:
                 env = self._start_parts(parts)
@@ -75,14 +77,18 @@ class Stack:
         overrides: dict[str, str] = {}
         if not self.settings.kafka_bootstrap_servers:
             port = self.settings.embedded_kafka_port
-            kafka = EmbeddedKafka(port=port if _port_free(port) else 0, log_path=self.logs / "kafka.log")
+            kafka = EmbeddedKafka(
+                port=port if _port_free(port) else 0, log_path=self.logs / "kafka.log"
+            )
             _say("pmo up: starting the embedded Kafka-compatible broker (Tansu, in memory)")
             overrides["PMO_KAFKA_BOOTSTRAP_SERVERS"] = kafka.start()
             parts.callback(kafka.stop)
             # Its memory engine rejects InitProducerId; correctness never relied on idempotence.
             overrides["PMO_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
         if not self.settings.database_url:
-            postgres = EmbeddedPostgres(self.data_dir / "postgres", log_path=self.logs / "postgres.log")
+            postgres = EmbeddedPostgres(
+                self.data_dir / "postgres", log_path=self.logs / "postgres.log"
+            )
             _say(f"pmo up: starting the embedded PostgreSQL (data in {self.data_dir / 'postgres'})")
             overrides["PMO_DATABASE_URL"] = postgres.start()
             parts.callback(postgres.stop)
@@ -133,8 +139,15 @@ class Stack:
         _say("")
         _say("PMO backend is up:")
         for child in children:
-            _say(f"  {child.name:<14} http://{self.settings.http_host}:{child.port}  (docs: /docs, events: /asyncapi)")
-        _say(f"  admin token    {self.data_dir / 'admin-token'}" if not self.settings.admin_token else "  admin token    PMO_ADMIN_TOKEN")
+            _say(
+                f"  {child.name:<14} http://{self.settings.http_host}:{child.port}"
+                "  (docs: /docs, events: /asyncapi)"
+            )
+        _say(
+            f"  admin token    {self.data_dir / 'admin-token'}"
+            if not self.settings.admin_token
+            else "  admin token    PMO_ADMIN_TOKEN"
+        )
         _say(f"  logs           {self.logs}")
         _say("Run `pmo demo` in another terminal to see alerts; Ctrl-C stops everything.")
 
@@ -147,7 +160,10 @@ class Stack:
                 now = time.monotonic()
                 child.deaths = [t for t in child.deaths if now - t < 60] + [now]
                 if len(child.deaths) >= RESTART_LIMIT:
-                    _say(f"pmo up: {child.name} keeps failing; see {self.logs / (child.name + '.log')}")
+                    _say(
+                        f"pmo up: {child.name} keeps failing; "
+                        f"see {self.logs / (child.name + '.log')}"
+                    )
                     return 1
                 _say(f"pmo up: {child.name} exited with {child.process.returncode}; restarting it")
                 self._spawn(child, env)
@@ -155,7 +171,9 @@ class Stack:
 
     def _stop_children(self, children: list[_Child]) -> None:
         _say("pmo up: stopping the services (finishing the batches in hand)")
-        running = [c.process for c in children if c.process is not None and c.process.poll() is None]
+        running = [
+            c.process for c in children if c.process is not None and c.process.poll() is None
+        ]
         for process in running:
             process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + 35
@@ -176,4 +194,3 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -40,7 +41,8 @@ async def create_topics(
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
         if missing:
-            try:
+            # Another replica or init job may create them meanwhile: that is the goal anyway.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
                     [
                         NewTopic(
@@ -51,8 +53,6 @@ async def create_topics(
                         for name in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # Another replica or init job created them meanwhile: that is the goal.
         log.info("topics ready: %d created, %d existed", len(missing), len(wanted) - len(missing))
         return missing
     finally:

@@ -41,9 +41,7 @@ def create_engine(url: str, schema: str, *, pool_size: int = 5, application: str
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={
-            "server_settings": {"search_path": schema, "application_name": application}
-        },
+        connect_args={"server_settings": {"search_path": schema, "application_name": application}},
     )
 
 
@@ -114,5 +112,7 @@ async def wait_for_database(engine: AsyncEngine, timeout: float = 60.0) -> None:
             return
         except (OSError, ConnectionError) as error:
             if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"PostgreSQL did not answer within {timeout:.0f}s: {error}") from error
+                raise RuntimeError(
+                    f"PostgreSQL did not answer within {timeout:.0f}s: {error}"
+                ) from error
             await asyncio.sleep(0.5)

@@ -79,7 +79,9 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
 
     @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI document of the events")
     async def asyncapi_json() -> Response:
-        return Response(runtime.asyncapi.to_specification().to_json(), media_type="application/json")
+        return Response(
+            runtime.asyncapi.to_specification().to_json(), media_type="application/json"
+        )
 
     @app.get("/asyncapi", tags=["operations"], summary="AsyncAPI document, readable")
     async def asyncapi_html() -> HTMLResponse:
@@ -98,8 +100,8 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
         query = sa.select(dead_letter).order_by(dead_letter.c.id.desc()).limit(limit)
         if before_id is not None:
             query = query.where(dead_letter.c.id < before_id)
-        async with runtime.sessions() as session:
-            rows = (await session.exec(query)).all()
+        async with runtime.engine.connect() as session:
+            rows = (await session.execute(query)).all()
         return [_dead_letter(row) for row in rows]
 
     for router in runtime.definition.routers:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ from shared.topics import topic_name
 
 log = logging.getLogger(__name__)
 
-Worker = Callable[["ServiceRuntime"], Awaitable[None]]
+Worker = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ def faststream_security(settings: Settings) -> BaseSecurity | None:
     if protocol == "SSL":
         return BaseSecurity(ssl_context=ssl_context)
     username = settings.kafka_sasl_username or ""
-    password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    password = (
+        settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    )
     mechanism = settings.kafka_sasl_mechanism or "PLAIN"
     kind = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
     return kind[mechanism](username, password, ssl_context=ssl_context)
@@ -102,7 +104,9 @@ class ServiceRuntime:
             enable_idempotence=settings.kafka_enable_idempotence,
             middlewares=[
                 KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider),
-                KafkaPrometheusMiddleware(registry=self.metrics.registry, app_name=f"pmo-{self.name}"),
+                KafkaPrometheusMiddleware(
+                    registry=self.metrics.registry, app_name=f"pmo-{self.name}"
+                ),
             ],
             logger=logging.getLogger(f"pmo.{self.name}.broker"),
             graceful_timeout=25.0,
@@ -130,7 +134,9 @@ class ServiceRuntime:
             metrics=self.metrics,
             topic_prefix=settings.topic_prefix,
         )
-        self.topics = [topic_name(name, settings.topic_prefix) for name in self.consumer.event_names]
+        self.topics = [
+            topic_name(name, settings.topic_prefix) for name in self.consumer.event_names
+        ]
         self._subscribe()
         self._declare_publishers()
         self.asyncapi = AsyncAPI(
@@ -170,6 +176,8 @@ class ServiceRuntime:
             max_records=self.settings.consumer_batch_max,
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
             auto_offset_reset=self.settings.auto_offset_reset,
+            session_timeout_ms=self.settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=max(self.settings.consumer_session_timeout_ms // 5, 200),
             # Commit offsets only after the batch's transaction; rewind them on an error.
             ack_policy=AckPolicy.NACK_ON_ERROR,
             decoder=_keep_raw,
@@ -187,7 +195,9 @@ class ServiceRuntime:
             self.broker.publisher(
                 topic_name(model.event_name, self.settings.topic_prefix),
                 title=f"pmo.{model.event_name}",
-                description=(model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else None,
+                description=(model.__doc__ or "").strip().splitlines()[0]
+                if model.__doc__
+                else None,
                 schema=model,
             )
 
@@ -231,8 +241,8 @@ class ServiceRuntime:
         except Exception as error:
             checks["database"] = f"unavailable: {type(error).__name__}"
         try:
-            checks["kafka"] = "ok" if self.started and await self.broker.ping(timeout=2.0) else (
-                "not connected"
+            checks["kafka"] = (
+                "ok" if self.started and await self.broker.ping(timeout=2.0) else ("not connected")
             )
         except Exception as error:
             checks["kafka"] = f"unavailable: {type(error).__name__}"

@@ -37,9 +37,7 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = None
     """Unset under `pmo up`: the embedded broker is started. Required by `pmo run`."""
     topic_prefix: str = ""
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
@@ -57,6 +55,8 @@ class Settings(BaseSettings):
     """Most events one consumer batch (one database transaction) takes."""
     consumer_batch_timeout_ms: int = Field(default=50, ge=1)
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
+    """How long the group waits for a silent consumer; a shorter one joins and fails over faster."""
 
     # --- Outbox relay ------------------------------------------------------------------------
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
@@ -146,8 +146,8 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            env[f"PMO_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(
-                value
+            env[f"PMO_{name.upper()}"] = (
+                str(value).lower() if isinstance(value, bool) else str(value)
             )
         return env
 

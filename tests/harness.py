@@ -40,7 +40,7 @@ def free_port() -> int:
 
 def docker_engine_answers() -> bool:
     try:
-        import docker
+        import docker  # type: ignore[import-untyped]
 
         client = docker.from_env(timeout=2)
         client.ping()
@@ -110,7 +110,10 @@ def with_database(url: str, database: str) -> str:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 20.0, interval: float = 0.1,
+    probe: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = 20.0,
+    interval: float = 0.1,
     what: str = "the expected effect",
 ) -> T:
     """Poll until `probe` returns something truthy; fail with `what` after `timeout` seconds."""
@@ -169,8 +172,13 @@ class Enterprise:
     prefix: str
 
     async def send(
-        self, event_type: str, data: dict[str, Any], *, key: str | None = None,
-        event_id: str | None = None, binary: bool = False,
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        key: str | None = None,
+        event_id: str | None = None,
+        binary: bool = False,
     ) -> str:
         event_id = event_id or str(uuid.uuid4())
         encode = binary_event if binary else structured_event
@@ -179,7 +187,11 @@ class Enterprise:
         return event_id
 
     async def send_raw(
-        self, topic: str, value: bytes, *, headers: Sequence[tuple[str, bytes]] = (),
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        headers: Sequence[tuple[str, bytes]] = (),
         key: str | None = None,
     ) -> None:
         await self.producer.send_and_wait(
@@ -215,7 +227,9 @@ async def read_topic(
                 for chunk in (await consumer.getmany(timeout_ms=300)).values():
                     records.extend(chunk)
                 return records
-        raise AssertionError(f"{topic}: {len(records)} records after {timeout:.0f}s, wanted {at_least}")
+        raise AssertionError(
+            f"{topic}: {len(records)} records after {timeout:.0f}s, wanted {at_least}"
+        )
     finally:
         await consumer.stop()
 
@@ -232,7 +246,6 @@ async def serve(app: FastAPI, port: int) -> tuple[uvicorn.Server, asyncio.Task[N
     """Run an ASGI app with uvicorn on 127.0.0.1:port inside this event loop, lifespan included."""
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     deadline = time.monotonic() + 60
     while not server.started:

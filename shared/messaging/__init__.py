@@ -1,1 +1,1 @@
-"""Reliable messaging every service uses: one outbox, one inbox, one dead-letter path, one consumer."""
+"""Reliable messaging for every service: one outbox, inbox, dead-letter path and consumer."""

@@ -1,4 +1,4 @@
-"""The one event consumer: a Kafka batch becomes one transaction, with inbox, dead letters and traces.
+"""The one event consumer: a Kafka batch becomes one transaction, with inbox and dead letters.
 
 For each batch, in order: every record is parsed as a CloudEvent and validated against its
 contract (bad input is dead-lettered with the reason); the inbox claims the batch's event ids in
@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 import sqlalchemy.exc
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
-from shared.events import EventData, Envelope, InvalidEvent, decode_data, parse_record
+from shared.events import Envelope, EventData, InvalidEvent, decode_data, parse_record
 from shared.events.contracts import INBOUND_EVENTS, OUTBOUND_EVENTS
 from shared.messaging import inbox, parking
 from shared.messaging.dead_letters import UndeliverableRecord
@@ -228,7 +228,9 @@ class EventConsumer:
 
     async def _handle(self, item: _Parsed, uow: UnitOfWork) -> str:
         envelope, record = item.envelope, item.record
-        parent = event_trace_context(record.headers, envelope.extensions, envelope.id, envelope.source)
+        parent = event_trace_context(
+            record.headers, envelope.extensions, envelope.id, envelope.source
+        )
         project_id = getattr(item.data, "project_id", None)
         event_token = current_event_id.set(envelope.id)
         project_token = current_project_id.set(project_id)
@@ -286,12 +288,12 @@ class EventConsumer:
                     span.record_exception(error)
                     span.set_status(Status(StatusCode.ERROR, type(error).__name__))
                     log.exception(
-                        "handler failed on %s %s", envelope.type, envelope.id,
+                        "handler failed on %s %s",
+                        envelope.type,
+                        envelope.id,
                         extra={"service": self.service},
                     )
-                    await self._reject(
-                        item, uow, f"handler error: {type(error).__name__}: {error}"
-                    )
+                    await self._reject(item, uow, f"handler error: {type(error).__name__}: {error}")
                     return "dead_lettered"
                 return "processed"
         finally:
@@ -316,7 +318,10 @@ class EventConsumer:
 
     async def _reject(self, item: _Parsed, uow: UnitOfWork, reason: str) -> None:
         log.warning(
-            "dead-lettered %s %s: %s", item.envelope.type, item.envelope.id, reason,
+            "dead-lettered %s %s: %s",
+            item.envelope.type,
+            item.envelope.id,
+            reason,
             extra={"service": self.service},
         )
         await uow.dead_letter(

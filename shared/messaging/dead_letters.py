@@ -1,4 +1,4 @@
-"""The one dead-letter path: the original bytes and the reason, kept in a table and sent to `<topic>.dlq`."""
+"""The one dead-letter path: original bytes and reason, kept in a table, sent to `<topic>.dlq`."""
 
 from __future__ import annotations
 

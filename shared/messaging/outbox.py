@@ -25,8 +25,8 @@ from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.metrics import ServiceMetrics
 from shared.messaging.tables import decode_headers, encode_headers, outbox
+from shared.metrics import ServiceMetrics
 from shared.telemetry import context_from_traceparent, current_trace_headers
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class OutboxRelay:
         self._last_prune = datetime.min.replace(tzinfo=UTC)
 
     def wake(self) -> None:
-        """Called after a commit that wrote outbox rows: publish now rather than at the next poll."""
+        """Called after a commit that wrote outbox rows: publish now, not at the next poll."""
         self._wake.set()
 
     async def start(self) -> None:
@@ -131,7 +131,9 @@ class OutboxRelay:
         """Hold the relay lock on this connection and publish until cancelled or disconnected."""
         while True:
             locked = (
-                await connection.execute(sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": self._lock_id})
+                await connection.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": self._lock_id}
+                )
             ).scalar_one()
             await connection.commit()
             if locked:
@@ -269,5 +271,3 @@ class OutboxRelay:
             )
         )
         await connection.commit()
-
-

@@ -43,7 +43,9 @@ async def park(
     )
 
 
-async def unpark(session: AsyncSession, *, consumer: str, waits_for: str) -> list[UndeliverableRecord]:
+async def unpark(
+    session: AsyncSession, *, consumer: str, waits_for: str
+) -> list[UndeliverableRecord]:
     """Take the events waiting for `waits_for` out of the car park, in arrival order."""
     rows = (
         await session.exec(

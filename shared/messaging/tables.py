@@ -21,7 +21,9 @@ outbox = sa.Table(
     sa.Column("state", sa.Text, nullable=False, server_default="pending"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.Column("published_at", sa.DateTime(timezone=True)),
 )
 
@@ -51,7 +53,9 @@ dead_letter = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("event_id", sa.Text),
     sa.Column("event_type", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 parked_event = sa.Table(
@@ -70,7 +74,9 @@ parked_event = sa.Table(
     sa.Column("key", sa.LargeBinary),
     sa.Column("value", sa.LargeBinary),
     sa.Column("headers", postgresql.JSONB, nullable=False),
-    sa.Column("parked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "parked_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )
 
 

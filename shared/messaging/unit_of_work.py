@@ -1,4 +1,4 @@
-"""The unit of work: one transaction for a change and the events it publishes (through the outbox)."""
+"""The unit of work: one transaction for a change and the events it publishes (by the outbox)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""End to end, from outside: an enterprise system's events become a signed at-risk alert, in one trace."""
+"""End to end, from outside: enterprise events become a signed at-risk alert, in one trace."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 
 import httpx
 import pytest
@@ -88,11 +89,12 @@ async def test_status_report_with_spi_06_reaches_the_webhook_signed_and_in_one_t
         async with httpx.AsyncClient(base_url=notifications.base_url) as client:
             delivered = (
                 await client.get(
-                    "/alerts", headers={"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"}  # type: ignore[union-attr]
+                    "/alerts",
+                    headers={"Authorization": f"Bearer {settings.admin_token.get_secret_value()}"},  # type: ignore[union-attr]
                 )
             ).json()
         assert [(a["state"], a["attempts"]) for a in delivered] == [("delivered", 1)]
 
 
-async def _first(items: list[object]) -> object | None:
+async def _first(items: Sequence[object]) -> object | None:
     return items[0] if items else None

@@ -1,4 +1,4 @@
-"""Nothing lost, nothing twice: a redelivered event has one effect; garbage goes to the dead letters."""
+"""Nothing lost, nothing twice: a redelivered event has one effect; garbage is dead-lettered."""
 
 from __future__ import annotations
 
@@ -69,4 +69,7 @@ async def test_redelivered_event_has_one_effect_and_garbage_is_dead_lettered(
         assert all(entry["reason"] for entry in listed)
 
         metrics = (await api.get("/metrics")).text
-        assert 'pmo_dead_letters_total{service="registry",topic="' + prefix + 'project-started"} 2.0' in metrics
+        assert (
+            'pmo_dead_letters_total{service="registry",topic="' + prefix + 'project-started"} 2.0'
+            in metrics
+        )

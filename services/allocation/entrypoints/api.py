@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from sqlmodel import col, select
 
+from services.allocation.adapters.tables import ResourceRequest
 from shared.http import runtime_of
 from shared.security import Principal, require_role
-
-from services.allocation.adapters.tables import ResourceRequest
 
 router = APIRouter(tags=["requests"])
 Reader = Annotated[Principal, Depends(require_role("viewer", "project_manager"))]

@@ -1,9 +1,8 @@
 """The allocation service as the runtime starts it."""
 
-from shared.runtime import ServiceDefinition
-
 from services.allocation.entrypoints.api import router
 from services.allocation.service_layer.handlers import on_resource_requested
+from shared.runtime import ServiceDefinition
 
 allocation = ServiceDefinition(
     name="allocation",

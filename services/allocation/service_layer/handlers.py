@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from services.allocation.adapters.tables import ResourceRequest
+from services.allocation.domain.requests import weeks_between
 from shared.events.contracts import ResourceRequested
 from shared.messaging.consumer import EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
-
-from services.allocation.adapters.tables import ResourceRequest
-from services.allocation.domain.requests import weeks_between
 
 
 async def on_resource_requested(event: ResourceRequested, meta: EventMeta, uow: UnitOfWork) -> None:

@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlmodel import col, select
 
+from services.monitoring.adapters.tables import MonitoredProject
 from shared.http import runtime_of
 from shared.security import Principal, require_role
-
-from services.monitoring.adapters.tables import MonitoredProject
 
 router = APIRouter(tags=["health"])
 Reader = Annotated[Principal, Depends(require_role("viewer", "project_manager"))]

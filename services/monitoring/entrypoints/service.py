@@ -1,10 +1,9 @@
 """The monitoring service as the runtime starts it."""
 
-from shared.events.contracts import ProjectAtRisk
-from shared.runtime import ServiceDefinition
-
 from services.monitoring.entrypoints.api import router
 from services.monitoring.service_layer.handlers import on_project_started, on_status_changed
+from shared.events.contracts import ProjectAtRisk
+from shared.runtime import ServiceDefinition
 
 monitoring = ServiceDefinition(
     name="monitoring",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from services.monitoring.adapters.tables import MonitoredProject
+from services.monitoring.domain.earned_value import Baseline, earned_value, risk_reasons
 from shared.events.contracts import ProjectAtRisk, ProjectStarted, RiskReason, StatusChanged
 from shared.messaging.consumer import Deferred, EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
-
-from services.monitoring.adapters.tables import MonitoredProject
-from services.monitoring.domain.earned_value import Baseline, earned_value, risk_reasons
 
 
 async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
@@ -41,7 +40,9 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
         )
     if project.latest_as_of is not None and event.as_of < project.latest_as_of:
         return  # An older report does not roll the current health back.
-    baseline = Baseline(project.budget_at_completion, project.start_date, project.planned_finish_date)
+    baseline = Baseline(
+        project.budget_at_completion, project.start_date, project.planned_finish_date
+    )
     figures = earned_value(baseline, event.as_of, event.percent_complete, event.actual_cost)
     reasons = risk_reasons(figures)
     project.latest_as_of = event.as_of

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 from sqlmodel import col, select
 
+from services.notifications.adapters.tables import Alert
 from shared.http import runtime_of
 from shared.security import Principal, require_role
-
-from services.notifications.adapters.tables import Alert
 
 router = APIRouter(tags=["alerts"])
 Reader = Annotated[Principal, Depends(require_role("viewer", "project_manager"))]

@@ -1,10 +1,9 @@
 """The notifications service as the runtime starts it."""
 
-from shared.runtime import ServiceDefinition
-
 from services.notifications.entrypoints.api import router
 from services.notifications.service_layer.delivery import deliver_alerts
 from services.notifications.service_layer.handlers import on_project_at_risk
+from shared.runtime import ServiceDefinition
 
 notifications = ServiceDefinition(
     name="notifications",

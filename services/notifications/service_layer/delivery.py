@@ -13,8 +13,6 @@ from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlmodel import col, select
 
-from shared.telemetry import context_from_traceparent
-
 from services.notifications.adapters.tables import Alert
 from services.notifications.domain.alerts import (
     MAX_ATTEMPTS,
@@ -23,6 +21,7 @@ from services.notifications.domain.alerts import (
     retry_delay,
     signature,
 )
+from shared.telemetry import context_from_traceparent
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
@@ -78,7 +77,9 @@ async def _attempt(
         headers[SIGNATURE_HEADER] = signature(secret.get_secret_value(), timestamp, alert.payload)
     parent = context_from_traceparent(alert.traceparent, alert.tracestate)
     with runtime.tracer.start_as_current_span(
-        "deliver alert webhook", context=parent, kind=SpanKind.CLIENT,
+        "deliver alert webhook",
+        context=parent,
+        kind=SpanKind.CLIENT,
         attributes={"pmo.event_id": alert.event_id, "pmo.project_id": alert.project_id or ""},
     ) as span:
         inject(headers)
@@ -93,8 +94,11 @@ async def _attempt(
             if alert.attempts >= MAX_ATTEMPTS:
                 alert.state = "dead"
                 log.error(
-                    "alert %s dead after %d attempts: %s", alert.event_id, alert.attempts,
-                    alert.last_error, extra={"service": runtime.name},
+                    "alert %s dead after %d attempts: %s",
+                    alert.event_id,
+                    alert.attempts,
+                    alert.last_error,
+                    extra={"service": runtime.name},
                 )
             else:
                 alert.next_attempt_at = datetime.now(UTC) + retry_delay(alert.attempts)

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 
+from services.notifications.adapters.tables import Alert
 from shared.events.contracts import ProjectAtRisk
 from shared.messaging.consumer import EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.telemetry import current_trace_headers
 
-from services.notifications.adapters.tables import Alert
-
 
 async def on_project_at_risk(event: ProjectAtRisk, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Queue the alert; the delivery worker sends it, so a slow receiver never holds the consumer."""
+    """Queue the alert; the delivery worker sends it: a slow receiver never holds the consumer."""
     trace_headers = current_trace_headers()
     body = {
         "event_id": meta.id,

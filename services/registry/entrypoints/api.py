@@ -7,10 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlmodel import col, select
 
+from services.registry.adapters.tables import Project
 from shared.http import runtime_of
 from shared.security import Principal, require_role
-
-from services.registry.adapters.tables import Project
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 Reader = Annotated[Principal, Depends(require_role("viewer", "project_manager"))]

@@ -1,10 +1,9 @@
 """The registry service as the runtime starts it."""
 
-from shared.events.contracts import ProjectRegistered
-from shared.runtime import ServiceDefinition
-
 from services.registry.entrypoints.api import router
 from services.registry.service_layer.handlers import on_project_started, on_status_changed
+from shared.events.contracts import ProjectRegistered
+from shared.runtime import ServiceDefinition
 
 registry = ServiceDefinition(
     name="registry",

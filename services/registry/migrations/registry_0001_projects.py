@@ -36,7 +36,10 @@ def upgrade() -> None:
         sa.Column("percent_complete", sa.Float),
         sa.Column("status_as_of", sa.Date),
         sa.Column(
-            "registered_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+            "registered_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
         ),
         sa.Column("registered_by", sa.Text, nullable=False),
         schema="registry",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from services.registry.adapters.tables import Project, StatusReport
+from services.registry.domain.projects import registration
 from shared.events.contracts import ProjectStarted, StatusChanged
 from shared.messaging.consumer import EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
-
-from services.registry.adapters.tables import Project, StatusReport
-from services.registry.domain.projects import registration
 
 
 async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
@@ -39,6 +38,8 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
         )
     )
     project = await uow.session.get(Project, event.project_id)
-    if project is not None and (project.status_as_of is None or event.as_of >= project.status_as_of):
+    if project is not None and (
+        project.status_as_of is None or event.as_of >= project.status_as_of
+    ):
         project.status_as_of = event.as_of
         project.percent_complete = event.percent_complete

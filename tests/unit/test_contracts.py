@@ -1,0 +1,463 @@
+"""Unit tests of the event data models: what they accept, and what they say when they refuse."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from shared.events import (
+    EVENTS,
+    INBOUND_EVENTS,
+    OUTBOUND_EVENTS,
+    AllocationSnapshot,
+    Envelope,
+    EventData,
+    InvalidEvent,
+    PortfolioReprioritized,
+    ProjectAtRisk,
+    ProjectLifecycleChanged,
+    ProjectRegistered,
+    ProjectStarted,
+    RankedProject,
+    ResourceAllocated,
+    ResourceConflictResolved,
+    ResourceRequested,
+    StatusChanged,
+    StrategyChanged,
+    decode_data,
+)
+
+PROJECT: dict[str, Any] = {
+    "project_id": "PRJ-2041",
+    "name": "Customer portal relaunch",
+    "business_unit": "Retail",
+    "manager": "ada.lovelace@example.com",
+    "start_date": "2026-01-05",
+    "planned_finish_date": "2026-12-18",
+    "budget": 1_200_000,
+    "currency": "EUR",
+}
+STATUS: dict[str, Any] = {
+    "project_id": "PRJ-2041",
+    "as_of": "2026-06-30",
+    "percent_complete": 40,
+    "actual_cost": 530_000.5,
+}
+REQUEST: dict[str, Any] = {
+    "request_id": "REQ-77",
+    "project_id": "PRJ-2041",
+    "skill": "data-engineer",
+    "fte": 1.5,
+    "start": "2026-07-01",
+    "end": "2026-09-30",
+}
+STRATEGY: dict[str, Any] = {
+    "strategy_version": 3,
+    "effective_date": "2026-07-01",
+    "objectives": [
+        {"objective_id": "OBJ-GROWTH", "name": "Grow digital revenue", "weight": 0.6},
+        {"objective_id": "OBJ-COST", "name": "Cut operating cost", "weight": 0.4},
+    ],
+}
+
+
+def reason(model: type[EventData], data: Any) -> str:
+    """The InvalidEvent reason an integrator would see for this data."""
+    envelope = Envelope(
+        id="1",
+        source="urn:test",
+        type=f"pmo.{model.event_name}",
+        specversion="1.0",
+        time=None,
+        subject=None,
+        datacontenttype="application/json",
+        data=data,
+        extensions={},
+    )
+    with pytest.raises(InvalidEvent) as caught:
+        decode_data(envelope, model)
+    return caught.value.reason
+
+
+def test_event_names_and_registries() -> None:
+    assert set(INBOUND_EVENTS) == {
+        "project-started",
+        "status-changed",
+        "resource-requested",
+        "strategy-changed",
+    }
+    assert set(OUTBOUND_EVENTS) == {
+        "project-registered",
+        "project-lifecycle-changed",
+        "portfolio-reprioritized",
+        "project-at-risk",
+        "project-recovered",
+        "resource-allocated",
+        "resource-conflict-resolved",
+        "allocation-changed",
+    }
+    assert not set(INBOUND_EVENTS) & set(OUTBOUND_EVENTS)
+    for name, model in EVENTS.items():
+        assert model.event_name == name
+        assert issubclass(model, EventData)
+
+
+@pytest.mark.parametrize("model", list(EVENTS.values()), ids=list(EVENTS))
+def test_every_model_has_a_json_schema(model: type[EventData]) -> None:
+    # The AsyncAPI documentation is generated from these schemas.
+    schema = model.model_json_schema(by_alias=True)
+    assert schema["type"] == "object"
+    assert schema["required"]
+
+
+def test_project_started_full_payload() -> None:
+    project = ProjectStarted.model_validate(
+        {
+            **PROJECT,
+            "sponsor": "Chief Digital Officer",
+            "objectives": [{"objective_id": "OBJ-GROWTH", "contribution": 0.8}],
+            "key_project": True,
+            "methodology": "hybrid",
+            "planned_value_curve": [
+                {"date": "2026-12-18", "planned_value": 1_200_000},
+                {"date": "2026-03-31", "planned_value": 200_000},
+                {"date": "2026-06-30", "planned_value": 600_000},
+            ],
+        }
+    )
+    assert project.key() == "PRJ-2041"
+    assert project.start_date == date(2026, 1, 5)
+    assert project.objectives[0].contribution == 0.8
+    # The sender's order of curve points does not matter.
+    assert project.planned_value_curve is not None
+    assert [point.date.month for point in project.planned_value_curve] == [3, 6, 12]
+
+
+def test_project_started_defaults_and_normalisation() -> None:
+    project = ProjectStarted.model_validate(
+        {**PROJECT, "project_id": "  PRJ-2041 ", "currency": "eur", "unknown_field": {"x": 1}}
+    )
+    assert project.project_id == "PRJ-2041"
+    assert project.currency == "EUR"
+    assert project.objectives == []
+    assert project.key_project is False
+    assert project.planned_value_curve is None
+    assert not hasattr(project, "unknown_field")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"budget": -1}, "data.budget: must be at least 0 (got -1)"),
+        ({"budget": "lots"}, 'data.budget: must be a number (got "lots")'),
+        (
+            {"currency": "EURO"},
+            'data.currency: must be a 3-letter ISO 4217 code like EUR (got "EURO")',
+        ),
+        ({"currency": "E1R"}, "data.currency: must be a 3-letter ISO 4217 code"),
+        (
+            {"manager": "ada"},
+            'data.manager: must be an e-mail address like pm@example.com (got "ada")',
+        ),
+        ({"manager": "ada@localhost"}, "data.manager: must be an e-mail address"),
+        ({"project_id": ""}, 'data.project_id: must not be empty (got "")'),
+        ({"project_id": "   "}, "data.project_id: must not be empty"),
+        ({"project_id": 2041}, "data.project_id: must be a string (got 2041)"),
+        ({"name": None}, "data.name: must be a string (got null)"),
+        (
+            {"planned_finish_date": "2025-12-31"},
+            "data.planned_finish_date: must not be before start_date 2026-01-05 (got 2025-12-31)",
+        ),
+        (
+            {"start_date": "05/01/2026"},
+            'data.start_date: must be a date like 2026-01-31 (got "05/01/2026")',
+        ),
+        (
+            {"start_date": 20260105},
+            "data.start_date: must be a date like 2026-01-31 (got 20260105)",
+        ),
+        ({"start_date": "2026-02-30"}, "data.start_date: must be a date like 2026-01-31"),
+        ({"start_date": "1767571200"}, "data.start_date: must be a date like 2026-01-31"),
+        ({"start_date": "2026-1-5"}, "data.start_date: must be a date like 2026-01-31"),
+        ({"start_date": "2026-01-05Z"}, "data.start_date: must be a date like 2026-01-31"),
+        ({"key_project": [1]}, "data.key_project: must be true or false (got [1])"),
+        (
+            {"objectives": [{"objective_id": "OBJ-1", "contribution": 1.5}]},
+            "data.objectives[0].contribution: must be at most 1 (got 1.5)",
+        ),
+        (
+            {"objectives": [{"objective_id": "OBJ-1"}]},
+            "data.objectives[0].contribution: is required",
+        ),
+        (
+            {
+                "objectives": [
+                    {"objective_id": "OBJ-1", "contribution": 0.5},
+                    {"objective_id": "OBJ-1", "contribution": 0.2},
+                ]
+            },
+            'data.objectives: objective_id "OBJ-1" is listed twice',
+        ),
+        ({"objectives": {"OBJ-1": 0.5}}, "data.objectives: must be a list"),
+        (
+            {
+                "planned_value_curve": [
+                    {"date": "2026-03-31", "planned_value": 500},
+                    {"date": "2026-06-30", "planned_value": 400},
+                ]
+            },
+            "data.planned_value_curve: must be cumulative: planned_value falls from 500.0 on "
+            "2026-03-31 to 400.0 on 2026-06-30",
+        ),
+        (
+            {
+                "planned_value_curve": [
+                    {"date": "2026-03-31", "planned_value": 500},
+                    {"date": "2026-03-31", "planned_value": 600},
+                ]
+            },
+            "data.planned_value_curve: has two points on 2026-03-31",
+        ),
+    ],
+)
+def test_project_started_rejections(changes: dict[str, Any], expected: str) -> None:
+    assert expected in reason(ProjectStarted, {**PROJECT, **changes})
+
+
+def test_missing_required_fields_are_all_named() -> None:
+    text = reason(ProjectStarted, {"project_id": "PRJ-1", "name": "X"})
+    assert text.startswith("data.business_unit: is required; data.manager: is required")
+    assert text.endswith("; and 1 more")
+
+
+def test_date_time_strings_give_their_date() -> None:
+    status = StatusChanged.model_validate({**STATUS, "as_of": "2026-06-30T17:00:00+02:00"})
+    assert status.as_of == date(2026, 6, 30)
+    assert "data.as_of: must be a date" in reason(
+        StatusChanged, {**STATUS, "as_of": "2026-06-30Tnoon"}
+    )
+
+
+def test_status_changed_full_payload() -> None:
+    status = StatusChanged.model_validate(
+        {
+            **STATUS,
+            "lifecycle": "on_hold",
+            "reported_health": "amber",
+            "milestones": [
+                {"name": "Design signed off", "due": "2026-03-31", "done": True},
+                {"name": "Pilot live", "due": "2026-07-15"},
+            ],
+            "comment": "Paused for budget review.",
+        }
+    )
+    assert status.key() == "PRJ-2041"
+    assert status.lifecycle == "on_hold"
+    assert status.milestones is not None
+    assert [milestone.done for milestone in status.milestones] == [True, False]
+
+
+def test_status_changed_distinguishes_absent_from_empty_milestones() -> None:
+    assert StatusChanged.model_validate(STATUS).milestones is None
+    assert StatusChanged.model_validate({**STATUS, "milestones": []}).milestones == []
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"percent_complete": 140}, "data.percent_complete: must be at most 100 (got 140)"),
+        ({"percent_complete": -3}, "data.percent_complete: must be at least 0 (got -3)"),
+        ({"actual_cost": -0.01}, "data.actual_cost: must be at least 0 (got -0.01)"),
+        (
+            {"lifecycle": "closed"},
+            "data.lifecycle: must be one of 'active', 'on_hold', 'completed' or 'terminated' "
+            '(got "closed")',
+        ),
+        (
+            {"reported_health": "yellow"},
+            "data.reported_health: must be one of 'green', 'amber' or 'red'",
+        ),
+        (
+            {"milestones": [{"name": "Go-live", "due": "soon"}]},
+            "data.milestones[0].due: must be a date",
+        ),
+        ({"milestones": [{"due": "2026-07-01"}]}, "data.milestones[0].name: is required"),
+    ],
+)
+def test_status_changed_rejections(changes: dict[str, Any], expected: str) -> None:
+    assert expected in reason(StatusChanged, {**STATUS, **changes})
+
+
+def test_resource_requested_accepts_role_and_hours() -> None:
+    request = ResourceRequested.model_validate(
+        {
+            **{k: v for k, v in REQUEST.items() if k not in ("skill", "fte")},
+            "role": "Scrum Master",
+            "hours": 320,
+            "priority": 2,
+            "named_resource": "EMP-1042",
+        }
+    )
+    assert request.skill == "Scrum Master"
+    assert (request.fte, request.hours) == (None, 320)
+    assert request.priority == "2"
+    assert request.key() == "PRJ-2041"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"fte": 0}, "data.fte: must be greater than 0 (got 0)"),
+        ({"hours": 40}, "data: must give exactly one of fte or hours (got both)"),
+        ({"fte": None}, "data: must give exactly one of fte or hours (got neither)"),
+        ({"end": "2026-06-30"}, "data.end: must not be before start 2026-07-01 (got 2026-06-30)"),
+        ({"skill": ""}, "data.skill: must not be empty"),
+        ({"request_id": None}, "data.request_id: must be a string (got null)"),
+    ],
+)
+def test_resource_requested_rejections(changes: dict[str, Any], expected: str) -> None:
+    assert expected in reason(ResourceRequested, {**REQUEST, **changes})
+
+
+def test_strategy_changed_with_directives() -> None:
+    strategy = StrategyChanged.model_validate(
+        {
+            **STRATEGY,
+            "directives": [
+                {"action": "terminate", "project_id": "PRJ-0999", "reason": "Market exit"},
+                {"action": "accelerate", "objective_id": "OBJ-GROWTH", "reason": "Board priority"},
+                {"action": "pause", "business_unit": "Wholesale", "reason": "Spending freeze"},
+            ],
+        }
+    )
+    assert strategy.key() == "3"
+    assert [directive.action for directive in strategy.directives] == [
+        "terminate",
+        "accelerate",
+        "pause",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"strategy_version": 0}, "data.strategy_version: must be greater than 0 (got 0)"),
+        ({"strategy_version": "v3"}, 'data.strategy_version: must be a whole number (got "v3")'),
+        ({"strategy_version": 2.5}, "data.strategy_version: must be a whole number (got 2.5)"),
+        ({"objectives": []}, "data.objectives: must have at least 1 item(s) (got [])"),
+        (
+            {"objectives": [{"objective_id": "OBJ-1", "name": "Growth", "weight": -1}]},
+            "data.objectives[0].weight: must be at least 0 (got -1)",
+        ),
+        (
+            {"objectives": [{"objective_id": "OBJ-1", "name": "Growth", "weight": 0}]},
+            "data.objectives: must give at least one objective a positive weight",
+        ),
+        (
+            {"directives": [{"action": "pause", "reason": "x"}]},
+            "data.directives[0]: must name exactly one of project_id, business_unit or "
+            "objective_id (got none)",
+        ),
+        (
+            {
+                "directives": [
+                    {"action": "pause", "project_id": "P", "business_unit": "B", "reason": "x"}
+                ]
+            },
+            "data.directives[0]: must name exactly one of project_id, business_unit or "
+            "objective_id (got 2)",
+        ),
+        (
+            {"directives": [{"action": "cancel", "project_id": "P", "reason": "x"}]},
+            "data.directives[0].action: must be one of 'terminate', 'pause', 'accelerate' or "
+            "'deprioritize'",
+        ),
+    ],
+)
+def test_strategy_changed_rejections(changes: dict[str, Any], expected: str) -> None:
+    assert expected in reason(StrategyChanged, {**STRATEGY, **changes})
+
+
+def test_data_that_is_not_an_object() -> None:
+    assert reason(StatusChanged, [STATUS]).startswith("data: must be a JSON object (got [{")
+    assert reason(StatusChanged, None) == "data: missing; a pmo.status-changed event needs data"
+
+
+def test_lifecycle_changed_uses_from_and_to_as_json_keys() -> None:
+    change = ProjectLifecycleChanged(
+        project_id="PRJ-1", from_stage="active", to_stage="on_hold", cause="status-changed"
+    )
+    dumped = change.model_dump(mode="json", by_alias=True)
+    assert dumped == {
+        "project_id": "PRJ-1",
+        "from": "active",
+        "to": "on_hold",
+        "cause": "status-changed",
+    }
+    assert ProjectLifecycleChanged.model_validate(dumped) == change
+    assert "data.from: must be one of" in reason(ProjectLifecycleChanged, {**dumped, "from": "x"})
+
+
+def test_outbound_keys() -> None:
+    ranking = PortfolioReprioritized(
+        strategy_version=7,
+        projects=[
+            RankedProject(project_id="P", score=0.9, rank=1, action="continue", why="Top score")
+        ],
+    )
+    assert ranking.key() == "7"
+    conflict = ResourceConflictResolved(
+        conflict_id="C-1", skill="sap-abap", weeks=["2026-W48"], winners=[], losers=[], rationale=""
+    )
+    assert conflict.key() == "C-1"
+
+
+def test_conflict_names_what_was_contested() -> None:
+    with pytest.raises(ValidationError, match="must name the contested skill or resource_id"):
+        ResourceConflictResolved(conflict_id="C-1", weeks=[], winners=[], losers=[], rationale="")
+
+
+@pytest.mark.parametrize(
+    "week", ["2026-48", "2026-W00", "2026-W54", "2025-W53", "26-W01", "2026-W1"]
+)
+def test_iso_weeks_are_checked(week: str) -> None:
+    with pytest.raises(ValidationError, match="must be an ISO week like 2026-W48"):
+        AllocationSnapshot(fte_granted=1, weeks=[week])
+
+
+def test_iso_week_53_exists_in_long_years() -> None:
+    assert AllocationSnapshot(fte_granted=1, weeks=["2026-W53"]).weeks == ["2026-W53"]
+
+
+def test_nan_never_enters_a_metric() -> None:
+    # NaN would poison earned-value arithmetic downstream; producers must send null.
+    with pytest.raises(ValidationError):
+        ProjectAtRisk(project_id="P", severity="red", reasons=[], metrics={"spi": math.nan})
+    at_risk = ProjectAtRisk(project_id="P", severity="red", reasons=[], metrics={"spi": None})
+    assert at_risk.metrics == {"spi": None}
+
+
+def test_models_are_immutable() -> None:
+    allocated = ResourceAllocated(
+        request_id="R",
+        project_id="P",
+        skill="java",
+        fte_granted=1,
+        fte_requested=2,
+        weeks=["2026-W48"],
+        status="partial",
+        reason="capacity",
+    )
+    with pytest.raises(ValidationError):
+        allocated.status = "granted"  # type: ignore[misc]
+
+
+def test_project_registered_checks_dates_like_project_started() -> None:
+    with pytest.raises(ValidationError, match="must not be before start_date"):
+        ProjectRegistered.model_validate(
+            {**PROJECT, "planned_finish_date": "2025-01-01", "lifecycle": "proposed"}
+        )
