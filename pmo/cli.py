@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from pmo.stack import DEMO_WEBHOOK_PORT, STACK_FILE
 from shared.settings import (
     SERVICE_NAMES,
     ConfigurationError,
@@ -24,10 +25,6 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
-
-STACK_FILE = "stack.env"
-"""Where `pmo up` writes the addresses of the embedded broker and database for `pmo demo`."""
-DEMO_WEBHOOK_PORT = 8099
 
 
 def _settings() -> Settings:
@@ -108,23 +105,31 @@ def topics_create(
     typer.echo(f"topics: {len(created)} created")
 
 
+PortOffset = Annotated[
+    int,
+    typer.Option(help="Added to every default port (services 8001-8004, demo receiver 8099)"),
+]
+
+
 @app.command()
-def up() -> None:
+def up(port_offset: PortOffset = 0) -> None:
     """Start the whole system: embedded Kafka and PostgreSQL unless configured, and all services."""
     from pmo.stack import Stack
 
-    stack = Stack(load_settings())
+    stack = Stack(load_settings(), port_offset=port_offset)
     raise typer.Exit(stack.run())
 
 
 @app.command()
 def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the alerts")] = 90.0,
+    port_offset: PortOffset = 0,
 ) -> None:
     """Publish a realistic scenario to the running system and show the alerts it raises."""
     from pmo.demo import run_demo
 
-    raise typer.Exit(asyncio.run(run_demo(_settings(), port=DEMO_WEBHOOK_PORT, timeout=timeout)))
+    port = DEMO_WEBHOOK_PORT + port_offset
+    raise typer.Exit(asyncio.run(run_demo(_settings(), port=port, timeout=timeout)))
 
 
 def main() -> None:

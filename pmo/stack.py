@@ -20,7 +20,8 @@ from shared.database import migrate_url
 from shared.settings import DEFAULT_HTTP_PORTS, SERVICE_NAMES, ServiceName, Settings
 
 STACK_FILE = "stack.env"
-DEMO_WEBHOOK_URL = "http://127.0.0.1:8099/alerts"
+"""Where `pmo up` writes the embedded broker's and database's addresses for `pmo demo`/`run`."""
+DEMO_WEBHOOK_PORT = 8099
 RESTART_LIMIT = 5
 """A service that dies this many times within a minute is not restarted again."""
 
@@ -40,8 +41,9 @@ class _Child:
 class Stack:
     """Starts the parts, supervises the four services, and stops everything on Ctrl-C/SIGTERM."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, port_offset: int = 0) -> None:
         self.settings = settings
+        self.port_offset = port_offset
         self.data_dir = Path(settings.data_dir).resolve()
         self.logs = self.data_dir / "logs"
         self._stop = False
@@ -57,7 +59,9 @@ class Stack:
             except Exception as error:
                 _say(f"pmo up: could not start: {error}")
                 return 1
-            children = [_Child(name, DEFAULT_HTTP_PORTS[name]) for name in SERVICE_NAMES]
+            children = [
+                _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
+            ]
             for child in children:
                 self._spawn(child, env)
             self._announce(children)
@@ -96,7 +100,8 @@ class Stack:
             overrides["PMO_ADMIN_TOKEN"] = self._admin_token()
         if not self.settings.alert_webhook_url:
             # Where `pmo demo` listens; configure PMO_ALERT_WEBHOOK_URL for a real receiver.
-            overrides["PMO_ALERT_WEBHOOK_URL"] = DEMO_WEBHOOK_URL
+            demo_port = DEMO_WEBHOOK_PORT + self.port_offset
+            overrides["PMO_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{demo_port}/alerts"
             overrides["PMO_ALERT_WEBHOOK_SECRET"] = secrets.token_urlsafe(24)
         env = {**os.environ, **overrides}
         env.pop("PMO_HTTP_PORT", None)  # each service gets its own port below
