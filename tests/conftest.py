@@ -16,7 +16,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pmo.topics import create_topics
 from services.catalog import SERVICES
 from shared.database import migrate_url
-from shared.runtime import ServiceRuntime
+from shared.runtime import ServiceDefinition, ServiceRuntime
 from shared.settings import SERVICE_NAMES, ServiceName, Settings
 from tests.harness import (
     Enterprise,
@@ -127,14 +127,19 @@ class ServiceStarter:
         self.spans = spans
         self.running: list[RunningService] = []
 
-    async def __call__(self, name: ServiceName, **overrides: object) -> RunningService:
+    async def __call__(
+        self, name: ServiceName, definition: ServiceDefinition | None = None, **overrides: object
+    ) -> RunningService:
+        """Start service `name` (or a test's own `definition` of it) with settings `overrides`."""
         settings = (
             Settings.model_validate({**self.settings.model_dump(), **overrides})
             if overrides
             else self.settings
         )
         runtime = ServiceRuntime(
-            SERVICES[name], settings, span_processors=[SimpleSpanProcessor(self.spans)]
+            definition or SERVICES[name],
+            settings,
+            span_processors=[SimpleSpanProcessor(self.spans)],
         )
         port = free_port()
         server, task = await serve(runtime.http_app(), port)

@@ -1,0 +1,228 @@
+"""The shared messaging mechanisms against the real broker and database, service by service."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+import sqlalchemy.exc
+from opentelemetry.sdk.trace import TracerProvider
+
+from services.registry.entrypoints.service import registry
+from services.registry.service_layer.handlers import on_project_started
+from shared.database import create_engine, session_factory
+from shared.events.contracts import ProjectStarted
+from shared.messaging.consumer import EventMeta
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.tables import outbox, parked_event
+from shared.messaging.unit_of_work import UnitOfWork
+from shared.metrics import ServiceMetrics
+from shared.runtime import ServiceDefinition
+from shared.settings import Settings
+from tests.conftest import ServiceStarter
+from tests.harness import Enterprise, eventually, read_topic
+
+PROJECT: dict[str, Any] = {
+    "name": "Helios warehouse automation",
+    "business_unit": "Logistics",
+    "manager": "katherine.johnson@example.com",
+    "start_date": "2026-01-01",
+    "planned_finish_date": "2026-12-31",
+    "budget": 500000,
+    "currency": "EUR",
+}
+
+
+def project(project_id: str) -> dict[str, Any]:
+    return {"project_id": project_id, **PROJECT}
+
+
+async def test_outbox_relays_publish_each_message_once_in_order_with_its_trace(
+    settings: Settings,
+) -> None:
+    engine = create_engine(settings.database_url_for("registry"), "registry", application="test")
+    tracer = TracerProvider().get_tracer("test")
+    topic = f"{settings.topic_prefix}project-registered"
+    try:
+        uow = UnitOfWork(session_factory(engine), service="registry", topic_prefix="")
+        with tracer.start_as_current_span("writer") as writer:
+            async with uow:
+                for n in range(40):
+                    await uow.session.exec(
+                        sa.insert(outbox).values(
+                            message_id=uuid.uuid4(),
+                            topic=topic,
+                            key=f"PRJ-{n % 4}",
+                            value=json.dumps({"n": n}).encode(),
+                            headers=[],
+                            traceparent=(
+                                f"00-{writer.get_span_context().trace_id:032x}-"
+                                f"{writer.get_span_context().span_id:016x}-01"
+                            ),
+                        )
+                    )
+                await uow.commit()
+        # Two replicas' relays on the same schema: the advisory lock lets one publish.
+        relays = [
+            OutboxRelay(
+                service="registry",
+                engine=engine,
+                producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
+                tracer=tracer,
+                metrics=ServiceMetrics("registry"),
+                poll_interval_s=0.05,
+            )
+            for _ in range(2)
+        ]
+        for relay in relays:
+            await relay.start()
+        try:
+            records = await read_topic(settings, topic, at_least=40)
+        finally:
+            for relay in relays:
+                await relay.stop()
+
+        assert len(records) == 40
+        by_key: dict[str, list[int]] = {}
+        for record in records:
+            by_key.setdefault(record.key.decode(), []).append(json.loads(record.value)["n"])
+        assert all(numbers == sorted(numbers) for numbers in by_key.values()), by_key
+        traceparents = {dict(record.headers)["traceparent"].decode() for record in records}
+        assert {tp.split("-")[1] for tp in traceparents} == {
+            f"{writer.get_span_context().trace_id:032x}"
+        }
+        async with engine.connect() as connection:
+            states = (
+                await connection.execute(
+                    sa.select(outbox.c.state, sa.func.count()).group_by(outbox.c.state)
+                )
+            ).all()
+        assert dict(states) == {"published": 40}  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_failing_database_rewinds_the_batch_and_the_event_has_one_effect(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    failures: list[str] = []
+
+    async def flaky(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
+        if not failures:
+            failures.append(meta.id)
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionResetError("gone"))
+        await on_project_started(event, meta, uow)
+
+    definition = ServiceDefinition(
+        name="registry",
+        summary="registry whose database fails once",
+        handlers={"project-started": flaky},
+        publishes=registry.publishes,
+        routers=registry.routers,
+    )
+    await start_service("registry", definition)
+    event_id = await enterprise.send("project-started", project("PRJ-FLAKY"))
+
+    registered = await read_topic(settings, f"{settings.topic_prefix}project-registered")
+    assert failures == [event_id]
+    assert [json.loads(r.value)["data"]["project_id"] for r in registered] == ["PRJ-FLAKY"]
+
+
+async def test_a_handler_bug_dead_letters_the_event_and_the_consumer_goes_on(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    async def buggy(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
+        if event.project_id == "PRJ-BUG":
+            raise KeyError("objective")
+        await on_project_started(event, meta, uow)
+
+    definition = ServiceDefinition(
+        name="registry",
+        summary="registry with a bug",
+        handlers={"project-started": buggy},
+        publishes=registry.publishes,
+    )
+    await start_service("registry", definition)
+    bad = await enterprise.send("project-started", project("PRJ-BUG"))
+    await enterprise.send("project-started", project("PRJ-OK"))
+
+    registered = await read_topic(settings, f"{settings.topic_prefix}project-registered")
+    assert [json.loads(r.value)["data"]["project_id"] for r in registered] == ["PRJ-OK"]
+    dead = await read_topic(settings, f"{settings.topic_prefix}project-started.dlq")
+    assert len(dead) == 1
+    headers = dict(dead[0].headers)
+    assert headers["pmo-dlq-reason"] == b"handler error: KeyError: 'objective'"
+    assert json.loads(dead[0].value)["id"] == bad
+
+
+async def test_a_report_that_overtakes_its_project_is_parked_then_assessed(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    monitoring = await start_service("monitoring")
+    report = {
+        "project_id": "PRJ-LATE",
+        "as_of": "2026-07-02",
+        "percent_complete": 20,
+        "actual_cost": 100000,
+    }
+    await enterprise.send("status-changed", report)
+
+    async def parked() -> int:
+        async with monitoring.runtime.engine.connect() as connection:
+            return int(
+                (
+                    await connection.execute(sa.select(sa.func.count()).select_from(parked_event))
+                ).scalar_one()
+            )
+
+    await eventually(parked, what="the report parked until its project starts")
+    await enterprise.send("project-started", project("PRJ-LATE"))
+
+    alerts = await read_topic(settings, f"{settings.topic_prefix}project-at-risk")
+    assert [json.loads(a.value)["data"]["project_id"] for a in alerts] == ["PRJ-LATE"]
+    assert await parked() == 0
+
+
+async def test_an_event_on_the_wrong_topic_and_invalid_data_are_dead_lettered_with_reasons(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    await start_service("registry")
+    from tests.harness import structured_event
+
+    value, headers = structured_event("status-changed", {"project_id": "PRJ-X"})
+    await enterprise.send_raw("project-started", value, headers=headers, key="PRJ-X")
+    await enterprise.send("project-started", {**project("PRJ-Y"), "budget": -5}, binary=True)
+
+    dead = await read_topic(settings, f"{settings.topic_prefix}project-started.dlq", at_least=2)
+    reasons = sorted(dict(record.headers)["pmo-dlq-reason"].decode() for record in dead)
+    assert reasons[0].startswith("data.budget:"), reasons
+    assert "does not belong on topic" in reasons[1], reasons
+
+
+async def test_probes_metrics_docs_and_the_token_rule(
+    start_service: ServiceStarter, admin_headers: dict[str, str]
+) -> None:
+    service = await start_service("monitoring")
+    async with httpx.AsyncClient(base_url=service.base_url) as api:
+        assert (await api.get("/livez")).json()["status"] == "alive"
+        ready = await api.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": "ok", "kafka": "ok"}
+        assert "pmo_events_consumed" in (await api.get("/metrics")).text
+        asyncapi = (await api.get("/asyncapi.json")).json()
+        assert any("project-at-risk" in name for name in asyncapi["channels"])
+        assert "/at-risk" in (await api.get("/openapi.json")).json()["paths"]
+
+        for path in ("/at-risk", "/dead-letters", "/projects/PRJ-1/health"):
+            missing = await api.get(path)
+            assert missing.status_code == 401
+            assert "bearer token is required" in missing.json()["detail"]
+            wrong = await api.get(path, headers={"Authorization": "Bearer guess"})
+            assert wrong.status_code == 401
+        assert (await api.get("/at-risk", headers=admin_headers)).json() == []
+        not_found = await api.get("/projects/PRJ-1/health", headers=admin_headers)
+        assert not_found.status_code == 404
+        assert "PRJ-1" in not_found.json()["detail"]
