@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from pmo.embedded import EmbeddedKafka, EmbeddedPostgres
+from pmo.embedded import EmbeddedKafka, EmbeddedPostgres, port_is_free
 from pmo.topics import create_topics
 from shared.database import migrate_url
 from shared.settings import DEFAULT_HTTP_PORTS, SERVICE_NAMES, ServiceName, Settings
@@ -82,7 +82,7 @@ class Stack:
         if not self.settings.kafka_bootstrap_servers:
             port = self.settings.embedded_kafka_port
             kafka = EmbeddedKafka(
-                port=port if _port_free(port) else 0, log_path=self.logs / "kafka.log"
+                port=port if port_is_free(port) else 0, log_path=self.logs / "kafka.log"
             )
             _say("pmo up: starting the embedded Kafka-compatible broker (Tansu, in memory)")
             overrides["PMO_KAFKA_BOOTSTRAP_SERVERS"] = kafka.start()
@@ -188,14 +188,3 @@ class Stack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True

@@ -18,7 +18,6 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.message import StreamMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification import AsyncAPI
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import SpanProcessor
 from sqlalchemy import text
 
@@ -29,7 +28,7 @@ from shared.messaging.outbox import OutboxRelay
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.metrics import ServiceMetrics
 from shared.settings import ServiceName, Settings
-from shared.telemetry import tracer_provider_for
+from shared.telemetry import trace_database, tracer_provider_for
 from shared.topics import topic_name
 
 log = logging.getLogger(__name__)
@@ -95,6 +94,7 @@ class ServiceRuntime:
             pool_size=settings.database_pool_size,
             application=f"pmo-{self.name}",
         )
+        trace_database(self.engine, self.tracer)
         self.sessions = session_factory(self.engine)
         self.consumer_group = f"{settings.topic_prefix}pmo-{self.name}"
         self.broker = KafkaBroker(
@@ -204,9 +204,6 @@ class ServiceRuntime:
     async def start(self) -> None:
         await wait_for_database(self.engine)
         await migrate(self.engine, self.name)
-        SQLAlchemyInstrumentor().instrument(
-            engine=self.engine.sync_engine, tracer_provider=self.tracer_provider
-        )
         await self.relay.start()
         await self.broker.start()
         for worker in self.definition.workers:
@@ -226,7 +223,6 @@ class ServiceRuntime:
                 await task
         self._workers.clear()
         await self.relay.stop()
-        SQLAlchemyInstrumentor().uninstrument()
         await self.engine.dispose()
         self.tracer_provider.shutdown()
         log.info("%s stopped", self.name, extra={"service": self.name})

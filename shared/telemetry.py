@@ -17,7 +17,17 @@ from opentelemetry.propagate import extract, inject
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+)
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.settings import otel_exporter_configured
 
@@ -101,6 +111,52 @@ def context_from_traceparent(traceparent: str | None, tracestate: str | None) ->
     if tracestate:
         carrier["tracestate"] = tracestate
     return extract(carrier)
+
+
+def trace_database(engine: AsyncEngine, tracer: Tracer) -> None:
+    """Spans for the SQL run inside a span (a handler's, the relay's publish, a delivery).
+
+    Statements outside any span, such as the relay's and the workers' polling, are not traced:
+    a trace per poll would bury the traces that matter. Per engine and per tracer, so services
+    sharing a process keep their own spans.
+    """
+    sync_engine = engine.sync_engine
+    database = sync_engine.url.database or ""
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _start(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        if context is None or not trace.get_current_span().get_span_context().is_valid:
+            return
+        operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+        context._pmo_span = tracer.start_span(
+            operation,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "db.system": "postgresql",
+                "db.name": database,
+                "db.statement": statement[:2000],
+            },
+        )
+
+    @event.listens_for(sync_engine, "after_cursor_execute")
+    def _end(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+    ) -> None:
+        span = getattr(context, "_pmo_span", None)
+        if span is not None:
+            span.end()
+
+    @event.listens_for(sync_engine, "handle_error")
+    def _failed(exception_context: Any) -> None:
+        span = getattr(exception_context.execution_context, "_pmo_span", None)
+        if span is not None:
+            span.record_exception(exception_context.original_exception)
+            span.set_status(
+                Status(StatusCode.ERROR, type(exception_context.original_exception).__name__)
+            )
+            span.end()
 
 
 class JsonLogFormatter(logging.Formatter):

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from pmo.embedded import free_port
 from pmo.topics import create_topics
 from services.catalog import SERVICES
 from shared.database import migrate_url
@@ -21,7 +22,6 @@ from shared.settings import SERVICE_NAMES, ServiceName, Settings
 from tests.harness import (
     Enterprise,
     RunningService,
-    free_port,
     kafka_for_tests,
     postgres_for_tests,
     serve,

@@ -212,10 +212,11 @@ def _finish_not_before_start(value: date, info: ValidationInfo) -> date:
     return value
 
 
-class ProjectStarted(ProjectEvent):
-    """An enterprise system announces a new project."""
+class ProjectCharter(ProjectEvent):
+    """What a project is: who runs it, for whom, when, with what budget, towards which objectives.
 
-    event_name: ClassVar[str] = "project-started"
+    Both the enterprise's `project-started` and the registry's `project-registered` carry it.
+    """
 
     name: Name
     business_unit: Id
@@ -230,8 +231,6 @@ class ProjectStarted(ProjectEvent):
     key_project: bool = False
     methodology: str | None = None
     """Name of the stage model the project follows."""
-    planned_value_curve: list[PlannedValuePoint] | None = None
-    """Cumulative planned value over time; absent means linear from start to planned finish."""
 
     _finish = field_validator("planned_finish_date")(_finish_not_before_start)
 
@@ -240,6 +239,15 @@ class ProjectStarted(ProjectEvent):
     def _objectives_unique(cls, value: list[ObjectiveContribution]) -> list[ObjectiveContribution]:
         _unique_objectives(value)
         return value
+
+
+class ProjectStarted(ProjectCharter):
+    """An enterprise system announces a new project."""
+
+    event_name: ClassVar[str] = "project-started"
+
+    planned_value_curve: list[PlannedValuePoint] | None = None
+    """Cumulative planned value over time; absent means linear from start to planned finish."""
 
     @field_validator("planned_value_curve")
     @classmethod
@@ -335,25 +343,12 @@ class StrategyChanged(EventData):
 # --- outbound -------------------------------------------------------------------------------
 
 
-class ProjectRegistered(ProjectEvent):
+class ProjectRegistered(ProjectCharter):
     """The registry has accepted a project into the portfolio."""
 
     event_name: ClassVar[str] = "project-registered"
 
-    name: Name
-    business_unit: Id
-    manager: Email
-    sponsor: str | None = None
-    start_date: IsoDate
-    planned_finish_date: IsoDate
-    budget: Money
-    currency: Currency
-    objectives: list[ObjectiveContribution] = []
-    key_project: bool = False
-    methodology: str | None = None
     lifecycle: Stage
-
-    _finish = field_validator("planned_finish_date")(_finish_not_before_start)
 
 
 class ProjectLifecycleChanged(ProjectEvent):

@@ -70,6 +70,15 @@ async def test_redelivered_event_has_one_effect_and_garbage_is_dead_lettered(
 
         metrics = (await api.get("/metrics")).text
         assert (
+            f'pmo_consumer_lag{{partition="0",service="registry",topic="{prefix}project-started"}}'
+            in metrics
+            or (
+                f'pmo_consumer_lag{{partition="1",service="registry",topic="{prefix}project-started"}}'
+                in metrics
+            )
+        )
+        assert 'pmo_events_consumed_total{outcome="processed",service="registry"' in metrics
+        assert (
             'pmo_dead_letters_total{service="registry",topic="' + prefix + 'project-started"} 2.0'
             in metrics
         )

@@ -15,7 +15,7 @@ from services.registry.entrypoints.service import registry
 from services.registry.service_layer.handlers import on_project_started
 from shared.database import create_engine, session_factory
 from shared.events.contracts import ProjectStarted
-from shared.messaging.consumer import EventMeta
+from shared.messaging.consumer import EventMeta, Handler
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.tables import outbox, parked_event
 from shared.messaging.unit_of_work import UnitOfWork
@@ -38,6 +38,17 @@ PROJECT: dict[str, Any] = {
 
 def project(project_id: str) -> dict[str, Any]:
     return {"project_id": project_id, **PROJECT}
+
+
+def registry_handling_starts_with(handler: Handler[ProjectStarted]) -> ServiceDefinition:
+    """The registry, with a test's own handler of `project-started`."""
+    return ServiceDefinition(
+        name="registry",
+        summary="registry under test",
+        handlers={"project-started": handler},
+        publishes=registry.publishes,
+        routers=registry.routers,
+    )
 
 
 async def test_outbox_relays_publish_each_message_once_in_order_with_its_trace(
@@ -116,14 +127,7 @@ async def test_a_failing_database_rewinds_the_batch_and_the_event_has_one_effect
             raise sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionResetError("gone"))
         await on_project_started(event, meta, uow)
 
-    definition = ServiceDefinition(
-        name="registry",
-        summary="registry whose database fails once",
-        handlers={"project-started": flaky},
-        publishes=registry.publishes,
-        routers=registry.routers,
-    )
-    await start_service("registry", definition)
+    await start_service("registry", registry_handling_starts_with(flaky))
     event_id = await enterprise.send("project-started", project("PRJ-FLAKY"))
 
     registered = await read_topic(settings, f"{settings.topic_prefix}project-registered")
@@ -139,13 +143,7 @@ async def test_a_handler_bug_dead_letters_the_event_and_the_consumer_goes_on(
             raise KeyError("objective")
         await on_project_started(event, meta, uow)
 
-    definition = ServiceDefinition(
-        name="registry",
-        summary="registry with a bug",
-        handlers={"project-started": buggy},
-        publishes=registry.publishes,
-    )
-    await start_service("registry", definition)
+    await start_service("registry", registry_handling_starts_with(buggy))
     bad = await enterprise.send("project-started", project("PRJ-BUG"))
     await enterprise.send("project-started", project("PRJ-OK"))
 

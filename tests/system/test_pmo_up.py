@@ -17,7 +17,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.harness import free_port, with_database
+from pmo.embedded import free_port, port_is_free
+from tests.harness import with_database
 
 pytestmark = pytest.mark.e2e
 
@@ -28,20 +29,9 @@ def _offset() -> int:
     """A port offset under which the four service ports and the demo port are all free."""
     for _ in range(50):
         offset = free_port() - 8001
-        if offset > 0 and all(_free(port + offset) for port in (*SERVICE_PORTS, 8099)):
+        if offset > 0 and all(port_is_free(port + offset) for port in (*SERVICE_PORTS, 8099)):
             return offset
     raise AssertionError("no free block of ports for pmo up")
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _pmo(*args: str, env: dict[str, str], cwd: Path, **kwargs: object) -> subprocess.Popen[str]:

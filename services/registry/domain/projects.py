@@ -10,18 +10,5 @@ def registration(started: ProjectStarted, lifecycle: Stage = "active") -> Projec
 
     A started project is active: the enterprise system tells us work has begun.
     """
-    return ProjectRegistered(
-        project_id=started.project_id,
-        name=started.name,
-        business_unit=started.business_unit,
-        manager=started.manager,
-        sponsor=started.sponsor,
-        start_date=started.start_date,
-        planned_finish_date=started.planned_finish_date,
-        budget=started.budget,
-        currency=started.currency,
-        objectives=started.objectives,
-        key_project=started.key_project,
-        methodology=started.methodology,
-        lifecycle=lifecycle,
-    )
+    charter = started.model_dump(exclude={"planned_value_curve"})
+    return ProjectRegistered(**charter, lifecycle=lifecycle)
