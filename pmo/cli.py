@@ -25,6 +25,8 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
 
 
 def _settings() -> Settings:
@@ -103,6 +105,25 @@ def topics_create(
     settings = _settings()
     created = asyncio.run(create_topics(settings, partitions=partitions))
     typer.echo(f"topics: {len(created)} created")
+
+
+@token_app.command("create")
+def token_create(
+    subject: Annotated[str, typer.Option(help="Who: a person's e-mail (a project manager's own)")],
+    role: Annotated[str, typer.Option(help="pmo_admin | project_manager | viewer")] = "viewer",
+    days: Annotated[int, typer.Option(help="Days until it expires")] = 90,
+) -> None:
+    """Issue a bearer token for the HTTP APIs, signed with PMO_TOKEN_SECRET."""
+    from shared.security import ROLES, issue_token
+
+    settings = _settings()
+    if settings.token_secret is None:
+        typer.echo("pmo token create: set PMO_TOKEN_SECRET (the same in every service)", err=True)
+        raise typer.Exit(2)
+    if role not in ROLES:
+        raise typer.BadParameter(f"unknown role {role!r}; one of {', '.join(ROLES)}")
+    secret = settings.token_secret.get_secret_value()
+    typer.echo(issue_token(secret, subject, role, ttl_seconds=days * 86400))
 
 
 PortOffset = Annotated[

@@ -97,7 +97,9 @@ class Stack:
             overrides["PMO_DATABASE_URL"] = postgres.start()
             parts.callback(postgres.stop)
         if not self.settings.admin_token:
-            overrides["PMO_ADMIN_TOKEN"] = self._admin_token()
+            overrides["PMO_ADMIN_TOKEN"] = self._secret("admin-token")
+        if not self.settings.token_secret:
+            overrides["PMO_TOKEN_SECRET"] = self._secret("token-secret")
         if not self.settings.alert_webhook_url:
             # Where `pmo demo` listens; configure PMO_ALERT_WEBHOOK_URL for a real receiver.
             demo_port = DEMO_WEBHOOK_PORT + self.port_offset
@@ -121,9 +123,9 @@ class Stack:
         for name in SERVICE_NAMES:
             await migrate_url(settings.database_url_for(name), name)
 
-    def _admin_token(self) -> str:
-        """A bootstrap admin token kept in the data folder, so it survives restarts."""
-        path = self.data_dir / "admin-token"
+    def _secret(self, name: str) -> str:
+        """A generated secret kept in the data folder, so it survives restarts."""
+        path = self.data_dir / name
         if not path.exists():
             path.write_text(secrets.token_urlsafe(24))
             path.chmod(0o600)

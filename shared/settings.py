@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     notifications 8004)."""
     admin_token: SecretStr | None = None
     """Bootstrap bearer token with the `pmo_admin` role for the HTTP APIs."""
+    token_secret: SecretStr | None = None
+    """HMAC key signing API tokens (`pmo token create`); the same in every service."""
 
     # --- Embedded stack (pmo up) ---------------------------------------------------------------
     data_dir: str = ".pmo"

@@ -18,6 +18,7 @@ from pmo.topics import create_topics
 from services.catalog import SERVICES
 from shared.database import migrate_url
 from shared.runtime import ServiceDefinition, ServiceRuntime
+from shared.security import Role, issue_token
 from shared.settings import SERVICE_NAMES, ServiceName, Settings
 from tests.harness import (
     Enterprise,
@@ -30,6 +31,7 @@ from tests.harness import (
 )
 
 ADMIN_TOKEN = "test-admin-token"
+TOKEN_SECRET = "test-token-secret"
 TEST_PARTITIONS = 2
 
 
@@ -93,6 +95,7 @@ async def settings(kafka_bootstrap: str, database_url: str, topic_prefix: str) -
         topic_prefix=topic_prefix,
         kafka_enable_idempotence=False,
         admin_token=ADMIN_TOKEN,
+        token_secret=TOKEN_SECRET,
         consumer_batch_timeout_ms=20,
         # Tansu holds a group's first join for half the session timeout: keep tests quick.
         consumer_session_timeout_ms=2_000,
@@ -169,3 +172,8 @@ async def start_service(
 @pytest.fixture
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def bearer(role: Role, subject: str = "someone@example.com") -> dict[str, str]:
+    """Headers of a caller with `role`, holding a token signed as `pmo token create` would."""
+    return {"Authorization": f"Bearer {issue_token(TOKEN_SECRET, subject, role)}"}

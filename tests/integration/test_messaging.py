@@ -22,7 +22,7 @@ from shared.messaging.unit_of_work import UnitOfWork
 from shared.metrics import ServiceMetrics
 from shared.runtime import ServiceDefinition
 from shared.settings import Settings
-from tests.conftest import ServiceStarter
+from tests.conftest import ServiceStarter, bearer
 from tests.harness import Enterprise, eventually, read_topic
 
 PROJECT: dict[str, Any] = {
@@ -221,6 +221,11 @@ async def test_probes_metrics_docs_and_the_token_rule(
             wrong = await api.get(path, headers={"Authorization": "Bearer guess"})
             assert wrong.status_code == 401
         assert (await api.get("/at-risk", headers=admin_headers)).json() == []
+        assert (await api.get("/at-risk", headers=bearer("viewer"))).json() == []
+        forbidden = await api.get("/dead-letters", headers=bearer("viewer"))
+        assert forbidden.status_code == 403
+        assert "needs one of pmo_admin" in forbidden.json()["detail"]
+        assert (await api.get("/dead-letters", headers=bearer("pmo_admin"))).json() == []
         not_found = await api.get("/projects/PRJ-1/health", headers=admin_headers)
         assert not_found.status_code == 404
         assert "PRJ-1" in not_found.json()["detail"]

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from sqlmodel import col, select
 
 from services.allocation.adapters.tables import ResourceRequest
 from shared.http import runtime_of
-from shared.security import Principal, require_role
+from shared.security import Reader
 
 router = APIRouter(tags=["requests"])
-Reader = Annotated[Principal, Depends(require_role("viewer", "project_manager"))]
 
 
 @router.get("/requests", summary="Resource requests, optionally of one project")

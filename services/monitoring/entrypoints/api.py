@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from sqlmodel import col, select
 
 from services.monitoring.adapters.tables import MonitoredProject
 from shared.http import runtime_of
-from shared.security import Principal, require_role
+from shared.security import Reader
 
 router = APIRouter(tags=["health"])
-Reader = Annotated[Principal, Depends(require_role("viewer", "project_manager"))]
 
 
 @router.get("/projects/{project_id}/health", summary="A project's current health and metrics")

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlmodel import col, select
 
 from services.notifications.adapters.tables import Alert
 from shared.http import runtime_of
-from shared.security import Principal, require_role
+from shared.security import Reader
 
 router = APIRouter(tags=["alerts"])
-Reader = Annotated[Principal, Depends(require_role("viewer", "project_manager"))]
 
 
 class AlertView(BaseModel):

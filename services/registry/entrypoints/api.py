@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from sqlmodel import col, select
 
 from services.registry.adapters.tables import Project
 from shared.http import runtime_of
-from shared.security import Principal, require_role
+from shared.security import Reader
 
 router = APIRouter(prefix="/projects", tags=["projects"])
-Reader = Annotated[Principal, Depends(require_role("viewer", "project_manager"))]
 
 
 @router.get("", summary="The portfolio's projects, by id")
