@@ -84,3 +84,12 @@ class ServiceMetrics:
             ["service", "channel"],
             registry=self.registry,
         )
+
+    def prime(self, consumed_topics: list[str]) -> None:
+        """Show every series at zero from the start, so rates and alerts work before traffic."""
+        for topic in consumed_topics:
+            for outcome in ("processed", "parked", "dead_lettered", "duplicate"):
+                self.events_consumed.labels(self.service, topic, outcome)
+            self.dead_letters.labels(self.service, topic)
+        self.outbox_backlog.labels(self.service).set(0)
+        self.outbox_oldest_age_seconds.labels(self.service).set(0)

@@ -137,6 +137,7 @@ class ServiceRuntime:
         self.topics = [
             topic_name(name, settings.topic_prefix) for name in self.consumer.event_names
         ]
+        self.metrics.prime(self.topics)
         self._subscribe()
         self._declare_publishers()
         self.asyncapi = AsyncAPI(
