@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import ssl
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -31,7 +32,8 @@ class Settings(BaseSettings):
     Operators and the test harness rely on these names; they are documented in the README.
     """
 
-    model_config = SettingsConfigDict(env_prefix="PMO_", extra="ignore")
+    # Compose passes unset optional values as empty strings: empty means unset.
+    model_config = SettingsConfigDict(env_prefix="PMO_", extra="ignore", env_ignore_empty=True)
 
     # --- Kafka -----------------------------------------------------------------------------
     kafka_bootstrap_servers: str | None = None
@@ -85,11 +87,102 @@ class Settings(BaseSettings):
     data_dir: str = ".pmo"
     embedded_kafka_port: int = 9092
 
-    # --- Notifications (thin first channel) ----------------------------------------------------
+    # --- Notifications ---------------------------------------------------------------------
     alert_webhook_url: str | None = None
-    """Where project-at-risk alerts are POSTed until subscriptions exist."""
+    """A built-in webhook subscription to every project-at-risk alert (`pmo up` points it at
+    `pmo demo`); subscriptions made through the API come on top of it."""
     alert_webhook_secret: SecretStr | None = None
-    """HMAC-SHA256 key signing each alert webhook body."""
+    """HMAC-SHA256 key signing each POST to `alert_webhook_url`."""
+    registry_public_url: str = "http://127.0.0.1:8001"
+    """Public base URL of the registry API, for the project links in notifications."""
+    smtp_host: str | None = None
+    """SMTP server for e-mail notifications; unset: e-mail deliveries fail and say so."""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    """SMTP port: 587 for STARTTLS, 465 for implicit TLS, 25 for plain relays."""
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    """`starttls` upgrades the connection (required), `tls` connects with TLS, `none` is plain."""
+    smtp_username: str | None = None
+    """SMTP login; unset: no authentication."""
+    smtp_password: SecretStr | None = None
+    """SMTP password (never logged)."""
+    smtp_from: str = "PMO <pmo@localhost>"
+    """The From header of PMO e-mails."""
+    smtp_cafile: str | None = None
+    """CA bundle to verify the SMTP server's certificate; unset: the system's."""
+    notification_max_attempts: int = Field(default=8, ge=1)
+    """Attempts per delivery before it is dead (retry it by hand through the API)."""
+    notification_retry_base_s: float = Field(default=2.0, gt=0)
+    """First retry delay; doubled each attempt, with jitter."""
+    notification_retry_max_s: float = Field(default=600.0, gt=0)
+    """Longest retry delay."""
+    notification_send_timeout_s: float = Field(default=10.0, gt=0)
+    """Per-request timeout of one delivery attempt (HTTP or SMTP)."""
+    notification_concurrency: int = Field(default=16, ge=1)
+    """Deliveries one replica sends at the same time."""
+    notification_poll_interval_s: float = Field(default=0.5, gt=0)
+    """How often the delivery worker looks for due deliveries when idle."""
+    notification_throttle_window: timedelta = timedelta(minutes=10)
+    """Per subscription and project: after one message, the rest of a burst within this window
+    is held and sent as one summary at its end; 0 turns throttling off."""
+    notification_escalate_after: timedelta = timedelta(days=7)
+    """A project at risk this long is escalated to the escalation targets (once per episode)."""
+    notification_clock_interval_s: float = Field(default=30.0, gt=0)
+    """How often the clock looks for ended throttle windows, escalations and the digest slot."""
+    digest_schedule: str = "0 8 * * MON"
+    """Cron expression (minute hour day month weekday) of the weekly portfolio digest."""
+    digest_timezone: str = "UTC"
+    """IANA time zone of `digest_schedule`, e.g. Europe/Berlin."""
+    digest_catch_up: timedelta = timedelta(hours=12)
+    """A digest slot missed (service down) is still sent if it is at most this late."""
+
+    # --- Monitoring ----------------------------------------------------------------------------
+    # Default health rules; a PMO administrator may override them with PUT /thresholds.
+    monitoring_spi_green_from: float = Field(default=0.95, gt=0)
+    """SPI(t) (SPI where SPI(t) is undefined) at or above this is green."""
+    monitoring_spi_amber_from: float = Field(default=0.90, gt=0)
+    """SPI(t) at or above this (below green) is amber; below it, red."""
+    monitoring_cpi_green_from: float = Field(default=0.95, gt=0)
+    """CPI at or above this is green."""
+    monitoring_cpi_amber_from: float = Field(default=0.90, gt=0)
+    """CPI at or above this (below green) is amber; below it, red."""
+    monitoring_tcpi_red_above: float = Field(default=1.10, gt=0)
+    """TCPI above this is red (the remaining work needs an efficiency the project lacks)."""
+    monitoring_hysteresis_margin: float = Field(default=0.02, ge=0)
+    """How far an index must clear a threshold to leave a worse level, so it does not flap."""
+    monitoring_stale_after_days: int = Field(default=14, ge=1)
+    """A project with no status report for more than this many days is stale (amber)."""
+    monitoring_milestone_red_after_days: int = Field(default=30, ge=0)
+    """A milestone overdue by more than this many days is red; any overdue one is amber."""
+    monitoring_resource_shortfall_red_from: float = Field(default=0.5, gt=0, le=1)
+    """Share of a project's requested FTE left ungranted from which a shortfall is red."""
+    monitoring_staleness_check_interval_s: float = Field(default=60.0, gt=0)
+    """How often the staleness clock looks for projects without a recent report."""
+
+    # --- Registry ------------------------------------------------------------------------------
+    registry_stage_models_file: str | None = None
+    """JSON file of the stage models by methodology (format: services/registry/stage_models.json,
+    which is used when unset); an operator's file replaces the shipped one."""
+    registry_key_project_bonus: float = Field(default=0.1, ge=0)
+    """Added to a key project's strategic score (scores of other projects lie in 0..1)."""
+    registry_accelerate_top_share: float = Field(default=0.2, ge=0, le=1)
+    """Share of the ranked portfolio, from the top, recommended to accelerate (with the score)."""
+    registry_accelerate_min_score: float = Field(default=0.6, ge=0)
+    """Least score for a top-ranked project to be recommended to accelerate."""
+    registry_pause_bottom_share: float = Field(default=0.2, ge=0, le=1)
+    """Share of the ranked portfolio, from the bottom, recommended to pause (key projects not)."""
+    registry_terminate_below_score: float = Field(default=0.1, ge=0)
+    """A project scoring below this is recommended to terminate (key projects not)."""
+
+    # --- Allocation ----------------------------------------------------------------------------
+    allocation_hours_per_fte_week: float = Field(default=40.0, gt=0)
+    """Hours one FTE works in a week: a request in `hours` is spread evenly over its ISO weeks."""
+    allocation_solver_time_limit_s: float = Field(default=10.0, gt=0)
+    """Longest one re-resolution's MILP may run; then its best solution (or greedy's) is used."""
+    allocation_move_penalty: float = Field(default=0.05, ge=0)
+    """Cost of moving an existing allocation, in FTE-weeks of one priority level: among equally
+    good solutions the one moving fewest wins; a gain smaller than this never moves anyone."""
+    allocation_resolution_poll_s: float = Field(default=2.0, gt=0)
+    """How often the re-resolution worker looks for pending work besides being notified."""
 
     # --- Observability -------------------------------------------------------------------------
     log_level: str = "INFO"
