@@ -360,6 +360,9 @@ class ProjectLifecycleChanged(ProjectEvent):
     to_stage: Stage = Field(alias="to")
     cause: str
     """What moved it: the event, directive or user action."""
+    # Left out of the JSON when absent, so events without one read exactly as before.
+    reason: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    """Why, in words: the user's reason, the report's comment or the directive's reason."""
 
 
 class RankedProject(ContractModel):
@@ -389,6 +392,9 @@ class RiskReason(ContractModel):
     message: str
     numbers: Metrics = {}
     """The figures behind the reason (e.g. SPI and its threshold); null where undefined."""
+    severity: Severity | None = None
+    """This reason's own severity (the event's `severity` is the worst of them); absent from
+    producers that do not grade reasons."""
 
 
 class ProjectAtRisk(ProjectEvent):
@@ -409,6 +415,14 @@ class ProjectRecovered(ProjectEvent):
     metrics: Metrics = {}
 
 
+class Assignment(ContractModel):
+    """One person (or team) on a request at one FTE over some weeks."""
+
+    resource_id: Id
+    fte: Fte
+    weeks: list[IsoWeek]
+
+
 class ResourceAllocated(ProjectEvent):
     """The allocation decided a resource request."""
 
@@ -416,12 +430,17 @@ class ResourceAllocated(ProjectEvent):
 
     request_id: Id
     resource_id: Id | None = None
+    """Who holds most of what was granted (all of it when one person does)."""
     skill: Name
     fte_granted: Fte
+    """Average FTE granted per planned week."""
     fte_requested: Fte
     weeks: list[IsoWeek]
+    """The weeks in which something was granted."""
     status: AllocationStatus
     reason: str
+    assignments: list[Assignment] = []
+    """Who works how much in which weeks, one line per person and FTE."""
 
 
 class AllocationDecision(ContractModel):
@@ -463,6 +482,9 @@ class AllocationSnapshot(ContractModel):
     fte_granted: Fte
     weeks: list[IsoWeek] = []
     resource_id: Id | None = None
+    status: AllocationStatus | None = None
+    assignments: list[Assignment] = []
+    """Who works how much in which weeks, one line per person and FTE."""
 
 
 class AllocationChanged(ProjectEvent):

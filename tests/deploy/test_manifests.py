@@ -28,6 +28,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from services.catalog import SERVICES as CATALOG
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,39 +37,8 @@ SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 SERVICES = ("registry", "monitoring", "allocation", "notifications")
 
-# Topics each service's consumer group reads (the application contract).
-CONSUMES: dict[str, set[str]] = {
-    "registry": {
-        "project-started",
-        "status-changed",
-        "strategy-changed",
-        "project-at-risk",
-        "project-recovered",
-        "resource-allocated",
-        "resource-conflict-resolved",
-    },
-    "monitoring": {
-        "project-started",
-        "status-changed",
-        "project-lifecycle-changed",
-        "resource-allocated",
-        "resource-conflict-resolved",
-    },
-    "allocation": {
-        "resource-requested",
-        "project-registered",
-        "project-lifecycle-changed",
-        "portfolio-reprioritized",
-    },
-    "notifications": {
-        "project-at-risk",
-        "project-recovered",
-        "resource-conflict-resolved",
-        "allocation-changed",
-        "project-lifecycle-changed",
-        "portfolio-reprioritized",
-    },
-}
+# Topics each service's consumer group reads: the event names its handlers take.
+CONSUMES: dict[str, set[str]] = {name: set(service.handlers) for name, service in CATALOG.items()}
 INBOUND = {"project-started", "status-changed", "resource-requested", "strategy-changed"}
 OUTBOUND = {
     "project-registered",

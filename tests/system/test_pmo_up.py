@@ -119,12 +119,14 @@ async def test_pmo_up_uses_the_configured_kafka_and_database_instead(
         assert not (logs / "kafka.log").exists(), "no embedded broker was started"
         database = await asyncpg.connect(with_database(postgres_url, name))
         try:
-            alerts = await database.fetchval(
-                "SELECT count(*) FROM notifications.alert WHERE state = 'delivered'"
+            delivered = await database.fetch(
+                "SELECT project_id FROM notifications.delivery"
+                " WHERE state = 'delivered' AND event_type = 'pmo.project-at-risk'"
             )
         finally:
             await database.close()
-        assert alerts == 2
+        flagged = {row["project_id"].rsplit("-", 1)[0] for row in delivered}
+        assert {"PRJ-ATLAS", "PRJ-CIRRUS"} <= flagged, flagged
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()

@@ -1,36 +1,154 @@
-"""Notifications' tables in its own schema."""
+"""Notifications' tables in its own schema: subscriptions, deliveries, the projects it knows."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, LargeBinary, func
+from sqlalchemy import ARRAY, Column, DateTime, Float, Integer, Text, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field, SQLModel
 
 SCHEMA = "notifications"
 
+ENVIRONMENT_WEBHOOK_ID = uuid.UUID("6d1f3c2e-5b7a-5e0c-9f8e-2a4b6c8d0e1f")
+"""The built-in subscription standing for `PMO_ALERT_WEBHOOK_URL` (made by migration 0002)."""
 
-class Alert(SQLModel, table=True):
-    """An alert to deliver to a channel, with its attempts."""
 
-    __tablename__ = "alert"
+def _timestamp(*, nullable: bool = True, default_now: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(
+            DateTime(timezone=True),
+            nullable=nullable,
+            server_default=func.now() if default_now else None,
+        ),
+    )
+
+
+class Subscription(SQLModel, table=True):
+    """Who wants to hear about what, on which channel; `secret` signs its webhooks."""
+
+    __tablename__ = "subscription"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, sa_column=Column(UUID(as_uuid=True), primary_key=True)
+    )
+    name: str
+    channel: str
+    recipient: str
+    secret: str | None = None
+    event_types: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    min_severity: str = "info"
+    project_id: str | None = None
+    business_unit: str | None = None
+    escalation_target: bool = False
+    throttle_window_s: int | None = None
+    enabled: bool = True
+    managed_by: str = "api"
+    created_by: str | None = None
+    created_at: datetime | None = _timestamp(nullable=False, default_now=True)
+    updated_at: datetime | None = _timestamp(nullable=False, default_now=True)
+
+
+class Delivery(SQLModel, table=True):
+    """One notice to one subscription: its message context, state, lease and attempts."""
+
+    __tablename__ = "delivery"
     __table_args__ = {"schema": SCHEMA}
 
     id: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(unique=True)
+    event_id: str
+    """The CloudEvents id, or a made-up key for escalations, summaries and digests."""
     event_type: str
-    project_id: str | None = Field(default=None, index=True)
-    channel: str = "webhook"
-    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    subscription_id: uuid.UUID | None = Field(
+        default=None, sa_column=Column(UUID(as_uuid=True), nullable=True)
+    )
+    project_id: str | None = None
+    channel: str
+    severity: str | None = None
+    context: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
     state: str = "pending"
+    throttle_key: str = ""
+    held_until: datetime | None = _timestamp()
+    summary_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
     attempts: int = 0
+    max_attempts: int | None = None
     last_error: str | None = None
     traceparent: str | None = None
     tracestate: str | None = None
-    next_attempt_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    next_attempt_at: datetime | None = _timestamp(nullable=False, default_now=True)
+    locked_until: datetime | None = _timestamp()
+    lease_owner: str | None = None
+    delivered_at: datetime | None = _timestamp()
+    created_at: datetime | None = _timestamp(nullable=False, default_now=True)
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """One try at sending a delivery, and how it ended."""
+
+    __tablename__ = "delivery_attempt"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int
+    number: int
+    worker: str
+    started_at: datetime | None = _timestamp(nullable=False, default_now=True)
+    finished_at: datetime | None = _timestamp()
+    outcome: str = "in_flight"
+    status_code: int | None = None
+    error: str | None = None
+
+
+class ProjectView(SQLModel, table=True):
+    """What notifications knows of a project, from the registry's and monitoring's events."""
+
+    __tablename__ = "project"
+    __table_args__ = {"schema": SCHEMA}
+
+    project_id: str = Field(primary_key=True)
+    name: str
+    business_unit: str
+    manager: str | None = None
+    lifecycle: str
+    rank: int | None = None
+    score: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    health: str = "green"
+    metrics: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
     )
-    delivered_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    created_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    reasons: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]")
     )
+    at_risk_since: datetime | None = _timestamp()
+    escalated_at: datetime | None = _timestamp()
+    updated_at: datetime | None = _timestamp(nullable=False, default_now=True)
+
+
+class ResourceRequestView(SQLModel, table=True):
+    """A project's resource request as allocation last decided it, for the shortfall."""
+
+    __tablename__ = "resource_request"
+    __table_args__ = {"schema": SCHEMA}
+
+    request_id: str = Field(primary_key=True)
+    project_id: str = Field(index=True)
+    skill: str | None = None
+    fte_requested: float
+    fte_granted: float
+
+
+class DigestRun(SQLModel, table=True):
+    """The portfolio digest of one schedule slot: claimed once, whichever replica gets there."""
+
+    __tablename__ = "digest_run"
+    __table_args__ = {"schema": SCHEMA}
+
+    slot: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    claimed_by: str
+    claimed_at: datetime | None = _timestamp(nullable=False, default_now=True)
+    projects: int
+    deliveries: int

@@ -1,18 +1,167 @@
-"""Notifications' HTTP API: the alerts and how their delivery went."""
+"""Notifications' HTTP API: subscriptions, deliveries (with their attempts), digests, alerts."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError, field_validator
+from sqlalchemy import update
 from sqlmodel import col, select
 
-from services.notifications.adapters.tables import Alert
+from services.notifications.adapters.tables import (
+    Delivery,
+    DeliveryAttempt,
+    DigestRun,
+    Subscription,
+)
+from services.notifications.domain.portfolio import portfolio_totals
+from services.notifications.domain.subscriptions import Channel, NoticeSeverity, NoticeType
+from services.notifications.service_layer.clock import current_portfolio
+from shared.events.contracts import Email
 from shared.http import runtime_of
-from shared.security import Reader
+from shared.security import Admin, Principal, Reader
+from shared.settings import Settings
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter()
+
+MIN_SECRET_LENGTH = 16
+
+SIGNATURE_DOC = """
+**Webhook signatures.** Every POST to a `webhook` subscription carries
+`X-PMO-Timestamp` (Unix seconds) and `X-PMO-Signature: sha256=<hex>`, the HMAC-SHA256 of
+`<timestamp>.<raw body>` keyed with the subscription's `secret`. A receiver recomputes it over the
+raw bytes, compares in constant time, and refuses timestamps more than 5 minutes old (the
+timestamp is signed, so a replayed request fails). `X-PMO-Delivery` is the delivery id, the same
+on every retry: a receiver that has seen it may answer 2xx and drop the copy. `X-PMO-Event-Type`
+names the notice (`pmo.project-at-risk`, `pmo.project-escalated`, `pmo.notification-summary`,
+`pmo.portfolio-digest`, ...). The body is JSON: `delivery_id`, `subscription_id`, `event_id`,
+`event_type`, `source`, `time`, `title`, `link`, `project`, `data` (the event's data).
+Answer 2xx to acknowledge; 408, 425, 429 and 5xx are retried with backoff, other 4xx are final.
+"""
+
+_email = TypeAdapter(Email)
+
+
+def _check_recipient(channel: str, recipient: str) -> str:
+    recipient = recipient.strip()
+    if channel == "email":
+        try:
+            return _email.validate_python(recipient)
+        except ValidationError:
+            raise ValueError(
+                f"an e-mail subscription needs an address like pmo@example.com (got {recipient!r})"
+            ) from None
+    parts = urlsplit(recipient)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"a {channel} subscription needs an http(s) URL (got {recipient[:60]!r})")
+    return recipient
+
+
+class SubscriptionFields(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    """What the subscription is for, e.g. "PMO director: escalations"."""
+    channel: Channel
+    recipient: Annotated[str, Field(min_length=3, max_length=2000)]
+    """E-mail address (`email`), or the URL to POST to (`webhook`, `slack`)."""
+    event_types: list[NoticeType] = []
+    """The notices wanted; may be empty for an escalation target that wants escalations only."""
+    min_severity: NoticeSeverity = "info"
+    """`amber` or `red` keeps only at-risk alerts (and escalations) at least that severe."""
+    project_id: str | None = None
+    """Only notices about this project."""
+    business_unit: str | None = None
+    """Only notices about projects of this business unit."""
+    escalation_target: bool = False
+    """Receives the escalation of projects at risk too long (the PMO director)."""
+    throttle_window_s: Annotated[int | None, Field(ge=0)] = None
+    """This subscription's throttle window in seconds (0: none); unset: the service's."""
+    enabled: bool = True
+
+
+class SubscriptionCreate(SubscriptionFields):
+    secret: SecretStr | None = None
+    """Webhook only, required there: the HMAC key signing each POST. Write-only: never returned."""
+
+    @field_validator("event_types")
+    @classmethod
+    def _unique(cls, value: list[NoticeType]) -> list[NoticeType]:
+        return list(dict.fromkeys(value))
+
+
+class SubscriptionUpdate(BaseModel):
+    """Only the fields given change; `secret` replaces the webhook secret."""
+
+    name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    channel: Channel | None = None
+    recipient: Annotated[str | None, Field(min_length=3, max_length=2000)] = None
+    event_types: list[NoticeType] | None = None
+    min_severity: NoticeSeverity | None = None
+    project_id: str | None = None
+    business_unit: str | None = None
+    escalation_target: bool | None = None
+    throttle_window_s: Annotated[int | None, Field(ge=0)] = None
+    enabled: bool | None = None
+    secret: SecretStr | None = None
+
+
+class SubscriptionView(BaseModel):
+    id: uuid.UUID
+    name: str
+    channel: str
+    recipient: str | None
+    """Slack URLs carry a token: readers see only their host."""
+    has_secret: bool
+    event_types: list[str]
+    min_severity: str
+    project_id: str | None
+    business_unit: str | None
+    escalation_target: bool
+    throttle_window_s: int | None
+    enabled: bool
+    managed_by: str
+    """`environment`: the built-in subscription of PMO_ALERT_WEBHOOK_URL (change it there)."""
+    created_by: str | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
+class DeliveryView(BaseModel):
+    id: int
+    event_id: str
+    event_type: str
+    subscription_id: uuid.UUID | None
+    channel: str
+    project_id: str | None
+    severity: str | None
+    state: str
+    """pending, delivered, dead, held (throttled, in a summary later), summarized, cancelled,
+    no_channel (the environment's webhook is not configured)."""
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    held_until: datetime | None
+    summary_id: int | None
+    delivered_at: datetime | None
+    created_at: datetime | None
+
+
+class AttemptView(BaseModel):
+    number: int
+    worker: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    outcome: str
+    status_code: int | None
+    error: str | None
+
+
+class DeliveryDetail(DeliveryView):
+    attempt_log: list[AttemptView]
 
 
 class AlertView(BaseModel):
@@ -26,16 +175,357 @@ class AlertView(BaseModel):
     last_error: str | None
 
 
-@router.get("/alerts", summary="Alerts, newest first, with their delivery state")
+class DigestRunView(BaseModel):
+    slot: datetime
+    claimed_by: str
+    claimed_at: datetime | None
+    projects: int
+    deliveries: int
+
+
+def _view(subscription: Subscription, settings: Settings, principal: Principal) -> SubscriptionView:
+    recipient: str | None = subscription.recipient
+    has_secret = subscription.secret is not None
+    enabled = subscription.enabled
+    if subscription.managed_by == "environment":
+        recipient = settings.alert_webhook_url
+        has_secret = settings.alert_webhook_secret is not None
+        enabled = enabled and bool(settings.alert_webhook_url)
+    elif subscription.channel == "slack" and principal.role != "pmo_admin":
+        parts = urlsplit(subscription.recipient)
+        recipient = f"{parts.scheme}://{parts.netloc}/…"
+    return SubscriptionView(
+        id=subscription.id,
+        name=subscription.name,
+        channel=subscription.channel,
+        recipient=recipient,
+        has_secret=has_secret,
+        event_types=list(subscription.event_types),
+        min_severity=subscription.min_severity,
+        project_id=subscription.project_id,
+        business_unit=subscription.business_unit,
+        escalation_target=subscription.escalation_target,
+        throttle_window_s=subscription.throttle_window_s,
+        enabled=enabled,
+        managed_by=subscription.managed_by,
+        created_by=subscription.created_by,
+        created_at=subscription.created_at,
+        updated_at=subscription.updated_at,
+    )
+
+
+def _delivery_view(delivery: Delivery, settings: Settings) -> dict[str, Any]:
+    return {
+        **delivery.model_dump(exclude={"context", "traceparent", "tracestate"}),
+        "max_attempts": delivery.max_attempts or settings.notification_max_attempts,
+    }
+
+
+def _problem(code: int, message: str) -> HTTPException:
+    return HTTPException(code, message)
+
+
+def _validated(subscription: Subscription) -> None:
+    """Rules across fields, checked after a create or an update is applied."""
+    try:
+        subscription.recipient = _check_recipient(subscription.channel, subscription.recipient)
+    except ValueError as error:
+        raise _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    if subscription.channel == "webhook" and subscription.secret is None:
+        raise _problem(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "a webhook subscription needs a `secret` (at least "
+            f"{MIN_SECRET_LENGTH} characters) to sign its requests",
+        )
+    if subscription.channel != "webhook" and subscription.secret is not None:
+        raise _problem(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"a {subscription.channel} subscription has no `secret`: only webhooks are signed "
+            "(a Slack URL is its own secret)",
+        )
+    if subscription.secret is not None and len(subscription.secret) < MIN_SECRET_LENGTH:
+        raise _problem(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"the webhook `secret` must have at least {MIN_SECRET_LENGTH} characters",
+        )
+    if not subscription.event_types and not subscription.escalation_target:
+        raise _problem(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "choose at least one of `event_types`, or make it an `escalation_target`",
+        )
+
+
+async def _subscription(request: Request, subscription_id: uuid.UUID) -> Subscription:
+    async with runtime_of(request).sessions() as session:
+        found = await session.get(Subscription, subscription_id)
+    if found is None:
+        raise _problem(404, f"no subscription {subscription_id}")
+    return found
+
+
+@router.get(
+    "/subscriptions",
+    tags=["subscriptions"],
+    summary="Subscriptions: who hears about what, on which channel",
+)
+async def list_subscriptions(request: Request, principal: Reader) -> list[SubscriptionView]:
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session:
+        found = (
+            await session.exec(select(Subscription).order_by(col(Subscription.created_at)))
+        ).all()
+    return [_view(subscription, runtime.settings, principal) for subscription in found]
+
+
+@router.post(
+    "/subscriptions",
+    tags=["subscriptions"],
+    status_code=status.HTTP_201_CREATED,
+    summary="Subscribe a recipient to notices (administrators)",
+    description=(
+        "Choose notices by type, minimum severity, project and business unit; name a channel "
+        "(`email`, `webhook`, `slack`) and a recipient. Bursts per project are throttled into "
+        "one message plus a summary; escalation targets also get escalations.\n" + SIGNATURE_DOC
+    ),
+)
+async def create_subscription(
+    request: Request, body: SubscriptionCreate, principal: Admin
+) -> SubscriptionView:
+    runtime = runtime_of(request)
+    subscription = Subscription(
+        **body.model_dump(exclude={"secret"}),
+        secret=body.secret.get_secret_value() if body.secret else None,
+        created_by=principal.subject,
+    )
+    _validated(subscription)
+    async with runtime.sessions() as session, session.begin():
+        session.add(subscription)
+    return _view(subscription, runtime.settings, principal)
+
+
+@router.get("/subscriptions/{subscription_id}", tags=["subscriptions"], summary="One subscription")
+async def get_subscription(
+    request: Request, subscription_id: uuid.UUID, principal: Reader
+) -> SubscriptionView:
+    subscription = await _subscription(request, subscription_id)
+    return _view(subscription, runtime_of(request).settings, principal)
+
+
+def _refuse_environment(subscription: Subscription) -> None:
+    if subscription.managed_by == "environment":
+        raise _problem(
+            status.HTTP_409_CONFLICT,
+            "this is the built-in subscription of PMO_ALERT_WEBHOOK_URL: change or unset "
+            "PMO_ALERT_WEBHOOK_URL / PMO_ALERT_WEBHOOK_SECRET instead",
+        )
+
+
+@router.patch(
+    "/subscriptions/{subscription_id}",
+    tags=["subscriptions"],
+    summary="Change a subscription (administrators); pending deliveries use the new recipient",
+)
+async def update_subscription(
+    request: Request, subscription_id: uuid.UUID, body: SubscriptionUpdate, principal: Admin
+) -> SubscriptionView:
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session, session.begin():
+        subscription = await session.get(Subscription, subscription_id, with_for_update=True)
+        if subscription is None:
+            raise _problem(404, f"no subscription {subscription_id}")
+        _refuse_environment(subscription)
+        changes = body.model_dump(exclude_unset=True, exclude={"secret"})
+        for name, value in changes.items():
+            setattr(subscription, name, value)
+        if body.secret is not None:
+            subscription.secret = body.secret.get_secret_value()
+        if "channel" in changes and subscription.channel != "webhook":
+            subscription.secret = None
+        _validated(subscription)
+        subscription.updated_at = datetime.now(UTC)
+        session.add(subscription)
+    return _view(subscription, runtime.settings, principal)
+
+
+@router.delete(
+    "/subscriptions/{subscription_id}",
+    tags=["subscriptions"],
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a subscription (administrators); its unsent deliveries are cancelled",
+)
+async def delete_subscription(request: Request, subscription_id: uuid.UUID, _: Admin) -> Response:
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session, session.begin():
+        subscription = await session.get(Subscription, subscription_id, with_for_update=True)
+        if subscription is None:
+            raise _problem(404, f"no subscription {subscription_id}")
+        _refuse_environment(subscription)
+        await session.exec(
+            update(Delivery)
+            .where(
+                col(Delivery.subscription_id) == subscription_id,
+                col(Delivery.state).in_(("pending", "held")),
+            )
+            .values(state="cancelled", last_error="its subscription was deleted")
+        )
+        await session.delete(subscription)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/deliveries",
+    tags=["deliveries"],
+    summary="Deliveries, newest first: one per notice and subscription, with its state",
+)
+async def list_deliveries(
+    request: Request,
+    _: Reader,
+    state: str | None = None,
+    subscription_id: uuid.UUID | None = None,
+    project_id: str | None = None,
+    event_type: Annotated[
+        str | None, Query(description="e.g. pmo.project-at-risk, pmo.portfolio-digest")
+    ] = None,
+    before_id: Annotated[int | None, Query(description="Page: ids below this one")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[DeliveryView]:
+    runtime = runtime_of(request)
+    query = select(Delivery).order_by(col(Delivery.id).desc()).limit(limit)
+    if state:
+        query = query.where(Delivery.state == state)
+    if subscription_id:
+        query = query.where(Delivery.subscription_id == subscription_id)
+    if project_id:
+        query = query.where(Delivery.project_id == project_id)
+    if event_type:
+        query = query.where(Delivery.event_type == event_type)
+    if before_id is not None:
+        query = query.where(col(Delivery.id) < before_id)
+    async with runtime.sessions() as session:
+        found = (await session.exec(query)).all()
+    return [
+        DeliveryView.model_validate(_delivery_view(delivery, runtime.settings))
+        for delivery in found
+    ]
+
+
+@router.get(
+    "/deliveries/{delivery_id}",
+    tags=["deliveries"],
+    summary="One delivery with every attempt and its outcome",
+)
+async def get_delivery(request: Request, delivery_id: int, _: Reader) -> DeliveryDetail:
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session:
+        delivery = await session.get(Delivery, delivery_id)
+        if delivery is None:
+            raise _problem(404, f"no delivery {delivery_id}")
+        attempts = (
+            await session.exec(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.delivery_id == delivery_id)
+                .order_by(col(DeliveryAttempt.id))
+            )
+        ).all()
+    return DeliveryDetail.model_validate(
+        {
+            **_delivery_view(delivery, runtime.settings),
+            "attempt_log": [attempt.model_dump() for attempt in attempts],
+        }
+    )
+
+
+@router.post(
+    "/deliveries/{delivery_id}/retry",
+    tags=["deliveries"],
+    summary="Send a dead delivery again, with a new round of attempts (administrators)",
+)
+async def retry_delivery(request: Request, delivery_id: int, _: Admin) -> DeliveryView:
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    async with runtime.sessions() as session, session.begin():
+        delivery = await session.get(Delivery, delivery_id, with_for_update=True)
+        if delivery is None:
+            raise _problem(404, f"no delivery {delivery_id}")
+        if delivery.state not in ("dead", "no_channel"):
+            raise _problem(
+                status.HTTP_409_CONFLICT,
+                f"delivery {delivery_id} is {delivery.state}: only dead (or no_channel) "
+                "deliveries are retried by hand",
+            )
+        if delivery.subscription_id is None:
+            raise _problem(
+                status.HTTP_409_CONFLICT,
+                f"delivery {delivery_id} has no subscription any more: nothing to send it to",
+            )
+        delivery.state = "pending"
+        delivery.next_attempt_at = datetime.now(UTC)
+        delivery.max_attempts = delivery.attempts + settings.notification_max_attempts
+        session.add(delivery)
+    return DeliveryView.model_validate(_delivery_view(delivery, settings))
+
+
+@router.get(
+    "/digests",
+    tags=["digests"],
+    summary="Portfolio digest runs, newest first: which slot, which replica, how many sent",
+)
+async def list_digests(
+    request: Request, _: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[DigestRunView]:
+    async with runtime_of(request).sessions() as session:
+        runs = (
+            await session.exec(select(DigestRun).order_by(col(DigestRun.slot).desc()).limit(limit))
+        ).all()
+    return [DigestRunView.model_validate(run, from_attributes=True) for run in runs]
+
+
+class PortfolioLineView(BaseModel):
+    project_id: str
+    name: str
+    business_unit: str
+    lifecycle: str
+    health: str
+    spi: float | None
+    cpi: float | None
+    rank: int | None
+    shortfall_fte: float
+
+
+class PortfolioView(BaseModel):
+    totals: dict[str, int | float]
+    lines: list[PortfolioLineView]
+
+
+@router.get(
+    "/portfolio",
+    tags=["digests"],
+    summary="The weekly digest's content as of now: running projects, ranked, with health",
+)
+async def portfolio_preview(request: Request, _: Reader) -> PortfolioView:
+    async with runtime_of(request).sessions() as session:
+        lines = await current_portfolio(session)
+    return PortfolioView(
+        totals=portfolio_totals(lines),
+        lines=[PortfolioLineView.model_validate(line.as_context()) for line in lines],
+    )
+
+
+@router.get(
+    "/alerts",
+    tags=["deliveries"],
+    summary="Deliveries as the first version listed them (use /deliveries)",
+    deprecated=True,
+)
 async def list_alerts(
     request: Request,
     _: Reader,
     state: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AlertView]:
-    query = select(Alert).order_by(col(Alert.id).desc()).limit(limit)
+    query = select(Delivery).order_by(col(Delivery.id).desc()).limit(limit)
     if state:
-        query = query.where(Alert.state == state)
+        query = query.where(Delivery.state == state)
     async with runtime_of(request).sessions() as session:
-        alerts = (await session.exec(query)).all()
-    return [AlertView.model_validate(alert, from_attributes=True) for alert in alerts]
+        found = (await session.exec(query)).all()
+    return [AlertView.model_validate(delivery, from_attributes=True) for delivery in found]

@@ -1,15 +1,38 @@
 """The notifications service as the runtime starts it."""
 
 from services.notifications.entrypoints.api import router
-from services.notifications.service_layer.delivery import deliver_alerts
-from services.notifications.service_layer.handlers import on_project_at_risk
+from services.notifications.service_layer.clock import run_clock
+from services.notifications.service_layer.delivery import deliver_notifications
+from services.notifications.service_layer.handlers import (
+    on_allocation_changed,
+    on_portfolio_reprioritized,
+    on_project_at_risk,
+    on_project_lifecycle_changed,
+    on_project_recovered,
+    on_project_registered,
+    on_resource_allocated,
+    on_resource_conflict_resolved,
+)
 from shared.runtime import ServiceDefinition
 
 notifications = ServiceDefinition(
     name="notifications",
-    summary="PMO alerts delivered to their channels, once each.",
-    handlers={"project-at-risk": on_project_at_risk},
+    summary=(
+        "PMO notices (at-risk, recovered, escalations, conflicts, allocation, lifecycle, "
+        "reprioritization, the weekly portfolio digest) delivered by e-mail, signed webhook "
+        "and Slack: once per subscription, retried, throttled."
+    ),
+    handlers={
+        "project-registered": on_project_registered,
+        "project-lifecycle-changed": on_project_lifecycle_changed,
+        "portfolio-reprioritized": on_portfolio_reprioritized,
+        "project-at-risk": on_project_at_risk,
+        "project-recovered": on_project_recovered,
+        "resource-allocated": on_resource_allocated,
+        "resource-conflict-resolved": on_resource_conflict_resolved,
+        "allocation-changed": on_allocation_changed,
+    },
     publishes=(),
     routers=(router,),
-    workers=(deliver_alerts,),
+    workers=(deliver_notifications, run_clock),
 )

@@ -1,108 +1,489 @@
-"""Delivers queued alerts to the alert webhook, signed, retried with backoff until delivered."""
+"""The delivery worker: claims due deliveries with a lease, sends them concurrently, records.
+
+No transaction or row lock is held while a receiver is called. A claim is a short transaction
+that sets `locked_until` (the lease) on a few due rows (`SKIP LOCKED`, so replicas share the
+work) and opens an attempt row; the sends then run concurrently, each bounded by a timeout; each
+result is recorded in its own short transaction. A worker that dies mid-send leaves its lease to
+expire, and the delivery is claimed again (the abandoned attempt is marked so). Retries are rows
+with a `next_attempt_at`, so they survive a restart of the service.
+
+Throttling is decided here, when a delivery is first claimed: if the same subscription already
+had a message about the same project within the throttle window, the delivery is held until the
+window ends and the clock sends one summary of everything held.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-import time
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import httpx
+import jinja2
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import or_, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notifications.adapters.tables import Alert
-from services.notifications.domain.alerts import (
-    MAX_ATTEMPTS,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    retry_delay,
-    signature,
+from services.notifications.adapters.channels import (
+    DeliveryFailed,
+    email_message,
+    post_signed_webhook,
+    post_slack,
+    send_email,
+    slack_payload,
 )
+from services.notifications.adapters.tables import Delivery, DeliveryAttempt, Subscription
+from services.notifications.adapters.templates import RenderedMessage, TemplateCatalog
+from services.notifications.domain.alerts import retry_delay
+from services.notifications.domain.subscriptions import UNTHROTTLED
+from services.notifications.domain.timing import throttle_window
+from services.notifications.service_layer.metrics import notification_metrics
 from shared.telemetry import context_from_traceparent
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
-POLL_INTERVAL_S = 0.25
+
+UNTHROTTLED_TYPES = tuple(f"pmo.{name}" for name in sorted(UNTHROTTLED))
 
 
-async def deliver_alerts(runtime: ServiceRuntime) -> None:
-    """The delivery worker: runs beside the consumer for as long as the service does."""
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        while True:
+def worker_name() -> str:
+    """Who holds a lease: host, process and a random part (two workers in one process)."""
+    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """A delivery leased to this worker, with what sending it needs."""
+
+    id: int
+    attempt_id: int
+    attempt: int
+    event_id: str
+    event_type: str
+    channel: str
+    project_id: str | None
+    context: dict[str, Any]
+    subscription_id: uuid.UUID
+    recipient: str
+    secret: str | None
+    from_environment: bool
+    traceparent: str | None
+    tracestate: str | None
+
+    @property
+    def notice_type(self) -> str:
+        return self.event_type.removeprefix("pmo.")
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    delivered: bool
+    status_code: int | None = None
+    error: str | None = None
+    permanent: bool = False
+    no_channel: bool = False
+
+
+class DeliveryWorker:
+    """One replica's sender; several replicas share the deliveries through leases."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.owner = worker_name()
+        self.templates = TemplateCatalog(self.settings.registry_public_url)
+        timeout = self.settings.notification_send_timeout_s
+        # An attempt (SMTP is several round trips, each with the timeout) ends well within it.
+        self.lease = timedelta(seconds=max(60.0, timeout * 6))
+        self.attempt_deadline_s = self.lease.total_seconds() * 0.8
+        self.metrics = notification_metrics(runtime.metrics)
+        self.in_flight: dict[int, asyncio.Task[None]] = {}
+        self.client: httpx.AsyncClient | None = None
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(
+            timeout=self.settings.notification_send_timeout_s, follow_redirects=False
+        ) as client:
+            self.client = client
             try:
-                delivered = await deliver_due(runtime, client)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("alert delivery round failed", extra={"service": runtime.name})
-                delivered = 0
-            if not delivered:
-                await asyncio.sleep(POLL_INTERVAL_S)
+                while True:
+                    try:
+                        await self.round()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("delivery round failed", extra={"service": self.runtime.name})
+                        await asyncio.sleep(self.settings.notification_poll_interval_s)
+            finally:
+                await self.stop_in_flight()
 
-
-async def deliver_due(runtime: ServiceRuntime, client: httpx.AsyncClient, limit: int = 20) -> int:
-    """Attempt the alerts that are due; `SKIP LOCKED` lets replicas share the work."""
-    settings = runtime.settings
-    async with runtime.sessions() as session, session.begin():
-        due = (
-            await session.exec(
-                select(Alert)
-                .where(Alert.state == "pending", col(Alert.next_attempt_at) <= datetime.now(UTC))
-                .order_by(col(Alert.id))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
+    async def round(self) -> None:
+        """Fill the free sending slots with due deliveries, then wait for a slot or the poll."""
+        free = self.settings.notification_concurrency - len(self.in_flight)
+        for claimed in await self.claim(free) if free > 0 else []:
+            task = asyncio.create_task(self.send(claimed), name=f"delivery-{claimed.id}")
+            self.in_flight[claimed.id] = task
+            task.add_done_callback(self._forget)
+        if self.in_flight:
+            await asyncio.wait(
+                set(self.in_flight.values()),
+                timeout=self.settings.notification_poll_interval_s,
+                return_when=asyncio.FIRST_COMPLETED,
             )
-        ).all()
-        for alert in due:
-            if not settings.alert_webhook_url:
-                alert.state = "no_channel"
-                alert.last_error = "PMO_ALERT_WEBHOOK_URL is not set"
-                continue
-            await _attempt(runtime, client, alert, settings.alert_webhook_url)
-    return len(due)
+        else:
+            await asyncio.sleep(self.settings.notification_poll_interval_s)
 
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        for key, running in list(self.in_flight.items()):
+            if running is task:
+                del self.in_flight[key]
 
-async def _attempt(
-    runtime: ServiceRuntime, client: httpx.AsyncClient, alert: Alert, url: str
-) -> None:
-    secret = runtime.settings.alert_webhook_secret
-    timestamp = str(int(time.time()))
-    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp}
-    if secret is not None:
-        headers[SIGNATURE_HEADER] = signature(secret.get_secret_value(), timestamp, alert.payload)
-    parent = context_from_traceparent(alert.traceparent, alert.tracestate)
-    with runtime.tracer.start_as_current_span(
-        "deliver alert webhook",
-        context=parent,
-        kind=SpanKind.CLIENT,
-        attributes={"pmo.event_id": alert.event_id, "pmo.project_id": alert.project_id or ""},
-    ) as span:
-        inject(headers)
-        alert.attempts += 1
+    async def stop_in_flight(self) -> None:
+        tasks = list(self.in_flight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # --- claim ----------------------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries in one short transaction."""
+        now = datetime.now(UTC)
+        claimed: list[ClaimedDelivery] = []
+        async with self.runtime.sessions() as session, session.begin():
+            rows = (
+                await session.exec(
+                    select(Delivery, Subscription)
+                    .join(
+                        Subscription,
+                        col(Delivery.subscription_id) == col(Subscription.id),
+                        isouter=True,
+                    )
+                    .where(
+                        Delivery.state == "pending",
+                        col(Delivery.next_attempt_at) <= now,
+                        or_(
+                            col(Delivery.locked_until).is_(None),
+                            col(Delivery.locked_until) < now,
+                        ),
+                    )
+                    .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+                    .limit(limit)
+                    .with_for_update(of=Delivery, skip_locked=True)
+                )
+            ).all()
+            for delivery, subscription in sorted(rows, key=lambda row: row[0].id or 0):
+                if subscription is None or not subscription.enabled:
+                    delivery.state = "cancelled"
+                    delivery.last_error = (
+                        "its subscription was deleted"
+                        if subscription is None
+                        else "its subscription is disabled"
+                    )
+                    session.add(delivery)
+                    continue
+                if await self._held_back(session, delivery, subscription):
+                    session.add(delivery)
+                    continue
+                claimed.append(await self._lease(session, delivery, subscription, now))
+        return claimed
+
+    async def _held_back(
+        self, session: AsyncSession, delivery: Delivery, subscription: Subscription
+    ) -> bool:
+        """Hold a delivery that falls in a throttle window opened by an earlier message."""
+        if delivery.attempts > 0 or delivery.event_type in UNTHROTTLED_TYPES:
+            return False
+        window = throttle_window(
+            subscription.throttle_window_s, self.settings.notification_throttle_window
+        )
+        if window <= timedelta(0) or delivery.created_at is None:
+            return False
+        opened = (
+            await session.exec(
+                select(Delivery.created_at)
+                .where(
+                    Delivery.subscription_id == delivery.subscription_id,
+                    Delivery.throttle_key == delivery.throttle_key,
+                    col(Delivery.id) < delivery.id,
+                    col(Delivery.state).not_in(("held", "summarized", "cancelled")),
+                    col(Delivery.event_type).not_in(UNTHROTTLED_TYPES),
+                    col(Delivery.created_at) > delivery.created_at - window,
+                )
+                .order_by(col(Delivery.id))
+                .limit(1)
+            )
+        ).first()
+        if opened is None:
+            return False
+        delivery.state = "held"
+        delivery.held_until = opened + window
+        return True
+
+    async def _lease(
+        self,
+        session: AsyncSession,
+        delivery: Delivery,
+        subscription: Subscription,
+        now: datetime,
+    ) -> ClaimedDelivery:
+        assert delivery.id is not None
+        # An attempt still "in flight" belongs to a worker whose lease ran out (it died).
+        await session.exec(
+            update(DeliveryAttempt)
+            .where(
+                col(DeliveryAttempt.delivery_id) == delivery.id,
+                col(DeliveryAttempt.outcome) == "in_flight",
+            )
+            .values(
+                outcome="abandoned",
+                finished_at=now,
+                error="the worker sending it stopped before recording the result",
+            )
+        )
+        delivery.attempts += 1
+        delivery.locked_until = now + self.lease
+        delivery.lease_owner = self.owner
+        session.add(delivery)
+        attempt = DeliveryAttempt(
+            delivery_id=delivery.id, number=delivery.attempts, worker=self.owner
+        )
+        session.add(attempt)
+        await session.flush()
+        assert attempt.id is not None
+        return ClaimedDelivery(
+            id=delivery.id,
+            attempt_id=attempt.id,
+            attempt=delivery.attempts,
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            channel=delivery.channel,
+            project_id=delivery.project_id,
+            context=dict(delivery.context),
+            subscription_id=subscription.id,
+            recipient=subscription.recipient,
+            secret=subscription.secret,
+            from_environment=subscription.managed_by == "environment",
+            traceparent=delivery.traceparent,
+            tracestate=delivery.tracestate,
+        )
+
+    # --- send -----------------------------------------------------------------------------
+
+    async def send(self, claimed: ClaimedDelivery) -> None:
+        """One attempt, in the trace of the event that caused it, then its record."""
+        parent = context_from_traceparent(claimed.traceparent, claimed.tracestate)
+        with self.runtime.tracer.start_as_current_span(
+            f"deliver alert {claimed.channel}",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "pmo.delivery_id": claimed.id,
+                "pmo.event_id": claimed.event_id,
+                "pmo.project_id": claimed.project_id or "",
+                "pmo.notification.channel": claimed.channel,
+                "pmo.notification.attempt": claimed.attempt,
+            },
+        ) as span:
+            try:
+                async with asyncio.timeout(self.attempt_deadline_s):
+                    result = await self.attempt(claimed)
+            except TimeoutError:
+                result = AttemptResult(
+                    False, error=f"no answer within {self.attempt_deadline_s:.0f}s"
+                )
+            except asyncio.CancelledError:
+                # The service is stopping: give the delivery back now rather than at lease end.
+                await asyncio.wait_for(asyncio.shield(self.release(claimed)), timeout=5)
+                raise
+            if not result.delivered:
+                span.set_status(Status(StatusCode.ERROR, result.error or "failed"))
+            await self.record(claimed, result)
+
+    async def attempt(self, claimed: ClaimedDelivery) -> AttemptResult:
         try:
-            response = await client.post(url, content=alert.payload, headers=headers)
-            response.raise_for_status()
-        except httpx.HTTPError as error:
-            span.set_status(Status(StatusCode.ERROR, str(error)))
-            runtime.metrics.alerts_failed.labels(runtime.name, "webhook").inc()
-            alert.last_error = f"{type(error).__name__}: {error}"[:2000]
-            if alert.attempts >= MAX_ATTEMPTS:
-                alert.state = "dead"
-                log.error(
-                    "alert %s dead after %d attempts: %s",
-                    alert.event_id,
-                    alert.attempts,
-                    alert.last_error,
-                    extra={"service": runtime.name},
+            message = self.templates.render(claimed.channel, claimed.notice_type, claimed.context)
+        except jinja2.TemplateError as error:
+            # A broken or missing template fails the same way every time: dead at once.
+            return AttemptResult(
+                False,
+                error=f"template {claimed.channel}/{claimed.notice_type}.j2: {error}",
+                permanent=True,
+            )
+        trace_headers: dict[str, str] = {}
+        inject(trace_headers)
+        client = self.client
+        assert client is not None
+        try:
+            if claimed.channel == "webhook":
+                url, secret = claimed.recipient, claimed.secret
+                if claimed.from_environment:
+                    url = self.settings.alert_webhook_url or ""
+                    configured = self.settings.alert_webhook_secret
+                    secret = configured.get_secret_value() if configured else None
+                    if not url:
+                        return AttemptResult(
+                            False, error="PMO_ALERT_WEBHOOK_URL is not set", no_channel=True
+                        )
+                status = await post_signed_webhook(
+                    client,
+                    url,
+                    self.webhook_body(claimed, message),
+                    secret=secret,
+                    delivery_id=claimed.id,
+                    event_type=claimed.event_type,
+                    extra_headers=trace_headers,
+                )
+            elif claimed.channel == "slack":
+                link = self.templates.project_link(claimed.project_id)
+                status = await post_slack(
+                    client, claimed.recipient, slack_payload(message, link), trace_headers
                 )
             else:
-                alert.next_attempt_at = datetime.now(UTC) + retry_delay(alert.attempts)
+                await send_email(
+                    self.settings,
+                    email_message(
+                        self.settings, claimed.recipient, message, delivery_id=claimed.id
+                    ),
+                )
+                status = 250
+        except DeliveryFailed as failure:
+            return AttemptResult(
+                False,
+                status_code=failure.status_code,
+                error=str(failure)[:2000],
+                permanent=failure.permanent,
+            )
+        return AttemptResult(True, status_code=status)
+
+    def webhook_body(self, claimed: ClaimedDelivery, message: RenderedMessage) -> bytes:
+        """The JSON a webhook receives: the event as published, plus what a person reads."""
+        context = claimed.context
+        event = context.get("event")
+        synthetic = {
+            key: context[key] for key in ("escalation", "summary", "digest") if key in context
+        }
+        body = {
+            "delivery_id": claimed.id,
+            "subscription_id": str(claimed.subscription_id),
+            "event_id": event["id"] if event else claimed.event_id,
+            "event_type": event["type"] if event else claimed.event_type,
+            "source": event["source"] if event else "/pmo/notifications",
+            "time": (event or {}).get("time") or datetime.now(UTC).isoformat(),
+            "title": message.title,
+            "link": self.templates.project_link(claimed.project_id),
+            "project": context.get("project"),
+            "data": event["data"] if event else synthetic,
+        }
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    # --- record ---------------------------------------------------------------------------
+
+    async def record(self, claimed: ClaimedDelivery, result: AttemptResult) -> None:
+        now = datetime.now(UTC)
+        channel = claimed.channel
+        async with self.runtime.sessions() as session, session.begin():
+            await session.exec(
+                update(DeliveryAttempt)
+                .where(col(DeliveryAttempt.id) == claimed.attempt_id)
+                .values(
+                    outcome="delivered" if result.delivered else "failed",
+                    finished_at=now,
+                    status_code=result.status_code,
+                    error=result.error,
+                )
+            )
+            delivery = await session.get(Delivery, claimed.id, with_for_update=True)
+            if delivery is None:
+                return
+            if result.delivered:
+                # Delivered is the truth even if the lease ran out and someone else took over.
+                delivery.state = "delivered"
+                delivery.delivered_at = now
+                delivery.last_error = None
+            elif delivery.lease_owner != self.owner or delivery.state != "pending":
+                return  # another worker holds it now; its own attempt decides
+            else:
+                delivery.last_error = result.error
+                limit = delivery.max_attempts or self.settings.notification_max_attempts
+                if result.no_channel:
+                    delivery.state = "no_channel"
+                elif result.permanent or delivery.attempts >= limit:
+                    delivery.state = "dead"
+                else:
+                    delivery.next_attempt_at = now + retry_delay(
+                        delivery.attempts,
+                        base_s=self.settings.notification_retry_base_s,
+                        max_s=self.settings.notification_retry_max_s,
+                    )
+            delivery.locked_until = None
+            delivery.lease_owner = None
+            session.add(delivery)
+            state = delivery.state
+        if result.delivered:
+            self.runtime.metrics.alerts_delivered.labels(self.runtime.name, channel).inc()
             return
-        alert.state = "delivered"
-        alert.delivered_at = datetime.now(UTC)
-        runtime.metrics.alerts_delivered.labels(runtime.name, "webhook").inc()
+        if result.no_channel:
+            # Not a failure of a receiver: the built-in webhook is simply not configured.
+            log.info("delivery %d not sent: %s", claimed.id, result.error)
+            return
+        self.runtime.metrics.alerts_failed.labels(self.runtime.name, channel).inc()
+        if state == "dead":
+            self.metrics.deliveries_dead.labels(channel).inc()
+            log.error(
+                "delivery %d (%s, %s) dead after %d attempts: %s",
+                claimed.id,
+                claimed.event_type,
+                channel,
+                claimed.attempt,
+                result.error,
+                extra={"service": self.runtime.name},
+            )
+        else:
+            log.warning(
+                "delivery %d (%s, %s) attempt %d failed: %s",
+                claimed.id,
+                claimed.event_type,
+                channel,
+                claimed.attempt,
+                result.error,
+                extra={"service": self.runtime.name},
+            )
+
+    async def release(self, claimed: ClaimedDelivery) -> None:
+        """Give a lease back when stopping mid-send, so the next instance retries at once."""
+        now = datetime.now(UTC)
+        async with self.runtime.sessions() as session, session.begin():
+            await session.exec(
+                update(DeliveryAttempt)
+                .where(col(DeliveryAttempt.id) == claimed.attempt_id)
+                .values(
+                    outcome="abandoned",
+                    finished_at=now,
+                    error="the service stopped during the attempt",
+                )
+            )
+            await session.exec(
+                update(Delivery)
+                .where(
+                    col(Delivery.id) == claimed.id,
+                    col(Delivery.lease_owner) == self.owner,
+                    col(Delivery.state) == "pending",
+                )
+                .values(locked_until=None, lease_owner=None)
+            )
+
+
+async def deliver_notifications(runtime: ServiceRuntime) -> None:
+    """The delivery worker: runs beside the consumer for as long as the service does."""
+    await DeliveryWorker(runtime).run()

@@ -1,0 +1,119 @@
+"""Messages rendered from the Jinja2 templates under `services/notifications/templates/`.
+
+One template per notice type and channel: `templates/<channel>/<notice-type>.j2`. Each defines
+the blocks its channel needs: `title` (every channel: e-mail subject, Slack header, webhook
+`title`), `text` and `html` (e-mail: the plain-text and HTML parts), `body` (Slack mrkdwn).
+Shared pieces are partials (`_*.j2`) in each channel's folder; HTML partials end in `.html.j2`
+and are autoescaped, as is each template's `html` block. Slack templates escape every value for
+mrkdwn on output. The context a template sees is described by `DEFAULTS` and `render`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.utils import concat
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+BLOCKS: dict[str, tuple[str, ...]] = {
+    "email": ("title", "text", "html"),
+    "slack": ("title", "body"),
+    "webhook": ("title",),
+}
+"""The blocks each channel's templates must define."""
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    title: str
+    text: str = ""
+    """E-mail: the plain-text part; Slack: the mrkdwn body."""
+    html: str | None = None
+
+
+DEFAULTS: dict[str, Any] = {
+    "event": None,  # {id, type, source, time, data}: the PMO event, for event notices
+    "project": None,  # the project as notifications knows it (name, business_unit, ...)
+    "projects": {},  # project id -> name, for events about several projects
+    "escalation": None,  # {at_risk_since, days_at_risk, after_days, severity, reasons, metrics}
+    "summary": None,  # {count, window_minutes, items: [{time, title, event_type}]}
+    "digest": None,  # {slot_label, lines: [...], totals: {...}}
+}
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    """Figures as a PMO reads them: 0.6 -> "0.60", 250000 -> "250,000", None -> "n/a"."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _slack_escape(value: Any) -> str:
+    # Slack's mrkdwn treats &, < and > as control characters (links, mentions): escape what
+    # comes from events so a project named "<!channel>" cannot ping everyone.
+    text = "" if value is None else str(value)
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class TemplateCatalog:
+    """The templates of every channel, with the project link pointing at the registry API."""
+
+    def __init__(self, registry_url: str, directory: Path = TEMPLATES) -> None:
+        self.registry_url = registry_url.rstrip("/")
+        self._environments = {channel: self._environment(channel, directory) for channel in BLOCKS}
+
+    def _environment(self, channel: str, directory: Path) -> jinja2.Environment:
+        environment = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(directory / channel),
+            undefined=jinja2.StrictUndefined,
+            # HTML partials always; e-mail templates turn it on around their `html` block.
+            autoescape=lambda name: name is not None and name.endswith(".html.j2"),
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+            # Slack: everything that comes from an event is escaped for mrkdwn on output.
+            finalize=_slack_escape if channel == "slack" else None,
+        )
+        environment.globals["number"] = _number
+        environment.globals["project_link"] = self.project_link
+        environment.globals["registry_url"] = self.registry_url
+        return environment
+
+    def project_link(self, project_id: str | None) -> str:
+        """The project in the registry API (for people: its JSON has the lifecycle and history)."""
+        return f"{self.registry_url}/projects/{project_id}" if project_id else self.registry_url
+
+    def render(self, channel: str, notice_type: str, context: Mapping[str, Any]) -> RenderedMessage:
+        """Render the blocks of `<channel>/<notice_type>.j2`; template errors propagate."""
+        template = self._environments[channel].get_template(f"{notice_type}.j2")
+        variables = {**DEFAULTS, **context}
+        project = variables["project"] or {}
+        project_id = project.get("project_id") or variables.get("project_id")
+        variables.setdefault("project_name", project.get("name") or project_id or "the portfolio")
+        variables.setdefault("link", self.project_link(project_id))
+        parts: dict[str, str] = {}
+        for name in BLOCKS[channel]:
+            block = template.blocks.get(name)
+            if block is None:
+                raise jinja2.TemplateError(
+                    f"template {channel}/{notice_type}.j2 has no block {name!r}"
+                )
+            parts[name] = concat(block(template.new_context(variables))).strip()
+        return RenderedMessage(
+            title=" ".join(parts["title"].split()),
+            text=parts.get("text") or parts.get("body") or "",
+            html=parts.get("html"),
+        )
+
+    def title(self, channel: str, notice_type: str, context: Mapping[str, Any]) -> str:
+        return self.render(channel, notice_type, context).title

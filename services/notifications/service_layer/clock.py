@@ -1,0 +1,367 @@
+"""The clock: closes throttle windows, escalates long risks, sends the weekly portfolio digest.
+
+Every duty is safe with several replicas: rows are claimed with `FOR UPDATE SKIP LOCKED` (held
+deliveries, projects to escalate) or by a unique row inserted in the same transaction as the
+deliveries it causes (`digest_run(slot)`), and deliveries are unique per (notice, subscription).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notifications.adapters.tables import (
+    Delivery,
+    DigestRun,
+    ProjectView,
+    ResourceRequestView,
+    Subscription,
+)
+from services.notifications.adapters.templates import TemplateCatalog
+from services.notifications.domain.portfolio import (
+    PortfolioLine,
+    RequestOutcome,
+    narrowed,
+    portfolio_lines,
+    portfolio_totals,
+    shortfall,
+)
+from services.notifications.domain.subscriptions import SEVERITY_RANK, SUMMARY_TYPE, Notice
+from services.notifications.domain.timing import ScheduleError, check_schedule, due_slot
+from services.notifications.service_layer.delivery import worker_name
+from services.notifications.service_layer.handlers import project_summary
+from services.notifications.service_layer.metrics import notification_metrics
+from services.notifications.service_layer.queue import queue_notice, subscriptions_wanting
+
+if TYPE_CHECKING:
+    from shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+FINISHED_LIFECYCLES = ("completed", "terminated")
+
+
+class NotificationClock:
+    """One replica's clock; what it does at each tick is idempotent across replicas."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.owner = worker_name()
+        self.templates = TemplateCatalog(self.settings.registry_public_url)
+        self.metrics = notification_metrics(runtime.metrics)
+        self.digest_enabled = True
+        try:
+            check_schedule(self.settings.digest_schedule, self.settings.digest_timezone)
+        except ScheduleError as error:
+            # The other duties still run; the operator sees why no digest goes out.
+            self.digest_enabled = False
+            log.error("portfolio digest disabled: %s", error, extra={"service": runtime.name})
+
+    async def run(self) -> None:
+        while True:
+            await self.tick(datetime.now(UTC))
+            await asyncio.sleep(self.settings.notification_clock_interval_s)
+
+    async def tick(self, now: datetime) -> None:
+        duties = [self.close_throttle_windows, self.escalate, self.send_due_digest]
+        for duty in duties:
+            try:
+                await duty(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("clock duty %s failed", duty.__name__, extra={"service": "clock"})
+        try:
+            await self.count_deliveries()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("counting deliveries failed", extra={"service": self.runtime.name})
+
+    # --- throttling -------------------------------------------------------------------------
+
+    async def close_throttle_windows(self, now: datetime) -> int:
+        """Send one summary per ended window of held deliveries; returns the summaries queued."""
+        async with self.runtime.sessions() as session, session.begin():
+            held = (
+                await session.exec(
+                    select(Delivery)
+                    .where(Delivery.state == "held", col(Delivery.held_until) <= now)
+                    .order_by(col(Delivery.id))
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            groups: dict[tuple[Any, str], list[Delivery]] = defaultdict(list)
+            for delivery in held:
+                groups[(delivery.subscription_id, delivery.throttle_key)].append(delivery)
+            summaries = 0
+            for members in groups.values():
+                summaries += await self._summarize(session, members)
+        return summaries
+
+    async def _summarize(self, session: AsyncSession, members: list[Delivery]) -> int:
+        first = members[0]
+        subscription = (
+            await session.get(Subscription, first.subscription_id)
+            if first.subscription_id
+            else None
+        )
+        if subscription is None:
+            for member in members:
+                member.state = "cancelled"
+                member.last_error = "its subscription was deleted"
+                session.add(member)
+            return 0
+        window = (
+            (first.held_until - first.created_at)
+            if first.held_until and first.created_at
+            else self.settings.notification_throttle_window
+        )
+        items = []
+        for member in members:
+            notice_type = member.event_type.removeprefix("pmo.")
+            try:
+                title = self.templates.title(member.channel, notice_type, member.context)
+            except jinja2.TemplateError:
+                title = notice_type
+            items.append(
+                {
+                    "event_type": member.event_type,
+                    "time": member.created_at.strftime("%Y-%m-%d %H:%M")
+                    if member.created_at
+                    else "",
+                    "title": title,
+                    "severity": member.severity,
+                    "delivery_id": member.id,
+                }
+            )
+        severity = max((m.severity or "info" for m in members), key=lambda s: SEVERITY_RANK[s])
+        context = {
+            "project_id": first.project_id,
+            "project": first.context.get("project"),
+            "summary": {
+                "count": len(members),
+                "window_minutes": max(round(window.total_seconds() / 60), 1),
+                "items": items,
+            },
+        }
+        queued = await queue_notice(
+            session,
+            Notice(SUMMARY_TYPE, severity),
+            event_id=f"summary:{first.throttle_key}:{first.id}",
+            event_type=f"pmo.{SUMMARY_TYPE}",
+            project_id=first.project_id,
+            context_for=lambda _: context,
+            subscriptions=[subscription],
+        )
+        summary_id = (
+            await session.exec(
+                select(Delivery.id).where(
+                    Delivery.event_id == f"summary:{first.throttle_key}:{first.id}",
+                    Delivery.subscription_id == subscription.id,
+                )
+            )
+        ).first()
+        for member in members:
+            member.state = "summarized"
+            member.summary_id = summary_id
+            session.add(member)
+        return queued
+
+    # --- escalation -------------------------------------------------------------------------
+
+    async def escalate(self, now: datetime) -> int:
+        """Escalate each project at risk for longer than the setting, once per episode."""
+        after = self.settings.notification_escalate_after
+        escalated = 0
+        async with self.runtime.sessions() as session, session.begin():
+            projects = (
+                await session.exec(
+                    select(ProjectView)
+                    .where(
+                        col(ProjectView.at_risk_since).is_not(None),
+                        col(ProjectView.escalated_at).is_(None),
+                        col(ProjectView.at_risk_since) <= now - after,
+                        col(ProjectView.lifecycle).not_in(FINISHED_LIFECYCLES),
+                    )
+                    .order_by(col(ProjectView.at_risk_since))
+                    .limit(100)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            for project in projects:
+                assert project.at_risk_since is not None
+                project.escalated_at = now
+                session.add(project)
+                days = (now - project.at_risk_since).total_seconds() / 86400
+                context = {
+                    "project_id": project.project_id,
+                    "project": project_summary(project),
+                    "escalation": {
+                        "at_risk_since": project.at_risk_since.isoformat(timespec="minutes"),
+                        "days_at_risk": round(days, 1),
+                        "after_days": round(after.total_seconds() / 86400, 1),
+                        "severity": project.health,
+                        "reasons": project.reasons,
+                        "metrics": project.metrics,
+                    },
+                }
+                await queue_notice(
+                    session,
+                    Notice(
+                        "project-escalated",
+                        project.health if project.health in SEVERITY_RANK else "amber",
+                        (project.project_id,),
+                        (project.business_unit,),
+                    ),
+                    # One escalation per episode: the episode is named by its start.
+                    event_id=f"escalation:{project.project_id}:{project.at_risk_since.isoformat()}",
+                    event_type="pmo.project-escalated",
+                    project_id=project.project_id,
+                    context_for=lambda _, context=context: context,  # type: ignore[misc]
+                )
+                escalated += 1
+                log.info(
+                    "project %s escalated after %.1f days at risk",
+                    project.project_id,
+                    days,
+                    extra={"service": self.runtime.name},
+                )
+        if escalated:
+            self.metrics.escalations.inc(escalated)
+        return escalated
+
+    # --- weekly portfolio digest ------------------------------------------------------------
+
+    async def send_due_digest(self, now: datetime) -> datetime | None:
+        """Queue the digest of the slot due now, if no replica did; returns the slot if we did."""
+        if not self.digest_enabled:
+            return None
+        slot = due_slot(
+            self.settings.digest_schedule,
+            self.settings.digest_timezone,
+            now=now,
+            catch_up=self.settings.digest_catch_up,
+        )
+        if slot is None:
+            return None
+        return await self.send_digest(slot)
+
+    async def send_digest(self, slot: datetime) -> datetime | None:
+        """Claim `slot` and queue its digest in one transaction: one digest per slot, whoever
+        gets there first (a second replica's insert waits for the first, then does nothing)."""
+        async with self.runtime.sessions() as session, session.begin():
+            claimed = (
+                await session.exec(
+                    insert(DigestRun)
+                    .values(slot=slot, claimed_by=self.owner, projects=0, deliveries=0)
+                    .on_conflict_do_nothing(index_elements=["slot"])
+                    .returning(col(DigestRun.slot))
+                )
+            ).first()
+            if claimed is None:
+                return None
+            lines = await current_portfolio(session)
+            notice = Notice(
+                "portfolio-digest",
+                "info",
+                tuple(line.project_id for line in lines),
+                tuple(sorted({line.business_unit for line in lines})),
+            )
+            label = slot.strftime("%a %d %b %Y %H:%M %Z")
+
+            def context_for(subscription: Subscription) -> dict[str, Any]:
+                mine = narrowed(
+                    lines,
+                    project_id=subscription.project_id,
+                    business_unit=subscription.business_unit,
+                )
+                return {
+                    "digest": {
+                        "slot": slot.isoformat(),
+                        "slot_label": label,
+                        "time_zone": self.settings.digest_timezone,
+                        "lines": [line.as_context() for line in mine],
+                        "totals": portfolio_totals(mine),
+                    }
+                }
+
+            queued = await queue_notice(
+                session,
+                notice,
+                event_id=f"digest:{slot.isoformat()}",
+                event_type="pmo.portfolio-digest",
+                context_for=context_for,
+                subscriptions=await subscriptions_wanting(session, notice),
+            )
+            run = await session.get(DigestRun, slot)
+            assert run is not None
+            run.projects = len(lines)
+            run.deliveries = queued
+            session.add(run)
+        self.metrics.digests_sent.inc()
+        log.info(
+            "portfolio digest of %s queued: %d projects, %d deliveries",
+            slot.isoformat(),
+            len(lines),
+            queued,
+            extra={"service": self.runtime.name},
+        )
+        return slot
+
+    # --- gauges ---------------------------------------------------------------------------
+
+    async def count_deliveries(self) -> None:
+        async with self.runtime.sessions() as session:
+            counts = (
+                await session.exec(
+                    select(Delivery.state, func.count()).group_by(col(Delivery.state))
+                )
+            ).all()
+        found = dict(counts)
+        for state in ("pending", "delivered", "dead", "held", "summarized", "cancelled"):
+            self.metrics.deliveries.labels(state).set(found.get(state, 0))
+
+
+async def current_portfolio(session: AsyncSession) -> list[PortfolioLine]:
+    """The digest's lines as of now: running projects with health, SPI/CPI, rank, shortfall."""
+    projects = (await session.exec(select(ProjectView))).all()
+    requests = (await session.exec(select(ResourceRequestView))).all()
+    by_project: dict[str, list[RequestOutcome]] = defaultdict(list)
+    for request in requests:
+        by_project[request.project_id].append(
+            RequestOutcome(request.fte_requested, request.fte_granted)
+        )
+    return portfolio_lines(
+        PortfolioLine(
+            project_id=project.project_id,
+            name=project.name,
+            business_unit=project.business_unit,
+            lifecycle=project.lifecycle,
+            health=project.health,
+            spi=_figure(project.metrics.get("spi")),
+            cpi=_figure(project.metrics.get("cpi")),
+            rank=project.rank,
+            shortfall_fte=shortfall(by_project.get(project.project_id, [])),
+        )
+        for project in projects
+    )
+
+
+def _figure(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+async def run_clock(runtime: ServiceRuntime) -> None:
+    """The clock worker: runs beside the consumer for as long as the service does."""
+    await NotificationClock(runtime).run()

@@ -1,0 +1,90 @@
+"""Queues a notice for every subscription that wants it: rows only, the delivery worker sends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.notifications.adapters.tables import Delivery, Subscription
+from services.notifications.domain.subscriptions import Notice, audience_of, wants
+from shared.telemetry import current_trace_headers
+
+ContextFor = Callable[[Subscription], dict[str, Any] | None]
+"""The message context for one subscription (None: nothing to tell it, e.g. an empty digest)."""
+
+
+async def subscriptions_wanting(session: AsyncSession, notice: Notice) -> list[Subscription]:
+    subscriptions = (
+        await session.exec(
+            select(Subscription).where(col(Subscription.enabled)).order_by(col(Subscription.id))
+        )
+    ).all()
+    return [
+        subscription
+        for subscription in subscriptions
+        if wants(
+            audience_of(
+                subscription.event_types,
+                subscription.min_severity,
+                subscription.project_id,
+                subscription.business_unit,
+                subscription.escalation_target,
+            ),
+            notice,
+        )
+    ]
+
+
+async def queue_notice(
+    session: AsyncSession,
+    notice: Notice,
+    *,
+    event_id: str,
+    event_type: str,
+    context_for: ContextFor,
+    project_id: str | None = None,
+    subscriptions: Sequence[Subscription] | None = None,
+) -> int:
+    """Insert one pending delivery per wanting subscription, in the caller's transaction.
+
+    The unique (event_id, subscription_id) constraint makes a replay of the same notice (an
+    event parked and replayed, a clock tick run twice) insert nothing new.
+    """
+    wanting = (
+        list(subscriptions)
+        if subscriptions is not None
+        else await subscriptions_wanting(session, notice)
+    )
+    trace = current_trace_headers()
+    rows: list[dict[str, Any]] = []
+    for subscription in wanting:
+        context = context_for(subscription)
+        if context is None:
+            continue
+        rows.append(
+            {
+                "event_id": event_id,
+                "event_type": event_type,
+                "subscription_id": subscription.id,
+                "project_id": project_id,
+                "channel": subscription.channel,
+                "severity": notice.severity,
+                "context": context,
+                "throttle_key": project_id or "",
+                "traceparent": trace.get("traceparent"),
+                "tracestate": trace.get("tracestate"),
+            }
+        )
+    if not rows:
+        return 0
+    statement = (
+        insert(Delivery)
+        .values(rows)
+        .on_conflict_do_nothing(constraint="delivery_once_per_subscription")
+        .returning(col(Delivery.id))
+    )
+    return len((await session.exec(statement)).all())

@@ -1,0 +1,153 @@
+"""Fixtures of the notifications tests: a real SMTP server, and helpers to drive the service."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from pmo.embedded import free_port
+from tests.harness import Enterprise, RunningService
+
+
+@dataclass
+class MailSink:
+    """What a real SMTP server (aiosmtpd, in its own thread) received."""
+
+    port: int = 0
+    messages: list[EmailMessage] = field(default_factory=list)
+    envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        parsed = email.message_from_bytes(content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        with self._lock:
+            self.messages.append(parsed)
+            self.envelopes.append((envelope.mail_from or "", list(envelope.rcpt_tos)))
+        return "250 Message accepted for delivery"
+
+    def to(self, address: str) -> list[EmailMessage]:
+        with self._lock:
+            return [message for message in self.messages if address in str(message["To"])]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[MailSink]:
+    sink = MailSink(port=free_port())
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+def smtp_settings(sink: MailSink) -> dict[str, Any]:
+    """Settings pointing the service at the test's SMTP server (plain: it is on loopback)."""
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": sink.port,
+        "smtp_security": "none",
+        "smtp_from": "PMO <pmo@example.com>",
+    }
+
+
+QUICK: dict[str, Any] = {
+    "notification_poll_interval_s": 0.1,
+    "notification_clock_interval_s": 0.2,
+    "notification_retry_base_s": 0.2,
+    "notification_retry_max_s": 1.0,
+    "notification_send_timeout_s": 5.0,
+    "notification_max_attempts": 3,
+    "registry_public_url": "https://pmo.example.com/registry",
+}
+"""Small backoff and quick clocks, so tests see retries and windows close in seconds."""
+
+
+def charter(project_id: str, *, name: str | None = None, unit: str = "Digital") -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "name": name or f"Project {project_id}",
+        "business_unit": unit,
+        "manager": "ada.lovelace@example.com",
+        "start_date": "2026-01-01",
+        "planned_finish_date": "2026-12-31",
+        "budget": 100000,
+        "currency": "EUR",
+        "lifecycle": "active",
+    }
+
+
+def at_risk(project_id: str, *, severity: str = "red", spi: float = 0.6) -> dict[str, Any]:
+    return {
+        "project_id": project_id,
+        "severity": severity,
+        "reasons": [
+            {
+                "code": "schedule",
+                "message": f"SPI {spi:.2f} is below 0.90",
+                "numbers": {"spi": spi, "threshold": 0.9},
+            }
+        ],
+        "metrics": {"spi": spi, "cpi": 0.95},
+    }
+
+
+@dataclass
+class NotificationsApi:
+    """The notifications HTTP API as an administrator uses it."""
+
+    client: httpx.AsyncClient
+
+    async def subscribe(self, **fields: Any) -> dict[str, Any]:
+        response = await self.client.post("/subscriptions", json=fields)
+        assert response.status_code == 201, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def deliveries(self, **params: Any) -> list[dict[str, Any]]:
+        response = await self.client.get("/deliveries", params=params)
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()
+        return found
+
+    async def delivery(self, delivery_id: int) -> dict[str, Any]:
+        response = await self.client.get(f"/deliveries/{delivery_id}")
+        assert response.status_code == 200, response.text
+        found: dict[str, Any] = response.json()
+        return found
+
+
+ApiFor = Callable[[RunningService], NotificationsApi]
+
+
+@pytest.fixture
+async def api_for(admin_headers: dict[str, str]) -> AsyncIterator[ApiFor]:
+    """`api_for(service)`: an administrator's client of that service's API."""
+    clients: list[httpx.AsyncClient] = []
+
+    def make(service: RunningService) -> NotificationsApi:
+        client = httpx.AsyncClient(base_url=service.base_url, headers=admin_headers, timeout=30)
+        clients.append(client)
+        return NotificationsApi(client)
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+async def register(enterprise: Enterprise, *project_ids: str, unit: str = "Digital") -> None:
+    """Publish project-registered as the registry would, for each project."""
+    for project_id in project_ids:
+        await enterprise.send("project-registered", charter(project_id, unit=unit))

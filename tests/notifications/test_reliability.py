@@ -1,0 +1,151 @@
+"""Retries with backoff, dead deliveries, retry by hand, and a restart that loses nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import ServiceStarter
+from tests.harness import Enterprise, eventually, stop_serving, webhook_receiver
+from tests.notifications.conftest import QUICK, ApiFor, at_risk, register
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "subscriber-secret-0123456789"
+ALWAYS = 10**9
+
+
+def hook(url: str, **fields: Any) -> dict[str, Any]:
+    return {
+        "name": "tool",
+        "channel": "webhook",
+        "recipient": url,
+        "secret": SECRET,
+        "event_types": ["project-at-risk"],
+        "throttle_window_s": 0,
+        **fields,
+    }
+
+
+async def test_a_receiver_failing_twice_then_answering_gets_exactly_one_delivery(
+    start_service: ServiceStarter, enterprise: Enterprise, api_for: ApiFor
+) -> None:
+    async with webhook_receiver() as receiver:
+        receiver.fail_first = 2
+        service = await start_service("notifications", **QUICK)
+        api = api_for(service)
+        subscription = await api.subscribe(**hook(receiver.url))
+        await register(enterprise, "PRJ-FLAKY")
+        await enterprise.send("project-at-risk", at_risk("PRJ-FLAKY"))
+
+        async def delivered() -> dict[str, Any] | None:
+            found = await api.deliveries(subscription_id=subscription["id"])
+            return found[0] if found and found[0]["state"] == "delivered" else None
+
+        delivery = await eventually(delivered, timeout=30, what="the delivery after two failures")
+        assert len(receiver.received) == 1
+        assert delivery["attempts"] == 3
+        detail = await api.delivery(delivery["id"])
+        assert [(a["outcome"], a["status_code"]) for a in detail["attempt_log"]] == [
+            ("failed", 503),
+            ("failed", 503),
+            ("delivered", 200),
+        ]
+        assert "HTTP 503" in (detail["attempt_log"][0]["error"] or "")
+
+
+async def test_a_dead_receiver_ends_dead_after_its_attempts_while_others_flow_then_retries_by_hand(
+    start_service: ServiceStarter, enterprise: Enterprise, api_for: ApiFor
+) -> None:
+    async with webhook_receiver() as dead_end, webhook_receiver() as healthy:
+        dead_end.fail_first = ALWAYS
+        service = await start_service("notifications", **QUICK)
+        api = api_for(service)
+        failing = await api.subscribe(**hook(dead_end.url, name="always down"))
+        working = await api.subscribe(**hook(healthy.url, name="healthy"))
+        projects = [f"PRJ-{n}" for n in range(4)]
+        await register(enterprise, *projects)
+        for project_id in projects:
+            await enterprise.send("project-at-risk", at_risk(project_id))
+
+        async def all_dead() -> list[dict[str, Any]] | None:
+            found = await api.deliveries(subscription_id=failing["id"])
+            done = len(found) == 4 and all(d["state"] == "dead" for d in found)
+            return found if done else None
+
+        dead = await eventually(all_dead, timeout=60, what="the failing receiver's deliveries dead")
+        assert all(d["attempts"] == QUICK["notification_max_attempts"] for d in dead)
+        assert all("HTTP 503" in (d["last_error"] or "") for d in dead)
+        # The healthy receiver got every alert, once, while the other was failing.
+        assert sorted(json.loads(body)["data"]["project_id"] for _, body in healthy.received) == (
+            projects
+        )
+        assert {d["state"] for d in await api.deliveries(subscription_id=working["id"])} == {
+            "delivered"
+        }
+        metrics = (await api.client.get("/metrics")).text
+        assert 'pmo_notification_deliveries_dead_total{channel="webhook"} 4.0' in metrics
+        assert 'pmo_alerts_failed_total{channel="webhook",service="notifications"} 12.0' in metrics
+
+        # Only an administrator retries, only a dead delivery; once the receiver is back it lands.
+        one = dead[0]["id"]
+        assert (
+            await api.client.post(f"/deliveries/{dead[0]['id'] + 10_000}/retry")
+        ).status_code == 404
+        delivered_one = next(d["id"] for d in await api.deliveries(subscription_id=working["id"]))
+        refused = await api.client.post(f"/deliveries/{delivered_one}/retry")
+        assert refused.status_code == 409
+        assert "delivered" in refused.text
+        dead_end.fail_first = 0
+        retried = await api.client.post(f"/deliveries/{one}/retry")
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["state"] == "pending"
+        assert retried.json()["max_attempts"] == 2 * QUICK["notification_max_attempts"]
+
+        async def redelivered() -> bool:
+            return bool((await api.delivery(one))["state"] == "delivered")
+
+        await eventually(redelivered, timeout=30, what="the dead delivery retried by hand")
+        assert len(dead_end.received) == 1
+        assert json.loads(dead_end.received[0][1])["delivery_id"] == one
+
+
+async def test_a_restart_with_retries_pending_loses_nothing_and_sends_once(
+    start_service: ServiceStarter, enterprise: Enterprise, api_for: ApiFor
+) -> None:
+    slow_retries = {**QUICK, "notification_retry_base_s": 2.0, "notification_max_attempts": 5}
+    async with webhook_receiver() as receiver:
+        receiver.fail_first = ALWAYS
+        first = await start_service("notifications", **slow_retries)
+        api = api_for(first)
+        subscription = await api.subscribe(**hook(receiver.url))
+        await register(enterprise, "PRJ-RESTART")
+        await enterprise.send("project-at-risk", at_risk("PRJ-RESTART"))
+
+        async def waiting_for_retry() -> dict[str, Any] | None:
+            found = await api.deliveries(subscription_id=subscription["id"])
+            pending = found and found[0]["state"] == "pending" and found[0]["attempts"] >= 1
+            return found[0] if pending else None
+
+        before = await eventually(waiting_for_retry, timeout=30, what="a failed first attempt")
+        await stop_serving(first.server, first.task)
+        received_while_down = len(receiver.received)
+        receiver.fail_first = 0  # the receiver comes back while the service is down
+
+        second = await start_service("notifications", **slow_retries)
+        api = api_for(second)
+
+        async def delivered() -> dict[str, Any] | None:
+            found = await api.delivery(before["id"])
+            return found if found["state"] == "delivered" else None
+
+        after = await eventually(delivered, timeout=30, what="the retry by the new instance")
+        assert received_while_down == 0
+        assert len(receiver.received) == 1
+        assert after["attempts"] >= 2
+        outcomes = [a["outcome"] for a in after["attempt_log"]]
+        assert outcomes[-1] == "delivered"
+        assert outcomes.count("delivered") == 1
+        assert len(await api.deliveries(subscription_id=subscription["id"])) == 1
