@@ -153,7 +153,7 @@ class ServiceRuntime:
         return UnitOfWork(
             self.sessions,
             service=self.name,
-            topic_prefix=self.settings.topic_prefix,
+            settings=self.settings,
             after_commit=self.relay.wake,
         )
 

@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from shared.events import EventData, to_structured
 from shared.messaging.dead_letters import UndeliverableRecord, dead_letter_record
 from shared.messaging.outbox import enqueue
+from shared.settings import Settings
 from shared.topics import topic_name
 
 
@@ -27,13 +28,15 @@ class UnitOfWork:
         sessions: async_sessionmaker[AsyncSession],
         *,
         service: str,
-        topic_prefix: str,
+        settings: Settings,
         after_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self._sessions = sessions
         self.service = service
+        self.settings = settings
+        """The running instance's settings: what handlers read their rules from."""
         self.source = f"/pmo/{service}"
-        self.topic_prefix = topic_prefix
+        self.topic_prefix = settings.topic_prefix
         self._after_commit = after_commit
         self.published = 0
         self.released: list[str] = []

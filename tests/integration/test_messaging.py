@@ -58,7 +58,7 @@ async def test_outbox_relays_publish_each_message_once_in_order_with_its_trace(
     tracer = TracerProvider().get_tracer("test")
     topic = f"{settings.topic_prefix}project-registered"
     try:
-        uow = UnitOfWork(session_factory(engine), service="registry", topic_prefix="")
+        uow = UnitOfWork(session_factory(engine), service="registry", settings=settings)
         with tracer.start_as_current_span("writer") as writer:
             async with uow:
                 for n in range(40):

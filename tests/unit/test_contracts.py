@@ -397,7 +397,6 @@ def test_lifecycle_changed_uses_from_and_to_as_json_keys() -> None:
         "from": "active",
         "to": "on_hold",
         "cause": "status-changed",
-        "reason": None,
     }
     assert ProjectLifecycleChanged.model_validate(dumped) == change
     assert "data.from: must be one of" in reason(ProjectLifecycleChanged, {**dumped, "from": "x"})

@@ -1,32 +1,139 @@
-"""Monitoring's tables in its own schema."""
+"""Monitoring's tables in its own schema: baselines and current health, history, allocations."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, func
+from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 SCHEMA = "monitoring"
 
 
+def _jsonb(**options: Any) -> Any:
+    return Field(sa_column=Column(JSONB, nullable=False, **options))
+
+
 class MonitoredProject(SQLModel, table=True):
-    """A project's baseline and its current health."""
+    """A project's baseline, the latest facts about it, and its current health."""
 
     __tablename__ = "monitored_project"
     __table_args__ = {"schema": SCHEMA}
 
     project_id: str = Field(primary_key=True)
     name: str
+    business_unit: str | None = None
+    manager: str | None = None
+    currency: str | None = None
     budget_at_completion: float
     start_date: date
     planned_finish_date: date
-    health: str = "green"
-    at_risk_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    planned_value_curve: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True)
+    )
+    """`[{date, planned_value}]` from project-started; null for a linear plan."""
+    baseline_event_id: str | None = None
+
+    monitoring_state: str = "active"
+    """`active` (watched), `on_hold` (watched, but the staleness clock waits) or `closed`
+    (completed or terminated: left monitoring, raises nothing)."""
+    lifecycle: str | None = None
+    """The last lifecycle reported (status-changed) or announced (project-lifecycle-changed)."""
+
     latest_as_of: date | None = None
-    metrics: dict[str, float | None] = Field(default_factory=dict, sa_column=Column(JSONB))
+    latest_percent_complete: float | None = None
+    latest_actual_cost: float | None = None
+    reported_health: str | None = None
+    milestones: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True)
+    )
+    """The milestones last reported (a report without them keeps these); null: never reported."""
+
+    status_expected_since: date
+    """The staleness clock counts days without a report from here: the latest report's as-of
+    date, else the later of the start and the day monitoring took the baseline."""
+    stale_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+    health: str = "green"
+    health_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    at_risk_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    reasons: list[dict[str, Any]] = _jsonb(server_default="[]")
+    """The current reasons: `[{code, severity, message, numbers}]`."""
+    index_levels: dict[str, str] = _jsonb(server_default="{}")
+    """The level of each measured index at the last assessment (hysteresis memory)."""
+    metrics: dict[str, float | None] = _jsonb(server_default="{}")
+    forecast_finish: date | None = None
+    assessed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     updated_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
+    )
+
+
+class HealthAssessmentRecord(SQLModel, table=True):
+    """One assessment of one project: the series behind trend charts. Never updated."""
+
+    __tablename__ = "health_assessment"
+    __table_args__ = (
+        Index("health_assessment_by_project", "project_id", "id"),
+        {"schema": SCHEMA},
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    project_id: str
+    assessed_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
+    )
+    trigger: str
+    """What caused it: the event name, or `staleness-clock`."""
+    event_id: str | None = None
+    as_of: date | None = None
+    """The as-of date of the report the figures come from."""
+    applied: bool = True
+    """False for a report older than the latest one (kept, but not the current health) and
+    for reports after the project left monitoring."""
+    health: str
+    reasons: list[dict[str, Any]] = _jsonb(server_default="[]")
+    metrics: dict[str, float | None] = _jsonb(server_default="{}")
+    forecast_finish: date | None = None
+    alert: str | None = None
+    """The event this assessment published, if any: project-at-risk or project-recovered."""
+
+
+class ResourcePositionRecord(SQLModel, table=True):
+    """What a project asked for in one resource request and what it was granted, latest first."""
+
+    __tablename__ = "resource_position"
+    __table_args__ = (
+        Index("resource_position_by_project", "project_id"),
+        {"schema": SCHEMA},
+    )
+
+    request_id: str = Field(primary_key=True)
+    project_id: str
+    skill: str | None = None
+    fte_requested: float
+    fte_granted: float
+    status: str
+    """granted, partial or denied (derived from the figures when the event gives none)."""
+    why: str
+    decided_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    """When the allocation decided (the event's time): an older decision never overwrites a
+    newer one, whichever topic brings it first."""
+    event_id: str
+
+
+class ThresholdOverride(SQLModel, table=True):
+    """The health rules set by a PMO administrator; absent: the settings' defaults apply."""
+
+    __tablename__ = "threshold_override"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int = Field(default=1, primary_key=True)
+    thresholds: dict[str, Any] = _jsonb()
+    updated_by: str
+    updated_at: datetime = Field(
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
     )

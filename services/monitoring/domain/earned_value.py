@@ -1,85 +1,285 @@
-"""Earned-value figures of a project at a status date (PMI's definitions)."""
+"""Earned-value figures of a project at a status date (PMI's definitions, plus Earned Schedule).
+
+Every figure is a finite number or None: None means "undefined here" (a division by zero, no
+time elapsed yet, no cost booked yet), never NaN or infinity, so nothing undefined can reach the
+database or an event as a number.
+
+Time is counted in calendar days from the baseline's start date. The planned-value curve is
+piecewise linear between its points, which makes Earned Schedule (Lipke's ES = C + I, with
+I interpolated inside the period) the exact inverse of that curve.
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+
+Metrics = dict[str, float | None]
+
+MONEY_DIGITS = 2
+INDEX_DIGITS = 4
+DAYS_DIGITS = 2
 
 
 @dataclass(frozen=True)
 class Baseline:
+    """What the project promised: budget at completion, planned dates, planned value over time.
+
+    `curve` holds the cumulative planned value on given dates; empty means the plan spends the
+    budget evenly from start to planned finish.
+    """
+
     budget_at_completion: float
     start: date
     planned_finish: date
+    curve: tuple[tuple[date, float], ...] = ()
+
+    @property
+    def planned_duration_days(self) -> int:
+        return (self.planned_finish - self.start).days
+
+    def plan_points(self) -> tuple[tuple[int, float], ...]:
+        """The plan as (days since start, cumulative planned value), in time order.
+
+        A curve whose first point comes after the start is anchored at zero on the start date:
+        nothing can have been planned before the project began.
+        """
+        if not self.curve:
+            if self.planned_duration_days <= 0:
+                return ((0, self.budget_at_completion),)
+            return ((0, 0.0), (self.planned_duration_days, self.budget_at_completion))
+        points = sorted(((day - self.start).days, value) for day, value in self.curve)
+        if points[0][0] > 0:
+            points.insert(0, (0, 0.0))
+        return tuple(points)
 
     def planned_value(self, as_of: date) -> float:
-        """PV on a date, on a linear plan from start to planned finish."""
-        duration = (self.planned_finish - self.start).days
-        if duration <= 0:
-            return self.budget_at_completion if as_of >= self.start else 0.0
-        elapsed = min(max((as_of - self.start).days, 0), duration)
-        return self.budget_at_completion * elapsed / duration
+        """PV: the budgeted cost of the work scheduled up to `as_of`."""
+        return planned_value_at(self.plan_points(), (as_of - self.start).days)
+
+    def earned_schedule_days(self, earned: float) -> float:
+        """ES: the time (days since start) at which the plan scheduled the value earned so far."""
+        return earned_schedule(self.plan_points(), earned)
+
+
+def planned_value_at(points: Sequence[tuple[int, float]], day: float) -> float:
+    """Cumulative planned value on a piecewise-linear plan; flat after its last point."""
+    if day < points[0][0]:
+        return 0.0
+    for (day_0, value_0), (day_1, value_1) in itertools.pairwise(points):
+        if day <= day_1 and day_1 > day_0:
+            return value_0 + (value_1 - value_0) * (day - day_0) / (day_1 - day_0)
+    return points[-1][1]
+
+
+def earned_schedule(points: Sequence[tuple[int, float]], earned: float) -> float:
+    """The earliest time at which the plan's planned value reaches `earned`.
+
+    Lipke's ES: the last period whose PV does not exceed EV, plus the fraction of the next
+    period needed to reach EV. Flat stretches of the plan are skipped (no value was scheduled
+    there, so reaching EV cannot happen inside them). Value beyond the whole plan is earned
+    no later than the plan's end. Never before the start: time is counted from there.
+    """
+    return max(_plan_time_of(points, earned), 0.0)
+
+
+def _plan_time_of(points: Sequence[tuple[int, float]], earned: float) -> float:
+    if earned <= points[0][1]:
+        return float(points[0][0])
+    for (day_0, value_0), (day_1, value_1) in itertools.pairwise(points):
+        if value_0 < earned <= value_1:
+            return day_0 + (day_1 - day_0) * (earned - value_0) / (value_1 - value_0)
+    top = points[-1][1]
+    return float(next(day for day, value in points if value >= top))
 
 
 @dataclass(frozen=True)
-class EarnedValue:
+class ProgressReport:
+    """What a status report says: at `as_of`, this share done at this cost."""
+
+    as_of: date
+    percent_complete: float
+    actual_cost: float
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    if denominator == 0:
+        return None
+    value = numerator / denominator
+    return value if math.isfinite(value) else None
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits)
+
+
+@dataclass(frozen=True)
+class EarnedValueFigures:
+    """The earned-value and earned-schedule figures of one report, unrounded."""
+
+    budget_at_completion: float
     planned_value: float
     earned_value: float
     actual_cost: float
+    percent_complete: float
+    earned_schedule_days: float
+    actual_time_days: int
+    planned_duration_days: int
+
+    @property
+    def schedule_variance(self) -> float:
+        """SV = EV - PV (money)."""
+        return self.earned_value - self.planned_value
+
+    @property
+    def cost_variance(self) -> float:
+        """CV = EV - AC (money)."""
+        return self.earned_value - self.actual_cost
+
+    @property
+    def has_budget(self) -> bool:
+        """A zero budget earns no value whatever is done: value-based indices say nothing."""
+        return self.budget_at_completion > 0
 
     @property
     def spi(self) -> float | None:
-        """Schedule performance index EV/PV; undefined before anything was planned."""
-        return self.earned_value / self.planned_value if self.planned_value > 0 else None
+        """SPI = EV / PV; undefined while nothing was planned yet."""
+        return _ratio(self.earned_value, self.planned_value) if self.has_budget else None
 
     @property
     def cpi(self) -> float | None:
-        """Cost performance index EV/AC; undefined before anything was spent."""
-        return self.earned_value / self.actual_cost if self.actual_cost > 0 else None
+        """CPI = EV / AC; undefined while nothing was spent."""
+        return _ratio(self.earned_value, self.actual_cost) if self.has_budget else None
 
-    def as_metrics(self) -> dict[str, float | None]:
+    @property
+    def estimate_at_completion(self) -> float | None:
+        """EAC = BAC / CPI; undefined when CPI is undefined or zero."""
+        cpi = self.cpi
+        return None if not cpi else _ratio(self.budget_at_completion, cpi)
+
+    @property
+    def estimate_to_complete(self) -> float | None:
+        """ETC = EAC - AC."""
+        eac = self.estimate_at_completion
+        return None if eac is None else eac - self.actual_cost
+
+    @property
+    def variance_at_completion(self) -> float | None:
+        """VAC = BAC - EAC."""
+        eac = self.estimate_at_completion
+        return None if eac is None else self.budget_at_completion - eac
+
+    @property
+    def remaining_work(self) -> float:
+        """BAC - EV: the budgeted value still to earn."""
+        return self.budget_at_completion - self.earned_value
+
+    @property
+    def remaining_budget(self) -> float:
+        """BAC - AC: the money left in the budget (negative when overspent)."""
+        return self.budget_at_completion - self.actual_cost
+
+    @property
+    def budget_exhausted(self) -> bool:
+        """Work remains but the budget is spent: no efficiency can finish within BAC."""
+        return self.remaining_work > 0 and self.remaining_budget <= 0
+
+    @property
+    def tcpi(self) -> float | None:
+        """TCPI = (BAC - EV) / (BAC - AC): the cost efficiency the rest of the work needs.
+
+        Zero when no work remains; undefined when the budget is exhausted with work remaining
+        (it would be infinite or negative; `budget_exhausted` says so instead).
+        """
+        if self.remaining_work <= 0:
+            return 0.0
+        if self.remaining_budget <= 0:
+            return None
+        return _ratio(self.remaining_work, self.remaining_budget)
+
+    @property
+    def spi_t(self) -> float | None:
+        """SPI(t) = ES / AT; undefined before any time has elapsed, for a zero-length plan or
+        a zero budget."""
+        if self.actual_time_days <= 0 or self.planned_duration_days <= 0 or not self.has_budget:
+            return None
+        return self.earned_schedule_days / self.actual_time_days
+
+    @property
+    def schedule_variance_t_days(self) -> float:
+        """SV(t) = ES - AT, in days (negative: behind the plan)."""
+        return self.earned_schedule_days - self.actual_time_days
+
+    @property
+    def forecast_duration_days(self) -> float | None:
+        """IEAC(t) = PD / SPI(t): the duration the project is on course to take."""
+        spi_t = self.spi_t
+        return None if not spi_t else _ratio(self.planned_duration_days, spi_t)
+
+    def forecast_finish(self, start: date) -> date | None:
+        """When the project will finish at its schedule performance so far (SPI(t)).
+
+        None while SPI(t) is undefined or zero (nothing earned: no finish in sight), or when the
+        forecast falls beyond the calendar.
+        """
+        duration = self.forecast_duration_days
+        if duration is None:
+            return None
+        days = math.floor(duration + 0.5)
+        if start.toordinal() + days > date.max.toordinal():
+            return None
+        return start + timedelta(days=days)
+
+    def as_metrics(self, start: date, planned_finish: date) -> Metrics:
+        """The figures as published and stored: rounded, None where undefined."""
+        forecast = self.forecast_finish(start)
         return {
-            "pv": round(self.planned_value, 2),
-            "ev": round(self.earned_value, 2),
-            "ac": round(self.actual_cost, 2),
-            "spi": None if self.spi is None else round(self.spi, 4),
-            "cpi": None if self.cpi is None else round(self.cpi, 4),
+            "bac": _rounded(self.budget_at_completion, MONEY_DIGITS),
+            "percent_complete": _rounded(self.percent_complete, MONEY_DIGITS),
+            "pv": _rounded(self.planned_value, MONEY_DIGITS),
+            "ev": _rounded(self.earned_value, MONEY_DIGITS),
+            "ac": _rounded(self.actual_cost, MONEY_DIGITS),
+            "sv": _rounded(self.schedule_variance, MONEY_DIGITS),
+            "cv": _rounded(self.cost_variance, MONEY_DIGITS),
+            "spi": _rounded(self.spi, INDEX_DIGITS),
+            "cpi": _rounded(self.cpi, INDEX_DIGITS),
+            "eac": _rounded(self.estimate_at_completion, MONEY_DIGITS),
+            "etc": _rounded(self.estimate_to_complete, MONEY_DIGITS),
+            "vac": _rounded(self.variance_at_completion, MONEY_DIGITS),
+            "tcpi": _rounded(self.tcpi, INDEX_DIGITS),
+            "es_days": _rounded(self.earned_schedule_days, DAYS_DIGITS),
+            "at_days": float(self.actual_time_days),
+            "spi_t": _rounded(self.spi_t, INDEX_DIGITS),
+            "sv_t_days": _rounded(self.schedule_variance_t_days, DAYS_DIGITS),
+            "planned_duration_days": float(self.planned_duration_days),
+            "forecast_duration_days": _rounded(self.forecast_duration_days, DAYS_DIGITS),
+            "forecast_delay_days": (
+                None if forecast is None else float((forecast - planned_finish).days)
+            ),
         }
 
 
-def earned_value(
-    baseline: Baseline, as_of: date, percent_complete: float, actual_cost: float
-) -> EarnedValue:
-    return EarnedValue(
-        planned_value=baseline.planned_value(as_of),
-        earned_value=baseline.budget_at_completion * percent_complete / 100.0,
-        actual_cost=actual_cost,
+def earned_value(baseline: Baseline, report: ProgressReport) -> EarnedValueFigures:
+    """The figures of one report against the baseline.
+
+    A report dated before the start counts no elapsed time (AT = 0) and no planned value; a
+    percent complete of 100 earns the whole budget. EV never exceeds BAC (the contract caps
+    percent complete at 100).
+    """
+    percent = min(max(report.percent_complete, 0.0), 100.0)
+    earned = baseline.budget_at_completion * percent / 100.0
+    return EarnedValueFigures(
+        budget_at_completion=baseline.budget_at_completion,
+        planned_value=baseline.planned_value(report.as_of),
+        earned_value=earned,
+        actual_cost=report.actual_cost,
+        percent_complete=percent,
+        earned_schedule_days=baseline.earned_schedule_days(earned),
+        actual_time_days=max((report.as_of - baseline.start).days, 0),
+        planned_duration_days=baseline.planned_duration_days,
     )
-
-
-AT_RISK_BELOW = 0.9
-"""An index under this is a project at risk (public practice's red line)."""
-
-
-def risk_reasons(figures: EarnedValue) -> list[tuple[str, str, dict[str, float | None]]]:
-    """Why a project is at risk, as (code, message, numbers); empty when it is not."""
-    reasons: list[tuple[str, str, dict[str, float | None]]] = []
-    if figures.spi is not None and figures.spi < AT_RISK_BELOW:
-        reasons.append(
-            (
-                "schedule",
-                f"SPI {figures.spi:.2f} is below {AT_RISK_BELOW}: the project has earned "
-                f"{figures.earned_value:,.0f} of the {figures.planned_value:,.0f} planned by now.",
-                {"spi": round(figures.spi, 4), "threshold": AT_RISK_BELOW},
-            )
-        )
-    if figures.cpi is not None and figures.cpi < AT_RISK_BELOW:
-        reasons.append(
-            (
-                "cost",
-                f"CPI {figures.cpi:.2f} is below {AT_RISK_BELOW}: {figures.actual_cost:,.0f} spent "
-                f"for {figures.earned_value:,.0f} of value earned.",
-                {"cpi": round(figures.cpi, 4), "threshold": AT_RISK_BELOW},
-            )
-        )
-    return reasons

@@ -1,32 +1,236 @@
-"""Monitoring's HTTP API: each project's current health."""
+"""Monitoring's HTTP API: each project's health and its history, the at-risk list, the rules.
+
+Same rules as the registry: any PMO role reads; only a PMO administrator changes the rules.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
-from services.monitoring.adapters.tables import MonitoredProject
+from services.monitoring.adapters.tables import (
+    HealthAssessmentRecord,
+    MonitoredProject,
+    ThresholdOverride,
+)
+from services.monitoring.domain.health import HealthThresholds
+from services.monitoring.service_layer.configuration import RulesInForce, rules_in_force
+from shared.events.contracts import Health, Metrics, Severity
 from shared.http import runtime_of
-from shared.security import Reader
+from shared.security import Admin, Reader
 
 router = APIRouter(tags=["health"])
 
 
+class HealthReason(BaseModel):
+    code: str
+    """`schedule`, `cost`, `milestone_overdue`, `stale_status`, `reported_red`,
+    `reported_amber` or `resource_shortfall`."""
+    severity: Severity
+    message: str
+    numbers: Metrics
+
+
+class ProjectHealth(BaseModel):
+    """A project's current health, why, and the earned-value figures of its latest report."""
+
+    project_id: str
+    name: str
+    business_unit: str | None
+    monitoring: Literal["active", "on_hold", "closed"]
+    """`closed`: completed or terminated, no longer watched (the health is the last one)."""
+    lifecycle: str | None
+    health: Health
+    health_since: datetime | None
+    at_risk_since: datetime | None
+    reasons: list[HealthReason]
+    metrics: Metrics
+    """PV, EV, AC, SV, CV, SPI, CPI, EAC, ETC, VAC, TCPI, ES, AT, SPI(t), SV(t)...; null where
+    undefined (e.g. CPI before any cost)."""
+    as_of: date | None
+    """The as-of date of the latest report (the figures are from it)."""
+    planned_finish: date
+    forecast_finish: date | None
+    """When the project finishes at its schedule performance so far (SPI(t))."""
+    stale_since: datetime | None
+    assessed_at: datetime | None
+
+
+class HealthHistoryEntry(BaseModel):
+    """One assessment in a project's series."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    assessed_at: datetime
+    trigger: str
+    event_id: str | None
+    as_of: date | None
+    applied: bool
+    """False: an older report (or one after closing), kept for the record only."""
+    health: Health
+    reasons: list[HealthReason]
+    metrics: Metrics
+    forecast_finish: date | None
+    alert: Literal["project-at-risk", "project-recovered"] | None
+
+
+class ThresholdConfiguration(BaseModel):
+    """The health rules in force and where they come from."""
+
+    thresholds: HealthThresholds
+    source: Literal["settings", "override"]
+    """`settings`: the `PMO_MONITORING_*` defaults; `override`: set through this API."""
+    updated_by: str | None = None
+    updated_at: datetime | None = None
+
+
+def _project_health(project: MonitoredProject) -> ProjectHealth:
+    return ProjectHealth.model_validate(
+        {
+            "project_id": project.project_id,
+            "name": project.name,
+            "business_unit": project.business_unit,
+            "monitoring": project.monitoring_state,
+            "lifecycle": project.lifecycle,
+            "health": project.health,
+            "health_since": project.health_since,
+            "at_risk_since": project.at_risk_since,
+            "reasons": project.reasons,
+            "metrics": project.metrics,
+            "as_of": project.latest_as_of,
+            "planned_finish": project.planned_finish_date,
+            "forecast_finish": project.forecast_finish,
+            "stale_since": project.stale_since,
+            "assessed_at": project.assessed_at,
+        }
+    )
+
+
+def _configuration(rules: RulesInForce) -> ThresholdConfiguration:
+    if rules.override is None:
+        return ThresholdConfiguration(thresholds=rules.thresholds, source="settings")
+    return ThresholdConfiguration(
+        thresholds=rules.thresholds,
+        source="override",
+        updated_by=rules.override.updated_by,
+        updated_at=rules.override.updated_at,
+    )
+
+
 @router.get("/projects/{project_id}/health", summary="A project's current health and metrics")
-async def project_health(request: Request, project_id: str, _: Reader) -> MonitoredProject:
+async def project_health(request: Request, project_id: str, _: Reader) -> ProjectHealth:
     async with runtime_of(request).sessions() as session:
         project = await session.get(MonitoredProject, project_id)
     if project is None:
         raise HTTPException(404, f"Monitoring has no baseline for project {project_id!r}.")
-    return project
+    return _project_health(project)
 
 
-@router.get("/at-risk", summary="Projects whose health is not green")
-async def at_risk(request: Request, _: Reader) -> list[MonitoredProject]:
+@router.get(
+    "/projects/{project_id}/health/history",
+    summary="Every assessment of a project, oldest first (a series for trend charts)",
+)
+async def project_health_history(
+    request: Request,
+    project_id: str,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[int | None, Query(description="Page: assessments after this id")] = None,
+) -> list[HealthHistoryEntry]:
+    query = (
+        select(HealthAssessmentRecord)
+        .where(HealthAssessmentRecord.project_id == project_id)
+        .order_by(col(HealthAssessmentRecord.id))
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(col(HealthAssessmentRecord.id) > after)
+    async with runtime_of(request).sessions() as session:
+        if await session.get(MonitoredProject, project_id) is None:
+            raise HTTPException(404, f"Monitoring has no baseline for project {project_id!r}.")
+        rows = (await session.exec(query)).all()
+    return [_history_entry(row) for row in rows]
+
+
+def _history_entry(row: HealthAssessmentRecord) -> HealthHistoryEntry:
+    return HealthHistoryEntry.model_validate(row, from_attributes=True)
+
+
+@router.get("/at-risk", summary="The portfolio's monitored projects that are not green")
+async def at_risk(
+    request: Request,
+    _: Reader,
+    severity: Severity | None = None,
+    business_unit: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after: Annotated[str | None, Query(description="Page: project ids after this one")] = None,
+) -> list[ProjectHealth]:
     query = (
         select(MonitoredProject)
-        .where(MonitoredProject.health != "green")
+        .where(
+            MonitoredProject.monitoring_state != "closed",
+            col(MonitoredProject.health).in_([severity] if severity else ["amber", "red"]),
+        )
         .order_by(col(MonitoredProject.project_id))
+        .limit(limit)
     )
+    if business_unit:
+        query = query.where(MonitoredProject.business_unit == business_unit)
+    if after:
+        query = query.where(col(MonitoredProject.project_id) > after)
     async with runtime_of(request).sessions() as session:
-        return list((await session.exec(query)).all())
+        return [_project_health(project) for project in (await session.exec(query)).all()]
+
+
+@router.get("/thresholds", summary="The health rules in force")
+async def get_thresholds(request: Request, _: Reader) -> ThresholdConfiguration:
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session:
+        return _configuration(await rules_in_force(session, runtime.settings))
+
+
+@router.put(
+    "/thresholds",
+    summary="Set the health rules (PMO administrators); they apply from the next assessment",
+)
+async def put_thresholds(
+    request: Request, thresholds: HealthThresholds, principal: Admin
+) -> ThresholdConfiguration:
+    runtime = runtime_of(request)
+    table = ThresholdOverride.__table__  # type: ignore[attr-defined]
+    values = {
+        "id": 1,
+        "thresholds": thresholds.model_dump(mode="json"),
+        "updated_by": principal.subject,
+        "updated_at": datetime.now(UTC),
+    }
+    upsert = insert(table).values(**values)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[table.c.id],
+        set_={name: upsert.excluded[name] for name in values if name != "id"},
+    )
+    async with runtime.unit_of_work() as uow:
+        await uow.session.exec(upsert)
+        await uow.commit()
+    async with runtime.sessions() as session:
+        return _configuration(await rules_in_force(session, runtime.settings))
+
+
+@router.delete(
+    "/thresholds",
+    summary="Drop the administrators' rules: the settings' defaults apply again",
+    status_code=status.HTTP_204_NO_CONTENT,
+)
+async def delete_thresholds(request: Request, _: Admin) -> Response:
+    async with runtime_of(request).unit_of_work() as uow:
+        stored = await uow.session.get(ThresholdOverride, 1, with_for_update=True)
+        if stored is not None:
+            await uow.session.delete(stored)
+        await uow.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,66 +1,291 @@
-"""What monitoring does with each event: keep baselines, assess reports, raise alerts on change."""
+"""What monitoring does with each event: keep baselines and facts, reassess, raise news only."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
-from services.monitoring.adapters.tables import MonitoredProject
-from services.monitoring.domain.earned_value import Baseline, earned_value, risk_reasons
-from shared.events.contracts import ProjectAtRisk, ProjectStarted, RiskReason, StatusChanged
+from sqlalchemy.dialects.postgresql import insert
+
+from services.monitoring.adapters.repository import project_for_update, resource_positions
+from services.monitoring.adapters.tables import (
+    HealthAssessmentRecord,
+    MonitoredProject,
+    ResourcePositionRecord,
+)
+from services.monitoring.domain.earned_value import ProgressReport
+from services.monitoring.domain.health import grant_status
+from services.monitoring.service_layer.assessments import (
+    assess_report_alone,
+    milestone_statuses,
+    reason_record,
+    reassess,
+    stored_milestones,
+)
+from services.monitoring.service_layer.configuration import Moment, rules_in_force
+from shared.events.contracts import (
+    AllocationChanged,
+    AllocationDecision,
+    ProjectLifecycleChanged,
+    ProjectStarted,
+    ResourceAllocated,
+    ResourceConflictResolved,
+    StatusChanged,
+)
 from shared.messaging.consumer import Deferred, EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
 
+CLOSING_STAGES = frozenset({"completed", "terminated"})
+
+
+def _waiting_for_baseline(project_id: str) -> Deferred:
+    return Deferred(
+        project_id, f"no baseline for project {project_id!r} yet: waiting for its project-started"
+    )
+
 
 async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Take the project's baseline (BAC and planned dates); the first one received stands.
+    """Take the project's baseline (BAC, planned dates, planned-value curve); the first stands.
 
-    Reports that arrived before it were parked; they are assessed now, in the order they came.
+    Events that arrived before it were parked; they are handled now, in the order they came.
+    A project never reported is expected to report from its start, or from today if monitoring
+    learns of it only after the start (it cannot be late with a report it was not asked for).
     """
     if await uow.session.get(MonitoredProject, event.project_id) is not None:
         return
-    uow.release(event.project_id)
+    moment = Moment.current()
     uow.session.add(
         MonitoredProject(
             project_id=event.project_id,
             name=event.name,
+            business_unit=event.business_unit,
+            manager=event.manager,
+            currency=event.currency,
             budget_at_completion=event.budget,
             start_date=event.start_date,
             planned_finish_date=event.planned_finish_date,
+            planned_value_curve=(
+                [point.model_dump(mode="json") for point in event.planned_value_curve]
+                if event.planned_value_curve
+                else None
+            ),
+            baseline_event_id=meta.id,
+            status_expected_since=max(event.start_date, moment.today),
+            health_since=moment.now,
         )
     )
+    uow.release(event.project_id)
+    if await resource_positions(uow.session, event.project_id):
+        # Allocation decided before the baseline came: a shortfall counts from now on.
+        project = await project_for_update(uow.session, event.project_id)
+        assert project is not None, "just added"
+        rules = await rules_in_force(uow.session, uow.settings)
+        await reassess(
+            uow,
+            project,
+            thresholds=rules.thresholds,
+            moment=moment,
+            trigger=event.event_name,
+            event_id=meta.id,
+        )
 
 
 async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Compute SPI and CPI; publish `project-at-risk` when the project turns at risk."""
-    project = await uow.session.get(MonitoredProject, event.project_id, with_for_update=True)
+    """Assess a status report; publish only when the project's health changes for the worse or
+    back to green.
+
+    A report older than the latest one is assessed and kept in the history, but the project's
+    current health stays that of the latest. A report after the project left monitoring is
+    kept likewise. A report closing the project (lifecycle completed or terminated) is
+    assessed for the record and raises nothing.
+    """
+    project = await project_for_update(uow.session, event.project_id)
     if project is None:
-        raise Deferred(
-            event.project_id,
-            f"no baseline for project {event.project_id!r} yet: waiting for its project-started",
+        raise _waiting_for_baseline(event.project_id)
+    rules = await rules_in_force(uow.session, uow.settings)
+    moment = Moment.current()
+    report = ProgressReport(event.as_of, event.percent_complete, event.actual_cost)
+    superseded = project.latest_as_of is not None and event.as_of < project.latest_as_of
+    if superseded or project.monitoring_state == "closed":
+        assessment = assess_report_alone(
+            project,
+            report,
+            milestones=milestone_statuses(event.milestones or []),
+            reported_health=event.reported_health,
+            resources=await resource_positions(uow.session, project.project_id),
+            thresholds=rules.thresholds,
         )
-    if project.latest_as_of is not None and event.as_of < project.latest_as_of:
-        return  # An older report does not roll the current health back.
-    baseline = Baseline(
-        project.budget_at_completion, project.start_date, project.planned_finish_date
-    )
-    figures = earned_value(baseline, event.as_of, event.percent_complete, event.actual_cost)
-    reasons = risk_reasons(figures)
-    project.latest_as_of = event.as_of
-    project.metrics = figures.as_metrics()
-    was_at_risk = project.health != "green"
-    project.health = "red" if reasons else "green"
-    if reasons and not was_at_risk:
-        project.at_risk_since = datetime.now(UTC)
-        await uow.publish(
-            ProjectAtRisk(
+        uow.session.add(
+            HealthAssessmentRecord(
                 project_id=project.project_id,
-                severity="red",
-                reasons=[
-                    RiskReason(code=code, message=message, numbers=numbers)
-                    for code, message, numbers in reasons
-                ],
-                metrics=project.metrics,
+                assessed_at=moment.now,
+                trigger=event.event_name,
+                event_id=meta.id,
+                as_of=event.as_of,
+                applied=False,
+                health=assessment.health,
+                reasons=[reason_record(f) for f in assessment.findings],
+                metrics=assessment.metrics,
+                forecast_finish=assessment.forecast_finish,
             )
         )
-    elif not reasons:
-        project.at_risk_since = None
+        return
+
+    project.latest_as_of = event.as_of
+    project.latest_percent_complete = event.percent_complete
+    project.latest_actual_cost = event.actual_cost
+    # Each report carries the manager's verdict afresh: none given is no concern raised.
+    project.reported_health = event.reported_health
+    if event.milestones is not None:  # absent: not reported, the last list stands
+        project.milestones = stored_milestones(event.milestones)
+    project.status_expected_since = event.as_of
+    if event.lifecycle is not None:
+        project.lifecycle = event.lifecycle
+        project.monitoring_state = (
+            "closed" if event.lifecycle in CLOSING_STAGES else event.lifecycle
+        )
+    await reassess(
+        uow,
+        project,
+        thresholds=rules.thresholds,
+        moment=moment,
+        trigger=event.event_name,
+        event_id=meta.id,
+    )
+
+
+async def on_project_lifecycle_changed(
+    event: ProjectLifecycleChanged, meta: EventMeta, uow: UnitOfWork
+) -> None:
+    """Follow the registry's stage model: completed and terminated projects leave monitoring
+    (they raise nothing more); a project on hold is not expected to report until it resumes."""
+    project = await project_for_update(uow.session, event.project_id)
+    if project is None:
+        raise _waiting_for_baseline(event.project_id)
+    if project.monitoring_state == "closed":
+        return
+    project.lifecycle = event.to_stage
+    if event.to_stage in CLOSING_STAGES:
+        project.monitoring_state = "closed"
+    elif event.to_stage == "on_hold":
+        project.monitoring_state = "on_hold"
+    elif event.to_stage == "active" and project.monitoring_state == "on_hold":
+        project.monitoring_state = "active"
+        # The pause is no silence: the staleness clock counts from the resumption.
+        project.status_expected_since = max(project.status_expected_since, Moment.current().today)
+
+
+async def _record_position(
+    uow: UnitOfWork,
+    *,
+    request_id: str,
+    project_id: str,
+    skill: str | None,
+    fte_requested: float,
+    fte_granted: float,
+    status: str,
+    why: str,
+    decided_at: datetime,
+    event_id: str,
+) -> None:
+    """Keep the newest decision per request, whichever topic brings it first.
+
+    One statement (insert or update, only if not older than the stored decision), so replicas
+    handling a conflict and a grant for the same request at once cannot both insert it.
+    """
+    table = ResourcePositionRecord.__table__  # type: ignore[attr-defined]
+    values = {
+        "request_id": request_id,
+        "project_id": project_id,
+        "skill": skill,
+        "fte_requested": fte_requested,
+        "fte_granted": fte_granted,
+        "status": status,
+        "why": why,
+        "decided_at": decided_at,
+        "event_id": event_id,
+    }
+    statement = insert(table).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.request_id],
+        set_={name: statement.excluded[name] for name in values if name != "request_id"},
+        where=table.c.decided_at <= statement.excluded.decided_at,
+    )
+    await uow.session.exec(statement)
+
+
+async def _reassess_project(
+    uow: UnitOfWork, project_id: str, *, trigger: str, event_id: str
+) -> None:
+    project = await project_for_update(uow.session, project_id)
+    if project is None or project.monitoring_state == "closed":
+        return  # its baseline will be assessed with these positions when it comes
+    rules = await rules_in_force(uow.session, uow.settings)
+    await reassess(
+        uow,
+        project,
+        thresholds=rules.thresholds,
+        moment=Moment.current(),
+        trigger=trigger,
+        event_id=event_id,
+    )
+
+
+async def on_resource_allocated(event: ResourceAllocated, meta: EventMeta, uow: UnitOfWork) -> None:
+    """A request decided: a partial or denied grant is a shortfall; a later full grant ends it."""
+    await _record_position(
+        uow,
+        request_id=event.request_id,
+        project_id=event.project_id,
+        skill=event.skill,
+        fte_requested=event.fte_requested,
+        fte_granted=event.fte_granted,
+        status=event.status,
+        why=event.reason,
+        decided_at=meta.time or Moment.current().now,
+        event_id=meta.id,
+    )
+    await _reassess_project(uow, event.project_id, trigger=event.event_name, event_id=meta.id)
+
+
+async def on_resource_conflict_resolved(
+    event: ResourceConflictResolved, meta: EventMeta, uow: UnitOfWork
+) -> None:
+    """A conflict decided: each loser's shortfall (and each winner's grant) per request."""
+    decided_at = meta.time or Moment.current().now
+    decisions: list[AllocationDecision] = sorted(
+        [*event.winners, *event.losers], key=lambda decision: decision.request_id
+    )
+    for decision in decisions:
+        await _record_position(
+            uow,
+            request_id=decision.request_id,
+            project_id=decision.project_id,
+            skill=event.skill,
+            fte_requested=decision.fte_requested,
+            fte_granted=decision.fte_granted,
+            status=grant_status(decision.fte_requested, decision.fte_granted),
+            why=decision.why,
+            decided_at=decided_at,
+            event_id=meta.id,
+        )
+    # Projects in a stable order, so two replicas never lock the same two the other way round.
+    for project_id in sorted({decision.project_id for decision in decisions}):
+        await _reassess_project(uow, project_id, trigger=event.event_name, event_id=meta.id)
+
+
+async def on_allocation_changed(event: AllocationChanged, meta: EventMeta, uow: UnitOfWork) -> None:
+    """An existing allocation changed (re-resolution, strategy, lifecycle): update its grant.
+
+    A request monitoring never saw decided is left alone: without what was requested, a grant
+    says nothing about a shortfall.
+    """
+    position = await uow.session.get(ResourcePositionRecord, event.request_id, with_for_update=True)
+    decided_at = meta.time or Moment.current().now
+    if position is None or position.decided_at > decided_at:
+        return
+    position.fte_granted = event.after.fte_granted
+    position.status = grant_status(position.fte_requested, event.after.fte_granted)
+    position.why = event.cause
+    position.decided_at = decided_at
+    position.event_id = meta.id
+    await _reassess_project(uow, position.project_id, trigger=event.event_name, event_id=meta.id)

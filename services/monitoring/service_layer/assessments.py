@@ -1,0 +1,226 @@
+"""Assessing a project: its facts through the health rules, the news published, the history kept.
+
+Every path that may change a project's health (a status report, an allocation decision, the
+staleness clock) goes through `reassess`, in the transaction that holds the project's row lock,
+so the state change, the history row and the outbox event are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from services.monitoring.adapters.repository import resource_positions
+from services.monitoring.adapters.tables import HealthAssessmentRecord, MonitoredProject
+from services.monitoring.domain.earned_value import Baseline, ProgressReport
+from services.monitoring.domain.health import (
+    RANK,
+    Finding,
+    HealthAssessment,
+    HealthThresholds,
+    Level,
+    MilestoneStatus,
+    ProjectFacts,
+    ResourcePosition,
+    alert_for,
+    assess,
+)
+from services.monitoring.service_layer.configuration import Moment
+from shared.events.contracts import Milestone, ProjectAtRisk, ProjectRecovered, RiskReason
+from shared.messaging.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def baseline_of(project: MonitoredProject) -> Baseline:
+    curve = tuple(
+        (date.fromisoformat(point["date"]), float(point["planned_value"]))
+        for point in project.planned_value_curve or []
+    )
+    return Baseline(
+        budget_at_completion=project.budget_at_completion,
+        start=project.start_date,
+        planned_finish=project.planned_finish_date,
+        curve=curve,
+    )
+
+
+def milestones_of(stored: list[dict[str, Any]] | None) -> list[MilestoneStatus]:
+    return [
+        MilestoneStatus(name=m["name"], due=date.fromisoformat(m["due"]), done=bool(m["done"]))
+        for m in stored or []
+    ]
+
+
+def milestone_statuses(milestones: list[Milestone]) -> list[MilestoneStatus]:
+    return [MilestoneStatus(name=m.name, due=m.due, done=m.done) for m in milestones]
+
+
+def stored_milestones(milestones: list[Milestone]) -> list[dict[str, Any]]:
+    return [m.model_dump(mode="json") for m in milestones]
+
+
+def level_of(value: str | None) -> Level | None:
+    for level in RANK:
+        if value == level:
+            return level
+    return None
+
+
+def days_without_report(
+    project: MonitoredProject, moment: Moment, thresholds: HealthThresholds, *, by_clock: bool
+) -> int | None:
+    """How long the project has gone without a report, when that makes it stale.
+
+    Only the clock flags a project stale (an incoming event is no evidence of silence); an
+    assessment triggered by an event keeps a flag the clock raised for as long as it still
+    holds, and drops it once a report newer than the cut-off has arrived.
+    """
+    days = (moment.today - project.status_expected_since).days
+    if days <= thresholds.stale_after_days:
+        return None
+    return days if by_clock or project.stale_since is not None else None
+
+
+def reason_record(finding: Finding) -> dict[str, Any]:
+    return {
+        "code": finding.code,
+        "severity": finding.level,
+        "message": finding.message,
+        "numbers": finding.numbers,
+    }
+
+
+def risk_reasons(assessment: HealthAssessment) -> list[RiskReason]:
+    # Worst first, so that a reader of the alert sees what made it red before the rest.
+    ordered = sorted(assessment.findings, key=lambda f: -RANK[f.level])
+    return [
+        RiskReason(code=f.code, message=f.message, numbers=f.numbers, severity=f.level)
+        for f in ordered
+    ]
+
+
+async def reassess(
+    uow: UnitOfWork,
+    project: MonitoredProject,
+    *,
+    thresholds: HealthThresholds,
+    moment: Moment,
+    trigger: str,
+    event_id: str | None,
+    by_clock: bool = False,
+) -> HealthAssessmentRecord:
+    """Assess a locked project from what is stored about it; publish if it is news."""
+    positions = await resource_positions(uow.session, project.project_id)
+    stale_days = days_without_report(project, moment, thresholds, by_clock=by_clock)
+    report = (
+        ProgressReport(
+            as_of=project.latest_as_of,
+            percent_complete=project.latest_percent_complete or 0.0,
+            actual_cost=project.latest_actual_cost or 0.0,
+        )
+        if project.latest_as_of is not None
+        else None
+    )
+    facts = ProjectFacts(
+        baseline=baseline_of(project),
+        report=report,
+        milestones=milestones_of(project.milestones),
+        reported_health=level_of(project.reported_health),
+        days_without_report=stale_days,
+        resources=positions,
+    )
+    previous_levels = {
+        index: level
+        for index, value in project.index_levels.items()
+        if (level := level_of(value)) is not None
+    }
+    assessment = assess(facts, thresholds, previous_levels)
+    previous_health = level_of(project.health) or "green"
+    previous_reasons = {
+        r["code"]: level
+        for r in project.reasons
+        if (level := level_of(r.get("severity"))) is not None
+    }
+    alert = (
+        None
+        if project.monitoring_state == "closed"
+        else alert_for(previous_health, previous_reasons, assessment)
+    )
+    if alert is not None:
+        log.info(
+            "%s: %s %s (%s)",
+            alert,
+            project.project_id,
+            assessment.health,
+            ", ".join(assessment.codes) or "no reasons",
+            extra={"service": uow.service},
+        )
+    if alert == "project-at-risk":
+        assert assessment.health != "green"
+        await uow.publish(
+            ProjectAtRisk(
+                project_id=project.project_id,
+                severity=assessment.health,
+                reasons=risk_reasons(assessment),
+                metrics=assessment.metrics,
+            )
+        )
+    elif alert == "project-recovered":
+        await uow.publish(
+            ProjectRecovered(project_id=project.project_id, metrics=assessment.metrics)
+        )
+
+    if assessment.health != project.health or project.health_since is None:
+        project.health_since = moment.now
+    if assessment.health == "green":
+        project.at_risk_since = None
+    elif project.at_risk_since is None:
+        project.at_risk_since = moment.now
+    project.health = assessment.health
+    project.reasons = [reason_record(f) for f in assessment.findings]
+    project.index_levels = dict(assessment.index_levels)
+    project.metrics = assessment.metrics
+    project.forecast_finish = assessment.forecast_finish
+    project.assessed_at = moment.now
+    project.stale_since = (project.stale_since or moment.now) if stale_days is not None else None
+
+    record = HealthAssessmentRecord(
+        project_id=project.project_id,
+        assessed_at=moment.now,
+        trigger=trigger,
+        event_id=event_id,
+        as_of=project.latest_as_of,
+        applied=True,
+        health=assessment.health,
+        reasons=project.reasons,
+        metrics=assessment.metrics,
+        forecast_finish=assessment.forecast_finish,
+        alert=alert,
+    )
+    uow.session.add(record)
+    return record
+
+
+def assess_report_alone(
+    project: MonitoredProject,
+    report: ProgressReport,
+    *,
+    milestones: list[MilestoneStatus],
+    reported_health: Level | None,
+    resources: list[ResourcePosition],
+    thresholds: HealthThresholds,
+) -> HealthAssessment:
+    """A report's own assessment, for the history only (an older report, or a closed project).
+
+    It has no hysteresis memory and raises nothing: it describes that date, not the project now.
+    """
+    facts = ProjectFacts(
+        baseline=baseline_of(project),
+        report=report,
+        milestones=milestones,
+        reported_health=reported_health,
+        resources=resources,
+    )
+    return assess(facts, thresholds)

@@ -1,0 +1,120 @@
+"""The staleness clock: finds projects that have gone silent, which no incoming event can reveal.
+
+Every replica runs it. Each round claims the due projects with `FOR UPDATE SKIP LOCKED` and, in
+the same transaction, flags them stale, records the assessment and writes any alert to the
+outbox: a project another replica has claimed is skipped, and once that replica commits the
+project is no longer due. So one stale project raises one alert however many replicas run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter
+
+from services.monitoring.adapters.repository import claim_stale_projects
+from services.monitoring.service_layer.assessments import reassess
+from services.monitoring.service_layer.configuration import (
+    Moment,
+    default_thresholds,
+    rules_in_force,
+)
+
+if TYPE_CHECKING:
+    from shared.runtime import ServiceRuntime
+
+log = logging.getLogger(__name__)
+
+TRIGGER = "staleness-clock"
+CLAIM_BATCH = 100
+"""Projects claimed per transaction; a round goes on until fewer are due."""
+
+
+class ClockMetrics:
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        registry = runtime.metrics.registry
+        self.rounds = Counter(
+            "pmo_monitoring_staleness_rounds",
+            "Rounds of the staleness clock completed (failed ones included)",
+            ["service"],
+            registry=registry,
+        ).labels(runtime.name)
+        self.stale = Counter(
+            "pmo_monitoring_stale_projects",
+            "Projects this replica's clock found without a recent status report",
+            ["service"],
+            registry=registry,
+        ).labels(runtime.name)
+
+
+async def flag_stale_projects(runtime: ServiceRuntime, moment: Moment) -> int:
+    """One transaction: claim up to CLAIM_BATCH due projects, assess them stale, commit."""
+    async with runtime.unit_of_work() as uow:
+        rules = await rules_in_force(uow.session, runtime.settings)
+        cutoff = moment.today - timedelta(days=rules.thresholds.stale_after_days)
+        # Outside any span: a round that finds nothing leaves no trace.
+        projects = await claim_stale_projects(
+            uow.session, expected_before=cutoff, limit=CLAIM_BATCH
+        )
+        if not projects:
+            return 0
+        with runtime.tracer.start_as_current_span(
+            "monitoring staleness clock", attributes={"pmo.stale_projects": len(projects)}
+        ):
+            for project in projects:
+                await reassess(
+                    uow,
+                    project,
+                    thresholds=rules.thresholds,
+                    moment=moment,
+                    trigger=TRIGGER,
+                    event_id=None,
+                    by_clock=True,
+                )
+            await uow.commit()
+        log.info(
+            "%d project(s) without a status report for more than %d days",
+            len(projects),
+            rules.thresholds.stale_after_days,
+            extra={"service": runtime.name},
+        )
+        return len(projects)
+
+
+async def _tick(runtime: ServiceRuntime, metrics: ClockMetrics) -> None:
+    moment = Moment.current()
+    while True:
+        found = await flag_stale_projects(runtime, moment)
+        metrics.stale.inc(found)
+        if found < CLAIM_BATCH:
+            return
+
+
+async def _run(runtime: ServiceRuntime) -> None:
+    metrics = ClockMetrics(runtime)
+    interval = runtime.settings.monitoring_staleness_check_interval_s
+    while True:
+        try:
+            await _tick(runtime, metrics)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The database may be away; the next round tries again, nothing is lost meanwhile.
+            log.exception(
+                "staleness clock round failed; next in %.0fs",
+                interval,
+                extra={"service": runtime.name},
+            )
+        metrics.rounds.inc()
+        await asyncio.sleep(interval)
+
+
+def staleness_clock(runtime: ServiceRuntime) -> Coroutine[Any, Any, None]:
+    """The worker the runtime starts. Not a coroutine function on purpose: the runtime calls it
+    synchronously at start, so unusable threshold settings stop the start with their names."""
+    default_thresholds(runtime.settings)
+    return _run(runtime)

@@ -1,0 +1,81 @@
+"""The health rules in force: the settings' defaults, overridden by a PMO administrator's."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from services.monitoring.adapters.repository import threshold_override
+from services.monitoring.adapters.tables import ThresholdOverride
+from services.monitoring.domain.health import HealthThresholds
+from shared.settings import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
+
+log = logging.getLogger(__name__)
+
+SETTINGS_PREFIX = "monitoring_"
+
+
+def default_thresholds(settings: Settings) -> HealthThresholds:
+    """The health rules the settings give (`PMO_MONITORING_*`)."""
+    values = {
+        name: getattr(settings, SETTINGS_PREFIX + name) for name in HealthThresholds.model_fields
+    }
+    try:
+        return HealthThresholds.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(f"{_variable(e['loc'])}: {e['msg']}" for e in error.errors())
+        raise ConfigurationError(
+            f"Monitoring's health thresholds are not usable: {problems}"
+        ) from error
+
+
+def _variable(location: tuple[int | str, ...]) -> str:
+    prefix = f"PMO_{SETTINGS_PREFIX.upper()}"
+    return prefix + str(location[0]).upper() if location else prefix + "*"
+
+
+@dataclass(frozen=True)
+class RulesInForce:
+    thresholds: HealthThresholds
+    override: ThresholdOverride | None
+
+
+async def rules_in_force(session: AsyncSession, settings: Settings) -> RulesInForce:
+    """The settings' thresholds with the administrator's override on top.
+
+    The override is merged field by field over the defaults, so a rule added in a later
+    version takes its default until an administrator sets it.
+    """
+    defaults = default_thresholds(settings)
+    override = await threshold_override(session)
+    if override is None:
+        return RulesInForce(defaults, None)
+    try:
+        merged = HealthThresholds.model_validate({**defaults.model_dump(), **override.thresholds})
+    except ValidationError:
+        log.exception("the stored threshold override is not valid any more; using the defaults")
+        return RulesInForce(defaults, None)
+    return RulesInForce(merged, override)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """When an assessment happens: the clock time, and the calendar day staleness counts in."""
+
+    now: datetime
+
+    @property
+    def today(self) -> date:
+        return self.now.astimezone(UTC).date()
+
+    @classmethod
+    def current(cls) -> Moment:
+        return cls(datetime.now(UTC))
