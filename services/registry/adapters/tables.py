@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, func
+from sqlalchemy import BigInteger, Column, DateTime, Identity, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 SCHEMA = "registry"
 
 
+def _now_column() -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
 class Project(SQLModel, table=True):
-    """A project in the portfolio."""
+    """A project in the portfolio: its charter, where it stands, and what the PMO learned of it."""
 
     __tablename__ = "project"
     __table_args__ = {"schema": SCHEMA}
@@ -26,17 +34,30 @@ class Project(SQLModel, table=True):
     planned_finish_date: date
     budget: float
     currency: str
-    objectives: list[dict[str, object]] = Field(default_factory=list, sa_column=Column(JSONB))
+    objectives: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
     key_project: bool = False
     methodology: str | None = None
+    """The stage model's canonical name (the default model's when the sender named none)."""
     lifecycle: str
     percent_complete: float | None = None
     status_as_of: date | None = None
-    registered_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
-    )
+    registered_at: datetime | None = _now_column()
     registered_by: str
     """The event id (or user) that registered it."""
+    updated_at: datetime | None = _now_column()
+    health: str | None = None
+    """Monitoring's latest assessment (green, amber, red); None until it has assessed."""
+    health_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONB))
+    health_as_of: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    rank: int | None = None
+    """Rank at the last reprioritization (a strategy change), None if it was not ranked then."""
+    score: float | None = None
+    recommended_action: str | None = None
+    why: str | None = None
+    ranked_version: int | None = None
+    """The strategy version of that reprioritization."""
 
 
 class StatusReport(SQLModel, table=True):
@@ -55,3 +76,59 @@ class StatusReport(SQLModel, table=True):
     received_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
     )
+
+
+class ProjectHistory(SQLModel, table=True):
+    """One change to a project: when, what (before and after), and which event or user caused it."""
+
+    __tablename__ = "project_history"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    project_id: str
+    at: datetime | None = _now_column()
+    change: str
+    """registered, updated, lifecycle, status, health, resource_shortfall, reprioritized,
+    directive."""
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    cause: str
+    """The event id, or the subject of the user's token."""
+    note: str | None = None
+
+
+class StrategyRecord(SQLModel, table=True):
+    """A strategy version as received: applied, or ignored because a newer one was current."""
+
+    __tablename__ = "strategy"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    strategy_version: int
+    effective_date: date
+    objectives: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    directives: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    cause: str
+    received_at: datetime | None = _now_column()
+    outcome: str
+    """applied or ignored."""
+    note: str | None = None
+    directive_effects: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+
+
+class ResourceShortfall(SQLModel, table=True):
+    """A resource request's latest allocation outcome: how much of it is still not granted."""
+
+    __tablename__ = "resource_shortfall"
+    __table_args__ = {"schema": SCHEMA}
+
+    request_id: str = Field(primary_key=True)
+    project_id: str = Field(index=True)
+    skill: str | None = None
+    fte_requested: float
+    fte_granted: float
+    status: str
+    """granted, partial or denied."""
+    decided_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    """When allocation decided it (the event's time): an older decision never overwrites a newer."""
+    cause: str

@@ -1,17 +1,40 @@
 """The registry service as the runtime starts it."""
 
 from services.registry.entrypoints.api import router
-from services.registry.service_layer.handlers import on_project_started, on_status_changed
-from shared.events.contracts import ProjectRegistered
+from services.registry.service_layer.handlers import (
+    on_project_at_risk,
+    on_project_recovered,
+    on_project_registered,
+    on_project_started,
+    on_resource_allocated,
+    on_resource_conflict_resolved,
+    on_status_changed,
+    on_strategy_changed,
+)
+from shared.events.contracts import (
+    PortfolioReprioritized,
+    ProjectLifecycleChanged,
+    ProjectRegistered,
+)
 from shared.runtime import ServiceDefinition
 
 registry = ServiceDefinition(
     name="registry",
-    summary="The portfolio's projects, their lifecycle and where each stands.",
+    summary=(
+        "The portfolio's projects on their stage models, the strategy-ranked portfolio, "
+        "every project's history and the portfolio status report."
+    ),
     handlers={
         "project-started": on_project_started,
         "status-changed": on_status_changed,
+        "strategy-changed": on_strategy_changed,
+        "project-at-risk": on_project_at_risk,
+        "project-recovered": on_project_recovered,
+        "resource-allocated": on_resource_allocated,
+        "resource-conflict-resolved": on_resource_conflict_resolved,
+        # Our own announcement, so a project proposed through the API releases its parked events.
+        "project-registered": on_project_registered,
     },
-    publishes=(ProjectRegistered,),
+    publishes=(ProjectRegistered, ProjectLifecycleChanged, PortfolioReprioritized),
     routers=(router,),
 )

@@ -1,31 +1,102 @@
-"""What the registry does with each event: load, decide with the domain, store, publish."""
+"""What the registry does with each event: load, decide with the domain, store, publish.
+
+An event about a project the registry does not know yet is parked (`Deferred`, waiting for the
+project id) and replayed once the project is registered, by an event or through the API.
+An impossible lifecycle move or an unknown methodology is `Rejected`: the event goes to the
+dead-letter topic with the reason.
+"""
 
 from __future__ import annotations
 
-from services.registry.adapters.tables import Project, StatusReport
-from services.registry.domain.projects import registration
-from shared.events.contracts import ProjectStarted, StatusChanged
-from shared.messaging.consumer import EventMeta
+import logging
+from datetime import UTC, datetime
+
+from services.registry.adapters.tables import Project, ResourceShortfall, StatusReport
+from services.registry.domain.projects import changed_fields, charter_of, registration
+from services.registry.domain.stage_models import (
+    ImpossibleTransition,
+    StageModel,
+    UnknownMethodology,
+)
+from services.registry.service_layer import projects as changes
+from services.registry.service_layer.configuration import configuration_of
+from services.registry.service_layer.reports import open_shortfalls
+from services.registry.service_layer.strategy import apply_strategy
+from shared.events.contracts import (
+    AllocationDecision,
+    ProjectAtRisk,
+    ProjectRecovered,
+    ProjectRegistered,
+    ProjectStarted,
+    ResourceAllocated,
+    ResourceConflictResolved,
+    StatusChanged,
+    StrategyChanged,
+)
+from shared.messaging.consumer import Deferred, EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def _stage_model(uow: UnitOfWork, methodology: str | None, project_id: str) -> StageModel:
+    try:
+        return configuration_of(uow).stage_models.resolve(methodology)
+    except UnknownMethodology as unknown:
+        raise Rejected(f"{project_id}: {unknown.reason}") from unknown
+
+
+async def _known(uow: UnitOfWork, project_id: str, what: str) -> Project:
+    project = await changes.project_for_change(uow, project_id)
+    if project is None:
+        raise Deferred(
+            waits_for=project_id,
+            reason=f"{what} for {project_id}, which is not registered yet: kept until it is",
+        )
+    return project
 
 
 async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Register a new project and announce it; a project already known is left as it is."""
-    if await uow.session.get(Project, event.project_id) is not None:
+    """Register the project as started, or start a known one proposed or approved before.
+
+    A known project takes the event's charter (changed fields kept in its history). One not yet
+    started walks its stage model's path to the started stage, each step announced; one already
+    running stays where it is; a closed one (completed, terminated) cannot start again.
+    """
+    model = _stage_model(uow, event.methodology, event.project_id)
+    project = await changes.project_for_change(uow, event.project_id)
+    if project is None:
+        await changes.register(uow, registration(event, model.started, model.name), cause=meta.id)
         return
-    registered = registration(event)
-    uow.session.add(
-        Project(
-            **registered.model_dump(mode="python", exclude={"objectives"}),
-            objectives=[o.model_dump(mode="json") for o in event.objectives],
-            registered_by=meta.id,
+
+    if event.methodology is None:
+        # The sender names no methodology: the project keeps the one it was registered with.
+        model = _stage_model(uow, project.methodology, project.project_id)
+    stage = changes.stage_of(project)
+    if not model.has_stage(stage):
+        raise Rejected(
+            f"{project.project_id} is {stage}, a stage the {model.name} stage model does not have"
         )
-    )
-    await uow.publish(registered)
+    if model.is_final(stage):
+        raise Rejected(
+            f"{project.project_id} is {stage}, final in the {model.name} stage model: "
+            f"a {stage} project cannot be started again"
+        )
+    changes.update(uow, project, charter_of(event, model.name), cause=meta.id)
+    if model.phase(stage) != "pipeline":
+        return
+    path = model.path_to_start(stage)
+    if path is None:  # the file's validation makes sure there is one
+        raise Rejected(f"{project.project_id}: no way from {stage} to {model.started}")
+    for step in path:
+        await changes.move(
+            uow, project, model, step, cause=meta.id, reason="the enterprise started the project"
+        )
 
 
 async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Keep the report; the newest report (by its as-of date) is the project's current status."""
+    """Keep the report; the newest (by as-of date) is the project's status; apply its lifecycle."""
+    project = await _known(uow, event.project_id, "a status report")
     uow.session.add(
         StatusReport(
             event_id=meta.id,
@@ -37,9 +108,166 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
             reported_health=event.reported_health,
         )
     )
-    project = await uow.session.get(Project, event.project_id)
-    if project is not None and (
-        project.status_as_of is None or event.as_of >= project.status_as_of
-    ):
-        project.status_as_of = event.as_of
-        project.percent_complete = event.percent_complete
+    if project.status_as_of is None or event.as_of >= project.status_as_of:
+        reported = {"percent_complete": event.percent_complete, "status_as_of": event.as_of}
+        before, after = changed_fields(
+            {"percent_complete": project.percent_complete, "status_as_of": project.status_as_of},
+            reported,
+        )
+        project.status_as_of, project.percent_complete = event.as_of, event.percent_complete
+        if after:
+            changes.record(
+                uow, project.project_id, "status", cause=meta.id, before=before, after=after
+            )
+    if event.lifecycle is None or event.lifecycle == project.lifecycle:
+        return
+    model = _stage_model(uow, project.methodology, project.project_id)
+    try:
+        await changes.move(
+            uow,
+            project,
+            model,
+            event.lifecycle,
+            cause=meta.id,
+            reason=event.comment,
+            percent_complete=event.percent_complete,
+        )
+    except ImpossibleTransition as impossible:
+        raise Rejected(f"{project.project_id}: {impossible.reason}") from impossible
+
+
+async def on_strategy_changed(event: StrategyChanged, meta: EventMeta, uow: UnitOfWork) -> None:
+    """Apply a newer strategy version (directives, ranking, one announcement); keep older ones."""
+    outcome = await apply_strategy(uow, event, cause=meta.id, configuration=configuration_of(uow))
+    if outcome.outcome == "ignored":
+        log.info("strategy %s ignored: %s", event.strategy_version, outcome.note)
+
+
+async def _health(
+    uow: UnitOfWork, project_id: str, health: str, reasons: list[str], meta: EventMeta
+) -> None:
+    project = await _known(uow, project_id, f"a health assessment ({health})")
+    # At-risk and recovered come on two topics, so they may arrive out of order: the event time
+    # (when monitoring decided) says which is the latest.
+    decided = meta.time or datetime.now(UTC)
+    if project.health_as_of is not None and decided < project.health_as_of:
+        log.info("health of %s from %s is older than the one kept", project_id, meta.id)
+        return
+    before = {"health": project.health, "reasons": list(project.health_reasons)}
+    project.health, project.health_reasons, project.health_as_of = health, reasons, decided
+    after = {"health": health, "reasons": reasons}
+    if before != after:
+        changes.record(uow, project_id, "health", cause=meta.id, before=before, after=after)
+
+
+async def on_project_at_risk(event: ProjectAtRisk, meta: EventMeta, uow: UnitOfWork) -> None:
+    """Monitoring's latest assessment: amber or red, with the reasons' codes."""
+    await _health(uow, event.project_id, event.severity, [r.code for r in event.reasons], meta)
+
+
+async def on_project_recovered(event: ProjectRecovered, meta: EventMeta, uow: UnitOfWork) -> None:
+    """Monitoring found the project back to green."""
+    await _health(uow, event.project_id, "green", [], meta)
+
+
+async def _open_shortfall(uow: UnitOfWork, project_id: str) -> float:
+    return (await open_shortfalls(uow.session, [project_id])).get(project_id, 0.0)
+
+
+async def _allocation_outcome(
+    uow: UnitOfWork,
+    *,
+    request_id: str,
+    project_id: str,
+    skill: str | None,
+    fte_requested: float,
+    fte_granted: float,
+    status: str,
+    meta: EventMeta,
+) -> None:
+    """Keep a request's latest outcome (by decision time) and the project's open shortfall."""
+    decided = meta.time or datetime.now(UTC)
+    before = await _open_shortfall(uow, project_id)
+    row = await uow.session.get(ResourceShortfall, request_id, with_for_update=True)
+    if row is not None and decided < row.decided_at:
+        return  # a newer decision on this request is already kept
+    if row is None:
+        row = ResourceShortfall(
+            request_id=request_id,
+            project_id=project_id,
+            fte_requested=fte_requested,
+            fte_granted=fte_granted,
+            status=status,
+            decided_at=decided,
+            cause=meta.id,
+        )
+    row.project_id, row.skill, row.status = project_id, skill or row.skill, status
+    row.fte_requested, row.fte_granted, row.decided_at, row.cause = (
+        fte_requested,
+        fte_granted,
+        decided,
+        meta.id,
+    )
+    uow.session.add(row)
+    await uow.session.flush()
+    after = await _open_shortfall(uow, project_id)
+    if after != before:
+        changes.record(
+            uow,
+            project_id,
+            "resource_shortfall",
+            cause=meta.id,
+            before={"open_shortfall_fte": before},
+            after={"open_shortfall_fte": after},
+            note=f"request {request_id}: {status}, {fte_granted:g} of {fte_requested:g} FTE",
+        )
+
+
+async def on_resource_allocated(event: ResourceAllocated, meta: EventMeta, uow: UnitOfWork) -> None:
+    """A request decided: partial or denied leaves a shortfall (requested - granted)."""
+    await _known(uow, event.project_id, "an allocation decision")
+    await _allocation_outcome(
+        uow,
+        request_id=event.request_id,
+        project_id=event.project_id,
+        skill=event.skill,
+        fte_requested=event.fte_requested,
+        fte_granted=event.fte_granted,
+        status=event.status,
+        meta=meta,
+    )
+
+
+def _status_of(decision: AllocationDecision) -> str:
+    if decision.fte_granted >= decision.fte_requested:
+        return "granted"
+    return "denied" if decision.fte_granted == 0 else "partial"
+
+
+async def on_resource_conflict_resolved(
+    event: ResourceConflictResolved, meta: EventMeta, uow: UnitOfWork
+) -> None:
+    """A conflict's winners and losers: each loser's ungranted FTE is an open shortfall."""
+    decisions = [*event.winners, *event.losers]
+    for project_id in sorted({decision.project_id for decision in decisions}):
+        await _known(uow, project_id, f"resource conflict {event.conflict_id}")
+    for decision in decisions:
+        await _allocation_outcome(
+            uow,
+            request_id=decision.request_id,
+            project_id=decision.project_id,
+            skill=event.skill,
+            fte_requested=decision.fte_requested,
+            fte_granted=decision.fte_granted,
+            status=_status_of(decision),
+            meta=meta,
+        )
+
+
+async def on_project_registered(event: ProjectRegistered, meta: EventMeta, uow: UnitOfWork) -> None:
+    """Our own announcement: a project proposed through the API lets its waiting events in.
+
+    (A registration by an event releases them at once in the same transaction; the API has no
+    consumer to replay them, so it relies on this.)
+    """
+    uow.release(event.project_id)

@@ -1,0 +1,170 @@
+"""The portfolio status report, the PMO's core administrative output, as CSV and as an HTML page.
+
+Rows come ranked first (by rank), then the projects not ranked (proposed, completed,
+terminated) by project id, so the report reads top-down in order of strategic priority.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import date, datetime
+from html import escape
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+
+# Spreadsheets run a cell starting with one of these as a formula: a project named
+# "=HYPERLINK(...)" must stay text when the PMO opens the CSV (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One project in the portfolio status report."""
+
+    project_id: str
+    name: str
+    business_unit: str
+    manager: str
+    methodology: str | None
+    lifecycle: str
+    rank: int | None
+    score: float | None
+    action: str | None
+    health: str | None
+    """Monitoring's latest assessment: green, amber or red; None until monitoring has spoken."""
+    health_reasons: tuple[str, ...]
+    percent_complete: float | None
+    status_as_of: date | None
+    planned_finish_date: date
+    open_shortfall_fte: float
+    """FTE requested and not granted, over the project's open resource requests."""
+    key_project: bool
+
+
+@dataclass(frozen=True)
+class PortfolioReport:
+    generated_at: datetime
+    strategy_version: int | None
+    rows: Sequence[ReportRow]
+
+
+COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(ReportRow))
+
+
+def ordered(rows: Sequence[ReportRow]) -> list[ReportRow]:
+    return sorted(rows, key=lambda row: (row.rank is None, row.rank or 0, row.project_id))
+
+
+def as_json(report: PortfolioReport) -> dict[str, Any]:
+    """The report as JSON-ready values (dates as ISO text)."""
+    document: dict[str, Any] = to_jsonable_python(
+        {
+            "generated_at": report.generated_at,
+            "strategy_version": report.strategy_version,
+            "projects": [asdict(row) for row in ordered(report.rows)],
+        }
+    )
+    return document
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple):
+        return "; ".join(str(item) for item in value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _safe_text(value: object) -> str:
+    text = _cell(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+def as_csv(report: PortfolioReport) -> str:
+    """RFC 4180 CSV: a header row, then one row per project; quoted where a cell needs it."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(COLUMNS)
+    for row in ordered(report.rows):
+        writer.writerow([_safe_text(getattr(row, column)) for column in COLUMNS])
+    return buffer.getvalue()
+
+
+_HEADINGS = {
+    "project_id": "Project",
+    "name": "Name",
+    "business_unit": "Business unit",
+    "manager": "Manager",
+    "methodology": "Methodology",
+    "lifecycle": "Lifecycle",
+    "rank": "Rank",
+    "score": "Score",
+    "action": "Recommended action",
+    "health": "Health",
+    "health_reasons": "Health reasons",
+    "percent_complete": "% complete",
+    "status_as_of": "Status as of",
+    "planned_finish_date": "Planned finish",
+    "open_shortfall_fte": "Open shortfall (FTE)",
+    "key_project": "Key project",
+}
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2933; }
+table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
+th, td { border: 1px solid #cbd2d9; padding: 0.35rem 0.5rem; text-align: left; }
+th { background: #e4e7eb; }
+td.number { text-align: right; }
+tr.health-green td.health { background: #c6f6d5; }
+tr.health-amber td.health { background: #feebc8; }
+tr.health-red td.health { background: #fed7d7; }
+tr.health-unknown td.health { background: #edf2f7; color: #52606d; }
+tr.closed { color: #7b8794; }
+"""
+
+
+def as_html(report: PortfolioReport) -> str:
+    """A readable page: one table, health cells coloured; every value HTML-escaped."""
+    version = (
+        f"strategy version {report.strategy_version}"
+        if report.strategy_version is not None
+        else "no strategy received yet"
+    )
+    head = "".join(f"<th scope='col'>{escape(_HEADINGS[column])}</th>" for column in COLUMNS)
+    body: list[str] = []
+    for row in ordered(report.rows):
+        classes = [f"health-{row.health or 'unknown'}"]
+        if row.rank is None:
+            classes.append("closed")
+        cells = []
+        for column in COLUMNS:
+            value = getattr(row, column)
+            css = "health" if column == "health" else ""
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                css = "number"
+            text = _cell(value) if value is not None else ("unknown" if column == "health" else "")
+            cells.append(f"<td class='{css}'>{escape(text)}</td>")
+        body.append(f"<tr class='{' '.join(classes)}'>{''.join(cells)}</tr>")
+    generated = escape(report.generated_at.strftime("%Y-%m-%d %H:%M %Z").strip())
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<title>Portfolio status report</title>"
+        f"<style>{_STYLE}</style></head><body>"
+        "<h1>Portfolio status report</h1>"
+        f"<p>{len(report.rows)} projects; ranked under {escape(version)}; "
+        f"generated {generated}.</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        "</body></html>\n"
+    )

@@ -1,0 +1,308 @@
+"""The projects of the portfolio over HTTP: propose, read, list, change, move, and their history.
+
+Roles: every role reads. A project manager proposes projects they manage (the `manager` defaults
+to them) and changes or moves only projects whose `manager` is them; the manager and the
+key-project flag are changed by PMO administrators only; administrators do everything.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.registry.adapters.tables import Project, ProjectHistory
+from services.registry.domain.projects import changed_fields, registration
+from services.registry.domain.stage_models import (
+    ImpossibleTransition,
+    StageModels,
+    UnknownMethodology,
+)
+from services.registry.entrypoints.schemas import (
+    ADMIN_ONLY_CHANGES,
+    NULLABLE_CHANGES,
+    HistoryEntry,
+    HistoryPage,
+    ProjectChanges,
+    ProjectPage,
+    ProjectProposal,
+    ProjectView,
+    TransitionRequest,
+)
+from services.registry.service_layer import projects as changes
+from services.registry.service_layer.configuration import configuration_for
+from services.registry.service_layer.reports import open_shortfalls
+from shared.events.contracts import ProjectCharter, Stage
+from shared.http import runtime_of
+from shared.security import Principal, ProjectManager, Reader
+
+router = APIRouter(prefix="/projects", tags=["projects"])
+
+
+def _models(request: Request) -> StageModels:
+    return configuration_for(runtime_of(request)).stage_models
+
+
+def view(project: Project, models: StageModels, shortfall: float = 0.0) -> ProjectView:
+    try:
+        next_stages: list[str] = list(
+            models.resolve(project.methodology).next_stages(changes.stage_of(project))
+        )
+    except UnknownMethodology:
+        next_stages = []
+    return ProjectView(
+        **project.model_dump(
+            include=set(ProjectView.model_fields) - {"next_stages", "open_shortfall_fte"}
+        ),
+        next_stages=next_stages,
+        open_shortfall_fte=shortfall,
+    )
+
+
+def _not_found(project_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"No project {project_id!r} is registered.")
+
+
+def _may_change(principal: Principal, project: Project) -> None:
+    if not principal.may_manage(project.manager):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"{project.project_id} is managed by {project.manager}: a project manager may "
+            "change only the projects they manage.",
+        )
+
+
+def _invalid(error: ValidationError) -> RequestValidationError:
+    # The same 422 shape FastAPI gives for a malformed body, located in the body.
+    return RequestValidationError(
+        [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Propose a project: it enters its stage model's initial stage and is announced",
+)
+async def propose_project(
+    request: Request, proposal: ProjectProposal, principal: ProjectManager
+) -> ProjectView:
+    manager = proposal.manager or principal.subject
+    if principal.role != "pmo_admin":
+        if not principal.may_manage(manager):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                "A project manager proposes projects they manage: leave `manager` out or give "
+                f"your own ({principal.subject}).",
+            )
+        if proposal.key_project:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, "Only a PMO administrator designates key projects."
+            )
+    models = _models(request)
+    try:
+        model = models.resolve(proposal.methodology)
+    except UnknownMethodology as unknown:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, unknown.reason) from unknown
+    try:
+        charter = ProjectCharter.model_validate(
+            {**proposal.model_dump(), "manager": manager, "methodology": model.name}
+        )
+    except ValidationError as error:
+        raise _invalid(error) from error
+    runtime = runtime_of(request)
+    async with runtime.unit_of_work() as uow:
+        existing = await changes.project_for_change(uow, charter.project_id)
+        if existing is not None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"{charter.project_id} is already registered ({existing.lifecycle}).",
+            )
+        project = await changes.register(
+            uow, registration(charter, model.initial, model.name), cause=principal.subject
+        )
+        await uow.commit()
+    return view(project, models)
+
+
+@router.get("", summary="The portfolio's projects, filtered, a page at a time (by project id)")
+async def list_projects(
+    request: Request,
+    _: Reader,
+    business_unit: str | None = None,
+    lifecycle: Stage | None = None,
+    manager: str | None = None,
+    methodology: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        str | None, Query(description="The `next_cursor` of the previous page")
+    ] = None,
+) -> ProjectPage:
+    models = _models(request)
+    filters: list[Any] = []
+    if business_unit:
+        filters.append(func.lower(Project.business_unit) == business_unit.strip().lower())
+    if lifecycle:
+        filters.append(col(Project.lifecycle) == lifecycle)
+    if manager:
+        filters.append(func.lower(Project.manager) == manager.strip().lower())
+    if methodology:
+        try:
+            filters.append(col(Project.methodology) == models.canonical(methodology))
+        except UnknownMethodology as unknown:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, unknown.reason) from unknown
+    page_query = select(Project).where(*filters).order_by(col(Project.project_id))
+    if cursor:
+        page_query = page_query.where(col(Project.project_id) > cursor)
+    async with runtime_of(request).sessions() as session:
+        total = (
+            await session.exec(select(func.count()).select_from(Project).where(*filters))
+        ).one()
+        rows = list((await session.exec(page_query.limit(limit + 1))).all())
+        page = rows[:limit]
+        shortfalls = await open_shortfalls(session, [row.project_id for row in page])
+    return ProjectPage(
+        items=[view(row, models, shortfalls.get(row.project_id, 0.0)) for row in page],
+        total=total,
+        next_cursor=page[-1].project_id if len(rows) > limit else None,
+    )
+
+
+async def _view_of(session: AsyncSession, project_id: str, models: StageModels) -> ProjectView:
+    project = await session.get(Project, project_id)
+    if project is None:
+        raise _not_found(project_id)
+    shortfall = (await open_shortfalls(session, [project_id])).get(project_id, 0.0)
+    return view(project, models, shortfall)
+
+
+@router.get("/{project_id}", summary="One project, with where its stage model lets it go next")
+async def get_project(request: Request, project_id: str, _: Reader) -> ProjectView:
+    async with runtime_of(request).sessions() as session:
+        return await _view_of(session, project_id, _models(request))
+
+
+@router.patch(
+    "/{project_id}",
+    summary="Change a project's charter fields (the lifecycle moves by /transitions)",
+)
+async def change_project(
+    request: Request, project_id: str, proposed: ProjectChanges, principal: ProjectManager
+) -> ProjectView:
+    sent = {name: getattr(proposed, name) for name in proposed.model_fields_set}
+    required = sorted(
+        name for name, value in sent.items() if value is None and name not in NULLABLE_CHANGES
+    )
+    if required:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{', '.join(required)} cannot be emptied: leave a field out to keep it.",
+        )
+    models = _models(request)
+    runtime = runtime_of(request)
+    async with runtime.unit_of_work() as uow:
+        project = await changes.project_for_change(uow, project_id)
+        if project is None:
+            raise _not_found(project_id)
+        _may_change(principal, project)
+        if principal.role != "pmo_admin":
+            _, after = changed_fields({name: getattr(project, name) for name in sent}, sent)
+            reserved = sorted(set(after) & ADMIN_ONLY_CHANGES)
+            if reserved:
+                raise HTTPException(
+                    status.HTTP_403_FORBIDDEN,
+                    f"Only a PMO administrator changes {', '.join(reserved)}.",
+                )
+        if "methodology" in sent:
+            try:
+                model = models.resolve(sent["methodology"])
+            except UnknownMethodology as unknown:
+                raise HTTPException(
+                    status.HTTP_422_UNPROCESSABLE_CONTENT, unknown.reason
+                ) from unknown
+            if not model.has_stage(project.lifecycle):
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    f"{project_id} is {project.lifecycle}, a stage the {model.name} stage model "
+                    "does not have.",
+                )
+            sent["methodology"] = model.name
+        if "objectives" in sent:
+            sent["objectives"] = [item.model_dump(mode="json") for item in sent["objectives"]]
+        merged = {**project.model_dump(), **sent}
+        try:
+            ProjectCharter.model_validate(merged)  # the charter's own rules, e.g. finish >= start
+        except ValidationError as error:
+            raise _invalid(error) from error
+        changes.update(uow, project, sent, cause=principal.subject)
+        await uow.commit()
+    async with runtime.sessions() as session:
+        return await _view_of(session, project_id, models)
+
+
+@router.post(
+    "/{project_id}/transitions",
+    summary="Move a project to another stage; 409 with the reason if its stage model forbids it",
+)
+async def move_project(
+    request: Request, project_id: str, transition: TransitionRequest, principal: ProjectManager
+) -> ProjectView:
+    models = _models(request)
+    runtime = runtime_of(request)
+    async with runtime.unit_of_work() as uow:
+        project = await changes.project_for_change(uow, project_id)
+        if project is None:
+            raise _not_found(project_id)
+        _may_change(principal, project)
+        try:
+            model = models.resolve(project.methodology)
+            await changes.move(
+                uow,
+                project,
+                model,
+                transition.to,
+                cause=principal.subject,
+                reason=transition.reason,
+            )
+        except (ImpossibleTransition, UnknownMethodology) as impossible:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"{project_id}: {impossible.reason}"
+            ) from impossible
+        await uow.commit()
+    async with runtime.sessions() as session:
+        return await _view_of(session, project_id, models)
+
+
+@router.get("/{project_id}/history", summary="Every change to a project, oldest first")
+async def project_history(
+    request: Request,
+    project_id: str,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    cursor: Annotated[
+        int | None, Query(description="The `next_cursor` of the previous page")
+    ] = None,
+) -> HistoryPage:
+    query = (
+        select(ProjectHistory)
+        .where(ProjectHistory.project_id == project_id)
+        .order_by(col(ProjectHistory.id))
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        query = query.where(col(ProjectHistory.id) > cursor)
+    async with runtime_of(request).sessions() as session:
+        if await session.get(Project, project_id) is None:
+            raise _not_found(project_id)
+        rows = list((await session.exec(query)).all())
+    page = rows[:limit]
+    return HistoryPage(
+        project_id=project_id,
+        items=[HistoryEntry.model_validate(row, from_attributes=True) for row in page],
+        next_cursor=page[-1].id if len(rows) > limit else None,
+    )

@@ -1,0 +1,81 @@
+"""The portfolio status report over HTTP, as JSON, CSV or an HTML page."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from services.registry.domain.reports import as_csv, as_html, as_json
+from services.registry.service_layer.configuration import configuration_for
+from services.registry.service_layer.reports import portfolio_report
+from shared.http import runtime_of
+from shared.security import Reader
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+ReportFormat = Literal["json", "csv", "html"]
+_MEDIA_TYPES: dict[ReportFormat, str] = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "html": "text/html",
+}
+
+
+def negotiated(accept: str | None) -> ReportFormat:
+    """The format an Accept header prefers among ours (by q-value, then order); JSON by default."""
+    best: tuple[float, int, ReportFormat] | None = None
+    for position, part in enumerate((accept or "").split(",")):
+        media, *params = (piece.strip() for piece in part.split(";"))
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        for format_, media_type in _MEDIA_TYPES.items():
+            if media.lower() == media_type and quality > 0:
+                candidate = (-quality, position, format_)
+                if best is None or candidate < best:
+                    best = candidate
+    return best[2] if best else "json"
+
+
+@router.get(
+    "/portfolio",
+    summary="The portfolio status report: every project with lifecycle, rank, score, health "
+    "and open resource shortfall",
+    responses={
+        200: {
+            "content": {
+                "application/json": {},
+                "text/csv": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+            "description": "`format` chooses; without it, the Accept header does (JSON default).",
+        }
+    },
+)
+async def portfolio_status_report(
+    request: Request,
+    _: Reader,
+    report_format: Annotated[
+        ReportFormat | None, Query(alias="format", description="json, csv or html")
+    ] = None,
+) -> Response:
+    chosen = report_format or negotiated(request.headers.get("accept"))
+    async with runtime_of(request).sessions() as session:
+        report = await portfolio_report(session, configuration_for(runtime_of(request)))
+    if chosen == "csv":
+        day = report.generated_at.strftime("%Y-%m-%d")
+        return Response(
+            as_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'inline; filename="portfolio-{day}.csv"'},
+        )
+    if chosen == "html":
+        return HTMLResponse(as_html(report))
+    return JSONResponse(as_json(report))

@@ -1,0 +1,205 @@
+"""What the registry's HTTP API takes and returns."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events.contracts import (
+    Currency,
+    Directive,
+    DirectiveAction,
+    Email,
+    Id,
+    IsoDate,
+    Money,
+    Name,
+    ObjectiveContribution,
+    RecommendedAction,
+    Stage,
+    StrategicObjective,
+)
+
+
+class _Request(BaseModel):
+    # A misspelt field ("buget") must be a 422, not a silently ignored change.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProjectProposal(_Request):
+    """A project proposed to the PMO; it enters its stage model's initial stage (`proposed`)."""
+
+    project_id: Id
+    name: Name
+    business_unit: Id
+    manager: Email | None = None
+    """Defaults to the caller; a project manager may propose only projects they manage."""
+    sponsor: str | None = None
+    start_date: IsoDate
+    planned_finish_date: IsoDate
+    budget: Money
+    currency: Currency
+    objectives: list[ObjectiveContribution] = []
+    key_project: bool = False
+    """Only a PMO administrator may designate a key project."""
+    methodology: str | None = None
+    """A stage model name (see GET /stage-models); unset: the default model."""
+
+
+class ProjectChanges(_Request):
+    """The charter fields to change; the ones left out stay as they are."""
+
+    name: Name | None = None
+    business_unit: Id | None = None
+    manager: Email | None = None
+    """Administrators only: handing a project to another manager."""
+    sponsor: str | None = None
+    start_date: IsoDate | None = None
+    planned_finish_date: IsoDate | None = None
+    budget: Money | None = None
+    currency: Currency | None = None
+    objectives: list[ObjectiveContribution] | None = None
+    key_project: bool | None = None
+    """Administrators only."""
+    methodology: str | None = None
+
+
+NULLABLE_CHANGES = frozenset({"sponsor"})
+"""Fields a PATCH may set to null; the others are required charter fields."""
+ADMIN_ONLY_CHANGES = frozenset({"manager", "key_project"})
+
+
+class TransitionRequest(_Request):
+    to: Stage
+    reason: str | None = Field(default=None, max_length=2000)
+    """Why; some stage models require one (e.g. prince2's premature closure)."""
+
+
+class ProjectView(BaseModel):
+    project_id: str
+    name: str
+    business_unit: str
+    manager: str
+    sponsor: str | None
+    start_date: date
+    planned_finish_date: date
+    budget: float
+    currency: str
+    objectives: list[dict[str, Any]]
+    key_project: bool
+    methodology: str | None
+    lifecycle: str
+    next_stages: list[str]
+    """Where its stage model allows it to go from here."""
+    percent_complete: float | None
+    status_as_of: date | None
+    health: str | None
+    health_reasons: list[str]
+    open_shortfall_fte: float
+    rank: int | None
+    """Rank at the last reprioritization (GET /portfolio ranks the portfolio as it is now)."""
+    score: float | None
+    recommended_action: str | None
+    registered_at: datetime | None
+    registered_by: str
+    updated_at: datetime | None
+
+
+class ProjectPage(BaseModel):
+    items: list[ProjectView]
+    total: int
+    """How many projects match the filters, over all pages."""
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; null on the last page."""
+
+
+class HistoryEntry(BaseModel):
+    id: int
+    at: datetime
+    change: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    cause: str
+    """The event id, or the subject of the user's token."""
+    note: str | None
+
+
+class HistoryPage(BaseModel):
+    project_id: str
+    items: list[HistoryEntry]
+    next_cursor: int | None
+
+
+class DirectiveEffectView(BaseModel):
+    directive: int
+    action: DirectiveAction
+    target: str
+    project_id: str | None
+    effect: str
+    """moved, unchanged, impossible, ranked_ahead or ranked_behind."""
+    from_stage: Stage | None
+    to_stage: Stage | None
+    reason: str
+    note: str
+
+
+class StrategyView(BaseModel):
+    strategy_version: int
+    effective_date: date
+    objectives: list[StrategicObjective]
+    directives: list[Directive]
+    received_at: datetime | None
+    cause: str
+    directive_effects: list[DirectiveEffectView]
+
+
+class StrategyReceived(BaseModel):
+    id: int
+    strategy_version: int
+    effective_date: date
+    outcome: str
+    """applied, or ignored (an older or equal version than the current one)."""
+    note: str | None
+    cause: str
+    received_at: datetime | None
+
+
+class RankedProjectView(BaseModel):
+    project_id: str
+    name: str
+    business_unit: str
+    lifecycle: str
+    key_project: bool
+    score: float
+    rank: int
+    previous_rank: int | None
+    """Its rank at the last reprioritization."""
+    action: RecommendedAction
+    why: str
+
+
+class PortfolioView(BaseModel):
+    strategy_version: int | None
+    projects: list[RankedProjectView]
+
+
+class WhatIfView(BaseModel):
+    draft_version: int
+    current_version: int | None
+    would_apply: bool
+    """False if the draft is not newer than the current version (an event would be ignored)."""
+    note: str
+    ranking: list[RankedProjectView]
+    directive_effects: list[DirectiveEffectView]
+
+
+class StageModelView(BaseModel):
+    name: str
+    default: bool
+    description: str
+    initial: str
+    started: str
+    stages: dict[str, dict[str, Any]]
+    transitions: list[dict[str, Any]]

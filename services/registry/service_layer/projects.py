@@ -1,0 +1,151 @@
+"""Changing a project, the same way from an event and from the API: state, history and outbox.
+
+Every change writes a history row (when, what before and after, which event or user) and, where
+other services must know, an outbound event, all in the caller's unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import text
+from sqlmodel import col, select
+
+from services.registry.adapters.tables import Project, ProjectHistory
+from services.registry.domain.projects import CHARTER_FIELDS, changed_fields
+from services.registry.domain.stage_models import StageModel
+from shared.events.contracts import ProjectLifecycleChanged, ProjectRegistered, Stage
+from shared.messaging.unit_of_work import UnitOfWork
+
+
+async def project_for_change(uow: UnitOfWork, project_id: str) -> Project | None:
+    """The project, locked until the unit of work ends, so concurrent changes queue up.
+
+    An API call and an event (or two replicas) moving one project at once would otherwise both
+    check the gate against the same old stage. The lock is taken on the project id, not only on
+    its row, so that two registrations of one new project (an API proposal racing its
+    `project-started`) queue up too: the second sees the first instead of a key violation.
+    """
+    connection = await uow.session.connection()
+    await connection.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+        {"key": f"registry-project:{project_id}"},
+    )
+    return await uow.session.get(Project, project_id, with_for_update=True, populate_existing=True)
+
+
+def record(
+    uow: UnitOfWork,
+    project_id: str,
+    change: str,
+    *,
+    cause: str,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    note: str | None = None,
+) -> None:
+    uow.session.add(
+        ProjectHistory(
+            project_id=project_id,
+            change=change,
+            before=dict(before) if before is not None else None,
+            after=dict(after) if after is not None else None,
+            cause=cause,
+            note=note,
+        )
+    )
+
+
+def stage_of(project: Project) -> Stage:
+    """The project's stage: only `register` and `move` write the column, with stage names."""
+    return cast(Stage, project.lifecycle)
+
+
+def _touch(project: Project) -> None:
+    project.updated_at = datetime.now(UTC)
+
+
+async def register(uow: UnitOfWork, registered: ProjectRegistered, *, cause: str) -> Project:
+    """Accept a project into the portfolio, announce it, and let its waiting events in."""
+    charter = registered.model_dump(mode="json", include={"project_id", *CHARTER_FIELDS})
+    project = Project(
+        **registered.model_dump(mode="python", include={"project_id", *CHARTER_FIELDS}),
+        lifecycle=registered.lifecycle,
+        registered_by=cause,
+    )
+    project.objectives = charter["objectives"]
+    uow.session.add(project)
+    record(
+        uow,
+        registered.project_id,
+        "registered",
+        cause=cause,
+        after={**charter, "lifecycle": registered.lifecycle},
+    )
+    await uow.publish(registered)
+    # Reports, health and allocation events that overtook the registration are applied now.
+    uow.release(registered.project_id)
+    return project
+
+
+def update(
+    uow: UnitOfWork, project: Project, proposed: Mapping[str, Any], *, cause: str
+) -> dict[str, Any]:
+    """Set the proposed charter fields; history keeps the ones that changed. Returns those."""
+    current = {name: getattr(project, name) for name in proposed}
+    before, after = changed_fields(current, proposed)
+    if not after:
+        return after
+    for name in after:
+        setattr(project, name, proposed[name])
+    _touch(project)
+    record(uow, project.project_id, "updated", cause=cause, before=before, after=after)
+    return after
+
+
+async def move(
+    uow: UnitOfWork,
+    project: Project,
+    model: StageModel,
+    to_stage: Stage,
+    *,
+    cause: str,
+    reason: str | None,
+    percent_complete: float | None = None,
+) -> None:
+    """Move the project to `to_stage` if its stage model allows it now; announce the move.
+
+    Raises ImpossibleTransition (with the reason) otherwise; nothing is changed then.
+    """
+    from_stage = stage_of(project)
+    progress = percent_complete if percent_complete is not None else project.percent_complete
+    model.check(from_stage, to_stage, percent_complete=progress, reason=reason)
+    project.lifecycle = to_stage
+    _touch(project)
+    record(
+        uow,
+        project.project_id,
+        "lifecycle",
+        cause=cause,
+        before={"lifecycle": from_stage},
+        after={"lifecycle": to_stage},
+        note=reason,
+    )
+    await uow.publish(
+        ProjectLifecycleChanged(
+            project_id=project.project_id,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            cause=cause,
+            reason=reason,
+        )
+    )
+
+
+async def all_projects(uow: UnitOfWork, *, lock: bool = False) -> list[Project]:
+    query = select(Project).order_by(col(Project.project_id))
+    if lock:
+        query = query.with_for_update()
+    return list((await uow.session.exec(query)).all())
