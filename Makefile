@@ -31,7 +31,7 @@ test: setup
 check: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services pmo tests
+	$(BIN)/mypy shared services pmo tests bench
 
 clean:
 	rm -rf $(VENV) .pmo .mypy_cache .ruff_cache .pytest_cache

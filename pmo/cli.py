@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from pmo.stack import DEMO_WEBHOOK_PORT, STACK_FILE
+from services.allocation.entrypoints.cli import resources_app
 from shared.settings import (
     SERVICE_NAMES,
     ConfigurationError,
@@ -151,6 +152,10 @@ def demo(
 
     port = DEMO_WEBHOOK_PORT + port_offset
     raise typer.Exit(asyncio.run(run_demo(_settings(), port=port, timeout=timeout)))
+
+
+# `pmo resources import FILE.csv`: the allocation service's bulk import of the resource pool.
+app.add_typer(resources_app, name="resources", context_settings={"obj": _settings})
 
 
 def main() -> None:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Column, DateTime, func
-from sqlalchemy.dialects.postgresql import ARRAY, TEXT
+from sqlalchemy import BigInteger, Column, DateTime, Identity, func
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
 from sqlmodel import Field, SQLModel
 
 SCHEMA = "allocation"
 
 
 class ResourceRequest(SQLModel, table=True):
-    """A project's request for a skill (or a named person) over a period."""
+    """A project's request for a skill (or a named person) over a period, and its decision."""
 
     __tablename__ = "resource_request"
     __table_args__ = {"schema": SCHEMA}
@@ -28,7 +29,163 @@ class ResourceRequest(SQLModel, table=True):
     priority: str | None = None
     named_resource: str | None = None
     status: str = "open"
+    """open (not decided yet), granted, partial or denied."""
     received_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
     )
     event_id: str
+    fte_granted: float | None = None
+    """Average FTE granted per planned week."""
+    reason: str | None = None
+    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    """When its decision (resource-allocated) was published; None while open."""
+
+
+class Resource(SQLModel, table=True):
+    """A person or team of the pool."""
+
+    __tablename__ = "resource"
+    __table_args__ = {"schema": SCHEMA}
+
+    resource_id: str = Field(primary_key=True)
+    name: str
+    skills: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    capacity_fte: float
+    """Usual capacity in FTE per week (a team may have more than 1)."""
+    created_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    )
+    updated_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    )
+
+
+class CapacityChangeRow(SQLModel, table=True):
+    """A dated change of a resource's capacity: holiday, part time, leaving."""
+
+    __tablename__ = "capacity_change"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    resource_id: str = Field(foreign_key=f"{SCHEMA}.resource.resource_id", index=True)
+    starts: date
+    ends: date | None = None
+    capacity_fte: float
+    reason: str = ""
+
+
+class ProjectStandingRow(SQLModel, table=True):
+    """A project as the registry's events describe it: lifecycle, key project, strategic rank."""
+
+    __tablename__ = "project"
+    __table_args__ = {"schema": SCHEMA}
+
+    project_id: str = Field(primary_key=True)
+    name: str | None = None
+    manager: str | None = None
+    key_project: bool = False
+    lifecycle: str | None = None
+    """The registry's stage; None until project-registered (or a lifecycle change) arrives."""
+    rank: int | None = None
+    score: float | None = None
+    why: str | None = None
+    strategy_version: int | None = None
+    updated_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
+    )
+
+
+class PortfolioVersion(SQLModel, table=True):
+    """A portfolio ranking applied: its strategy version and how many projects it ranked."""
+
+    __tablename__ = "portfolio_version"
+    __table_args__ = {"schema": SCHEMA}
+
+    strategy_version: int = Field(primary_key=True)
+    ranked: int
+    event_id: str
+    applied_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    )
+
+
+class AssignmentRow(SQLModel, table=True):
+    """One person's FTE on one request in one ISO week: the allocations in force."""
+
+    __tablename__ = "assignment"
+    __table_args__ = {"schema": SCHEMA}
+
+    request_id: str = Field(primary_key=True)
+    resource_id: str = Field(primary_key=True, index=True)
+    week: str = Field(primary_key=True)
+    fte: float
+
+
+class ConflictRow(SQLModel, table=True):
+    """A conflict as resolved and published; open while its losers still wait."""
+
+    __tablename__ = "conflict"
+    __table_args__ = {"schema": SCHEMA}
+
+    conflict_id: str = Field(primary_key=True)
+    contest_key: str = Field(index=True)
+    skill: str | None = None
+    resource_id: str | None = None
+    weeks: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    winners: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    losers: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    rationale: str
+    request_ids: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
+    )
+    cause: str
+    state: str = "open"
+    """open: losers still short; resolved: the shortage ended or a newer resolution replaced it."""
+    resolution: str | None = None
+    """How it stopped being open."""
+    created_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    )
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class PendingResolution(SQLModel, table=True):
+    """Weeks to re-solve and why, written with the change that makes it necessary."""
+
+    __tablename__ = "resolution_pending"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    weeks: list[str] | None = Field(default=None, sa_column=Column(ARRAY(TEXT)))
+    """None: every planned week."""
+    cause: str
+    traceparent: str | None = None
+    created_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    )
+
+
+class ResolutionRun(SQLModel, table=True):
+    """One re-resolution as it ran: why, by which method, how well and how fast."""
+
+    __tablename__ = "resolution_run"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    causes: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    weeks: int
+    requests: int
+    method: str
+    status: str
+    seconds: float
+    value: float
+    greedy_value: float | None = None
+    mip_gap: float
+    moved: int
+    decided: int
+    changed: int
+    conflicts: int
+    ran_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    )

@@ -1,0 +1,131 @@
+"""Reading the allocation's tables into the domain's picture of the portfolio."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.allocation.adapters.tables import (
+    AssignmentRow,
+    CapacityChangeRow,
+    PortfolioVersion,
+    ProjectStandingRow,
+    Resource,
+    ResourceRequest,
+)
+from services.allocation.domain.decisions import OpenRequest, PoolMember
+from services.allocation.domain.pool import CapacityChange
+from services.allocation.domain.priority import ProjectStanding
+from services.allocation.domain.requests import (
+    hint_level,
+    iso_week,
+    planned_weeks,
+    weekly_demand,
+)
+from services.allocation.domain.resolution import AllocationState
+from services.allocation.domain.solver import Slot
+
+
+def open_request(
+    row: ResourceRequest, current_week: str, arrival: int, hours_per_fte_week: float
+) -> OpenRequest:
+    return OpenRequest(
+        request_id=row.request_id,
+        project_id=row.project_id,
+        skill=row.skill,
+        fte=weekly_demand(row.fte, row.hours, len(row.weeks), hours_per_fte_week),
+        start=row.start,
+        end=row.end,
+        weeks=tuple(row.weeks),
+        planned=tuple(planned_weeks(row.weeks, current_week)),
+        named_resource=row.named_resource,
+        hint=hint_level(row.priority),
+        arrival=arrival,
+        decided=row.decided_at is not None,
+    )
+
+
+def standing_of(row: ProjectStandingRow, portfolio_size: int | None) -> ProjectStanding:
+    return ProjectStanding(
+        project_id=row.project_id,
+        name=row.name,
+        lifecycle=row.lifecycle,
+        key_project=row.key_project,
+        rank=row.rank,
+        score=row.score,
+        portfolio_size=portfolio_size,
+        strategy_version=row.strategy_version,
+    )
+
+
+async def portfolio_size(session: AsyncSession) -> int | None:
+    latest = (
+        await session.exec(
+            select(PortfolioVersion).order_by(col(PortfolioVersion.strategy_version).desc())
+        )
+    ).first()
+    return latest.ranked if latest else None
+
+
+async def pool_members(session: AsyncSession) -> dict[str, PoolMember]:
+    """Every resource with its usual capacity and dated capacity changes."""
+    changes: dict[str, list[CapacityChange]] = defaultdict(list)
+    for change in (await session.exec(select(CapacityChangeRow))).all():
+        changes[change.resource_id].append(
+            CapacityChange(
+                starts=change.starts,
+                ends=change.ends,
+                capacity_fte=change.capacity_fte,
+                reason=change.reason,
+            )
+        )
+    return {
+        resource.resource_id: PoolMember(
+            resource_id=resource.resource_id,
+            name=resource.name,
+            skills=tuple(resource.skills),
+            capacity_fte=resource.capacity_fte,
+            changes=tuple(changes[resource.resource_id]),
+        )
+        for resource in (await session.exec(select(Resource))).all()
+    }
+
+
+async def load_state(
+    session: AsyncSession, *, today: date, hours_per_fte_week: float
+) -> AllocationState:
+    """The portfolio from the current ISO week on; finished, decided requests are left out."""
+    current_week = iso_week(today)
+    rows = (
+        await session.exec(
+            select(ResourceRequest).order_by(
+                col(ResourceRequest.received_at), col(ResourceRequest.request_id)
+            )
+        )
+    ).all()
+    requests: dict[str, OpenRequest] = {}
+    for arrival, row in enumerate(rows):
+        request = open_request(row, current_week, arrival, hours_per_fte_week)
+        if request.planned or not request.decided:
+            requests[request.request_id] = request
+    size = await portfolio_size(session)
+    standings = {
+        row.project_id: standing_of(row, size)
+        for row in (await session.exec(select(ProjectStandingRow))).all()
+    }
+    allocations: dict[Slot, float] = {
+        (row.request_id, row.resource_id, row.week): row.fte
+        for row in (
+            await session.exec(select(AssignmentRow).where(col(AssignmentRow.week) >= current_week))
+        ).all()
+    }
+    return AllocationState(
+        current_week=current_week,
+        people=await pool_members(session),
+        requests=requests,
+        standings=standings,
+        allocations=allocations,
+    )

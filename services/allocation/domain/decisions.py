@@ -1,0 +1,459 @@
+"""What a solution means for each request and each conflict, in words a PMO can forward."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+from services.allocation.domain.pool import CapacityChange, weekly_capacity
+from services.allocation.domain.priority import STAGE_WORDS, ProjectStanding, comparison
+from services.allocation.domain.requests import week_ranges
+from services.allocation.domain.solver import TOLERANCE, Slot
+
+Status = Literal["granted", "partial", "denied"]
+
+
+@dataclass(frozen=True)
+class PoolMember:
+    """A person (or team) of the pool: skills, usual capacity and its dated changes."""
+
+    resource_id: str
+    name: str
+    skills: tuple[str, ...]
+    capacity_fte: float
+    changes: tuple[CapacityChange, ...] = ()
+
+    def capacity_in(self, week: str) -> float:
+        return weekly_capacity(self.capacity_fte, self.changes, week)
+
+    @property
+    def skill_keys(self) -> frozenset[str]:
+        return frozenset(skill.casefold() for skill in self.skills)
+
+    def label(self) -> str:
+        return f"{self.name} ({self.resource_id})" if self.name != self.resource_id else self.name
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """A resource request as the allocation plans it."""
+
+    request_id: str
+    project_id: str
+    skill: str
+    fte: float
+    """FTE asked for in each week (hours already converted)."""
+    start: date
+    end: date
+    weeks: tuple[str, ...]
+    """Every ISO week the request touches."""
+    planned: tuple[str, ...]
+    """Its weeks from the current one on: the only ones ever (re-)allocated."""
+    named_resource: str | None = None
+    hint: int = 2
+    arrival: int = 0
+    decided: bool = False
+    """Whether its decision (resource-allocated) was already published."""
+
+    def may_use(self, member: PoolMember) -> bool:
+        if self.named_resource is not None:
+            return member.resource_id == self.named_resource
+        return self.skill.casefold() in member.skill_keys
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One person on one request at one FTE over some weeks."""
+
+    resource_id: str
+    fte: float
+    weeks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Where a request stands: what it got, from whom, in which weeks, and why."""
+
+    status: Status
+    fte_requested: float
+    fte_granted: float
+    """Average FTE granted per planned week."""
+    weeks: tuple[str, ...]
+    """Weeks in which something was granted."""
+    resource_id: str | None
+    """Who holds most of it."""
+    assignments: tuple[Assignment, ...]
+    reason: str
+
+    def same_allocation(self, other: Outcome) -> bool:
+        return self.assignments == other.assignments
+
+
+@dataclass(frozen=True)
+class ConflictDecision:
+    request_id: str
+    project_id: str
+    fte_granted: float
+    fte_requested: float
+    why: str
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Demand above capacity for one pool of people in some weeks, as resolved."""
+
+    conflict_id: str
+    contest_key: str
+    """The same requests over the same people: a later resolution of one contest shares it."""
+    skill: str | None
+    resource_id: str | None
+    weeks: tuple[str, ...]
+    winners: tuple[ConflictDecision, ...]
+    losers: tuple[ConflictDecision, ...]
+    rationale: str
+    request_ids: tuple[str, ...] = field(default=())
+
+
+def fte_text(value: float) -> str:
+    """0.5, 1, 0.33: as few digits as say it."""
+    return f"{round(value, 2):g}"
+
+
+def assignments_of(
+    allocations: Mapping[tuple[str, str], float], weeks: Collection[str] | None = None
+) -> tuple[Assignment, ...]:
+    """Group a request's (person, week) -> FTE into lines of one person at one FTE."""
+    lines: dict[tuple[str, float], list[str]] = defaultdict(list)
+    for (person, week), fte in allocations.items():
+        if (weeks is None or week in weeks) and fte > TOLERANCE:
+            lines[(person, round(fte, 3))].append(week)
+    return tuple(
+        Assignment(resource_id=person, fte=fte, weeks=tuple(sorted(weeks)))
+        for (person, fte), weeks in sorted(lines.items())
+    )
+
+
+class Explainer:
+    """Turns the allocations in force into outcomes and conflicts for one portfolio state."""
+
+    def __init__(
+        self,
+        requests: Mapping[str, OpenRequest],
+        people: Mapping[str, PoolMember],
+        standings: Mapping[str, ProjectStanding],
+        weights: Mapping[str, float],
+        allocations: Mapping[Slot, float],
+    ) -> None:
+        self.requests = requests
+        self.people = people
+        self.standings = standings
+        self.weights = weights
+        self.by_request: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
+        self.holders: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        for (request, person, week), fte in allocations.items():
+            if fte <= TOLERANCE:
+                continue
+            self.by_request[request][(person, week)] = fte
+            self.holders[(person, week)][request] = fte
+        self.by_skill: dict[str, list[PoolMember]] = defaultdict(list)
+        for member in people.values():
+            for skill in member.skill_keys:
+                self.by_skill[skill].append(member)
+
+    def standing(self, project_id: str) -> ProjectStanding:
+        return self.standings.get(project_id) or ProjectStanding(project_id=project_id)
+
+    def eligible(self, request: OpenRequest) -> list[PoolMember]:
+        if request.named_resource is not None:
+            named = self.people.get(request.named_resource)
+            return [named] if named is not None else []
+        return self.by_skill.get(request.skill.casefold(), [])
+
+    def granted_in(self, request: OpenRequest, week: str) -> float:
+        return sum(
+            fte
+            for (_, held_week), fte in self.by_request[request.request_id].items()
+            if held_week == week
+        )
+
+    def short_weeks(self, request: OpenRequest) -> list[str]:
+        return [
+            week for week in request.planned if self.granted_in(request, week) < request.fte - 1e-4
+        ]
+
+    def pool_words(self, request: OpenRequest) -> str:
+        if request.named_resource is not None:
+            named = self.people.get(request.named_resource)
+            return named.label() if named else request.named_resource
+        return f"everyone with the skill '{request.skill}'"
+
+    # --- one request ----------------------------------------------------------------------
+
+    def outcome(self, request: OpenRequest) -> Outcome:
+        held = self.by_request[request.request_id]
+        lines = assignments_of(held, request.planned)
+        planned = len(request.planned)
+        total = sum(fte for (_, week), fte in held.items() if week in request.planned)
+        granted = round(total / planned, 4) if planned else 0.0
+        weeks = tuple(sorted({week for line in lines for week in line.weeks}))
+        by_person: dict[str, float] = defaultdict(float)
+        for line in lines:
+            by_person[line.resource_id] += line.fte * len(line.weeks)
+        main = max(sorted(by_person), key=lambda p: by_person[p]) if by_person else None
+        short = self.short_weeks(request)
+        if not short and planned:
+            status: Status = "granted"
+        else:
+            status = "partial" if total > TOLERANCE else "denied"
+        return Outcome(
+            status=status,
+            fte_requested=request.fte,
+            fte_granted=granted,
+            weeks=weeks,
+            resource_id=main,
+            assignments=lines,
+            reason=self.reason(request, status, lines, short),
+        )
+
+    def person_label(self, resource_id: str) -> str:
+        member = self.people.get(resource_id)
+        return member.label() if member is not None else resource_id
+
+    def lines_text(self, lines: Sequence[Assignment]) -> str:
+        return ", ".join(
+            f"{self.person_label(line.resource_id)} {fte_text(line.fte)} FTE in "
+            f"{week_ranges(line.weeks)}"
+            for line in lines
+        )
+
+    def reason(
+        self, request: OpenRequest, status: Status, lines: Sequence[Assignment], short: list[str]
+    ) -> str:
+        asked = (
+            f"{fte_text(request.fte)} FTE a week of {self.pool_words(request)} "
+            f"for {week_ranges(request.planned or request.weeks)}"
+        )
+        standing = self.standing(request.project_id)
+        if not request.planned:
+            return (
+                f"Denied: {asked} lies entirely before the current week; past weeks are not "
+                "allocated."
+            )
+        if not standing.holds_people:
+            stage = STAGE_WORDS.get(standing.lifecycle or "", standing.lifecycle or "")
+            return (
+                f"Denied: {standing.describe()} is {stage}, and projects {stage} hold no people; "
+                "the request is reconsidered if the project resumes."
+            )
+        if request.named_resource is not None and request.named_resource not in self.people:
+            return f"Denied: {asked}, but {request.named_resource} is not in the resource pool."
+        if not self.eligible(request):
+            return f"Denied: {asked}, but no one in the resource pool has that skill."
+        if status == "granted":
+            return f"Granted in full: {self.lines_text(lines)}."
+        got = self.lines_text(lines) if lines else "nothing"
+        head = "Partly granted" if status == "partial" else "Denied"
+        return (
+            f"{head}: {asked}; allocated {got}. Short in {week_ranges(short)} because "
+            f"{self.shortage_cause(request, short)}."
+        )
+
+    def competitors(self, request: OpenRequest, weeks: Sequence[str]) -> dict[str, float]:
+        """Other requests holding the people `request` could use in `weeks`: id -> weight."""
+        found: dict[str, float] = {}
+        for member in self.eligible(request):
+            for week in weeks:
+                for other in self.holders.get((member.resource_id, week), {}):
+                    if other != request.request_id:
+                        found[other] = self.weights.get(other, 0.0)
+        return found
+
+    def shortage_cause(self, request: OpenRequest, short: Sequence[str]) -> str:
+        others = self.competitors(request, short)
+        pool = self.pool_words(request)
+        if not others:
+            return f"{pool} has no capacity left in those weeks (holidays, part time or leaving)"
+        standing = self.standing(request.project_id)
+        projects: dict[str, str] = {}
+        for other in sorted(others, key=lambda o: -others[o]):
+            project = self.requests[other].project_id if other in self.requests else other
+            if project in projects:
+                continue
+            rival = self.standing(project)
+            projects[project] = f"{rival.describe()}: {comparison(rival, standing)}"
+        return (
+            f"{pool} is allocated in those weeks to work of higher (or equal) portfolio "
+            f"priority than {standing.describe()}: " + "; ".join(projects.values())
+        )
+
+    # --- conflicts ---------------------------------------------------------------------------
+
+    def conflicts(self) -> list[Conflict]:
+        """Group the short requests by the people and weeks they contest with the holders."""
+        cells_of: dict[str, set[tuple[str, str]]] = {}
+        for request in self.requests.values():
+            if self.weights.get(request.request_id, 0.0) <= 0 or not request.planned:
+                continue
+            short = self.short_weeks(request)
+            cells = {
+                (member.resource_id, week)
+                for member in self.eligible(request)
+                for week in short
+                if member.capacity_in(week) > TOLERANCE
+                and any(
+                    o != request.request_id
+                    for o in self.holders.get((member.resource_id, week), {})
+                )
+            }
+            if cells:
+                cells_of[request.request_id] = cells
+        parent = {request_id: request_id for request_id in cells_of}
+
+        def find(node: str) -> str:
+            while parent[node] != node:
+                parent[node] = parent[parent[node]]
+                node = parent[node]
+            return node
+
+        owner: dict[tuple[str, str], str] = {}
+        for request_id, cells in sorted(cells_of.items()):
+            for cell in cells:
+                if cell in owner:
+                    parent[find(request_id)] = find(owner[cell])
+                else:
+                    owner[cell] = request_id
+        groups: dict[str, list[str]] = defaultdict(list)
+        for request_id in sorted(cells_of):
+            groups[find(request_id)].append(request_id)
+        return [self._conflict(losers, cells_of) for losers in groups.values()]
+
+    def _conflict(
+        self, loser_ids: list[str], cells_of: Mapping[str, set[tuple[str, str]]]
+    ) -> Conflict:
+        cells = set().union(*(cells_of[loser] for loser in loser_ids))
+        weeks = tuple(sorted({week for _, week in cells}))
+        people = sorted({person for person, _ in cells})
+        winner_ids = sorted(
+            {
+                holder
+                for cell in cells
+                for holder in self.holders.get(cell, {})
+                if holder not in loser_ids
+            }
+        )
+        members = sorted([*loser_ids, *winner_ids])
+        skills = {self.requests[r].skill for r in loser_ids}
+        skill = (
+            skills.pop()
+            if len(skills) == 1
+            else sorted({self.requests[r].skill for r in loser_ids})[0]
+        )
+        resource_id = people[0] if len(people) == 1 else None
+
+        def amounts(request_id: str) -> tuple[float, float, tuple[str, ...]]:
+            request = self.requests[request_id]
+            own = tuple(week for week in weeks if week in request.planned)
+            granted = sum(self.granted_in(request, week) for week in own) / max(len(own), 1)
+            return round(granted, 4), request.fte, own
+
+        def by_priority(ids: list[str]) -> list[str]:
+            return sorted(ids, key=lambda r: (-self.weights.get(r, 0.0), self.requests[r].arrival))
+
+        winners_sorted, losers_sorted = by_priority(winner_ids), by_priority(loser_ids)
+        top_loser = self.standing(self.requests[losers_sorted[0]].project_id)
+        top_winner = (
+            self.standing(self.requests[winners_sorted[0]].project_id) if winners_sorted else None
+        )
+        winners: list[ConflictDecision] = []
+        for request_id in winners_sorted:
+            granted, asked, own = amounts(request_id)
+            standing = self.standing(self.requests[request_id].project_id)
+            winners.append(
+                ConflictDecision(
+                    request_id=request_id,
+                    project_id=standing.project_id,
+                    fte_granted=granted,
+                    fte_requested=asked,
+                    why=(
+                        f"{standing.describe()} keeps {fte_text(granted)} of {fte_text(asked)} FTE "
+                        f"in {week_ranges(own)}: {comparison(standing, top_loser)}."
+                    ),
+                )
+            )
+        losers: list[ConflictDecision] = []
+        for request_id in losers_sorted:
+            granted, asked, own = amounts(request_id)
+            standing = self.standing(self.requests[request_id].project_id)
+            reason = (
+                comparison(top_winner, standing)
+                if top_winner is not None
+                else "the capacity is taken by other requests"
+            )
+            losers.append(
+                ConflictDecision(
+                    request_id=request_id,
+                    project_id=standing.project_id,
+                    fte_granted=granted,
+                    fte_requested=asked,
+                    why=(
+                        f"{standing.describe()} gets {fte_text(granted)} of {fte_text(asked)} FTE "
+                        f"in {week_ranges(own)}: {reason}."
+                    ),
+                )
+            )
+        if resource_id is not None:
+            pool = self.people[resource_id].label()
+        else:
+            pool = f"{len(people)} people with the skill '{skill}'"
+        demand = sum(
+            self.requests[r].fte for r in members for w in weeks if w in self.requests[r].planned
+        ) / len(weeks)
+        capacity = sum(self.people[p].capacity_in(w) for p in people for w in weeks) / len(weeks)
+        version = next(
+            (
+                s.strategy_version
+                for s in map(self.standing, self._projects(members))
+                if s.strategy_version
+            ),
+            None,
+        )
+        rationale = (
+            f"{pool} was asked for more than is available in {week_ranges(weeks)}: "
+            f"{fte_text(demand)} FTE a week requested against {fte_text(capacity)} FTE. "
+            "Resolved by portfolio priority (active projects before approved ones, key projects "
+            "first, then strategic rank"
+            + (f" under strategy v{version}" if version else "")
+            + "). Winners: "
+            + ("; ".join(d.why.rstrip(".") for d in winners) or "none")
+            + ". Losers: "
+            + "; ".join(d.why.rstrip(".") for d in losers)
+            + "."
+        )
+        contest = hashlib.sha256(json.dumps([members, people]).encode()).hexdigest()[:16]
+        fingerprint = json.dumps(
+            [
+                members,
+                people,
+                list(weeks),
+                [[d.request_id, d.fte_granted] for d in (*winners, *losers)],
+            ]
+        )
+        return Conflict(
+            conflict_id="CF-" + hashlib.sha256(fingerprint.encode()).hexdigest()[:16],
+            contest_key=contest,
+            skill=skill,
+            resource_id=resource_id,
+            weeks=weeks,
+            winners=tuple(winners),
+            losers=tuple(losers),
+            rationale=rationale,
+            request_ids=tuple(members),
+        )
+
+    def _projects(self, request_ids: Sequence[str]) -> list[str]:
+        return sorted({self.requests[r].project_id for r in request_ids})

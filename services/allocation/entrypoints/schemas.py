@@ -1,0 +1,264 @@
+"""The shapes of allocation's HTTP API: what callers send and what they get back."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from shared.events.contracts import (
+    AllocationSnapshot,
+    Assignment,
+    Id,
+    IsoDate,
+    Name,
+    ResourceRequested,
+    Stage,
+)
+
+Capacity = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+
+
+class CapacityChangeIn(BaseModel):
+    """From `starts` to `ends` (open-ended when absent) the resource has `capacity_fte` a week."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    starts: IsoDate
+    ends: IsoDate | None = None
+    capacity_fte: Capacity
+    reason: str = ""
+    """E.g. holiday, part time, leaving."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CapacityChangeIn:
+        if self.ends is not None and self.ends < self.starts:
+            raise ValueError(f"ends {self.ends} is before starts {self.starts}")
+        return self
+
+
+class ResourceIn(BaseModel):
+    """A person or team joining the pool."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resource_id: Id
+    name: Name
+    skills: list[Name] = Field(min_length=1)
+    capacity_fte: Capacity
+    """Usual FTE per week: 1 for a full-time person, 0.6 part time, 4 for a team of four."""
+    capacity_changes: list[CapacityChangeIn] = []
+
+
+class ResourcePatch(BaseModel):
+    """Fields to change; absent ones stay. `capacity_changes` replaces the whole list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    skills: list[Name] | None = Field(default=None, min_length=1)
+    capacity_fte: Capacity | None = None
+    capacity_changes: list[CapacityChangeIn] | None = None
+
+
+class CapacityChangeOut(BaseModel):
+    starts: date
+    ends: date | None
+    capacity_fte: float
+    reason: str
+
+
+class ResourceOut(BaseModel):
+    resource_id: str
+    name: str
+    skills: list[str]
+    capacity_fte: float
+    capacity_changes: list[CapacityChangeOut]
+    updated_at: datetime | None
+
+
+class AssignmentOut(BaseModel):
+    """One person on one request at one FTE over some weeks."""
+
+    request_id: str
+    project_id: str
+    skill: str
+    resource_id: str
+    resource_name: str | None
+    fte: float
+    weeks: list[str]
+
+
+class RequestOut(BaseModel):
+    request_id: str
+    project_id: str
+    skill: str
+    fte: float | None
+    hours: float | None
+    fte_per_week: float
+    """What the request asks for in each week (hours converted at the configured rate)."""
+    start: date
+    end: date
+    weeks: list[str]
+    priority: str | None
+    named_resource: str | None
+    status: str
+    """open (not decided yet), granted, partial or denied."""
+    fte_granted: float | None
+    reason: str | None
+    received_at: datetime | None
+    decided_at: datetime | None
+    assignments: list[Assignment] = []
+
+
+class UtilisationCell(BaseModel):
+    week: str
+    capacity_fte: float
+    allocated_fte: float
+    utilisation: float | None
+    """allocated / capacity; None when there is no capacity that week."""
+
+
+class UtilisationRow(BaseModel):
+    """One line of the heatmap: a person's load week by week."""
+
+    resource_id: str
+    name: str
+    skills: list[str]
+    weeks: list[UtilisationCell]
+
+
+class ConflictOut(BaseModel):
+    conflict_id: str
+    state: str
+    """open: its losers still wait; resolved: the shortage ended or a newer decision replaced it."""
+    skill: str | None
+    resource_id: str | None
+    weeks: list[str]
+    winners: list[dict[str, Any]]
+    losers: list[dict[str, Any]]
+    rationale: str
+    cause: str
+    resolution: str | None
+    created_at: datetime | None
+    resolved_at: datetime | None
+
+
+class DraftRankIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: Id
+    rank: int = Field(ge=1)
+    score: float | None = Field(default=None, allow_inf_nan=False)
+
+
+class WhatIfIn(BaseModel):
+    """A draft to try: a whole ranking, stage changes, hypothetical requests (any mix)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ranking: list[DraftRankIn] | None = None
+    """The draft strategy's ranking of the whole portfolio (projects left out are unranked)."""
+    lifecycle: dict[str, Stage] | None = None
+    """Draft stages by project id, e.g. {"PRJ-X": "terminated"}."""
+    requests: list[ResourceRequested] = []
+    """Hypothetical requests, as the resource-requested event would carry them."""
+
+    @field_validator("ranking")
+    @classmethod
+    def _ranked_once(cls, value: list[DraftRankIn] | None) -> list[DraftRankIn] | None:
+        if value is not None:
+            ids = [draft.project_id for draft in value]
+            twice = sorted({i for i in ids if ids.count(i) > 1})
+            if twice:
+                raise ValueError(f"ranks {', '.join(twice)} more than once")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> WhatIfIn:
+        if self.ranking is None and not self.lifecycle and not self.requests:
+            raise ValueError("give a ranking, lifecycle stages or requests to try")
+        return self
+
+
+class WhatIfChange(BaseModel):
+    request_id: str
+    project_id: str
+    before: AllocationSnapshot
+    after: AllocationSnapshot
+    reason: str
+
+
+class WhatIfOutcome(BaseModel):
+    request_id: str
+    project_id: str
+    status: str
+    fte_requested: float
+    fte_granted: float
+    weeks: list[str]
+    assignments: list[Assignment]
+    reason: str
+
+
+class WhatIfConflict(BaseModel):
+    conflict_id: str
+    new: bool
+    """Not among today's conflicts."""
+    skill: str | None
+    resource_id: str | None
+    weeks: list[str]
+    winners: list[dict[str, Any]]
+    losers: list[dict[str, Any]]
+    rationale: str
+
+
+class SolverReport(BaseModel):
+    method: str
+    status: str
+    seconds: float
+    value: float
+    greedy_value: float | None
+    moved_allocations: int
+
+
+class WhatIfOut(BaseModel):
+    """What the draft would do; nothing was changed or published."""
+
+    changes: list[WhatIfChange]
+    hypothetical: list[WhatIfOutcome]
+    conflicts: list[WhatIfConflict]
+    solver: SolverReport
+
+
+class ResolutionOut(BaseModel):
+    id: int
+    ran_at: datetime | None
+    causes: list[str]
+    weeks: int
+    requests: int
+    method: str
+    status: str
+    seconds: float
+    value: float
+    greedy_value: float | None
+    mip_gap: float
+    moved: int
+    decided: int
+    changed: int
+    conflicts: int
+
+
+class ProjectPriorityOut(BaseModel):
+    """What allocation knows of a project's priority, from the registry's events."""
+
+    project_id: str
+    name: str | None
+    manager: str | None
+    lifecycle: str | None
+    """None until the registry's project-registered (or a lifecycle change) arrived."""
+    key_project: bool
+    rank: int | None
+    score: float | None
+    strategy_version: int | None
+    why: str | None

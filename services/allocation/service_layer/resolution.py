@@ -1,0 +1,434 @@
+"""Re-resolution: pending changes become new allocations, decisions and conflicts, published once.
+
+Handlers and API calls only record *that* some weeks must be re-solved (a `resolution_pending`
+row written in their own transaction, plus a NOTIFY). One worker per database at a time (an
+advisory lock) takes every pending row, solves once for all of them, writes the allocations and
+the outbox events in one transaction, and deletes the rows it handled. A batch of 500 requests
+is thus one solve, not 500; a crash leaves the rows pending, so nothing is lost or done twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from opentelemetry.trace import Link, get_current_span
+from prometheus_client import Counter, Histogram
+from sqlalchemy import delete, func, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.allocation.adapters.repository import load_state
+from services.allocation.adapters.tables import (
+    AssignmentRow,
+    ConflictRow,
+    PendingResolution,
+    ResolutionRun,
+    ResourceRequest,
+)
+from services.allocation.domain.decisions import Conflict, Outcome
+from services.allocation.domain.resolution import AllocationState, Resolution, resolve
+from services.allocation.domain.solver import relative_gap
+from shared.events.contracts import (
+    AllocationChanged,
+    AllocationDecision,
+    AllocationSnapshot,
+    Assignment,
+    ResourceAllocated,
+    ResourceConflictResolved,
+)
+from shared.messaging.unit_of_work import UnitOfWork
+from shared.telemetry import context_from_traceparent, current_trace_headers
+
+if TYPE_CHECKING:
+    from shared.runtime import ServiceRuntime
+    from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "pmo_allocation_resolution"
+LOCK_ID = zlib.crc32(b"pmo-allocation-resolution")
+
+
+async def request_resolution(
+    session: AsyncSession, cause: str, weeks: Iterable[str] | None = None
+) -> None:
+    """Record, in the caller's transaction, that `weeks` (None: all) must be re-solved."""
+    chosen = None if weeks is None else sorted(set(weeks))
+    if chosen == []:
+        return
+    session.add(
+        PendingResolution(
+            weeks=chosen, cause=cause, traceparent=current_trace_headers().get("traceparent")
+        )
+    )
+    # Delivered at commit only, so the worker never looks before the row is visible.
+    await session.exec(select(func.pg_notify(CHANNEL, "")))
+
+
+async def hold_resolution_lock(session: AsyncSession) -> None:
+    """Serialise with every re-resolution (and pool change) until the transaction ends."""
+    await session.exec(select(func.pg_advisory_xact_lock(LOCK_ID)))
+
+
+async def weeks_of_project(session: AsyncSession, project_id: str) -> set[str]:
+    rows = await session.exec(
+        select(ResourceRequest.weeks).where(ResourceRequest.project_id == project_id)
+    )
+    return {week for weeks in rows.all() for week in weeks}
+
+
+class ResolutionMetrics:
+    """Allocation's own metrics, on the service's registry."""
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        registry = runtime.metrics.registry
+        self.seconds = Histogram(
+            "pmo_allocation_resolution_seconds",
+            "Time to re-solve the allocations (load, solve, write), by method",
+            ["method"],
+            registry=registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.runs = Counter(
+            "pmo_allocation_resolutions",
+            "Re-resolutions run, by method and solver status",
+            ["method", "status"],
+            registry=registry,
+        )
+        self.greedy_gap = Histogram(
+            "pmo_allocation_greedy_gap",
+            "How far the greedy fallback falls short of the MILP (fraction of the MILP's value)",
+            registry=registry,
+            buckets=(0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+        )
+
+
+def summarise_causes(causes: Sequence[str], shown: int = 3) -> str:
+    """The causes of one re-resolution, first ones in full: a batch may hold hundreds."""
+    distinct = list(dict.fromkeys(causes))
+    if not distinct:
+        return "re-resolution"
+    if len(distinct) <= shown + 1:
+        return "; ".join(distinct)
+    return "; ".join(distinct[:shown]) + f"; and {len(distinct) - shown} more changes"
+
+
+def snapshot(outcome: Outcome) -> AllocationSnapshot:
+    return AllocationSnapshot(
+        fte_granted=outcome.fte_granted,
+        weeks=list(outcome.weeks),
+        resource_id=outcome.resource_id,
+        status=outcome.status,
+        assignments=assignments(outcome),
+    )
+
+
+def assignments(outcome: Outcome) -> list[Assignment]:
+    return [
+        Assignment(resource_id=line.resource_id, fte=line.fte, weeks=list(line.weeks))
+        for line in outcome.assignments
+    ]
+
+
+def conflict_event(conflict: Conflict) -> ResourceConflictResolved:
+    return ResourceConflictResolved(
+        conflict_id=conflict.conflict_id,
+        skill=conflict.skill,
+        resource_id=conflict.resource_id,
+        weeks=list(conflict.weeks),
+        winners=[AllocationDecision(**vars(decision)) for decision in conflict.winners],
+        losers=[AllocationDecision(**vars(decision)) for decision in conflict.losers],
+        rationale=conflict.rationale,
+    )
+
+
+async def apply_resolution(
+    uow: UnitOfWork, state: AllocationState, resolution: Resolution, causes: Sequence[str]
+) -> None:
+    """Store what the resolution decided and publish each decision and change once."""
+    session = uow.session
+    now = datetime.now(UTC)
+    before, after = state.allocations, resolution.allocations
+    gone = [slot for slot in before if slot not in after]
+    if gone:
+        await session.exec(
+            delete(AssignmentRow).where(
+                tuple_(
+                    col(AssignmentRow.request_id),
+                    col(AssignmentRow.resource_id),
+                    col(AssignmentRow.week),
+                ).in_(gone)
+            )
+        )
+    fresh = [
+        {"request_id": r, "resource_id": p, "week": w, "fte": fte}
+        for (r, p, w), fte in after.items()
+        if abs(before.get((r, p, w), 0.0) - fte) > 1e-9
+    ]
+    for start in range(0, len(fresh), 5000):
+        statement = insert(AssignmentRow).values(fresh[start : start + 5000])
+        await session.exec(
+            statement.on_conflict_do_update(
+                index_elements=["request_id", "resource_id", "week"],
+                set_={"fte": statement.excluded.fte},
+            )
+        )
+
+    first_time = set(resolution.decided)
+    cause = summarise_causes(causes)
+    stored = {
+        row[0]: tuple(row[1:])
+        for row in (
+            await session.exec(
+                select(
+                    ResourceRequest.request_id,
+                    ResourceRequest.status,
+                    ResourceRequest.fte_granted,
+                    ResourceRequest.reason,
+                ).where(col(ResourceRequest.request_id).in_(list(resolution.outcomes)))
+            )
+        ).all()
+    }
+    for request_id, outcome in resolution.outcomes.items():
+        values: dict[str, Any] = {
+            "status": outcome.status,
+            "fte_granted": outcome.fte_granted,
+            "reason": outcome.reason,
+        }
+        if request_id in first_time:
+            values["decided_at"] = now
+        elif stored.get(request_id) == (outcome.status, outcome.fte_granted, outcome.reason):
+            continue  # unchanged: most requests, most of the time
+        await session.exec(
+            update(ResourceRequest)
+            .where(col(ResourceRequest.request_id) == request_id)
+            .values(**values)
+        )
+    for request_id in resolution.decided:
+        request, outcome = state.requests[request_id], resolution.outcomes[request_id]
+        await uow.publish(
+            ResourceAllocated(
+                project_id=request.project_id,
+                request_id=request_id,
+                resource_id=outcome.resource_id,
+                skill=request.skill,
+                fte_granted=outcome.fte_granted,
+                fte_requested=outcome.fte_requested,
+                weeks=list(outcome.weeks),
+                status=outcome.status,
+                reason=outcome.reason,
+                assignments=assignments(outcome),
+            )
+        )
+    for change in resolution.changed:
+        await uow.publish(
+            AllocationChanged(
+                project_id=state.requests[change.request_id].project_id,
+                request_id=change.request_id,
+                before=snapshot(change.before),
+                after=snapshot(change.after),
+                cause=f"{cause}. {change.after.reason}",
+            )
+        )
+    await record_conflicts(uow, resolution.conflicts, cause, now)
+
+
+async def record_conflicts(
+    uow: UnitOfWork, conflicts: Sequence[Conflict], cause: str, now: datetime
+) -> None:
+    """Publish conflicts not published as they stand; close open ones no longer current."""
+    session = uow.session
+    current = {conflict.conflict_id: conflict for conflict in conflicts}
+    known = {
+        row.conflict_id: row
+        for row in (
+            await session.exec(
+                select(ConflictRow).where(
+                    (col(ConflictRow.state) == "open")
+                    | col(ConflictRow.conflict_id).in_(list(current))
+                )
+            )
+        ).all()
+    }
+    by_contest = {conflict.contest_key: conflict.conflict_id for conflict in conflicts}
+    for row in known.values():
+        if row.state == "open" and row.conflict_id not in current:
+            row.state = "resolved"
+            row.resolved_at = now
+            successor = by_contest.get(row.contest_key)
+            row.resolution = (
+                f"superseded by {successor} ({cause})"
+                if successor
+                else f"no longer contested after: {cause}"
+            )
+            session.add(row)
+    for conflict_id, conflict in current.items():
+        found = known.get(conflict_id)
+        if found is not None and found.state == "open":
+            continue
+        event = conflict_event(conflict)
+        if found is None:
+            row = ConflictRow(
+                conflict_id=conflict_id,
+                contest_key=conflict.contest_key,
+                skill=conflict.skill,
+                resource_id=conflict.resource_id,
+                weeks=list(conflict.weeks),
+                winners=[d.model_dump() for d in event.winners],
+                losers=[d.model_dump() for d in event.losers],
+                rationale=conflict.rationale,
+                request_ids=list(conflict.request_ids),
+                cause=cause,
+            )
+        else:  # the same outcome again after a different one: it is current once more
+            row = found
+            row.state, row.resolution, row.resolved_at, row.cause = "open", None, None, cause
+        session.add(row)
+        await uow.publish(event)
+
+
+async def resolve_pending(
+    runtime: ServiceRuntime, metrics: ResolutionMetrics | None = None
+) -> bool:
+    """Handle every pending re-resolution in one transaction; False when there was none."""
+    settings = runtime.settings
+    async with runtime.unit_of_work() as uow:
+        session = uow.session
+        await hold_resolution_lock(session)
+        pending = (
+            await session.exec(select(PendingResolution).order_by(col(PendingResolution.id)))
+        ).all()
+        if not pending:
+            return False
+        parents = [context_from_traceparent(row.traceparent, None) for row in pending]
+        links = [
+            Link(get_current_span(context).get_span_context())
+            for context in parents[1:]
+            if context is not None
+        ]
+        with runtime.tracer.start_as_current_span(
+            "allocation re-resolution", context=parents[0], links=links
+        ) as span:
+            started = asyncio.get_running_loop().time()
+            weeks: set[str] | None = set()
+            for row in pending:
+                if row.weeks is None or weeks is None:
+                    weeks = None
+                else:
+                    weeks.update(row.weeks)
+            causes = [row.cause for row in pending]
+            state = await load_state(
+                session,
+                today=datetime.now(UTC).date(),
+                hours_per_fte_week=settings.allocation_hours_per_fte_week,
+            )
+            resolution = await asyncio.to_thread(
+                resolve,
+                state,
+                weeks,
+                move_penalty=settings.allocation_move_penalty,
+                time_limit=settings.allocation_solver_time_limit_s,
+            )
+            await apply_resolution(uow, state, resolution, causes)
+            await session.exec(
+                delete(PendingResolution).where(
+                    col(PendingResolution.id).in_([row.id for row in pending])
+                )
+            )
+            solution = resolution.solution
+            session.add(
+                ResolutionRun(
+                    causes=causes,
+                    weeks=len(resolution.scope),
+                    requests=len(state.requests),
+                    method=solution.method,
+                    status=solution.status,
+                    seconds=round(asyncio.get_running_loop().time() - started, 4),
+                    value=solution.value,
+                    greedy_value=solution.greedy_value,
+                    mip_gap=solution.mip_gap,
+                    moved=len(solution.moved),
+                    decided=len(resolution.decided),
+                    changed=len(resolution.changed),
+                    conflicts=len(resolution.conflicts),
+                )
+            )
+            span.set_attributes(
+                {
+                    "pmo.allocation.method": solution.method,
+                    "pmo.allocation.status": solution.status,
+                    "pmo.allocation.weeks": len(resolution.scope),
+                    "pmo.allocation.decided": len(resolution.decided),
+                    "pmo.allocation.changed": len(resolution.changed),
+                }
+            )
+            await uow.commit()
+        if metrics is not None:
+            metrics.seconds.labels(solution.method).observe(
+                asyncio.get_running_loop().time() - started
+            )
+            metrics.runs.labels(solution.method, solution.status.split(":")[0]).inc()
+            if solution.method == "milp" and solution.greedy_value is not None:
+                metrics.greedy_gap.observe(relative_gap(solution.value, solution.greedy_value))
+        log.info(
+            "re-resolved %d weeks for %s: %s %s, %d decided, %d changed, %d conflicts",
+            len(resolution.scope),
+            "; ".join(causes)[:200],
+            solution.method,
+            solution.status,
+            len(resolution.decided),
+            len(resolution.changed),
+            len(resolution.conflicts),
+            extra={"service": runtime.name},
+        )
+        return True
+
+
+async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection | None:
+    """A connection LISTENing for pending work, or None (then polling alone finds it)."""
+    from shared.database import asyncpg_url
+
+    url = asyncpg_url(settings.database_url_for("allocation")).replace("+asyncpg", "", 1)
+    try:
+        connection = await asyncpg.connect(url)
+        await connection.add_listener(CHANNEL, lambda *_: wake.set())
+    except (OSError, asyncpg.PostgresError) as error:
+        log.warning("no LISTEN for re-resolution (%s); polling only", error)
+        return None
+    return connection
+
+
+async def resolution_worker(runtime: ServiceRuntime) -> None:
+    """Run re-resolutions as they are requested, until the service stops."""
+    metrics = ResolutionMetrics(runtime)
+    wake = asyncio.Event()
+    connection = await _listen(runtime.settings, wake)
+    failures = 0
+    try:
+        while True:
+            wake.clear()
+            try:
+                while await resolve_pending(runtime, metrics):
+                    failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The pending rows stay: the next attempt (after a pause) picks them up again.
+                failures += 1
+                log.exception("re-resolution failed (attempt %d)", failures)
+                await asyncio.sleep(min(0.5 * 2**failures, 30.0))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), runtime.settings.allocation_resolution_poll_s)
+    finally:
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
