@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import TopicPartition
 from fastapi import APIRouter, FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -46,7 +47,6 @@ class ServiceDefinition:
     publishes: Sequence[type[EventData]]
     routers: Sequence[APIRouter] = ()
     workers: Sequence[Worker] = ()
-    extras: Mapping[str, Any] = field(default_factory=dict)
 
 
 async def _keep_raw(message: StreamMessage[Any]) -> Any:
@@ -258,8 +258,6 @@ def _observe_lag(message: Any, batch: Sequence[Any], metrics: ServiceMetrics, se
     last: dict[tuple[str, int], int] = {}
     for record in batch:
         last[(record.topic, record.partition)] = record.offset
-    from aiokafka import TopicPartition
-
     for (topic, partition), offset in last.items():
         highwater = consumer.highwater(TopicPartition(topic, partition))
         if highwater is not None:
