@@ -13,7 +13,11 @@ import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request
 
-from services.notifications.domain.alerts import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from services.notifications.domain.alerts import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signature_is_valid,
+)
 from shared.events import EventData, to_structured
 from shared.events.contracts import (
     Directive,
@@ -116,8 +120,13 @@ async def run_demo(settings: Settings, *, port: int, timeout: float) -> int:
     @receiver.post("/alerts")
     async def alert(request: Request) -> dict[str, str]:
         body = await request.body()
-        verified = secret is not None and request.headers.get(SIGNATURE_HEADER) == signature(
-            secret, request.headers.get(TIMESTAMP_HEADER, ""), body
+        # What a real receiver does: constant-time check of the HMAC, and a recent timestamp.
+        verified = secret is not None and signature_is_valid(
+            secret,
+            request.headers.get(TIMESTAMP_HEADER, ""),
+            body,
+            request.headers.get(SIGNATURE_HEADER, ""),
+            now=time.time(),
         )
         await received.put({"verified": verified, **json.loads(body)})
         return {"status": "received"}

@@ -95,7 +95,7 @@ def _load_libc() -> Any:
 _LIBC = _load_libc()
 
 
-def _set_parent_death_signal(sig: signal.Signals, parent_pid: int) -> None:
+def set_parent_death_signal(sig: signal.Signals, parent_pid: int) -> None:
     """In a freshly forked child: have the kernel send `sig` when the parent goes away."""
     if _LIBC is None:
         return
@@ -398,7 +398,7 @@ class EmbeddedKafka(_Child):
         argv += ["--listener-url", url, "--advertised-listener-url", url]
         proc = self._spawn(
             argv,
-            preexec=lambda: _set_parent_death_signal(signal.SIGKILL, parent),
+            preexec=lambda: set_parent_death_signal(signal.SIGKILL, parent),
             # Plain-text log lines instead of ANSI colour codes in the log file.
             env={**os.environ, "NO_COLOR": "1"},
         )
@@ -455,7 +455,7 @@ class _RunAs:
                 _enter_user_namespace(*userns)
             # Last, because entering a namespace changes credentials, which clears PDEATHSIG.
             if pdeathsig is not None:
-                _set_parent_death_signal(pdeathsig, parent_pid)
+                set_parent_death_signal(pdeathsig, parent_pid)
 
         return run
 

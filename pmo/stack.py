@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import signal
@@ -14,7 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from pmo.embedded import EmbeddedKafka, EmbeddedPostgres, port_is_free
+from pmo.embedded import (
+    EmbeddedKafka,
+    EmbeddedPostgres,
+    port_is_free,
+    set_parent_death_signal,
+)
 from pmo.topics import create_topics
 from shared.database import migrate_url
 from shared.settings import DEFAULT_HTTP_PORTS, SERVICE_NAMES, ServiceName, Settings
@@ -51,7 +57,8 @@ class Stack:
     def run(self) -> int:
         self.logs.mkdir(parents=True, exist_ok=True)
         previous = {
-            sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGINT, signal.SIGTERM)
+            sig: signal.signal(sig, self._request_stop)
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # HUP: terminal closed
         }
         with ExitStack() as parts:
             try:
@@ -62,12 +69,14 @@ class Stack:
             children = [
                 _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
             ]
-            for child in children:
-                self._spawn(child, env)
-            self._announce(children)
-            code = self._supervise(children, env)
-            self._stop_children(children)
-            (self.data_dir / STACK_FILE).unlink(missing_ok=True)
+            try:
+                for child in children:
+                    self._spawn(child, env)
+                self._announce(children)
+                code = self._supervise(children, env)
+            finally:
+                self._stop_children(children)
+                (self.data_dir / STACK_FILE).unlink(missing_ok=True)
             _say("pmo up: stopping the broker and the database")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -115,6 +124,7 @@ class Stack:
         # For `pmo demo` and `pmo run` beside this stack; secrets in it, so readable by us only.
         stack_file = self.data_dir / STACK_FILE
         stack_file.touch(mode=0o600)
+        stack_file.chmod(0o600)  # touch keeps the mode of a file left by an earlier run
         stack_file.write_text("".join(f"{key}={value}\n" for key, value in overrides.items()))
         return env
 
@@ -127,8 +137,9 @@ class Stack:
         """A generated secret kept in the data folder, so it survives restarts."""
         path = self.data_dir / name
         if not path.exists():
+            # Created readable by us only, before anything secret is in it.
+            path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(24))
-            path.chmod(0o600)
         return path.read_text().strip()
 
     def _spawn(self, child: _Child, env: dict[str, str]) -> None:
@@ -139,6 +150,8 @@ class Stack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
+            # If pmo up dies without stopping them (kill -9), the kernel tells them to stop.
+            preexec_fn=functools.partial(set_parent_death_signal, signal.SIGTERM, os.getpid()),
         )
         log.close()
 

@@ -41,6 +41,9 @@ def create_engine(url: str, schema: str, *, pool_size: int = 5, application: str
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
+        # Errors must not carry the statement's values into logs or dead-letter reasons: they
+        # may hold secrets (a webhook's) or personal data.
+        hide_parameters=True,
         connect_args={"server_settings": {"search_path": schema, "application_name": application}},
     )
 

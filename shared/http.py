@@ -15,7 +15,7 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from shared.messaging.tables import dead_letter
+from shared.messaging.tables import dead_letter, parked_event
 from shared.security import Admin
 
 if TYPE_CHECKING:
@@ -33,6 +33,16 @@ class DeadLetter(BaseModel):
     key: str | None
     value_base64: str | None
     created_at: datetime
+
+
+class ParkedEvent(BaseModel):
+    seq: int
+    waits_for: str
+    reason: str
+    event_id: str
+    event_type: str
+    topic: str
+    parked_at: datetime
 
 
 def runtime_of(request: Request) -> ServiceRuntime:
@@ -96,7 +106,9 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
     async def dead_letters(
         _: Admin,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        before_id: Annotated[int | None, Query(description="Page: ids below this one")] = None,
+        before_id: Annotated[
+            int | None, Query(ge=1, le=2**62, description="Page: ids below this one")
+        ] = None,
     ) -> list[DeadLetter]:
         query = sa.select(dead_letter).order_by(dead_letter.c.id.desc()).limit(limit)
         if before_id is not None:
@@ -104,6 +116,34 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
         async with runtime.engine.connect() as session:
             rows = (await session.execute(query)).all()
         return [_dead_letter(row) for row in rows]
+
+    @app.get(
+        "/parked",
+        tags=["operations"],
+        summary="Events waiting for what they depend on (e.g. their project's start), oldest first",
+    )
+    async def parked(
+        _: Admin,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        after_seq: Annotated[int | None, Query(ge=0, le=2**62, description="Page")] = None,
+    ) -> list[ParkedEvent]:
+        query = sa.select(parked_event).order_by(parked_event.c.seq).limit(limit)
+        if after_seq is not None:
+            query = query.where(parked_event.c.seq > after_seq)
+        async with runtime.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            ParkedEvent(
+                seq=row.seq,
+                waits_for=row.waits_for,
+                reason=row.reason,
+                event_id=row.event_id,
+                event_type=row.event_type,
+                topic=row.topic,
+                parked_at=row.parked_at,
+            )
+            for row in rows
+        ]
 
     for router in runtime.definition.routers:
         app.include_router(router)

@@ -72,6 +72,24 @@ class ServiceMetrics:
             ["service"],
             registry=self.registry,
         )
+        self.outbox_failed = Gauge(
+            "pmo_outbox_failed",
+            "Outbox messages the broker refused for what they are, waiting to be re-queued by hand",
+            ["service"],
+            registry=self.registry,
+        )
+        self.parked_events = Gauge(
+            "pmo_parked_events",
+            "Events waiting for what they depend on (e.g. their project's start)",
+            ["service"],
+            registry=self.registry,
+        )
+        self.parked_oldest_age_seconds = Gauge(
+            "pmo_parked_oldest_age_seconds",
+            "How long the longest-waiting parked event has waited",
+            ["service"],
+            registry=self.registry,
+        )
         self.alerts_delivered = Counter(
             "pmo_alerts_delivered",
             "Alerts delivered to a channel",
@@ -91,5 +109,11 @@ class ServiceMetrics:
             for outcome in ("processed", "parked", "dead_lettered", "duplicate"):
                 self.events_consumed.labels(self.service, topic, outcome)
             self.dead_letters.labels(self.service, topic)
-        self.outbox_backlog.labels(self.service).set(0)
-        self.outbox_oldest_age_seconds.labels(self.service).set(0)
+        for gauge in (
+            self.outbox_backlog,
+            self.outbox_oldest_age_seconds,
+            self.outbox_failed,
+            self.parked_events,
+            self.parked_oldest_age_seconds,
+        ):
+            gauge.labels(self.service).set(0)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 from fastapi import APIRouter, FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -47,6 +48,35 @@ class ServiceDefinition:
     publishes: Sequence[type[EventData]]
     routers: Sequence[APIRouter] = ()
     workers: Sequence[Worker] = ()
+
+
+def _is_utf8(value: bytes | None) -> bool:
+    try:
+        (value or b"").decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+async def _parse_leniently(
+    records: tuple[ConsumerRecord[Any, Any], ...],
+    parse: Callable[[tuple[ConsumerRecord[Any, Any], ...]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    # FastStream decodes every header as UTF-8 and fails the whole batch, again and again, on
+    # one that is not. Kafka headers are bytes: it gets copies with such headers blanked, and
+    # the consumer (and the dead letters) still get the records exactly as they came.
+    safe = tuple(
+        record
+        if all(_is_utf8(value) for _, value in record.headers or ())
+        else dataclasses.replace(
+            record,
+            headers=[(name, value if _is_utf8(value) else b"") for name, value in record.headers],
+        )
+        for record in records
+    )
+    message = await parse(safe)
+    message.raw_message = records
+    return message
 
 
 async def _keep_raw(message: StreamMessage[Any]) -> Any:
@@ -181,6 +211,7 @@ class ServiceRuntime:
             heartbeat_interval_ms=max(self.settings.consumer_session_timeout_ms // 5, 200),
             # Commit offsets only after the batch's transaction; rewind them on an error.
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=_parse_leniently,
             decoder=_keep_raw,
             title=f"{self.name} consumer",
             description=(

@@ -308,6 +308,10 @@ def _envelope(
     for name, text in (("id", event_id), ("source", source), ("type", event_type)):
         if not text:
             raise InvalidEvent(f"{where(name)} must not be empty")
+        # Identities are stored (inbox, dead letters) and shown: no control characters, which
+        # PostgreSQL's text type would refuse (NUL) and which no sender means.
+        if any(ord(character) < 32 or ord(character) == 127 for character in text):
+            raise InvalidEvent(f"{where(name)} contains a control character")
         if not text.isascii():
             _require_encodable(where(name), text)
     if specversion != SPECVERSION:

@@ -285,6 +285,10 @@ class StatusChanged(ProjectEvent):
     comment: str | None = None
 
 
+MAX_REQUEST_DAYS = 5 * 365
+"""The longest period one resource request may cover."""
+
+
 class ResourceRequested(ProjectEvent):
     """A project asks for people with a skill (or role) over a period."""
 
@@ -308,6 +312,12 @@ class ResourceRequested(ProjectEvent):
         start = info.data.get("start")
         if start is not None and value < start:
             raise ValueError(f"must not be before start {start} (got {value})")
+        # Planning is by week: an open-ended end (e.g. 9999-12-31) is not a request but a
+        # standing assignment, and would make every re-resolution plan thousands of weeks.
+        if start is not None and (value - start).days > MAX_REQUEST_DAYS:
+            raise ValueError(
+                f"must be at most {MAX_REQUEST_DAYS // 365} years after start {start} (got {value})"
+            )
         return value
 
     @model_validator(mode="after")
@@ -323,7 +333,7 @@ class StrategyChanged(EventData):
 
     event_name: ClassVar[str] = "strategy-changed"
 
-    strategy_version: int = Field(gt=0)
+    strategy_version: int = Field(gt=0, le=2_147_483_647)
     effective_date: IsoDate
     objectives: list[StrategicObjective] = Field(min_length=1)
     directives: list[Directive] = []
@@ -379,7 +389,7 @@ class PortfolioReprioritized(EventData):
 
     event_name: ClassVar[str] = "portfolio-reprioritized"
 
-    strategy_version: int = Field(gt=0)
+    strategy_version: int = Field(gt=0, le=2_147_483_647)
     projects: list[RankedProject]
 
     def key(self) -> str:

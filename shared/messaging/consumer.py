@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import sqlalchemy as sa
 import sqlalchemy.exc
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
@@ -150,11 +151,23 @@ class EventConsumer:
         """Process one batch; raises only when the whole batch must be delivered again."""
         started = time.perf_counter()
         try:
-            await self._process(records)
+            try:
+                await self._process(records)
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                # Something outside any handler refused the batch (a value the database will
+                # not store, say): find the record, dead-letter it alone, and go on.
+                log.exception(
+                    "batch of %d failed outside the handlers; taking it record by record",
+                    len(records),
+                    extra={"service": self.service},
+                )
+                for record in records:
+                    await self._process_alone(record)
         except Exception as error:
-            if not is_transient(error):
-                raise
-            # The database or broker is away: back off so the redelivery loop does not spin.
+            # The database or broker is away (or even a lone dead letter failed): back off so
+            # the redelivery loop does not spin.
             self._retry_delay = min(max(self._retry_delay * 2, 0.5), 10.0)
             log.warning(
                 "batch of %d rolled back (%s: %s); retrying in %.1fs",
@@ -183,14 +196,32 @@ class EventConsumer:
             # Most batches hold only events their handlers accept: handle them without a
             # savepoint each, which saves two round trips per event.
             outcomes = await self._attempt(parsed, invalid, careful=False)
-        except _NeedsCare:
-            # Some event is to be rejected, parked or broke its handler: do the batch again,
-            # each event in its own savepoint, so that one event's failure undoes only itself.
+        except Exception as error:
+            if is_transient(error):
+                raise
+            # Some event is to be rejected, parked or broke its handler (or its writes failed
+            # at commit): do the batch again, each event in its own savepoint, so that one
+            # event's failure undoes only itself.
             outcomes = await self._attempt(parsed, invalid, careful=True)
         for topic, outcome in outcomes:
             self.metrics.events_consumed.labels(self.service, topic, outcome).inc()
             if outcome in ("dead_lettered", "duplicate"):
                 self.metrics.dead_letters.labels(self.service, topic).inc()
+
+    async def _process_alone(self, raw: Any) -> None:
+        try:
+            await self._process([raw])
+        except Exception as error:
+            if is_transient(error):
+                raise
+            record = UndeliverableRecord.of(raw)
+            async with self.unit_of_work() as uow:
+                await uow.dead_letter(
+                    record, reason=f"could not be processed: {type(error).__name__}: {error}"
+                )
+                await uow.commit()
+            self.metrics.events_consumed.labels(self.service, record.topic, "dead_lettered").inc()
+            self.metrics.dead_letters.labels(self.service, record.topic).inc()
 
     async def _attempt(
         self,
@@ -209,6 +240,7 @@ class EventConsumer:
             fresh = await inbox.claim(
                 uow.session, self.service, [(i, s, t) for (i, s), t in identities.items()]
             )
+            await self._lock_keys(uow, [p.data.key() for p in parsed])
             for item in parsed:
                 identity = (item.envelope.id, item.envelope.source)
                 if identity not in fresh:
@@ -228,6 +260,25 @@ class EventConsumer:
                 await self._replay_released(uow, outcomes, careful)
             await uow.commit()
         return outcomes
+
+    async def _lock_keys(self, uow: UnitOfWork, keys: Sequence[str]) -> None:
+        """Hold the batch's keys (project ids) until it commits.
+
+        Kafka gives one project's events to one consumer, but around a rebalance two replicas
+        may both hold some; and "is the project there? then park" must not interleave with
+        "create the project, then release what waited" in another replica, or an event waits
+        for ever. Sorted, so two batches cannot deadlock (PostgreSQL would abort one anyway,
+        and that batch is retried).
+        """
+        if not keys:
+            return
+        connection = await uow.session.connection()
+        await connection.execute(
+            sa.text(
+                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                "FROM (SELECT DISTINCT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS s"
+            ).bindparams(keys=[f"{self.service}:{key}" for key in keys])
+        )
 
     def _parse(self, record: UndeliverableRecord) -> _Parsed:
         envelope = parse_record(record.value, record.headers)

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.messaging.outbox import enqueue
-from shared.messaging.tables import dead_letter, encode_headers
+from shared.messaging.tables import dead_letter, encode_headers, storable_text
 from shared.topics import dead_letter_topic
 
 # Headers added to a dead-lettered message, so whoever reads `<topic>.dlq` knows why and whence.
@@ -64,9 +64,9 @@ async def dead_letter_record(
             key=record.key,
             value=record.value,
             headers=encode_headers(record.headers),
-            reason=reason,
-            event_id=event_id,
-            event_type=event_type,
+            reason=storable_text(reason),
+            event_id=storable_text(event_id) if event_id is not None else None,
+            event_type=storable_text(event_type) if event_type is not None else None,
         )
     )
     headers = [

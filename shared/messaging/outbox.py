@@ -18,14 +18,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from opentelemetry import trace
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.messaging.tables import decode_headers, encode_headers, outbox
+from shared.messaging.tables import decode_headers, encode_headers, outbox, parked_event
 from shared.metrics import ServiceMetrics
 from shared.telemetry import context_from_traceparent, current_trace_headers
 
@@ -61,6 +61,15 @@ async def enqueue(
         )
     )
     return message_id
+
+
+def _is_permanent(error: BaseException) -> bool:
+    """Whether the broker refused the message itself, rather than being away or busy."""
+    if isinstance(error, KafkaError):
+        return not getattr(error, "retriable", False) and not isinstance(
+            error, KafkaTimeoutError | KafkaConnectionError
+        )
+    return not isinstance(error, OSError | TimeoutError)
 
 
 class OutboxRelay:
@@ -171,11 +180,14 @@ class OutboxRelay:
         if not rows:
             return 0
         published: list[int] = []
-        failures: dict[int, str] = {}
+        failures: dict[int, tuple[str, bool]] = {}
         results = await asyncio.gather(*(self._send(row) for row in rows), return_exceptions=True)
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException):
-                failures[row.seq] = f"{type(result).__name__}: {result}"
+                failures[row.seq] = (
+                    f"{type(result).__name__}: {result}",
+                    _is_permanent(result),
+                )
             else:
                 published.append(row.seq)
                 self.metrics.events_produced.labels(self.service, row.topic).inc()
@@ -186,20 +198,19 @@ class OutboxRelay:
                 .where(outbox.c.seq.in_(published))
                 .values(state="published", published_at=now, attempts=outbox.c.attempts + 1)
             )
-        for seq, error in failures.items():
-            # Left pending, so the next round sends it again. A message the broker keeps refusing
-            # (too large, topic gone) is parked as failed after MAX_ATTEMPTS so that it does not
-            # hold the relay; it stays in the table with its error, to be re-queued by hand.
+        for seq, (error, permanent) in failures.items():
+            # Left pending, so the next round sends it again, however long the broker is away:
+            # nothing committed is ever dropped. Only a message the broker refuses for what it
+            # is (too large, topic not allowed) is parked as failed after MAX_ATTEMPTS, so that it
+            # does not hold the relay; it stays in the table with its error, counted in
+            # `pmo_outbox_failed`, to be re-queued by hand once the cause is fixed.
+            state: Any = "pending"
+            if permanent:
+                state = sa.case((outbox.c.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending")
             await connection.execute(
                 sa.update(outbox)
                 .where(outbox.c.seq == seq)
-                .values(
-                    attempts=outbox.c.attempts + 1,
-                    last_error=error[:2000],
-                    state=sa.case(
-                        (outbox.c.attempts + 1 >= MAX_ATTEMPTS, "failed"), else_="pending"
-                    ),
-                )
+                .values(attempts=outbox.c.attempts + 1, last_error=error[:2000], state=state)
             )
         await connection.commit()
         if failures:
@@ -207,7 +218,7 @@ class OutboxRelay:
                 "outbox: %d of %d messages not published yet: %s",
                 len(failures),
                 len(rows),
-                next(iter(failures.values())),
+                next(iter(failures.values()))[0],
                 extra={"service": self.service},
             )
             await asyncio.sleep(self.poll_interval_s)
@@ -247,14 +258,27 @@ class OutboxRelay:
             raise
 
     async def _observe_backlog(self, connection: Any) -> None:
-        backlog, oldest = (
+        backlog, oldest, failed = (
             await connection.execute(
-                sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)).where(
-                    outbox.c.state == "pending"
-                )
+                sa.select(
+                    sa.func.count().filter(outbox.c.state == "pending"),
+                    sa.func.min(outbox.c.created_at).filter(outbox.c.state == "pending"),
+                    sa.func.count().filter(outbox.c.state == "failed"),
+                ).where(outbox.c.state != "published")
+            )
+        ).one()
+        parked, oldest_parked = (
+            await connection.execute(
+                sa.select(sa.func.count(), sa.func.min(parked_event.c.parked_at))
             )
         ).one()
         await connection.commit()
+        now = datetime.now(UTC)
+        self.metrics.outbox_failed.labels(self.service).set(failed)
+        self.metrics.parked_events.labels(self.service).set(parked)
+        self.metrics.parked_oldest_age_seconds.labels(self.service).set(
+            (now - oldest_parked).total_seconds() if oldest_parked else 0.0
+        )
         self.metrics.outbox_backlog.labels(self.service).set(backlog)
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         self.metrics.outbox_oldest_age_seconds.labels(self.service).set(age)

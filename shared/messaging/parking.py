@@ -11,7 +11,12 @@ import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.messaging.dead_letters import UndeliverableRecord
-from shared.messaging.tables import decode_headers, encode_headers, parked_event
+from shared.messaging.tables import (
+    decode_headers,
+    encode_headers,
+    parked_event,
+    storable_text,
+)
 
 
 async def park(
@@ -29,7 +34,7 @@ async def park(
         sa.insert(parked_event).values(
             consumer=consumer,
             waits_for=waits_for,
-            reason=reason,
+            reason=storable_text(reason),
             event_id=event_id,
             source=source,
             event_type=event_type,

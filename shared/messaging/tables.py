@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -81,9 +83,24 @@ parked_event = sa.Table(
 
 
 def encode_headers(headers: list[tuple[str, bytes]]) -> list[list[str]]:
-    """Kafka headers are bytes; JSONB is text: keep them losslessly as latin-1 strings."""
-    return [[name, value.decode("latin-1")] for name, value in headers]
+    """Kafka headers are any bytes; JSONB text refuses some (NUL): keep them as base64."""
+    return [
+        [
+            base64.b64encode(name.encode("utf-8", "surrogateescape")).decode(),
+            base64.b64encode(value).decode(),
+        ]
+        for name, value in headers
+    ]
 
 
 def decode_headers(stored: list[list[str]]) -> list[tuple[str, bytes]]:
-    return [(name, value.encode("latin-1")) for name, value in stored]
+    return [
+        (base64.b64decode(name).decode("utf-8", "surrogateescape"), base64.b64decode(value))
+        for name, value in stored
+    ]
+
+
+def storable_text(text: str, limit: int = 4000) -> str:
+    """Text as PostgreSQL stores it: no NUL (the text type refuses it), bounded in length."""
+    cleaned = text.replace("\x00", "\\x00")
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from opentelemetry.sdk.trace import TracerProvider
 
+from services.registry.adapters.tables import Project
+from services.registry.domain.projects import registration
 from services.registry.entrypoints.service import registry
 from services.registry.service_layer.handlers import on_project_started
 from shared.database import create_engine, session_factory
@@ -229,3 +231,84 @@ async def test_probes_metrics_docs_and_the_token_rule(
         not_found = await api.get("/projects/PRJ-1/health", headers=admin_headers)
         assert not_found.status_code == 404
         assert "PRJ-1" in not_found.json()["detail"]
+
+
+async def test_writes_the_database_refuses_at_commit_dead_letter_the_event_not_the_partition(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    async def clashing(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
+        # Written with the ORM, so the clash surfaces only when the batch flushes at commit.
+        uow.session.add(
+            Project(
+                project_id="PRJ-SAME",  # every event writes the same key: the second clashes
+                name=event.name,
+                business_unit=event.business_unit,
+                manager=event.manager,
+                start_date=event.start_date,
+                planned_finish_date=event.planned_finish_date,
+                budget=event.budget,
+                currency=event.currency,
+                lifecycle="active",
+                registered_by=meta.id,
+            )
+        )
+        await uow.publish(registration(event, "active", "standard"))
+
+    await start_service("registry", registry_handling_starts_with(clashing))
+    sent = {
+        await enterprise.send("project-started", project("PRJ-1")): "PRJ-1",
+        await enterprise.send("project-started", project("PRJ-2")): "PRJ-2",
+    }
+
+    # Whichever comes second (they travel on different partitions) clashes, alone.
+    dead = await read_topic(settings, f"{settings.topic_prefix}project-started.dlq")
+    assert len(dead) == 1
+    assert dict(dead[0].headers)["pmo-dlq-reason"].startswith(b"handler error: IntegrityError")
+    refused = sent[json.loads(dead[0].value)["id"]]
+    registered = await read_topic(settings, f"{settings.topic_prefix}project-registered")
+    assert [json.loads(r.value)["data"]["project_id"] for r in registered] == [
+        next(p for p in sent.values() if p != refused)
+    ]
+
+
+async def test_any_header_bytes_survive_the_dead_letter_path(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    await start_service("registry")
+    odd = [("x-trace\x00", b"\x00\xff\x00"), ("content-type", b"text/plain")]
+    await enterprise.send_raw("project-started", b"\x00not json", headers=odd, key="PRJ-Z")
+    await enterprise.send("project-started", project("PRJ-AFTER"))
+
+    dead = await read_topic(settings, f"{settings.topic_prefix}project-started.dlq")
+    assert dead[0].value == b"\x00not json"
+    assert ("x-trace\x00", b"\x00\xff\x00") in dead[0].headers
+    registered = await read_topic(settings, f"{settings.topic_prefix}project-registered")
+    assert [json.loads(r.value)["data"]["project_id"] for r in registered] == ["PRJ-AFTER"]
+
+
+async def test_parked_events_are_listed_and_measured(
+    start_service: ServiceStarter, enterprise: Enterprise, admin_headers: dict[str, str]
+) -> None:
+    monitoring = await start_service("monitoring")
+    report = {
+        "project_id": "PRJ-WAIT",
+        "as_of": "2026-07-02",
+        "percent_complete": 20,
+        "actual_cost": 100000,
+    }
+    event_id = await enterprise.send("status-changed", report)
+
+    async with httpx.AsyncClient(base_url=monitoring.base_url, headers=admin_headers) as api:
+
+        async def listed() -> list[dict[str, Any]]:
+            return list((await api.get("/parked")).json())
+
+        (parked,) = await eventually(listed, what="the report listed as parked")
+        assert (parked["event_id"], parked["waits_for"]) == (event_id, "PRJ-WAIT")
+        assert "PRJ-WAIT" in parked["reason"]
+
+        async def measured() -> bool:
+            return 'pmo_parked_events{service="monitoring"} 1.0' in (await api.get("/metrics")).text
+
+        await eventually(measured, what="the parked gauge at 1")
+        assert (await api.get("/parked", headers=bearer("viewer"))).status_code == 403

@@ -461,3 +461,17 @@ def test_project_registered_checks_dates_like_project_started() -> None:
         ProjectRegistered.model_validate(
             {**PROJECT, "planned_finish_date": "2025-01-01", "lifecycle": "proposed"}
         )
+
+
+def test_a_resource_request_over_an_endless_period_is_refused_with_the_limit() -> None:
+    open_ended = {
+        "project_id": "PRJ-1",
+        "request_id": "REQ-1",
+        "skill": "architect",
+        "fte": 1,
+        "start": "2026-01-05",
+        "end": "9999-12-31",
+    }
+    assert "data.end: must be at most 5 years after start 2026-01-05" in reason(
+        ResourceRequested, open_ended
+    )
