@@ -388,11 +388,26 @@ async def test_out_of_order_duplicate_malformed_and_early_reports(
 async def test_completed_and_terminated_projects_leave_monitoring_and_raise_nothing(
     monitoring: MonitoringProbe, enterprise: Enterprise
 ) -> None:
-    for project_id in ("DONE-RED", "AXED", "PAUSED"):
+    for project_id in ("DONE-RED", "AXED", "PAUSED", "REFUSED"):
         await enterprise.send("project-started", charter(project_id))
-    # Closed by its own last report, which would be red: recorded, nothing raised.
+    # Completed by the registry; its last report, which would be red: recorded, nothing raised.
+    await enterprise.send(
+        "project-lifecycle-changed",
+        {"project_id": "DONE-RED", "from": "active", "to": "completed", "cause": "delivered"},
+    )
+
+    async def done_closed() -> bool:
+        health = await monitoring.health("DONE-RED")
+        return health is not None and health["monitoring"] == "closed"
+
+    await eventually(done_closed, timeout=30, what="DONE-RED out of monitoring")
     await enterprise.send(
         "status-changed", report("DONE-RED", AS_OF, 30, 45_000, lifecycle="completed")
+    )
+    # A report saying "completed" is no closure: the registry decides (it may refuse), so the
+    # project stays watched and its red report raises an alert.
+    await enterprise.send(
+        "status-changed", report("REFUSED", AS_OF, 30, 45_000, lifecycle="completed")
     )
     # At risk, then terminated by the registry: leaves the at-risk list, later reports are kept
     # for the record only.
@@ -417,7 +432,13 @@ async def test_completed_and_terminated_projects_leave_monitoring_and_raise_noth
     await enterprise.send("status-changed", report("PAUSED", AS_OF, 20, 20_000))
 
     done = (await monitoring.assessed("DONE-RED", 1))[0]
-    assert (done["health"], done["alert"]) == ("red", None)
+    assert (done["health"], done["applied"], done["alert"]) == ("red", False, None)
+    refused = (await monitoring.assessed("REFUSED", 1))[0]
+    assert (refused["health"], refused["applied"], refused["alert"]) == (
+        "red",
+        True,
+        "project-at-risk",
+    )
     axed = await monitoring.assessed("AXED", 2)
     assert [(e["applied"], e["alert"]) for e in axed] == [
         (True, "project-at-risk"),
@@ -425,7 +446,7 @@ async def test_completed_and_terminated_projects_leave_monitoring_and_raise_noth
     ]
     await monitoring.assessed("PAUSED", 1)
     states = {}
-    for project_id in ("DONE-RED", "AXED", "PAUSED"):
+    for project_id in ("DONE-RED", "AXED", "PAUSED", "REFUSED"):
         health = await monitoring.health(project_id)
         assert health is not None
         states[project_id] = (health["monitoring"], health["lifecycle"])
@@ -433,13 +454,15 @@ async def test_completed_and_terminated_projects_leave_monitoring_and_raise_noth
         "DONE-RED": ("closed", "completed"),
         "AXED": ("closed", "terminated"),
         "PAUSED": ("on_hold", "on_hold"),
+        "REFUSED": ("active", None),
     }
     listed = (await monitoring.api.get("/at-risk")).json()
-    assert [p["project_id"] for p in listed] == ["PAUSED"]
+    assert sorted(p["project_id"] for p in listed) == ["PAUSED", "REFUSED"]
 
     await monitoring.settled()
-    alerts = by_project(await monitoring.published("project-at-risk", at_least=2))
+    alerts = by_project(await monitoring.published("project-at-risk", at_least=3))
     assert {project_id: len(events) for project_id, events in alerts.items()} == {
         "AXED": 1,
         "PAUSED": 1,
+        "REFUSED": 1,
     }

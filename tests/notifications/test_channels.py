@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -161,9 +162,15 @@ async def test_an_at_risk_alert_goes_out_by_email_signed_webhook_and_slack_and_n
         assert [(a["number"], a["outcome"]) for a in detail["attempt_log"]] == [(1, "delivered")]
         assert detail["subscription_id"] == director["id"]
 
+        # Counted per channel (the marker's own deliveries may be counted too by now).
         metrics = (await api.client.get("/metrics")).text
-        assert 'pmo_alerts_delivered_total{channel="email",service="notifications"} 1.0' in metrics
-        assert 'pmo_alerts_delivered_total{channel="slack",service="notifications"} 1.0' in metrics
+        for channel in ("email", "slack", "webhook"):
+            found = re.search(
+                rf'pmo_alerts_delivered_total{{channel="{channel}",service="notifications"}} (\S+)',
+                metrics,
+            )
+            assert found is not None, channel
+            assert float(found.group(1)) >= 1.0, channel
 
 
 async def _all_arrived(hook: Sequence[object], slack: Sequence[object], smtp: MailSink) -> bool:
@@ -264,3 +271,65 @@ async def test_subscriptions_are_managed_by_admins_read_by_all_and_never_show_a_
     assert "PMO_ALERT_WEBHOOK_URL" in refused_change.text
     assert (await api.client.delete(f"/subscriptions/{slack['id']}")).status_code == 204
     assert (await api.client.get(f"/subscriptions/{slack['id']}")).status_code == 404
+
+
+async def test_bad_urls_nulls_and_huge_ids_answer_422_and_webhook_urls_are_masked(
+    start_service: ServiceStarter, api_for: ApiFor
+) -> None:
+    service = await start_service("notifications")
+    api = api_for(service)
+    token_url = "https://tool.example.com/hooks/secret-token-123"
+    created = await api.subscribe(
+        name="tool",
+        channel="webhook",
+        recipient=token_url,
+        secret=SECRET,
+        event_types=["project-at-risk"],
+    )
+    # A recipient httpx would refuse at every attempt is refused when subscribing or patching.
+    for recipient in ("http://example.com:abc/hook", "http:///no-host"):
+        for channel, extra in (("webhook", {"secret": SECRET}), ("slack", {})):
+            response = await api.client.post(
+                "/subscriptions",
+                json={
+                    "name": "bad",
+                    "channel": channel,
+                    "recipient": recipient,
+                    "event_types": ["project-at-risk"],
+                    **extra,
+                },
+            )
+            assert response.status_code == 422, (recipient, channel, response.text)
+            assert "http(s) URL with a host" in response.text
+        patched = await api.client.patch(
+            f"/subscriptions/{created['id']}", json={"recipient": recipient}
+        )
+        assert patched.status_code == 422, patched.text
+        assert "http(s) URL with a host" in patched.text
+
+    # Null for a field that cannot be empty: 422 naming it; nullable ones may be cleared.
+    for name in ("recipient", "name", "min_severity", "enabled", "channel", "event_types"):
+        response = await api.client.patch(f"/subscriptions/{created['id']}", json={name: None})
+        assert response.status_code == 422, (name, response.text)
+        assert f"{name} cannot be emptied" in response.text
+    cleared = await api.client.patch(
+        f"/subscriptions/{created['id']}", json={"project_id": None, "throttle_window_s": None}
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["recipient"] == token_url  # an administrator sees it whole
+
+    # A webhook URL often carries a token: other roles see only where it points.
+    async with httpx.AsyncClient(base_url=service.base_url) as anonymous:
+        viewer = bearer("viewer", "viewer@example.com")
+        listed = (await anonymous.get("/subscriptions", headers=viewer)).json()
+        one = (await anonymous.get(f"/subscriptions/{created['id']}", headers=viewer)).json()
+    assert "secret-token-123" not in json.dumps(listed)
+    assert one["recipient"] == "https://tool.example.com/…"
+
+    # Ids beyond int4 name nothing: 422, not a database error.
+    huge = 2**31
+    assert (await api.client.get(f"/deliveries/{huge}")).status_code == 422
+    assert (await api.client.get(f"/deliveries/{2**31 - 1}")).status_code == 404
+    assert (await api.client.post(f"/deliveries/{huge}/retry")).status_code == 422
+    assert (await api.client.get("/deliveries", params={"before_id": huge})).status_code == 422
+    assert (await api.client.get("/deliveries", params={"before_id": 2**31 - 1})).json() == []

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
 
+from services.notifications.adapters.tables import Subscription
 from tests.conftest import ServiceStarter
 from tests.harness import Enterprise, eventually, stop_serving, webhook_receiver
 from tests.notifications.conftest import QUICK, ApiFor, at_risk, register
@@ -149,3 +151,32 @@ async def test_a_restart_with_retries_pending_loses_nothing_and_sends_once(
         assert outcomes[-1] == "delivered"
         assert outcomes.count("delivered") == 1
         assert len(await api.deliveries(subscription_id=subscription["id"])) == 1
+
+
+async def test_a_recipient_the_client_refuses_ends_dead_at_once_with_its_error(
+    start_service: ServiceStarter, enterprise: Enterprise, api_for: ApiFor
+) -> None:
+    service = await start_service("notifications", **QUICK)
+    api = api_for(service)
+    subscription = await api.subscribe(**hook("https://tool.example.com/hook"))
+    # A row stored before recipients were checked this strictly: httpx refuses its port.
+    async with service.runtime.sessions() as session, session.begin():
+        stored = await session.get(Subscription, uuid.UUID(subscription["id"]))
+        assert stored is not None
+        stored.recipient = "http://example.com:abc/hook"
+        session.add(stored)
+    await register(enterprise, "PRJ-BADURL")
+    await enterprise.send("project-at-risk", at_risk("PRJ-BADURL"))
+
+    async def dead() -> dict[str, Any] | None:
+        found = await api.deliveries(subscription_id=subscription["id"])
+        return found[0] if found and found[0]["state"] == "dead" else None
+
+    delivery = await eventually(dead, timeout=30, what="the unsendable delivery dead")
+    assert delivery["attempts"] == 1
+    assert "InvalidURL" in (delivery["last_error"] or "")
+    detail = await api.delivery(delivery["id"])
+    assert [a["outcome"] for a in detail["attempt_log"]] == ["failed"]
+    metrics = (await api.client.get("/metrics")).text
+    assert 'pmo_notification_deliveries_dead_total{channel="webhook"} 1.0' in metrics
+    assert 'pmo_alerts_failed_total{channel="webhook",service="notifications"} 1.0' in metrics

@@ -40,7 +40,7 @@ class MonitoredProject(SQLModel, table=True):
     """`active` (watched), `on_hold` (watched, but the staleness clock waits) or `closed`
     (completed or terminated: left monitoring, raises nothing)."""
     lifecycle: str | None = None
-    """The last lifecycle reported (status-changed) or announced (project-lifecycle-changed)."""
+    """The last stage the registry announced (project-lifecycle-changed); reports' are ignored."""
 
     latest_as_of: date | None = None
     latest_percent_complete: float | None = None

@@ -95,8 +95,8 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
 
     A report older than the latest one is assessed and kept in the history, but the project's
     current health stays that of the latest. A report after the project left monitoring is
-    kept likewise. A report closing the project (lifecycle completed or terminated) is
-    assessed for the record and raises nothing.
+    kept likewise. The report's `lifecycle` changes nothing here: only the registry's
+    project-lifecycle-changed closes or pauses a project in monitoring.
     """
     project = await project_for_update(uow.session, event.project_id)
     if project is None:
@@ -138,11 +138,8 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
     if event.milestones is not None:  # absent: not reported, the last list stands
         project.milestones = stored_milestones(event.milestones)
     project.status_expected_since = event.as_of
-    if event.lifecycle is not None:
-        project.lifecycle = event.lifecycle
-        project.monitoring_state = (
-            "closed" if event.lifecycle in CLOSING_STAGES else event.lifecycle
-        )
+    # A report's `lifecycle` is the manager's word, not a decision: the registry may refuse the
+    # transition. Monitoring follows only the registry's project-lifecycle-changed.
     await reassess(
         uow,
         project,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+import httpx
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -29,6 +30,9 @@ from shared.settings import Settings
 router = APIRouter()
 
 MIN_SECRET_LENGTH = 16
+MAX_ID = 2**31 - 1
+"""Delivery ids are int4: a larger one names no delivery (and would fail in the database)."""
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 SIGNATURE_DOC = """
 **Webhook signatures.** Every POST to a `webhook` subscription carries
@@ -55,9 +59,14 @@ def _check_recipient(channel: str, recipient: str) -> str:
             raise ValueError(
                 f"an e-mail subscription needs an address like pmo@example.com (got {recipient!r})"
             ) from None
-    parts = urlsplit(recipient)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"a {channel} subscription needs an http(s) URL (got {recipient[:60]!r})")
+    needs = f"a {channel} subscription needs an http(s) URL with a host (got {recipient[:60]!r})"
+    try:
+        url = httpx.URL(recipient)
+    except httpx.InvalidURL as error:
+        # What the worker's client would refuse at every attempt, e.g. a port that is no number.
+        raise ValueError(f"{needs}: {error}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(needs)
     return recipient
 
 
@@ -92,6 +101,10 @@ class SubscriptionCreate(SubscriptionFields):
         return list(dict.fromkeys(value))
 
 
+NULLABLE_CHANGES = frozenset({"project_id", "business_unit", "throttle_window_s", "secret"})
+"""Fields a PATCH may set to null (`secret: null` keeps the secret); the others are required."""
+
+
 class SubscriptionUpdate(BaseModel):
     """Only the fields given change; `secret` replaces the webhook secret."""
 
@@ -113,7 +126,7 @@ class SubscriptionView(BaseModel):
     name: str
     channel: str
     recipient: str | None
-    """Slack URLs carry a token: readers see only their host."""
+    """Slack and webhook URLs often carry a token: readers see only their host."""
     has_secret: bool
     event_types: list[str]
     min_severity: str
@@ -191,9 +204,10 @@ def _view(subscription: Subscription, settings: Settings, principal: Principal) 
         recipient = settings.alert_webhook_url
         has_secret = settings.alert_webhook_secret is not None
         enabled = enabled and bool(settings.alert_webhook_url)
-    elif subscription.channel == "slack" and principal.role != "pmo_admin":
+    elif subscription.channel in ("slack", "webhook") and principal.role != "pmo_admin":
         parts = urlsplit(subscription.recipient)
-        recipient = f"{parts.scheme}://{parts.netloc}/…"
+        host = parts.netloc.rpartition("@")[2]  # never the user:password part either
+        recipient = f"{parts.scheme}://{host}/…"
     return SubscriptionView(
         id=subscription.id,
         name=subscription.name,
@@ -328,6 +342,16 @@ def _refuse_environment(subscription: Subscription) -> None:
 async def update_subscription(
     request: Request, subscription_id: uuid.UUID, body: SubscriptionUpdate, principal: Admin
 ) -> SubscriptionView:
+    required = sorted(
+        name
+        for name in body.model_fields_set
+        if getattr(body, name) is None and name not in NULLABLE_CHANGES
+    )
+    if required:
+        raise _problem(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"{', '.join(required)} cannot be emptied: leave a field out to keep it.",
+        )
     runtime = runtime_of(request)
     async with runtime.sessions() as session, session.begin():
         subscription = await session.get(Subscription, subscription_id, with_for_update=True)
@@ -386,7 +410,9 @@ async def list_deliveries(
     event_type: Annotated[
         str | None, Query(description="e.g. pmo.project-at-risk, pmo.portfolio-digest")
     ] = None,
-    before_id: Annotated[int | None, Query(description="Page: ids below this one")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Page: ids below this one")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[DeliveryView]:
     runtime = runtime_of(request)
@@ -414,7 +440,7 @@ async def list_deliveries(
     tags=["deliveries"],
     summary="One delivery with every attempt and its outcome",
 )
-async def get_delivery(request: Request, delivery_id: int, _: Reader) -> DeliveryDetail:
+async def get_delivery(request: Request, delivery_id: DeliveryId, _: Reader) -> DeliveryDetail:
     runtime = runtime_of(request)
     async with runtime.sessions() as session:
         delivery = await session.get(Delivery, delivery_id)
@@ -440,7 +466,7 @@ async def get_delivery(request: Request, delivery_id: int, _: Reader) -> Deliver
     tags=["deliveries"],
     summary="Send a dead delivery again, with a new round of attempts (administrators)",
 )
-async def retry_delivery(request: Request, delivery_id: int, _: Admin) -> DeliveryView:
+async def retry_delivery(request: Request, delivery_id: DeliveryId, _: Admin) -> DeliveryView:
     runtime = runtime_of(request)
     settings = runtime.settings
     async with runtime.sessions() as session, session.begin():

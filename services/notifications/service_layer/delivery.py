@@ -306,6 +306,19 @@ class DeliveryWorker:
                 # The service is stopping: give the delivery back now rather than at lease end.
                 await asyncio.wait_for(asyncio.shield(self.release(claimed)), timeout=5)
                 raise
+            except Exception as error:
+                # Anything else (a URL httpx refuses, a template bug, a missing CA file) fails
+                # the same way every time: record it as final rather than retry it forever.
+                log.exception(
+                    "delivery %d (%s, %s) could not be sent",
+                    claimed.id,
+                    claimed.event_type,
+                    claimed.channel,
+                    extra={"service": self.runtime.name},
+                )
+                result = AttemptResult(
+                    False, error=f"{type(error).__name__}: {error}"[:2000], permanent=True
+                )
             if not result.delivered:
                 span.set_status(Status(StatusCode.ERROR, result.error or "failed"))
             await self.record(claimed, result)
