@@ -187,6 +187,27 @@ async def test_two_projects_wanting_one_person_go_by_rank_with_a_stated_rational
     assert [lo["project_id"] for lo in event["losers"]] == ["PRJ-A"]
     assert "PRJ-B ranks 1 and PRJ-A ranks 2" in event["losers"][0]["why"]
 
+    # A conflict's figures cover only the contested weeks; consumers keep the newest figure per
+    # request, so the loser's own decision (or change) must come after the conflict.
+    def envelopes(records: list[Any]) -> list[dict[str, Any]]:
+        return [json.loads(record.value) for record in records]
+
+    conflicts = envelopes(
+        await read_topic(settings, f"{settings.topic_prefix}resource-conflict-resolved")
+    )
+    conflict_time = max(
+        c["time"] for c in conflicts if c["data"]["conflict_id"] == conflict["conflict_id"]
+    )
+    about_loser = [
+        e
+        for topic in ("resource-allocated", "allocation-changed")
+        for e in envelopes(
+            await read_topic(settings, f"{settings.topic_prefix}{topic}", at_least=0, timeout=2)
+        )
+        if e["data"]["request_id"] == "REQ-A"
+    ]
+    assert max(e["time"] for e in about_loser) > conflict_time
+
 
 async def test_a_new_ranking_flips_the_winner_and_publishes_the_changes(
     allocation_api: httpx.AsyncClient, enterprise: Enterprise, settings: Settings

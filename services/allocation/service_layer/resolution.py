@@ -212,6 +212,10 @@ async def apply_resolution(
             .where(col(ResourceRequest.request_id) == request_id)
             .values(**values)
         )
+    # Conflicts first: their figures cover only the contested weeks, while a request's decision
+    # covers all its weeks. Consumers keep the newest figure per request, so the decisions and
+    # changes must be the later events.
+    await record_conflicts(uow, resolution.conflicts, cause, now)
     for request_id in resolution.decided:
         request, outcome = state.requests[request_id], resolution.outcomes[request_id]
         await uow.publish(
@@ -238,7 +242,6 @@ async def apply_resolution(
                 cause=f"{cause}. {change.after.reason}",
             )
         )
-    await record_conflicts(uow, resolution.conflicts, cause, now)
 
 
 async def record_conflicts(
