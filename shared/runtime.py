@@ -8,6 +8,7 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -25,6 +26,7 @@ from sqlalchemy import text
 
 from shared.database import create_engine, migrate, session_factory, wait_for_database
 from shared.events import EventData
+from shared.messaging import parking
 from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.unit_of_work import UnitOfWork
@@ -238,7 +240,7 @@ class ServiceRuntime:
         await migrate(self.engine, self.name)
         await self.relay.start()
         await self.broker.start()
-        for worker in self.definition.workers:
+        for worker in (*self.definition.workers, _expire_parked_events):
             self._workers.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))
         self.started = True
         log.info("%s started", self.name, extra={"service": self.name})
@@ -280,6 +282,36 @@ class ServiceRuntime:
         from shared.http import create_http_app
 
         return create_http_app(self)
+
+
+async def _expire_parked_events(runtime: ServiceRuntime) -> None:
+    """Dead-letter parked events whose awaited event never came, so none waits for ever."""
+    limit = runtime.settings.parked_expire_after
+    interval = min(60.0, max(limit.total_seconds() / 4, 0.1))
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with runtime.unit_of_work() as uow:
+                expired = await parking.expire(
+                    uow.session, consumer=runtime.name, older_than=datetime.now(UTC) - limit
+                )
+                for record, waits_for, reason, event_id, event_type in expired:
+                    await uow.dead_letter(
+                        record,
+                        reason=f"expired: waited longer than {limit} for {waits_for!r} ({reason})",
+                        event_id=event_id,
+                        event_type=event_type,
+                    )
+                await uow.commit()
+            for record, *_ in expired:
+                runtime.metrics.events_consumed.labels(
+                    runtime.name, record.topic, "dead_lettered"
+                ).inc()
+                runtime.metrics.dead_letters.labels(runtime.name, record.topic).inc()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("expiring parked events failed", extra={"service": runtime.name})
 
 
 def _observe_lag(message: Any, batch: Sequence[Any], metrics: ServiceMetrics, service: str) -> None:

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How long the group waits for a silent consumer; a shorter one joins and fails over faster."""
 
+    parked_expire_after: timedelta = timedelta(days=7)
+    """An event parked this long (what it waits for never came) is dead-lettered with why."""
+
     # --- Outbox relay ------------------------------------------------------------------------
     outbox_poll_interval_s: float = Field(default=0.5, gt=0)
     outbox_batch_size: int = Field(default=500, ge=1)

@@ -7,6 +7,9 @@ processing in the same trace) until a handler releases what it waits for.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -48,6 +51,44 @@ async def park(
     )
 
 
+async def expire(
+    session: AsyncSession, *, consumer: str, older_than: datetime, limit: int = 100
+) -> list[tuple[UndeliverableRecord, str, str, str, str]]:
+    """Take out parked events that waited too long: (record, waits_for, reason, id, type).
+
+    `SKIP LOCKED`: replicas expiring at the same time take different rows, each once.
+    """
+    due = (
+        sa.select(parked_event.c.seq)
+        .where(parked_event.c.consumer == consumer, parked_event.c.parked_at < older_than)
+        .order_by(parked_event.c.seq)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = (
+        await session.exec(
+            sa.delete(parked_event)
+            .where(parked_event.c.seq.in_(due.scalar_subquery()))
+            .returning(*parked_event.c)
+        )
+    ).all()
+    return [
+        (_record(row), row.waits_for, row.reason, row.event_id, row.event_type)
+        for row in sorted(rows, key=lambda row: row.seq)
+    ]
+
+
+def _record(row: Any) -> UndeliverableRecord:
+    return UndeliverableRecord(
+        topic=row.topic,
+        partition=row.partition,
+        offset=row.offset,
+        key=row.key,
+        value=row.value,
+        headers=decode_headers(row.headers),
+    )
+
+
 async def unpark(
     session: AsyncSession, *, consumer: str, waits_for: str
 ) -> list[UndeliverableRecord]:
@@ -67,14 +108,4 @@ async def unpark(
             )
         )
     ).all()
-    return [
-        UndeliverableRecord(
-            topic=row.topic,
-            partition=row.partition,
-            offset=row.offset,
-            key=row.key,
-            value=row.value,
-            headers=decode_headers(row.headers),
-        )
-        for row in sorted(rows, key=lambda row: row.seq)
-    ]
+    return [_record(row) for row in sorted(rows, key=lambda row: row.seq)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -312,3 +313,21 @@ async def test_parked_events_are_listed_and_measured(
 
         await eventually(measured, what="the parked gauge at 1")
         assert (await api.get("/parked", headers=bearer("viewer"))).status_code == 403
+
+
+async def test_a_parked_event_whose_wait_never_ends_is_dead_lettered_with_why(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    await start_service("monitoring", parked_expire_after=timedelta(seconds=1))
+    report = {
+        "project_id": "PRJ-NEVER",
+        "as_of": "2026-07-02",
+        "percent_complete": 20,
+        "actual_cost": 100000,
+    }
+    event_id = await enterprise.send("status-changed", report)
+
+    dead = await read_topic(settings, f"{settings.topic_prefix}status-changed.dlq", timeout=30)
+    assert [json.loads(record.value)["id"] for record in dead] == [event_id]
+    reason = dict(dead[0].headers)["pmo-dlq-reason"].decode()
+    assert reason.startswith("expired: waited longer than 0:00:01 for 'PRJ-NEVER'"), reason
