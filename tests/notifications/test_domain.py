@@ -30,7 +30,6 @@ from services.notifications.domain.timing import (
     ScheduleError,
     check_schedule,
     due_slot,
-    escalation_due,
     throttle_window,
 )
 
@@ -167,15 +166,6 @@ def test_a_subscriptions_throttle_window_overrides_the_service_setting() -> None
     assert throttle_window(None, timedelta(minutes=10)) == timedelta(minutes=10)
     assert throttle_window(30, timedelta(minutes=10)) == timedelta(seconds=30)
     assert throttle_window(0, timedelta(minutes=10)) == timedelta(0)
-
-
-def test_escalation_is_due_once_the_episode_lasted_long_enough_and_only_once() -> None:
-    since = datetime(2026, 11, 1, 9, tzinfo=UTC)
-    week = timedelta(days=7)
-    assert not escalation_due(since, None, now=since + week - timedelta(seconds=1), after=week)
-    assert escalation_due(since, None, now=since + week, after=week)
-    assert not escalation_due(since, since + week, now=since + 2 * week, after=week)
-    assert not escalation_due(None, None, now=since + week, after=week)
 
 
 MONDAY_8 = "0 8 * * MON"

@@ -19,17 +19,6 @@ def throttle_window(subscription_window_s: int | None, default: timedelta) -> ti
     return default
 
 
-def escalation_due(
-    at_risk_since: datetime | None,
-    escalated_at: datetime | None,
-    *,
-    now: datetime,
-    after: timedelta,
-) -> bool:
-    """Whether a project's at-risk episode has lasted `after` and was not escalated yet."""
-    return at_risk_since is not None and escalated_at is None and now - at_risk_since >= after
-
-
 def time_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
