@@ -7,6 +7,7 @@ import zlib
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
@@ -15,6 +16,57 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICES_ROOT = Path(__file__).parent.parent / "services"
+
+
+# SQLSTATE classes of the infrastructure rather than of the statement: connection exception,
+# transaction rollback (serialization, deadlock), insufficient resources (too many connections,
+# disk full), operator intervention (shutting down, starting up), system error (I/O).
+_TRANSIENT_SQLSTATE_CLASSES = frozenset(("08", "40", "53", "57", "58"))
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether an error is the infrastructure's (retry later) rather than the work's own.
+
+    Looks through the whole chain of causes, whichever layer raised it: asyncpg raises some
+    errors unwrapped (`CannotConnectNowError` while PostgreSQL starts up, 57P03;
+    `TooManyConnectionsError`, 53300), SQLAlchemy wraps others; the SQLSTATE class decides
+    for both. A transient error never gets an event dead-lettered.
+    """
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if _transient_itself(current):
+            return True
+        # SQLAlchemy keeps the driver's error in `orig`; Python chains the rest.
+        orig = getattr(current, "orig", None)
+        causes = [orig, current.__cause__]
+        if not current.__suppress_context__:
+            causes.append(current.__context__)
+        pending.extend(cause for cause in causes if isinstance(cause, BaseException))
+    return False
+
+
+def _transient_itself(error: BaseException) -> bool:
+    if isinstance(
+        error,
+        OSError
+        | ConnectionError
+        | TimeoutError
+        | sqlalchemy.exc.DisconnectionError
+        | sqlalchemy.exc.TimeoutError,  # the pool had no connection to give in time
+    ):
+        return True
+    if isinstance(error, sqlalchemy.exc.DBAPIError) and (
+        error.connection_invalidated
+        or isinstance(error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError)
+    ):
+        return True
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return isinstance(code, str) and code[:2] in _TRANSIENT_SQLSTATE_CLASSES
 
 
 def asyncpg_url(url: str) -> str:
@@ -113,7 +165,11 @@ async def wait_for_database(engine: AsyncEngine, timeout: float = 60.0) -> None:
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
             return
-        except (OSError, ConnectionError) as error:
+        except Exception as error:
+            # PostgreSQL starting up or recovering answers with an error, not silence: wait
+            # for that too, but let a wrong password or database name stop the start at once.
+            if not is_transient(error):
+                raise
             if asyncio.get_running_loop().time() > deadline:
                 raise RuntimeError(
                     f"PostgreSQL did not answer within {timeout:.0f}s: {error}"

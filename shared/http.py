@@ -15,6 +15,7 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from shared.http_input import UnstorableInputGuard
 from shared.messaging.tables import dead_letter, parked_event
 from shared.security import Admin
 
@@ -29,7 +30,10 @@ class DeadLetter(BaseModel):
     offset: int
     reason: str
     event_id: str | None
+    """The CloudEvents `id`, whenever the envelope could be read."""
     event_type: str | None
+    source: str | None
+    """The CloudEvents `source`: with `event_id`, the event's identity."""
     key: str | None
     value_base64: str | None
     created_at: datetime
@@ -69,6 +73,7 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
     )
     app.state.runtime = runtime
     app.state.settings = runtime.settings
+    app.add_middleware(UnstorableInputGuard)
 
     @app.get("/livez", tags=["operations"], summary="The process is alive")
     async def livez() -> dict[str, str]:
@@ -159,6 +164,7 @@ def _dead_letter(row: Any) -> DeadLetter:
         reason=row.reason,
         event_id=row.event_id,
         event_type=row.event_type,
+        source=row.source,
         key=row.key.decode("utf-8", "replace") if row.key is not None else None,
         value_base64=base64.b64encode(row.value).decode() if row.value is not None else None,
         created_at=row.created_at,

@@ -131,6 +131,8 @@ class ServiceRuntime:
         self.consumer_group = f"{settings.topic_prefix}pmo-{self.name}"
         self.broker = KafkaBroker(
             settings.bootstrap_servers(),
+            # The AsyncAPI document is public: it names the operator's Kafka, never its address.
+            specification_url="kafka-bootstrap-servers",
             security=faststream_security(settings),
             client_id=f"pmo-{self.name}",
             enable_idempotence=settings.kafka_enable_idempotence,
@@ -165,6 +167,7 @@ class ServiceRuntime:
             tracer=self.tracer,
             metrics=self.metrics,
             topic_prefix=settings.topic_prefix,
+            max_event_bytes=settings.max_event_bytes,
         )
         self.topics = [
             topic_name(name, settings.topic_prefix) for name in self.consumer.event_names
@@ -295,12 +298,13 @@ async def _expire_parked_events(runtime: ServiceRuntime) -> None:
                 expired = await parking.expire(
                     uow.session, consumer=runtime.name, older_than=datetime.now(UTC) - limit
                 )
-                for record, waits_for, reason, event_id, event_type in expired:
+                for record, waits_for, reason, event_id, event_type, source in expired:
                     await uow.dead_letter(
                         record,
                         reason=f"expired: waited longer than {limit} for {waits_for!r} ({reason})",
                         event_id=event_id,
                         event_type=event_type,
+                        source=source,
                     )
                 await uow.commit()
             for record, *_ in expired:

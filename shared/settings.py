@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How long the group waits for a silent consumer; a shorter one joins and fails over faster."""
 
+    max_event_bytes: int = Field(default=262_144, ge=1_024, le=8_388_608)
+    """Largest inbound record (value, key and headers, in bytes) taken in; a larger one is
+    dead-lettered with its size, so nothing accepted is too large to publish again."""
+
     parked_expire_after: timedelta = timedelta(days=7)
     """An event parked this long (what it waits for never came) is dead-lettered with why."""
 

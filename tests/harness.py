@@ -185,13 +185,15 @@ class Enterprise:
         value: bytes,
         *,
         headers: Sequence[tuple[str, bytes]] = (),
-        key: str | None = None,
+        key: str | bytes | None = None,
+        partition: int | None = None,
     ) -> None:
         await self.producer.send_and_wait(
             f"{self.prefix}{topic}",
             value=value,
-            key=key.encode() if key else None,
+            key=key.encode() if isinstance(key, str) else key,
             headers=list(headers),
+            partition=partition,
         )
 
 

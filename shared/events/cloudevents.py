@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
@@ -19,7 +19,13 @@ from typing import Any, Final, TypeVar
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails, from_json, to_json
 
-from shared.events.contracts import DATE_PROBLEM, INBOUND_EVENTS, OUTBOUND_EVENTS, EventData
+from shared.events.contracts import (
+    DATE_PROBLEM,
+    INBOUND_EVENTS,
+    OUTBOUND_EVENTS,
+    EventData,
+    parse_timestamp,
+)
 
 T = TypeVar("T", bound=EventData)
 
@@ -39,12 +45,31 @@ _EXTENSION_NAME = re.compile(r"[a-z0-9]+")
 _MAX_ERRORS_SHOWN: Final = 5
 
 
-class InvalidEvent(Exception):
-    """A Kafka record that is not a usable PMO CloudEvent; `reason` says what is wrong."""
+MAX_ID_LENGTH: Final = 256
+"""Longest CloudEvents `id` and `source` accepted, in characters (they are keys of the inbox)."""
+MAX_TYPE_LENGTH: Final = 128
 
-    def __init__(self, reason: str) -> None:
+
+@dataclass(frozen=True, slots=True)
+class EventIdentity:
+    """Who sent an event and under which id: what an operator matches a dead letter by."""
+
+    id: str
+    source: str
+    type: str
+
+
+class InvalidEvent(Exception):
+    """A Kafka record that is not a usable PMO CloudEvent; `reason` says what is wrong.
+
+    `identity` is set whenever the envelope's `id`, `source` and `type` could be read, so the
+    dead letter names the event the sender knows.
+    """
+
+    def __init__(self, reason: str, identity: EventIdentity | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.identity = identity
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +91,10 @@ class Envelope:
     def event_name(self) -> str:
         return self.type.removeprefix(TYPE_PREFIX)
 
+    @property
+    def identity(self) -> EventIdentity:
+        return EventIdentity(self.id, self.source, self.type)
+
 
 def parse_record(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Envelope:
     """Read one Kafka record as a CloudEvent; raises only InvalidEvent."""
@@ -84,17 +113,18 @@ def parse_record(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> E
 
     media_type = _media_type(content_type) if content_type is not None else None
     if media_type == STRUCTURED_CONTENT_TYPE:
-        envelope = _structured(_parse_json(value, "value"))
+        document = _parse_json(value, "value")
+        envelope = _identified(document, lambda: _structured(document))
     elif media_type is not None and media_type.startswith("application/cloudevents"):
         raise InvalidEvent(
             f"unsupported content-type {_shown(content_type)}: "
             f"only single events in {STRUCTURED_CONTENT_TYPE} (or binary mode) are accepted"
         )
     elif attributes:
-        envelope = _binary(attributes, content_type, value)
+        envelope = _identified(attributes, lambda: _binary(attributes, content_type, value))
     elif content_type is None and (document := _json_object_or_none(value)) is not None:
         # Some producers forget the header; a JSON object with a specversion is unmistakable.
-        envelope = _structured(document)
+        envelope = _identified(document, lambda: _structured(document))
     else:
         given = f"content-type {_shown(content_type)}" if content_type else "no content-type header"
         raise InvalidEvent(
@@ -111,11 +141,13 @@ def parse_record(value: bytes | None, headers: Sequence[tuple[str, bytes]]) -> E
 def decode_data(envelope: Envelope, model: type[T]) -> T:
     """Validate the envelope's data against `model`; raises InvalidEvent with a readable summary."""
     if envelope.data is None:
-        raise InvalidEvent(f"data: missing; a {TYPE_PREFIX}{model.event_name} event needs data")
+        raise InvalidEvent(
+            f"data: missing; a {TYPE_PREFIX}{model.event_name} event needs data", envelope.identity
+        )
     try:
         return model.model_validate(envelope.data)
     except ValidationError as error:
-        raise InvalidEvent(summarize(error)) from None
+        raise InvalidEvent(summarize(error), envelope.identity) from None
 
 
 def decode_event(envelope: Envelope, events: Mapping[str, type[EventData]] = EVENTS) -> EventData:
@@ -124,7 +156,8 @@ def decode_event(envelope: Envelope, events: Mapping[str, type[EventData]] = EVE
     if model is None:
         expected = ", ".join(TYPE_PREFIX + name for name in events)
         raise InvalidEvent(
-            f"unknown event type {_shown(envelope.type)}; expected one of {expected}"
+            f"unknown event type {_shown(envelope.type)}; expected one of {expected}",
+            envelope.identity,
         )
     return decode_data(envelope, model)
 
@@ -305,31 +338,64 @@ def _envelope(
     def where(name: str) -> str:
         return f"header ce_{name}" if origin == "header" else f"attribute {name!r}"
 
+    limits = {"id": MAX_ID_LENGTH, "source": MAX_ID_LENGTH, "type": MAX_TYPE_LENGTH}
     for name, text in (("id", event_id), ("source", source), ("type", event_type)):
         if not text:
             raise InvalidEvent(f"{where(name)} must not be empty")
+        if len(text) > limits[name]:
+            raise InvalidEvent(
+                f"{where(name)} is {len(text)} characters long; at most {limits[name]} are accepted"
+            )
         # Identities are stored (inbox, dead letters) and shown: no control characters, which
         # PostgreSQL's text type would refuse (NUL) and which no sender means.
         if any(ord(character) < 32 or ord(character) == 127 for character in text):
             raise InvalidEvent(f"{where(name)} contains a control character")
         if not text.isascii():
             _require_encodable(where(name), text)
+    identity = EventIdentity(event_id, source, event_type)
     if specversion != SPECVERSION:
         raise InvalidEvent(
             f"{where('specversion')} is {_shown(specversion)}; "
-            f"only CloudEvents {SPECVERSION} is supported"
+            f"only CloudEvents {SPECVERSION} is supported",
+            identity,
         )
+    try:
+        moment = parse_timestamp(time, where("time")) if time is not None else None
+    except ValueError as error:
+        raise InvalidEvent(str(error), identity) from None
     return Envelope(
         id=event_id,
         source=source,
         type=event_type,
         specversion=specversion,
-        time=_parse_time(where("time"), time) if time is not None else None,
+        time=moment,
         subject=subject,
         datacontenttype=datacontenttype,
         data=data,
         extensions=extensions,
     )
+
+
+def _identified(attributes: Any, build: Callable[[], Envelope]) -> Envelope:
+    """Build the envelope; if it is refused, name the event in the error whenever possible."""
+    try:
+        return build()
+    except InvalidEvent as error:
+        if error.identity is None and isinstance(attributes, dict):
+            error.identity = _readable_identity(attributes)
+        raise
+
+
+def _readable_identity(attributes: dict[str, Any]) -> EventIdentity | None:
+    texts: list[str] = []
+    for name in ("id", "source", "type"):
+        text = attributes.get(name)
+        if not isinstance(text, str) or not text or len(text) > MAX_ID_LENGTH:
+            return None
+        if any(ord(character) < 32 or ord(character) == 127 for character in text):
+            return None
+        texts.append(text)
+    return EventIdentity(*texts)
 
 
 def _required_text(document: dict[str, Any], name: str) -> str:
@@ -360,19 +426,6 @@ def _extension_text(name: str, item: Any) -> str:
     )
 
 
-def _parse_time(where: str, text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidEvent(
-            f"{where} must be an RFC 3339 timestamp with a time zone, "
-            f"like 2026-11-26T09:30:00Z (got {_shown(text)})"
-        )
-    return moment
-
-
 def _require_encodable(where: str, text: str) -> None:
     # Headers can carry lone surrogates after decoding; they could not be stored or logged later.
     try:
@@ -389,6 +442,8 @@ _CONSTRAINTS: Final[dict[str, str]] = {
     "less_than": "must be less than {lt}",
     "less_than_equal": "must be at most {le}",
     "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters long",
+    "too_long": "must have at most {max_length} item(s)",
     "too_short": "must have at least {min_length} item(s)",
     "literal_error": "must be one of {expected}",
     "string_type": "must be a string",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
+import ciso8601
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -14,6 +15,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationInfo,
     field_validator,
@@ -23,13 +25,54 @@ from pydantic_core import to_json
 
 # --- field types ----------------------------------------------------------------------------
 
+MAX_ID_LENGTH: Final = 128
+"""Longest identifier (project, request, objective, resource, business unit id), in characters."""
+MAX_NAME_LENGTH: Final = 200
+"""Longest name (project, skill, objective, milestone), in characters."""
+MAX_TEXT_LENGTH: Final = 4000
+"""Longest free text (comment, reason, sponsor), in characters."""
+MAX_LIST_LENGTH: Final = 1000
+"""Most items in one list of an event (objectives, milestones, planned-value points...)."""
+
+CONTROL_CHARACTERS_PROBLEM: Final = "must not contain control characters"
+NUL_PROBLEM: Final = "must not contain NUL characters"
+
+
+def _no_control_characters(value: str) -> str:
+    # Ids and names are keys, labels and log fields: a NUL cannot be stored (PostgreSQL text),
+    # and a newline or escape sequence in one would forge log lines or break a report.
+    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+        raise ValueError(CONTROL_CHARACTERS_PROBLEM)
+    return value
+
+
+def _no_nul(value: str) -> str:
+    # Free text may hold line breaks and tabs, but not NUL, which no store or sender means.
+    if "\x00" in value:
+        raise ValueError(NUL_PROBLEM)
+    return value
+
+
 # Ids cross system boundaries (ERP, Jira, HR): a stray space would silently split one project
 # into two, so surrounding whitespace is dropped rather than kept or rejected.
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Id = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH),
+    AfterValidator(_no_control_characters),
+]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+    AfterValidator(_no_control_characters),
+]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH), AfterValidator(_no_nul)]
+"""Free text: any characters but NUL, bounded."""
 
-DATE_PROBLEM = "must be a date like 2026-01-31"
+DATE_PROBLEM = "must be a date like 2026-01-31 (or an RFC 3339 date-time)"
+TIMESTAMP_PROBLEM = "must be an RFC 3339 timestamp with a time zone, like 2026-11-26T09:30:00Z"
 _FULL_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_LOCAL_DATE_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?", re.ASCII)
+_LEAP_SECOND = re.compile(r"(.{17})60((?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2}))", re.ASCII)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _ISO_WEEK = re.compile(r"(\d{4})-W(\d{2})")
@@ -44,23 +87,52 @@ def _shown(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def parse_timestamp(text: str, field: str = "timestamp") -> datetime:
+    """An RFC 3339 `date-time` (section 5.6) as an aware datetime; raises ValueError naming `field`.
+
+    Accepts what RFC 3339 accepts: `T`, `t` or a space between date and time, `Z`, `z` or a
+    numeric offset (`-00:00` too), any number of fraction digits (kept to microseconds), and a
+    leap second (`:60`, read as the last microsecond of its minute, which Python cannot hold).
+    Refuses the rest, e.g. a missing offset, a date alone, ISO 8601's basic or week forms.
+    """
+    try:
+        return ciso8601.parse_rfc3339(text)
+    except ValueError:
+        leap = _LEAP_SECOND.fullmatch(text)
+        if leap is not None:
+            try:
+                minute = ciso8601.parse_rfc3339(f"{leap[1]}59{leap[2]}")
+            except ValueError:
+                pass
+            else:
+                return minute.replace(microsecond=999_999)
+        raise ValueError(f"{field} {TIMESTAMP_PROBLEM} (got {_shown(text)})") from None
+
+
 def _to_date(value: object) -> object:
     # pydantic alone would read an integer as a Unix timestamp and reject "2026-01-31T17:00:00",
-    # both surprising for a business date; this takes ISO dates and the date part of date-times.
-    if type(value) is str and len(value) == 10 and value[4] == "-":
-        return value  # the common case: pydantic's own parser is faster, and strict for this shape
+    # both surprising for a business date; this takes RFC 3339 full dates and the date part of
+    # RFC 3339 date-times (with or without an offset: the date the sender wrote is the one meant).
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
-    if isinstance(value, str) and _FULL_DATE.match(value):
-        try:
-            day = date.fromisoformat(value[:10])
-            if value[10] in "T ":
-                datetime.fromisoformat(value)
-                return day
-        except ValueError:
-            pass
+    if isinstance(value, str):
+        if len(value) == 10 and _FULL_DATE.fullmatch(value):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        elif (local := _LOCAL_DATE_TIME.match(value)) is not None:
+            rest = value[local.end() :]
+            try:
+                if rest:
+                    parse_timestamp(value)
+                else:
+                    ciso8601.parse_datetime(value)  # a local date-time: checked, date kept
+                return date.fromisoformat(local[1])
+            except ValueError:
+                pass
     raise ValueError(f"{DATE_PROBLEM} (got {_shown(value)})")
 
 
@@ -96,12 +168,26 @@ def _number_to_text(value: object) -> object:
     return value
 
 
-IsoDate = Annotated[date, BeforeValidator(_to_date)]
-Email = Annotated[str, AfterValidator(_check_email), Field(json_schema_extra={"format": "email"})]
-Currency = Annotated[str, AfterValidator(_check_currency)]
+# Types are strict: the contract says number, boolean, whole number, and "20.0", "yes" or true
+# for a number are a sender's mistake to report, not to guess at. Dates stay lax: they arrive
+# as JSON strings.
+IsoDate = Annotated[date, BeforeValidator(_to_date), Strict(False)]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254),
+    AfterValidator(_check_email),
+    Field(json_schema_extra={"format": "email"}),
+]
+Currency = Annotated[str, StringConstraints(max_length=10), AfterValidator(_check_currency)]
 IsoWeek = Annotated[str, AfterValidator(_check_iso_week)]
-Money = Annotated[float, Field(ge=0)]
-Fte = Annotated[float, Field(ge=0)]
+Number = Annotated[float, Strict()]
+"""A JSON number (integers accepted); never a string or a boolean."""
+Flag = Annotated[bool, Strict()]
+"""A JSON boolean; never "yes", 1 or "true"."""
+WholeNumber = Annotated[int, Strict()]
+"""A JSON integer; never a string, a boolean or a fraction."""
+Money = Annotated[float, Strict(), Field(ge=0)]
+Fte = Annotated[float, Strict(), Field(ge=0)]
 Metrics = dict[str, float | None]
 
 Lifecycle = Literal["active", "on_hold", "completed", "terminated"]
@@ -126,6 +212,7 @@ class ContractModel(BaseModel):
         allow_inf_nan=False,
         populate_by_name=True,
         use_attribute_docstrings=True,
+        strict=True,
     )
 
 
@@ -183,7 +270,7 @@ class Directive(ContractModel):
     project_id: Id | None = None
     business_unit: Id | None = None
     objective_id: Id | None = None
-    reason: str
+    reason: Text
 
     @model_validator(mode="after")
     def _one_target(self) -> Directive:
@@ -221,15 +308,15 @@ class ProjectCharter(ProjectEvent):
     name: Name
     business_unit: Id
     manager: Email
-    sponsor: str | None = None
+    sponsor: Text | None = None
     start_date: IsoDate
     planned_finish_date: IsoDate
     budget: Money
     """Budget at completion (BAC), in `currency`."""
     currency: Currency
-    objectives: list[ObjectiveContribution] = []
+    objectives: list[ObjectiveContribution] = Field(default=[], max_length=MAX_LIST_LENGTH)
     key_project: bool = False
-    methodology: str | None = None
+    methodology: Name | None = None
     """Name of the stage model the project follows."""
 
     _finish = field_validator("planned_finish_date")(_finish_not_before_start)
@@ -246,7 +333,9 @@ class ProjectStarted(ProjectCharter):
 
     event_name: ClassVar[str] = "project-started"
 
-    planned_value_curve: list[PlannedValuePoint] | None = None
+    planned_value_curve: list[PlannedValuePoint] | None = Field(
+        default=None, max_length=MAX_LIST_LENGTH
+    )
     """Cumulative planned value over time; absent means linear from start to planned finish."""
 
     @field_validator("planned_value_curve")
@@ -280,9 +369,9 @@ class StatusChanged(ProjectEvent):
     """Actual cost (AC) to date, in the project's currency."""
     lifecycle: Lifecycle | None = None
     reported_health: Health | None = None
-    milestones: list[Milestone] | None = None
+    milestones: list[Milestone] | None = Field(default=None, max_length=MAX_LIST_LENGTH)
     """Absent means "not reported", an empty list means "no milestones"."""
-    comment: str | None = None
+    comment: Text | None = None
 
 
 MAX_REQUEST_DAYS = 5 * 365
@@ -297,11 +386,16 @@ class ResourceRequested(ProjectEvent):
     request_id: Id
     skill: Name = Field(validation_alias=AliasChoices("skill", "role"))
     """The skill or role needed; senders may call the field `role`."""
-    fte: float | None = Field(default=None, gt=0)
-    hours: float | None = Field(default=None, gt=0)
+    fte: float | None = Field(default=None, gt=0, le=1000)
+    """Full-time equivalents wanted in each week of the period."""
+    hours: float | None = Field(default=None, gt=0, le=10_000_000)
+    """Hours wanted over the whole period, spread over its working days."""
     start: IsoDate
     end: IsoDate
-    priority: Annotated[str | None, BeforeValidator(_number_to_text)] = None
+    priority: Annotated[
+        Annotated[str, StringConstraints(max_length=MAX_NAME_LENGTH)] | None,
+        BeforeValidator(_number_to_text),
+    ] = None
     """The requester's hint; portfolio priority decides conflicts."""
     named_resource: Id | None = None
     """A specific person asked for, if any."""
@@ -335,8 +429,8 @@ class StrategyChanged(EventData):
 
     strategy_version: int = Field(gt=0, le=2_147_483_647)
     effective_date: IsoDate
-    objectives: list[StrategicObjective] = Field(min_length=1)
-    directives: list[Directive] = []
+    objectives: list[StrategicObjective] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
+    directives: list[Directive] = Field(default=[], max_length=MAX_LIST_LENGTH)
 
     @field_validator("objectives")
     @classmethod
@@ -368,10 +462,10 @@ class ProjectLifecycleChanged(ProjectEvent):
 
     from_stage: Stage = Field(alias="from")
     to_stage: Stage = Field(alias="to")
-    cause: str
+    cause: Text
     """What moved it: the event, directive or user action."""
     # Left out of the JSON when absent, so events without one read exactly as before.
-    reason: str | None = Field(default=None, exclude_if=lambda value: value is None)
+    reason: Text | None = Field(default=None, exclude_if=lambda value: value is None)
     """Why, in words: the user's reason, the report's comment or the directive's reason."""
 
 

@@ -21,10 +21,11 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-import sqlalchemy.exc
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
+from shared.database import is_transient
 from shared.events import Envelope, EventData, InvalidEvent, decode_data, parse_record
+from shared.events.cloudevents import TYPE_PREFIX
 from shared.events.contracts import INBOUND_EVENTS, OUTBOUND_EVENTS
 from shared.messaging import inbox, parking
 from shared.messaging.dead_letters import UndeliverableRecord
@@ -93,23 +94,6 @@ def subscriptions(handlers: Mapping[str, Handler[Any]]) -> dict[str, Subscriptio
     return {name: Subscription(known[name], handler) for name, handler in handlers.items()}
 
 
-_TRANSIENT_SQLSTATE_CLASSES = ("08", "40", "53", "57")
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether an error is the infrastructure's (retry the batch) rather than the event's."""
-    if isinstance(error, OSError | ConnectionError | TimeoutError):
-        return True
-    if isinstance(error, sqlalchemy.exc.DBAPIError):
-        if error.connection_invalidated or isinstance(
-            error, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
-        ):
-            return True
-        code = getattr(error.orig, "sqlstate", None) or getattr(error.orig, "pgcode", None)
-        return bool(code) and str(code)[:2] in _TRANSIENT_SQLSTATE_CLASSES
-    return isinstance(error, sqlalchemy.exc.DisconnectionError)
-
-
 class _NeedsCare(Exception):
     """The optimistic pass met an event that must be handled in a savepoint of its own."""
 
@@ -134,8 +118,10 @@ class EventConsumer:
         tracer: Tracer,
         metrics: ServiceMetrics,
         topic_prefix: str = "",
+        max_event_bytes: int = 262_144,
     ) -> None:
         self.service = service
+        self.max_event_bytes = max_event_bytes
         self.subscriptions = subscriptions(handlers)
         self.unit_of_work = unit_of_work
         self.tracer = tracer
@@ -185,13 +171,13 @@ class EventConsumer:
 
     async def _process(self, raw_records: Sequence[Any]) -> None:
         parsed: list[_Parsed] = []
-        invalid: list[tuple[UndeliverableRecord, str]] = []
+        invalid: list[tuple[UndeliverableRecord, InvalidEvent]] = []
         for raw in raw_records:
             record = UndeliverableRecord.of(raw)
             try:
                 parsed.append(self._parse(record))
             except InvalidEvent as error:
-                invalid.append((record, error.reason))
+                invalid.append((record, error))
         try:
             # Most batches hold only events their handlers accept: handle them without a
             # savepoint each, which saves two round trips per event.
@@ -214,27 +200,53 @@ class EventConsumer:
         except Exception as error:
             if is_transient(error):
                 raise
+            # The reason is for the sender: the internal error (SQL, a stack) goes to the log,
+            # under the record's coordinates, and never into the dead letter.
             record = UndeliverableRecord.of(raw)
-            async with self.unit_of_work() as uow:
-                await uow.dead_letter(
-                    record, reason=f"could not be processed: {type(error).__name__}: {error}"
-                )
-                await uow.commit()
+            log.error(
+                "record %s[%d]@%d could not be processed; dead-lettered",
+                record.topic,
+                record.partition,
+                record.offset,
+                exc_info=error,
+                extra={"service": self.service},
+            )
+            reason = (
+                f"could not be processed by {self.service} (an internal error, logged with "
+                f"topic {record.topic}, partition {record.partition}, offset {record.offset})"
+            )
+            try:
+                async with self.unit_of_work() as uow:
+                    await uow.dead_letter(record, reason=reason)
+                    await uow.commit()
+            except Exception as failure:
+                if is_transient(failure):
+                    raise
+                # Even its bytes cannot be kept (no such record is known, but one must never
+                # stop the partition): keep the coordinates and the reason only.
+                async with self.unit_of_work() as uow:
+                    await uow.dead_letter(
+                        UndeliverableRecord(
+                            record.topic, record.partition, record.offset, None, None, []
+                        ),
+                        reason=reason + "; its bytes could not be stored",
+                    )
+                    await uow.commit()
             self.metrics.events_consumed.labels(self.service, record.topic, "dead_lettered").inc()
             self.metrics.dead_letters.labels(self.service, record.topic).inc()
 
     async def _attempt(
         self,
         parsed: Sequence[_Parsed],
-        invalid: Sequence[tuple[UndeliverableRecord, str]],
+        invalid: Sequence[tuple[UndeliverableRecord, InvalidEvent]],
         *,
         careful: bool,
     ) -> list[tuple[str, str]]:
         """One transaction for the whole batch; returns each event's outcome once committed."""
         outcomes: list[tuple[str, str]] = []
         async with self.unit_of_work() as uow:
-            for record, reason in invalid:
-                await uow.dead_letter(record, reason=reason)
+            for record, error in invalid:
+                await _dead_letter_invalid(uow, record, error)
                 outcomes.append((record.topic, "dead_lettered"))
             identities = {(p.envelope.id, p.envelope.source): p.envelope.type for p in parsed}
             fresh = await inbox.claim(
@@ -252,6 +264,7 @@ class EventConsumer:
                         ),
                         event_id=item.envelope.id,
                         event_type=item.envelope.type,
+                        source=item.envelope.source,
                     )
                     outcomes.append((item.record.topic, "duplicate"))
                     continue
@@ -281,16 +294,28 @@ class EventConsumer:
         )
 
     def _parse(self, record: UndeliverableRecord) -> _Parsed:
+        size = record.size
+        if size > self.max_event_bytes:
+            # Checked before anything is made of it: what is accepted must fit in the events
+            # it causes, and a sender needs the size and the limit, not a broker error later.
+            raise InvalidEvent(
+                f"record is {size:,} bytes (value, key and headers); events of at most "
+                f"{self.max_event_bytes:,} bytes are accepted (PMO_MAX_EVENT_BYTES)"
+            )
         envelope = parse_record(record.value, record.headers)
         expected = event_name_of(record.topic, self.topic_prefix)
-        if envelope.event_name != expected:
+        # The whole type, prefix included: "project-started" is not "pmo.project-started".
+        if envelope.type != TYPE_PREFIX + expected:
             raise InvalidEvent(
                 f"event type {envelope.type!r} does not belong on topic {record.topic!r}, "
-                f"which carries only 'pmo.{expected}'"
+                f"which carries only '{TYPE_PREFIX}{expected}'",
+                envelope.identity,
             )
         subscription = self.subscriptions.get(expected)
         if subscription is None:
-            raise InvalidEvent(f"{self.service} does not handle {envelope.type!r}")
+            raise InvalidEvent(
+                f"{self.service} does not handle {envelope.type!r}", envelope.identity
+            )
         return _Parsed(record, envelope, decode_data(envelope, subscription.model), subscription)
 
     async def _handle(self, item: _Parsed, uow: UnitOfWork, careful: bool) -> str:
@@ -392,7 +417,7 @@ class EventConsumer:
                 try:
                     item = self._parse(record)
                 except InvalidEvent as invalid:  # e.g. the contract changed while it waited
-                    await uow.dead_letter(record, reason=invalid.reason)
+                    await _dead_letter_invalid(uow, record, invalid)
                     outcomes.append((record.topic, "dead_lettered"))
                     continue
                 outcomes.append((record.topic, await self._handle(item, uow, careful)))
@@ -406,5 +431,23 @@ class EventConsumer:
             extra={"service": self.service},
         )
         await uow.dead_letter(
-            item.record, reason=reason, event_id=item.envelope.id, event_type=item.envelope.type
+            item.record,
+            reason=reason,
+            event_id=item.envelope.id,
+            event_type=item.envelope.type,
+            source=item.envelope.source,
         )
+
+
+async def _dead_letter_invalid(
+    uow: UnitOfWork, record: UndeliverableRecord, error: InvalidEvent
+) -> None:
+    """Dead-letter a record refused as invalid, naming the event whenever it could be read."""
+    identity = error.identity
+    await uow.dead_letter(
+        record,
+        reason=error.reason,
+        event_id=identity.id if identity else None,
+        event_type=identity.type if identity else None,
+        source=identity.source if identity else None,
+    )

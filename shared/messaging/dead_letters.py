@@ -15,7 +15,21 @@ from shared.topics import dead_letter_topic
 
 # Headers added to a dead-lettered message, so whoever reads `<topic>.dlq` knows why and whence.
 REASON_HEADER = "pmo-dlq-reason"
-ORIGIN_HEADERS = ("pmo-dlq-topic", "pmo-dlq-partition", "pmo-dlq-offset", "pmo-dlq-consumer")
+OMITTED_HEADER = "pmo-dlq-omitted"
+ORIGIN_HEADERS = (
+    "pmo-dlq-topic",
+    "pmo-dlq-partition",
+    "pmo-dlq-offset",
+    "pmo-dlq-consumer",
+    "pmo-dlq-at",
+    OMITTED_HEADER,
+)
+
+DLQ_RECORD_LIMIT = 786_432
+"""Largest record sent on whole to `<topic>.dlq` (bytes). One near the broker's own limit (1 MiB
+by default) would not fit with the dead-letter headers added: its value, headers and a long key
+are left out of the message, its size given in `pmo-dlq-omitted`; the table keeps it whole
+(`GET /dead-letters`)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,15 @@ class UndeliverableRecord:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+
+    @property
+    def size(self) -> int:
+        """The record's bytes: value, key and headers (names and values)."""
+        return (
+            len(self.value or b"")
+            + len(self.key or b"")
+            + sum(len(name.encode("utf-8", "surrogateescape")) + len(v) for name, v in self.headers)
+        )
 
     @classmethod
     def of(cls, record: Any) -> UndeliverableRecord:
@@ -49,11 +72,15 @@ async def dead_letter_record(
     reason: str,
     event_id: str | None = None,
     event_type: str | None = None,
+    source: str | None = None,
 ) -> None:
     """Keep a message that cannot be processed, inside the consumer's transaction.
 
     The row makes it visible through the API; the outbox row sends it to the dead-letter topic.
     Both commit with the rest of the batch, and then the consumer's offset moves past it.
+    Whatever bytes the record holds are kept as bytes (key, value) or base64 (headers), so no
+    record can make its own dead letter fail; `event_id`, `event_type` and `source` are the
+    CloudEvents identity, whenever the envelope could be read.
     """
     await session.exec(
         sa.insert(dead_letter).values(
@@ -67,11 +94,15 @@ async def dead_letter_record(
             reason=storable_text(reason),
             event_id=storable_text(event_id) if event_id is not None else None,
             event_type=storable_text(event_type) if event_type is not None else None,
+            source=storable_text(source) if source is not None else None,
         )
     )
+    omitted = record.size > DLQ_RECORD_LIMIT
+    kept = [] if omitted else record.headers
     headers = [
-        *(h for h in record.headers if h[0] != REASON_HEADER and h[0] not in ORIGIN_HEADERS),
-        (REASON_HEADER, reason.encode()),
+        *(h for h in kept if h[0] != REASON_HEADER and h[0] not in ORIGIN_HEADERS),
+        *([(OMITTED_HEADER, str(record.size).encode())] if omitted else []),
+        (REASON_HEADER, storable_text(reason).encode()),
         ("pmo-dlq-topic", record.topic.encode()),
         ("pmo-dlq-partition", str(record.partition).encode()),
         ("pmo-dlq-offset", str(record.offset).encode()),
@@ -81,7 +112,7 @@ async def dead_letter_record(
     await enqueue(
         session,
         topic=dead_letter_topic(record.topic),
-        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
-        value=record.value or b"",
+        key=record.key if not omitted or len(record.key or b"") <= 1024 else None,
+        value=b"" if omitted else (record.value or b""),
         headers=headers,
     )

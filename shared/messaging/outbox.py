@@ -38,11 +38,14 @@ async def enqueue(
     session: AsyncSession,
     *,
     topic: str,
-    key: str | None,
+    key: str | bytes | None,
     value: bytes,
     headers: list[tuple[str, bytes]],
 ) -> uuid.UUID:
     """Write one message to the outbox inside the caller's transaction.
+
+    `key` is the Kafka key: text (a project id, UTF-8 encoded) or, for a dead letter, the
+    original record's bytes as they came.
 
     The current trace context is stored with it, so the relay publishes it as part of the trace
     of the work that wrote it, not of the relay's own loop.
@@ -53,7 +56,7 @@ async def enqueue(
         sa.insert(outbox).values(
             message_id=message_id,
             topic=topic,
-            key=key,
+            key=key.encode() if isinstance(key, str) else key,
             value=value,
             headers=encode_headers(headers),
             traceparent=trace_headers.get("traceparent"),
@@ -233,7 +236,9 @@ class OutboxRelay:
             attributes={
                 "messaging.system": "kafka",
                 "messaging.destination.name": row.topic,
-                "messaging.kafka.message.key": row.key or "",
+                "messaging.kafka.message.key": (
+                    bytes(row.key).decode("utf-8", "replace") if row.key is not None else ""
+                ),
             },
         ):
             headers = [
@@ -248,7 +253,7 @@ class OutboxRelay:
             future = await self.producer.send(
                 row.topic,
                 value=bytes(row.value),
-                key=row.key.encode() if row.key is not None else None,
+                key=bytes(row.key) if row.key is not None else None,
                 headers=headers,
             )
         try:

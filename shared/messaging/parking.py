@@ -53,8 +53,8 @@ async def park(
 
 async def expire(
     session: AsyncSession, *, consumer: str, older_than: datetime, limit: int = 100
-) -> list[tuple[UndeliverableRecord, str, str, str, str]]:
-    """Take out parked events that waited too long: (record, waits_for, reason, id, type).
+) -> list[tuple[UndeliverableRecord, str, str, str, str, str]]:
+    """Take out parked events that waited too long: (record, waits_for, reason, id, type, source).
 
     `SKIP LOCKED`: replicas expiring at the same time take different rows, each once.
     """
@@ -73,7 +73,7 @@ async def expire(
         )
     ).all()
     return [
-        (_record(row), row.waits_for, row.reason, row.event_id, row.event_type)
+        (_record(row), row.waits_for, row.reason, row.event_id, row.event_type, row.source)
         for row in sorted(rows, key=lambda row: row.seq)
     ]
 

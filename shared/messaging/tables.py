@@ -15,7 +15,8 @@ outbox = sa.Table(
     sa.Column("seq", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("message_id", postgresql.UUID(as_uuid=True), nullable=False, unique=True),
     sa.Column("topic", sa.Text, nullable=False),
-    sa.Column("key", sa.Text),
+    # Bytes, as Kafka has them: a dead letter's key may hold anything, NUL included.
+    sa.Column("key", sa.LargeBinary),
     sa.Column("value", sa.LargeBinary, nullable=False),
     sa.Column("headers", postgresql.JSONB, nullable=False),
     sa.Column("traceparent", sa.Text),
@@ -55,6 +56,7 @@ dead_letter = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("event_id", sa.Text),
     sa.Column("event_type", sa.Text),
+    sa.Column("source", sa.Text),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),

@@ -86,7 +86,9 @@ class UnitOfWork:
         reason: str,
         event_id: str | None = None,
         event_type: str | None = None,
+        source: str | None = None,
     ) -> None:
+        """Dead-letter `record` in this transaction (see `dead_letter_record`)."""
         await dead_letter_record(
             self.session,
             record,
@@ -94,6 +96,7 @@ class UnitOfWork:
             reason=reason,
             event_id=event_id,
             event_type=event_type,
+            source=source,
         )
         self.published += 1
 

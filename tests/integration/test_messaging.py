@@ -69,7 +69,7 @@ async def test_outbox_relays_publish_each_message_once_in_order_with_its_trace(
                         sa.insert(outbox).values(
                             message_id=uuid.uuid4(),
                             topic=topic,
-                            key=f"PRJ-{n % 4}",
+                            key=f"PRJ-{n % 4}".encode(),
                             value=json.dumps({"n": n}).encode(),
                             headers=[],
                             traceparent=(

@@ -559,7 +559,7 @@ VALID_STATUS = INBOUND_SAMPLES["status-changed"]
             structured("status-changed", VALID_STATUS, time="yesterday"),
             STRUCTURED,
             "attribute 'time' must be an RFC 3339 timestamp with a time zone, "
-            "like 2026-11-26T09:30:00Z (got 'yesterday')",
+            'like 2026-11-26T09:30:00Z (got "yesterday")',
             id="bad-time",
         ),
         pytest.param(

@@ -30,6 +30,7 @@ from shared.events import (
     StrategyChanged,
     decode_data,
 )
+from shared.events.contracts import parse_timestamp
 
 PROJECT: dict[str, Any] = {
     "project_id": "PRJ-2041",
@@ -174,11 +175,13 @@ def test_project_started_defaults_and_normalisation() -> None:
         ),
         (
             {"start_date": "05/01/2026"},
-            'data.start_date: must be a date like 2026-01-31 (got "05/01/2026")',
+            "data.start_date: must be a date like 2026-01-31 (or an RFC 3339 date-time) "
+            '(got "05/01/2026")',
         ),
         (
             {"start_date": 20260105},
-            "data.start_date: must be a date like 2026-01-31 (got 20260105)",
+            "data.start_date: must be a date like 2026-01-31 (or an RFC 3339 date-time) "
+            "(got 20260105)",
         ),
         ({"start_date": "2026-02-30"}, "data.start_date: must be a date like 2026-01-31"),
         ({"start_date": "1767571200"}, "data.start_date: must be a date like 2026-01-31"),
@@ -475,3 +478,92 @@ def test_a_resource_request_over_an_endless_period_is_refused_with_the_limit() -
     assert "data.end: must be at most 5 years after start 2026-01-05" in reason(
         ResourceRequested, open_ended
     )
+
+
+# --- RFC 3339 timestamps and dates (issue 12, item 1) -------------------------------------
+
+RFC_3339_ACCEPTED = [
+    ("2026-11-28T09:30:00Z", "2026-11-28T09:30:00+00:00"),
+    ("2026-11-28t09:30:00z", "2026-11-28T09:30:00+00:00"),
+    ("2026-11-28 09:30:00Z", "2026-11-28T09:30:00+00:00"),
+    ("2026-11-28T09:30:00.5+01:00", "2026-11-28T09:30:00.500000+01:00"),
+    ("2026-11-28T09:30:00.123456789-05:30", "2026-11-28T09:30:00.123456-05:30"),
+    ("2026-11-28T09:30:00-00:00", "2026-11-28T09:30:00+00:00"),
+    ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999999+00:00"),
+]
+RFC_3339_REFUSED = [
+    "2026-11-28",
+    "2026-11-28T09:30:00",
+    "2026-11-28T09:30Z",
+    "20261128T093000Z",
+    "2026-W48-6T09:30:00Z",
+    "2026-02-30T09:30:00Z",
+    "2026-11-28T24:00:00Z",
+    "2026-11-28T09:30:00+0100",
+    "yesterday",
+    "",
+]
+
+
+@pytest.mark.parametrize(("text", "moment"), RFC_3339_ACCEPTED)
+def test_every_rfc_3339_timestamp_form_is_accepted(text: str, moment: str) -> None:
+    assert parse_timestamp(text).isoformat() == moment
+
+
+@pytest.mark.parametrize("text", RFC_3339_REFUSED)
+def test_what_rfc_3339_refuses_is_refused_naming_the_field(text: str) -> None:
+    with pytest.raises(ValueError, match=r"^attribute 'time' must be an RFC 3339 timestamp"):
+        parse_timestamp(text, "attribute 'time'")
+
+
+@pytest.mark.parametrize(
+    ("text", "day"),
+    [
+        ("2026-11-28", "2026-11-28"),
+        ("2026-11-28t23:30:00z", "2026-11-28"),
+        ("2026-11-28T23:30:00-08:00", "2026-11-28"),
+        ("2026-11-28 23:30:00", "2026-11-28"),
+    ],
+)
+def test_dates_take_full_dates_and_the_date_part_of_rfc_3339_date_times(
+    text: str, day: str
+) -> None:
+    report = StatusChanged.model_validate(
+        {"project_id": "P", "as_of": text, "percent_complete": 1, "actual_cost": 0}
+    )
+    assert report.as_of.isoformat() == day
+
+
+@pytest.mark.parametrize(
+    "text", ["2026-W48-6", "2026-11-28T23:30", "28/11/2026", "2026-11-28Tnoon"]
+)
+def test_other_date_forms_are_refused_naming_the_field(text: str) -> None:
+    with pytest.raises(ValidationError, match="as_of"):
+        StatusChanged.model_validate(
+            {"project_id": "P", "as_of": text, "percent_complete": 1, "actual_cost": 0}
+        )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("percent_complete", "20.0"),
+        ("percent_complete", True),
+        ("actual_cost", "1000"),
+        ("lifecycle", 1),
+    ],
+)
+def test_status_report_types_are_strict(field: str, value: object) -> None:
+    report = {"project_id": "P", "as_of": "2026-01-01", "percent_complete": 1, "actual_cost": 0}
+    with pytest.raises(ValidationError, match=field):
+        StatusChanged.model_validate({**report, field: value})
+
+
+@pytest.mark.parametrize("version", ["999999", 5.5, True, 0, -1])
+def test_strategy_version_is_a_positive_whole_number(version: object) -> None:
+    strategy = {
+        "effective_date": "2026-01-01",
+        "objectives": [{"objective_id": "O", "name": "Growth", "weight": 1}],
+    }
+    with pytest.raises(ValidationError, match="strategy_version"):
+        StrategyChanged.model_validate({**strategy, "strategy_version": version})

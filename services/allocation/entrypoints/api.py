@@ -59,7 +59,7 @@ from services.allocation.service_layer.resolution import (
 from services.allocation.service_layer.what_if import DraftRank, what_if
 from shared.events.contracts import Assignment
 from shared.http import runtime_of
-from shared.security import Admin, ProjectManager, Reader
+from shared.security import Admin, Reader
 from shared.settings import Settings
 
 router = APIRouter()
@@ -520,25 +520,12 @@ async def list_resolutions(request: Request, _: Reader, limit: Limit = 50) -> li
     "changes nothing",
 )
 async def post_what_if(
-    request: Request, body: WhatIfIn, principal: ProjectManager, response: Response
+    request: Request, body: WhatIfIn, _: Reader, response: Response
 ) -> WhatIfOut:
+    # A what-if changes nothing: like the registry's, it is a read, open to every role on the
+    # whole portfolio (a strategy draft is what a PMO discusses with its stakeholders).
     runtime = runtime_of(request)
     async with runtime.sessions() as session:
-        if principal.role != "pmo_admin":
-            # Project managers may try requests for their own projects; strategy is the PMO's.
-            if body.ranking is not None or body.lifecycle:
-                raise HTTPException(
-                    status.HTTP_403_FORBIDDEN,
-                    "Only PMO administrators may try a draft ranking or lifecycle stages.",
-                )
-            for hypothetical in body.requests:
-                project = await session.get(ProjectStandingRow, hypothetical.project_id)
-                if project is None or not principal.may_manage(project.manager):
-                    raise HTTPException(
-                        status.HTTP_403_FORBIDDEN,
-                        f"{principal.subject} does not manage {hypothetical.project_id}; "
-                        "project managers may try requests for their own projects only.",
-                    )
         for hypothetical in body.requests:
             if await session.get(ResourceRequest, hypothetical.request_id) is not None:
                 raise HTTPException(

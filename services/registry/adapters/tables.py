@@ -66,6 +66,8 @@ class StatusReport(SQLModel, table=True):
     __tablename__ = "status_report"
     __table_args__ = {"schema": SCHEMA}
 
+    # An event's identity is its CloudEvents source and id together: two systems may share ids.
+    source: str = Field(primary_key=True)
     event_id: str = Field(primary_key=True)
     project_id: str = Field(index=True)
     as_of: date

@@ -99,6 +99,7 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
     project = await _known(uow, event.project_id, "a status report")
     uow.session.add(
         StatusReport(
+            source=meta.source,
             event_id=meta.id,
             project_id=event.project_id,
             as_of=event.as_of,

@@ -1,0 +1,56 @@
+"""NUL and other unstorable text in HTTP input is a 422 naming where it is, never a 5xx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.settings import ServiceName
+from tests.conftest import ServiceStarter
+
+CASES: list[tuple[ServiceName, str, str, dict[str, Any] | None, list[Any]]] = [
+    ("registry", "GET", "/projects/%00", None, ["path"]),
+    ("registry", "GET", "/projects?business_unit=a%00b", None, ["query", "business_unit"]),
+    (
+        "registry",
+        "POST",
+        "/projects",
+        {"project_id": "a\u0000b", "name": "N"},
+        ["body", "project_id"],
+    ),
+    ("registry", "POST", "/projects", {"project_id": "a\ud800b"}, ["body", "project_id"]),
+    ("monitoring", "GET", "/at-risk?after=%00", None, ["query", "after"]),
+    ("monitoring", "GET", "/projects/a%00b/health", None, ["path"]),
+    ("allocation", "GET", "/requests/%00", None, ["path"]),
+    ("allocation", "POST", "/resources", {"resource_id": "r", "name": "x\u0000"}, ["body", "name"]),
+    ("notifications", "GET", "/alerts?state=%00", None, ["query", "state"]),
+    ("notifications", "GET", "/deliveries?project_id=P%00Q", None, ["query", "project_id"]),
+]
+
+
+@pytest.mark.parametrize(("service", "method", "path", "body", "loc"), CASES)
+async def test_unstorable_input_is_a_422_naming_the_field(
+    service: ServiceName,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    loc: list[Any],
+    start_service: ServiceStarter,
+    admin_headers: dict[str, str],
+) -> None:
+    running = await start_service(service)
+    async with httpx.AsyncClient(base_url=running.base_url, headers=admin_headers) as api:
+        content = None
+        if body is not None:
+            # json.dumps escapes a lone surrogate as \ud800, as a client in another language would.
+            content = json.dumps(body).encode()
+        answer = await api.request(
+            method, path, content=content, headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == 422, answer.text
+    (problem,) = answer.json()["detail"]
+    assert problem["loc"] == loc
+    assert "NUL" in problem["msg"] or "Unicode" in problem["msg"]
