@@ -13,7 +13,20 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class RequestBody(BaseModel):
+    """Base of every HTTP request body: unknown fields and lax types are the caller's mistake.
+
+    A misspelt field ("buget") would silently change nothing, and `false` for a capacity or
+    "20" for a number would be guessed at: both are a 422 naming the field instead. Dates stay
+    lax where their type says so (`IsoDate`): JSON has no date type.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
 
 NUL_MESSAGE = "must not contain NUL or other control characters"
 UNICODE_MESSAGE = "must be valid Unicode text"

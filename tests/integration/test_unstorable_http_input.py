@@ -54,3 +54,42 @@ async def test_unstorable_input_is_a_422_naming_the_field(
     (problem,) = answer.json()["detail"]
     assert problem["loc"] == loc
     assert "NUL" in problem["msg"] or "Unicode" in problem["msg"]
+
+
+PROPOSAL: dict[str, Any] = {
+    "project_id": "PRJ-API",
+    "name": "API project",
+    "business_unit": "Ops",
+    "manager": "pm@example.com",
+    "start_date": "2026-01-01",
+    "planned_finish_date": "2026-12-31",
+    "budget": 1000,
+    "currency": "EUR",
+}
+PERSON: dict[str, Any] = {"resource_id": "res-1", "name": "One", "skills": ["x"], "capacity_fte": 1}
+
+LAX: list[tuple[ServiceName, str, str, dict[str, Any], str]] = [
+    ("allocation", "POST", "/resources", {**PERSON, "capacity_fte": False}, "capacity_fte"),
+    ("allocation", "POST", "/resources", {**PERSON, "capacity_fte": "1"}, "capacity_fte"),
+    ("allocation", "PATCH", "/resources/res-1", {"capacity_fte": True}, "capacity_fte"),
+    ("registry", "POST", "/projects", {**PROPOSAL, "budget": "1000"}, "budget"),
+    ("registry", "POST", "/projects", {**PROPOSAL, "key_project": "yes"}, "key_project"),
+    ("registry", "POST", "/projects", {**PROPOSAL, "budget": True}, "budget"),
+]
+
+
+@pytest.mark.parametrize(("service", "method", "path", "body", "field"), LAX)
+async def test_api_types_are_strict_as_documented(
+    service: ServiceName,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+    start_service: ServiceStarter,
+    admin_headers: dict[str, str],
+) -> None:
+    running = await start_service(service)
+    async with httpx.AsyncClient(base_url=running.base_url, headers=admin_headers) as api:
+        answer = await api.request(method, path, json=body)
+    assert answer.status_code == 422, answer.text
+    assert [problem["loc"][-1] for problem in answer.json()["detail"]] == [field]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from shared.events.contracts import (
     AllocationSnapshot,
@@ -16,14 +16,13 @@ from shared.events.contracts import (
     ResourceRequested,
     Stage,
 )
+from shared.http_input import RequestBody
 
 Capacity = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 
 
-class CapacityChangeIn(BaseModel):
+class CapacityChangeIn(RequestBody):
     """From `starts` to `ends` (open-ended when absent) the resource has `capacity_fte` a week."""
-
-    model_config = ConfigDict(extra="forbid")
 
     starts: IsoDate
     ends: IsoDate | None = None
@@ -38,23 +37,19 @@ class CapacityChangeIn(BaseModel):
         return self
 
 
-class ResourceIn(BaseModel):
+class ResourceIn(RequestBody):
     """A person or team joining the pool."""
-
-    model_config = ConfigDict(extra="forbid")
 
     resource_id: Id
     name: Name
     skills: list[Name] = Field(min_length=1)
     capacity_fte: Capacity
     """Usual FTE per week: 1 for a full-time person, 0.6 part time, 4 for a team of four."""
-    capacity_changes: list[CapacityChangeIn] = []
+    capacity_changes: list[CapacityChangeIn] = Field(default_factory=list)
 
 
-class ResourcePatch(BaseModel):
+class ResourcePatch(RequestBody):
     """Fields to change; absent ones stay. `capacity_changes` replaces the whole list."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: Name | None = None
     skills: list[Name] | None = Field(default=None, min_length=1)
@@ -145,24 +140,20 @@ class ConflictOut(BaseModel):
     resolved_at: datetime | None
 
 
-class DraftRankIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DraftRankIn(RequestBody):
     project_id: Id
     rank: int = Field(ge=1)
     score: float | None = Field(default=None, allow_inf_nan=False)
 
 
-class WhatIfIn(BaseModel):
+class WhatIfIn(RequestBody):
     """A draft to try: a whole ranking, stage changes, hypothetical requests (any mix)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     ranking: list[DraftRankIn] | None = None
     """The draft strategy's ranking of the whole portfolio (projects left out are unranked)."""
     lifecycle: dict[str, Stage] | None = None
     """Draft stages by project id, e.g. {"PRJ-X": "terminated"}."""
-    requests: list[ResourceRequested] = []
+    requests: list[ResourceRequested] = Field(default_factory=list)
     """Hypothetical requests, as the resource-requested event would carry them."""
 
     @field_validator("ranking")

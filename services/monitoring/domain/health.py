@@ -63,7 +63,8 @@ def is_worse(level: Level, than: Level) -> bool:
 class HealthThresholds(BaseModel):
     """The rules' numbers; defaults come from the settings, a PMO administrator may override."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    # Strict: an administrator's "0.9" or true is refused, not guessed at (issue 15, item 11).
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
 
     spi_green_from: float = Field(gt=0, le=10)
     """SPI(t) (or SPI) at or above this is green."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from shared.events.contracts import (
     Currency,
@@ -21,11 +21,11 @@ from shared.events.contracts import (
     Stage,
     StrategicObjective,
 )
+from shared.http_input import RequestBody
 
 
-class _Request(BaseModel):
-    # A misspelt field ("buget") must be a 422, not a silently ignored change.
-    model_config = ConfigDict(extra="forbid")
+class _Request(RequestBody):
+    """A registry request body (unknown fields and lax types refused)."""
 
 
 class ProjectProposal(_Request):
@@ -41,7 +41,7 @@ class ProjectProposal(_Request):
     planned_finish_date: IsoDate
     budget: Money
     currency: Currency
-    objectives: list[ObjectiveContribution] = []
+    objectives: list[ObjectiveContribution] = Field(default_factory=list)
     key_project: bool = False
     """Only a PMO administrator may designate a key project."""
     methodology: str | None = None
