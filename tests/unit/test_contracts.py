@@ -567,3 +567,29 @@ def test_strategy_version_is_a_positive_whole_number(version: object) -> None:
     }
     with pytest.raises(ValidationError, match="strategy_version"):
         StrategyChanged.model_validate({**strategy, "strategy_version": version})
+
+
+def _field_names(model: type[Any]) -> set[str]:
+    """Every field name of a contract model and of the models it nests, as senders write them."""
+    from pydantic import BaseModel
+
+    names: set[str] = set()
+    for name, field in model.model_fields.items():
+        names.add(field.alias or name)
+        for argument in getattr(field.annotation, "__args__", ()) or (field.annotation,):
+            inner = getattr(argument, "__args__", (argument,))
+            for candidate in inner:
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    names |= _field_names(candidate)
+    return names
+
+
+def test_the_readme_catalog_gives_every_inbound_field_its_type_and_bounds() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("### Inbound contract", 1)[1].split("\n## ", 1)[0]
+    for event_name, model in INBOUND_EVENTS.items():
+        assert f"| `{event_name}` |" in section, event_name
+        missing = {name for name in _field_names(model) if f"`{name}`" not in section}
+        assert not missing, f"{event_name}: {sorted(missing)} not in the README's catalog"
