@@ -119,7 +119,7 @@ async def test_an_at_risk_alert_goes_out_by_email_signed_webhook_and_slack_and_n
         message = json.loads(slack_body)
         assert message["text"] == ":red_circle: Project PRJ-ORION is red"
         section = message["blocks"][1]["text"]["text"]
-        assert "*schedule*: SPI 0.60 is below 0.90 _(spi 0.60, threshold 0.90)_" in section
+        assert "*Schedule*: SPI 0.60 is below 0.90 _(SPI 0.60, threshold 0.90)_" in section
         assert "PRJ-ORION" in message["blocks"][2]["elements"][0]["text"]
 
         # E-mail: to the director only, plain text and HTML, with the reasons and the link.
@@ -130,7 +130,7 @@ async def test_an_at_risk_alert_goes_out_by_email_signed_webhook_and_slack_and_n
         html = mail.get_body(("html",))
         assert plain is not None
         assert html is not None
-        assert "SPI 0.60 is below 0.90 (spi 0.60, threshold 0.90)" in plain.get_content()
+        assert "Schedule: SPI 0.60 is below 0.90 (SPI 0.60, threshold 0.90)" in plain.get_content()
         assert 'href="https://pmo.example.com/registry/projects/PRJ-ORION"' in html.get_content()
         assert smtp_server.to("nobody@example.com") == []
 
