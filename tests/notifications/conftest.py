@@ -181,6 +181,8 @@ class AnsweringReceiver:
     url: str = ""
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    echo_url: bool = False
+    """Quote the request's whole URL in the answer, as some receivers' error pages do."""
     received: list[bytes] = field(default_factory=list)
 
     def app(self) -> FastAPI:
@@ -189,17 +191,22 @@ class AnsweringReceiver:
         @app.post("/{rest:path}")
         async def hook(request: Request, rest: str) -> Response:
             self.received.append(await request.body())
-            return Response(b"answered by the test", self.status, headers=self.headers)
+            said = f"no hook at {request.url}" if self.echo_url else "answered by the test"
+            return Response(said.encode(), self.status, headers=self.headers)
 
         return app
 
 
 @contextlib.asynccontextmanager
 async def answering_receiver(
-    status: int = 200, *, path: str = "hook/x", headers: dict[str, str] | None = None
+    status: int = 200,
+    *,
+    path: str = "hook/x",
+    headers: dict[str, str] | None = None,
+    echo_url: bool = False,
 ) -> AsyncIterator[AnsweringReceiver]:
     """`AnsweringReceiver` on a free port; its URL's path is `path` (any path answers)."""
-    receiver = AnsweringReceiver(status=status, headers=headers or {})
+    receiver = AnsweringReceiver(status=status, headers=headers or {}, echo_url=echo_url)
     port = free_port()
     receiver.url = f"http://127.0.0.1:{port}/{path}"
     server, task = await serve(receiver.app(), port)

@@ -44,7 +44,14 @@ def scrubbed(text: str, secrets: Iterable[str | None] = ()) -> str:
     """
     for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
         text = text.replace(secret, HIDDEN)
-    return _URL.sub(lambda found: masked_url(found.group(0)), text)
+    return _URL.sub(_masked_match, text)
+
+
+def _masked_match(found: re.Match[str]) -> str:
+    # Punctuation ending a sentence after a URL is the sentence's, not the URL's.
+    url = found.group(0)
+    kept = url.rstrip(".,;:!?)]}")
+    return masked_url(kept) + url[len(kept) :]
 
 
 KNOWN_SECRETS: set[str] = set()
