@@ -6,7 +6,7 @@ import contextlib
 import email
 import email.policy
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -183,6 +183,8 @@ class AnsweringReceiver:
     headers: dict[str, str] = field(default_factory=dict)
     echo_url: bool = False
     """Quote the request's whole URL in the answer, as some receivers' error pages do."""
+    before_answer: Callable[[], Awaitable[None]] | None = None
+    """Run after a request is read and before it is answered (a fault at the worst moment)."""
     received: list[bytes] = field(default_factory=list)
 
     def app(self) -> FastAPI:
@@ -191,6 +193,8 @@ class AnsweringReceiver:
         @app.post("/{rest:path}")
         async def hook(request: Request, rest: str) -> Response:
             self.received.append(await request.body())
+            if self.before_answer is not None:
+                await self.before_answer()
             said = f"no hook at {request.url}" if self.echo_url else "answered by the test"
             return Response(said.encode(), self.status, headers=self.headers)
 

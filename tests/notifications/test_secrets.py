@@ -177,7 +177,8 @@ def test_scrubbing_masks_every_url_and_each_named_secret() -> None:
     assert masked_url("not a url") == "…"
     assert (
         scrubbed(
-            "ConnectError for 'https://a.example.com/t0k?x=1' and http://b.example.com/p, key s3cr3t!",
+            "ConnectError for 'https://a.example.com/t0k?x=1' and http://b.example.com/p, "
+            "key s3cr3t!",
             ["s3cr3t!"],
         )
         == "ConnectError for 'https://a.example.com/…' and http://b.example.com/…, key …"
