@@ -45,6 +45,9 @@ names the notice (`pmo.project-at-risk`, `pmo.project-escalated`, `pmo.notificat
 `pmo.portfolio-digest`, ...). The body is JSON: `delivery_id`, `subscription_id`, `event_id`,
 `event_type`, `source`, `time`, `title`, `link`, `project`, `data` (the event's data).
 Answer 2xx to acknowledge; 408, 425, 429 and 5xx are retried with backoff, other 4xx are final.
+A redirect (3xx) is never followed; it, 401, 403, 404 and 410 also disable the subscription
+(`disabled_reason`, `disabled_at`) until an administrator enables it again
+(`POST /subscriptions/{id}/enable`).
 """
 
 _email = TypeAdapter(Email)
