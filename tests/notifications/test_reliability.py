@@ -215,8 +215,9 @@ async def test_an_outcome_the_database_cannot_take_at_once_is_recorded_later_and
 
         outages.append(asyncio.create_task(back_later()))
 
-    caplog.set_level(logging.WARNING, logger="services.notifications")
+    # The capturing handler takes the level of the last call: the lower one last.
     caplog.set_level(logging.ERROR, logger="asyncio")
+    caplog.set_level(logging.WARNING, logger="services.notifications")
     try:
         async with answering_receiver(200) as receiver:
             receiver.before_answer = database_away_for_a_while

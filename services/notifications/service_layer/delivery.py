@@ -30,6 +30,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -531,7 +532,9 @@ class DeliveryWorker:
                 extra={"service": self.runtime.name},
             )
 
-    def _record_failed(self, claimed: ClaimedDelivery) -> Any:
+    def _record_failed(self, claimed: ClaimedDelivery) -> Callable[[RetryCallState], None]:
+        """Tenacity's `before_sleep`: one WARNING per failed write, naming the delivery."""
+
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             log.warning(
