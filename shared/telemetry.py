@@ -182,6 +182,8 @@ class JsonLogFormatter(logging.Formatter):
             entry["service"] = service
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # formatted (and scrubbed of secrets) by a filter already
+            entry["error"] = record.exc_text
         return json.dumps(entry, default=str)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -14,9 +15,10 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from fastapi import FastAPI, Request, Response
 
 from pmo.embedded import free_port
-from tests.harness import Enterprise, RunningService
+from tests.harness import Enterprise, RunningService, serve, stop_serving
 
 
 @dataclass
@@ -26,7 +28,26 @@ class MailSink:
     port: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
     envelopes: list[tuple[str, list[str]]] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)
+    """Recipient -> the reply refusing it at RCPT TO, e.g. "550 5.1.1 no such mailbox"."""
+    refused: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        with self._lock:
+            reply = self.refuse.get(address)
+            if reply is not None:
+                self.refused.append(address)
+                return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
@@ -151,3 +172,49 @@ async def register(enterprise: Enterprise, *project_ids: str, unit: str = "Digit
     """Publish project-registered as the registry would, for each project."""
     for project_id in project_ids:
         await enterprise.send("project-registered", charter(project_id, unit=unit))
+
+
+@dataclass
+class AnsweringReceiver:
+    """A real HTTP server answering every POST with `status` (and `headers`), counting them."""
+
+    url: str = ""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    echo_url: bool = False
+    """Quote the request's whole URL in the answer, as some receivers' error pages do."""
+    before_answer: Callable[[], Awaitable[None]] | None = None
+    """Run after a request is read and before it is answered (a fault at the worst moment)."""
+    received: list[bytes] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/{rest:path}")
+        async def hook(request: Request, rest: str) -> Response:
+            self.received.append(await request.body())
+            if self.before_answer is not None:
+                await self.before_answer()
+            said = f"no hook at {request.url}" if self.echo_url else "answered by the test"
+            return Response(said.encode(), self.status, headers=self.headers)
+
+        return app
+
+
+@contextlib.asynccontextmanager
+async def answering_receiver(
+    status: int = 200,
+    *,
+    path: str = "hook/x",
+    headers: dict[str, str] | None = None,
+    echo_url: bool = False,
+) -> AsyncIterator[AnsweringReceiver]:
+    """`AnsweringReceiver` on a free port; its URL's path is `path` (any path answers)."""
+    receiver = AnsweringReceiver(status=status, headers=headers or {}, echo_url=echo_url)
+    port = free_port()
+    receiver.url = f"http://127.0.0.1:{port}/{path}"
+    server, task = await serve(receiver.app(), port)
+    try:
+        yield receiver
+    finally:
+        await stop_serving(server, task)

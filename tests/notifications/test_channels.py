@@ -119,7 +119,7 @@ async def test_an_at_risk_alert_goes_out_by_email_signed_webhook_and_slack_and_n
         message = json.loads(slack_body)
         assert message["text"] == ":red_circle: Project PRJ-ORION is red"
         section = message["blocks"][1]["text"]["text"]
-        assert "*schedule*: SPI 0.60 is below 0.90 _(spi 0.60, threshold 0.90)_" in section
+        assert "*Schedule*: SPI 0.60 is below 0.90 _(SPI 0.60, threshold 0.90)_" in section
         assert "PRJ-ORION" in message["blocks"][2]["elements"][0]["text"]
 
         # E-mail: to the director only, plain text and HTML, with the reasons and the link.
@@ -130,7 +130,7 @@ async def test_an_at_risk_alert_goes_out_by_email_signed_webhook_and_slack_and_n
         html = mail.get_body(("html",))
         assert plain is not None
         assert html is not None
-        assert "SPI 0.60 is below 0.90 (spi 0.60, threshold 0.90)" in plain.get_content()
+        assert "Schedule: SPI 0.60 is below 0.90 (SPI 0.60, threshold 0.90)" in plain.get_content()
         assert 'href="https://pmo.example.com/registry/projects/PRJ-ORION"' in html.get_content()
         assert smtp_server.to("nobody@example.com") == []
 
@@ -205,7 +205,7 @@ async def test_subscriptions_are_managed_by_admins_read_by_all_and_never_show_a_
         # The Slack URL is a credential: a viewer sees only where it points.
         assert by_id[slack["id"]]["recipient"] == "https://hooks.slack.example.com/…"
         environment = next(e for e in listed if e["managed_by"] == "environment")
-        assert environment["recipient"] == "http://127.0.0.1:9/x"
+        assert environment["recipient"] == "http://127.0.0.1:9/…"  # a viewer: host only
         assert environment["event_types"] == ["project-at-risk"]
 
         assert (await anonymous.get("/subscriptions")).status_code == 401

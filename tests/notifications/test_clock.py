@@ -267,7 +267,7 @@ async def test_the_weekly_digest_is_sent_once_per_slot_by_two_replicas(
     ]
     assert sorted(claimed) == [0.0, 1.0]
 
-    assert str(digest["Subject"]).endswith("1 red, 0 amber of 3")
+    assert str(digest["Subject"]).endswith("1 red, 0 amber of 3 projects")
     plain = digest.get_body(("plain",))
     html = digest.get_body(("html",))
     assert plain is not None
@@ -285,7 +285,7 @@ async def test_the_weekly_digest_is_sent_once_per_slot_by_two_replicas(
     assert 'href="https://pmo.example.com/registry/projects/PRJ-B"' in html.get_content()
     finance_text = finance.get_body(("plain",))
     assert finance_text is not None
-    assert "1 running projects" in finance_text.get_content()
+    assert "1 running project:" in finance_text.get_content()
     assert "Project PRJ-F" in finance_text.get_content()
     assert "Project PRJ-A" not in finance_text.get_content()
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from services.notifications.adapters.tables import Subscription
 from tests.conftest import ServiceStarter
 from tests.harness import Enterprise, eventually, stop_serving, webhook_receiver
-from tests.notifications.conftest import QUICK, ApiFor, at_risk, register
+from tests.notifications.conftest import QUICK, ApiFor, answering_receiver, at_risk, register
 
 pytestmark = pytest.mark.e2e
 
@@ -180,3 +183,73 @@ async def test_a_recipient_the_client_refuses_ends_dead_at_once_with_its_error(
     metrics = (await api.client.get("/metrics")).text
     assert 'pmo_notification_deliveries_dead_total{channel="webhook"} 1.0' in metrics
     assert 'pmo_alerts_failed_total{channel="webhook",service="notifications"} 1.0' in metrics
+
+
+async def test_an_outcome_the_database_cannot_take_at_once_is_recorded_later_and_not_sent_again(
+    start_service: ServiceStarter,
+    enterprise: Enterprise,
+    api_for: ApiFor,
+    postgres_url: str,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 15.4: the database goes away after the receiver took the POST and before its
+    outcome is written. The write is retried until the database is back; the delivery is
+    delivered once, not sent again when its lease (60 s) ends."""
+    database = database_url.partition("?")[0].rsplit("/", 1)[1]
+    admin = await asyncpg.connect(postgres_url)
+    outages: list[asyncio.Task[None]] = []
+
+    async def database_away_for_a_while() -> None:
+        # No new connection to the test's database, and every open one cut, as in a restart.
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = $1 AND pid <> pg_backend_pid()",
+            database,
+        )
+
+        async def back_later() -> None:
+            await asyncio.sleep(2)
+            await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+
+        outages.append(asyncio.create_task(back_later()))
+
+    # The capturing handler takes the level of the last call: the lower one last.
+    caplog.set_level(logging.ERROR, logger="asyncio")
+    caplog.set_level(logging.WARNING, logger="services.notifications")
+    try:
+        async with answering_receiver(200) as receiver:
+            receiver.before_answer = database_away_for_a_while
+            service = await start_service("notifications", **QUICK)
+            api = api_for(service)
+            subscription = await api.subscribe(**hook(receiver.url))
+            await register(enterprise, "PRJ-OUTCOME")
+            await enterprise.send("project-at-risk", at_risk("PRJ-OUTCOME"))
+
+            async def delivered() -> dict[str, Any] | None:
+                # The API itself fails while the database is away: ask again.
+                response = await api.client.get(
+                    "/deliveries", params={"subscription_id": subscription["id"]}
+                )
+                found = response.json() if response.status_code == 200 else []
+                return found[0] if found and found[0]["state"] == "delivered" else None
+
+            delivery = await eventually(
+                delivered, timeout=40, what="the outcome recorded once the database is back"
+            )
+            receiver.before_answer = None
+            assert len(receiver.received) == 1
+            detail = await api.delivery(delivery["id"])
+            assert [(a["number"], a["outcome"]) for a in detail["attempt_log"]] == [
+                (1, "delivered")
+            ]
+    finally:
+        for outage in outages:
+            await outage
+        await admin.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        await admin.close()
+    # Each failed write of the outcome is logged, with the try it was.
+    mine = f"recording the outcome of delivery {delivery['id']} failed (try 1)"
+    assert any(record.getMessage().startswith(mine) for record in caplog.records)
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

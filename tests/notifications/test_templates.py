@@ -182,6 +182,18 @@ CONTEXTS: dict[str, dict[str, Any]] = {
             "totals": {"projects": 2, "red": 1, "amber": 0, "green": 1, "shortfall_fte": 1.5},
         }
     },
+    "subscription-disabled": {
+        "disabled": {
+            "subscription_id": "6d1f3c2e-0000-4000-8000-000000000001",
+            "name": "PMO tool",
+            "channel": "webhook",
+            "recipient": "https://tool.example.com/…",
+            "reason": "the receiver is gone (HTTP 410 Gone)",
+            "at": "2026-11-26T10:00:00+00:00",
+            "delivery_id": 42,
+            "event_type": "pmo.project-at-risk",
+        }
+    },
     SUMMARY_TYPE: {
         "project": PROJECT,
         "summary": {
@@ -229,7 +241,7 @@ def test_the_at_risk_email_names_the_project_reasons_numbers_and_links_it(
 ) -> None:
     message = catalog.render("email", "project-at-risk", CONTEXTS["project-at-risk"])
     assert message.title == "[PMO RED] Orion <customer> portal & more is at risk"
-    assert "SPI 0.60 below 0.90 (spi 0.60, threshold 0.90)" in message.text
+    assert "Schedule: SPI 0.60 below 0.90 (SPI 0.60, threshold 0.90)" in message.text
     assert "threshold n/a" in message.text
     assert f"{REGISTRY}/projects/PRJ-ORION" in message.text
     assert message.html is not None
@@ -237,7 +249,7 @@ def test_the_at_risk_email_names_the_project_reasons_numbers_and_links_it(
     assert "Orion &lt;customer&gt; portal &amp; more" in message.html
     assert "<customer>" not in message.html
     assert f'href="{REGISTRY}/projects/PRJ-ORION"' in message.html
-    assert "<strong>schedule</strong>" in message.html
+    assert "<strong>Schedule</strong>" in message.html
 
 
 def test_slack_messages_escape_event_text_but_keep_their_own_formatting(
@@ -245,7 +257,7 @@ def test_slack_messages_escape_event_text_but_keep_their_own_formatting(
 ) -> None:
     message = catalog.render("slack", "project-at-risk", CONTEXTS["project-at-risk"])
     assert "*Orion &lt;customer&gt; portal &amp; more*" in message.text
-    assert "• *schedule*: SPI 0.60 below 0.90" in message.text
+    assert "• *Schedule*: SPI 0.60 below 0.90" in message.text
     payload = slack_payload(message, catalog.project_link("PRJ-ORION"))
     assert payload["text"] == message.title
     assert [block["type"] for block in payload["blocks"]] == ["header", "section", "context"]
@@ -270,7 +282,8 @@ def test_the_digest_email_has_every_running_project_as_html_and_as_plain_text(
     plain = text.get_content()
     assert "2 running projects: 1 red, 0 amber, 1 green; 1.50 FTE short." in plain
     assert "Billing" in plain
-    assert "on_hold" in plain
+    assert "on hold" in plain
+    assert "on_hold" not in plain
     assert "Orion &lt;customer&gt; portal &amp; more" in html.get_content()
     assert "pmo-delivery-7" in email["Message-ID"]
 

@@ -20,8 +20,11 @@ from services.notifications.domain.alerts import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     is_permanent,
+    mailbox_gone,
+    receiver_gone,
     signature,
 )
+from services.notifications.domain.redaction import masked_url, scrubbed
 from shared.settings import Settings
 
 SLACK_TEXT_LIMIT = 3000  # Slack refuses a section block with more text than this
@@ -29,26 +32,41 @@ SLACK_HEADER_LIMIT = 150
 
 
 class DeliveryFailed(Exception):
-    """An attempt failed; `permanent` when trying again cannot help (the delivery is dead)."""
+    """An attempt failed; `permanent` when trying again cannot help (the delivery is dead);
+    `gone` says why the receiver refuses the subscription for good (it is then disabled).
+
+    The message never holds a URL's path or query: it is stored and shown to every reader.
+    """
 
     def __init__(
-        self, message: str, *, status_code: int | None = None, permanent: bool = False
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        permanent: bool = False,
+        gone: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(scrubbed(message))
         self.status_code = status_code
-        self.permanent = permanent
+        self.permanent = permanent or gone is not None
+        self.gone = gone
 
 
 def _http_failure(error: httpx.HTTPError) -> DeliveryFailed:
     if isinstance(error, httpx.HTTPStatusError):
-        status = error.response.status_code
-        excerpt = error.response.text[:200]
+        response = error.response
+        status = response.status_code
+        location = response.headers.get("location")
+        # A relative Location is resolved against the request; only scheme and host are said.
+        target = masked_url(str(response.url.join(location))) if location else None
+        excerpt = " ".join(response.text[:200].split())
         return DeliveryFailed(
-            f"HTTP {status} from the receiver: {excerpt}",
+            f"HTTP {status} from the receiver: {excerpt}".rstrip(": "),
             status_code=status,
             permanent=is_permanent(status),
+            gone=receiver_gone(status, target),
         )
-    # The URL is left out on purpose: Slack's carries its token.
+    # The URL is left out on purpose (Slack's carries its token); scrubbed in case it is quoted.
     return DeliveryFailed(f"{type(error).__name__}: {error}".rstrip(": "))
 
 
@@ -170,11 +188,15 @@ async def send_email(settings: Settings, email: EmailMessage) -> None:
             permanent=500 <= error.code < 600,
         ) from None
     except aiosmtplib.SMTPRecipientsRefused as error:
+        # One recipient per message: its refusal at RCPT TO is about that mailbox.
         codes = [response.code for response in error.recipients]
+        gone = [mailbox_gone(refused.code, refused.message) for refused in error.recipients]
+        said = "; ".join(f"{r.code} {' '.join(r.message.split())}" for r in error.recipients)
         raise DeliveryFailed(
-            f"SMTP refused the recipient: {error}",
+            f"SMTP refused the recipient: {said}",
             status_code=codes[0] if codes else None,
-            permanent=all(500 <= code < 600 for code in codes),
+            permanent=bool(codes) and all(500 <= code < 600 for code in codes),
+            gone=gone[0] if gone and all(gone) else None,
         ) from None
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
         raise DeliveryFailed(f"SMTP: {type(error).__name__}: {error}") from None

@@ -47,6 +47,9 @@ class Subscription(SQLModel, table=True):
     escalation_target: bool = False
     throttle_window_s: int | None = None
     enabled: bool = True
+    disabled_reason: str | None = None
+    """Why it is disabled: a receiver's refusal for good, or the administrator who did it."""
+    disabled_at: datetime | None = _timestamp()
     managed_by: str = "api"
     created_by: str | None = None
     created_at: datetime | None = _timestamp(nullable=False, default_now=True)

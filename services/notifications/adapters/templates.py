@@ -5,12 +5,13 @@ the blocks its channel needs: `title` (every channel: e-mail subject, Slack head
 `title`), `text` and `html` (e-mail: the plain-text and HTML parts), `body` (Slack mrkdwn).
 Shared pieces are partials (`_*.j2`) in each channel's folder; HTML partials end in `.html.j2`
 and are autoescaped, as is each template's `html` block. Slack templates escape every value for
-mrkdwn on output. The context a template sees is described by `DEFAULTS` and `render`.
+mrkdwn on output. The context a template sees is described by `DEFAULTS` and `render`; the
+functions it may call (counts with the right noun, durations and reasons in words, figures with
+their units) are in `wording`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 
 import jinja2
 from jinja2.utils import concat
+
+from services.notifications.adapters.wording import TEMPLATE_GLOBALS
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -41,21 +44,15 @@ DEFAULTS: dict[str, Any] = {
     "event": None,  # {id, type, source, time, data}: the PMO event, for event notices
     "project": None,  # the project as notifications knows it (name, business_unit, ...)
     "projects": {},  # project id -> name, for events about several projects
-    "escalation": None,  # {at_risk_since, days_at_risk, after_days, severity, reasons, metrics}
-    "summary": None,  # {count, window_minutes, items: [{time, title, event_type}]}
+    # {at_risk_since, at_risk_s, after_s, severity, reasons, metrics} (days_at_risk and
+    # after_days in rows queued by earlier versions)
+    "escalation": None,
+    # {count, window_s, items: [{time, title, event_type, severity, reasons}]} (window_minutes
+    # in rows queued by earlier versions)
+    "summary": None,
     "digest": None,  # {slot_label, lines: [...], totals: {...}}
+    "disabled": None,  # {subscription_id, name, channel, recipient, reason, at, delivery_id}
 }
-
-
-def _number(value: Any, digits: int = 2) -> str:
-    """Figures as a PMO reads them: 0.6 -> "0.60", 250000 -> "250,000", None -> "n/a"."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return str(value)
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
 
 
 def _slack_escape(value: Any) -> str:
@@ -63,6 +60,26 @@ def _slack_escape(value: Any) -> str:
     # comes from events so a project named "<!channel>" cannot ping everyone.
     text = "" if value is None else str(value)
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _current(context: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A context as today's templates read it, also from rows queued by an earlier version.
+
+    Escalations once carried their durations as rounded days, summaries their window in
+    minutes; the templates now take seconds (and say them in words).
+    """
+    escalation, summary = context.get("escalation"), context.get("summary")
+    if isinstance(escalation, Mapping) and "at_risk_s" not in escalation:
+        escalation = {
+            **escalation,
+            "at_risk_s": float(escalation.get("days_at_risk") or 0) * 86400,
+            "after_s": float(escalation.get("after_days") or 0) * 86400,
+        }
+        context = {**context, "escalation": escalation}
+    if isinstance(summary, Mapping) and "window_s" not in summary:
+        summary = {**summary, "window_s": float(summary.get("window_minutes") or 0) * 60}
+        context = {**context, "summary": summary}
+    return context
 
 
 class TemplateCatalog:
@@ -84,7 +101,7 @@ class TemplateCatalog:
             # Slack: everything that comes from an event is escaped for mrkdwn on output.
             finalize=_slack_escape if channel == "slack" else None,
         )
-        environment.globals["number"] = _number
+        environment.globals.update(TEMPLATE_GLOBALS)
         environment.globals["project_link"] = self.project_link
         environment.globals["registry_url"] = self.registry_url
         return environment
@@ -96,7 +113,7 @@ class TemplateCatalog:
     def render(self, channel: str, notice_type: str, context: Mapping[str, Any]) -> RenderedMessage:
         """Render the blocks of `<channel>/<notice_type>.j2`; template errors propagate."""
         template = self._environments[channel].get_template(f"{notice_type}.j2")
-        variables = {**DEFAULTS, **context}
+        variables = {**DEFAULTS, **_current(context)}
         project = variables["project"] or {}
         project_id = project.get("project_id") or variables.get("project_id")
         variables.setdefault("project_name", project.get("name") or project_id or "the portfolio")

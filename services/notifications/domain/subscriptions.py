@@ -15,9 +15,15 @@ NoticeType = Literal[
     "project-lifecycle-changed",
     "portfolio-reprioritized",
     "portfolio-digest",
+    "subscription-disabled",
 ]
-"""What a subscription may ask for: PMO events, escalations and the weekly portfolio digest."""
+"""What a subscription may ask for: PMO events, escalations, the weekly portfolio digest, and
+(for administrators) `subscription-disabled`: a receiver refused another subscription for good."""
 NOTICE_TYPES: tuple[NoticeType, ...] = get_args(NoticeType)
+
+SUBSCRIPTION_DISABLED = "subscription-disabled"
+"""About the notification system itself, not a project: severity, project and unit filters
+do not apply to it."""
 
 SUMMARY_TYPE = "notification-summary"
 """The message that closes a throttled burst; it goes to the subscription the burst was for."""
@@ -29,7 +35,9 @@ NoticeSeverity = Literal["info", "amber", "red"]
 """`info` for news, `amber`/`red` for a project's health (the at-risk severities)."""
 SEVERITY_RANK: dict[str, int] = {"info": 0, "amber": 1, "red": 2}
 
-UNTHROTTLED: frozenset[str] = frozenset({"project-escalated", "portfolio-digest", SUMMARY_TYPE})
+UNTHROTTLED: frozenset[str] = frozenset(
+    {"project-escalated", "portfolio-digest", SUBSCRIPTION_DISABLED, SUMMARY_TYPE}
+)
 """Notices that are never held back: each is already one message about many things, or rare."""
 
 
@@ -59,14 +67,15 @@ def wants(audience: Audience, notice: Notice) -> bool:
 
     Escalations go to escalation targets whatever their event types (being a target is the
     subscription to them). The portfolio digest ignores severity, and its project and business
-    unit filters narrow its lines rather than decide whether it is sent.
+    unit filters narrow its lines rather than decide whether it is sent. A disabled
+    subscription is news for its administrators whatever their filters.
     """
     if notice.notice_type == "project-escalated":
         if not audience.escalation_target:
             return False
     elif notice.notice_type not in audience.event_types:
         return False
-    if notice.notice_type == "portfolio-digest":
+    if notice.notice_type in ("portfolio-digest", SUBSCRIPTION_DISABLED):
         return True
     if SEVERITY_RANK.get(notice.severity, 0) < SEVERITY_RANK.get(audience.min_severity, 0):
         return False

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import httpx
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
@@ -20,6 +19,7 @@ from services.notifications.adapters.tables import (
     Subscription,
 )
 from services.notifications.domain.portfolio import portfolio_totals
+from services.notifications.domain.redaction import masked_url, scrubbed
 from services.notifications.domain.subscriptions import Channel, NoticeSeverity, NoticeType
 from services.notifications.service_layer.clock import current_portfolio
 from shared.events.contracts import Email
@@ -45,6 +45,9 @@ names the notice (`pmo.project-at-risk`, `pmo.project-escalated`, `pmo.notificat
 `pmo.portfolio-digest`, ...). The body is JSON: `delivery_id`, `subscription_id`, `event_id`,
 `event_type`, `source`, `time`, `title`, `link`, `project`, `data` (the event's data).
 Answer 2xx to acknowledge; 408, 425, 429 and 5xx are retried with backoff, other 4xx are final.
+A redirect (3xx) is never followed; it, 401, 403, 404 and 410 also disable the subscription
+(`disabled_reason`, `disabled_at`) until an administrator enables it again
+(`POST /subscriptions/{id}/enable`).
 """
 
 _email = TypeAdapter(Email)
@@ -126,7 +129,8 @@ class SubscriptionView(BaseModel):
     name: str
     channel: str
     recipient: str | None
-    """Slack and webhook URLs often carry a token: readers see only their host."""
+    """Slack and webhook URLs often carry a token: other roles than `pmo_admin` see only their
+    scheme and host (`https://hooks.slack.com/…`), the environment's webhook included."""
     has_secret: bool
     event_types: list[str]
     min_severity: str
@@ -135,6 +139,10 @@ class SubscriptionView(BaseModel):
     escalation_target: bool
     throttle_window_s: int | None
     enabled: bool
+    disabled_reason: str | None
+    """Why it is disabled: the receiver's refusal for good (a redirect, 401/403/404/410, a mail
+    server's "no such mailbox"), or the administrator who disabled it; null when enabled."""
+    disabled_at: datetime | None
     managed_by: str
     """`environment`: the built-in subscription of PMO_ALERT_WEBHOOK_URL (change it there)."""
     created_by: str | None
@@ -204,10 +212,8 @@ def _view(subscription: Subscription, settings: Settings, principal: Principal) 
         recipient = settings.alert_webhook_url
         has_secret = settings.alert_webhook_secret is not None
         enabled = enabled and bool(settings.alert_webhook_url)
-    elif subscription.channel in ("slack", "webhook") and principal.role != "pmo_admin":
-        parts = urlsplit(subscription.recipient)
-        host = parts.netloc.rpartition("@")[2]  # never the user:password part either
-        recipient = f"{parts.scheme}://{host}/…"
+    if recipient and subscription.channel != "email" and principal.role != "pmo_admin":
+        recipient = masked_url(recipient)  # never the path, query or user:password either
     return SubscriptionView(
         id=subscription.id,
         name=subscription.name,
@@ -221,6 +227,8 @@ def _view(subscription: Subscription, settings: Settings, principal: Principal) 
         escalation_target=subscription.escalation_target,
         throttle_window_s=subscription.throttle_window_s,
         enabled=enabled,
+        disabled_reason=None if subscription.enabled else subscription.disabled_reason,
+        disabled_at=None if subscription.enabled else subscription.disabled_at,
         managed_by=subscription.managed_by,
         created_by=subscription.created_by,
         created_at=subscription.created_at,
@@ -231,6 +239,8 @@ def _view(subscription: Subscription, settings: Settings, principal: Principal) 
 def _delivery_view(delivery: Delivery, settings: Settings) -> dict[str, Any]:
     return {
         **delivery.model_dump(exclude={"context", "traceparent", "tracestate"}),
+        # Stored scrubbed already; rows written by an earlier version are scrubbed here.
+        "last_error": scrubbed(delivery.last_error) if delivery.last_error else None,
         "max_attempts": delivery.max_attempts or settings.notification_max_attempts,
     }
 
@@ -366,8 +376,42 @@ async def update_subscription(
         if "channel" in changes and subscription.channel != "webhook":
             subscription.secret = None
         _validated(subscription)
-        subscription.updated_at = datetime.now(UTC)
+        now = datetime.now(UTC)
+        if changes.get("enabled") is True:
+            subscription.disabled_reason = subscription.disabled_at = None
+        elif changes.get("enabled") is False and subscription.disabled_at is None:
+            subscription.disabled_reason = f"disabled by {principal.subject}"
+            subscription.disabled_at = now
+        subscription.updated_at = now
         session.add(subscription)
+    return _view(subscription, runtime.settings, principal)
+
+
+@router.post(
+    "/subscriptions/{subscription_id}/enable",
+    tags=["subscriptions"],
+    summary="Enable a disabled subscription again (administrators)",
+    description=(
+        "A subscription whose receiver refused for good (a redirect, 401, 403, 404 or 410; a "
+        "mail server's permanent refusal of the mailbox) is disabled with `disabled_reason` and "
+        "`disabled_at`. Once the receiver is fixed (or the recipient changed with PATCH), this "
+        "enables it again; the notices it missed are not sent. The environment's built-in "
+        "subscription is enabled here too. Enabling an enabled subscription changes nothing."
+    ),
+)
+async def enable_subscription(
+    request: Request, subscription_id: uuid.UUID, principal: Admin
+) -> SubscriptionView:
+    runtime = runtime_of(request)
+    async with runtime.sessions() as session, session.begin():
+        subscription = await session.get(Subscription, subscription_id, with_for_update=True)
+        if subscription is None:
+            raise _problem(404, f"no subscription {subscription_id}")
+        if not subscription.enabled:
+            subscription.enabled = True
+            subscription.disabled_reason = subscription.disabled_at = None
+            subscription.updated_at = datetime.now(UTC)
+            session.add(subscription)
     return _view(subscription, runtime.settings, principal)
 
 
@@ -456,7 +500,10 @@ async def get_delivery(request: Request, delivery_id: DeliveryId, _: Reader) -> 
     return DeliveryDetail.model_validate(
         {
             **_delivery_view(delivery, runtime.settings),
-            "attempt_log": [attempt.model_dump() for attempt in attempts],
+            "attempt_log": [
+                {**attempt.model_dump(), "error": scrubbed(attempt.error or "") or None}
+                for attempt in attempts
+            ],
         }
     )
 

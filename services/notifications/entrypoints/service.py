@@ -1,6 +1,9 @@
 """The notifications service as the runtime starts it."""
 
+from services.notifications.domain.redaction import install_scrubber
+from services.notifications.entrypoints import api
 from services.notifications.entrypoints.api import router
+from services.notifications.service_layer import clock, delivery, handlers, queue
 from services.notifications.service_layer.clock import run_clock
 from services.notifications.service_layer.delivery import deliver_notifications
 from services.notifications.service_layer.handlers import (
@@ -14,6 +17,17 @@ from services.notifications.service_layer.handlers import (
     on_resource_conflict_resolved,
 )
 from shared.runtime import ServiceDefinition
+
+# Log lines never show a webhook's or Slack's URL beyond scheme and host, nor a configured
+# secret: ours, and httpx's own (it logs every request's URL at INFO).
+install_scrubber(
+    [
+        "httpx",
+        "httpcore",
+        "aiosmtplib",
+        *(module.__name__ for module in (api, clock, delivery, handlers, queue)),
+    ]
+)
 
 notifications = ServiceDefinition(
     name="notifications",

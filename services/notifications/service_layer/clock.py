@@ -27,6 +27,7 @@ from services.notifications.adapters.tables import (
     Subscription,
 )
 from services.notifications.adapters.templates import TemplateCatalog
+from services.notifications.adapters.wording import duration
 from services.notifications.domain.portfolio import (
     PortfolioLine,
     RequestOutcome,
@@ -134,14 +135,22 @@ class NotificationClock:
                 title = self.templates.title(member.channel, notice_type, member.context)
             except jinja2.TemplateError:
                 title = notice_type
+            event = member.context.get("event") or {}
             items.append(
                 {
                     "event_type": member.event_type,
-                    "time": member.created_at.strftime("%Y-%m-%d %H:%M")
+                    "time": member.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
                     if member.created_at
                     else "",
                     "title": title,
                     "severity": member.severity,
+                    # The reasons of an at-risk notice, so every channel's summary names them
+                    # (a second alert in a window often adds one, e.g. cost after schedule).
+                    "reasons": [
+                        reason.get("code")
+                        for reason in (event.get("data") or {}).get("reasons") or []
+                        if isinstance(reason, dict)
+                    ],
                     "delivery_id": member.id,
                 }
             )
@@ -151,6 +160,7 @@ class NotificationClock:
             "project": first.context.get("project"),
             "summary": {
                 "count": len(members),
+                "window_s": window.total_seconds(),
                 "window_minutes": max(round(window.total_seconds() / 60), 1),
                 "items": items,
             },
@@ -209,6 +219,9 @@ class NotificationClock:
                     "project": project_summary(project),
                     "escalation": {
                         "at_risk_since": project.at_risk_since.isoformat(timespec="minutes"),
+                        "at_risk_s": (now - project.at_risk_since).total_seconds(),
+                        "after_s": after.total_seconds(),
+                        # Kept for webhook receivers reading the first version's fields.
                         "days_at_risk": round(days, 1),
                         "after_days": round(after.total_seconds() / 86400, 1),
                         "severity": project.health,
@@ -232,9 +245,9 @@ class NotificationClock:
                 )
                 escalated += 1
                 log.info(
-                    "project %s escalated after %.1f days at risk",
+                    "project %s escalated after %s at risk",
                     project.project_id,
-                    days,
+                    duration(days * 86400),
                     extra={"service": self.runtime.name},
                 )
         if escalated:

@@ -10,6 +10,16 @@ with a `next_attempt_at`, so they survive a restart of the service.
 Throttling is decided here, when a delivery is first claimed: if the same subscription already
 had a message about the same project within the throttle window, the delivery is held until the
 window ends and the clock sends one summary of everything held.
+
+A receiver that refuses for good (a redirect, 401/403/404/410, a mail server's "no such
+mailbox") disables its subscription with the reason and the time, in the transaction that
+records the attempt, and queues a `subscription-disabled` notice to the administrators who
+subscribed to it; only an administrator enables it again.
+
+An outcome that cannot be recorded (the database went away after the receiver answered) is
+retried until the lease would run out: the delivery is sent again only when the database stays
+away longer than that, the one repeat no sender can rule out (a receiver drops it by its
+`X-PMO-Delivery` id).
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,6 +42,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from tenacity import AsyncRetrying, RetryCallState, stop_after_delay, wait_exponential
 
 from services.notifications.adapters.channels import (
     DeliveryFailed,
@@ -42,10 +54,17 @@ from services.notifications.adapters.channels import (
 )
 from services.notifications.adapters.tables import Delivery, DeliveryAttempt, Subscription
 from services.notifications.adapters.templates import RenderedMessage, TemplateCatalog
+from services.notifications.adapters.wording import count
 from services.notifications.domain.alerts import retry_delay
-from services.notifications.domain.subscriptions import UNTHROTTLED
+from services.notifications.domain.redaction import masked_url, remember_secrets, scrubbed
+from services.notifications.domain.subscriptions import (
+    SUBSCRIPTION_DISABLED,
+    UNTHROTTLED,
+    Notice,
+)
 from services.notifications.domain.timing import throttle_window
 from services.notifications.service_layer.metrics import notification_metrics
+from services.notifications.service_layer.queue import queue_notice
 from shared.telemetry import context_from_traceparent
 
 if TYPE_CHECKING:
@@ -74,6 +93,7 @@ class ClaimedDelivery:
     project_id: str | None
     context: dict[str, Any]
     subscription_id: uuid.UUID
+    subscription_name: str
     recipient: str
     secret: str | None
     from_environment: bool
@@ -92,6 +112,17 @@ class AttemptResult:
     error: str | None = None
     permanent: bool = False
     no_channel: bool = False
+    gone: str | None = None
+    """Why the receiver refuses the subscription for good: it is disabled."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording an attempt did: the delivery's state, and the subscription disabled."""
+
+    state: str
+    disabled: str | None = None
+    """The subscription's name, when this attempt disabled it."""
 
 
 class DeliveryWorker:
@@ -147,6 +178,16 @@ class DeliveryWorker:
         for key, running in list(self.in_flight.items()):
             if running is task:
                 del self.in_flight[key]
+        # `send` handles its own errors; should one escape, it is logged, never left unread.
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error(
+                "%s ended with an error: %s: %s",
+                task.get_name(),
+                type(error).__name__,
+                error,
+                exc_info=error,
+                extra={"service": self.runtime.name},
+            )
 
     async def stop_in_flight(self) -> None:
         tasks = list(self.in_flight.values())
@@ -185,11 +226,13 @@ class DeliveryWorker:
             for delivery, subscription in sorted(rows, key=lambda row: row[0].id or 0):
                 if subscription is None or not subscription.enabled:
                     delivery.state = "cancelled"
-                    delivery.last_error = (
-                        "its subscription was deleted"
-                        if subscription is None
-                        else "its subscription is disabled"
-                    )
+                    if subscription is None:
+                        delivery.last_error = "its subscription was deleted"
+                    else:
+                        why = subscription.disabled_reason
+                        delivery.last_error = "its subscription is disabled" + (
+                            f": {why}" if why else ""
+                        )
                     session.add(delivery)
                     continue
                 if await self._held_back(session, delivery, subscription):
@@ -271,6 +314,7 @@ class DeliveryWorker:
             project_id=delivery.project_id,
             context=dict(delivery.context),
             subscription_id=subscription.id,
+            subscription_name=subscription.name,
             recipient=subscription.recipient,
             secret=subscription.secret,
             from_environment=subscription.managed_by == "environment",
@@ -317,11 +361,24 @@ class DeliveryWorker:
                     extra={"service": self.runtime.name},
                 )
                 result = AttemptResult(
-                    False, error=f"{type(error).__name__}: {error}"[:2000], permanent=True
+                    False,
+                    error=scrubbed(f"{type(error).__name__}: {error}", self._secrets(claimed))[
+                        :2000
+                    ],
+                    permanent=True,
                 )
             if not result.delivered:
                 span.set_status(Status(StatusCode.ERROR, result.error or "failed"))
             await self.record(claimed, result)
+
+    def _secrets(self, claimed: ClaimedDelivery) -> list[str | None]:
+        configured = self.settings.alert_webhook_secret
+        return [
+            claimed.secret,
+            configured.get_secret_value() if configured else None,
+            self.settings.alert_webhook_url if claimed.from_environment else None,
+            claimed.recipient if claimed.channel != "email" else None,
+        ]
 
     async def attempt(self, claimed: ClaimedDelivery) -> AttemptResult:
         try:
@@ -374,8 +431,9 @@ class DeliveryWorker:
             return AttemptResult(
                 False,
                 status_code=failure.status_code,
-                error=str(failure)[:2000],
+                error=scrubbed(str(failure), self._secrets(claimed))[:2000],
                 permanent=failure.permanent,
+                gone=failure.gone,
             )
         return AttemptResult(True, status_code=status)
 
@@ -384,7 +442,9 @@ class DeliveryWorker:
         context = claimed.context
         event = context.get("event")
         synthetic = {
-            key: context[key] for key in ("escalation", "summary", "digest") if key in context
+            key: context[key]
+            for key in ("escalation", "summary", "digest", "disabled")
+            if key in context
         }
         body = {
             "delivery_id": claimed.id,
@@ -403,8 +463,100 @@ class DeliveryWorker:
     # --- record ---------------------------------------------------------------------------
 
     async def record(self, claimed: ClaimedDelivery, result: AttemptResult) -> None:
-        now = datetime.now(UTC)
+        """Record an attempt's outcome, trying again while the database is away.
+
+        The attempt already happened: losing its outcome means sending again when the lease
+        ends. So the write is retried with backoff for as long as the lease lasts, each failure
+        logged; only then is it given up (logged as an error) and the lease left to expire.
+        """
         channel = claimed.channel
+        try:
+            async for trying in AsyncRetrying(
+                wait=wait_exponential(multiplier=0.2, max=5.0),
+                stop=stop_after_delay(self.lease.total_seconds()),
+                before_sleep=self._record_failed(claimed),
+                reraise=True,
+            ):
+                with trying:
+                    recorded = await self._record_outcome(claimed, result)
+        except Exception as error:
+            log.error(
+                "the outcome of delivery %d (%s) could not be recorded, it may be sent again "
+                "when its lease ends: %s: %s",
+                claimed.id,
+                "delivered" if result.delivered else "failed",
+                type(error).__name__,
+                error,
+                extra={"service": self.runtime.name},
+            )
+            return
+        if recorded.disabled is not None:
+            self.metrics.subscriptions_disabled.labels(channel).inc()
+            log.error(
+                "subscription %s (%r, %s) disabled: %s; an administrator enables it again with "
+                "POST /subscriptions/%s/enable",
+                claimed.subscription_id,
+                recorded.disabled,
+                channel,
+                result.gone,
+                claimed.subscription_id,
+                extra={"service": self.runtime.name},
+            )
+        if result.delivered:
+            self.runtime.metrics.alerts_delivered.labels(self.runtime.name, channel).inc()
+            return
+        if result.no_channel:
+            # Not a failure of a receiver: the built-in webhook is simply not configured.
+            log.info("delivery %d not sent: %s", claimed.id, result.error)
+            return
+        self.runtime.metrics.alerts_failed.labels(self.runtime.name, channel).inc()
+        if recorded.state == "dead":
+            self.metrics.deliveries_dead.labels(channel).inc()
+            log.error(
+                "delivery %d (%s, %s) dead after %s: %s",
+                claimed.id,
+                claimed.event_type,
+                channel,
+                count(claimed.attempt, "attempt"),
+                result.error,
+                extra={"service": self.runtime.name},
+            )
+        else:
+            log.warning(
+                "delivery %d (%s, %s) attempt %d failed: %s",
+                claimed.id,
+                claimed.event_type,
+                channel,
+                claimed.attempt,
+                result.error,
+                extra={"service": self.runtime.name},
+            )
+
+    def _record_failed(self, claimed: ClaimedDelivery) -> Callable[[RetryCallState], None]:
+        """Tenacity's `before_sleep`: one WARNING per failed write, naming the delivery."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "recording the outcome of delivery %d failed (try %d): %s: %s; trying again in "
+                "%.1fs",
+                claimed.id,
+                state.attempt_number,
+                type(error).__name__,
+                error,
+                state.upcoming_sleep,
+                extra={"service": self.runtime.name},
+            )
+
+        return before_sleep
+
+    async def _record_outcome(self, claimed: ClaimedDelivery, result: AttemptResult) -> Recorded:
+        """One transaction: the attempt, the delivery's new state, a subscription disabled.
+
+        Safe to run again after a commit whose answer was lost: the delivery is then no longer
+        leased to this worker, and the subscription no longer enabled, so nothing is done twice.
+        """
+        now = datetime.now(UTC)
         async with self.runtime.sessions() as session, session.begin():
             await session.exec(
                 update(DeliveryAttempt)
@@ -418,14 +570,14 @@ class DeliveryWorker:
             )
             delivery = await session.get(Delivery, claimed.id, with_for_update=True)
             if delivery is None:
-                return
+                return Recorded("deleted")
             if result.delivered:
                 # Delivered is the truth even if the lease ran out and someone else took over.
                 delivery.state = "delivered"
                 delivery.delivered_at = now
                 delivery.last_error = None
             elif delivery.lease_owner != self.owner or delivery.state != "pending":
-                return  # another worker holds it now; its own attempt decides
+                return Recorded(delivery.state)  # another worker holds it; its attempt decides
             else:
                 delivery.last_error = result.error
                 limit = delivery.max_attempts or self.settings.notification_max_attempts
@@ -442,36 +594,60 @@ class DeliveryWorker:
             delivery.locked_until = None
             delivery.lease_owner = None
             session.add(delivery)
-            state = delivery.state
-        if result.delivered:
-            self.runtime.metrics.alerts_delivered.labels(self.runtime.name, channel).inc()
-            return
-        if result.no_channel:
-            # Not a failure of a receiver: the built-in webhook is simply not configured.
-            log.info("delivery %d not sent: %s", claimed.id, result.error)
-            return
-        self.runtime.metrics.alerts_failed.labels(self.runtime.name, channel).inc()
-        if state == "dead":
-            self.metrics.deliveries_dead.labels(channel).inc()
-            log.error(
-                "delivery %d (%s, %s) dead after %d attempts: %s",
-                claimed.id,
-                claimed.event_type,
-                channel,
-                claimed.attempt,
-                result.error,
-                extra={"service": self.runtime.name},
+            disabled = None
+            if result.gone is not None and not result.delivered:
+                disabled = await self._disable(session, claimed, result.gone, now)
+            return Recorded(delivery.state, disabled)
+
+    async def _disable(
+        self, session: AsyncSession, claimed: ClaimedDelivery, reason: str, now: datetime
+    ) -> str | None:
+        """Disable the subscription a receiver refused for good and tell the administrators.
+
+        Returns its name when this call disabled it (None: it was disabled already, e.g. by a
+        concurrent attempt, or deleted).
+        """
+        subscription = await session.get(
+            Subscription, claimed.subscription_id, with_for_update=True
+        )
+        if subscription is None or not subscription.enabled:
+            return None
+        subscription.enabled = False
+        subscription.disabled_reason = reason
+        subscription.disabled_at = now
+        subscription.updated_at = now
+        session.add(subscription)
+        await session.flush()
+        recipient = (
+            subscription.recipient
+            if subscription.channel == "email"
+            else masked_url(
+                (self.settings.alert_webhook_url or "")
+                if claimed.from_environment
+                else subscription.recipient
             )
-        else:
-            log.warning(
-                "delivery %d (%s, %s) attempt %d failed: %s",
-                claimed.id,
-                claimed.event_type,
-                channel,
-                claimed.attempt,
-                result.error,
-                extra={"service": self.runtime.name},
-            )
+        )
+        context = {
+            "disabled": {
+                "subscription_id": str(subscription.id),
+                "name": subscription.name,
+                "channel": subscription.channel,
+                "recipient": recipient,
+                "reason": reason,
+                "at": now.isoformat(),
+                "delivery_id": claimed.id,
+                "event_type": claimed.event_type,
+            }
+        }
+        await queue_notice(
+            session,
+            Notice(SUBSCRIPTION_DISABLED, "red"),
+            # One notice per disabling: enabled again and refused again is news again.
+            event_id=f"{SUBSCRIPTION_DISABLED}:{subscription.id}:{now.isoformat()}",
+            event_type=f"pmo.{SUBSCRIPTION_DISABLED}",
+            context_for=lambda _: context,
+        )
+        return subscription.name
 
     async def release(self, claimed: ClaimedDelivery) -> None:
         """Give a lease back when stopping mid-send, so the next instance retries at once."""
@@ -499,4 +675,11 @@ class DeliveryWorker:
 
 async def deliver_notifications(runtime: ServiceRuntime) -> None:
     """The delivery worker: runs beside the consumer for as long as the service does."""
+    settings = runtime.settings
+    remember_secrets(
+        *(
+            secret.get_secret_value() if secret else None
+            for secret in (settings.smtp_password, settings.alert_webhook_secret)
+        )
+    )
     await DeliveryWorker(runtime).run()

@@ -10,12 +10,18 @@ from shared.metrics import ServiceMetrics
 
 
 class NotificationMetrics:
-    """Dead deliveries (the count an operator alerts on) and the delivery backlog by state."""
+    """Dead deliveries and disabled subscriptions (what an operator alerts on), the backlog."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.deliveries_dead = Counter(
             "pmo_notification_deliveries_dead",
             "Deliveries that ended dead (attempts exhausted or refused for good), by channel",
+            ["channel"],
+            registry=registry,
+        )
+        self.subscriptions_disabled = Counter(
+            "pmo_notification_subscriptions_disabled",
+            "Subscriptions disabled because their receiver refused for good, by channel",
             ["channel"],
             registry=registry,
         )
