@@ -75,6 +75,20 @@ LAX: list[tuple[ServiceName, str, str, dict[str, Any], str]] = [
     ("registry", "POST", "/projects", {**PROPOSAL, "budget": "1000"}, "budget"),
     ("registry", "POST", "/projects", {**PROPOSAL, "key_project": "yes"}, "key_project"),
     ("registry", "POST", "/projects", {**PROPOSAL, "budget": True}, "budget"),
+    (
+        "notifications",
+        "POST",
+        "/subscriptions",
+        {"name": "n", "channel": "email", "recipient": "a@b.co", "escalation_target": "yes"},
+        "escalation_target",
+    ),
+    (
+        "notifications",
+        "PATCH",
+        "/subscriptions/1",
+        {"throttle_window_s": "60"},
+        "throttle_window_s",
+    ),
 ]
 
 

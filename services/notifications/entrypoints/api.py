@@ -24,6 +24,7 @@ from services.notifications.domain.subscriptions import Channel, NoticeSeverity,
 from services.notifications.service_layer.clock import current_portfolio
 from shared.events.contracts import Email
 from shared.http import runtime_of
+from shared.http_input import RequestBody
 from shared.security import Admin, Principal, Reader
 from shared.settings import Settings
 
@@ -73,13 +74,13 @@ def _check_recipient(channel: str, recipient: str) -> str:
     return recipient
 
 
-class SubscriptionFields(BaseModel):
+class SubscriptionFields(RequestBody):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     """What the subscription is for, e.g. "PMO director: escalations"."""
     channel: Channel
     recipient: Annotated[str, Field(min_length=3, max_length=2000)]
     """E-mail address (`email`), or the URL to POST to (`webhook`, `slack`)."""
-    event_types: list[NoticeType] = []
+    event_types: list[NoticeType] = Field(default_factory=list)
     """The notices wanted; may be empty for an escalation target that wants escalations only."""
     min_severity: NoticeSeverity = "info"
     """`amber` or `red` keeps only at-risk alerts (and escalations) at least that severe."""
@@ -108,7 +109,7 @@ NULLABLE_CHANGES = frozenset({"project_id", "business_unit", "throttle_window_s"
 """Fields a PATCH may set to null (`secret: null` keeps the secret); the others are required."""
 
 
-class SubscriptionUpdate(BaseModel):
+class SubscriptionUpdate(RequestBody):
     """Only the fields given change; `secret` replaces the webhook secret."""
 
     name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
