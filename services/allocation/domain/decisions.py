@@ -12,7 +12,14 @@ from typing import Literal
 
 from services.allocation.domain.pool import CapacityChange, weekly_capacity
 from services.allocation.domain.priority import STAGE_WORDS, ProjectStanding, comparison
-from services.allocation.domain.requests import week_ranges
+from services.allocation.domain.requests import (
+    WORKING_DAYS_PER_WEEK,
+    daily_fte,
+    hint_level,
+    planned_weeks,
+    week_ranges,
+    working_days_by_week,
+)
 from services.allocation.domain.solver import TOLERANCE, Slot
 
 Status = Literal["granted", "partial", "denied"]
@@ -47,11 +54,11 @@ class OpenRequest:
     project_id: str
     skill: str
     fte: float
-    """FTE asked for in each week (hours already converted)."""
+    """FTE asked for on each working day (hours already spread over the working days)."""
     start: date
     end: date
     weeks: tuple[str, ...]
-    """Every ISO week the request touches."""
+    """Every ISO week holding a working day of the request (none: it asks for weekends only)."""
     planned: tuple[str, ...]
     """Its weeks from the current one on: the only ones ever (re-)allocated."""
     named_resource: str | None = None
@@ -59,6 +66,19 @@ class OpenRequest:
     arrival: int = 0
     decided: bool = False
     """Whether its decision (resource-allocated) was already published."""
+    working_days: Mapping[str, int] = field(default_factory=dict)
+    """Working days of the request per week; a week left out counts all five."""
+
+    def share(self, week: str) -> float:
+        """The part of the week's five working days the request covers (1.0 for a full week)."""
+        return self.working_days.get(week, WORKING_DAYS_PER_WEEK) / WORKING_DAYS_PER_WEEK
+
+    def fte_in(self, week: str) -> float:
+        """The FTE asked for in a week, counted as capacity is: averaged over five working days."""
+        return round(self.fte * self.share(week), 4)
+
+    def partial_weeks(self) -> list[str]:
+        return [week for week in self.planned if self.share(week) < 1.0]
 
     def may_use(self, member: PoolMember) -> bool:
         if self.named_resource is not None:
@@ -119,6 +139,43 @@ class Conflict:
     request_ids: tuple[str, ...] = field(default=())
 
 
+def plan_request(
+    *,
+    request_id: str,
+    project_id: str,
+    skill: str,
+    fte: float | None,
+    hours: float | None,
+    start: date,
+    end: date,
+    current_week: str,
+    hours_per_fte_week: float,
+    named_resource: str | None = None,
+    priority: str | None = None,
+    arrival: int = 0,
+    decided: bool = False,
+) -> OpenRequest:
+    """A request as the allocation plans it: its working days per ISO week and its daily FTE
+    (see requests.demand_by_week); hours are spread over the working days."""
+    days = working_days_by_week(start, end)
+    weeks = tuple(days)
+    return OpenRequest(
+        request_id=request_id,
+        project_id=project_id,
+        skill=skill,
+        fte=daily_fte(fte, hours, sum(days.values()), hours_per_fte_week),
+        start=start,
+        end=end,
+        weeks=weeks,
+        planned=tuple(planned_weeks(weeks, current_week)),
+        named_resource=named_resource,
+        hint=hint_level(priority),
+        arrival=arrival,
+        decided=decided,
+        working_days=days,
+    )
+
+
 def fte_text(value: float) -> str:
     """0.5, 1, 0.33: as few digits as say it."""
     return f"{round(value, 2):g}"
@@ -132,9 +189,10 @@ def assignments_of(
     for (person, week), fte in allocations.items():
         if (weeks is None or week in weeks) and fte > TOLERANCE:
             lines[(person, round(fte, 3))].append(week)
+    # In the order of their first week, so a request starting or ending mid-week reads in time.
     return tuple(
         Assignment(resource_id=person, fte=fte, weeks=tuple(sorted(weeks)))
-        for (person, fte), weeks in sorted(lines.items())
+        for (person, fte), weeks in sorted(lines.items(), key=lambda line: (min(line[1]), line[0]))
     )
 
 
@@ -183,7 +241,9 @@ class Explainer:
 
     def short_weeks(self, request: OpenRequest) -> list[str]:
         return [
-            week for week in request.planned if self.granted_in(request, week) < request.fte - 1e-4
+            week
+            for week in request.planned
+            if self.granted_in(request, week) < request.fte_in(week) - 1e-4
         ]
 
     def pool_words(self, request: OpenRequest) -> str:
@@ -199,7 +259,11 @@ class Explainer:
         lines = assignments_of(held, request.planned)
         planned = len(request.planned)
         total = sum(fte for (_, week), fte in held.items() if week in request.planned)
-        granted = round(total / planned, 4) if planned else 0.0
+        # FTE per working day, comparable with what was asked: FTE-weeks granted over the
+        # full-week equivalents of the planned working days (the plain weekly average when every
+        # week is whole).
+        weeks_worked = sum(request.share(week) for week in request.planned)
+        granted = round(total / weeks_worked, 4) if weeks_worked else 0.0
         weeks = tuple(sorted({week for line in lines for week in line.weeks}))
         by_person: dict[str, float] = defaultdict(float)
         for line in lines:
@@ -238,7 +302,23 @@ class Explainer:
             f"{fte_text(request.fte)} FTE a week of {self.pool_words(request)} "
             f"for {week_ranges(request.planned or request.weeks)}"
         )
+        if partial := request.partial_weeks():
+            asked += (
+                " ("
+                + ", ".join(
+                    f"{fte_text(request.fte_in(week))} FTE in {week}, which holds "
+                    f"{request.working_days[week]} of its working days"
+                    for week in partial
+                )
+                + ")"
+            )
         standing = self.standing(request.project_id)
+        if not request.weeks:
+            return (
+                f"Denied: {request.start} to {request.end} holds no working day (Monday to "
+                "Friday), and people are planned on working days only; ask for the working "
+                "days the work needs."
+            )
         if not request.planned:
             return (
                 f"Denied: {asked} lies entirely before the current week; past weeks are not "
@@ -359,7 +439,8 @@ class Explainer:
             request = self.requests[request_id]
             own = tuple(week for week in weeks if week in request.planned)
             granted = sum(self.granted_in(request, week) for week in own) / max(len(own), 1)
-            return round(granted, 4), request.fte, own
+            asked = sum(request.fte_in(week) for week in own) / max(len(own), 1)
+            return round(granted, 4), round(asked, 4), own
 
         def by_priority(ids: list[str]) -> list[str]:
             return sorted(ids, key=lambda r: (-self.weights.get(r, 0.0), self.requests[r].arrival))
@@ -411,7 +492,10 @@ class Explainer:
         else:
             pool = f"{len(people)} people with the skill '{skill}'"
         demand = sum(
-            self.requests[r].fte for r in members for w in weeks if w in self.requests[r].planned
+            self.requests[r].fte_in(w)
+            for r in members
+            for w in weeks
+            if w in self.requests[r].planned
         ) / len(weeks)
         capacity = sum(self.people[p].capacity_in(w) for p in people for w in weeks) / len(weeks)
         version = next(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from services.allocation.domain.decisions import (
@@ -77,6 +77,56 @@ def request_weights(state: AllocationState) -> dict[str, float]:
     }
 
 
+def _segment_weeks(
+    demands: Iterable[Demand], request_of: Mapping[str, str]
+) -> Iterable[tuple[str, str, str]]:
+    for demand in demands:
+        for week in demand.weeks:
+            yield demand.request_id, request_of[demand.request_id], week
+
+
+def solver_demands(
+    state: AllocationState, scope: Collection[str], weights: Mapping[str, float]
+) -> tuple[list[Demand], dict[str, str]]:
+    """The solver's demands for the weeks in `scope`, and the request each one belongs to.
+
+    The solver asks the same FTE of a demand in each of its weeks, while a request asks less in
+    a week it covers only partly (it starts or ends mid-week). Such a request becomes one demand
+    per distinct weekly figure: the one with the most weeks keeps the request's id, the others
+    get an id of their own (mapped back to the request on the way out).
+    """
+    demands: list[Demand] = []
+    request_of: dict[str, str] = {}
+    for request in state.requests.values():
+        weeks = [week for week in request.planned if week in scope]
+        if not weeks:
+            continue
+        by_fte: dict[float, list[str]] = {}
+        for week in weeks:
+            by_fte.setdefault(request.fte_in(week), []).append(week)
+        main = max(by_fte, key=lambda fte: (len(by_fte[fte]), fte))
+        for fte, group in by_fte.items():
+            segment = request.request_id
+            if fte != main:
+                segment = f"{request.request_id} @ {group[0]}"
+                while segment in state.requests or segment in request_of:
+                    segment += "'"
+            request_of[segment] = request.request_id
+            demands.append(
+                Demand(
+                    request_id=segment,
+                    project_id=request.project_id,
+                    skill=request.skill.casefold(),
+                    fte=fte,
+                    weeks=tuple(group),
+                    weight=weights[request.request_id],
+                    named_resource=request.named_resource,
+                    arrival=request.arrival,
+                )
+            )
+    return demands, request_of
+
+
 def resolve(
     state: AllocationState,
     affected_weeks: Iterable[str] | None,
@@ -95,21 +145,8 @@ def resolve(
         if not request.decided:
             scope.update(request.planned)
     weights = request_weights(state)
-    demands = [
-        Demand(
-            request_id=request.request_id,
-            project_id=request.project_id,
-            skill=request.skill.casefold(),
-            fte=request.fte,
-            weeks=tuple(week for week in request.planned if week in scope),
-            weight=weights[request.request_id],
-            named_resource=request.named_resource,
-            arrival=request.arrival,
-        )
-        for request in state.requests.values()
-        if any(week in scope for week in request.planned)
-    ]
-    in_scope = {demand.request_id for demand in demands}
+    demands, request_of = solver_demands(state, scope, weights)
+    in_scope = set(request_of.values())
     people = [
         Person(
             resource_id=member.resource_id,
@@ -124,14 +161,26 @@ def resolve(
         return slot[2] in scope and (slot[0] in in_scope or slot[0] not in state.requests)
 
     existing = {slot: fte for slot, fte in state.allocations.items() if solved_here(slot)}
-    solution = solve(
+    segment_of = {
+        (request, week): segment for segment, request, week in _segment_weeks(demands, request_of)
+    }
+    solved = solve(
         AllocationProblem(
             people=people,
             demands=demands,
-            existing={s: f for s, f in existing.items() if s[0] in in_scope},
+            existing={
+                (segment_of[(r, w)], p, w): fte
+                for (r, p, w), fte in existing.items()
+                if (r, w) in segment_of
+            },
             move_penalty=move_penalty,
         ),
         time_limit=time_limit,
+    )
+    solution = replace(
+        solved,
+        allocations={(request_of[r], p, w): fte for (r, p, w), fte in solved.allocations.items()},
+        moved=frozenset((request_of[r], p) for r, p in solved.moved),
     )
     allocations = {slot: fte for slot, fte in state.allocations.items() if not solved_here(slot)}
     allocations.update(solution.allocations)

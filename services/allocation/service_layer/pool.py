@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.allocation.adapters.repository import change_kind
 from services.allocation.adapters.tables import CapacityChangeRow, Resource, ResourceRequest
 from services.allocation.domain.pool import (
     CapacityChange,
@@ -51,7 +52,13 @@ async def _changes_of(session: AsyncSession, resource_id: str) -> list[CapacityC
         .order_by(col(CapacityChangeRow.id))
     )
     return [
-        CapacityChange(starts=r.starts, ends=r.ends, capacity_fte=r.capacity_fte, reason=r.reason)
+        CapacityChange(
+            starts=r.starts,
+            ends=r.ends,
+            capacity_fte=r.capacity_fte,
+            reason=r.reason,
+            kind=change_kind(r.kind),
+        )
         for r in rows.all()
     ]
 
@@ -70,6 +77,7 @@ async def _store_changes(
                 ends=change.ends,
                 capacity_fte=change.capacity_fte,
                 reason=change.reason,
+                kind=change.effective_kind,
             )
         )
 
