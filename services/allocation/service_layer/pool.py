@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -185,3 +185,54 @@ async def import_pool(session: AsyncSession, entries: Sequence[PoolEntry]) -> Im
             await _requested_weeks(session),
         )
     return ImportSummary(added=added, updated=updated, unchanged=unchanged)
+
+
+class UnknownResources(LookupError):
+    """Resource ids a capacity file names that are not in the pool."""
+
+    def __init__(self, resource_ids: Sequence[str]) -> None:
+        super().__init__(", ".join(resource_ids))
+        self.resource_ids = list(resource_ids)
+
+
+async def import_capacity_changes(
+    session: AsyncSession, changes: Mapping[str, Sequence[CapacityChange]]
+) -> ImportSummary:
+    """Replace the dated capacity changes of each resource the file names (all or none).
+
+    The file is each named resource's whole list, so importing it again changes nothing and a
+    change left out of it is removed. Resources it does not name keep theirs. Only the weeks
+    whose capacity changed are re-solved. Raises UnknownResources when it names resources not
+    in the pool (nothing is changed then).
+    """
+    resources = {
+        resource.resource_id: resource
+        for resource in (
+            await session.exec(
+                select(Resource)
+                .where(col(Resource.resource_id).in_(list(changes)))
+                .with_for_update()
+            )
+        ).all()
+    }
+    unknown = sorted(set(changes) - set(resources))
+    if unknown:
+        raise UnknownResources(unknown)
+    weeks = await _requested_weeks(session)
+    affected: set[str] = set()
+    updated = unchanged = 0
+    for resource_id, new in changes.items():
+        old = await _changes_of(session, resource_id)
+        if old == list(new):
+            unchanged += 1
+            continue
+        base = resources[resource_id].capacity_fte
+        before, after = capacity_by_week(base, old, weeks), capacity_by_week(base, new, weeks)
+        affected |= {week for week in weeks if abs(before[week] - after[week]) > 1e-9}
+        await _store_changes(session, resource_id, new)
+        updated += 1
+    if affected:
+        await request_resolution(
+            session, f"capacity changes imported from CSV ({updated} resources)", affected
+        )
+    return ImportSummary(added=0, updated=updated, unchanged=unchanged)
