@@ -405,3 +405,25 @@ def test_a_request_is_granted_week_by_week_what_its_working_days_ask() -> None:
         "Denied: 2026-12-05 to 2026-12-06 holds no working day (Monday to Friday), and people "
         "are planned on working days only; ask for the working days the work needs."
     )
+
+
+def test_what_a_request_held_in_a_week_without_its_working_days_is_released() -> None:
+    # Planned before demand was counted on working days: 0.5 FTE in the weekend-only 2026-W49.
+    people = {"ada": PoolMember("ada", "Ada", ("architect",), 1.0)}
+    held = plan_request(
+        request_id="H",
+        project_id="P",
+        skill="architect",
+        fte=None,
+        hours=40,
+        start=date(2026, 12, 5),
+        end=date(2026, 12, 11),
+        current_week="2026-W49",
+        hours_per_fte_week=40,
+        decided=True,
+    )
+    before = {("H", "ada", "2026-W49"): 0.5, ("H", "ada", "2026-W50"): 0.5}
+    resolution = resolve(AllocationState("2026-W49", people, {"H": held}, {}, before), None)
+    assert resolution.allocations == {("H", "ada", "2026-W50"): 1.0}
+    [change] = resolution.changed
+    assert change.after.assignments == (Assignment("ada", 1.0, ("2026-W50",)),)

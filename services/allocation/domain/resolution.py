@@ -157,8 +157,13 @@ def resolve(
     ]
 
     def solved_here(slot: Slot) -> bool:
+        request_id, _, week = slot
+        if request_id in in_scope and week not in state.requests[request_id].planned:
+            # A week the request no longer has (e.g. one holding only a weekend, from before
+            # demand was counted on working days): what it holds there is released.
+            return True
         # Allocations of requests no longer known in scope weeks are released too.
-        return slot[2] in scope and (slot[0] in in_scope or slot[0] not in state.requests)
+        return week in scope and (request_id in in_scope or request_id not in state.requests)
 
     existing = {slot: fte for slot, fte in state.allocations.items() if solved_here(slot)}
     segment_of = {

@@ -48,6 +48,13 @@ def upgrade() -> None:
     op.create_check_constraint(
         "conflict_state_known", "conflict", "state IN ('resolved', 'closed')", schema=SCHEMA
     )
+    # Requests are now planned on their working days: re-plan every open week at the next start
+    # (a week holding only a weekend of a request loses what it held).
+    op.execute(
+        f"INSERT INTO {SCHEMA}.resolution_pending (weeks, cause) "
+        "SELECT NULL, 'demand and capacity counted on working days, absences on top of contracts' "
+        f"WHERE EXISTS (SELECT 1 FROM {SCHEMA}.resource_request)"
+    )
     # `GET /conflicts?project_id=` filters on the projects of its winners and losers.
     op.create_index(
         "conflict_decisions",
