@@ -397,6 +397,19 @@ def test_a_request_is_granted_week_by_week_what_its_working_days_ask() -> None:
     )
     assert resolution.conflicts == ()
 
+    away = {
+        "ada": PoolMember(
+            "ada", "Ada", ("architect",), 1.0, (CapacityChange(date(2026, 12, 1), 0),)
+        )
+    }
+    outcome = resolve(AllocationState("2026-W49", away, {"M": mid}, {}, {}), None).outcomes["M"]
+    assert outcome.reason == (
+        "Denied: 1 FTE a week of everyone with the skill 'architect' for 2026-W50 to 2026-W51 "
+        "(0.6 FTE in 2026-W50, 0.4 FTE in 2026-W51: the weeks it covers in part); allocated "
+        "nothing. Short in 2026-W50 to 2026-W51 because everyone with the skill 'architect' has "
+        "no capacity left in those weeks (holidays, part time or leaving)."
+    )
+
     weekend = plan("W", hours=16, start=date(2026, 12, 5), end=date(2026, 12, 6))
     state = AllocationState("2026-W49", people, {"W": weekend}, {}, {})
     outcome = resolve(state, None).outcomes["W"]

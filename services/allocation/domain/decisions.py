@@ -303,15 +303,13 @@ class Explainer:
             f"for {week_ranges(request.planned or request.weeks)}"
         )
         if partial := request.partial_weeks():
-            asked += (
-                " ("
-                + ", ".join(
-                    f"{fte_text(request.fte_in(week))} FTE in {week}, which holds "
-                    f"{request.working_days[week]} of its working days"
-                    for week in partial
-                )
-                + ")"
+            weeks = (
+                "the week it covers in part" if len(partial) == 1 else "the weeks it covers in part"
             )
+            figures = ", ".join(
+                f"{fte_text(request.fte_in(week))} FTE in {week}" for week in partial
+            )
+            asked += f" ({figures}: {weeks})"
         standing = self.standing(request.project_id)
         if not request.weeks:
             return (
