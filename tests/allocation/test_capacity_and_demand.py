@@ -296,6 +296,33 @@ async def test_part_weeks_compete_for_what_they_ask_only(
     assert conflict["weeks"] == [WEEK[3]]
 
 
+async def test_a_part_week_inside_an_absence_gets_nothing_of_the_absent_person(
+    api: httpx.AsyncClient, enterprise: Enterprise
+) -> None:
+    await given_portfolio(api, enterprise, "PRJ-A", "PRJ-B")
+    # Maria is away Monday to Wednesday of W+2: that week holds 0.4 FTE, on Thursday and Friday.
+    away = [{"starts": day(2, 0), "ends": day(2, 2), "capacity_fte": 0, "reason": "holiday"}]
+    patched = await api.patch("/resources/res-maria", json={"capacity_changes": away})
+    assert patched.status_code == 200, patched.text
+    # PRJ-A (rank 1) wants her Monday to Wednesday, PRJ-B Thursday and Friday.
+    await enterprise.send(
+        "resource-requested", request("REQ-A", "PRJ-A", start=day(2, 0), end=day(2, 2))
+    )
+    await enterprise.send(
+        "resource-requested", request("REQ-B", "PRJ-B", start=day(2, 3), end=day(2, 4))
+    )
+
+    async def decided(api: httpx.AsyncClient) -> bool:
+        return await statuses(api) == {"REQ-A": ("denied", 0.0), "REQ-B": ("granted", 1.0)}
+
+    await until(api, decided, "nothing on her days away, Thursday and Friday to PRJ-B")
+    denied = (await api.get("/requests/REQ-A")).json()
+    assert denied["fte_by_week"] == {WEEK[2]: 0.6}
+    assert "has no capacity left in those weeks" in denied["reason"]
+    assert (await api.get("/conflicts")).json() == []  # PRJ-B took nothing PRJ-A could have had
+    assert (await heatmap(api, 2, 2)) == {"res-maria": [(0.4, 0.4)]}
+
+
 # --- item 15: conflicts as published, filtered before the page limit ---------------------------
 
 

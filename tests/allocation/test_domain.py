@@ -440,3 +440,49 @@ def test_what_a_request_held_in_a_week_without_its_working_days_is_released() ->
     assert resolution.allocations == {("H", "ada", "2026-W50"): 1.0}
     [change] = resolution.changed
     assert change.after.assignments == (Assignment("ada", 1.0, ("2026-W50",)),)
+
+
+def test_a_part_week_request_gets_only_what_its_own_days_hold() -> None:
+    # Ada is away Monday to Wednesday of 2027-W02: the week holds 0.4 FTE, all on Thu and Fri.
+    away = CapacityChange(starts=date(2027, 1, 11), ends=date(2027, 1, 13), capacity_fte=0)
+    people = {"ada": PoolMember("ada", "Ada", ("architect",), 1.0, (away,))}
+
+    def plan(request_id: str, start: date, end: date, named: str | None) -> OpenRequest:
+        return plan_request(
+            request_id=request_id,
+            project_id=f"P-{request_id}",
+            skill="architect",
+            fte=1.0,
+            hours=None,
+            start=start,
+            end=end,
+            current_week="2027-W01",
+            hours_per_fte_week=40,
+            named_resource=named,
+            arrival=0 if request_id == "EARLY" else 1,  # first come, it would take her
+        )
+
+    for named in ("ada", None):  # naming her, or asking for the skill
+        early = plan("EARLY", date(2027, 1, 11), date(2027, 1, 13), named)
+        late = plan("LATE", date(2027, 1, 14), date(2027, 1, 15), named)
+        state = AllocationState("2027-W01", people, {"EARLY": early, "LATE": late}, {}, {})
+        resolution = resolve(state, None)
+        assert resolution.allocations == {("LATE", "ada", "2027-W02"): 0.4}
+        outcome = resolution.outcomes["EARLY"]
+        assert (outcome.status, outcome.fte_granted) == ("denied", 0.0)
+        assert outcome.reason.endswith(
+            "has no capacity left in those weeks (holidays, part time or leaving)."
+        )
+        assert resolution.outcomes["LATE"].status == "granted"
+        assert resolution.conflicts == ()  # LATE took nothing EARLY could have had
+
+    # Asking for the skill, the part week goes to whoever is there on its days.
+    bob = PoolMember("bob", "Bob", ("architect",), 1.0)
+    state = AllocationState(
+        "2027-W01", {**people, "bob": bob}, {"EARLY": early, "LATE": late}, {}, {}
+    )
+    allocations = resolve(state, None).allocations
+    assert {slot: fte for slot, fte in allocations.items() if slot[0] == "EARLY"} == {
+        ("EARLY", "bob", "2027-W02"): 0.6
+    }
+    assert sum(fte for slot, fte in allocations.items() if slot[0] == "LATE") == 0.4

@@ -7,16 +7,17 @@ import json
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
-from services.allocation.domain.pool import CapacityChange, weekly_capacity
+from services.allocation.domain.pool import CapacityChange, capacity_on, weekly_capacity
 from services.allocation.domain.priority import STAGE_WORDS, ProjectStanding, comparison
 from services.allocation.domain.requests import (
     WORKING_DAYS_PER_WEEK,
     daily_fte,
     hint_level,
     planned_weeks,
+    week_monday,
     week_ranges,
     working_days_by_week,
 )
@@ -37,6 +38,11 @@ class PoolMember:
 
     def capacity_in(self, week: str) -> float:
         return weekly_capacity(self.capacity_fte, self.changes, week)
+
+    def capacity_over(self, days: Sequence[date]) -> float:
+        """FTE-weeks available on these working days: each day's capacity over five."""
+        total = sum(capacity_on(self.capacity_fte, self.changes, day) for day in days)
+        return round(total / WORKING_DAYS_PER_WEEK, 4)
 
     @property
     def skill_keys(self) -> frozenset[str]:
@@ -79,6 +85,12 @@ class OpenRequest:
 
     def partial_weeks(self) -> list[str]:
         return [week for week in self.planned if self.share(week) < 1.0]
+
+    def days_in(self, week: str) -> tuple[date, ...]:
+        """The request's working days in an ISO week."""
+        monday = week_monday(week)
+        days = (monday + timedelta(days=offset) for offset in range(WORKING_DAYS_PER_WEEK))
+        return tuple(day for day in days if self.start <= day <= self.end)
 
     def may_use(self, member: PoolMember) -> bool:
         if self.named_resource is not None:
@@ -137,6 +149,18 @@ class Conflict:
     losers: tuple[ConflictDecision, ...]
     rationale: str
     request_ids: tuple[str, ...] = field(default=())
+
+
+def available_to(request: OpenRequest, member: PoolMember, week: str) -> float:
+    """What `member` can give `request` in a week at most: its capacity on the request's own
+    working days there (all of the week's capacity when the request covers the whole week).
+
+    A request from Monday to Wednesday in a week whose Monday to Wednesday are a holiday can
+    have nothing of that person, though Thursday and Friday leave the week 0.4 FTE.
+    """
+    if request.share(week) >= 1.0:
+        return member.capacity_in(week)
+    return member.capacity_over(request.days_in(week))
 
 
 def plan_request(
@@ -346,6 +370,8 @@ class Explainer:
         found: dict[str, float] = {}
         for member in self.eligible(request):
             for week in weeks:
+                if available_to(request, member, week) <= TOLERANCE:
+                    continue  # away on the request's days: nobody took them from it
                 for other in self.holders.get((member.resource_id, week), {}):
                     if other != request.request_id:
                         found[other] = self.weights.get(other, 0.0)
@@ -382,7 +408,7 @@ class Explainer:
                 (member.resource_id, week)
                 for member in self.eligible(request)
                 for week in short
-                if member.capacity_in(week) > TOLERANCE
+                if available_to(request, member, week) > TOLERANCE
                 and any(
                     o != request.request_id
                     for o in self.holders.get((member.resource_id, week), {})

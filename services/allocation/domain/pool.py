@@ -15,7 +15,6 @@ from services.allocation.domain.requests import WORKING_DAYS_PER_WEEK, week_mond
 WORKING_DAYS = WORKING_DAYS_PER_WEEK
 
 ChangeKind = Literal["absence", "contract"]
-CHANGE_KINDS: tuple[ChangeKind, ...] = ("absence", "contract")
 
 
 def default_kind(ends: date | None) -> ChangeKind:
