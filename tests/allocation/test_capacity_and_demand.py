@@ -161,7 +161,7 @@ async def test_capacity_changes_imported_from_csv_compose_like_the_api(
     )
     imported = await run(leave)
     assert imported.exit_code == 0, imported.output
-    assert f"{leave}: 0 added, 2 updated, 0 unchanged" in imported.output
+    assert f"{leave}: capacity changes of 2 resource(s) replaced, 0 unchanged" in imported.output
     await enterprise.send(
         "resource-requested",
         request(
@@ -188,7 +188,8 @@ async def test_capacity_changes_imported_from_csv_compose_like_the_api(
 
     # Importing the same file again changes nothing; the pool file moving Ola to 0.8 FTE keeps
     # the leave (0) and the later part time (0.5).
-    assert f"{leave}: 0 added, 0 updated, 2 unchanged" in (await run(leave)).output
+    again = (await run(leave)).output
+    assert f"{leave}: capacity changes of 0 resource(s) replaced, 2 unchanged" in again
     pool.write_text("resource_id,name,skills,capacity_fte\nres-ola,Ola Nordmann,tester,0.8\n")
     assert f"{pool}: 0 added, 1 updated, 0 unchanged" in (await run(pool)).output
     assert (await heatmap(api, 1, 4))["res-ola"] == [(0.8, 0.0), (0.0, 0.0), (0.0, 0.0), (0.5, 0.5)]

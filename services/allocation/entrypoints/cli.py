@@ -126,7 +126,4 @@ def import_command(
     except ConfigurationError as error:
         typer.echo(f"pmo resources import: {error}", err=True)
         raise typer.Exit(2) from error
-    typer.echo(
-        f"{file}: {summary.added} added, {summary.updated} updated, "
-        f"{summary.unchanged} unchanged; allocations are re-solved by the allocation service"
-    )
+    typer.echo(f"{file}: {summary}; allocations are re-solved by the allocation service")

@@ -149,6 +149,15 @@ class ImportSummary:
     added: int
     updated: int
     unchanged: int
+    of: str = "resources"
+    """What was counted: resources, or the capacity changes of resources."""
+
+    def __str__(self) -> str:
+        if self.of == "resources":
+            return f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged"
+        return (
+            f"capacity changes of {self.updated} resource(s) replaced, {self.unchanged} unchanged"
+        )
 
 
 async def import_pool(session: AsyncSession, entries: Sequence[PoolEntry]) -> ImportSummary:
@@ -235,4 +244,4 @@ async def import_capacity_changes(
         await request_resolution(
             session, f"capacity changes imported from CSV ({updated} resources)", affected
         )
-    return ImportSummary(added=0, updated=updated, unchanged=unchanged)
+    return ImportSummary(added=0, updated=updated, unchanged=unchanged, of="capacity changes")
