@@ -381,6 +381,10 @@ async def test_conflicts_are_listed_as_resolved_and_filtered_before_the_page_lim
     assert unknown.status_code == 422
     assert unknown.json()["detail"] == "before names no conflict ('CF-nothing')."
 
-    # Requests too: the limit applies after the project filter.
+    # Requests and resources too: the limit applies after every filter.
     page = (await api.get("/requests", params={"project_id": "PRJ-D", "limit": 1})).json()
     assert [r["request_id"] for r in page] == ["REQ-D"]
+    page = (await api.get("/requests", params={"status": "denied", "limit": 1})).json()
+    assert [r["request_id"] for r in page] == ["REQ-A"]
+    page = (await api.get("/resources", params={"skill": "TESTER", "limit": 1})).json()
+    assert [r["resource_id"] for r in page] == ["res-ola"]
