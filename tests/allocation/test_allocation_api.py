@@ -178,7 +178,7 @@ async def test_what_if_shows_a_draft_strategy_and_a_hypothetical_request_and_cha
 
     async def settled() -> bool:
         y, x = await status_of(api, "REQ-Y"), await status_of(api, "REQ-X")
-        open_conflicts = (await api.get("/conflicts", params={"state": "open"})).json()
+        open_conflicts = (await api.get("/conflicts", params={"state": "resolved"})).json()
         runs = (await api.get("/resolutions")).json()
         return (y, x) == ("granted", "denied") and len(open_conflicts) == 1 and bool(runs)
 

@@ -129,7 +129,7 @@ async def given_portfolio(
 async def conflict_between(
     api: httpx.AsyncClient, winner: str, loser: str
 ) -> dict[str, Any] | None:
-    for conflict in (await api.get("/conflicts", params={"state": "open"})).json():
+    for conflict in (await api.get("/conflicts", params={"state": "resolved"})).json():
         if [w["request_id"] for w in conflict["winners"]] == [winner] and [
             lo["request_id"] for lo in conflict["losers"]
         ] == [loser]:
@@ -231,8 +231,8 @@ async def test_a_new_ranking_flips_the_winner_and_publishes_the_changes(
     )
     assert "PRJ-A ranks 1 and PRJ-B ranks 2 under strategy v2" in second["rationale"]
     old = (await api.get(f"/conflicts/{first['conflict_id']}")).json()
-    assert old["state"] == "resolved"
-    assert old["resolution"].startswith(f"superseded by {second['conflict_id']}")
+    assert old["state"] == "closed"
+    assert old["closed_reason"].startswith(f"superseded by {second['conflict_id']}")
 
     changes = await published(
         settings,
@@ -269,10 +269,10 @@ async def test_a_terminated_project_releases_its_person_to_the_waiting_project(
         return await statuses(api) == {"REQ-A": ("granted", 1.0), "REQ-B": ("denied", 0.0)}
 
     await until(api, released, "Maria released from PRJ-B to PRJ-A")
-    assert (await api.get("/conflicts", params={"state": "open"})).json() == []
+    assert (await api.get("/conflicts", params={"state": "resolved"})).json() == []
     old = (await api.get(f"/conflicts/{conflict['conflict_id']}")).json()
-    assert old["state"] == "resolved"
-    assert old["resolution"].startswith("no longer contested after: PRJ-B moved from active to")
+    assert old["state"] == "closed"
+    assert old["closed_reason"].startswith("no longer contested after: PRJ-B moved from active to")
     terminated = (await api.get("/requests/REQ-B")).json()
     assert "is terminated, and projects terminated hold no people" in terminated["reason"]
 

@@ -16,15 +16,10 @@ from services.allocation.adapters.tables import (
     Resource,
     ResourceRequest,
 )
-from services.allocation.domain.decisions import OpenRequest, PoolMember
-from services.allocation.domain.pool import CapacityChange
+from services.allocation.domain.decisions import OpenRequest, PoolMember, plan_request
+from services.allocation.domain.pool import CapacityChange, ChangeKind
 from services.allocation.domain.priority import ProjectStanding
-from services.allocation.domain.requests import (
-    hint_level,
-    iso_week,
-    planned_weeks,
-    weekly_demand,
-)
+from services.allocation.domain.requests import iso_week
 from services.allocation.domain.resolution import AllocationState
 from services.allocation.domain.solver import Slot
 
@@ -32,17 +27,20 @@ from services.allocation.domain.solver import Slot
 def open_request(
     row: ResourceRequest, current_week: str, arrival: int, hours_per_fte_week: float
 ) -> OpenRequest:
-    return OpenRequest(
+    # The weeks are derived from the dates again rather than read from `row.weeks`, so rows
+    # stored before demand was counted on working days are planned by the same rule.
+    return plan_request(
         request_id=row.request_id,
         project_id=row.project_id,
         skill=row.skill,
-        fte=weekly_demand(row.fte, row.hours, len(row.weeks), hours_per_fte_week),
+        fte=row.fte,
+        hours=row.hours,
         start=row.start,
         end=row.end,
-        weeks=tuple(row.weeks),
-        planned=tuple(planned_weeks(row.weeks, current_week)),
+        current_week=current_week,
+        hours_per_fte_week=hours_per_fte_week,
         named_resource=row.named_resource,
-        hint=hint_level(row.priority),
+        priority=row.priority,
         arrival=arrival,
         decided=row.decided_at is not None,
     )
@@ -70,6 +68,11 @@ async def portfolio_size(session: AsyncSession) -> int | None:
     return latest.ranked if latest else None
 
 
+def change_kind(stored: str) -> ChangeKind:
+    """A stored kind (the table allows only these two)."""
+    return "absence" if stored == "absence" else "contract"
+
+
 async def pool_members(session: AsyncSession) -> dict[str, PoolMember]:
     """Every resource with its usual capacity and dated capacity changes."""
     changes: dict[str, list[CapacityChange]] = defaultdict(list)
@@ -80,6 +83,7 @@ async def pool_members(session: AsyncSession) -> dict[str, PoolMember]:
                 ends=change.ends,
                 capacity_fte=change.capacity_fte,
                 reason=change.reason,
+                kind=change_kind(change.kind),
             )
         )
     return {

@@ -72,6 +72,8 @@ class CapacityChangeRow(SQLModel, table=True):
     ends: date | None = None
     capacity_fte: float
     reason: str = ""
+    kind: str = "contract"
+    """absence (an exception on top of the working pattern) or contract (the pattern itself)."""
 
 
 class ProjectStandingRow(SQLModel, table=True):
@@ -140,14 +142,19 @@ class ConflictRow(SQLModel, table=True):
         default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
     )
     cause: str
-    state: str = "open"
-    """open: losers still short; resolved: the shortage ended or a newer resolution replaced it."""
-    resolution: str | None = None
-    """How it stopped being open."""
+    state: str = "resolved"
+    """resolved: published and standing, its losers short as it says; closed: the shortage
+    ended or a newer resolution superseded it."""
+    closed_reason: str | None = None
+    """How it stopped standing."""
     created_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
     )
-    resolved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    resolved_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    )
+    """When its resolution was (last) published."""
+    closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
 
 class PendingResolution(SQLModel, table=True):

@@ -7,12 +7,20 @@ import json
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Literal
 
-from services.allocation.domain.pool import CapacityChange, weekly_capacity
+from services.allocation.domain.pool import CapacityChange, capacity_on, weekly_capacity
 from services.allocation.domain.priority import STAGE_WORDS, ProjectStanding, comparison
-from services.allocation.domain.requests import week_ranges
+from services.allocation.domain.requests import (
+    WORKING_DAYS_PER_WEEK,
+    daily_fte,
+    hint_level,
+    planned_weeks,
+    week_monday,
+    week_ranges,
+    working_days_by_week,
+)
 from services.allocation.domain.solver import TOLERANCE, Slot
 
 Status = Literal["granted", "partial", "denied"]
@@ -31,6 +39,11 @@ class PoolMember:
     def capacity_in(self, week: str) -> float:
         return weekly_capacity(self.capacity_fte, self.changes, week)
 
+    def capacity_over(self, days: Sequence[date]) -> float:
+        """FTE-weeks available on these working days: each day's capacity over five."""
+        total = sum(capacity_on(self.capacity_fte, self.changes, day) for day in days)
+        return round(total / WORKING_DAYS_PER_WEEK, 4)
+
     @property
     def skill_keys(self) -> frozenset[str]:
         return frozenset(skill.casefold() for skill in self.skills)
@@ -47,11 +60,11 @@ class OpenRequest:
     project_id: str
     skill: str
     fte: float
-    """FTE asked for in each week (hours already converted)."""
+    """FTE asked for on each working day (hours already spread over the working days)."""
     start: date
     end: date
     weeks: tuple[str, ...]
-    """Every ISO week the request touches."""
+    """Every ISO week holding a working day of the request (none: it asks for weekends only)."""
     planned: tuple[str, ...]
     """Its weeks from the current one on: the only ones ever (re-)allocated."""
     named_resource: str | None = None
@@ -59,6 +72,25 @@ class OpenRequest:
     arrival: int = 0
     decided: bool = False
     """Whether its decision (resource-allocated) was already published."""
+    working_days: Mapping[str, int] = field(default_factory=dict)
+    """Working days of the request per week; a week left out counts all five."""
+
+    def share(self, week: str) -> float:
+        """The part of the week's five working days the request covers (1.0 for a full week)."""
+        return self.working_days.get(week, WORKING_DAYS_PER_WEEK) / WORKING_DAYS_PER_WEEK
+
+    def fte_in(self, week: str) -> float:
+        """The FTE asked for in a week, counted as capacity is: averaged over five working days."""
+        return round(self.fte * self.share(week), 4)
+
+    def partial_weeks(self) -> list[str]:
+        return [week for week in self.planned if self.share(week) < 1.0]
+
+    def days_in(self, week: str) -> tuple[date, ...]:
+        """The request's working days in an ISO week."""
+        monday = week_monday(week)
+        days = (monday + timedelta(days=offset) for offset in range(WORKING_DAYS_PER_WEEK))
+        return tuple(day for day in days if self.start <= day <= self.end)
 
     def may_use(self, member: PoolMember) -> bool:
         if self.named_resource is not None:
@@ -119,6 +151,55 @@ class Conflict:
     request_ids: tuple[str, ...] = field(default=())
 
 
+def available_to(request: OpenRequest, member: PoolMember, week: str) -> float:
+    """What `member` can give `request` in a week at most: its capacity on the request's own
+    working days there (all of the week's capacity when the request covers the whole week).
+
+    A request from Monday to Wednesday in a week whose Monday to Wednesday are a holiday can
+    have nothing of that person, though Thursday and Friday leave the week 0.4 FTE.
+    """
+    if request.share(week) >= 1.0:
+        return member.capacity_in(week)
+    return member.capacity_over(request.days_in(week))
+
+
+def plan_request(
+    *,
+    request_id: str,
+    project_id: str,
+    skill: str,
+    fte: float | None,
+    hours: float | None,
+    start: date,
+    end: date,
+    current_week: str,
+    hours_per_fte_week: float,
+    named_resource: str | None = None,
+    priority: str | None = None,
+    arrival: int = 0,
+    decided: bool = False,
+) -> OpenRequest:
+    """A request as the allocation plans it: its working days per ISO week and its daily FTE
+    (see requests.demand_by_week); hours are spread over the working days."""
+    days = working_days_by_week(start, end)
+    weeks = tuple(days)
+    return OpenRequest(
+        request_id=request_id,
+        project_id=project_id,
+        skill=skill,
+        fte=daily_fte(fte, hours, sum(days.values()), hours_per_fte_week),
+        start=start,
+        end=end,
+        weeks=weeks,
+        planned=tuple(planned_weeks(weeks, current_week)),
+        named_resource=named_resource,
+        hint=hint_level(priority),
+        arrival=arrival,
+        decided=decided,
+        working_days=days,
+    )
+
+
 def fte_text(value: float) -> str:
     """0.5, 1, 0.33: as few digits as say it."""
     return f"{round(value, 2):g}"
@@ -132,9 +213,10 @@ def assignments_of(
     for (person, week), fte in allocations.items():
         if (weeks is None or week in weeks) and fte > TOLERANCE:
             lines[(person, round(fte, 3))].append(week)
+    # In the order of their first week, so a request starting or ending mid-week reads in time.
     return tuple(
         Assignment(resource_id=person, fte=fte, weeks=tuple(sorted(weeks)))
-        for (person, fte), weeks in sorted(lines.items())
+        for (person, fte), weeks in sorted(lines.items(), key=lambda line: (min(line[1]), line[0]))
     )
 
 
@@ -183,7 +265,9 @@ class Explainer:
 
     def short_weeks(self, request: OpenRequest) -> list[str]:
         return [
-            week for week in request.planned if self.granted_in(request, week) < request.fte - 1e-4
+            week
+            for week in request.planned
+            if self.granted_in(request, week) < request.fte_in(week) - 1e-4
         ]
 
     def pool_words(self, request: OpenRequest) -> str:
@@ -199,7 +283,11 @@ class Explainer:
         lines = assignments_of(held, request.planned)
         planned = len(request.planned)
         total = sum(fte for (_, week), fte in held.items() if week in request.planned)
-        granted = round(total / planned, 4) if planned else 0.0
+        # FTE per working day, comparable with what was asked: FTE-weeks granted over the
+        # full-week equivalents of the planned working days (the plain weekly average when every
+        # week is whole).
+        weeks_worked = sum(request.share(week) for week in request.planned)
+        granted = round(total / weeks_worked, 4) if weeks_worked else 0.0
         weeks = tuple(sorted({week for line in lines for week in line.weeks}))
         by_person: dict[str, float] = defaultdict(float)
         for line in lines:
@@ -238,7 +326,21 @@ class Explainer:
             f"{fte_text(request.fte)} FTE a week of {self.pool_words(request)} "
             f"for {week_ranges(request.planned or request.weeks)}"
         )
+        if partial := request.partial_weeks():
+            weeks = (
+                "the week it covers in part" if len(partial) == 1 else "the weeks it covers in part"
+            )
+            figures = ", ".join(
+                f"{fte_text(request.fte_in(week))} FTE in {week}" for week in partial
+            )
+            asked += f" ({figures}: {weeks})"
         standing = self.standing(request.project_id)
+        if not request.weeks:
+            return (
+                f"Denied: {request.start} to {request.end} holds no working day (Monday to "
+                "Friday), and people are planned on working days only; ask for the working "
+                "days the work needs."
+            )
         if not request.planned:
             return (
                 f"Denied: {asked} lies entirely before the current week; past weeks are not "
@@ -268,6 +370,8 @@ class Explainer:
         found: dict[str, float] = {}
         for member in self.eligible(request):
             for week in weeks:
+                if available_to(request, member, week) <= TOLERANCE:
+                    continue  # away on the request's days: nobody took them from it
                 for other in self.holders.get((member.resource_id, week), {}):
                     if other != request.request_id:
                         found[other] = self.weights.get(other, 0.0)
@@ -304,7 +408,7 @@ class Explainer:
                 (member.resource_id, week)
                 for member in self.eligible(request)
                 for week in short
-                if member.capacity_in(week) > TOLERANCE
+                if available_to(request, member, week) > TOLERANCE
                 and any(
                     o != request.request_id
                     for o in self.holders.get((member.resource_id, week), {})
@@ -359,7 +463,8 @@ class Explainer:
             request = self.requests[request_id]
             own = tuple(week for week in weeks if week in request.planned)
             granted = sum(self.granted_in(request, week) for week in own) / max(len(own), 1)
-            return round(granted, 4), request.fte, own
+            asked = sum(request.fte_in(week) for week in own) / max(len(own), 1)
+            return round(granted, 4), round(asked, 4), own
 
         def by_priority(ids: list[str]) -> list[str]:
             return sorted(ids, key=lambda r: (-self.weights.get(r, 0.0), self.requests[r].arrival))
@@ -411,7 +516,10 @@ class Explainer:
         else:
             pool = f"{len(people)} people with the skill '{skill}'"
         demand = sum(
-            self.requests[r].fte for r in members for w in weeks if w in self.requests[r].planned
+            self.requests[r].fte_in(w)
+            for r in members
+            for w in weeks
+            if w in self.requests[r].planned
         ) / len(weeks)
         capacity = sum(self.people[p].capacity_in(w) for p in people for w in weeks) / len(weeks)
         version = next(

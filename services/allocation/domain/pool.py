@@ -8,41 +8,84 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
-from services.allocation.domain.requests import week_monday
+from services.allocation.domain.requests import WORKING_DAYS_PER_WEEK, week_monday
 
-WORKING_DAYS = 5
+WORKING_DAYS = WORKING_DAYS_PER_WEEK
+
+ChangeKind = Literal["absence", "contract"]
+
+
+def default_kind(ends: date | None) -> ChangeKind:
+    """The kind of a change given without one: bounded changes are absences.
+
+    A holiday or leave has an end; a move to part time or a leaving date does not. A bounded
+    change of the working pattern (e.g. 0.8 FTE for three months) says `contract` explicitly.
+    """
+    return "absence" if ends is not None else "contract"
 
 
 @dataclass(frozen=True)
 class CapacityChange:
     """From `starts` to `ends` (open-ended if None) the resource has `capacity_fte` a week.
 
-    Holidays (0 for two weeks), part time (0.6 from a date on) and leaving (0 from the last day
-    on) are all capacity changes.
+    Two kinds compose (see `capacity_on`):
+
+    - `contract`: the working pattern changes (part time 0.6 from a date on, back to full time,
+      leaving: 0 from the day after the last day). The newest arrangement applies.
+    - `absence`: an exception on top of the pattern (holiday, leave, sickness, a course; 0 FTE or
+      reduced): during it the resource has at most `capacity_fte`. A contract change dated
+      inside an absence does not end it.
     """
 
     starts: date
     capacity_fte: float
     ends: date | None = None
     reason: str = ""
+    kind: ChangeKind | None = None
+    """None: `default_kind(ends)`."""
+
+    @property
+    def effective_kind(self) -> ChangeKind:
+        return self.kind or default_kind(self.ends)
 
     def covers(self, day: date) -> bool:
         return self.starts <= day and (self.ends is None or day <= self.ends)
 
 
+def working_pattern_on(base_fte: float, changes: Sequence[CapacityChange], day: date) -> float:
+    """The contracted capacity on one day: the contract change starting latest among those
+    covering it wins (the later of two starting the same day, in the given order); the usual
+    capacity when none covers it."""
+    covering = [
+        (change.starts, index, change.capacity_fte)
+        for index, change in enumerate(changes)
+        if change.effective_kind == "contract" and change.covers(day)
+    ]
+    return max(covering)[2] if covering else base_fte
+
+
 def capacity_on(base_fte: float, changes: Sequence[CapacityChange], day: date) -> float:
-    """The capacity on one day: the change starting latest among those covering it wins."""
-    covering = [change for change in changes if change.covers(day)]
-    if not covering:
-        return base_fte
-    # Overlaps are read as "the newer arrangement applies": a holiday inside a part-time period
-    # starts later, so it wins for its days and the part time resumes after it.
-    return max(enumerate(covering), key=lambda item: (item[1].starts, item[0]))[1].capacity_fte
+    """The capacity on one day, in FTE: the working pattern, capped by every absence covering it.
+
+    Absences compose with everything whatever their dates: overlapping absences leave the
+    smallest cap, and a contract change (0.5 FTE from a date inside a leave) changes the pattern
+    underneath without ending the leave, so the day still has 0 until the leave ends and 0.5
+    after it. A reduced absence (0.5 FTE for a course) caps a 1.0 pattern at 0.5 and leaves a
+    0.4 pattern at 0.4.
+    """
+    pattern = working_pattern_on(base_fte, changes, day)
+    caps = [
+        change.capacity_fte
+        for change in changes
+        if change.effective_kind == "absence" and change.covers(day)
+    ]
+    return min([pattern, *caps])
 
 
 def weekly_capacity(base_fte: float, changes: Sequence[CapacityChange], week: str) -> float:
-    """The capacity in an ISO week: the average over its five working days.
+    """The capacity in an ISO week, in FTE: the average over its five working days.
 
     A two-day holiday in a full-time week leaves 0.6 FTE; a leaver whose last day is a Wednesday
     has 0.6 in that week and nothing after it.
@@ -165,3 +208,104 @@ def parse_pool_csv(text: str) -> tuple[list[PoolEntry], list[str]]:
     if not entries and not errors:
         errors.append("the file has a header but no resources")
     return entries, errors
+
+
+CHANGE_CSV_COLUMNS = ("resource_id", "starts", "ends", "capacity_fte", "kind", "reason")
+CHANGE_CSV_REQUIRED = ("resource_id", "starts", "capacity_fte")
+
+
+def is_capacity_csv(text: str) -> bool:
+    """Whether a CSV file lists dated capacity changes (its header names `starts`)."""
+    header = next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])
+    return "starts" in {cell.strip().casefold() for cell in header}
+
+
+def _csv_date(text: str, column: str) -> tuple[date | None, str | None]:
+    try:
+        return date.fromisoformat(text), None
+    except ValueError:
+        return None, f"{column} must be a date like 2027-01-04 (got {text!r})"
+
+
+def parse_capacity_csv(text: str) -> tuple[dict[str, list[CapacityChange]], list[str]]:
+    """Read dated capacity changes: `resource_id,starts,ends,capacity_fte,kind,reason`.
+
+    `ends` (empty: open-ended), `kind` (`absence` or `contract`; empty: an absence when it ends,
+    a contract change otherwise) and `reason` may be left out. Returns each resource's changes in
+    file order and, separately, one message per problem naming its line, so an import can refuse
+    the whole file and say everything that is wrong in one go.
+    """
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = next(reader, None)
+    expected = ",".join(CHANGE_CSV_COLUMNS)
+    if header is None or not any(cell.strip() for cell in header):
+        return {}, [f"line 1: the file is empty; expected the header {expected}"]
+    columns = [cell.strip().casefold() for cell in header]
+    missing = [name for name in CHANGE_CSV_REQUIRED if name not in columns]
+    unknown = [name for name in columns if name not in CHANGE_CSV_COLUMNS]
+    if missing or unknown or len(set(columns)) != len(columns):
+        return {}, [
+            f"line 1: the header must name the columns {','.join(CHANGE_CSV_REQUIRED)} and may "
+            f"name ends, kind, reason (got {','.join(columns)})"
+        ]
+    changes: dict[str, list[CapacityChange]] = {}
+    errors: list[str] = []
+    for row in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(columns):
+            errors.append(
+                f"line {line}: {len(row)} fields, expected {len(columns)} "
+                f"({','.join(columns)}); quote a value that contains a comma"
+            )
+            continue
+        cell = {name: row[index].strip() for index, name in enumerate(columns)}
+        problems: list[str] = []
+        if not cell["resource_id"]:
+            problems.append("resource_id is empty")
+        starts, problem = _csv_date(cell["starts"], "starts")
+        if problem:
+            problems.append(problem)
+        ends: date | None = None
+        if cell.get("ends"):
+            ends, problem = _csv_date(cell["ends"], "ends")
+            if problem:
+                problems.append(problem)
+        if starts is not None and ends is not None and ends < starts:
+            problems.append(f"ends {ends} is before starts {starts}")
+        capacity = 0.0
+        try:
+            capacity = float(cell["capacity_fte"])
+            if not math.isfinite(capacity) or not 0 <= capacity <= MAX_CAPACITY_FTE:
+                problems.append(
+                    f"capacity_fte must be between 0 and {MAX_CAPACITY_FTE:g} "
+                    f"(got {cell['capacity_fte']!r})"
+                )
+        except ValueError:
+            problems.append(
+                f"capacity_fte must be a number like 1 or 0.5 (got {cell['capacity_fte']!r})"
+            )
+        kind_text = cell.get("kind", "").casefold()
+        kind: ChangeKind | None = None
+        if kind_text == "absence":
+            kind = "absence"
+        elif kind_text == "contract":
+            kind = "contract"
+        elif kind_text:
+            problems.append(f"kind must be absence or contract (got {cell['kind']!r})")
+        if problems or starts is None:
+            errors.append(f"line {line}: " + "; ".join(problems))
+            continue
+        changes.setdefault(cell["resource_id"], []).append(
+            CapacityChange(
+                starts=starts,
+                ends=ends,
+                capacity_fte=capacity,
+                reason=cell.get("reason", ""),
+                kind=kind or default_kind(ends),
+            )
+        )
+    if not changes and not errors:
+        errors.append("the file has a header but no capacity changes")
+    return changes, errors

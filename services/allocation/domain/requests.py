@@ -19,8 +19,12 @@ def week_monday(week: str) -> date:
     return date.fromisocalendar(int(year), int(number), 1)
 
 
+WORKING_DAYS_PER_WEEK = 5
+"""Monday to Friday: the days capacity and demand are counted on."""
+
+
 def weeks_between(start: date, end: date) -> list[str]:
-    """Every ISO week a request touches, first to last, both included."""
+    """Every ISO week the period touches, first to last, both included (weekends too)."""
     weeks: list[str] = []
     monday = start - timedelta(days=start.weekday())
     while monday <= end:
@@ -29,28 +33,70 @@ def weeks_between(start: date, end: date) -> list[str]:
     return weeks
 
 
+def working_days_by_week(start: date, end: date) -> dict[str, int]:
+    """How many working days (Monday to Friday) of the period fall in each ISO week.
+
+    Weeks the period touches only on a Saturday or Sunday are left out: a request from Saturday
+    2026-12-05 to Friday 2026-12-11 has five working days, all in 2026-W50.
+    """
+    days: dict[str, int] = {}
+    monday = start - timedelta(days=start.weekday())
+    while monday <= end:
+        first, last = max(monday, start), min(monday + timedelta(days=4), end)
+        if first <= last:
+            days[iso_week(monday)] = (last - first).days + 1
+        monday += timedelta(days=7)
+    return days
+
+
+def working_weeks(start: date, end: date) -> list[str]:
+    """The ISO weeks holding at least one working day of the period: a request's weeks."""
+    return list(working_days_by_week(start, end))
+
+
 def planned_weeks(weeks: Iterable[str], current_week: str) -> list[str]:
     """The weeks still to be planned: the past is what happened and is never re-allocated."""
     return [week for week in weeks if week >= current_week]
 
 
-def weekly_demand(
+def daily_fte(
     fte: float | None,
     hours: float | None,
-    weeks: int,
+    working_days: int,
     hours_per_fte_week: float = DEFAULT_HOURS_PER_FTE_WEEK,
 ) -> float:
-    """The FTE a request asks for in each of its weeks.
+    """The FTE a request asks for on each of its working days.
 
-    A request in `hours` is a total over its period: it is spread evenly over the ISO weeks the
-    request touches, at `hours_per_fte_week` hours per FTE (40 by default), so 120 hours over
-    three weeks is 1.0 FTE a week.
+    An FTE request asks for that FTE on every working day. A request in `hours` is a total over
+    its period, spread evenly over its working days at `hours_per_fte_week` / 5 hours per FTE
+    day (8 by default): 40 hours over five working days is 1.0 FTE, 120 hours over fifteen is
+    1.0 FTE. A period without working days asks for nothing.
     """
     if fte is not None:
         return fte
-    if hours is None or weeks <= 0:
+    if hours is None or working_days <= 0:
         return 0.0
-    return round(hours / (hours_per_fte_week * weeks), 4)
+    return round(hours * WORKING_DAYS_PER_WEEK / (hours_per_fte_week * working_days), 4)
+
+
+def demand_by_week(
+    fte: float | None,
+    hours: float | None,
+    start: date,
+    end: date,
+    hours_per_fte_week: float = DEFAULT_HOURS_PER_FTE_WEEK,
+) -> dict[str, float]:
+    """The FTE a request asks for in each ISO week, counted as capacity is: per working day.
+
+    A week's figure is the average over its five working days, so a week the request covers on
+    three of them holds 3/5 of the daily FTE: 1.0 FTE from a Wednesday to the next Tuesday is
+    0.6 FTE in the first week and 0.4 in the second; 40 hours from Saturday 2026-12-05 to
+    Friday 2026-12-11 is 1.0 FTE in 2026-W50 and nothing in 2026-W49. The weekly figures of an
+    hours request add up to its hours (at `hours_per_fte_week` per FTE-week).
+    """
+    days = working_days_by_week(start, end)
+    rate = daily_fte(fte, hours, sum(days.values()), hours_per_fte_week)
+    return {week: round(rate * count / WORKING_DAYS_PER_WEEK, 4) for week, count in days.items()}
 
 
 _HINTS = {"critical": 4, "urgent": 4, "high": 3, "medium": 2, "normal": 2, "low": 1}

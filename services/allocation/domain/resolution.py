@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from services.allocation.domain.decisions import (
@@ -11,10 +12,12 @@ from services.allocation.domain.decisions import (
     OpenRequest,
     Outcome,
     PoolMember,
+    available_to,
 )
 from services.allocation.domain.priority import ProjectStanding, priority_levels
 from services.allocation.domain.solver import (
     DEFAULT_MOVE_PENALTY,
+    TOLERANCE,
     AllocationProblem,
     Demand,
     Person,
@@ -77,6 +80,114 @@ def request_weights(state: AllocationState) -> dict[str, float]:
     }
 
 
+def _segment_weeks(
+    demands: Iterable[Demand], request_of: Mapping[str, str]
+) -> Iterable[tuple[str, str, str]]:
+    for demand in demands:
+        for week in demand.weeks:
+            yield demand.request_id, request_of[demand.request_id], week
+
+
+@dataclass(frozen=True)
+class SolverDemands:
+    """The requests as the solver's demands, and how to read its answer back."""
+
+    demands: list[Demand]
+    request_of: dict[str, str]
+    """Demand id -> request id."""
+    extra_skills: dict[str, set[str]]
+    """Resource id -> demand-specific skill keys: who may serve a part week (see below)."""
+
+
+def solver_demands(
+    state: AllocationState, scope: Collection[str], weights: Mapping[str, float]
+) -> SolverDemands:
+    """The solver's demands for the weeks in `scope`, and the request each one belongs to.
+
+    The solver asks the same FTE of a demand in each of its weeks and counts a person's
+    capacity per week, while a request asks less in a week it covers in part (it starts or ends
+    mid-week) and can use a person only on its own days there (see available_to). So a
+    request's whole weeks are one demand (keeping the request's id) and each part week is a
+    demand of its own (an id of its own, mapped back to the request on the way out):
+
+    - naming a person, it asks no more than that person has on its days;
+    - asking for a skill, only people with some capacity on its days may serve it (a skill key
+      of its own, given to them alone); on_own_days cuts what one of them cannot give.
+    """
+    demands: list[Demand] = []
+    request_of: dict[str, str] = {}
+    extra_skills: dict[str, set[str]] = defaultdict(set)
+
+    def new_id(request_id: str, week: str) -> str:
+        segment = f"{request_id} @ {week}"
+        while segment in state.requests or segment in request_of:
+            segment += "'"
+        return segment
+
+    for request in state.requests.values():
+        weeks = [week for week in request.planned if week in scope]
+        if not weeks:
+            continue
+        skill = request.skill.casefold()
+        whole = [week for week in weeks if request.share(week) >= 1.0]
+        parts: list[tuple[str, list[str], float, str]] = []
+        if whole:
+            parts.append((request.request_id, whole, request.fte, skill))
+        named = state.people.get(request.named_resource or "")
+        for week in weeks:
+            if request.share(week) >= 1.0:
+                continue
+            segment = new_id(request.request_id, week) if parts else request.request_id
+            fte, key = request.fte_in(week), skill
+            if named is not None:
+                fte = min(fte, available_to(request, named, week))
+            elif request.named_resource is None:
+                able = [
+                    member
+                    for member in state.people.values()
+                    if skill in member.skill_keys
+                    and available_to(request, member, week) > TOLERANCE
+                ]
+                key = f"{skill}\x1f{segment}"
+                for member in able:
+                    extra_skills[member.resource_id].add(key)
+            parts.append((segment, [week], fte, key))
+        for segment, group, fte, key in parts:
+            request_of[segment] = request.request_id
+            demands.append(
+                Demand(
+                    request_id=segment,
+                    project_id=request.project_id,
+                    skill=key,
+                    fte=fte,
+                    weeks=tuple(group),
+                    weight=weights[request.request_id],
+                    named_resource=request.named_resource,
+                    arrival=request.arrival,
+                )
+            )
+    return SolverDemands(demands, request_of, dict(extra_skills))
+
+
+def on_own_days(state: AllocationState, allocations: Mapping[Slot, float]) -> dict[Slot, float]:
+    """Allocations cut to what each person can give on the request's own days in a week it
+    covers in part (see available_to).
+
+    The solver counts a person's capacity per week; a request naming its person is already
+    asked for no more (solver_demands), one for a skill is cut here. What is cut stays free (the
+    rare loss of a better choice the solver could not see), and the decision says the request
+    is short there.
+    """
+    kept: dict[Slot, float] = {}
+    for (request_id, person, week), fte in allocations.items():
+        request, member = state.requests.get(request_id), state.people.get(person)
+        if request is not None and member is not None and request.share(week) < 1.0:
+            fte = min(fte, available_to(request, member, week))
+        if fte > TOLERANCE:
+            kept[(request_id, person, week)] = round(fte, 6)
+    return kept
+
+
 def resolve(
     state: AllocationState,
     affected_weeks: Iterable[str] | None,
@@ -95,43 +206,51 @@ def resolve(
         if not request.decided:
             scope.update(request.planned)
     weights = request_weights(state)
-    demands = [
-        Demand(
-            request_id=request.request_id,
-            project_id=request.project_id,
-            skill=request.skill.casefold(),
-            fte=request.fte,
-            weeks=tuple(week for week in request.planned if week in scope),
-            weight=weights[request.request_id],
-            named_resource=request.named_resource,
-            arrival=request.arrival,
-        )
-        for request in state.requests.values()
-        if any(week in scope for week in request.planned)
-    ]
-    in_scope = {demand.request_id for demand in demands}
+    planned = solver_demands(state, scope, weights)
+    demands, request_of = planned.demands, planned.request_of
+    in_scope = set(request_of.values())
     people = [
         Person(
             resource_id=member.resource_id,
-            skills=member.skill_keys,
+            skills=member.skill_keys | planned.extra_skills.get(member.resource_id, set()),
             capacity={week: member.capacity_in(week) for week in scope},
         )
         for member in state.people.values()
     ]
 
     def solved_here(slot: Slot) -> bool:
+        request_id, _, week = slot
+        if request_id in in_scope and week not in state.requests[request_id].planned:
+            # A week the request no longer has (e.g. one holding only a weekend, from before
+            # demand was counted on working days): what it holds there is released.
+            return True
         # Allocations of requests no longer known in scope weeks are released too.
-        return slot[2] in scope and (slot[0] in in_scope or slot[0] not in state.requests)
+        return week in scope and (request_id in in_scope or request_id not in state.requests)
 
     existing = {slot: fte for slot, fte in state.allocations.items() if solved_here(slot)}
-    solution = solve(
+    segment_of = {
+        (request, week): segment for segment, request, week in _segment_weeks(demands, request_of)
+    }
+    solved = solve(
         AllocationProblem(
             people=people,
             demands=demands,
-            existing={s: f for s, f in existing.items() if s[0] in in_scope},
+            existing={
+                (segment_of[(r, w)], p, w): fte
+                for (r, p, w), fte in existing.items()
+                if (r, w) in segment_of
+            },
             move_penalty=move_penalty,
         ),
         time_limit=time_limit,
+    )
+    solution = replace(
+        solved,
+        allocations=on_own_days(
+            state,
+            {(request_of[r], p, w): fte for (r, p, w), fte in solved.allocations.items()},
+        ),
+        moved=frozenset((request_of[r], p) for r, p in solved.moved),
     )
     allocations = {slot: fte for slot, fte in state.allocations.items() if not solved_here(slot)}
     allocations.update(solution.allocations)

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from sqlalchemy import literal, or_, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.allocation.adapters.repository import pool_members
+from services.allocation.adapters.repository import change_kind, pool_members
 from services.allocation.adapters.tables import (
     AssignmentRow,
     CapacityChangeRow,
@@ -22,8 +23,14 @@ from services.allocation.adapters.tables import (
     ResourceRequest,
 )
 from services.allocation.domain.decisions import assignments_of
-from services.allocation.domain.pool import CapacityChange
-from services.allocation.domain.requests import iso_week, week_monday, weekly_demand
+from services.allocation.domain.pool import CapacityChange, default_kind
+from services.allocation.domain.requests import (
+    daily_fte,
+    demand_by_week,
+    iso_week,
+    week_monday,
+    working_days_by_week,
+)
 from services.allocation.entrypoints.schemas import (
     AssignmentOut,
     CapacityChangeIn,
@@ -52,6 +59,7 @@ from services.allocation.service_layer.pool import (
     change_resource,
 )
 from services.allocation.service_layer.resolution import (
+    CLOSED,
     assignments,
     hold_resolution_lock,
     snapshot,
@@ -71,7 +79,13 @@ MAX_HEATMAP_WEEKS = 104
 
 def _changes(items: list[CapacityChangeIn]) -> list[CapacityChange]:
     return [
-        CapacityChange(starts=c.starts, ends=c.ends, capacity_fte=c.capacity_fte, reason=c.reason)
+        CapacityChange(
+            starts=c.starts,
+            ends=c.ends,
+            capacity_fte=c.capacity_fte,
+            reason=c.reason,
+            kind=c.kind or default_kind(c.ends),
+        )
         for c in items
     ]
 
@@ -91,6 +105,7 @@ async def _resources_out(session: AsyncSession, resources: list[Resource]) -> li
                 starts=change.starts,
                 ends=change.ends,
                 capacity_fte=change.capacity_fte,
+                kind=change_kind(change.kind),
                 reason=change.reason,
             )
         )
@@ -208,12 +223,18 @@ def _request_out(row: ResourceRequest, settings: Settings, lines: list[Assignmen
         skill=row.skill,
         fte=row.fte,
         hours=row.hours,
-        fte_per_week=weekly_demand(
-            row.fte, row.hours, len(row.weeks), settings.allocation_hours_per_fte_week
+        fte_per_week=daily_fte(
+            row.fte,
+            row.hours,
+            sum(working_days_by_week(row.start, row.end).values()),
+            settings.allocation_hours_per_fte_week,
+        ),
+        fte_by_week=demand_by_week(
+            row.fte, row.hours, row.start, row.end, settings.allocation_hours_per_fte_week
         ),
         start=row.start,
         end=row.end,
-        weeks=list(row.weeks),
+        weeks=list(working_days_by_week(row.start, row.end)),
         priority=row.priority,
         named_resource=row.named_resource,
         status=row.status,
@@ -255,7 +276,7 @@ async def list_requests(
     limit: Limit = 100,
     after: Annotated[str | None, Query(description="Page: request ids after this one")] = None,
 ) -> list[RequestOut]:
-    query = select(ResourceRequest).order_by(col(ResourceRequest.request_id)).limit(limit)
+    query = select(ResourceRequest).order_by(col(ResourceRequest.request_id))
     if project_id:
         query = query.where(ResourceRequest.project_id == project_id)
     if state:
@@ -264,7 +285,7 @@ async def list_requests(
         query = query.where(col(ResourceRequest.request_id) > after)
     runtime = runtime_of(request)
     async with runtime.sessions() as session:
-        rows = (await session.exec(query)).all()
+        rows = (await session.exec(query.limit(limit))).all()  # after every filter
         lines = await _lines(session, [row.request_id for row in rows])
         return [_request_out(row, runtime.settings, lines[row.request_id]) for row in rows]
 
@@ -450,7 +471,7 @@ async def list_project_priorities(
 def _conflict_out(row: ConflictRow) -> ConflictOut:
     return ConflictOut(
         conflict_id=row.conflict_id,
-        state=row.state,
+        state="closed" if row.state == CLOSED else "resolved",
         skill=row.skill,
         resource_id=row.resource_id,
         weeks=list(row.weeks),
@@ -458,9 +479,10 @@ def _conflict_out(row: ConflictRow) -> ConflictOut:
         losers=list(row.losers),
         rationale=row.rationale,
         cause=row.cause,
-        resolution=row.resolution,
         created_at=row.created_at,
         resolved_at=row.resolved_at,
+        closed_at=row.closed_at,
+        closed_reason=row.closed_reason,
     )
 
 
@@ -469,23 +491,44 @@ async def list_conflicts(
     request: Request,
     _: Reader,
     state: Annotated[
-        Literal["open", "resolved"] | None,
-        Query(description="open: losers still wait; resolved: shortage over or superseded"),
+        Literal["resolved", "closed"] | None,
+        Query(
+            description="resolved: published and standing, its losers short; closed: the "
+            "shortage ended or a newer resolution superseded it"
+        ),
     ] = None,
-    project_id: str | None = None,
+    project_id: Annotated[
+        str | None, Query(description="Only conflicts this project won or lost")
+    ] = None,
     limit: Limit = 100,
+    before: Annotated[
+        str | None, Query(description="Page: conflicts older than this conflict id")
+    ] = None,
 ) -> list[ConflictOut]:
-    query = select(ConflictRow).order_by(col(ConflictRow.created_at).desc()).limit(limit)
+    # Every filter is part of the query, so the page limit applies to matching conflicts only.
+    query = select(ConflictRow).order_by(
+        col(ConflictRow.created_at).desc(), col(ConflictRow.conflict_id).desc()
+    )
     if state:
         query = query.where(ConflictRow.state == state)
-    async with runtime_of(request).sessions() as session:
-        rows = (await session.exec(query)).all()
     if project_id:
-        rows = [
-            row
-            for row in rows
-            if any(d.get("project_id") == project_id for d in [*row.winners, *row.losers])
-        ]
+        decision = [{"project_id": project_id}]
+        query = query.where(
+            or_(
+                col(ConflictRow.winners).contains(decision),
+                col(ConflictRow.losers).contains(decision),
+            )
+        )
+    async with runtime_of(request).sessions() as session:
+        if before:
+            cursor = await session.get(ConflictRow, before)
+            if cursor is None:
+                raise HTTPException(422, f"before names no conflict ({before!r}).")
+            query = query.where(
+                tuple_(col(ConflictRow.created_at), col(ConflictRow.conflict_id))
+                < tuple_(literal(cursor.created_at), literal(cursor.conflict_id))
+            )
+        rows = (await session.exec(query.limit(limit))).all()
     return [_conflict_out(row) for row in rows]
 
 

@@ -1,4 +1,4 @@
-"""`pmo resources ...`: the resource pool from the command line (bulk import of a CSV file).
+"""`pmo resources ...`: the resource pool from the command line (bulk import of CSV files).
 
 Mounted in pmo/cli.py as `app.add_typer(resources_app, name="resources",
 context_settings={"obj": _settings})`; the `obj` (a Settings or a function returning one) lets
@@ -14,8 +14,13 @@ from typing import Annotated
 
 import typer
 
-from services.allocation.domain.pool import parse_pool_csv
-from services.allocation.service_layer.pool import ImportSummary, import_pool
+from services.allocation.domain.pool import is_capacity_csv, parse_capacity_csv, parse_pool_csv
+from services.allocation.service_layer.pool import (
+    ImportSummary,
+    UnknownResources,
+    import_capacity_changes,
+    import_pool,
+)
 from services.allocation.service_layer.resolution import hold_resolution_lock
 from shared.database import create_engine, migrate, session_factory
 from shared.settings import ConfigurationError, Settings, load_settings
@@ -38,12 +43,20 @@ class PoolImportRefused(Exception):
 
 
 async def import_resources_csv(settings: Settings, text: str) -> ImportSummary:
-    """Import a pool CSV into the configured database, all lines or none.
+    """Import a pool CSV, or a capacity-changes CSV, into the configured database, all lines or
+    none.
 
-    Like a change through the API, it asks the running allocation service to re-solve (a
-    pending re-resolution plus NOTIFY), so new capacity is used within seconds.
+    A file whose header names `starts` lists dated capacity changes (see
+    `parse_capacity_csv`); any other is the pool itself (see `parse_pool_csv`). Like a change
+    through the API, it asks the running allocation service to re-solve (a pending
+    re-resolution plus NOTIFY), so the new capacity is used within seconds. Raises
+    PoolImportRefused naming every problem.
     """
-    entries, problems = parse_pool_csv(text)
+    capacity = is_capacity_csv(text)
+    if capacity:
+        changes, problems = parse_capacity_csv(text)
+    else:
+        entries, problems = parse_pool_csv(text)
     if problems:
         raise PoolImportRefused(problems)
     engine = create_engine(
@@ -56,7 +69,17 @@ async def import_resources_csv(settings: Settings, text: str) -> ImportSummary:
         await migrate(engine, "allocation")
         async with session_factory(engine)() as session, session.begin():
             await hold_resolution_lock(session)
-            return await import_pool(session, entries)
+            if not capacity:
+                return await import_pool(session, entries)
+            try:
+                return await import_capacity_changes(session, changes)
+            except UnknownResources as unknown:
+                raise PoolImportRefused(
+                    [
+                        f"not in the resource pool: {unknown}; import the pool (or add them "
+                        "with POST /resources) first"
+                    ]
+                ) from None
     finally:
         await engine.dispose()
 
@@ -76,15 +99,18 @@ def import_command(
     file: Annotated[
         Path,
         typer.Argument(
-            help="CSV with the header resource_id,name,skills,capacity_fte; "
-            "skills separated by ';' (e.g. ada,Ada Lovelace,architect;python,1)",
+            help="The pool: CSV with the header resource_id,name,skills,capacity_fte; skills "
+            "separated by ';' (e.g. ada,Ada Lovelace,architect;python,1). Or dated capacity "
+            "changes: resource_id,starts,ends,capacity_fte,kind,reason (kind absence or "
+            "contract; ends, kind, reason optional), replacing those resources' changes",
             exists=True,
             dir_okay=False,
             readable=True,
         ),
     ],
 ) -> None:
-    """Add or update the pool's people and teams from a CSV file (all lines or none)."""
+    """Add or update the pool's people and teams, or their dated capacity changes, from a CSV
+    file (all lines or none)."""
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
@@ -100,7 +126,4 @@ def import_command(
     except ConfigurationError as error:
         typer.echo(f"pmo resources import: {error}", err=True)
         raise typer.Exit(2) from error
-    typer.echo(
-        f"{file}: {summary.added} added, {summary.updated} updated, "
-        f"{summary.unchanged} unchanged; allocations are re-solved by the allocation service"
-    )
+    typer.echo(f"{file}: {summary}; allocations are re-solved by the allocation service")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from services.allocation.domain.pool import ChangeKind
 from shared.events.contracts import (
     AllocationSnapshot,
     Assignment,
@@ -19,6 +20,7 @@ from shared.events.contracts import (
 from shared.http_input import RequestBody
 
 Capacity = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
+ConflictState = Literal["resolved", "closed"]
 
 
 class CapacityChangeIn(RequestBody):
@@ -27,6 +29,10 @@ class CapacityChangeIn(RequestBody):
     starts: IsoDate
     ends: IsoDate | None = None
     capacity_fte: Capacity
+    kind: ChangeKind | None = None
+    """absence: an exception capping the working pattern (holiday, leave, 0 FTE or reduced);
+    contract: the working pattern itself (part time, back to full time, leaving). When absent:
+    an absence if it has an end, a contract change otherwise."""
     reason: str = ""
     """E.g. holiday, part time, leaving."""
 
@@ -61,6 +67,7 @@ class CapacityChangeOut(BaseModel):
     starts: date
     ends: date | None
     capacity_fte: float
+    kind: ChangeKind
     reason: str
 
 
@@ -92,10 +99,15 @@ class RequestOut(BaseModel):
     fte: float | None
     hours: float | None
     fte_per_week: float
-    """What the request asks for in each week (hours converted at the configured rate)."""
+    """What the request asks for on each working day, so in each full week (hours spread over
+    its working days at the configured rate)."""
+    fte_by_week: dict[str, float]
+    """What it asks for in each of its weeks: a week it covers on 3 of 5 working days holds
+    3/5 of `fte_per_week`."""
     start: date
     end: date
     weeks: list[str]
+    """The ISO weeks holding its working days (none for a weekends-only request)."""
     priority: str | None
     named_resource: str | None
     status: str
@@ -126,8 +138,9 @@ class UtilisationRow(BaseModel):
 
 class ConflictOut(BaseModel):
     conflict_id: str
-    state: str
-    """open: its losers still wait; resolved: the shortage ended or a newer decision replaced it."""
+    state: ConflictState
+    """resolved: published (resource-conflict-resolved) and standing, its losers short as it
+    says; closed: the shortage ended or a newer resolution superseded it (see closed_reason)."""
     skill: str | None
     resource_id: str | None
     weeks: list[str]
@@ -135,9 +148,11 @@ class ConflictOut(BaseModel):
     losers: list[dict[str, Any]]
     rationale: str
     cause: str
-    resolution: str | None
     created_at: datetime | None
     resolved_at: datetime | None
+    """When its resolution was (last) published."""
+    closed_at: datetime | None
+    closed_reason: str | None
 
 
 class DraftRankIn(RequestBody):

@@ -15,7 +15,7 @@ from services.allocation.adapters.tables import (
     ResourceRequest,
 )
 from services.allocation.domain.priority import HOLDS_NOTHING, STAGE_WORDS
-from services.allocation.domain.requests import weeks_between
+from services.allocation.domain.requests import weeks_between, working_weeks
 from services.allocation.service_layer.resolution import request_resolution, weeks_of_project
 from shared.events.contracts import (
     PortfolioReprioritized,
@@ -54,7 +54,9 @@ async def on_resource_requested(event: ResourceRequested, meta: EventMeta, uow: 
             f"request id {event.request_id!r} already names another request (from event "
             f"{known.event_id!r}); a changed request needs a new request id"
         )
-    weeks = weeks_between(event.start, event.end)
+    # Its weeks are those holding a working day; a weekends-only request has none and is
+    # denied with that reason (its decision is still published, like every request's).
+    weeks = working_weeks(event.start, event.end)
     uow.session.add(
         ResourceRequest(
             request_id=event.request_id,
@@ -71,7 +73,9 @@ async def on_resource_requested(event: ResourceRequested, meta: EventMeta, uow: 
         )
     )
     await request_resolution(
-        uow.session, f"new request {event.request_id} from {event.project_id}", weeks
+        uow.session,
+        f"new request {event.request_id} from {event.project_id}",
+        weeks or weeks_between(event.start, event.end),
     )
 
 

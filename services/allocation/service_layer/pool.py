@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -10,6 +10,7 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.allocation.adapters.repository import change_kind
 from services.allocation.adapters.tables import CapacityChangeRow, Resource, ResourceRequest
 from services.allocation.domain.pool import (
     CapacityChange,
@@ -51,7 +52,13 @@ async def _changes_of(session: AsyncSession, resource_id: str) -> list[CapacityC
         .order_by(col(CapacityChangeRow.id))
     )
     return [
-        CapacityChange(starts=r.starts, ends=r.ends, capacity_fte=r.capacity_fte, reason=r.reason)
+        CapacityChange(
+            starts=r.starts,
+            ends=r.ends,
+            capacity_fte=r.capacity_fte,
+            reason=r.reason,
+            kind=change_kind(r.kind),
+        )
         for r in rows.all()
     ]
 
@@ -70,6 +77,7 @@ async def _store_changes(
                 ends=change.ends,
                 capacity_fte=change.capacity_fte,
                 reason=change.reason,
+                kind=change.effective_kind,
             )
         )
 
@@ -141,6 +149,15 @@ class ImportSummary:
     added: int
     updated: int
     unchanged: int
+    of: str = "resources"
+    """What was counted: resources, or the capacity changes of resources."""
+
+    def __str__(self) -> str:
+        if self.of == "resources":
+            return f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged"
+        return (
+            f"capacity changes of {self.updated} resource(s) replaced, {self.unchanged} unchanged"
+        )
 
 
 async def import_pool(session: AsyncSession, entries: Sequence[PoolEntry]) -> ImportSummary:
@@ -177,3 +194,54 @@ async def import_pool(session: AsyncSession, entries: Sequence[PoolEntry]) -> Im
             await _requested_weeks(session),
         )
     return ImportSummary(added=added, updated=updated, unchanged=unchanged)
+
+
+class UnknownResources(LookupError):
+    """Resource ids a capacity file names that are not in the pool."""
+
+    def __init__(self, resource_ids: Sequence[str]) -> None:
+        super().__init__(", ".join(resource_ids))
+        self.resource_ids = list(resource_ids)
+
+
+async def import_capacity_changes(
+    session: AsyncSession, changes: Mapping[str, Sequence[CapacityChange]]
+) -> ImportSummary:
+    """Replace the dated capacity changes of each resource the file names (all or none).
+
+    The file is each named resource's whole list, so importing it again changes nothing and a
+    change left out of it is removed. Resources it does not name keep theirs. Only the weeks
+    whose capacity changed are re-solved. Raises UnknownResources when it names resources not
+    in the pool (nothing is changed then).
+    """
+    resources = {
+        resource.resource_id: resource
+        for resource in (
+            await session.exec(
+                select(Resource)
+                .where(col(Resource.resource_id).in_(list(changes)))
+                .with_for_update()
+            )
+        ).all()
+    }
+    unknown = sorted(set(changes) - set(resources))
+    if unknown:
+        raise UnknownResources(unknown)
+    weeks = await _requested_weeks(session)
+    affected: set[str] = set()
+    updated = unchanged = 0
+    for resource_id, new in changes.items():
+        old = await _changes_of(session, resource_id)
+        if old == list(new):
+            unchanged += 1
+            continue
+        base = resources[resource_id].capacity_fte
+        before, after = capacity_by_week(base, old, weeks), capacity_by_week(base, new, weeks)
+        affected |= {week for week in weeks if abs(before[week] - after[week]) > 1e-9}
+        await _store_changes(session, resource_id, new)
+        updated += 1
+    if affected:
+        await request_resolution(
+            session, f"capacity changes imported from CSV ({updated} resources)", affected
+        )
+    return ImportSummary(added=0, updated=updated, unchanged=unchanged, of="capacity changes")

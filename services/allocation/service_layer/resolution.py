@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANNEL = "pmo_allocation_resolution"
+RESOLVED, CLOSED = "resolved", "closed"
+"""A conflict's states: its published resolution stands, or no longer does."""
 LOCK_ID = zlib.crc32(b"pmo-allocation-resolution")
 
 
@@ -247,7 +249,11 @@ async def apply_resolution(
 async def record_conflicts(
     uow: UnitOfWork, conflicts: Sequence[Conflict], cause: str, now: datetime
 ) -> None:
-    """Publish conflicts not published as they stand; close open ones no longer current."""
+    """Publish conflicts not published as they stand; close standing ones no longer current.
+
+    A published conflict is `resolved` (its event says so) while its resolution stands, and
+    `closed` once the shortage ends or a newer resolution supersedes it.
+    """
     session = uow.session
     current = {conflict.conflict_id: conflict for conflict in conflicts}
     known = {
@@ -255,7 +261,7 @@ async def record_conflicts(
         for row in (
             await session.exec(
                 select(ConflictRow).where(
-                    (col(ConflictRow.state) == "open")
+                    (col(ConflictRow.state) == RESOLVED)
                     | col(ConflictRow.conflict_id).in_(list(current))
                 )
             )
@@ -263,11 +269,11 @@ async def record_conflicts(
     }
     by_contest = {conflict.contest_key: conflict.conflict_id for conflict in conflicts}
     for row in known.values():
-        if row.state == "open" and row.conflict_id not in current:
-            row.state = "resolved"
-            row.resolved_at = now
+        if row.state == RESOLVED and row.conflict_id not in current:
+            row.state = CLOSED
+            row.closed_at = now
             successor = by_contest.get(row.contest_key)
-            row.resolution = (
+            row.closed_reason = (
                 f"superseded by {successor} ({cause})"
                 if successor
                 else f"no longer contested after: {cause}"
@@ -275,7 +281,7 @@ async def record_conflicts(
             session.add(row)
     for conflict_id, conflict in current.items():
         found = known.get(conflict_id)
-        if found is not None and found.state == "open":
+        if found is not None and found.state == RESOLVED:
             continue
         event = conflict_event(conflict)
         if found is None:
@@ -290,10 +296,13 @@ async def record_conflicts(
                 rationale=conflict.rationale,
                 request_ids=list(conflict.request_ids),
                 cause=cause,
+                state=RESOLVED,
+                resolved_at=now,
             )
-        else:  # the same outcome again after a different one: it is current once more
+        else:  # the same outcome again after a different one: it stands once more
             row = found
-            row.state, row.resolution, row.resolved_at, row.cause = "open", None, None, cause
+            row.state, row.closed_reason, row.closed_at = RESOLVED, None, None
+            row.cause, row.resolved_at = cause, now
         session.add(row)
         await uow.publish(event)
 

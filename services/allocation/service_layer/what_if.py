@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.allocation.adapters.repository import load_state
-from services.allocation.domain.decisions import Conflict, Explainer, OpenRequest, Outcome
-from services.allocation.domain.priority import ProjectStanding
-from services.allocation.domain.requests import (
-    hint_level,
-    planned_weeks,
-    weekly_demand,
-    weeks_between,
+from services.allocation.domain.decisions import (
+    Conflict,
+    Explainer,
+    OpenRequest,
+    Outcome,
+    plan_request,
 )
+from services.allocation.domain.priority import ProjectStanding
 from services.allocation.domain.resolution import (
     AllocationState,
     Resolution,
@@ -81,18 +81,18 @@ def drafted(
 def hypothetical_request(
     event: ResourceRequested, state: AllocationState, hours_per_fte_week: float
 ) -> OpenRequest:
-    weeks = weeks_between(event.start, event.end)
-    return OpenRequest(
+    return plan_request(
         request_id=event.request_id,
         project_id=event.project_id,
         skill=event.skill,
-        fte=weekly_demand(event.fte, event.hours, len(weeks), hours_per_fte_week),
+        fte=event.fte,
+        hours=event.hours,
         start=event.start,
         end=event.end,
-        weeks=tuple(weeks),
-        planned=tuple(planned_weeks(weeks, state.current_week)),
+        current_week=state.current_week,
+        hours_per_fte_week=hours_per_fte_week,
         named_resource=event.named_resource,
-        hint=hint_level(event.priority),
+        priority=event.priority,
         arrival=len(state.requests) + 1_000_000,
         decided=False,
     )
