@@ -85,7 +85,7 @@ LAX: list[tuple[ServiceName, str, str, dict[str, Any], str]] = [
     (
         "notifications",
         "PATCH",
-        "/subscriptions/1",
+        "/subscriptions/00000000-0000-0000-0000-000000000001",
         {"throttle_window_s": "60"},
         "throttle_window_s",
     ),
