@@ -15,6 +15,7 @@ from faststream.specification.asyncapi.site import get_asyncapi_html
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from shared import openapi
 from shared.http_input import UnstorableInputGuard
 from shared.messaging.tables import dead_letter, parked_event
 from shared.security import Admin
@@ -74,6 +75,7 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
     app.state.runtime = runtime
     app.state.settings = runtime.settings
     app.add_middleware(UnstorableInputGuard)
+    openapi.install(app)
 
     @app.get("/livez", tags=["operations"], summary="The process is alive")
     async def livez() -> dict[str, str]:
@@ -88,7 +90,13 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
             status_code=200 if ready else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -98,7 +106,12 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
             runtime.asyncapi.to_specification().to_json(), media_type="application/json"
         )
 
-    @app.get("/asyncapi", tags=["operations"], summary="AsyncAPI document, readable")
+    @app.get(
+        "/asyncapi",
+        tags=["operations"],
+        summary="AsyncAPI document, readable",
+        response_class=HTMLResponse,
+    )
     async def asyncapi_html() -> HTMLResponse:
         return HTMLResponse(get_asyncapi_html(runtime.asyncapi.to_specification()))
 

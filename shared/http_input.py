@@ -10,11 +10,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import parse_qsl
+from typing import Any, ClassVar
+from urllib.parse import unquote_to_bytes
 
 from pydantic import BaseModel, ConfigDict
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def _not_null_unless_nullable(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    nullable = getattr(model, "nullable_fields", None)
+    if nullable is None:
+        return
+    for name, field in schema.get("properties", {}).items():
+        options = field.get("anyOf")
+        if name in nullable or not isinstance(options, list):
+            continue
+        if field.get("default", 0) is None:
+            field.pop("default")  # left out, it keeps its value; it is never null
+        kept = [option for option in options if option.get("type") != "null"]
+        if len(kept) == 1:
+            field.pop("anyOf")
+            field.update(kept[0])
+        else:
+            field["anyOf"] = kept
 
 
 class RequestBody(BaseModel):
@@ -23,9 +41,17 @@ class RequestBody(BaseModel):
     A misspelt field ("buget") would silently change nothing, and `false` for a capacity or
     "20" for a number would be guessed at: both are a 422 naming the field instead. Dates stay
     lax where their type says so (`IsoDate`): JSON has no date type.
+
+    A partial update (PATCH) sets `nullable_fields`: a field left out keeps its value, and only
+    these may be sent as `null`; the JSON Schema says so, so generated clients send no null
+    the API would refuse.
     """
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra=_not_null_unless_nullable
+    )
+
+    nullable_fields: ClassVar[frozenset[str] | None] = None
 
 
 NUL_MESSAGE = "must not contain NUL or other control characters"
@@ -75,10 +101,13 @@ def problems_in(path: str, query_string: bytes, body: bytes | None) -> list[dict
         problems.append(
             {"loc": ["path"], "msg": f"the URL path {NUL_MESSAGE}", "type": "value_error"}
         )
-    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+    for pair in query_string.split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        name_bytes = unquote_to_bytes(raw_name.replace(b"+", b" "))
+        name = name_bytes.decode("utf-8", "replace")
         try:
-            name = name.encode("latin-1").decode("utf-8")
-            value = value.encode("latin-1").decode("utf-8")
+            value = unquote_to_bytes(raw_value.replace(b"+", b" ")).decode("utf-8")
+            name_bytes.decode("utf-8")
         except UnicodeDecodeError:
             problems.append({"loc": ["query", name], "msg": UNICODE_MESSAGE, "type": "value_error"})
             continue

@@ -55,17 +55,24 @@ def _no_nul(value: str) -> str:
 
 # Ids cross system boundaries (ERP, Jira, HR): a stray space would silently split one project
 # into two, so surrounding whitespace is dropped rather than kept or rejected.
+# The checks run as validators (for their messages); the patterns tell the JSON Schema the same.
+_NO_CONTROL_PATTERN = Field(json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f]*$"})
+_NO_NUL_PATTERN = Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
 Id = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_LENGTH),
     AfterValidator(_no_control_characters),
+    _NO_CONTROL_PATTERN,
 ]
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
     AfterValidator(_no_control_characters),
+    _NO_CONTROL_PATTERN,
 ]
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT_LENGTH), AfterValidator(_no_nul)]
+Text = Annotated[
+    str, StringConstraints(max_length=MAX_TEXT_LENGTH), AfterValidator(_no_nul), _NO_NUL_PATTERN
+]
 """Free text: any characters but NUL, bounded."""
 
 DATE_PROBLEM = "must be a date like 2026-01-31 (or an RFC 3339 date-time)"
@@ -178,7 +185,12 @@ Email = Annotated[
     AfterValidator(_check_email),
     Field(json_schema_extra={"format": "email"}),
 ]
-Currency = Annotated[str, StringConstraints(max_length=10), AfterValidator(_check_currency)]
+Currency = Annotated[
+    str,
+    StringConstraints(max_length=10),
+    AfterValidator(_check_currency),
+    Field(json_schema_extra={"pattern": "^\\s*[A-Za-z]{3}\\s*$"}),
+]
 IsoWeek = Annotated[str, AfterValidator(_check_iso_week)]
 Number = Annotated[float, Strict()]
 """A JSON number (integers accepted); never a string or a boolean."""

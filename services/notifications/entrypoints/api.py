@@ -112,6 +112,8 @@ NULLABLE_CHANGES = frozenset({"project_id", "business_unit", "throttle_window_s"
 class SubscriptionUpdate(RequestBody):
     """Only the fields given change; `secret` replaces the webhook secret."""
 
+    nullable_fields = NULLABLE_CHANGES
+
     name: Annotated[str | None, Field(min_length=1, max_length=200)] = None
     channel: Channel | None = None
     recipient: Annotated[str | None, Field(min_length=3, max_length=2000)] = None

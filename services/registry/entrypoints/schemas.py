@@ -48,8 +48,15 @@ class ProjectProposal(_Request):
     """A stage model name (see GET /stage-models); unset: the default model."""
 
 
+NULLABLE_CHANGES = frozenset({"sponsor"})
+"""Fields a PATCH may set to null; the others are required charter fields."""
+ADMIN_ONLY_CHANGES = frozenset({"manager", "key_project"})
+
+
 class ProjectChanges(_Request):
     """The charter fields to change; the ones left out stay as they are."""
+
+    nullable_fields = NULLABLE_CHANGES
 
     name: Name | None = None
     business_unit: Id | None = None
@@ -64,11 +71,6 @@ class ProjectChanges(_Request):
     key_project: bool | None = None
     """Administrators only."""
     methodology: str | None = None
-
-
-NULLABLE_CHANGES = frozenset({"sponsor"})
-"""Fields a PATCH may set to null; the others are required charter fields."""
-ADMIN_ONLY_CHANGES = frozenset({"manager", "key_project"})
 
 
 class TransitionRequest(_Request):
