@@ -115,7 +115,9 @@ def test_late_project_near_completion_is_red_by_spi_t_though_spi_is_green() -> N
 
 def test_classic_spi_stands_in_while_spi_t_is_undefined() -> None:
     # A front-loaded plan has planned value on its first day, when no time has elapsed (AT = 0).
-    front_loaded = Baseline(100, START, START + timedelta(days=10), curve=((START, 50),))
+    front_loaded = Baseline(
+        100, START, START + timedelta(days=10), curve=((START, 50), (START + timedelta(days=10), 100))
+    )
     assessment = assess(ProjectFacts(front_loaded, ProgressReport(START, 20, 20)), RULES)
     assert assessment.metrics["spi_t"] is None
     assert assessment.metrics["spi"] == 0.4
