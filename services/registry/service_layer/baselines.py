@@ -52,7 +52,9 @@ class BaselineTerms:
 
 def stored_curve(points: list[PlannedValuePoint] | None) -> list[dict[str, Any]] | None:
     """A contract curve as the tables keep it (ordered by date); None for a linear plan."""
-    return [point.model_dump(mode="json") for point in points] if points else None
+    if not points:
+        return None
+    return [point.model_dump(mode="json") for point in sorted(points, key=lambda p: p.date)]
 
 
 def terms_in_force(project: Project) -> BaselineTerms:
