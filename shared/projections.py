@@ -17,18 +17,21 @@ update), so two replicas handling two decisions for one key at once cannot both 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, TypeVar
 
 from sqlalchemy import Table, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+Order = TypeVar("Order", date, datetime)
 
-def supersedes(incoming: datetime, kept: datetime | None) -> bool:
+
+def supersedes(incoming: Order, kept: Order | None) -> bool:
     """Whether a value ordered at `incoming` replaces the one kept, ordered at `kept`.
 
-    Nothing kept: it does. Otherwise only if it is not older.
+    Nothing kept: it does. Otherwise only if it is not older. The order is a time (a decision
+    time) or a date (a status report's as-of date).
     """
     return kept is None or incoming >= kept
 

@@ -37,9 +37,7 @@ class MonitoredProject(SQLModel, table=True):
     baseline_event_id: str | None = None
     baseline_version: int = 1
     """The approved baseline in force: 1 is project-started's, later ones project-rebaselined's."""
-    rebaselined_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
+    rebaselined_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     """When the baseline in force was approved, if it is not the original one."""
 
     monitoring_state: str = "active"

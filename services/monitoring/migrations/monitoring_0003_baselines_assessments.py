@@ -30,8 +30,7 @@ def upgrade() -> None:
     op.add_column(PROJECT, sa.Column("assessed_as_of", sa.Date), schema=SCHEMA)
     # Projects assessed before this revision: their assessment is of their latest report.
     op.execute(
-        f"UPDATE {SCHEMA}.{PROJECT} SET assessed_as_of = latest_as_of "
-        "WHERE assessed_at IS NOT NULL"
+        f"UPDATE {SCHEMA}.{PROJECT} SET assessed_as_of = latest_as_of WHERE assessed_at IS NOT NULL"
     )
     # Projects started before this revision and never moved by the registry since: active.
     op.execute(

@@ -127,7 +127,7 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
     rules = await rules_in_force(uow.session, uow.settings)
     moment = Moment.current()
     report = ProgressReport(event.as_of, event.percent_complete, event.actual_cost)
-    superseded = project.latest_as_of is not None and event.as_of < project.latest_as_of
+    superseded = not supersedes(event.as_of, project.latest_as_of)
     if superseded or project.monitoring_state == "closed":
         assessment = assess_report_alone(
             project,

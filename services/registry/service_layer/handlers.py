@@ -146,7 +146,7 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
             reported_health=event.reported_health,
         )
     )
-    if project.status_as_of is None or event.as_of >= project.status_as_of:
+    if supersedes(event.as_of, project.status_as_of):
         reported = {"percent_complete": event.percent_complete, "status_as_of": event.as_of}
         before, after = changed_fields(
             {"percent_complete": project.percent_complete, "status_as_of": project.status_as_of},
