@@ -250,3 +250,10 @@ async def test_a_rebaselined_project_s_cpi_follows_the_new_budget_everywhere(
         assert project["rebaselined_at"] is not None
     health = (await views.clients["monitoring"].get("/projects/PRJ-REBASE/health")).json()
     assert (health["baseline_version"], health["budget_at_completion"]) == (2, 300_000)
+    # Both events are in their publisher's AsyncAPI document.
+    for service, event in (
+        ("monitoring", "project-health-assessed"),
+        ("registry", "project-rebaselined"),
+    ):
+        channels = (await views.clients[service].get("/asyncapi.json")).json()["channels"]
+        assert any(event in name for name in channels), (service, sorted(channels))
