@@ -17,6 +17,8 @@ OUTBOUND_TOPICS: tuple[str, ...] = (
     "resource-allocated",
     "resource-conflict-resolved",
     "allocation-changed",
+    "project-health-assessed",
+    "project-rebaselined",
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

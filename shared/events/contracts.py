@@ -614,6 +614,68 @@ class AllocationChanged(ProjectEvent):
     cause: str
 
 
+class ProjectHealthAssessed(ProjectEvent):
+    """Monitoring's assessment of a project, published whenever what it says changes.
+
+    The state every other view shows (registry, report, digest, escalation, dashboard): sent on
+    a project's first assessment and whenever its health, reasons, figures or as-of date change,
+    in either direction. The newest by `assessed_at` stands: it strictly increases per project,
+    so an older assessment arriving late is recognised and changes nothing.
+    """
+
+    event_name: ClassVar[str] = "project-health-assessed"
+
+    health: Health
+    reasons: list[RiskReason] = []
+    """Why it is not green, worst first; empty when green."""
+    metrics: Metrics = {}
+    """The earned-value figures (`spi`, `spi_t`, `cpi`, `eac`, `vac`, `tcpi`, ...); null where
+    undefined; empty before the first status report."""
+    forecast_finish: IsoDate | None = None
+    """When the project finishes at its schedule performance so far (SPI(t)); null if unknown."""
+    as_of: IsoDate | None = None
+    """The as-of date of the status report the figures come from; null before the first one."""
+    assessed_at: datetime
+    """When monitoring assessed: the order of a project's assessments (strictly increasing)."""
+    at_risk_since: datetime | None = None
+    """When the current at-risk episode (amber or red) began; null while green."""
+    baseline_version: int = Field(default=1, ge=1)
+    """The approved baseline the figures are measured against (1: the original)."""
+    trigger: str
+    """What caused the assessment: an event name or `staleness-clock`."""
+
+
+class ProjectRebaselined(ProjectEvent):
+    """The PMO approved a new baseline: earned value is measured against it from now on."""
+
+    event_name: ClassVar[str] = "project-rebaselined"
+
+    baseline_version: int = Field(ge=2, le=2_147_483_647)
+    """The new baseline's number (1 is the original one, taken at project-started)."""
+    budget: Money
+    """The new budget at completion (BAC), in the project's currency."""
+    start_date: IsoDate
+    planned_finish_date: IsoDate
+    planned_value_curve: list[PlannedValuePoint] | None = None
+    """The new cumulative planned value over time; absent: linear from start to planned finish."""
+    approved_by: Name
+    """Who approved it: the administrator's token subject, or the system that restated it."""
+    reason: Name
+    """Why, in the approver's words."""
+    approved_at: datetime
+    cause: Id
+    """The user or the event id that made the change."""
+
+    _finish = field_validator("planned_finish_date")(_finish_not_before_start)
+
+    @field_validator("planned_value_curve")
+    @classmethod
+    def _curve_is_cumulative(
+        cls, value: list[PlannedValuePoint] | None
+    ) -> list[PlannedValuePoint] | None:
+        return ProjectStarted._curve_is_cumulative(value)
+
+
 def _by_name(*models: type[EventData]) -> dict[str, type[EventData]]:
     return {model.event_name: model for model in models}
 
@@ -632,5 +694,7 @@ OUTBOUND_EVENTS: dict[str, type[EventData]] = _by_name(
     ResourceAllocated,
     ResourceConflictResolved,
     AllocationChanged,
+    ProjectHealthAssessed,
+    ProjectRebaselined,
 )
 """What the PMO services publish, by event name (also the topic name)."""

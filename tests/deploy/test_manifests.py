@@ -49,6 +49,8 @@ OUTBOUND = {
     "resource-allocated",
     "resource-conflict-resolved",
     "allocation-changed",
+    "project-health-assessed",
+    "project-rebaselined",
 }
 ALL_TOPICS = INBOUND | OUTBOUND | {f"{t}.dlq" for t in INBOUND | OUTBOUND}
 

@@ -255,3 +255,67 @@ def test_earned_schedule_is_where_the_plan_reaches_the_earned_value(
         assert planned_value_at(points, es - 1) <= earned + tolerance
     else:
         assert planned_value_at(points, 0) >= earned - tolerance
+
+
+# --- degenerate baselines (issue 12, item 4): defined figures, null where undefined ----------
+
+
+def test_a_zero_budget_spent_half_way_has_no_tcpi_and_no_schedule_figures() -> None:
+    # BAC = 0, half-way through the plan, 50% done, 5,000 spent: nothing can be earned, so every
+    # value-based index is undefined; TCPI is not 0.0 ("no work remains"): half the work does.
+    free = Baseline(0, START, FINISH)
+    figures = earned_value(free, ProgressReport(date(2026, 7, 2), 50, 5_000))
+    metrics = figures.as_metrics(START, FINISH)
+    for undefined in ("spi", "cpi", "eac", "etc", "vac", "tcpi", "spi_t", "es_days", "sv_t_days"):
+        assert metrics[undefined] is None, undefined
+    assert (metrics["pv"], metrics["ev"], metrics["ac"], metrics["cv"]) == (0, 0, 5_000, -5_000)
+    assert figures.spent_without_budget
+    assert not figures.budget_exhausted  # that is the other rule: a budget, spent
+    # Nothing spent on a zero budget is no cost problem; 100% done on it leaves no work.
+    assert not earned_value(free, ProgressReport(date(2026, 7, 2), 50, 0)).spent_without_budget
+    assert earned_value(free, ProgressReport(date(2026, 7, 2), 100, 10)).tcpi == 0
+
+
+def test_a_zero_length_plan_has_no_earned_schedule() -> None:
+    same_day = Baseline(50_000, START, START)
+    figures = earned_value(same_day, ProgressReport(START + timedelta(days=10), 100, 50_000))
+    metrics = figures.as_metrics(START, START)
+    # Everything was due on day 0: ES and SV(t) say nothing; SPI (EV/PV) does.
+    assert (metrics["es_days"], metrics["sv_t_days"], metrics["spi_t"]) == (None, None, None)
+    assert (metrics["spi"], metrics["cpi"], metrics["tcpi"]) == (1.0, 1.0, 0.0)
+    assert metrics["forecast_duration_days"] is None
+
+
+def test_a_report_before_the_start_counts_no_time_but_its_cost() -> None:
+    figures = earned_value(LINEAR, ProgressReport(date(2025, 12, 1), 5, 10_000))
+    metrics = figures.as_metrics(START, FINISH)
+    assert (metrics["at_days"], metrics["pv"], metrics["spi"], metrics["spi_t"]) == (
+        0,
+        0,
+        None,
+        None,
+    )
+    assert metrics["cpi"] == 0.5  # 5,000 earned for 10,000 spent: true before the start too
+    assert metrics["tcpi"] == pytest.approx(95_000 / 90_000, abs=1e-4)
+
+
+@pytest.mark.parametrize("end_value", [60_000.0, 100_000.0, 250_000.0])
+def test_a_curve_not_ending_at_the_budget_gives_the_plan_its_shape_scaled_to_the_budget(
+    end_value: float,
+) -> None:
+    # The curve says when the value is planned; BAC says how much. Half of the curve's value is
+    # planned by 2026-07-02 whatever it ends at, so 50% done then is on plan.
+    curve = ((date(2026, 7, 2), end_value / 2), (FINISH, end_value))
+    baseline = Baseline(100_000, START, FINISH, curve=curve)
+    assert baseline.planned_value(FINISH) == 100_000
+    assert baseline.planned_value(date(2026, 7, 2)) == 50_000
+    figures = earned_value(baseline, ProgressReport(date(2026, 7, 2), 50, 50_000))
+    assert (figures.spi, figures.spi_t) == (1.0, 1.0)
+    done = earned_value(baseline, ProgressReport(FINISH, 100, 100_000))
+    assert done.spi_t == 1.0  # finishing on the planned day is on time, not late
+
+
+def test_a_curve_planning_nothing_is_taken_as_linear() -> None:
+    flat = Baseline(100_000, START, FINISH, curve=((date(2026, 3, 1), 0.0), (FINISH, 0.0)))
+    assert flat.planned_value(FINISH) == 100_000
+    assert flat.planned_value(date(2026, 7, 2)) == LINEAR.planned_value(date(2026, 7, 2))

@@ -115,7 +115,12 @@ def test_late_project_near_completion_is_red_by_spi_t_though_spi_is_green() -> N
 
 def test_classic_spi_stands_in_while_spi_t_is_undefined() -> None:
     # A front-loaded plan has planned value on its first day, when no time has elapsed (AT = 0).
-    front_loaded = Baseline(100, START, START + timedelta(days=10), curve=((START, 50),))
+    front_loaded = Baseline(
+        100,
+        START,
+        START + timedelta(days=10),
+        curve=((START, 50), (START + timedelta(days=10), 100)),
+    )
     assessment = assess(ProjectFacts(front_loaded, ProgressReport(START, 20, 20)), RULES)
     assert assessment.metrics["spi_t"] is None
     assert assessment.metrics["spi"] == 0.4
@@ -320,3 +325,22 @@ def test_an_index_undefined_for_a_while_keeps_its_hysteresis_memory() -> None:
         ProjectFacts(BASELINE, report_with(1.0, at=502, cpi=0.91)), RULES, undefined.index_levels
     )
     assert [(f.code, f.level) for f in again.findings] == [("cost", "red")]
+
+
+def test_money_spent_without_a_budget_is_a_red_cost_reason_not_green() -> None:
+    # Issue 12, item 4: budget 0, half-way, 50% done, 5,000 spent was green with TCPI 0.0.
+    free = Baseline(0, START, START + timedelta(days=1000))
+    assessment = assess(
+        ProjectFacts(free, ProgressReport(START + timedelta(days=500), 50, 5_000)), RULES
+    )
+    assert assessment.health == "red"
+    (cost,) = assessment.findings
+    assert (cost.code, cost.level) == ("cost", "red")
+    assert cost.message == (
+        "There is no budget (0) but 5,000 has been spent with 50% of the work done."
+    )
+    assert (cost.numbers["bac"], cost.numbers["ac"], cost.numbers["tcpi"]) == (0, 5_000, None)
+    assert assessment.metrics["tcpi"] is None
+    # Nothing spent on a zero budget: nothing to say about cost, and no index to judge by.
+    idle = assess(ProjectFacts(free, ProgressReport(START + timedelta(days=500), 50, 0)), RULES)
+    assert (idle.health, idle.findings) == ("green", ())

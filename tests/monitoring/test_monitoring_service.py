@@ -454,7 +454,8 @@ async def test_completed_and_terminated_projects_leave_monitoring_and_raise_noth
         "DONE-RED": ("closed", "completed"),
         "AXED": ("closed", "terminated"),
         "PAUSED": ("on_hold", "on_hold"),
-        "REFUSED": ("active", None),
+        # Started and never moved by the registry: active (issue 12, item 15: was null).
+        "REFUSED": ("active", "active"),
     }
     listed = (await monitoring.api.get("/at-risk")).json()
     assert sorted(p["project_id"] for p in listed) == ["PAUSED", "REFUSED"]

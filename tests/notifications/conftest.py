@@ -8,6 +8,7 @@ import email.policy
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -122,6 +123,43 @@ def at_risk(project_id: str, *, severity: str = "red", spi: float = 0.6) -> dict
             }
         ],
         "metrics": {"spi": spi, "cpi": 0.95},
+    }
+
+
+def assessed(
+    project_id: str,
+    health: str = "red",
+    *,
+    spi: float = 0.6,
+    at_risk_since: datetime | None = None,
+) -> dict[str, Any]:
+    """Monitoring's project-health-assessed: the health the digest and escalations show.
+
+    A project not green is at risk since `at_risk_since` (now if not given); `assessed_at` is
+    now, so successive calls are successive assessments.
+    """
+    now = datetime.now(UTC)
+    reasons = (
+        []
+        if health == "green"
+        else [
+            {
+                "code": "schedule",
+                "severity": health,
+                "message": f"SPI {spi:.2f} is below 0.90",
+                "numbers": {"spi": spi, "threshold": 0.9},
+            }
+        ]
+    )
+    return {
+        "project_id": project_id,
+        "health": health,
+        "reasons": reasons,
+        "metrics": {"spi": spi, "spi_t": spi, "cpi": 0.95},
+        "as_of": now.date().isoformat(),
+        "assessed_at": now.isoformat(),
+        "at_risk_since": None if health == "green" else (at_risk_since or now).isoformat(),
+        "trigger": "status-changed",
     }
 
 

@@ -16,6 +16,7 @@ from tests.notifications.conftest import (
     QUICK,
     ApiFor,
     MailSink,
+    assessed,
     at_risk,
     register,
     smtp_settings,
@@ -118,7 +119,10 @@ async def test_a_project_at_risk_too_long_is_escalated_once_per_episode(
         throttle_window_s=0,
     )
     await register(enterprise, "PRJ-LATE", "PRJ-BACK")
+    # Monitoring's assessment says how long a project is at risk; its alert tells the office.
+    await enterprise.send("project-health-assessed", assessed("PRJ-LATE"))
     await enterprise.send("project-at-risk", at_risk("PRJ-LATE"))
+    await enterprise.send("project-health-assessed", assessed("PRJ-BACK", "amber"))
     await enterprise.send("project-at-risk", at_risk("PRJ-BACK", severity="amber"))
 
     async def alerted(count: int) -> bool:
@@ -126,6 +130,7 @@ async def test_a_project_at_risk_too_long_is_escalated_once_per_episode(
 
     await eventually(lambda: alerted(2), timeout=30, what="both at-risk alerts")
     # PRJ-BACK recovers before the escalation deadline: its episode ends unescalated.
+    await enterprise.send("project-health-assessed", assessed("PRJ-BACK", "green", spi=1.0))
     await enterprise.send("project-recovered", {"project_id": "PRJ-BACK", "metrics": {"spi": 1.0}})
 
     async def escalations(count: int) -> list[Any] | None:
@@ -147,8 +152,10 @@ async def test_a_project_at_risk_too_long_is_escalated_once_per_episode(
     assert [d["project_id"] for d in escalated] == ["PRJ-LATE"]
 
     # Recovered, then at risk again: a new episode, escalated again after the same delay.
+    await enterprise.send("project-health-assessed", assessed("PRJ-LATE", "green", spi=1.0))
     await enterprise.send("project-recovered", {"project_id": "PRJ-LATE", "metrics": {}})
     await eventually(lambda: alerted(4), timeout=30, what="the recovery notices")
+    await enterprise.send("project-health-assessed", assessed("PRJ-LATE", "amber"))
     await enterprise.send("project-at-risk", at_risk("PRJ-LATE", severity="amber"))
     second = await eventually(lambda: escalations(2), timeout=30, what="the second escalation")
     assert "PRJ-LATE" in str(second[1]["Subject"])
@@ -186,7 +193,7 @@ async def test_the_weekly_digest_is_sent_once_per_slot_by_two_replicas(
     await register(enterprise, "PRJ-A", "PRJ-B", "PRJ-DONE")
     await register(enterprise, "PRJ-F", unit="Finance")
     await enterprise.send("project-lifecycle-changed", lifecycle("PRJ-DONE", "active", "completed"))
-    await enterprise.send("project-at-risk", at_risk("PRJ-B", spi=0.6))
+    await enterprise.send("project-health-assessed", assessed("PRJ-B", spi=0.6))
     await enterprise.send(
         "portfolio-reprioritized",
         {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -40,12 +41,27 @@ def status(project_id: str, **changes: Any) -> dict[str, Any]:
     }
 
 
-def at_risk(project_id: str, severity: str = "red") -> dict[str, Any]:
+def assessed(
+    project_id: str,
+    health: str = "red",
+    *,
+    at: datetime | None = None,
+    metrics: dict[str, float | None] | None = None,
+) -> dict[str, Any]:
+    """A monitoring `project-health-assessed` data: red or amber for the schedule, or green."""
+    reasons = (
+        []
+        if health == "green"
+        else [{"code": "schedule", "severity": health, "message": "SPI(t) 0.6 is below 0.9"}]
+    )
     return {
         "project_id": project_id,
-        "severity": severity,
-        "reasons": [{"code": "schedule", "message": "SPI 0.6 is below 0.9"}],
-        "metrics": {"spi": 0.6},
+        "health": health,
+        "reasons": reasons,
+        "metrics": metrics if metrics is not None else {"spi": 0.6, "spi_t": 0.6, "cpi": 1.0},
+        "as_of": "2026-06-30",
+        "assessed_at": (at or datetime.now(UTC)).isoformat(),
+        "trigger": "status-changed",
     }
 
 

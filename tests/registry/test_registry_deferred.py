@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -12,7 +11,7 @@ import sqlalchemy as sa
 from shared.messaging.tables import parked_event
 from shared.settings import Settings
 from tests.harness import Enterprise, RunningService, eventually, structured_event
-from tests.registry.conftest import allocated, at_risk, charter, project_when, published, status
+from tests.registry.conftest import allocated, assessed, charter, project_when, published, status
 
 
 async def parked(registry: RunningService) -> int:
@@ -27,7 +26,7 @@ async def test_reports_health_and_allocations_before_the_start_are_applied_after
     hold = await enterprise.send(
         "status-changed", status("PRJ-LATE", lifecycle="on_hold", percent_complete=20)
     )
-    risk = await enterprise.send("project-at-risk", at_risk("PRJ-LATE"))
+    risk = await enterprise.send("project-health-assessed", assessed("PRJ-LATE"))
     await enterprise.send(
         "resource-allocated", allocated("PRJ-LATE", "REQ-1", 1.0, 0.25, "partial")
     )
@@ -96,41 +95,40 @@ async def test_a_project_proposed_through_the_api_releases_the_events_kept_for_i
     assert await parked(registry) == 0
 
 
-async def test_the_latest_health_decision_wins_whatever_the_arrival_order(
+async def test_the_newest_assessment_wins_whatever_the_arrival_order(
     api: httpx.AsyncClient, enterprise: Enterprise, settings: Settings
 ) -> None:
     await enterprise.send("project-started", charter("PRJ-H"))
     await project_when(api, "PRJ-H", "PRJ-H registered", lifecycle="active")
     now = datetime.now(UTC)
-    # Monitoring flagged the project, then saw it recover; the two arrive the other way round.
-    recovered = _decided_at(
-        "project-recovered", {"project_id": "PRJ-H", "metrics": {}}, now + timedelta(minutes=5)
+    # Monitoring found the project amber, then green; the two arrive the other way round, and
+    # the older one's envelope even claims a later time: the assessment's own time decides.
+    green = assessed("PRJ-H", "green", at=now + timedelta(minutes=5), metrics={"spi_t": 1.0})
+    amber = assessed("PRJ-H", "amber", at=now, metrics={"spi_t": 0.93})
+    await enterprise.send("project-health-assessed", green)
+    await project_when(api, "PRJ-H", "PRJ-H green", health="green")
+    value, headers = structured_event("project-health-assessed", amber, source="/pmo/monitoring")
+    envelope = json.loads(value)
+    envelope["time"] = (now + timedelta(hours=1)).isoformat()
+    await enterprise.send_raw(
+        "project-health-assessed", json.dumps(envelope).encode(), headers=headers, key="PRJ-H"
     )
-    flagged = _decided_at("project-at-risk", at_risk("PRJ-H", "amber"), now)
-    await enterprise.send_raw("project-recovered", recovered[0], headers=recovered[1], key="PRJ-H")
-    await project_when(api, "PRJ-H", "PRJ-H recovered", health="green")
-    await enterprise.send_raw("project-at-risk", flagged[0], headers=flagged[1], key="PRJ-H")
 
     async def handled() -> bool:
         metrics = (await api.get("/metrics")).text
         return (
             'pmo_events_consumed_total{outcome="processed",service="registry",'
-            f'topic="{settings.topic_prefix}project-at-risk"}} 1.0'
+            f'topic="{settings.topic_prefix}project-health-assessed"}} 2.0'
         ) in metrics
 
-    await eventually(handled, timeout=30, what="the older at-risk event handled")
+    await eventually(handled, timeout=30, what="the older assessment handled")
 
     project = (await api.get("/projects/PRJ-H")).json()
-    assert project["health"] == "green"
-
-
-def _decided_at(
-    event_type: str, data: dict[str, Any], when: datetime
-) -> tuple[bytes, list[tuple[str, bytes]]]:
-    value, headers = structured_event(event_type, data, source="/pmo/monitoring")
-    envelope = json.loads(value)
-    envelope["time"] = when.isoformat()
-    return json.dumps(envelope).encode(), headers
+    assert (project["health"], project["health_metrics"]) == ("green", {"spi_t": 1.0})
+    history = (await api.get("/projects/PRJ-H/history")).json()["items"]
+    assert [h["after"] for h in history if h["change"] == "health"] == [
+        {"health": "green", "reasons": []}
+    ]
 
 
 async def _at_least(registry: RunningService, count: int) -> bool:

@@ -9,7 +9,7 @@ import re
 import httpx
 
 from tests.harness import Enterprise
-from tests.registry.conftest import allocated, at_risk, charter, project_when, status
+from tests.registry.conftest import allocated, assessed, charter, project_when, status
 
 ORION = 'Orion, "phase 2"'
 FORMULA = '=HYPERLINK("http://example.com/x","click")'
@@ -23,9 +23,9 @@ async def set_up(api: httpx.AsyncClient, enterprise: Enterprise) -> None:
         "project-started", charter("R2", name=FORMULA, objectives=growth[:0], key_project=True)
     )
     await enterprise.send("project-started", charter("R3", name=SCRIPT, business_unit="Ops"))
-    await enterprise.send("project-at-risk", at_risk("R1", "red"))
+    await enterprise.send("project-health-assessed", assessed("R1", "red"))
     await enterprise.send("resource-allocated", allocated("R1", "REQ-R1", 1.0, 0.4, "partial"))
-    await enterprise.send("project-recovered", {"project_id": "R2", "metrics": {}})
+    await enterprise.send("project-health-assessed", assessed("R2", "green"))
     await enterprise.send(
         "status-changed", status("R3", lifecycle="completed", percent_complete=100)
     )

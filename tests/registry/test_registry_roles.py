@@ -4,7 +4,7 @@
 - viewer: reads (what-if included: it changes nothing), 403 on every change;
 - project_manager: reads, proposes projects (as their manager), changes only their own projects,
   never the manager or the key-project flag;
-- pmo_admin: everything.
+- pmo_admin: everything, and alone re-baselines.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.conftest import bearer
 from tests.harness import RunningService
 from tests.registry.conftest import charter
 
-Rule = Literal["read", "propose", "manage_own"]
+Rule = Literal["read", "propose", "manage_own", "admin"]
 
 ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/projects"): "read",
@@ -30,6 +30,8 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/projects/{project_id}"): "manage_own",
     ("POST", "/projects/{project_id}/transitions"): "manage_own",
     ("GET", "/projects/{project_id}/history"): "read",
+    ("POST", "/projects/{project_id}/baselines"): "admin",
+    ("GET", "/projects/{project_id}/baselines"): "read",
     ("GET", "/objectives"): "read",
     ("GET", "/strategies"): "read",
     ("GET", "/portfolio"): "read",
@@ -65,6 +67,8 @@ def request_for(method: str, path: str, project_id: str, serial: int) -> dict[st
         body = charter(f"PRJ-NEW-{serial}", manager=PM)
     elif method == "PATCH":
         body = {"sponsor": f"Sponsor {serial}"}
+    elif path.endswith("/baselines") and method == "POST":
+        body = {"budget": 120_000 + serial, "reason": "scope change approved by the board"}
     elif path.endswith("/transitions"):
         body = {"to": "approved"}
     elif path == "/portfolio/what-if":
@@ -102,7 +106,7 @@ async def test_each_role_on_each_endpoint(
                     ok = ok and forged.status_code == 401
                 elif role == "pmo_admin" or rule == "read":
                     expected, ok = "allowed", allowed(answer)
-                elif role == "viewer":
+                elif role == "viewer" or rule == "admin":
                     expected, ok = "403", answer.status_code == 403
                 elif rule == "propose" or project_id == "PRJ-OWN":
                     expected, ok = "allowed", allowed(answer)

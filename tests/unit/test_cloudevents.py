@@ -43,6 +43,7 @@ from shared.events import (
     parse_record,
     to_structured,
 )
+from shared.events.contracts import ProjectHealthAssessed, ProjectRebaselined
 
 Headers = list[tuple[str, bytes]]
 
@@ -211,6 +212,35 @@ OUTBOUND_SAMPLES: list[EventData] = [
         before=AllocationSnapshot(fte_granted=0.5, weeks=WEEKS, resource_id="EMP-7"),
         after=AllocationSnapshot(fte_granted=0.0, weeks=[]),
         cause="project-lifecycle-changed: PRJ-3000 terminated",
+    ),
+    ProjectHealthAssessed(
+        project_id="PRJ-2041",
+        health="amber",
+        reasons=[
+            RiskReason(
+                code="schedule",
+                severity="amber",
+                message="SPI(t) 0.94 is below 0.95.",
+                numbers={"spi_t": 0.94, "green_from": 0.95},
+            )
+        ],
+        metrics={"spi": 0.93, "spi_t": 0.94, "cpi": 1.01, "eac": 99_009.9, "tcpi": None},
+        forecast_finish=date(2027, 1, 22),
+        as_of=date(2026, 7, 16),
+        assessed_at=datetime(2026, 7, 16, 9, 30, tzinfo=UTC),
+        at_risk_since=datetime(2026, 7, 2, 9, 30, tzinfo=UTC),
+        trigger="status-changed",
+    ),
+    ProjectRebaselined(
+        project_id="PRJ-2041",
+        baseline_version=2,
+        budget=300_000,
+        start_date=date(2026, 1, 1),
+        planned_finish_date=date(2027, 3, 31),
+        approved_by="pmo-admin@example.com",
+        reason="Scope tripled by the steering committee",
+        approved_at=datetime(2026, 7, 3, 9, 0, tzinfo=UTC),
+        cause="pmo-admin@example.com",
     ),
 ]
 

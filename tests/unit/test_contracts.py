@@ -100,6 +100,8 @@ def test_event_names_and_registries() -> None:
         "resource-allocated",
         "resource-conflict-resolved",
         "allocation-changed",
+        "project-health-assessed",
+        "project-rebaselined",
     }
     assert not set(INBOUND_EVENTS) & set(OUTBOUND_EVENTS)
     for name, model in EVENTS.items():

@@ -35,6 +35,10 @@ class MonitoredProject(SQLModel, table=True):
     )
     """`[{date, planned_value}]` from project-started; null for a linear plan."""
     baseline_event_id: str | None = None
+    baseline_version: int = 1
+    """The approved baseline in force: 1 is project-started's, later ones project-rebaselined's."""
+    rebaselined_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    """When the baseline in force was approved, if it is not the original one."""
 
     monitoring_state: str = "active"
     """`active` (watched), `on_hold` (watched, but the staleness clock waits) or `closed`
@@ -66,6 +70,10 @@ class MonitoredProject(SQLModel, table=True):
     metrics: dict[str, float | None] = _jsonb(server_default="{}")
     forecast_finish: date | None = None
     assessed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    """When the current assessment was made; strictly increasing, the order of its
+    project-health-assessed events."""
+    assessed_as_of: date | None = None
+    """The as-of date of the report behind the current assessment."""
     updated_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
@@ -100,6 +108,31 @@ class HealthAssessmentRecord(SQLModel, table=True):
     forecast_finish: date | None = None
     alert: str | None = None
     """The event this assessment published, if any: project-at-risk or project-recovered."""
+
+
+class BaselineRecord(SQLModel, table=True):
+    """One approved baseline of a project; every one is kept, the highest version is in force."""
+
+    __tablename__ = "baseline"
+    __table_args__ = {"schema": SCHEMA}
+
+    project_id: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    budget_at_completion: float
+    start_date: date
+    planned_finish_date: date
+    planned_value_curve: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True)
+    )
+    approved_by: str | None = None
+    """Who approved a re-baseline (null for the original, taken from project-started)."""
+    reason: str | None = None
+    approved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    event_id: str | None = None
+    received_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
 
 
 class ResourcePositionRecord(SQLModel, table=True):

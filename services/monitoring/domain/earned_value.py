@@ -46,12 +46,19 @@ class Baseline:
 
         A curve whose first point comes after the start is anchored at zero on the start date:
         nothing can have been planned before the project began.
+        A curve that does not end at the budget gives the plan's shape over time, scaled so
+        that it ends at BAC (by definition the planned value at completion); a curve that
+        plans nothing at all while there is a budget is taken as linear.
         """
-        if not self.curve:
-            if self.planned_duration_days <= 0:
-                return ((0, self.budget_at_completion),)
-            return ((0, 0.0), (self.planned_duration_days, self.budget_at_completion))
+        budget = self.budget_at_completion
         points = sorted(((day - self.start).days, value) for day, value in self.curve)
+        top = points[-1][1] if points else 0.0
+        if not points or (top <= 0 < budget):
+            if self.planned_duration_days <= 0:
+                return ((0, budget),)
+            return ((0, 0.0), (self.planned_duration_days, budget))
+        if top != budget:
+            points = [(day, value * budget / top) for day, value in points]
         if points[0][0] > 0:
             points.insert(0, (0, 0.0))
         return tuple(points)
@@ -185,20 +192,32 @@ class EarnedValueFigures:
         return self.budget_at_completion - self.actual_cost
 
     @property
+    def work_remains(self) -> bool:
+        """Less than 100% is done (judged by progress, so that it holds for a zero budget too)."""
+        return self.percent_complete < 100
+
+    @property
     def budget_exhausted(self) -> bool:
         """Work remains but the budget is spent: no efficiency can finish within BAC."""
-        return self.remaining_work > 0 and self.remaining_budget <= 0
+        return self.has_budget and self.work_remains and self.remaining_budget <= 0
+
+    @property
+    def spent_without_budget(self) -> bool:
+        """Money was spent on a project with no budget (BAC = 0): every cost index is
+        undefined, and that is itself the cost problem."""
+        return not self.has_budget and self.actual_cost > 0
 
     @property
     def tcpi(self) -> float | None:
         """TCPI = (BAC - EV) / (BAC - AC): the cost efficiency the rest of the work needs.
 
-        Zero when no work remains; undefined when the budget is exhausted with work remaining
-        (it would be infinite or negative; `budget_exhausted` says so instead).
+        Zero when no work remains (100% done); undefined when the budget is exhausted with
+        work remaining (it would be infinite or negative; `budget_exhausted` says so instead)
+        and for a zero budget (no value to measure the remaining work in).
         """
-        if self.remaining_work <= 0:
+        if not self.work_remains:
             return 0.0
-        if self.remaining_budget <= 0:
+        if not self.has_budget or self.remaining_budget <= 0:
             return None
         return _ratio(self.remaining_work, self.remaining_budget)
 
@@ -211,9 +230,18 @@ class EarnedValueFigures:
         return self.earned_schedule_days / self.actual_time_days
 
     @property
-    def schedule_variance_t_days(self) -> float:
-        """SV(t) = ES - AT, in days (negative: behind the plan)."""
-        return self.earned_schedule_days - self.actual_time_days
+    def earned_schedule(self) -> float | None:
+        """ES in days, where it means something: undefined for a zero budget (nothing is ever
+        earned) and for a zero-length plan (everything was scheduled on day 0)."""
+        if not self.has_budget or self.planned_duration_days <= 0:
+            return None
+        return self.earned_schedule_days
+
+    @property
+    def schedule_variance_t_days(self) -> float | None:
+        """SV(t) = ES - AT, in days (negative: behind the plan); undefined with ES."""
+        es = self.earned_schedule
+        return None if es is None else es - self.actual_time_days
 
     @property
     def forecast_duration_days(self) -> float | None:
@@ -252,7 +280,7 @@ class EarnedValueFigures:
             "etc": _rounded(self.estimate_to_complete, MONEY_DIGITS),
             "vac": _rounded(self.variance_at_completion, MONEY_DIGITS),
             "tcpi": _rounded(self.tcpi, INDEX_DIGITS),
-            "es_days": _rounded(self.earned_schedule_days, DAYS_DIGITS),
+            "es_days": _rounded(self.earned_schedule, DAYS_DIGITS),
             "at_days": float(self.actual_time_days),
             "spi_t": _rounded(self.spi_t, INDEX_DIGITS),
             "sv_t_days": _rounded(self.schedule_variance_t_days, DAYS_DIGITS),

@@ -337,7 +337,14 @@ def _cost(figures: EarnedValueFigures, metrics: Metrics, rules: _Rules) -> list[
                 f"{figures.actual_cost:,.0f} spent for {figures.earned_value:,.0f} of value earned"
             )
     tcpi_level: Level = "green"
-    if figures.budget_exhausted:
+    if figures.spent_without_budget:
+        # A zero budget leaves CPI, EAC and TCPI undefined; the spending itself is the problem.
+        tcpi_level = "red"
+        parts.append(
+            f"there is no budget (0) but {figures.actual_cost:,.0f} has been spent "
+            f"with {figures.percent_complete:g}% of the work done"
+        )
+    elif figures.budget_exhausted:
         tcpi_level = "red"
         parts.append(
             f"the budget of {figures.budget_at_completion:,.0f} is spent "

@@ -6,7 +6,7 @@ Same rules as the registry: any PMO role reads; only a PMO administrator changes
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
 from services.monitoring.adapters.tables import (
+    BaselineRecord,
     HealthAssessmentRecord,
     MonitoredProject,
     ThresholdOverride,
@@ -59,6 +60,29 @@ class ProjectHealth(BaseModel):
     """When the project finishes at its schedule performance so far (SPI(t))."""
     stale_since: datetime | None
     assessed_at: datetime | None
+    """When it was assessed: the order of its project-health-assessed events."""
+    budget_at_completion: float
+    """BAC of the baseline in force."""
+    baseline_version: int
+    """1: the original baseline (project-started); higher: re-baselined."""
+    rebaselined_at: datetime | None
+    """When the baseline in force was approved, if the project was re-baselined."""
+
+
+class BaselineEntry(BaseModel):
+    """One approved baseline of a project."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    budget_at_completion: float
+    start_date: date
+    planned_finish_date: date
+    planned_value_curve: list[dict[str, Any]] | None
+    approved_by: str | None
+    reason: str | None
+    approved_at: datetime | None
+    event_id: str | None
 
 
 class HealthHistoryEntry(BaseModel):
@@ -108,6 +132,9 @@ def _project_health(project: MonitoredProject) -> ProjectHealth:
             "forecast_finish": project.forecast_finish,
             "stale_since": project.stale_since,
             "assessed_at": project.assessed_at,
+            "budget_at_completion": project.budget_at_completion,
+            "baseline_version": project.baseline_version,
+            "rebaselined_at": project.rebaselined_at,
         }
     )
 
@@ -130,6 +157,24 @@ async def project_health(request: Request, project_id: str, _: Reader) -> Projec
     if project is None:
         raise HTTPException(404, f"Monitoring has no baseline for project {project_id!r}.")
     return _project_health(project)
+
+
+@router.get(
+    "/projects/{project_id}/baselines",
+    summary="Every approved baseline of a project, oldest first (the highest is in force)",
+)
+async def project_baselines(request: Request, project_id: str, _: Reader) -> list[BaselineEntry]:
+    async with runtime_of(request).sessions() as session:
+        rows = (
+            await session.exec(
+                select(BaselineRecord)
+                .where(BaselineRecord.project_id == project_id)
+                .order_by(col(BaselineRecord.version))
+            )
+        ).all()
+    if not rows:
+        raise HTTPException(404, f"Monitoring has no baseline for project {project_id!r}.")
+    return [BaselineEntry.model_validate(row) for row in rows]
 
 
 @router.get(

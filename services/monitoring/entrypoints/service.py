@@ -5,12 +5,13 @@ from services.monitoring.service_layer.clock import staleness_clock
 from services.monitoring.service_layer.handlers import (
     on_allocation_changed,
     on_project_lifecycle_changed,
+    on_project_rebaselined,
     on_project_started,
     on_resource_allocated,
     on_resource_conflict_resolved,
     on_status_changed,
 )
-from shared.events.contracts import ProjectAtRisk, ProjectRecovered
+from shared.events.contracts import ProjectAtRisk, ProjectHealthAssessed, ProjectRecovered
 from shared.runtime import ServiceDefinition
 
 monitoring = ServiceDefinition(
@@ -23,11 +24,12 @@ monitoring = ServiceDefinition(
         "project-started": on_project_started,
         "status-changed": on_status_changed,
         "project-lifecycle-changed": on_project_lifecycle_changed,
+        "project-rebaselined": on_project_rebaselined,
         "resource-allocated": on_resource_allocated,
         "resource-conflict-resolved": on_resource_conflict_resolved,
         "allocation-changed": on_allocation_changed,
     },
-    publishes=(ProjectAtRisk, ProjectRecovered),
+    publishes=(ProjectAtRisk, ProjectRecovered, ProjectHealthAssessed),
     routers=(router,),
     workers=(staleness_clock,),
 )

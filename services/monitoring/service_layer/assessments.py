@@ -8,7 +8,7 @@ so the state change, the history row and the outbox event are committed together
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from services.monitoring.adapters.repository import resource_positions
@@ -27,7 +27,13 @@ from services.monitoring.domain.health import (
     assess,
 )
 from services.monitoring.service_layer.configuration import Moment
-from shared.events.contracts import Milestone, ProjectAtRisk, ProjectRecovered, RiskReason
+from shared.events.contracts import (
+    Milestone,
+    ProjectAtRisk,
+    ProjectHealthAssessed,
+    ProjectRecovered,
+    RiskReason,
+)
 from shared.messaging.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -101,6 +107,25 @@ def risk_reasons(assessment: HealthAssessment) -> list[RiskReason]:
     ]
 
 
+def health_assessed(
+    project: MonitoredProject, assessment: HealthAssessment, *, trigger: str
+) -> ProjectHealthAssessed:
+    """The assessment as every other view receives it (the project holds it already)."""
+    assert project.assessed_at is not None
+    return ProjectHealthAssessed(
+        project_id=project.project_id,
+        health=assessment.health,
+        reasons=risk_reasons(assessment),
+        metrics=assessment.metrics,
+        forecast_finish=assessment.forecast_finish,
+        as_of=project.assessed_as_of,
+        assessed_at=project.assessed_at,
+        at_risk_since=project.at_risk_since,
+        baseline_version=project.baseline_version,
+        trigger=trigger,
+    )
+
+
 async def reassess(
     uow: UnitOfWork,
     project: MonitoredProject,
@@ -111,7 +136,12 @@ async def reassess(
     event_id: str | None,
     by_clock: bool = False,
 ) -> HealthAssessmentRecord:
-    """Assess a locked project from what is stored about it; publish if it is news."""
+    """Assess a locked project from what is stored about it; publish what is news.
+
+    `project-health-assessed` goes out on the project's first assessment and whenever what
+    the views show (health, reasons, figures, forecast, as-of date) changes; the alerts
+    (`project-at-risk`, `project-recovered`) only as `alert_for` decides.
+    """
     positions = await resource_positions(uow.session, project.project_id)
     stale_days = days_without_report(project, moment, thresholds, by_clock=by_clock)
     report = (
@@ -172,23 +202,42 @@ async def reassess(
             ProjectRecovered(project_id=project.project_id, metrics=assessment.metrics)
         )
 
+    # The order of a project's assessments for every view that keeps the newest: strictly
+    # increasing, even if this replica's clock is behind the one that assessed last.
+    assessed_at = (
+        moment.now
+        if project.assessed_at is None
+        else max(moment.now, project.assessed_at + timedelta(microseconds=1))
+    )
+    reasons = [reason_record(f) for f in assessment.findings]
+    news_for_views = (
+        project.assessed_at is None
+        or assessment.health != project.health
+        or reasons != project.reasons
+        or assessment.metrics != project.metrics
+        or assessment.forecast_finish != project.forecast_finish
+        or project.latest_as_of != project.assessed_as_of
+    )
     if assessment.health != project.health or project.health_since is None:
-        project.health_since = moment.now
+        project.health_since = assessed_at
     if assessment.health == "green":
         project.at_risk_since = None
     elif project.at_risk_since is None:
-        project.at_risk_since = moment.now
+        project.at_risk_since = assessed_at
     project.health = assessment.health
-    project.reasons = [reason_record(f) for f in assessment.findings]
+    project.reasons = reasons
     project.index_levels = dict(assessment.index_levels)
     project.metrics = assessment.metrics
     project.forecast_finish = assessment.forecast_finish
-    project.assessed_at = moment.now
+    project.assessed_at = assessed_at
+    project.assessed_as_of = project.latest_as_of
     project.stale_since = (project.stale_since or moment.now) if stale_days is not None else None
+    if news_for_views:
+        await uow.publish(health_assessed(project, assessment, trigger=trigger))
 
     record = HealthAssessmentRecord(
         project_id=project.project_id,
-        assessed_at=moment.now,
+        assessed_at=assessed_at,
         trigger=trigger,
         event_id=event_id,
         as_of=project.latest_as_of,

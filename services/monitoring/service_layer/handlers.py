@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy.dialects.postgresql import insert
 
 from services.monitoring.adapters.repository import project_for_update, resource_positions
 from services.monitoring.adapters.tables import (
+    BaselineRecord,
     HealthAssessmentRecord,
     MonitoredProject,
     ResourcePositionRecord,
@@ -26,6 +28,7 @@ from shared.events.contracts import (
     AllocationChanged,
     AllocationDecision,
     ProjectLifecycleChanged,
+    ProjectRebaselined,
     ProjectStarted,
     ResourceAllocated,
     ResourceConflictResolved,
@@ -33,6 +36,9 @@ from shared.events.contracts import (
 )
 from shared.messaging.consumer import Deferred, EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.projections import keep_newest, supersedes
+
+log = logging.getLogger(__name__)
 
 CLOSING_STAGES = frozenset({"completed", "terminated"})
 
@@ -51,8 +57,26 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
     learns of it only after the start (it cannot be late with a report it was not asked for).
     """
     if await uow.session.get(MonitoredProject, event.project_id) is not None:
+        # The first stands: a changed baseline reaches monitoring as the registry's
+        # project-rebaselined, with who approved it and why.
         return
     moment = Moment.current()
+    curve = (
+        [point.model_dump(mode="json") for point in event.planned_value_curve]
+        if event.planned_value_curve
+        else None
+    )
+    uow.session.add(
+        BaselineRecord(
+            project_id=event.project_id,
+            version=1,
+            budget_at_completion=event.budget,
+            start_date=event.start_date,
+            planned_finish_date=event.planned_finish_date,
+            planned_value_curve=curve,
+            event_id=meta.id,
+        )
+    )
     uow.session.add(
         MonitoredProject(
             project_id=event.project_id,
@@ -63,12 +87,11 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
             budget_at_completion=event.budget,
             start_date=event.start_date,
             planned_finish_date=event.planned_finish_date,
-            planned_value_curve=(
-                [point.model_dump(mode="json") for point in event.planned_value_curve]
-                if event.planned_value_curve
-                else None
-            ),
+            planned_value_curve=curve,
             baseline_event_id=meta.id,
+            # Started by the enterprise: the registry puts it in its stage model's started
+            # stage (active); its project-lifecycle-changed decisions move it from there.
+            lifecycle="active",
             status_expected_since=max(event.start_date, moment.today),
             health_since=moment.now,
         )
@@ -104,7 +127,7 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
     rules = await rules_in_force(uow.session, uow.settings)
     moment = Moment.current()
     report = ProgressReport(event.as_of, event.percent_complete, event.actual_cost)
-    superseded = project.latest_as_of is not None and event.as_of < project.latest_as_of
+    superseded = not supersedes(event.as_of, project.latest_as_of)
     if superseded or project.monitoring_state == "closed":
         assessment = assess_report_alone(
             project,
@@ -150,6 +173,65 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
     )
 
 
+async def on_project_rebaselined(
+    event: ProjectRebaselined, meta: EventMeta, uow: UnitOfWork
+) -> None:
+    """Measure earned value against the newly approved baseline from now on.
+
+    Every baseline is kept; the highest version is in force, so an older re-baseline arriving
+    late changes nothing. The hysteresis memory starts afresh: the indices now measure against
+    another plan. The latest report is reassessed at once (a closed project only keeps it).
+    """
+    project = await project_for_update(uow.session, event.project_id)
+    if project is None:
+        raise _waiting_for_baseline(event.project_id)
+    curve = (
+        [point.model_dump(mode="json") for point in event.planned_value_curve]
+        if event.planned_value_curve
+        else None
+    )
+    statement = insert(BaselineRecord).values(
+        project_id=event.project_id,
+        version=event.baseline_version,
+        budget_at_completion=event.budget,
+        start_date=event.start_date,
+        planned_finish_date=event.planned_finish_date,
+        planned_value_curve=curve,
+        approved_by=event.approved_by,
+        reason=event.reason,
+        approved_at=event.approved_at,
+        event_id=meta.id,
+    )
+    await uow.session.exec(statement.on_conflict_do_nothing())
+    if event.baseline_version <= project.baseline_version:
+        log.info(
+            "baseline %s of %s is not newer than %s, in force: kept in the history only",
+            event.baseline_version,
+            event.project_id,
+            project.baseline_version,
+        )
+        return
+    project.baseline_version = event.baseline_version
+    project.rebaselined_at = event.approved_at
+    project.budget_at_completion = event.budget
+    project.start_date = event.start_date
+    project.planned_finish_date = event.planned_finish_date
+    project.planned_value_curve = curve
+    project.baseline_event_id = meta.id
+    project.index_levels = {}
+    if project.monitoring_state == "closed":
+        return
+    rules = await rules_in_force(uow.session, uow.settings)
+    await reassess(
+        uow,
+        project,
+        thresholds=rules.thresholds,
+        moment=Moment.current(),
+        trigger=event.event_name,
+        event_id=meta.id,
+    )
+
+
 async def on_project_lifecycle_changed(
     event: ProjectLifecycleChanged, meta: EventMeta, uow: UnitOfWork
 ) -> None:
@@ -184,30 +266,24 @@ async def _record_position(
     decided_at: datetime,
     event_id: str,
 ) -> None:
-    """Keep the newest decision per request, whichever topic brings it first.
-
-    One statement (insert or update, only if not older than the stored decision), so replicas
-    handling a conflict and a grant for the same request at once cannot both insert it.
-    """
-    table = ResourcePositionRecord.__table__  # type: ignore[attr-defined]
-    values = {
-        "request_id": request_id,
-        "project_id": project_id,
-        "skill": skill,
-        "fte_requested": fte_requested,
-        "fte_granted": fte_granted,
-        "status": status,
-        "why": why,
-        "decided_at": decided_at,
-        "event_id": event_id,
-    }
-    statement = insert(table).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.request_id],
-        set_={name: statement.excluded[name] for name in values if name != "request_id"},
-        where=table.c.decided_at <= statement.excluded.decided_at,
+    """Keep the newest decision per request, whichever topic brings it first (the shared
+    keep-newest rule, by the allocation's decision time, in one statement)."""
+    await keep_newest(
+        uow.session,
+        ResourcePositionRecord.__table__,  # type: ignore[attr-defined]
+        key={"request_id": request_id},
+        values={
+            "project_id": project_id,
+            "skill": skill,
+            "fte_requested": fte_requested,
+            "fte_granted": fte_granted,
+            "status": status,
+            "why": why,
+            "decided_at": decided_at,
+            "event_id": event_id,
+        },
+        order_column="decided_at",
     )
-    await uow.session.exec(statement)
 
 
 async def _reassess_project(
@@ -278,7 +354,7 @@ async def on_allocation_changed(event: AllocationChanged, meta: EventMeta, uow: 
     """
     position = await uow.session.get(ResourcePositionRecord, event.request_id, with_for_update=True)
     decided_at = meta.time or Moment.current().now
-    if position is None or position.decided_at > decided_at:
+    if position is None or not supersedes(decided_at, position.decided_at):
         return
     position.fte_granted = event.after.fte_granted
     position.status = grant_status(position.fte_requested, event.after.fte_granted)

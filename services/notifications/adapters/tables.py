@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ARRAY, Column, DateTime, Float, Integer, Text, func
@@ -127,7 +127,14 @@ class ProjectView(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]")
     )
     at_risk_since: datetime | None = _timestamp()
+    """When the current at-risk episode began (monitoring's own time); escalation counts from
+    it, once per episode."""
     escalated_at: datetime | None = _timestamp()
+    health_assessed_at: datetime | None = _timestamp()
+    """When monitoring made the assessment kept here: only a newer one replaces it."""
+    health_as_of: date | None = None
+    """The as-of date of the status report behind that assessment."""
+    forecast_finish: date | None = None
     updated_at: datetime | None = _timestamp(nullable=False, default_now=True)
 
 
@@ -142,6 +149,8 @@ class ResourceRequestView(SQLModel, table=True):
     skill: str | None = None
     fte_requested: float
     fte_granted: float
+    decided_at: datetime | None = _timestamp()
+    """When allocation decided (the event's time): an older decision never overwrites it."""
 
 
 class DigestRun(SQLModel, table=True):

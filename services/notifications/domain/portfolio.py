@@ -35,6 +35,11 @@ class PortfolioLine:
     cpi: float | None
     rank: int | None
     shortfall_fte: float
+    spi_t: float | None = None
+    """SPI(t), the index monitoring's schedule rule reads (SPI drifts back to 1 as a late
+    project completes)."""
+    health_as_of: str | None = None
+    """The as-of date (ISO) of the status report behind the health and figures."""
 
     def as_context(self) -> dict[str, Any]:
         return asdict(self)

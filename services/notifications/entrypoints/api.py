@@ -562,10 +562,14 @@ class PortfolioLineView(BaseModel):
     business_unit: str
     lifecycle: str
     health: str
+    """Monitoring's newest assessment."""
     spi: float | None
     cpi: float | None
     rank: int | None
     shortfall_fte: float
+    spi_t: float | None = None
+    health_as_of: str | None = None
+    """The as-of date of the status report behind the health and figures."""
 
 
 class PortfolioView(BaseModel):

@@ -347,7 +347,8 @@ class NotificationClock:
 
 
 async def current_portfolio(session: AsyncSession) -> list[PortfolioLine]:
-    """The digest's lines as of now: running projects with health, SPI/CPI, rank, shortfall."""
+    """The digest's lines as of now: running projects with monitoring's newest assessment
+    (health, SPI, SPI(t), CPI), rank and shortfall."""
     projects = (await session.exec(select(ProjectView))).all()
     requests = (await session.exec(select(ResourceRequestView))).all()
     by_project: dict[str, list[RequestOutcome]] = defaultdict(list)
@@ -366,6 +367,8 @@ async def current_portfolio(session: AsyncSession) -> list[PortfolioLine]:
             cpi=_figure(project.metrics.get("cpi")),
             rank=project.rank,
             shortfall_fte=shortfall(by_project.get(project.project_id, [])),
+            spi_t=_figure(project.metrics.get("spi_t")),
+            health_as_of=project.health_as_of.isoformat() if project.health_as_of else None,
         )
         for project in projects
     )

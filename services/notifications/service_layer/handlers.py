@@ -21,6 +21,7 @@ from shared.events.contracts import (
     AllocationChanged,
     PortfolioReprioritized,
     ProjectAtRisk,
+    ProjectHealthAssessed,
     ProjectLifecycleChanged,
     ProjectRecovered,
     ProjectRegistered,
@@ -29,6 +30,7 @@ from shared.events.contracts import (
 )
 from shared.messaging.consumer import Deferred, EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.projections import keep_newest, supersedes
 
 
 def project_summary(project: ProjectView) -> dict[str, Any]:
@@ -183,31 +185,39 @@ async def on_portfolio_reprioritized(
     )
 
 
-async def on_project_at_risk(event: ProjectAtRisk, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Record the at-risk episode (its start drives escalation) and queue the alert."""
+async def on_project_health_assessed(
+    event: ProjectHealthAssessed, meta: EventMeta, uow: UnitOfWork
+) -> None:
+    """Keep monitoring's newest assessment: what the digest and the escalations say.
+
+    The newest by `assessed_at` stands (an older one arriving late changes nothing). The
+    at-risk episode is monitoring's: a new `at_risk_since` is a new episode, escalated anew.
+    """
     project = await _known_project(uow, event.project_id, meta)
-    if project.at_risk_since is None:
-        # A new episode: amber turning red later is the same episode, escalated once.
-        project.at_risk_since = meta.time or datetime.now(UTC)
+    if not supersedes(event.assessed_at, project.health_assessed_at):
+        return
+    if event.at_risk_since != project.at_risk_since:
         project.escalated_at = None
-    project.health = event.severity
-    project.metrics = {**project.metrics, **event.metrics}
+    project.at_risk_since = event.at_risk_since
+    project.health = event.health
     project.reasons = [reason.model_dump(mode="json") for reason in event.reasons]
+    project.metrics = dict(event.metrics)
+    project.health_assessed_at = event.assessed_at
+    project.health_as_of = event.as_of
+    project.forecast_finish = event.forecast_finish
     project.updated_at = datetime.now(UTC)
     uow.session.add(project)
+
+
+async def on_project_at_risk(event: ProjectAtRisk, meta: EventMeta, uow: UnitOfWork) -> None:
+    """Queue the alert (the project's health itself comes from project-health-assessed)."""
+    project = await _known_project(uow, event.project_id, meta)
     await _queue_project_notice(uow, event, meta, project, severity=event.severity)
 
 
 async def on_project_recovered(event: ProjectRecovered, meta: EventMeta, uow: UnitOfWork) -> None:
-    """End the at-risk episode: a later slip is a new episode, escalated anew."""
+    """Queue the recovery notice (the episode ends with the green project-health-assessed)."""
     project = await _known_project(uow, event.project_id, meta)
-    project.health = "green"
-    project.at_risk_since = None
-    project.escalated_at = None
-    project.reasons = []
-    project.metrics = {**project.metrics, **event.metrics}
-    project.updated_at = datetime.now(UTC)
-    uow.session.add(project)
     await _queue_project_notice(uow, event, meta, project)
 
 
@@ -219,23 +229,21 @@ async def _record_request(
     fte_requested: float,
     fte_granted: float,
     skill: str | None,
+    decided_at: datetime,
 ) -> None:
-    statement = insert(ResourceRequestView).values(
-        request_id=request_id,
-        project_id=project_id,
-        skill=skill,
-        fte_requested=fte_requested,
-        fte_granted=fte_granted,
-    )
-    await uow.session.exec(
-        statement.on_conflict_do_update(
-            index_elements=["request_id"],
-            set_={
-                "fte_requested": statement.excluded.fte_requested,
-                "fte_granted": statement.excluded.fte_granted,
-                "skill": statement.excluded.skill,
-            },
-        )
+    """Keep the newest decision per request, whichever topic brings it first."""
+    await keep_newest(
+        uow.session,
+        ResourceRequestView.__table__,  # type: ignore[attr-defined]
+        key={"request_id": request_id},
+        values={
+            "project_id": project_id,
+            "skill": skill,
+            "fte_requested": fte_requested,
+            "fte_granted": fte_granted,
+            "decided_at": decided_at,
+        },
+        order_column="decided_at",
     )
 
 
@@ -248,6 +256,7 @@ async def on_resource_allocated(event: ResourceAllocated, meta: EventMeta, uow: 
         fte_requested=event.fte_requested,
         fte_granted=event.fte_granted,
         skill=event.skill,
+        decided_at=meta.time or datetime.now(UTC),
     )
 
 
@@ -262,6 +271,7 @@ async def on_resource_conflict_resolved(
             fte_requested=decision.fte_requested,
             fte_granted=decision.fte_granted,
             skill=event.skill,
+            decided_at=meta.time or datetime.now(UTC),
         )
     involved = {decision.project_id for decision in [*event.winners, *event.losers]}
     known = await _names(uow, involved)
@@ -284,8 +294,17 @@ async def on_resource_conflict_resolved(
 
 async def on_allocation_changed(event: AllocationChanged, meta: EventMeta, uow: UnitOfWork) -> None:
     project = await _known_project(uow, event.project_id, meta)
-    request = await uow.session.get(ResourceRequestView, event.request_id)
-    if request is not None:
-        request.fte_granted = event.after.fte_granted
-        uow.session.add(request)
+    # Only a request already decided is updated (without what was requested, a grant says
+    # nothing about a shortfall), and only by a newer decision.
+    await keep_newest(
+        uow.session,
+        ResourceRequestView.__table__,  # type: ignore[attr-defined]
+        key={"request_id": event.request_id},
+        values={
+            "fte_granted": event.after.fte_granted,
+            "decided_at": meta.time or datetime.now(UTC),
+        },
+        order_column="decided_at",
+        insert_missing=False,
+    )
     await _queue_project_notice(uow, event, meta, project)

@@ -46,11 +46,33 @@ class Project(SQLModel, table=True):
     """The event id (or user) that registered it."""
     updated_at: datetime | None = _now_column()
     health: str | None = None
-    """Monitoring's latest assessment (green, amber, red); None until it has assessed."""
+    """Monitoring's newest assessment (green, amber, red); None until it has assessed."""
     health_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONB))
+    """The reasons' codes, worst first."""
     health_as_of: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
+    """When monitoring made that assessment (`assessed_at`): the newest one is kept."""
+    health_details: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    """The reasons in full: `[{code, severity, message, numbers}]`."""
+    health_metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB))
+    """The earned-value figures of the assessment (SPI, SPI(t), CPI, EAC, VAC, TCPI, ...)."""
+    health_status_as_of: date | None = None
+    """The as-of date of the status report the assessment's figures come from."""
+    forecast_finish: date | None = None
+    at_risk_since: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    planned_value_curve: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True)
+    )
+    """The baseline's planned-value curve; None: linear from start to planned finish."""
+    baseline_version: int | None = None
+    """The approved baseline in force (1: the one it started with); None before it started."""
+    rebaselined_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
+    """When the baseline in force was approved, if the project was re-baselined."""
     rank: int | None = None
     """Rank at the last reprioritization (a strategy change), None if it was not ranked then."""
     score: float | None = None
@@ -116,6 +138,27 @@ class StrategyRecord(SQLModel, table=True):
     """applied or ignored."""
     note: str | None = None
     directive_effects: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+
+
+class Baseline(SQLModel, table=True):
+    """One approved baseline of a project: budget, dates and plan, who approved it and why."""
+
+    __tablename__ = "baseline"
+    __table_args__ = {"schema": SCHEMA}
+
+    project_id: str = Field(primary_key=True)
+    version: int = Field(primary_key=True)
+    budget: float
+    start_date: date
+    planned_finish_date: date
+    planned_value_curve: list[dict[str, Any]] | None = Field(
+        default=None, sa_column=Column(JSONB, nullable=True)
+    )
+    approved_by: str
+    reason: str
+    approved_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    cause: str
+    """The event id, or the subject of the user's token."""
 
 
 class ResourceShortfall(SQLModel, table=True):

@@ -35,14 +35,24 @@ class ReportRow:
     score: float | None
     action: str | None
     health: str | None
-    """Monitoring's latest assessment: green, amber or red; None until monitoring has spoken."""
+    """Monitoring's newest assessment: green, amber or red; None until monitoring has spoken."""
     health_reasons: tuple[str, ...]
+    health_assessed_on: date | None
+    """The as-of date of the status report behind that assessment."""
+    spi_t: float | None
+    cpi: float | None
+    eac: float | None
+    forecast_finish: date | None
     percent_complete: float | None
     status_as_of: date | None
     planned_finish_date: date
     open_shortfall_fte: float
     """FTE requested and not granted, over the project's open resource requests."""
     key_project: bool
+    baseline_version: int | None = None
+    """The approved baseline in force (1: as started); None before the project started."""
+    rebaselined_on: date | None = None
+    """The day the baseline in force was approved, if the project was re-baselined."""
 
 
 @dataclass(frozen=True)
@@ -114,11 +124,18 @@ _HEADINGS = {
     "action": "Recommended action",
     "health": "Health",
     "health_reasons": "Health reasons",
+    "health_assessed_on": "Assessed as of",
+    "spi_t": "SPI(t)",
+    "cpi": "CPI",
+    "eac": "EAC",
+    "forecast_finish": "Forecast finish",
     "percent_complete": "% complete",
     "status_as_of": "Status as of",
     "planned_finish_date": "Planned finish",
     "open_shortfall_fte": "Open shortfall (FTE)",
     "key_project": "Key project",
+    "baseline_version": "Baseline",
+    "rebaselined_on": "Re-baselined on",
 }
 
 _STYLE = """

@@ -26,6 +26,8 @@ from services.registry.domain.stage_models import (
 from services.registry.entrypoints.schemas import (
     ADMIN_ONLY_CHANGES,
     NULLABLE_CHANGES,
+    BaselineChange,
+    BaselineView,
     HistoryEntry,
     HistoryPage,
     ProjectChanges,
@@ -35,11 +37,19 @@ from services.registry.entrypoints.schemas import (
     TransitionRequest,
 )
 from services.registry.service_layer import projects as changes
+from services.registry.service_layer.baselines import (
+    BASELINE_FIELDS,
+    BaselineTerms,
+    baselines_of,
+    rebaseline,
+    stored_curve,
+    terms_in_force,
+)
 from services.registry.service_layer.configuration import configuration_for
 from services.registry.service_layer.reports import open_shortfalls
 from shared.events.contracts import ProjectCharter, Stage
 from shared.http import runtime_of
-from shared.security import Principal, ProjectManager, Reader
+from shared.security import Admin, Principal, ProjectManager, Reader
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -218,6 +228,16 @@ async def change_project(
                     status.HTTP_403_FORBIDDEN,
                     f"Only a PMO administrator changes {', '.join(reserved)}.",
                 )
+        if project.baseline_version is not None:
+            _, after = changed_fields({name: getattr(project, name) for name in sent}, sent)
+            fixed = sorted(set(after) & BASELINE_FIELDS)
+            if fixed:
+                raise HTTPException(
+                    status.HTTP_409_CONFLICT,
+                    f"{', '.join(fixed)} belong to the approved baseline of {project_id} "
+                    f"(version {project.baseline_version}): a PMO administrator re-baselines "
+                    f"with POST /projects/{project_id}/baselines, giving the reason.",
+                )
         if "methodology" in sent:
             try:
                 model = models.resolve(sent["methodology"])
@@ -276,6 +296,84 @@ async def move_project(
         await uow.commit()
     async with runtime.sessions() as session:
         return await _view_of(session, project_id, models)
+
+
+@router.post(
+    "/{project_id}/baselines",
+    status_code=status.HTTP_201_CREATED,
+    summary="Re-baseline a started project (PMO administrators): new budget, dates or "
+    "planned-value curve, with the reason; announced as project-rebaselined",
+)
+async def rebaseline_project(
+    request: Request, project_id: str, change: BaselineChange, principal: Admin
+) -> BaselineView:
+    models = _models(request)
+    runtime = runtime_of(request)
+    async with runtime.unit_of_work() as uow:
+        project = await changes.project_for_change(uow, project_id)
+        if project is None:
+            raise _not_found(project_id)
+        if project.baseline_version is None:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"{project_id} has not started: its budget and dates are still a proposal "
+                "(change them with PATCH); its project-started sets baseline 1.",
+            )
+        stage = changes.stage_of(project)
+        try:
+            closed = models.resolve(project.methodology).phase(stage) == "closed"
+        except UnknownMethodology:
+            closed = stage in ("completed", "terminated")
+        if closed:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"{project_id} is {stage}: a closed project is not re-baselined.",
+            )
+        current = terms_in_force(project)
+        terms = BaselineTerms(
+            budget=current.budget if change.budget is None else change.budget,
+            start_date=change.start_date or current.start_date,
+            planned_finish_date=change.planned_finish_date or current.planned_finish_date,
+            planned_value_curve=stored_curve(change.planned_value_curve),
+        )
+        if terms == current:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"The baseline of {project_id} already has these terms: nothing to re-baseline.",
+            )
+        try:
+            await rebaseline(
+                uow,
+                project,
+                terms,
+                approved_by=principal.subject,
+                reason=change.reason,
+                cause=principal.subject,
+            )
+        except ValidationError as error:
+            raise _invalid(error) from error
+        await uow.commit()
+    async with runtime.sessions() as session:
+        latest = (await baselines_of(session, project_id))[-1]
+    return BaselineView.model_validate(latest).model_copy(update={"in_force": True})
+
+
+@router.get(
+    "/{project_id}/baselines",
+    summary="Every approved baseline of a project, oldest first, with who approved it and why",
+)
+async def project_baselines(request: Request, project_id: str, _: Reader) -> list[BaselineView]:
+    async with runtime_of(request).sessions() as session:
+        project = await session.get(Project, project_id)
+        if project is None:
+            raise _not_found(project_id)
+        rows = await baselines_of(session, project_id)
+    return [
+        BaselineView.model_validate(row).model_copy(
+            update={"in_force": row.version == project.baseline_version}
+        )
+        for row in rows
+    ]
 
 
 @router.get("/{project_id}/history", summary="Every change to a project, oldest first")

@@ -17,6 +17,7 @@ from shared.events.contracts import (
     Money,
     Name,
     ObjectiveContribution,
+    PlannedValuePoint,
     RecommendedAction,
     Stage,
     StrategicObjective,
@@ -98,7 +99,24 @@ class ProjectView(BaseModel):
     percent_complete: float | None
     status_as_of: date | None
     health: str | None
+    """Monitoring's newest assessment (green, amber, red); null: not assessed yet."""
     health_reasons: list[str]
+    """The reasons' codes, worst first."""
+    health_details: list[dict[str, Any]]
+    """The reasons in words and numbers: `[{code, severity, message, numbers}]`."""
+    health_metrics: dict[str, float | None]
+    """The assessment's figures: SPI, SPI(t), CPI, EAC, VAC, TCPI, ... (null where undefined)."""
+    health_status_as_of: date | None
+    """The as-of date of the status report the assessment's figures come from."""
+    health_as_of: datetime | None
+    """When monitoring assessed (the newest assessment is shown)."""
+    forecast_finish: date | None
+    at_risk_since: datetime | None
+    baseline_version: int | None
+    """The approved baseline in force: 1 as started, higher once re-baselined; null before the
+    project started."""
+    rebaselined_at: datetime | None
+    """When the baseline in force was approved, if the project was re-baselined."""
     open_shortfall_fte: float
     rank: int | None
     """Rank at the last reprioritization (GET /portfolio ranks the portfolio as it is now)."""
@@ -115,6 +133,37 @@ class ProjectPage(BaseModel):
     """How many projects match the filters, over all pages."""
     next_cursor: str | None
     """Pass as `cursor` for the next page; null on the last page."""
+
+
+class BaselineChange(_Request):
+    """A new baseline for a started project; fields left out keep the baseline in force."""
+
+    budget: Money | None = None
+    """The new budget at completion (BAC)."""
+    start_date: IsoDate | None = None
+    planned_finish_date: IsoDate | None = None
+    planned_value_curve: list[PlannedValuePoint] | None = None
+    """The new cumulative planned value over time; left out: linear from start to finish."""
+    reason: str = Field(min_length=1, max_length=2000)
+    """Why the PMO approved the change (kept with the baseline and in the history)."""
+
+
+class BaselineView(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    project_id: str
+    version: int
+    """1: the baseline the project started with; each re-baseline adds one."""
+    budget: float
+    start_date: date
+    planned_finish_date: date
+    planned_value_curve: list[dict[str, Any]] | None
+    approved_by: str
+    reason: str
+    approved_at: datetime
+    cause: str
+    """The event id, or the subject of the approver's token."""
+    in_force: bool = False
 
 
 class HistoryEntry(BaseModel):

@@ -2,8 +2,7 @@
 
 from services.registry.entrypoints.api import router
 from services.registry.service_layer.handlers import (
-    on_project_at_risk,
-    on_project_recovered,
+    on_project_health_assessed,
     on_project_registered,
     on_project_started,
     on_resource_allocated,
@@ -14,6 +13,7 @@ from services.registry.service_layer.handlers import (
 from shared.events.contracts import (
     PortfolioReprioritized,
     ProjectLifecycleChanged,
+    ProjectRebaselined,
     ProjectRegistered,
 )
 from shared.runtime import ServiceDefinition
@@ -28,13 +28,17 @@ registry = ServiceDefinition(
         "project-started": on_project_started,
         "status-changed": on_status_changed,
         "strategy-changed": on_strategy_changed,
-        "project-at-risk": on_project_at_risk,
-        "project-recovered": on_project_recovered,
+        "project-health-assessed": on_project_health_assessed,
         "resource-allocated": on_resource_allocated,
         "resource-conflict-resolved": on_resource_conflict_resolved,
         # Our own announcement, so a project proposed through the API releases its parked events.
         "project-registered": on_project_registered,
     },
-    publishes=(ProjectRegistered, ProjectLifecycleChanged, PortfolioReprioritized),
+    publishes=(
+        ProjectRegistered,
+        ProjectLifecycleChanged,
+        PortfolioReprioritized,
+        ProjectRebaselined,
+    ),
     routers=(router,),
 )

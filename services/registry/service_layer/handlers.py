@@ -19,13 +19,20 @@ from services.registry.domain.stage_models import (
     UnknownMethodology,
 )
 from services.registry.service_layer import projects as changes
+from services.registry.service_layer.baselines import (
+    BASELINE_FIELDS,
+    BaselineTerms,
+    rebaseline,
+    stored_curve,
+    take_first_baseline,
+    terms_in_force,
+)
 from services.registry.service_layer.configuration import configuration_of
 from services.registry.service_layer.reports import open_shortfalls
 from services.registry.service_layer.strategy import apply_strategy
 from shared.events.contracts import (
     AllocationDecision,
-    ProjectAtRisk,
-    ProjectRecovered,
+    ProjectHealthAssessed,
     ProjectRegistered,
     ProjectStarted,
     ResourceAllocated,
@@ -35,6 +42,7 @@ from shared.events.contracts import (
 )
 from shared.messaging.consumer import Deferred, EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.projections import keep_newest, supersedes
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +72,18 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
     running stays where it is; a closed one (completed, terminated) cannot start again.
     """
     model = _stage_model(uow, event.methodology, event.project_id)
+    terms = BaselineTerms(
+        budget=event.budget,
+        start_date=event.start_date,
+        planned_finish_date=event.planned_finish_date,
+        planned_value_curve=stored_curve(event.planned_value_curve),
+    )
     project = await changes.project_for_change(uow, event.project_id)
     if project is None:
-        await changes.register(uow, registration(event, model.started, model.name), cause=meta.id)
+        project = await changes.register(
+            uow, registration(event, model.started, model.name), cause=meta.id
+        )
+        take_first_baseline(uow, project, terms, approved_by=meta.source, cause=meta.id)
         return
 
     if event.methodology is None:
@@ -82,7 +99,28 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
             f"{project.project_id} is {stage}, final in the {model.name} stage model: "
             f"a {stage} project cannot be started again"
         )
-    changes.update(uow, project, charter_of(event, model.name), cause=meta.id)
+    charter = charter_of(event, model.name)
+    if project.baseline_version is None:
+        # Started now: its budget and dates (a proposal until today) become baseline 1.
+        changes.update(uow, project, charter, cause=meta.id)
+        take_first_baseline(uow, project, terms, approved_by=meta.source, cause=meta.id)
+    else:
+        # Started before: a different budget, dates or curve is a re-baseline by the sender.
+        changes.update(
+            uow,
+            project,
+            {name: value for name, value in charter.items() if name not in BASELINE_FIELDS},
+            cause=meta.id,
+        )
+        if terms != terms_in_force(project):
+            await rebaseline(
+                uow,
+                project,
+                terms,
+                approved_by=meta.source,
+                reason=f"the enterprise restated the baseline (project-started {meta.id})",
+                cause=meta.id,
+            )
     if model.phase(stage) != "pipeline":
         return
     path = model.path_to_start(stage)
@@ -109,7 +147,7 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
             reported_health=event.reported_health,
         )
     )
-    if project.status_as_of is None or event.as_of >= project.status_as_of:
+    if supersedes(event.as_of, project.status_as_of):
         reported = {"percent_complete": event.percent_complete, "status_as_of": event.as_of}
         before, after = changed_fields(
             {"percent_complete": project.percent_complete, "status_as_of": project.status_as_of},
@@ -144,31 +182,33 @@ async def on_strategy_changed(event: StrategyChanged, meta: EventMeta, uow: Unit
         log.info("strategy %s ignored: %s", event.strategy_version, outcome.note)
 
 
-async def _health(
-    uow: UnitOfWork, project_id: str, health: str, reasons: list[str], meta: EventMeta
+async def on_project_health_assessed(
+    event: ProjectHealthAssessed, meta: EventMeta, uow: UnitOfWork
 ) -> None:
-    project = await _known(uow, project_id, f"a health assessment ({health})")
-    # At-risk and recovered come on two topics, so they may arrive out of order: the event time
-    # (when monitoring decided) says which is the latest.
-    decided = meta.time or datetime.now(UTC)
-    if project.health_as_of is not None and decided < project.health_as_of:
-        log.info("health of %s from %s is older than the one kept", project_id, meta.id)
+    """Monitoring's assessment: the newest by `assessed_at` is the project's health.
+
+    An older assessment arriving late (another partition's lag, a redelivery) changes nothing.
+    The history keeps each change of level or reasons.
+    """
+    project = await _known(uow, event.project_id, f"a health assessment ({event.health})")
+    if not supersedes(event.assessed_at, project.health_as_of):
+        log.info("health of %s from %s is older than the one kept", project.project_id, meta.id)
         return
+    codes = [reason.code for reason in event.reasons]
     before = {"health": project.health, "reasons": list(project.health_reasons)}
-    project.health, project.health_reasons, project.health_as_of = health, reasons, decided
-    after = {"health": health, "reasons": reasons}
+    after = {"health": event.health, "reasons": codes}
+    project.health, project.health_reasons, project.health_as_of = (
+        event.health,
+        codes,
+        event.assessed_at,
+    )
+    project.health_details = [reason.model_dump(mode="json") for reason in event.reasons]
+    project.health_metrics = dict(event.metrics)
+    project.health_status_as_of = event.as_of
+    project.forecast_finish = event.forecast_finish
+    project.at_risk_since = event.at_risk_since
     if before != after:
-        changes.record(uow, project_id, "health", cause=meta.id, before=before, after=after)
-
-
-async def on_project_at_risk(event: ProjectAtRisk, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Monitoring's latest assessment: amber or red, with the reasons' codes."""
-    await _health(uow, event.project_id, event.severity, [r.code for r in event.reasons], meta)
-
-
-async def on_project_recovered(event: ProjectRecovered, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Monitoring found the project back to green."""
-    await _health(uow, event.project_id, "green", [], meta)
+        changes.record(uow, project.project_id, "health", cause=meta.id, before=before, after=after)
 
 
 async def _open_shortfall(uow: UnitOfWork, project_id: str) -> float:
@@ -189,28 +229,25 @@ async def _allocation_outcome(
     """Keep a request's latest outcome (by decision time) and the project's open shortfall."""
     decided = meta.time or datetime.now(UTC)
     before = await _open_shortfall(uow, project_id)
-    row = await uow.session.get(ResourceShortfall, request_id, with_for_update=True)
-    if row is not None and decided < row.decided_at:
-        return  # a newer decision on this request is already kept
-    if row is None:
-        row = ResourceShortfall(
-            request_id=request_id,
-            project_id=project_id,
-            fte_requested=fte_requested,
-            fte_granted=fte_granted,
-            status=status,
-            decided_at=decided,
-            cause=meta.id,
-        )
-    row.project_id, row.skill, row.status = project_id, skill or row.skill, status
-    row.fte_requested, row.fte_granted, row.decided_at, row.cause = (
-        fte_requested,
-        fte_granted,
-        decided,
-        meta.id,
+    values: dict[str, object] = {
+        "project_id": project_id,
+        "fte_requested": fte_requested,
+        "fte_granted": fte_granted,
+        "status": status,
+        "decided_at": decided,
+        "cause": meta.id,
+    }
+    if skill is not None:
+        values["skill"] = skill
+    kept = await keep_newest(
+        uow.session,
+        ResourceShortfall.__table__,  # type: ignore[attr-defined]
+        key={"request_id": request_id},
+        values=values,
+        order_column="decided_at",
     )
-    uow.session.add(row)
-    await uow.session.flush()
+    if not kept:
+        return  # a newer decision on this request is already kept
     after = await _open_shortfall(uow, project_id)
     if after != before:
         changes.record(

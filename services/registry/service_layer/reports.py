@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import case, func
 from sqlmodel import col, select
@@ -37,6 +38,11 @@ async def open_shortfalls(
     }
 
 
+def _figure(metrics: dict[str, Any], name: str) -> float | None:
+    value = metrics.get(name)
+    return float(value) if isinstance(value, int | float) else None
+
+
 async def portfolio_report(
     session: AsyncSession, configuration: RegistryConfiguration
 ) -> PortfolioReport:
@@ -65,11 +71,18 @@ async def portfolio_report(
                 action=ranked.action if ranked else None,
                 health=project.health,
                 health_reasons=tuple(project.health_reasons),
+                health_assessed_on=project.health_status_as_of,
+                spi_t=_figure(project.health_metrics, "spi_t"),
+                cpi=_figure(project.health_metrics, "cpi"),
+                eac=_figure(project.health_metrics, "eac"),
+                forecast_finish=project.forecast_finish,
                 percent_complete=project.percent_complete,
                 status_as_of=project.status_as_of,
                 planned_finish_date=project.planned_finish_date,
                 open_shortfall_fte=shortfalls.get(project.project_id, 0.0),
                 key_project=project.key_project,
+                baseline_version=project.baseline_version,
+                rebaselined_on=project.rebaselined_at.date() if project.rebaselined_at else None,
             )
         )
     return PortfolioReport(
