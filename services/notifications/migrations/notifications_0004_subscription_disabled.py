@@ -1,7 +1,7 @@
 """A subscription disabled because its receiver refused for good says why and since when.
 
-Revision ID: notifications_0003
-Revises: notifications_0002
+Revision ID: notifications_0004
+Revises: notifications_0003
 Create Date: 2026-11-29
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "notifications_0003"
-down_revision: str | None = "notifications_0002"
+revision: str = "notifications_0004"
+down_revision: str | None = "notifications_0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -3,8 +3,8 @@
 Two enterprise systems may use the same event id (each counts its own); keyed on the id alone,
 the second report was refused as a clash.
 
-Revision ID: registry_0003s
-Revises: registry_0002
+Revision ID: registry_0004
+Revises: registry_0003
 Create Date: 2026-11-29
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "registry_0003s"
-down_revision: str | None = "registry_0002"
+revision: str = "registry_0004"
+down_revision: str | None = "registry_0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
