@@ -194,6 +194,8 @@ async def test_the_weekly_digest_is_sent_once_per_slot_by_two_replicas(
     await register(enterprise, "PRJ-F", unit="Finance")
     await enterprise.send("project-lifecycle-changed", lifecycle("PRJ-DONE", "active", "completed"))
     await enterprise.send("project-health-assessed", assessed("PRJ-B", spi=0.6))
+    # PRJ-A is assessed green; PRJ-F has no status report yet: never shown green by default.
+    await enterprise.send("project-health-assessed", assessed("PRJ-A", "green", spi=1.0))
     await enterprise.send(
         "portfolio-reprioritized",
         {
@@ -225,6 +227,7 @@ async def test_the_weekly_digest_is_sent_once_per_slot_by_two_replicas(
         complete = (
             set(lines) == {"PRJ-A", "PRJ-B", "PRJ-F"}
             and lines["PRJ-B"]["health"] == "red"
+            and lines["PRJ-A"]["health"] == "green"
             and lines["PRJ-F"]["rank"] == 3
             and lines["PRJ-A"]["shortfall_fte"] == 1.5
         )
@@ -235,9 +238,13 @@ async def test_the_weekly_digest_is_sent_once_per_slot_by_two_replicas(
         "projects": 3,
         "red": 1,
         "amber": 0,
-        "green": 2,
+        "green": 1,
+        "no_report_yet": 1,
         "shortfall_fte": 1.5,
     }
+    assert {line["project_id"]: line["health"] for line in preview["lines"]}["PRJ-F"] == (
+        "no report yet"
+    )
     await stop_serving(learner.server, learner.task)
 
     # Two replicas whose slot (a minute ago, Berlin time) is due: one digest between them.
@@ -280,7 +287,9 @@ async def test_the_weekly_digest_is_sent_once_per_slot_by_two_replicas(
     assert plain is not None
     assert html is not None
     text = plain.get_content()
-    assert "3 running projects: 1 red, 0 amber, 2 green; 1.50 FTE short." in text
+    assert (
+        "3 running projects: 1 red, 0 amber, 1 green, 1 with no report yet; 1.50 FTE short." in text
+    )
     rows = [line for line in text.splitlines() if "Project PRJ-" in line]
     assert [row.split()[0] for row in rows] == ["1", "2", "3"]
     assert "Project PRJ-B" in rows[0]

@@ -259,12 +259,14 @@ def test_totals_and_filters_of_the_digest() -> None:
         line("A", rank=1, health="red", short=1.5),
         line("B", rank=2, health="amber", unit="Ops", short=0.5),
         line("C", rank=3),
+        line("D", rank=4, health="no report yet"),
     ]
     assert portfolio_totals(lines) == {
-        "projects": 3,
+        "projects": 4,
         "red": 1,
         "amber": 1,
         "green": 1,
+        "no_report_yet": 1,
         "shortfall_fte": 2.0,
     }
     assert [

@@ -6,6 +6,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+NO_REPORT_YET = "no report yet"
+"""The health shown for a project monitoring has not assessed: never "green" by default."""
+
 DIGEST_LIFECYCLES: frozenset[str] = frozenset({"approved", "active", "on_hold"})
 """Projects in the portfolio's running part: approved, under way or paused. Proposed ones are
 not yet the PMO's to watch; completed and terminated ones are history."""
@@ -62,6 +65,7 @@ def portfolio_totals(lines: Iterable[PortfolioLine]) -> dict[str, int | float]:
         "red": sum(line.health == "red" for line in listed),
         "amber": sum(line.health == "amber" for line in listed),
         "green": sum(line.health == "green" for line in listed),
+        "no_report_yet": sum(line.health == NO_REPORT_YET for line in listed),
         "shortfall_fte": round(sum(line.shortfall_fte for line in listed), 3),
     }
 

@@ -29,6 +29,7 @@ from services.notifications.adapters.tables import (
 from services.notifications.adapters.templates import TemplateCatalog
 from services.notifications.adapters.wording import duration
 from services.notifications.domain.portfolio import (
+    NO_REPORT_YET,
     PortfolioLine,
     RequestOutcome,
     narrowed,
@@ -362,7 +363,7 @@ async def current_portfolio(session: AsyncSession) -> list[PortfolioLine]:
             name=project.name,
             business_unit=project.business_unit,
             lifecycle=project.lifecycle,
-            health=project.health,
+            health=project.health if project.health_assessed_at is not None else NO_REPORT_YET,
             spi=_figure(project.metrics.get("spi")),
             cpi=_figure(project.metrics.get("cpi")),
             rank=project.rank,
