@@ -7,7 +7,7 @@ CloudEvents are published and, on the same broker in the same run, we time:
   * monitoring: one instance of the monitoring service consuming the same N records (parse,
     validate, inbox, earned value and health, one transaction per batch, offsets after commit).
 
-Usage: python bench/consumer_throughput.py [--events 20000] [--projects 200]
+Usage: python -m bench.consumer_throughput [--events 20000] [--projects 200]
 Uses PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS / PMO_BENCH_DATABASE_URL if set, else the embedded broker
 and the PostgreSQL on 127.0.0.1:5432.
 """

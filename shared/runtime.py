@@ -182,14 +182,28 @@ class ServiceRuntime:
             description=definition.summary,
         )
         self._workers: list[asyncio.Task[None]] = []
+        self._commit_listeners: list[Callable[[], None]] = []
         self.started = False
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every commit of a unit of work in this process.
+
+        A worker that acts on committed rows (e.g. notifications' deliveries) waits on it
+        instead of a poll interval; other replicas' work still reaches it by its fallback poll.
+        """
+        self._commit_listeners.append(listener)
+
+    def _committed(self) -> None:
+        self.relay.wake()
+        for listener in self._commit_listeners:
+            listener()
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(
             self.sessions,
             service=self.name,
             settings=self.settings,
-            after_commit=self.relay.wake,
+            after_commit=self._committed,
         )
 
     def _subscribe(self) -> None:
@@ -211,6 +225,7 @@ class ServiceRuntime:
             batch=True,
             max_records=self.settings.consumer_batch_max,
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             auto_offset_reset=self.settings.auto_offset_reset,
             session_timeout_ms=self.settings.consumer_session_timeout_ms,
             heartbeat_interval_ms=max(self.settings.consumer_session_timeout_ms // 5, 200),

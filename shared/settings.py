@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     consumer_batch_max: int = Field(default=500, ge=1)
     """Most events one consumer batch (one database transaction) takes."""
     consumer_batch_timeout_ms: int = Field(default=50, ge=1)
+    consumer_fetch_max_wait_ms: int = Field(default=20, ge=1, le=10_000)
+    """Longest a fetch waits at the broker for records. Apache Kafka answers as soon as a record
+    arrives; the embedded broker answers only when this runs out, so it is each hop's latency
+    there (500, aiokafka's default, made every hop about 250 ms)."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How long the group waits for a silent consumer; a shorter one joins and fails over faster."""

@@ -105,6 +105,6 @@ class UnitOfWork:
         self.released.append(key)
 
     async def commit(self) -> None:
+        """Commit, then tell the process (the outbox relay, workers waiting on new rows)."""
         await self.session.commit()
-        if self.published:
-            self._after_commit()
+        self._after_commit()

@@ -140,6 +140,11 @@ class DeliveryWorker:
         self.metrics = notification_metrics(runtime.metrics)
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.client: httpx.AsyncClient | None = None
+        # Set after each commit in this process (e.g. a batch that queued deliveries): the next
+        # round starts at once instead of after the poll interval, which only catches what
+        # other replicas queued and retries coming due.
+        self._wake = asyncio.Event()
+        runtime.on_commit(self._wake.set)
 
     async def run(self) -> None:
         async with httpx.AsyncClient(
@@ -159,20 +164,23 @@ class DeliveryWorker:
                 await self.stop_in_flight()
 
     async def round(self) -> None:
-        """Fill the free sending slots with due deliveries, then wait for a slot or the poll."""
+        """Fill the free sending slots with due deliveries, then wait for a slot, a commit in
+        this process or the poll interval."""
+        self._wake.clear()  # before claiming: a commit from here on wakes the next round
         free = self.settings.notification_concurrency - len(self.in_flight)
         for claimed in await self.claim(free) if free > 0 else []:
             task = asyncio.create_task(self.send(claimed), name=f"delivery-{claimed.id}")
             self.in_flight[claimed.id] = task
             task.add_done_callback(self._forget)
-        if self.in_flight:
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
             await asyncio.wait(
-                set(self.in_flight.values()),
+                {woken, *self.in_flight.values()},
                 timeout=self.settings.notification_poll_interval_s,
                 return_when=asyncio.FIRST_COMPLETED,
             )
-        else:
-            await asyncio.sleep(self.settings.notification_poll_interval_s)
+        finally:
+            woken.cancel()
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         for key, running in list(self.in_flight.items()):
