@@ -49,7 +49,7 @@ class ServiceMetrics:
         )
         self.batch_size = Histogram(
             "pmo_batch_size",
-            "Events per consumed batch",
+            "Events per transaction (a consumed batch, or part of it after a rollback)",
             ["service"],
             registry=self.registry,
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),

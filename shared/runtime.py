@@ -168,6 +168,7 @@ class ServiceRuntime:
             metrics=self.metrics,
             topic_prefix=settings.topic_prefix,
             max_event_bytes=settings.max_event_bytes,
+            batch_max=settings.consumer_batch_max,
         )
         self.topics = [
             topic_name(name, settings.topic_prefix) for name in self.consumer.event_names
@@ -202,7 +203,15 @@ class ServiceRuntime:
         async def consume(body: Any, message: KafkaMessage) -> None:
             records = message.raw_message
             batch = records if isinstance(records, tuple) else (records,)
-            await consumer.process(batch)
+            pending = list(batch)
+
+            def committed(chunk: Sequence[Any]) -> None:
+                # On an error FastStream rewinds each partition to the earliest record of
+                # `raw_message`: only what no transaction committed is delivered again.
+                del pending[: len(chunk)]
+                message.raw_message = tuple(pending)
+
+            await consumer.process(batch, committed)
             _observe_lag(message, batch, metrics, service)
 
         subscriber = self.broker.subscriber(
