@@ -56,7 +56,9 @@ class ServiceMetrics:
         )
         self.consumer_lag = Gauge(
             "pmo_consumer_lag",
-            "Messages behind the end of each partition after the latest batch",
+            "Records behind the end of each partition after the latest batch, from the high "
+            "watermark of the fetch responses (right on Apache Kafka and the embedded Tansu, "
+            "whose ListOffsets answer, the last record batch's base offset + 1, undercounts)",
             [*labels, "partition"],
             registry=self.registry,
         )

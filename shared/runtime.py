@@ -335,6 +335,8 @@ def _observe_lag(message: Any, batch: Sequence[Any], metrics: ServiceMetrics, se
     for record in batch:
         last[(record.topic, record.partition)] = record.offset
     for (topic, partition), offset in last.items():
+        # The fetch response's high watermark, not `end_offsets()`: the embedded Tansu answers
+        # ListOffsets with the last record batch's base offset + 1, which undercounts.
         highwater = consumer.highwater(TopicPartition(topic, partition))
         if highwater is not None:
             metrics.consumer_lag.labels(service, topic, str(partition)).set(
