@@ -160,6 +160,9 @@ class Report:
     webhooks_unsigned: int = 0
     state_mismatches: list[str] = field(default_factory=list)
     restarts_seen: int = 0
+    seconds_to_events: float = 0.0
+    """From the first event sent until every expected outbound event had been published."""
+    seconds_to_webhooks: float = 0.0
     seconds_to_quiescence: float = 0.0
     seconds_total: float = 0.0
     data_dir: str = ""
@@ -206,7 +209,8 @@ class Report:
             f" ({self.webhook_repeats} repeated POSTs of one delivery, "
             f"{len(self.webhooks_twice)} twice, {self.webhooks_unsigned} unsigned)",
             f"  final state wrong     {len(self.state_mismatches)}",
-            f"  quiescence after      {self.seconds_to_quiescence:.0f} s "
+            f"  all events after      {self.seconds_to_events:.0f} s, all webhooks after "
+            f"{self.seconds_to_webhooks:.0f} s, quiet after {self.seconds_to_quiescence:.0f} s "
             f"(run {self.seconds_total:.0f} s)",
         ]
         for fault in self.faults:
@@ -412,11 +416,11 @@ class Run:
         try:
             async with Collector(bootstrap) as collector:
                 faults = asyncio.create_task(self._inject(stack))
-                stream_started = time.monotonic()
+                self.stream_started = time.monotonic()
                 await self._stream(producer)
                 await faults  # every fault happens before the waiting for quiescence
                 await self._quiesce(collector)
-                self.report.seconds_to_quiescence = time.monotonic() - stream_started
+                self.report.seconds_to_quiescence = time.monotonic() - self.stream_started
                 await self._check(collector)
         finally:
             await producer.stop()
@@ -558,9 +562,13 @@ class Run:
             events, _, _ = self._outbound(collector)
             if not self.work.expected <= set(self._meanings(events)):
                 return False
+            if not self.report.seconds_to_events:
+                self.report.seconds_to_events = time.monotonic() - self.stream_started
             received = {(w.path, w.event_id) for w in self.receiver.received}
             if not self._expected_webhooks(events) <= received:
                 return False
+            if not self.report.seconds_to_webhooks:
+                self.report.seconds_to_webhooks = time.monotonic() - self.stream_started
             pending = await self.db.count(
                 "SELECT (SELECT count(*) FROM notifications.delivery WHERE state = 'pending')"
                 + "".join(
