@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.metrics import ServiceMetrics
@@ -41,7 +41,7 @@ async def test_lag_after_a_batch_counts_every_record_behind_it(settings: Setting
     consumer = AIOKafkaConsumer(topic, **options, group_id=None, auto_offset_reset="earliest")
     await consumer.start()
     try:
-        records = []
+        records: list[ConsumerRecord[bytes, bytes]] = []
         while not records:
             fetched = await consumer.getmany(timeout_ms=2000, max_records=2)
             records = [record for part in fetched.values() for record in part]
