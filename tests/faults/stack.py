@@ -165,8 +165,8 @@ class PmoUp:
     def restart_database(self, down_s: float) -> None:
         """Immediate shutdown of PostgreSQL, `down_s` seconds away, then a start on its data.
 
-        Call from the main thread: the new postmaster is told to stop when the calling thread
-        ends (what keeps a crashed suite from leaving a server behind).
+        Call from a thread that outlives the run: the new postmaster is told to stop when the
+        calling thread ends (what keeps a crashed suite from leaving a server behind).
         """
         pgdata = self.data_dir / "postgres"
         lines = (pgdata / "postmaster.pid").read_text().splitlines()

@@ -27,6 +27,7 @@ import secrets
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -379,7 +380,7 @@ class Run:
         self.sequence = 0
 
     def execute(self) -> Report:
-        """Run it all in this (the main) thread; see `PmoUp.restart_database` for why."""
+        """Run it all; blocks until the run is over and `pmo up` has stopped."""
         return asyncio.run(self._execute())
 
     async def _execute(self) -> Report:
@@ -391,12 +392,16 @@ class Run:
                 webhook_url=receiver.url("alerts"),
                 webhook_secret=self.alert_secret,
             )
+            # PostgreSQL restarts run in one thread that lives as long as the run: the server
+            # they start is told to stop when the thread that started it ends.
+            self.database_thread = ThreadPoolExecutor(1, thread_name_prefix="faults-postgres")
             try:
                 await asyncio.to_thread(stack.start)
                 await self._run_on(stack)
             finally:
                 self.report.restarts_seen = stack.tail(100_000).count("; restarting it")
                 await asyncio.to_thread(stack.stop)
+                self.database_thread.shutdown()
         self.report.seconds_total = time.monotonic() - started
         return self.report
 
@@ -515,8 +520,9 @@ class Run:
                         break
                     await asyncio.sleep(1)
             elif fault.kind == "database-restart":
-                # Blocks the loop for the restart: the new postmaster belongs to this thread.
-                stack.restart_database(fault.seconds)
+                await asyncio.get_running_loop().run_in_executor(
+                    self.database_thread, stack.restart_database, fault.seconds
+                )
                 fault.done = True
             elif fault.kind == "broker-freeze":
                 pid = stack.freeze_broker()
