@@ -190,7 +190,7 @@ class EventConsumer:
             # the redelivery loop does not spin.
             self._retry_delay = min(max(self._retry_delay * 2, 0.5), 10.0)
             log.warning(
-                "batch of %d rolled back (%s: %s); retrying in %.1fs, %d events at a time",
+                "batch of %d rolled back (%s: %s); retrying in %.1fs, at most %d per transaction",
                 len(records),
                 type(error).__name__,
                 error,
