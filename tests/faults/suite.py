@@ -655,6 +655,28 @@ class Run:
             report.state_mismatches.append(
                 f"registry keeps {kept} status reports of {len(work.reports)} sent"
             )
+        decisions = {
+            row["request_id"]: (row["status"], row["fte_granted"])
+            for row in await self.db.fetch(
+                "SELECT request_id, status, fte_granted FROM allocation.resource_request"
+            )
+        }
+        decided = {r.request_id: ("granted", 1.0) for r in work.first_requests}
+        decided |= {r.request_id: ("denied", 0.0) for r in work.second_requests}
+        for request_id, decision in decided.items():
+            if decisions.get(request_id) != decision:
+                report.state_mismatches.append(
+                    f"allocation {request_id}: {decisions.get(request_id)} != {decision}"
+                )
+        assessed = await self.db.count(
+            "SELECT count(*) FROM monitoring.health_assessment"
+            " WHERE trigger = 'status-changed' AND project_id = ANY($1::text[])",
+            ids,
+        )
+        if assessed != len(work.reports):
+            report.state_mismatches.append(
+                f"monitoring assessed {assessed} status reports of {len(work.reports)} sent"
+            )
 
 
 def run_suite(seed: int, size: Size, data_dir: Path) -> Report:
