@@ -588,7 +588,7 @@ class Run:
 
     async def _check(self, collector: Collector) -> None:
         report, work = self.report, self.work
-        events, copies, _ = self._outbound(collector)
+        events, copies, dead = self._outbound(collector)
         meanings = self._meanings(events)
         report.outbound_records = sum(copies.values())
         report.outbound_events = len(events)
@@ -608,6 +608,11 @@ class Run:
                     report.dead_lettered_valid.append(
                         f"{name}: {row['topic']} {row['event_id']}: {row['reason'][:200]}"
                     )
+
+        for topic, headers in dead:  # what operators see on the dead-letter topics
+            reason = headers.get("pmo-dlq-reason", b"").decode(errors="replace")
+            if not reason.startswith("duplicate:"):
+                report.dead_lettered_valid.append(f"{topic}: {reason[:200]}")
 
         wanted = self._expected_webhooks(events)
         by_event: dict[tuple[str, str], set[str]] = defaultdict(set)
