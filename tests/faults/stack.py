@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -33,13 +34,30 @@ ADMIN_TOKEN = "fault-suite-admin-token-0123456789"
 TOKEN_SECRET = "fault-suite-token-secret-0123456789"
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The range the kernel takes the local ports of outgoing connections from."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def port_offset() -> int:
-    """An offset under which the four service ports and the demo receiver's port are free."""
+    """An offset under which the four service ports and the demo receiver's port are free.
+
+    The ports stay below the ephemeral range: there, while a killed service is down, any
+    outgoing connection may take its port as a local port, and the restarted service could
+    never listen again.
+    """
     ports = (*DEFAULT_HTTP_PORTS.values(), DEMO_WEBHOOK_PORT)
-    for _ in range(100):
-        offset = free_port() - min(ports)
-        in_range = offset > 0 and max(ports) + offset < 65535
-        if in_range and all(port_is_free(port + offset) for port in ports):
+    low, _ = _ephemeral_ports()
+    if low - max(ports) < 1000:
+        raise RuntimeError(f"the ephemeral port range starts at {low}: no room for pmo up's ports")
+    chooser = random.SystemRandom()  # not the run's seed: parallel runs must not collide
+    for _ in range(200):
+        offset = chooser.randrange(100, low - max(ports))
+        if all(port_is_free(port + offset) for port in ports):
             return offset
     raise RuntimeError("no free block of ports for pmo up")
 

@@ -167,10 +167,12 @@ class Report:
     seconds_to_quiescence: float = 0.0
     seconds_total: float = 0.0
     data_dir: str = ""
+    aborted: str = ""
+    """Why the run ended early (pmo up itself stopped), if it did."""
 
     @property
     def problems(self) -> list[str]:
-        found = []
+        found = [self.aborted] if self.aborted else []
         if self.lost:
             found.append(f"lost {len(self.lost)}: {self.lost[:10]}")
         if self.twice:
@@ -397,13 +399,29 @@ class Run:
             self.database_thread = ThreadPoolExecutor(1, thread_name_prefix="faults-postgres")
             try:
                 await asyncio.to_thread(stack.start)
-                await self._run_on(stack)
+                await self._while_up(stack)
             finally:
                 self.report.restarts_seen = stack.tail(100_000).count("; restarting it")
                 await asyncio.to_thread(stack.stop)
                 self.database_thread.shutdown()
         self.report.seconds_total = time.monotonic() - started
         return self.report
+
+    async def _while_up(self, stack: PmoUp) -> None:
+        """Run the suite on `stack`, but end it at once, saying why, if `pmo up` exits."""
+        run = asyncio.create_task(self._run_on(stack))
+        while not run.done():
+            await asyncio.wait({run}, timeout=1.0)
+            process = stack.process
+            if not run.done() and process is not None and process.poll() is not None:
+                run.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await run
+                self.report.aborted = (
+                    f"pmo up exited with {process.returncode} during the run: {stack.tail(3)}"
+                )
+                return
+        run.result()
 
     async def _run_on(self, stack: PmoUp) -> None:
         env = stack.stack_env()
@@ -421,9 +439,12 @@ class Run:
         try:
             async with Collector(bootstrap) as collector:
                 faults = asyncio.create_task(self._inject(stack))
-                self.stream_started = time.monotonic()
-                await self._stream(producer)
-                await faults  # every fault happens before the waiting for quiescence
+                try:
+                    self.stream_started = time.monotonic()
+                    await self._stream(producer)
+                    await faults  # every fault happens before the waiting for quiescence
+                finally:
+                    faults.cancel()  # when the run is cut short (a frozen broker is thawed)
                 await self._quiesce(collector)
                 self.report.seconds_to_quiescence = time.monotonic() - self.stream_started
                 await self._check(collector)
