@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from pmo.embedded import EmbeddedPostgres, free_port, port_is_free
+from pmo.embedded import EmbeddedPostgres, EmbeddedProcessError, free_port, port_is_free
 from pmo.stack import DEMO_WEBHOOK_PORT, STACK_FILE
 from shared.settings import DEFAULT_HTTP_PORTS, SERVICE_NAMES, ServiceName
 
@@ -201,7 +201,16 @@ class PmoUp:
             self.database = EmbeddedPostgres(
                 pgdata, port=port, log_path=self.logs / "postgres-restarted.log"
             )
-        self.database.start(timeout=120)
+        for attempt in range(30):
+            try:
+                self.database.start(timeout=120)
+                return
+            except EmbeddedProcessError as error:
+                # Its port is in the ephemeral range: while it was down, an outgoing connection
+                # may have taken it as a local port; those end, the services need this port.
+                if "could not bind" not in str(error) or attempt == 29:
+                    raise
+                time.sleep(2)
 
     def stop(self) -> int | None:
         """Ctrl-C `pmo up` (services first, then broker and database); its exit code."""
