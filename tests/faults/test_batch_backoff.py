@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import sqlalchemy.exc
 
 from services.registry.entrypoints.service import registry
@@ -35,7 +36,10 @@ def _project(project_id: str) -> dict[str, object]:
 
 
 async def test_rolled_back_batches_shrink_until_they_commit_then_grow_back(
-    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+    start_service: ServiceStarter,
+    enterprise: Enterprise,
+    settings: Settings,
+    admin_headers: dict[str, str],
 ) -> None:
     restarting = [True]
     rolled_back: list[int] = []
@@ -75,6 +79,9 @@ async def test_rolled_back_batches_shrink_until_they_commit_then_grow_back(
     assert sorted(ids) == first, "every event registered exactly once"
     assert rolled_back, "transactions of more than five events were rolled back"
     assert min(limits) <= OUTAGE_EVERY, "it backed off to transactions short enough to commit"
+    async with httpx.AsyncClient(base_url=service.base_url, headers=admin_headers) as api:
+        # What a committed transaction took is not delivered again (no duplicate dead letters).
+        assert (await api.get("/dead-letters")).json() == []
     consumer = service.runtime.consumer
 
     restarting[0] = False  # the database is stable again
