@@ -49,14 +49,16 @@ class ServiceMetrics:
         )
         self.batch_size = Histogram(
             "pmo_batch_size",
-            "Events per consumed batch",
+            "Events per transaction (a consumed batch, or part of it after a rollback)",
             ["service"],
             registry=self.registry,
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
         )
         self.consumer_lag = Gauge(
             "pmo_consumer_lag",
-            "Messages behind the end of each partition after the latest batch",
+            "Records behind the end of each partition after the latest batch, from the high "
+            "watermark of the fetch responses (right on Apache Kafka and the embedded Tansu, "
+            "whose ListOffsets answer, the last record batch's base offset + 1, undercounts)",
             [*labels, "partition"],
             registry=self.registry,
         )

@@ -168,6 +168,7 @@ class ServiceRuntime:
             metrics=self.metrics,
             topic_prefix=settings.topic_prefix,
             max_event_bytes=settings.max_event_bytes,
+            batch_max=settings.consumer_batch_max,
         )
         self.topics = [
             topic_name(name, settings.topic_prefix) for name in self.consumer.event_names
@@ -216,7 +217,15 @@ class ServiceRuntime:
         async def consume(body: Any, message: KafkaMessage) -> None:
             records = message.raw_message
             batch = records if isinstance(records, tuple) else (records,)
-            await consumer.process(batch)
+            pending = list(batch)
+
+            def committed(chunk: Sequence[Any]) -> None:
+                # On an error FastStream rewinds each partition to the earliest record of
+                # `raw_message`: only what no transaction committed is delivered again.
+                del pending[: len(chunk)]
+                message.raw_message = tuple(pending)
+
+            await consumer.process(batch, committed)
             _observe_lag(message, batch, metrics, service)
 
         subscriber = self.broker.subscriber(
@@ -341,6 +350,8 @@ def _observe_lag(message: Any, batch: Sequence[Any], metrics: ServiceMetrics, se
     for record in batch:
         last[(record.topic, record.partition)] = record.offset
     for (topic, partition), offset in last.items():
+        # The fetch response's high watermark, not `end_offsets()`: the embedded Tansu answers
+        # ListOffsets with the last record batch's base offset + 1, which undercounts.
         highwater = consumer.highwater(TopicPartition(topic, partition))
         if highwater is not None:
             metrics.consumer_lag.labels(service, topic, str(partition)).set(

@@ -7,7 +7,9 @@ each new event is handled under its own trace; the transaction commits; only the
 commit the offsets. Handlers first run without savepoints; if one rejects, parks or fails on an
 event, the batch is rolled back and done again with a savepoint per event, so that only that
 event's work is undone. A failure of the database or the broker rolls the batch back
-and rewinds the offsets, so the batch is delivered again.
+and rewinds the offsets, so the batch is delivered again; the transactions that follow are
+shorter (halved by each such rollback, doubled by each commit up to the batch size), so that a
+database restarting often still sees transactions commit between its restarts.
 """
 
 from __future__ import annotations
@@ -119,9 +121,15 @@ class EventConsumer:
         metrics: ServiceMetrics,
         topic_prefix: str = "",
         max_event_bytes: int = 262_144,
+        batch_max: int = 500,
     ) -> None:
         self.service = service
         self.max_event_bytes = max_event_bytes
+        self.batch_max = batch_max
+        self.batch_limit = batch_max
+        """Events per transaction now: halved by a rollback for an infrastructure error, doubled
+        by each commit, up to `batch_max`. A database that restarts every few seconds then still
+        sees transactions short enough to commit between two restarts."""
         self.subscriptions = subscriptions(handlers)
         self.unit_of_work = unit_of_work
         self.tracer = tracer
@@ -133,8 +141,34 @@ class EventConsumer:
     def event_names(self) -> list[str]:
         return list(self.subscriptions)
 
-    async def process(self, records: Sequence[Any]) -> None:
-        """Process one batch; raises only when the whole batch must be delivered again."""
+    async def process(
+        self,
+        records: Sequence[Any],
+        committed: Callable[[Sequence[Any]], None] | None = None,
+    ) -> None:
+        """Process one batch, in transactions of at most `batch_limit` events each.
+
+        `committed` is told the records of each transaction that commits, so that a rollback
+        later in the batch has only the rest delivered again. Raises only when the rest of the
+        batch must be delivered again.
+        """
+        done = 0
+        while done < len(records):
+            chunk = records[done : done + self.batch_limit]
+            try:
+                await self._transaction(chunk)
+            except Exception:
+                # Most likely the database went away while this transaction ran: a shorter one
+                # may fit between two outages, where the same length would fail again.
+                self.batch_limit = max(len(chunk) // 2, 1)
+                raise
+            self.batch_limit = min(self.batch_limit * 2, self.batch_max)
+            done += len(chunk)
+            if committed is not None:
+                committed(chunk)
+
+    async def _transaction(self, records: Sequence[Any]) -> None:
+        """Process records in one transaction; raises when they must be delivered again."""
         started = time.perf_counter()
         try:
             try:
@@ -156,11 +190,12 @@ class EventConsumer:
             # the redelivery loop does not spin.
             self._retry_delay = min(max(self._retry_delay * 2, 0.5), 10.0)
             log.warning(
-                "batch of %d rolled back (%s: %s); retrying in %.1fs",
+                "batch of %d rolled back (%s: %s); retrying in %.1fs, at most %d per transaction",
                 len(records),
                 type(error).__name__,
                 error,
                 self._retry_delay,
+                max(len(records) // 2, 1),
                 extra={"service": self.service},
             )
             await asyncio.sleep(self._retry_delay)
