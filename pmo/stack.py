@@ -77,7 +77,9 @@ def last_error_line(log: Path, offset: int = 0) -> str | None:
                 continue
             message = str(entry.get("message", "")).strip()
             error = str(entry.get("error") or "").strip()
-            if error:
+            if message.startswith("Traceback"):  # uvicorn logs a failed start's traceback so
+                with_exception = message.splitlines()[-1]
+            elif error:
                 with_exception = f"{message}: {error.splitlines()[-1]}" if message else error
             else:
                 without = message
