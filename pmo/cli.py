@@ -90,6 +90,11 @@ def migrate(
     from shared.database import migrate_url
     from shared.telemetry import configure_logging
 
+    if service is not None and service not in SERVICE_NAMES:
+        raise typer.BadParameter(
+            f"unknown service {service!r}; one of {', '.join(SERVICE_NAMES)}",
+            param_hint="--service",
+        )
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
     names = [service] if service else list(SERVICE_NAMES)
@@ -104,7 +109,7 @@ def migrate(
 
 @topics_app.command("create")
 def topics_create(
-    partitions: Annotated[int | None, typer.Option(help="Partitions per topic")] = None,
+    partitions: Annotated[int | None, typer.Option(help="Partitions per topic", min=1)] = None,
 ) -> None:
     """Create every topic and its dead-letter topic (existing ones are left as they are)."""
     from pmo.topics import create_topics
@@ -118,7 +123,7 @@ def topics_create(
 def token_create(
     subject: Annotated[str, typer.Option(help="Who: a person's e-mail (a project manager's own)")],
     role: Annotated[str, typer.Option(help="pmo_admin | project_manager | viewer")] = "viewer",
-    days: Annotated[int, typer.Option(help="Days until it expires")] = 90,
+    days: Annotated[int, typer.Option(help="Days until it expires", min=1)] = 90,
 ) -> None:
     """Issue a bearer token for the HTTP APIs, signed with PMO_TOKEN_SECRET."""
     from shared.security import ROLES, issue_token

@@ -131,3 +131,27 @@ def test_an_unreachable_database_is_one_line(
     line = _one_line(result, f"pmo {command}: ")
     assert "Connect call failed" in line or "does not answer" in line, line
     assert result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["migrate", "--service", "bogus"], "unknown service 'bogus'"),
+        (["run", "bogus"], "unknown service 'bogus'"),
+        (["token", "create", "--subject", "a@example.com", "--days", "-5"], "--days"),
+        (["token", "create", "--subject", "a@example.com", "--role", "boss"], "unknown role"),
+        (["topics", "create", "--partitions", "0"], "--partitions"),
+        (["resources", "import", "no-such.csv"], "does not exist"),
+    ],
+)
+def test_a_wrong_argument_is_a_usage_error_not_a_traceback(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    says: str,
+) -> None:
+    result = _pmo_here(tmp_path, monkeypatch, capsys, *args, PMO_TOKEN_SECRET="s")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stdout + result.stderr
+    assert says in " ".join((result.stdout + result.stderr).split())
