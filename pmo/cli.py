@@ -101,7 +101,7 @@ def migrate(
 
     async def all_services() -> None:
         for name in names:
-            await migrate_url(settings.database_url_for(name), name)  # type: ignore[arg-type]
+            await migrate_url(settings.database_url_for(name), name)
 
     asyncio.run(all_services())
     typer.echo(f"migrated: {', '.join(names)}")
