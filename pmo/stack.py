@@ -93,6 +93,15 @@ def last_error_line(log: Path, offset: int = 0) -> str | None:
 _TRACEBACK_END = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failed)\b.*")
 
 
+def _how_it_ended(code: int) -> str:
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
+
+
 @dataclass
 class _Child:
     name: ServiceName
@@ -310,16 +319,14 @@ class Stack:
         delay = min(RESTART_BACKOFF_S * 2 ** (len(child.deaths) - 1), RESTART_BACKOFF_MAX_S)
         child.restart_at = now + delay
         why = self._last_error(child)
+        how = _how_it_ended(code)
         if child.keeps_failing:
             _say(
                 f"pmo up: {child.name} keeps failing ({len(child.deaths)} exits in a row, "
-                f"code {code}; {why}); kept out for {delay:.0f} s while the others go on"
+                f"the last {how}; {why}); kept out for {delay:.0f} s while the others go on"
             )
         else:
-            _say(
-                f"pmo up: {child.name} exited with code {code} ({why}); "
-                f"restarting it in {delay:.0f} s"
-            )
+            _say(f"pmo up: {child.name} {how} ({why}); restarting it in {delay:.0f} s")
 
     def _stop_children(self, children: list[_Child]) -> None:
         _say("pmo up: stopping the services (finishing the batches in hand)")
