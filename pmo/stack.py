@@ -116,7 +116,8 @@ class _Child:
 
     @property
     def keeps_failing(self) -> bool:
-        return len(self.deaths) >= RESTART_LIMIT
+        """Exited RESTART_LIMIT times in a row and not (yet) back: kept out, retried later."""
+        return len(self.deaths) >= RESTART_LIMIT and not self.ready
 
 
 class Stack:
@@ -310,6 +311,8 @@ class Stack:
             return
         code = child.process.poll()
         if code is None:
+            if child.deaths and now - child.started_at >= STABLE_AFTER_S:
+                child.deaths.clear()  # it runs again: a later exit starts the backoff afresh
             return
         child.process = None
         child.ready = False

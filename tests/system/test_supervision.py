@@ -1,16 +1,22 @@
-"""What `pmo up` says when a service fails to start (issue 12.10): the last error line of its log,
-whatever wrote it (JSON log lines, a traceback before logging was set up)."""
+"""How `pmo up` supervises its services: it says why one failed (issue 12.10: the last error line
+of its log, whatever wrote it), restarts it with backoff and keeps one that keeps failing out
+while the others go on (issue 15.2)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from pmo.stack import last_error_line
-from shared.settings import Settings
+import pytest
+
+from pmo.embedded import free_port
+from pmo.stack import STABLE_AFTER_S, Stack, _Child, last_error_line
+from shared.settings import SERVICE_NAMES, Settings, load_settings
 
 
 def _json(level: str, message: str, error: str | None = None) -> str:
@@ -101,3 +107,65 @@ def test_a_traceback_logged_as_the_message_gives_its_last_line(tmp_path: Path) -
         + _json("ERROR", "Application startup failed. Exiting.")
     )
     assert last_error_line(log) == "OSError: gone"
+
+
+def _failing_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """A Stack whose services are `false`: each exits with code 1 as soon as it starts."""
+    false = shutil.which("false")
+    assert false is not None
+    monkeypatch.setattr(sys, "executable", false)  # `false -m pmo run NAME ...`: exits with 1
+    stack = Stack(load_settings(data_dir=str(tmp_path)), port_offset=free_port() - 8001)
+    stack.logs.mkdir(parents=True)
+    return stack
+
+
+def _exit_of(child: _Child) -> None:
+    assert child.process is not None
+    child.process.wait(timeout=10)
+
+
+def test_a_service_that_exits_is_restarted_with_doubling_backoff_then_kept_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = _failing_stack(tmp_path, monkeypatch)
+    child = _Child("registry", 8001)
+    stack._spawn(child, {})
+    delays = []
+    for _ in range(4):
+        _exit_of(child)
+        now = time.monotonic()
+        stack._tend(child, {}, now)
+        assert child.process is None
+        assert child.restart_at is not None
+        delays.append(round(child.restart_at - now))
+        stack._tend(child, {}, child.restart_at - 0.1)
+        assert child.process is None, "restarted before its backoff ended"
+        stack._tend(child, {}, child.restart_at)
+        assert child.process is not None, "not restarted when its backoff ended"
+    assert delays == [1, 2, 4, 8]
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("pmo up: registry exited with code 1 (no error logged; see ")
+    assert said[0].endswith("restarting it in 1 s")
+    assert said[2].startswith("pmo up: registry keeps failing (3 exits in a row, the last exited")
+    assert said[2].endswith("kept out for 4 s while the others go on")
+    # One that ran a minute before it exited starts its backoff afresh.
+    _exit_of(child)
+    stack._tend(child, {}, child.started_at + STABLE_AFTER_S)
+    assert child.restart_at is not None
+    assert round(child.restart_at - (child.started_at + STABLE_AFTER_S)) == 1
+    assert not child.keeps_failing
+
+
+def test_pmo_up_stops_only_when_every_service_keeps_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = _failing_stack(tmp_path, monkeypatch)
+    children = [_Child(name, free_port()) for name in SERVICE_NAMES]
+    for child in children:
+        stack._spawn(child, {})
+    assert stack._supervise(children, {}) == 1
+    said = capsys.readouterr().out
+    assert said.splitlines()[-1].startswith("pmo up: every service keeps failing; stopping")
+    for name in SERVICE_NAMES:
+        assert f"pmo up: {name} keeps failing (3 exits in a row" in said
+    assert "PMO backend is up" not in said
