@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import signal
 import subprocess
@@ -22,7 +23,7 @@ import httpx
 import psutil
 import pytest
 
-from pmo.embedded import free_port, port_is_free
+from pmo.embedded import port_is_free
 from shared.runtime import idempotence_refusal
 from tests.harness import with_database
 
@@ -32,10 +33,14 @@ SERVICE_PORTS = (8001, 8002, 8003, 8004)
 
 
 def _offset() -> int:
-    """A port offset under which the four service ports and the demo port are all free."""
+    """A port offset under which the four service ports and the demo port are all free.
+
+    Below the kernel's ephemeral range (32768 up on Linux), so the local end of some outgoing
+    connection cannot take a service's port between this check and its bind.
+    """
     for _ in range(50):
-        offset = free_port() - 8001
-        if offset > 0 and all(port_is_free(port + offset) for port in (*SERVICE_PORTS, 8099)):
+        offset = random.randrange(10_000, 24_000)
+        if all(port_is_free(port + offset) for port in (*SERVICE_PORTS, 8099)):
             return offset
     raise AssertionError("no free block of ports for pmo up")
 
