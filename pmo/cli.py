@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import socket
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +21,9 @@ from shared.settings import (
     Settings,
     load_settings,
 )
+
+# What a user can get wrong or find unreachable: said in one line, never as a traceback.
+_UNREACHABLE_HINT = "is the system running (`pmo up`), and are its addresses configured?"
 
 app = typer.Typer(
     help="The PMO event backbone: registry, monitoring, allocation and notifications over Kafka.",
@@ -36,7 +42,7 @@ def _settings() -> Settings:
     Variables set in the environment win over the stack file.
     """
     stack = Path(os.environ.get("PMO_DATA_DIR", ".pmo")) / STACK_FILE
-    return Settings(_env_file=stack if stack.exists() else None)
+    return load_settings(_env_file=stack if stack.exists() else None)
 
 
 @app.command()
@@ -84,13 +90,18 @@ def migrate(
     from shared.database import migrate_url
     from shared.telemetry import configure_logging
 
+    if service is not None and service not in SERVICE_NAMES:
+        raise typer.BadParameter(
+            f"unknown service {service!r}; one of {', '.join(SERVICE_NAMES)}",
+            param_hint="--service",
+        )
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
     names = [service] if service else list(SERVICE_NAMES)
 
     async def all_services() -> None:
         for name in names:
-            await migrate_url(settings.database_url_for(name), name)  # type: ignore[arg-type]
+            await migrate_url(settings.database_url_for(name), name)
 
     asyncio.run(all_services())
     typer.echo(f"migrated: {', '.join(names)}")
@@ -98,7 +109,7 @@ def migrate(
 
 @topics_app.command("create")
 def topics_create(
-    partitions: Annotated[int | None, typer.Option(help="Partitions per topic")] = None,
+    partitions: Annotated[int | None, typer.Option(help="Partitions per topic", min=1)] = None,
 ) -> None:
     """Create every topic and its dead-letter topic (existing ones are left as they are)."""
     from pmo.topics import create_topics
@@ -112,7 +123,7 @@ def topics_create(
 def token_create(
     subject: Annotated[str, typer.Option(help="Who: a person's e-mail (a project manager's own)")],
     role: Annotated[str, typer.Option(help="pmo_admin | project_manager | viewer")] = "viewer",
-    days: Annotated[int, typer.Option(help="Days until it expires")] = 90,
+    days: Annotated[int, typer.Option(help="Days until it expires", min=1)] = 90,
 ) -> None:
     """Issue a bearer token for the HTTP APIs, signed with PMO_TOKEN_SECRET."""
     from shared.security import ROLES, issue_token
@@ -151,12 +162,58 @@ def demo(
     from pmo.demo import run_demo
 
     port = DEMO_WEBHOOK_PORT + port_offset
-    raise typer.Exit(asyncio.run(run_demo(_settings(), port=port, timeout=timeout)))
+    settings = _settings()
+    raise typer.Exit(
+        asyncio.run(run_demo(settings, port_offset=port_offset, port=port, timeout=timeout))
+    )
 
 
 # `pmo resources import FILE.csv`: the allocation service's bulk import of the resource pool.
 app.add_typer(resources_app, name="resources", context_settings={"obj": _settings})
 
 
+def _one_line(error: BaseException) -> str | None:
+    """The one line a user error or an unreachable system deserves, or None for a real bug."""
+    import asyncpg
+    import httpx
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(error, ConfigurationError):
+        return str(error)
+    cause = error.__cause__ or error.__context__
+    text = str(error) if str(error).startswith(type(error).__name__) else None
+    reason = (text or f"{type(error).__name__}: {error}").splitlines()[0][:300]
+    if isinstance(error, KafkaConnectionError | KafkaError):
+        return f"the Kafka broker does not answer ({reason}): {_UNREACHABLE_HINT}"
+    if isinstance(error, OperationalError | InterfaceError | DBAPIError | asyncpg.PostgresError):
+        return f"the database does not answer ({reason}): {_UNREACHABLE_HINT}"
+    if isinstance(error, httpx.TransportError):
+        return f"the service does not answer ({reason}): {_UNREACHABLE_HINT}"
+    if isinstance(error, ConnectionError | socket.gaierror | TimeoutError):
+        return f"could not connect ({reason}): {_UNREACHABLE_HINT}"
+    if isinstance(error, OSError) and error.filename is not None:
+        return f"{error.strerror or error}: {error.filename}"
+    if cause is not None and cause is not error:
+        return _one_line(cause)
+    return None
+
+
 def main() -> None:
-    app()
+    """The `pmo` entry point: user errors and unreachable systems get one line, exit code 2/1."""
+    groups = {"topics", "token", "resources"}
+    command = " ".join(["pmo", *sys.argv[1 : 3 if sys.argv[1:2] and sys.argv[1] in groups else 2]])
+    # aiokafka logs each failed connection attempt; the command says what failed, once.
+    # (`pmo run` sets up logging of its own.)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    try:
+        app(standalone_mode=True)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as error:
+        line = _one_line(error)
+        if line is None:
+            raise  # a bug: its traceback is what a report needs
+        for part in line.splitlines():
+            print(f"{command}: {part}", file=sys.stderr, flush=True)
+        raise SystemExit(2 if isinstance(error, ConfigurationError) else 1) from None

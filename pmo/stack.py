@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -14,6 +16,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
+
+import httpx
 
 from pmo.embedded import (
     EmbeddedKafka,
@@ -28,12 +32,74 @@ from shared.settings import DEFAULT_HTTP_PORTS, SERVICE_NAMES, ServiceName, Sett
 STACK_FILE = "stack.env"
 """Where `pmo up` writes the embedded broker's and database's addresses for `pmo demo`/`run`."""
 DEMO_WEBHOOK_PORT = 8099
-RESTART_LIMIT = 5
-"""A service that dies this many times within a minute is not restarted again."""
+RESTART_LIMIT = 3
+"""A service that exits this many times without running a minute in between keeps failing."""
+RESTART_BACKOFF_S = 1.0
+"""The wait before restarting a service that exited; doubled at each exit in a row."""
+RESTART_BACKOFF_MAX_S = 60.0
+"""The longest wait: a service that keeps failing is tried again this often."""
+STABLE_AFTER_S = 60.0
+"""A service that ran this long before exiting starts its backoff afresh."""
+SLOW_START_S = 60.0
+"""After this long without every service ready, `pmo up` says which ones it waits for."""
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
+
+
+def last_error_line(log: Path, offset: int = 0) -> str | None:
+    """The last error a service wrote to its log from `offset` on, in one line, or None.
+
+    Reads the JSON lines of `pmo run` (an ERROR line, with the last line of its exception) and
+    plain text (the last line of a traceback, e.g. from an import that failed before logging
+    was set up). An error carrying an exception wins over a later one without, because the
+    later one is usually the consequence ("Application startup failed. Exiting.").
+    """
+    try:
+        with log.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read()[-256_000:].decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    with_exception: str | None = None
+    without: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            if entry.get("level") not in ("ERROR", "CRITICAL"):
+                continue
+            message = str(entry.get("message", "")).strip()
+            error = str(entry.get("error") or "").strip()
+            if message.startswith("Traceback"):  # uvicorn logs a failed start's traceback so
+                with_exception = message.splitlines()[-1]
+            elif error:
+                with_exception = f"{message}: {error.splitlines()[-1]}" if message else error
+            else:
+                without = message
+        elif _TRACEBACK_END.match(line) or line.startswith("pmo run "):
+            # The last line of a traceback, or what `pmo run` says before it exits.
+            with_exception = line
+    found = with_exception or without
+    return found[:300] if found else None
+
+
+_TRACEBACK_END = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Failed)\b.*")
+
+
+def _how_it_ended(code: int) -> str:
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
 
 
 @dataclass
@@ -41,7 +107,17 @@ class _Child:
     name: ServiceName
     port: int
     process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    log_offset: int = 0
     deaths: list[float] = field(default_factory=list)
+    """When it exited, since it last ran for STABLE_AFTER_S."""
+    restart_at: float | None = None
+    ready: bool = False
+
+    @property
+    def keeps_failing(self) -> bool:
+        """Exited RESTART_LIMIT times in a row and not (yet) back: kept out, retried later."""
+        return len(self.deaths) >= RESTART_LIMIT and not self.ready
 
 
 class Stack:
@@ -72,7 +148,6 @@ class Stack:
             try:
                 for child in children:
                     self._spawn(child, env)
-                self._announce(children)
                 code = self._supervise(children, env)
             finally:
                 self._stop_children(children)
@@ -109,11 +184,8 @@ class Stack:
             overrides["PMO_ADMIN_TOKEN"] = self._secret("admin-token")
         if not self.settings.token_secret:
             overrides["PMO_TOKEN_SECRET"] = self._secret("token-secret")
-        if not self.settings.alert_webhook_url:
-            # Where `pmo demo` listens; configure PMO_ALERT_WEBHOOK_URL for a real receiver.
-            demo_port = DEMO_WEBHOOK_PORT + self.port_offset
-            overrides["PMO_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{demo_port}/alerts"
-            overrides["PMO_ALERT_WEBHOOK_SECRET"] = secrets.token_urlsafe(24)
+        # No built-in webhook by default: nothing configured by default may fail by itself.
+        # `pmo demo` subscribes its own receiver for as long as it runs.
         env = {**os.environ, **overrides}
         env.pop("PMO_HTTP_PORT", None)  # each service gets its own port below
         settings = Settings.model_validate(
@@ -143,7 +215,9 @@ class Stack:
         return path.read_text().strip()
 
     def _spawn(self, child: _Child, env: dict[str, str]) -> None:
-        log = (self.logs / f"{child.name}.log").open("ab")
+        log_path = self.logs / f"{child.name}.log"
+        log = log_path.open("ab")
+        child.log_offset = log.tell()  # its last error is looked for from here
         child.process = subprocess.Popen(
             [sys.executable, "-m", "pmo", "run", child.name, "--port", str(child.port)],
             env=env,
@@ -154,14 +228,30 @@ class Stack:
             preexec_fn=functools.partial(set_parent_death_signal, signal.SIGTERM, os.getpid()),
         )
         log.close()
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        child.ready = False
+
+    def _log_of(self, child: _Child) -> Path:
+        return self.logs / f"{child.name}.log"
+
+    def _last_error(self, child: _Child) -> str:
+        line = last_error_line(self._log_of(child), child.log_offset)
+        return f"last error: {line}" if line else f"no error logged; see {self._log_of(child)}"
 
     def _announce(self, children: list[_Child]) -> None:
+        kept_out = [child for child in children if not child.ready]
         _say("")
-        _say("PMO backend is up:")
+        _say(
+            "PMO backend is up:"
+            if not kept_out
+            else f"PMO backend is up without {', '.join(c.name for c in kept_out)} "
+            "(it keeps failing and is retried; the others go on):"
+        )
         for child in children:
             _say(
                 f"  {child.name:<14} http://{self.settings.http_host}:{child.port}"
-                "  (docs: /docs, events: /asyncapi)"
+                "  (docs: /docs, events: /asyncapi)" + ("" if child.ready else "  NOT RUNNING")
             )
         _say(
             f"  admin token    {self.data_dir / 'admin-token'}"
@@ -171,23 +261,75 @@ class Stack:
         _say(f"  logs           {self.logs}")
         _say("Run `pmo demo` in another terminal to see alerts; Ctrl-C stops everything.")
 
+    def _is_ready(self, child: _Child) -> bool:
+        """Whether the service answers 200 on /readyz (its database and broker answer)."""
+        url = f"http://{self.settings.http_host}:{child.port}/readyz"
+        try:
+            return httpx.get(url, timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
     def _supervise(self, children: list[_Child], env: dict[str, str]) -> int:
+        """Restart services that exit, with backoff; announce "up" once every one is ready.
+
+        A service that keeps failing is kept out (retried at most every RESTART_BACKOFF_MAX_S)
+        while the others go on; only when every service keeps failing does `pmo up` stop.
+        """
+        announced = False
+        began = time.monotonic()
+        slow_said = False
         while not self._stop:
             time.sleep(0.5)
+            now = time.monotonic()
             for child in children:
-                if child.process is None or child.process.poll() is None:
-                    continue
-                now = time.monotonic()
-                child.deaths = [t for t in child.deaths if now - t < 60] + [now]
-                if len(child.deaths) >= RESTART_LIMIT:
-                    _say(
-                        f"pmo up: {child.name} keeps failing; "
-                        f"see {self.logs / (child.name + '.log')}"
-                    )
-                    return 1
-                _say(f"pmo up: {child.name} exited with {child.process.returncode}; restarting it")
-                self._spawn(child, env)
+                self._tend(child, env, now)
+            if all(child.keeps_failing for child in children):
+                _say("pmo up: every service keeps failing; stopping (see the last errors above)")
+                return 1
+            for child in children:
+                running = child.process is not None and child.process.poll() is None
+                if running and not child.ready and self._is_ready(child):
+                    child.ready = True
+                    if announced:
+                        _say(f"pmo up: {child.name} is up again")
+            if not announced and all(c.ready or c.keeps_failing for c in children):
+                self._announce(children)
+                announced = True
+            elif not announced and not slow_said and now - began > SLOW_START_S:
+                waiting = [c for c in children if not c.ready]
+                _say(f"pmo up: still waiting for {', '.join(c.name for c in waiting)} to be ready")
+                for child in waiting:
+                    _say(f"  {child.name}: {self._last_error(child)}")
+                slow_said = True
         return 0
+
+    def _tend(self, child: _Child, env: dict[str, str], now: float) -> None:
+        """Restart `child` when its backoff ends; note its exit and say why when it exits."""
+        if child.process is None:
+            if child.restart_at is not None and now >= child.restart_at:
+                self._spawn(child, env)
+            return
+        code = child.process.poll()
+        if code is None:
+            if child.deaths and now - child.started_at >= STABLE_AFTER_S:
+                child.deaths.clear()  # it runs again: a later exit starts the backoff afresh
+            return
+        child.process = None
+        child.ready = False
+        if now - child.started_at >= STABLE_AFTER_S:
+            child.deaths.clear()
+        child.deaths.append(now)
+        delay = min(RESTART_BACKOFF_S * 2 ** (len(child.deaths) - 1), RESTART_BACKOFF_MAX_S)
+        child.restart_at = now + delay
+        why = self._last_error(child)
+        how = _how_it_ended(code)
+        if child.keeps_failing:
+            _say(
+                f"pmo up: {child.name} keeps failing ({len(child.deaths)} exits in a row, "
+                f"the last {how}; {why}); kept out for {delay:.0f} s while the others go on"
+            )
+        else:
+            _say(f"pmo up: {child.name} {how} ({why}); restarting it in {delay:.0f} s")
 
     def _stop_children(self, children: list[_Child]) -> None:
         _say("pmo up: stopping the services (finishing the batches in hand)")

@@ -33,7 +33,7 @@ async def create_topics(
         except KafkaConnectionError as error:
             await admin.close()
             if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(
+                raise KafkaConnectionError(
                     f"Kafka at {settings.kafka_bootstrap_servers} did not answer in {timeout:.0f}s"
                 ) from error
             await asyncio.sleep(1.0)

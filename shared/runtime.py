@@ -11,7 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import (
+    BrokerResponseError,
+    IllegalSaslStateError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from fastapi import APIRouter, FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -38,6 +44,44 @@ from shared.topics import topic_name
 log = logging.getLogger(__name__)
 
 Worker = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
+
+IDEMPOTENCE_REFUSED = (
+    "the Kafka broker refuses idempotent producers (InitProducerId: {reason}); publishing "
+    "without idempotence, which loses nothing (every consumer is idempotent): "
+    "set PMO_KAFKA_ENABLE_IDEMPOTENCE=false for this broker to start without this check"
+)
+"""The warning when `PMO_KAFKA_ENABLE_IDEMPOTENCE` is on but the broker cannot honour it."""
+
+_NOT_ABOUT_IDEMPOTENCE = (
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+    IllegalSaslStateError,
+)
+
+
+async def idempotence_refusal(producer_options: Mapping[str, Any]) -> str | None:
+    """Why the broker refuses an idempotent producer, or None when it accepts one.
+
+    An idempotent producer asks the broker for a producer id (InitProducerId) when it starts;
+    a broker that cannot give one (an old Kafka, a Kafka-protocol broker without it, an ACL
+    denying IdempotentWrite) answers with an error code. Connection, TLS and authentication
+    errors are raised as they are: they are not about idempotence.
+    """
+    producer = AIOKafkaProducer(**{**producer_options, "enable_idempotence": True})
+    # aiokafka logs the refusal at ERROR before raising it; the caller says what it means.
+    sender_log = logging.getLogger("aiokafka.producer.sender")
+    level = sender_log.level
+    sender_log.setLevel(logging.CRITICAL)
+    try:
+        await producer.start()
+    except BrokerResponseError as error:
+        if isinstance(error, _NOT_ABOUT_IDEMPOTENCE):
+            raise
+        return type(error).__name__
+    finally:
+        sender_log.setLevel(level)
+        await producer.stop()
+    return None
 
 
 @dataclass(frozen=True)
@@ -135,7 +179,9 @@ class ServiceRuntime:
             specification_url="kafka-bootstrap-servers",
             security=faststream_security(settings),
             client_id=f"pmo-{self.name}",
-            enable_idempotence=settings.kafka_enable_idempotence,
+            # This broker's producer publishes nothing (events leave by the outbox relay's), so
+            # it needs no producer id from a broker that may not hand one out.
+            enable_idempotence=False,
             middlewares=[
                 KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider),
                 KafkaPrometheusMiddleware(
@@ -265,12 +311,23 @@ class ServiceRuntime:
     async def start(self) -> None:
         await wait_for_database(self.engine)
         await migrate(self.engine, self.name)
+        await self._check_idempotence()
         await self.relay.start()
         await self.broker.start()
         for worker in (*self.definition.workers, _expire_parked_events):
             self._workers.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))
         self.started = True
         log.info("%s started", self.name, extra={"service": self.name})
+
+    async def _check_idempotence(self) -> None:
+        """Fall back to a plain producer, with a warning, when the broker refuses idempotence."""
+        options = self.relay.producer_options
+        if not options.get("enable_idempotence"):
+            return
+        reason = await idempotence_refusal(options)
+        if reason is not None:
+            log.warning(IDEMPOTENCE_REFUSED.format(reason=reason), extra={"service": self.name})
+            options["enable_idempotence"] = False
 
     async def stop(self) -> None:
         """Stop taking events, finish the batch in hand, flush, and let go of every connection."""

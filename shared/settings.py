@@ -5,10 +5,19 @@ from __future__ import annotations
 import os
 import ssl
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pytimeparse.timeparse import timeparse
 
 ServiceName = Literal["registry", "monitoring", "allocation", "notifications"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("registry", "monitoring", "allocation", "notifications")
@@ -24,6 +33,59 @@ DEFAULT_HTTP_PORTS: dict[ServiceName, int] = {
 
 class ConfigurationError(RuntimeError):
     """A setting the operator must provide is missing or wrong; the message says which."""
+
+
+DURATION_FORMS = (
+    "such as `10 min`, `12 h`, `7 days`, `1 h 30 min`, `90 s`, `1:30:00` "
+    "or ISO 8601 `PT10M`; a bare number is seconds"
+)
+"""What every duration setting accepts, as the README documents it."""
+
+_ISO_DURATION = TypeAdapter(timedelta)
+
+
+def _parse_duration(value: Any) -> Any:
+    """A duration in any documented form: words (`10 min`), clock (`1:30:00`), ISO 8601, seconds.
+
+    Raises ValueError naming the accepted forms for anything else.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return timedelta(seconds=float(text))
+        except (ValueError, OverflowError):
+            pass
+        seconds = timeparse(text)
+        if seconds is not None:
+            return timedelta(seconds=seconds)
+        if text[:1] in ("P", "p", "-") and "P" in text.upper():
+            try:  # ISO 8601 (`PT10M`, `P7D`), which pydantic reads
+                return _ISO_DURATION.validate_python(text.upper())
+            except ValidationError:
+                pass
+    raise ValueError(f"expected a duration {DURATION_FORMS}")
+
+
+def _not_negative(value: timedelta) -> timedelta:
+    if value < timedelta(0):
+        raise ValueError(f"expected a duration of 0 or more, {DURATION_FORMS}")
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"expected a duration above 0, {DURATION_FORMS}")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_not_negative)]
+"""A duration setting where 0 is meaningful (e.g. "off")."""
+PositiveDuration = Annotated[timedelta, BeforeValidator(_parse_duration), AfterValidator(_positive)]
+"""A duration setting that must be above 0."""
 
 
 class Settings(BaseSettings):
@@ -68,7 +130,7 @@ class Settings(BaseSettings):
     """Largest inbound record (value, key and headers, in bytes) taken in; a larger one is
     dead-lettered with its size, so nothing accepted is too large to publish again."""
 
-    parked_expire_after: timedelta = timedelta(days=7)
+    parked_expire_after: PositiveDuration = timedelta(days=7)
     """An event parked this long (what it waits for never came) is dead-lettered with why."""
 
     # --- Outbox relay ------------------------------------------------------------------------
@@ -132,10 +194,10 @@ class Settings(BaseSettings):
     """Deliveries one replica sends at the same time."""
     notification_poll_interval_s: float = Field(default=0.5, gt=0)
     """How often the delivery worker looks for due deliveries when idle."""
-    notification_throttle_window: timedelta = timedelta(minutes=10)
+    notification_throttle_window: Duration = timedelta(minutes=10)
     """Per subscription and project: after one message, the rest of a burst within this window
     is held and sent as one summary at its end; 0 turns throttling off."""
-    notification_escalate_after: timedelta = timedelta(days=7)
+    notification_escalate_after: PositiveDuration = timedelta(days=7)
     """A project at risk this long is escalated to the escalation targets (once per episode)."""
     notification_clock_interval_s: float = Field(default=30.0, gt=0)
     """How often the clock looks for ended throttle windows, escalations and the digest slot."""
@@ -143,7 +205,7 @@ class Settings(BaseSettings):
     """Cron expression (minute hour day month weekday) of the weekly portfolio digest."""
     digest_timezone: str = "UTC"
     """IANA time zone of `digest_schedule`, e.g. Europe/Berlin."""
-    digest_catch_up: timedelta = timedelta(hours=12)
+    digest_catch_up: Duration = timedelta(hours=12)
     """A digest slot missed (service down) is still sent if it is at most this late."""
 
     # --- Monitoring ----------------------------------------------------------------------------
@@ -252,15 +314,69 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
+            if isinstance(value, timedelta):
+                value = value.total_seconds()  # a bare number is seconds when read back
             env[f"PMO_{name.upper()}"] = (
                 str(value).lower() if isinstance(value, bool) else str(value)
             )
         return env
 
 
+_EXPECTED = {
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+}
+
+
+def _expected(problem: Any) -> str:
+    kind, context = problem["type"], problem.get("ctx") or {}
+    if kind in _EXPECTED:
+        return _EXPECTED[kind]
+    bounds = {
+        "greater_than_equal": ("at least", "ge"),
+        "greater_than": ("above", "gt"),
+        "less_than_equal": ("at most", "le"),
+        "less_than": ("below", "lt"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"expected a number {words} {context.get(key)}"
+    if kind == "literal_error":
+        return f"expected one of {context.get('expected')}"
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    return message if message.startswith("expected") else f"expected: {message}"
+
+
+def describe_invalid_settings(error: ValidationError) -> str:
+    """One line per invalid setting: the variable, what it expects, and what it got.
+
+    Values of secret settings (passwords, tokens, keys) are never shown.
+    """
+    lines = []
+    for problem in error.errors():
+        name = str(problem["loc"][0]) if problem["loc"] else "?"
+        variable = f"PMO_{name.upper()}"
+        value = problem.get("input")
+        secret = any(word in name for word in ("password", "secret", "token"))
+        shown = "" if secret or isinstance(value, dict) else f" (got {str(value)[:60]!r})"
+        lines.append(f"{variable}: {_expected(problem)}{shown}")
+    return "\n".join(dict.fromkeys(lines))
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings from the environment; keyword overrides win (tests, `pmo up`)."""
-    return Settings(**overrides)
+    """Read the settings from the environment; keyword overrides win (tests, `pmo up`).
+
+    Raises ConfigurationError with one line per invalid setting (never a pydantic dump).
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigurationError(describe_invalid_settings(error)) from None
 
 
 def otel_exporter_configured() -> bool:

@@ -11,6 +11,7 @@ from services.registry.domain.projects import registration
 from services.registry.service_layer import projects as changes
 from shared.events.contracts import ProjectCharter
 from shared.settings import Settings
+from tests.conftest import bearer
 from tests.harness import RunningService
 from tests.registry.conftest import charter, published
 
@@ -147,3 +148,35 @@ async def test_two_registrations_of_one_project_queue_up_instead_of_colliding(
         await first.commit()
     # It waited for the first registration, so it sees the project rather than inserting again.
     assert await racing == "proposed"
+
+
+async def test_a_manager_left_out_is_reported_missing_never_as_the_callers_identity(
+    api: httpx.AsyncClient, registry: RunningService
+) -> None:
+    """Issue 12.15: the error is about what the caller sent (or left out), not a value it never
+    sent; the whole kind: every caller whose identity is no e-mail address (the bootstrap admin
+    token, a project manager's token issued for a user name)."""
+    without_manager = {k: v for k, v in charter("PRJ-NOMGR").items() if k != "manager"}
+    callers = {
+        "admin token": {},  # the client's own: the bootstrap admin token, subject "pmo-admin"
+        "admin by name": bearer("pmo_admin", "pmo-ops"),
+        "manager by name": bearer("project_manager", "grace"),
+    }
+    for caller, headers in callers.items():
+        refused = await api.post("/projects", json=without_manager, headers=headers)
+        assert refused.status_code == 422, (caller, refused.text)
+        [problem] = refused.json()["detail"]
+        assert problem["loc"] == ["body", "manager"], caller
+        assert problem["type"] == "missing", caller
+        assert problem["msg"].startswith("Field required: give the project manager's e-mail")
+        assert "must be an e-mail address" not in refused.text, caller
+    # A manager that is sent and wrong is still reported as the value sent.
+    wrong = await api.post("/projects", json=charter("PRJ-NOMGR", manager="not-an-address"))
+    assert wrong.status_code == 422
+    assert "must be an e-mail address" in wrong.text
+    assert "not-an-address" in wrong.text
+    # And a caller who is a person defaults to themselves.
+    person = bearer("project_manager", "ada@example.com")
+    proposed = await api.post("/projects", json=without_manager, headers=person)
+    assert proposed.status_code == 201, proposed.text
+    assert proposed.json()["manager"] == "ada@example.com"

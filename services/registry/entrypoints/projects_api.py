@@ -87,11 +87,28 @@ def _may_change(principal: Principal, project: Project) -> None:
         )
 
 
-def _invalid(error: ValidationError) -> RequestValidationError:
-    # The same 422 shape FastAPI gives for a malformed body, located in the body.
-    return RequestValidationError(
-        [{**problem, "loc": ("body", *problem["loc"])} for problem in error.errors()]
-    )
+def _invalid(
+    error: ValidationError, filled_in: dict[str, str] | None = None
+) -> RequestValidationError:
+    """The same 422 shape FastAPI gives for a malformed body, located in the body.
+
+    `filled_in` names the fields the caller left out and the server filled in (with what to
+    send instead): a problem with one of them is about a field missing, never about a value
+    the caller did not send.
+    """
+    filled_in = filled_in or {}
+    problems: list[dict[str, Any]] = []
+    for problem in error.errors():
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        if field in filled_in:
+            problem = {
+                "type": "missing",
+                "loc": (field,),
+                "msg": f"Field required: {filled_in[field]}",
+                "input": None,
+            }
+        problems.append({**problem, "loc": ("body", *problem["loc"])})
+    return RequestValidationError(problems)
 
 
 @router.post(
@@ -124,7 +141,15 @@ async def propose_project(
             {**proposal.model_dump(), "manager": manager, "methodology": model.name}
         )
     except ValidationError as error:
-        raise _invalid(error) from error
+        filled_in = (
+            {
+                "manager": "give the project manager's e-mail address; it defaults to the "
+                f"caller's, but this caller ({principal.subject}) has none"
+            }
+            if proposal.manager is None
+            else {}
+        )
+        raise _invalid(error, filled_in) from error
     runtime = runtime_of(request)
     async with runtime.unit_of_work() as uow:
         existing = await changes.project_for_change(uow, charter.project_id)

@@ -1,0 +1,171 @@
+"""How `pmo up` supervises its services: it says why one failed (issue 12.10: the last error line
+of its log, whatever wrote it), restarts it with backoff and keeps one that keeps failing out
+while the others go on (issue 15.2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pmo.embedded import free_port
+from pmo.stack import STABLE_AFTER_S, Stack, _Child, last_error_line
+from shared.settings import SERVICE_NAMES, Settings, load_settings
+
+
+def _json(level: str, message: str, error: str | None = None) -> str:
+    entry = {"level": level, "logger": "x", "message": message}
+    if error is not None:
+        entry["error"] = error
+    return json.dumps(entry)
+
+
+def test_the_error_with_its_exception_wins_over_the_exit_notice_after_it(tmp_path: Path) -> None:
+    log = tmp_path / "registry.log"
+    log.write_text(
+        "\n".join(
+            [
+                _json("INFO", "registry starting"),
+                _json("WARNING", "slow database"),
+                _json(
+                    "ERROR",
+                    "the relay could not start",
+                    "Traceback (most recent call last):\n  File ...\n"
+                    "aiokafka.errors.UnknownError: [Error -1] UnknownError",
+                ),
+                _json("ERROR", "Application startup failed. Exiting."),
+                _json("INFO", "registry stopped"),
+            ]
+        )
+    )
+    assert last_error_line(log) == (
+        "the relay could not start: aiokafka.errors.UnknownError: [Error -1] UnknownError"
+    )
+
+
+def test_a_plain_traceback_and_an_earlier_run_are_told_apart(tmp_path: Path) -> None:
+    log = tmp_path / "monitoring.log"
+    earlier = _json("ERROR", "an old failure", "ValueError: of an earlier run") + "\n"
+    log.write_text(
+        earlier
+        + "Traceback (most recent call last):\n"
+        + '  File "x.py", line 1, in <module>\n'
+        + "ModuleNotFoundError: No module named 'missing'\n"
+    )
+    assert last_error_line(log) == "ModuleNotFoundError: No module named 'missing'"
+    # From where this run's output begins, the earlier run's error is not this run's.
+    assert last_error_line(log, offset=len(earlier)) == (
+        "ModuleNotFoundError: No module named 'missing'"
+    )
+    log.write_text(earlier + _json("INFO", "fine"))
+    assert last_error_line(log, offset=len(earlier)) is None
+    assert last_error_line(tmp_path / "absent.log") is None
+
+
+def test_a_service_that_cannot_start_leaves_its_reason_as_the_last_error(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """A real failed start, as `pmo up` runs it: the registry with a stage model file that is
+    not there exits, and the line `pmo up` shows names the file."""
+    missing = tmp_path / "no-such-stage-models.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMO_")}
+    env.update(
+        PMO_KAFKA_BOOTSTRAP_SERVERS=settings.bootstrap_servers(),
+        PMO_DATABASE_URL=settings.database_url_for("registry"),
+        PMO_TOPIC_PREFIX=settings.topic_prefix,
+        PMO_KAFKA_ENABLE_IDEMPOTENCE="false",
+        PMO_REGISTRY_STAGE_MODELS_FILE=str(missing),
+        PMO_DATA_DIR=str(tmp_path / ".pmo"),
+    )
+    log = tmp_path / "registry.log"
+    with log.open("ab") as out:
+        code = subprocess.run(
+            [sys.executable, "-m", "pmo", "run", "registry", "--port", "0"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=180,
+            check=False,
+        ).returncode
+    assert code != 0
+    line = last_error_line(log)
+    assert line is not None, log.read_text()
+    assert str(missing) in line, line
+
+
+def test_a_traceback_logged_as_the_message_gives_its_last_line(tmp_path: Path) -> None:
+    log = tmp_path / "registry.log"
+    log.write_text(
+        _json("ERROR", "Traceback (most recent call last):\n  File ...\nOSError: gone")
+        + "\n"
+        + _json("ERROR", "Application startup failed. Exiting.")
+    )
+    assert last_error_line(log) == "OSError: gone"
+
+
+def _failing_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """A Stack whose services are `false`: each exits with code 1 as soon as it starts."""
+    false = shutil.which("false")
+    assert false is not None
+    monkeypatch.setattr(sys, "executable", false)  # `false -m pmo run NAME ...`: exits with 1
+    stack = Stack(load_settings(data_dir=str(tmp_path)), port_offset=free_port() - 8001)
+    stack.logs.mkdir(parents=True)
+    return stack
+
+
+def _exit_of(child: _Child) -> None:
+    assert child.process is not None
+    child.process.wait(timeout=10)
+
+
+def test_a_service_that_exits_is_restarted_with_doubling_backoff_then_kept_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = _failing_stack(tmp_path, monkeypatch)
+    child = _Child("registry", 8001)
+    stack._spawn(child, {})
+    delays = []
+    for _ in range(4):
+        _exit_of(child)
+        now = time.monotonic()
+        stack._tend(child, {}, now)
+        assert child.process is None
+        assert child.restart_at is not None
+        delays.append(round(child.restart_at - now))
+        stack._tend(child, {}, child.restart_at - 0.1)
+        assert child.process is None, "restarted before its backoff ended"
+        stack._tend(child, {}, child.restart_at)
+        assert child.process is not None, "not restarted when its backoff ended"
+    assert delays == [1, 2, 4, 8]
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("pmo up: registry exited with code 1 (no error logged; see ")
+    assert said[0].endswith("restarting it in 1 s")
+    assert said[2].startswith("pmo up: registry keeps failing (3 exits in a row, the last exited")
+    assert said[2].endswith("kept out for 4 s while the others go on")
+    # One that ran a minute before it exited starts its backoff afresh.
+    _exit_of(child)
+    stack._tend(child, {}, child.started_at + STABLE_AFTER_S)
+    assert child.restart_at is not None
+    assert round(child.restart_at - (child.started_at + STABLE_AFTER_S)) == 1
+    assert not child.keeps_failing
+
+
+def test_pmo_up_stops_only_when_every_service_keeps_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = _failing_stack(tmp_path, monkeypatch)
+    children = [_Child(name, free_port()) for name in SERVICE_NAMES]
+    for child in children:
+        stack._spawn(child, {})
+    assert stack._supervise(children, {}) == 1
+    said = capsys.readouterr().out
+    assert said.splitlines()[-1].startswith("pmo up: every service keeps failing; stopping")
+    for name in SERVICE_NAMES:
+        assert f"pmo up: {name} keeps failing (3 exits in a row" in said
+    assert "PMO backend is up" not in said
