@@ -15,6 +15,9 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import (
     BrokerResponseError,
     IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
@@ -29,6 +32,13 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import SpanProcessor
 from sqlalchemy import text
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from shared.database import create_engine, migrate, session_factory, wait_for_database
 from shared.events import EventData
@@ -311,13 +321,41 @@ class ServiceRuntime:
     async def start(self) -> None:
         await wait_for_database(self.engine)
         await migrate(self.engine, self.name)
-        await self._check_idempotence()
-        await self.relay.start()
-        await self.broker.start()
+        await self._on_broker("the idempotence check", self._check_idempotence)
+        await self._on_broker("the outbox relay", self.relay.start)
+        await self._on_broker("the consumer", self.broker.start)
         for worker in (*self.definition.workers, _expire_parked_events):
             self._workers.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))
         self.started = True
         log.info("%s started", self.name, extra={"service": self.name})
+
+    async def _on_broker(self, what: str, start: Callable[[], Awaitable[None]]) -> None:
+        """Start `what`, waiting (with backoff) while the broker is away, as for the database.
+
+        A service started during a broker outage (or a freeze) waits for it rather than exit;
+        after `PMO_BROKER_WAIT_S` it gives up with the broker's error.
+        """
+
+        def log_wait(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "%s: the broker is not answering (%s: %s); trying again in %.1fs",
+                what,
+                type(error).__name__,
+                error,
+                state.upcoming_sleep,
+                extra={"service": self.name},
+            )
+
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_broker_away),
+            wait=wait_exponential(multiplier=0.5, max=10),
+            stop=stop_after_delay(self.settings.broker_wait_s),
+            before_sleep=log_wait,
+            reraise=True,
+        ):
+            with attempt:
+                await start()
 
     async def _check_idempotence(self) -> None:
         """Fall back to a plain producer, with a warning, when the broker refuses idempotence."""
@@ -397,6 +435,13 @@ async def _expire_parked_events(runtime: ServiceRuntime) -> None:
             raise
         except Exception:
             log.exception("expiring parked events failed", extra={"service": runtime.name})
+
+
+def _broker_away(error: BaseException) -> bool:
+    """Whether a start failed because the broker is unreachable or busy, not misconfigured."""
+    if isinstance(error, KafkaConnectionError | KafkaTimeoutError | OSError | TimeoutError):
+        return True
+    return isinstance(error, KafkaError) and bool(getattr(error, "retriable", False))
 
 
 def _observe_lag(message: Any, batch: Sequence[Any], metrics: ServiceMetrics, service: str) -> None:

@@ -113,8 +113,15 @@ class OutboxRelay:
         self._wake.set()
 
     async def start(self) -> None:
-        self.producer = AIOKafkaProducer(**self.producer_options)
-        await self.producer.start()
+        """Connect the producer and start relaying; raises the broker's error if it is away."""
+        producer = AIOKafkaProducer(**self.producer_options)
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await producer.stop()  # let go of what the failed start opened
+            raise
+        self.producer = producer
         self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
 
     async def stop(self) -> None:
