@@ -75,4 +75,6 @@ async def test_every_operation_answers_as_its_openapi_says(
     output, _ = await process.communicate()
     text = output.decode("utf-8", "replace")
     (tmp_path / "schemathesis.txt").write_text(text)
+    summary = text[text.rfind("SUMMARY") :] if "SUMMARY" in text else text[-2000:]
+    print(f"{service}: {summary}")  # `pytest -s` shows the figures of a run
     assert process.returncode == 0, text[-20000:]

@@ -155,6 +155,9 @@ def any_bytes(draw: st.DrawFn) -> tuple[str, bytes | None, list[tuple[str, bytes
 
 HOSTILE = st.one_of(broken_data(), broken_envelope(), any_bytes())
 
+TALLY = {"sent": 0, "dead_lettered": 0, "wrongly_accepted": 0, "sentinels": 0}
+"""What the examples of this run did (printed after each one; `pytest -s` shows it)."""
+
 
 async def _dead_letter_reasons(api: httpx.AsyncClient) -> list[str]:
     rows = (await api.get("/dead-letters", params={"limit": 500})).json()
@@ -229,6 +232,10 @@ async def test_hostile_records_are_dead_lettered_and_the_valid_event_behind_them
             for reason in reasons:
                 assert reason, name
                 assert not any(marker in reason for marker in INTERNAL), reason
+            TALLY["dead_lettered"] += len(reasons)
+        TALLY["sent"] += len(records)
+        TALLY["sentinels"] += 1
+        print(f"hostile records: {TALLY}")
     finally:
         for api in clients.values():
             await api.aclose()
