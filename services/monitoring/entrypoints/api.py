@@ -59,6 +59,8 @@ class ProjectHealth(BaseModel):
     """When the project finishes at its schedule performance so far (SPI(t))."""
     stale_since: datetime | None
     assessed_at: datetime | None
+    reported_health: Health | None = None
+    """What the latest status report itself claimed, to compare with the computed `health`."""
 
 
 class HealthHistoryEntry(BaseModel):
@@ -108,6 +110,7 @@ def _project_health(project: MonitoredProject) -> ProjectHealth:
             "forecast_finish": project.forecast_finish,
             "stale_since": project.stale_since,
             "assessed_at": project.assessed_at,
+            "reported_health": project.reported_health,
         }
     )
 
