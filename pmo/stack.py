@@ -23,7 +23,7 @@ from pmo.embedded import (
 )
 from pmo.topics import create_topics
 from shared.database import migrate_url
-from shared.settings import DEFAULT_HTTP_PORTS, SERVICE_NAMES, ServiceName, Settings
+from shared.settings import DASHBOARD_HTTP_PORT, DEFAULT_HTTP_PORTS, SERVICE_NAMES, Settings
 
 STACK_FILE = "stack.env"
 """Where `pmo up` writes the embedded broker's and database's addresses for `pmo demo`/`run`."""
@@ -38,7 +38,8 @@ def _say(message: str) -> None:
 
 @dataclass
 class _Child:
-    name: ServiceName
+    name: str
+    """A service, or `dashboard`."""
     port: int
     process: subprocess.Popen[bytes] | None = None
     deaths: list[float] = field(default_factory=list)
@@ -69,6 +70,7 @@ class Stack:
             children = [
                 _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
             ]
+            children.append(_Child("dashboard", DASHBOARD_HTTP_PORT + self.port_offset))
             try:
                 for child in children:
                     self._spawn(child, env)
@@ -114,6 +116,7 @@ class Stack:
             demo_port = DEMO_WEBHOOK_PORT + self.port_offset
             overrides["PMO_ALERT_WEBHOOK_URL"] = f"http://127.0.0.1:{demo_port}/alerts"
             overrides["PMO_ALERT_WEBHOOK_SECRET"] = secrets.token_urlsafe(24)
+        overrides.update(self._dashboard_urls())
         env = {**os.environ, **overrides}
         env.pop("PMO_HTTP_PORT", None)  # each service gets its own port below
         settings = Settings.model_validate(
@@ -127,6 +130,22 @@ class Stack:
         stack_file.chmod(0o600)  # touch keeps the mode of a file left by an earlier run
         stack_file.write_text("".join(f"{key}={value}\n" for key, value in overrides.items()))
         return env
+
+    def _local_host(self) -> str:
+        """The address to reach this machine's services at (a wildcard bind is not one)."""
+        host = self.settings.http_host
+        return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+    def _dashboard_urls(self) -> dict[str, str]:
+        """Where the dashboard finds the services, and the public URL of its pages that the
+        notification links use; all follow the port offset. Configured values win."""
+        host = self._local_host()
+        urls = {
+            f"PMO_DASHBOARD_{name.upper()}_URL": f"http://{host}:{port + self.port_offset}"
+            for name, port in DEFAULT_HTTP_PORTS.items()
+        }
+        urls["PMO_DASHBOARD_PUBLIC_URL"] = f"http://{host}:{DASHBOARD_HTTP_PORT + self.port_offset}"
+        return {key: value for key, value in urls.items() if key not in os.environ}
 
     async def _prepare(self, settings: Settings) -> None:
         await create_topics(settings)
@@ -159,10 +178,17 @@ class Stack:
         _say("")
         _say("PMO backend is up:")
         for child in children:
+            if child.name == "dashboard":
+                continue
             _say(
                 f"  {child.name:<14} http://{self.settings.http_host}:{child.port}"
                 "  (docs: /docs, events: /asyncapi)"
             )
+        dashboard = next(c for c in children if c.name == "dashboard")
+        _say(
+            f"  dashboard      http://{self._local_host()}:{dashboard.port}"
+            "  (sign in with the admin token)"
+        )
         _say(
             f"  admin token    {self.data_dir / 'admin-token'}"
             if not self.settings.admin_token

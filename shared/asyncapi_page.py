@@ -67,7 +67,8 @@ def _type_of(spec: dict[str, Any]) -> str:
     if "$ref" in spec:
         return _ref_name(spec["$ref"])
     if "anyOf" in spec or "oneOf" in spec:
-        return " | ".join(_type_of(option) for option in spec.get("anyOf") or spec.get("oneOf"))
+        options: list[dict[str, Any]] = spec.get("anyOf") or spec.get("oneOf") or []
+        return " | ".join(_type_of(option) for option in options)
     if "enum" in spec:
         return "one of " + ", ".join(str(value) for value in spec["enum"])
     if "const" in spec:
@@ -101,11 +102,12 @@ def asyncapi_html(document: dict[str, Any]) -> str:
             }
         )
     operations.sort(key=lambda op: (op["action"] != "receive", op["address"]))
-    schemas = sorted(((document.get("components") or {}).get("schemas") or {}).items())
+    components: dict[str, Any] = (document.get("components") or {}).get("schemas") or {}
+    payloads = sorted(components.items())
     return _PAGE.render(
         info=document.get("info") or {},
         version=document.get("asyncapi", ""),
         operations=operations,
-        schemas=schemas,
+        schemas=payloads,
         type_of=_type_of,
     )

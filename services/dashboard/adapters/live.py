@@ -56,7 +56,7 @@ def live_event(topic: str, key: bytes | None, value: bytes | None, prefix: str) 
     with contextlib.suppress(ValueError, UnicodeDecodeError):
         parsed = json.loads(value or b"")
         envelope = parsed if isinstance(parsed, dict) else {}
-    data = envelope.get("data") if isinstance(envelope.get("data"), dict) else {}
+    data: dict[str, Any] = envelope["data"] if isinstance(envelope.get("data"), dict) else {}
     project = data.get("project_id") or (key.decode("utf-8", "replace") if key else None)
     severity = data.get("severity") or data.get("health")
     return LiveEvent(

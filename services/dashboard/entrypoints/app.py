@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-import plotly
-from markupsafe import Markup
+import plotly  # type: ignore[import-untyped]
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from fastapi_offline import FastAPIOffline
+from markupsafe import Markup
 from pydantic import BaseModel, Field, ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.middleware.sessions import SessionMiddleware
@@ -89,6 +89,7 @@ templates.env.filters["tojson_figure"] = _figure_json
 def create_dashboard_app(settings: Settings) -> FastAPI:
     """The dashboard app; its lifespan opens the services' client and the live event feed."""
     key = session_key(settings)  # refuses to build without PMO_TOKEN_SECRET, with why
+    settings.bootstrap_servers()  # and without a Kafka to hear the events from
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
