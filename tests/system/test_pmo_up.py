@@ -23,13 +23,15 @@ from tests.harness import with_database
 pytestmark = pytest.mark.e2e
 
 SERVICE_PORTS = (8001, 8002, 8003, 8004)
+DASHBOARD_PORT = 8000
 
 
 def _offset() -> int:
     """A port offset under which the four service ports and the demo port are all free."""
     for _ in range(50):
         offset = free_port() - 8001
-        if offset > 0 and all(port_is_free(port + offset) for port in (*SERVICE_PORTS, 8099)):
+        ports = (*SERVICE_PORTS, DASHBOARD_PORT, 8099)
+        if offset > 0 and all(port_is_free(port + offset) for port in ports):
             return offset
     raise AssertionError("no free block of ports for pmo up")
 
@@ -48,7 +50,7 @@ def _pmo(*args: str, env: dict[str, str], cwd: Path, **kwargs: object) -> subpro
 
 def _wait_ready(offset: int, up: subprocess.Popen[str], timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
-    pending = {port + offset for port in SERVICE_PORTS}
+    pending = {port + offset for port in (*SERVICE_PORTS, DASHBOARD_PORT)}
     while pending and time.monotonic() < deadline:
         assert up.poll() is None, f"pmo up exited early:\n{up.stdout.read() if up.stdout else ''}"
         for port in list(pending):
