@@ -166,6 +166,27 @@ async def test_what_if_shows_ranking_actions_and_allocations_side_by_side_and_ap
     assert "REQ-ECHO-ARCH" in allocations, "Echo gets the architect Atlas no longer holds"
     await browser_session.screenshot("strategy-what-if")
 
+    # The same in one call of the JSON API, with the session and its CSRF token.
+    csrf = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+    answer = await page.request.post(
+        f"{dashboard.url}/api/what-if",
+        data={
+            "objectives": [
+                {"objective_id": "grow-digital", "name": "Grow", "weight": 0.1},
+                {"objective_id": "cut-cost", "name": "Cut", "weight": 0.9},
+            ],
+            "directives": [
+                {"action": "terminate", "project_id": "DSH-ATLAS", "reason": "no longer fits"}
+            ],
+        },
+        headers={"X-CSRF-Token": csrf or ""},
+    )
+    assert answer.status == 200, await answer.text()
+    combined = await answer.json()
+    assert combined["ranking"][0]["project_id"] == "DSH-BOREAS"
+    changed = {change["request_id"] for change in combined["allocation_changes"]}
+    assert "REQ-ECHO-ARCH" in changed
+
     async with httpx.AsyncClient(headers=dashboard.admin_headers) as http:
         strategy = (await http.get(f"{dashboard.services['registry']}/objectives")).json()
     assert strategy["strategy_version"] == 1, "nothing was applied"

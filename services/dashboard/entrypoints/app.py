@@ -565,8 +565,7 @@ def _routes(app: FastAPI) -> None:
         """The draft's ranking, actions and allocation changes beside today's, in one step;
         nothing is applied. Signed-in PMO administrators (session cookie)."""
         user = require_signed_in(request)
-        if request.headers.get("x-csrf-token") != request.session.get(CSRF_FIELD):
-            raise Refused("Send the session's CSRF token in the X-CSRF-Token header.")
+        check_csrf(request, request.headers.get("x-csrf-token"))
         if not user.is_admin:
             raise Refused("Trying a draft strategy is for PMO administrators.")
         return (await combined_what_if(_api(request), user.token, draft)).as_json()
