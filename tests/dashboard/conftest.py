@@ -7,6 +7,7 @@ browser context, so sign-ins never leak between tests. Screenshots go to tests/a
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -149,6 +150,20 @@ class DashboardSystem:
 
 async def _seed(system: DashboardSystem) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
+        # A webhook nobody listens at: its at-risk notices end dead, for the operations page.
+        response = await http.post(
+            f"{system.services['notifications']}/subscriptions",
+            json={
+                "name": "Unreachable PMO tool",
+                "channel": "webhook",
+                "recipient": f"http://127.0.0.1:{free_port()}/hook",
+                "secret": "webhook-secret-of-the-test",
+                "event_types": ["project-at-risk"],
+                "project_id": "DSH-ATLAS",
+            },
+            headers=system.admin_headers,
+        )
+        assert response.status_code == 201, response.text
         for person in PEOPLE:
             response = await http.post(
                 f"{system.services['allocation']}/resources",
@@ -178,6 +193,12 @@ async def _seed(system: DashboardSystem) -> None:
             answer = await http.get(f"{system.services['registry']}/portfolio")
             return answer.status_code == 200 and len(answer.json()["projects"]) == len(PROJECTS)
 
+        async def dead_delivery() -> bool:
+            answer = await http.get(
+                f"{system.services['notifications']}/deliveries", params={"state": "dead"}
+            )
+            return answer.status_code == 200 and len(answer.json()) > 0
+
         async def decided() -> bool:
             answer = await http.get(f"{system.services['allocation']}/conflicts")
             return answer.status_code == 200 and len(answer.json()) > 0
@@ -185,6 +206,7 @@ async def _seed(system: DashboardSystem) -> None:
         await eventually(assessed, timeout=60, what="monitoring's assessment of the portfolio")
         await eventually(ranked, timeout=60, what="the ranked portfolio")
         await eventually(decided, timeout=60, what="the architect conflict")
+        await eventually(dead_delivery, timeout=60, what="a dead webhook delivery")
 
 
 @pytest.fixture(scope="module")
@@ -222,8 +244,17 @@ async def dashboard(
     browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
     dashboard_server = None
     try:
-        registry, allocation, monitoring, notifications = await starter.all(
-            "registry", "allocation", "monitoring", "notifications"
+        registry, allocation, monitoring, notifications = await asyncio.gather(
+            starter("registry"),
+            starter("allocation"),
+            starter("monitoring"),
+            # One attempt per delivery: a webhook that does not answer ends dead at once.
+            starter(
+                "notifications",
+                notification_max_attempts=1,
+                notification_poll_interval_s=0.1,
+                notification_throttle_window=timedelta(0),
+            ),
         )
         dashboard_settings = Settings.model_validate(
             {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from playwright.async_api import expect
 
 from services.dashboard.domain.portfolio import HEALTH_COLOURS
 from shared.security import issue_token
@@ -113,7 +114,7 @@ async def test_overview_shows_the_seeded_portfolio_with_the_right_colours_and_co
 
     await page.select_option("select[name=business_unit]", "Digital")
     await page.wait_for_url("**/?business_unit=Digital**")
-    assert await page.locator("#projects tbody tr").count() == 3
+    await expect(page.locator("#projects tbody tr")).to_have_count(3)
     await browser_session.screenshot("overview-filtered")
 
 
@@ -248,6 +249,50 @@ async def test_a_viewer_reads_but_is_refused_the_administrators_actions(
         max_redirects=0,
     )
     assert tried.status == 403
+
+
+async def test_an_administrator_retries_a_dead_delivery_from_the_operations_page(
+    dashboard: DashboardSystem, browser_session: BrowserSession
+) -> None:
+    page = browser_session.page
+    await browser_session.sign_in(ADMIN_TOKEN)
+    await page.goto(f"{dashboard.url}/operations")
+    row = page.locator("#deliveries tr[data-delivery]").first
+    delivery = await row.get_attribute("data-delivery")
+    assert "project-at-risk" in await row.inner_text()
+    await browser_session.screenshot("operations-dead-delivery")
+
+    await row.locator("button.retry").click()
+    await page.wait_for_url(f"{dashboard.url}/operations")
+    async with httpx.AsyncClient(headers=dashboard.admin_headers) as http:
+        answer = await http.get(f"{dashboard.services['notifications']}/deliveries/{delivery}")
+    assert answer.json()["max_attempts"] > 1, "a new round of attempts was granted"
+
+
+async def test_a_project_manager_moves_their_own_project_and_no_other(
+    dashboard: DashboardSystem, browser_session: BrowserSession
+) -> None:
+    page = browser_session.page
+    await browser_session.sign_in(
+        issue_token(TOKEN_SECRET, "dsh-delta@example.com", "project_manager")
+    )
+    await page.goto(f"{dashboard.url}/projects/DSH-DELTA")
+    await page.select_option("#stage-model select[name=to]", "on_hold")
+    await page.fill("#stage-model input[name=reason]", "waiting for the warehouse lease")
+    await page.click("#stage-model button:has-text('Move')")
+    await page.wait_for_url(f"{dashboard.url}/projects/DSH-DELTA")
+    assert await page.locator("#stage-model li.current").inner_text() == "on_hold running"
+
+    await page.goto(f"{dashboard.url}/projects/DSH-CIRRUS")
+    assert await page.locator("#stage-model form").count() == 0, "no form for another's project"
+    csrf = await page.locator("input[name=csrf_token]").first.get_attribute("value")
+    refused = await page.request.post(
+        f"{dashboard.url}/projects/DSH-CIRRUS/transition",
+        form={"csrf_token": csrf or "", "to": "on_hold"},
+        max_redirects=0,
+    )
+    assert refused.status == 403
+    assert "dsh-cirrus@example.com" in await refused.text(), "the registry's own reason"
 
 
 async def test_capacity_and_operations_pages_show_load_conflicts_and_the_services_state(
