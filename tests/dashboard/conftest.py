@@ -178,6 +178,8 @@ async def _seed(system: DashboardSystem) -> None:
         await system.enterprise.send("status-changed", report)
     for request in REQUESTS:
         await system.enterprise.send("resource-requested", request)
+    # Something no service can read: dead-lettered with the reason, for the operations page.
+    await system.enterprise.send_raw("status-changed", b"{not json", key="DSH-ATLAS")
 
     async with httpx.AsyncClient(timeout=30, headers=system.admin_headers) as http:
 

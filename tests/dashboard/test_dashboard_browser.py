@@ -136,6 +136,7 @@ async def test_project_page_chart_carries_pv_ev_and_ac_series(
     assert series["AC"] == [70_000, 150_000]
     assert "EAC" in series
     assert await page.locator("#stage-model li.current").inner_text() == "active running"
+    assert "400,000 EUR" in await page.inner_text("#baselines tbody tr:first-child")
     changes = await page.inner_text("#health-changes")
     assert "red" in changes
     await browser_session.screenshot("project-atlas")
@@ -315,6 +316,10 @@ async def test_capacity_and_operations_pages_show_load_conflicts_and_the_service
     await page.goto(f"{dashboard.url}/operations")
     for service in ("registry", "allocation", "monitoring", "notifications"):
         assert await page.locator(f"#service-{service}").count() == 1
+    letters = page.locator("#service-monitoring .dead-letter")
+    assert await letters.count() == 1
+    assert "status-changed" in await letters.locator(".topic").inner_text()
+    assert len(await letters.locator(".reason").inner_text()) > 10, "with the reason in words"
     await browser_session.screenshot("operations")
 
 

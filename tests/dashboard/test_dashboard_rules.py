@@ -241,3 +241,27 @@ def test_live_event_reads_structured_cloudevents_and_survives_anything_else() ->
     )
     garbled = live_event("acme.allocation-changed", b"P-2", b"\xff not json", "acme.")
     assert (garbled.type, garbled.project_id, garbled.id) == ("allocation-changed", "P-2", None)
+
+
+def test_baselines_start_at_registration_and_follow_each_change_of_budget_or_finish() -> None:
+    history = [
+        {
+            "at": "t1",
+            "change": "registered",
+            "cause": "e1",
+            "after": {"budget": 100.0, "planned_finish_date": "2026-12-31", "name": "A"},
+        },
+        {"at": "t2", "change": "status", "cause": "e2", "after": {"percent_complete": 10}},
+        {
+            "at": "t3",
+            "change": "updated",
+            "cause": "pmo@example.com",
+            "after": {"budget": 150.0},
+            "note": "scope added",
+        },
+    ]
+    found = portfolio.baselines(history)
+    assert [(b.at, b.budget, b.planned_finish, b.note) for b in found] == [
+        ("t1", 100.0, "2026-12-31", None),
+        ("t3", 150.0, "2026-12-31", "scope added"),
+    ]

@@ -494,3 +494,46 @@ def skill_chart(lines: Sequence[SkillWeek]) -> dict[str, Any]:
             "height": 320,
         },
     }
+
+
+BASELINE_FIELDS = ("budget", "planned_finish_date", "planned_value_curve")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A baseline in force from `at`: the one registered, then each approved change."""
+
+    at: str
+    change: str
+    budget: float | None
+    planned_finish: str | None
+    curve_changed: bool
+    cause: str
+    note: str | None
+
+
+def baselines(history: Iterable[Mapping[str, Any]]) -> list[Baseline]:
+    """Every baseline of a project from its registry history, oldest first: a history entry
+    that sets the budget, the planned finish or the planned-value curve starts a new one (the
+    fields it leaves out stay as they were)."""
+    found: list[Baseline] = []
+    budget: float | None = None
+    finish: str | None = None
+    for entry in history:
+        after = entry.get("after") or {}
+        if not any(name in after for name in BASELINE_FIELDS):
+            continue
+        budget = _number(after["budget"]) if "budget" in after else budget
+        finish = str(after["planned_finish_date"]) if "planned_finish_date" in after else finish
+        found.append(
+            Baseline(
+                at=str(entry.get("at")),
+                change=str(entry.get("change")),
+                budget=budget,
+                planned_finish=finish,
+                curve_changed="planned_value_curve" in after and bool(found),
+                cause=str(entry.get("cause")),
+                note=entry.get("note"),
+            )
+        )
+    return found

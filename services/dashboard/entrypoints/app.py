@@ -480,6 +480,7 @@ def _routes(app: FastAPI) -> None:
             ev_chart=portfolio.earned_value_series(series, project, health),
             index_chart=portfolio.index_series(series),
             changes=portfolio.health_changes(series),
+            baselines=portfolio.baselines(history.get("items") or []),
             allocations=allocations,
             requests=requests,
             conflicts=conflicts,
