@@ -265,3 +265,23 @@ def test_baselines_start_at_registration_and_follow_each_change_of_budget_or_fin
         ("t1", 100.0, "2026-12-31", None),
         ("t3", 150.0, "2026-12-31", "scope added"),
     ]
+
+
+def test_pmo_up_points_the_links_and_the_dashboard_at_the_offset_ports(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pmo.stack import Stack
+    from shared.settings import Settings
+
+    for name in ("PUBLIC", "REGISTRY", "ALLOCATION", "MONITORING", "NOTIFICATIONS"):
+        monkeypatch.delenv(f"PMO_DASHBOARD_{name}_URL", raising=False)
+    urls = Stack(Settings(http_host="0.0.0.0"), port_offset=100)._dashboard_urls()
+    assert urls == {
+        "PMO_DASHBOARD_PUBLIC_URL": "http://127.0.0.1:8100",
+        "PMO_DASHBOARD_REGISTRY_URL": "http://127.0.0.1:8101",
+        "PMO_DASHBOARD_ALLOCATION_URL": "http://127.0.0.1:8102",
+        "PMO_DASHBOARD_MONITORING_URL": "http://127.0.0.1:8103",
+        "PMO_DASHBOARD_NOTIFICATIONS_URL": "http://127.0.0.1:8104",
+    }
+    monkeypatch.setenv("PMO_DASHBOARD_PUBLIC_URL", "https://pmo.example.com")
+    assert "PMO_DASHBOARD_PUBLIC_URL" not in Stack(Settings(), port_offset=100)._dashboard_urls()
