@@ -6,7 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 
-.PHONY: setup up demo test check clean
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: setup browser up demo test check clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +21,27 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(BIN)/uv
 
 setup: $(VENV)/.synced
 
+# The dashboard's browser tests drive Debian's Chromium through Playwright (never a browser
+# download): installed once from Debian's packages when missing and we are root.
+browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -q > /dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	      chromium fonts-dejavu-core > /dev/null; \
+	  else \
+	    echo "make test: the dashboard tests need Chromium: sudo apt-get install chromium"; \
+	  fi; \
+	fi
+
 up: setup
 	$(BIN)/pmo up
 
 demo: setup
 	$(BIN)/pmo demo
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 check: setup

@@ -48,7 +48,7 @@ def _settings() -> Settings:
 @app.command()
 def run(
     service: Annotated[
-        str, typer.Argument(help="registry | monitoring | allocation | notifications")
+        str, typer.Argument(help="registry | monitoring | allocation | notifications | dashboard")
     ],
     host: Annotated[str | None, typer.Option(help="Interface for the HTTP API")] = None,
     port: Annotated[int | None, typer.Option(help="Port for the HTTP API")] = None,
@@ -61,6 +61,9 @@ def run(
     from shared.runtime import ServiceRuntime
     from shared.telemetry import configure_logging
 
+    if service == "dashboard":
+        _run_dashboard(host, port)
+        return
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     settings = _settings()
@@ -78,6 +81,30 @@ def run(
         port=port or settings.http_port_for(name),
         log_config=None,
         # Below the pods' termination grace period: the batch in hand finishes, then we exit.
+        timeout_graceful_shutdown=25,
+    )
+
+
+def _run_dashboard(host: str | None, port: int | None) -> None:
+    """The dashboard: no database of its own; the services' APIs and the outbound topics."""
+    import uvicorn
+
+    from services.dashboard.entrypoints.app import create_dashboard_app
+    from shared.settings import DASHBOARD_HTTP_PORT
+    from shared.telemetry import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        dashboard = create_dashboard_app(settings)
+    except ConfigurationError as error:
+        typer.echo(f"pmo run dashboard: {error}", err=True)
+        raise typer.Exit(2) from error
+    uvicorn.run(
+        dashboard,
+        host=host or settings.http_host,
+        port=port or settings.http_port or DASHBOARD_HTTP_PORT,
+        log_config=None,
         timeout_graceful_shutdown=25,
     )
 

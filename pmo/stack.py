@@ -27,7 +27,7 @@ from pmo.embedded import (
 )
 from pmo.topics import create_topics
 from shared.database import migrate_url
-from shared.settings import DEFAULT_HTTP_PORTS, SERVICE_NAMES, ServiceName, Settings
+from shared.settings import DASHBOARD_HTTP_PORT, DEFAULT_HTTP_PORTS, SERVICE_NAMES, Settings
 
 STACK_FILE = "stack.env"
 """Where `pmo up` writes the embedded broker's and database's addresses for `pmo demo`/`run`."""
@@ -104,7 +104,8 @@ def _how_it_ended(code: int) -> str:
 
 @dataclass
 class _Child:
-    name: ServiceName
+    name: str
+    """A service, or `dashboard`."""
     port: int
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
@@ -145,6 +146,7 @@ class Stack:
             children = [
                 _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
             ]
+            children.append(_Child("dashboard", DASHBOARD_HTTP_PORT + self.port_offset))
             try:
                 for child in children:
                     self._spawn(child, env)
@@ -186,6 +188,7 @@ class Stack:
             overrides["PMO_TOKEN_SECRET"] = self._secret("token-secret")
         # No built-in webhook by default: nothing configured by default may fail by itself.
         # `pmo demo` subscribes its own receiver for as long as it runs.
+        overrides.update(self._dashboard_urls())
         env = {**os.environ, **overrides}
         env.pop("PMO_HTTP_PORT", None)  # each service gets its own port below
         settings = Settings.model_validate(
@@ -199,6 +202,22 @@ class Stack:
         stack_file.chmod(0o600)  # touch keeps the mode of a file left by an earlier run
         stack_file.write_text("".join(f"{key}={value}\n" for key, value in overrides.items()))
         return env
+
+    def _local_host(self) -> str:
+        """The address to reach this machine's services at (a wildcard bind is not one)."""
+        host = self.settings.http_host
+        return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+    def _dashboard_urls(self) -> dict[str, str]:
+        """Where the dashboard finds the services, and the public URL of its pages that the
+        notification links use; all follow the port offset. Configured values win."""
+        host = self._local_host()
+        urls = {
+            f"PMO_DASHBOARD_{name.upper()}_URL": f"http://{host}:{port + self.port_offset}"
+            for name, port in DEFAULT_HTTP_PORTS.items()
+        }
+        urls["PMO_DASHBOARD_PUBLIC_URL"] = f"http://{host}:{DASHBOARD_HTTP_PORT + self.port_offset}"
+        return {key: value for key, value in urls.items() if key not in os.environ}
 
     async def _prepare(self, settings: Settings) -> None:
         await create_topics(settings)
@@ -249,10 +268,17 @@ class Stack:
             "(it keeps failing and is retried; the others go on):"
         )
         for child in children:
+            if child.name == "dashboard":
+                continue
             _say(
                 f"  {child.name:<14} http://{self.settings.http_host}:{child.port}"
                 "  (docs: /docs, events: /asyncapi)" + ("" if child.ready else "  NOT RUNNING")
             )
+        dashboard = next(c for c in children if c.name == "dashboard")
+        _say(
+            f"  dashboard      http://{self._local_host()}:{dashboard.port}"
+            "  (sign in with the admin token)"
+        )
         _say(
             f"  admin token    {self.data_dir / 'admin-token'}"
             if not self.settings.admin_token

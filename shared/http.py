@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import sqlalchemy as sa
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from faststream.specification.asyncapi.site import get_asyncapi_html
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from shared import openapi
+from shared.asyncapi_page import asyncapi_html
 from shared.http_input import UnstorableInputGuard
 from shared.messaging.tables import dead_letter, parked_event
 from shared.security import Admin
@@ -66,7 +67,8 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
         finally:
             await runtime.stop()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the fastapi-offline wheel, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title=f"PMO {runtime.name} API",
         summary=runtime.definition.summary,
         version="0.1.0",
@@ -112,8 +114,9 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
         summary="AsyncAPI document, readable",
         response_class=HTMLResponse,
     )
-    async def asyncapi_html() -> HTMLResponse:
-        return HTMLResponse(get_asyncapi_html(runtime.asyncapi.to_specification()))
+    async def asyncapi_page() -> HTMLResponse:
+        # Rendered here rather than by FastStream's page, whose script comes from a CDN.
+        return HTMLResponse(asyncapi_html(runtime.asyncapi.to_specification().to_jsonable()))
 
     @app.get(
         "/dead-letters",

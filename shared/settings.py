@@ -29,6 +29,8 @@ DEFAULT_HTTP_PORTS: dict[ServiceName, int] = {
     "monitoring": 8003,
     "notifications": 8004,
 }
+DASHBOARD_HTTP_PORT = 8000
+"""Where the dashboard listens by default (`pmo up`, `pmo run dashboard`)."""
 
 
 class ConfigurationError(RuntimeError):
@@ -158,6 +160,18 @@ class Settings(BaseSettings):
     token_secret: SecretStr | None = None
     """HMAC key signing API tokens (`pmo token create`); the same in every service."""
 
+    # --- Dashboard ---------------------------------------------------------------------------
+    dashboard_public_url: str = "http://127.0.0.1:8000"
+    """Where people reach the PMO dashboard: the project links in notifications point at
+    `<this>/projects/<id>` (`pmo up` sets it, port offset included)."""
+    dashboard_registry_url: str = "http://127.0.0.1:8001"
+    """The registry API as the dashboard reaches it (and likewise the three below)."""
+    dashboard_allocation_url: str = "http://127.0.0.1:8002"
+    dashboard_monitoring_url: str = "http://127.0.0.1:8003"
+    dashboard_notifications_url: str = "http://127.0.0.1:8004"
+    dashboard_session_hours: float = Field(default=12.0, gt=0)
+    """How long a dashboard sign-in lasts before the person signs in again."""
+
     # --- Embedded stack (pmo up) ---------------------------------------------------------------
     data_dir: str = ".pmo"
     embedded_kafka_port: int = 9092
@@ -169,7 +183,7 @@ class Settings(BaseSettings):
     alert_webhook_secret: SecretStr | None = None
     """HMAC-SHA256 key signing each POST to `alert_webhook_url`."""
     registry_public_url: str = "http://127.0.0.1:8001"
-    """Public base URL of the registry API, for the project links in notifications."""
+    """Public base URL of the registry API (the digest's link to the project list)."""
     smtp_host: str | None = None
     """SMTP server for e-mail notifications; unset: e-mail deliveries fail and say so."""
     smtp_port: int = Field(default=587, ge=1, le=65535)

@@ -224,9 +224,11 @@ def test_kustomize_is_recent_enough() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_renders_the_four_services(overlay: str) -> None:
+def test_overlay_renders_the_four_services_and_the_dashboard(overlay: str) -> None:
     docs = render(overlay)
-    assert sorted(by_name(docs, "Deployment")) == sorted(f"pmo-{s}" for s in SERVICES)
+    assert sorted(by_name(docs, "Deployment")) == sorted(
+        f"pmo-{s}" for s in (*SERVICES, "dashboard")
+    )
     for doc in docs:
         name = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
         assert doc.get("apiVersion"), name
@@ -681,4 +683,22 @@ def test_strimzi_topics_cover_every_topic_and_dead_letter_topic() -> None:
         d
         for d in docs
         if d["kind"] != "KafkaTopic" and "strimzi.io/cluster" in d["metadata"].get("labels", {})
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_dashboard_runs_beside_the_services_and_may_call_their_apis(overlay: str) -> None:
+    docs = render(overlay)
+    dashboard = deployment(docs, "dashboard")
+    container = main_container(dashboard)
+    assert container["args"] == ["run", "dashboard"]
+    assert probe_path(container["readinessProbe"]) == "/readyz"
+    assert probe_path(container["livenessProbe"]) == "/livez"
+    labels = dashboard["spec"]["template"]["metadata"]["labels"]
+    assert 8080 in set().union(*(egress_ports(p) for p in policies_for(docs, labels)))
+    data = config(docs)
+    for service in SERVICES:
+        assert data[f"PMO_DASHBOARD_{service.upper()}_URL"] == f"http://pmo-{service}:8080"
+    assert not [
+        d for d in of_kind(docs, "ScaledObject") if d["metadata"]["name"] == "pmo-dashboard"
     ]

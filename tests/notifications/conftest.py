@@ -93,6 +93,7 @@ QUICK: dict[str, Any] = {
     "notification_send_timeout_s": 5.0,
     "notification_max_attempts": 3,
     "registry_public_url": "https://pmo.example.com/registry",
+    "dashboard_public_url": "https://pmo.example.com/dashboard",
 }
 """Small backoff and quick clocks, so tests see retries and windows close in seconds."""
 

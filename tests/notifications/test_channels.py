@@ -109,7 +109,7 @@ async def test_an_at_risk_alert_goes_out_by_email_signed_webhook_and_slack_and_n
         assert sent["subscription_id"] == tool["id"]
         assert sent["data"]["severity"] == "red"
         assert sent["project"]["name"] == "Project PRJ-ORION"
-        assert sent["link"] == "https://pmo.example.com/registry/projects/PRJ-ORION"
+        assert sent["link"] == "https://pmo.example.com/dashboard/projects/PRJ-ORION"
         assert sent["title"] == "RED: Project PRJ-ORION is at risk (schedule)"
         assert headers[DELIVERY_HEADER.lower()] == str(sent["delivery_id"])
         assert headers["traceparent"]
@@ -131,7 +131,7 @@ async def test_an_at_risk_alert_goes_out_by_email_signed_webhook_and_slack_and_n
         assert plain is not None
         assert html is not None
         assert "Schedule: SPI 0.60 is below 0.90 (SPI 0.60, threshold 0.90)" in plain.get_content()
-        assert 'href="https://pmo.example.com/registry/projects/PRJ-ORION"' in html.get_content()
+        assert 'href="https://pmo.example.com/dashboard/projects/PRJ-ORION"' in html.get_content()
         assert smtp_server.to("nobody@example.com") == []
 
         # The same event again (a redelivery) sends nothing new.

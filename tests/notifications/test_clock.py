@@ -144,7 +144,7 @@ async def test_a_project_at_risk_too_long_is_escalated_once_per_episode(
     text = plain.get_content()
     assert "Health now: red" in text
     assert "SPI 0.60 is below 0.90" in text
-    assert "https://pmo.example.com/registry/projects/PRJ-LATE" in text
+    assert "https://pmo.example.com/dashboard/projects/PRJ-LATE" in text
 
     await asyncio.sleep(1.5)  # several clock ticks later: still one escalation
     assert len(smtp_server.to("director@example.com")) == 1
@@ -298,7 +298,7 @@ async def test_the_weekly_digest_is_sent_once_per_slot_by_two_replicas(
     assert "Project PRJ-A" in rows[1]
     assert "1.50" in rows[1]
     assert "PRJ-DONE" not in text
-    assert 'href="https://pmo.example.com/registry/projects/PRJ-B"' in html.get_content()
+    assert 'href="https://pmo.example.com/dashboard/projects/PRJ-B"' in html.get_content()
     finance_text = finance.get_body(("plain",))
     assert finance_text is not None
     assert "1 running project:" in finance_text.get_content()

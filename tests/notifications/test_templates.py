@@ -262,7 +262,7 @@ def test_slack_messages_escape_event_text_but_keep_their_own_formatting(
     assert payload["text"] == message.title
     assert [block["type"] for block in payload["blocks"]] == ["header", "section", "context"]
     assert payload["blocks"][2]["elements"][0]["text"] == (
-        f"<{REGISTRY}/projects/PRJ-ORION|Open in the PMO registry>"
+        f"<{REGISTRY}/projects/PRJ-ORION|Open in the PMO dashboard>"
     )
     json.dumps(payload)  # what is POSTed
 

@@ -30,6 +30,7 @@ from tests.harness import with_database
 pytestmark = pytest.mark.e2e
 
 SERVICE_PORTS = (8001, 8002, 8003, 8004)
+DASHBOARD_PORT = 8000
 
 
 def _offset() -> int:
@@ -40,7 +41,7 @@ def _offset() -> int:
     """
     for _ in range(50):
         offset = random.randrange(10_000, 24_000)
-        if all(port_is_free(port + offset) for port in (*SERVICE_PORTS, 8099)):
+        if all(port_is_free(port + offset) for port in (*SERVICE_PORTS, DASHBOARD_PORT, 8099)):
             return offset
     raise AssertionError("no free block of ports for pmo up")
 

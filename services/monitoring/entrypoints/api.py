@@ -67,6 +67,8 @@ class ProjectHealth(BaseModel):
     """1: the original baseline (project-started); higher: re-baselined."""
     rebaselined_at: datetime | None
     """When the baseline in force was approved, if the project was re-baselined."""
+    reported_health: Health | None = None
+    """What the latest status report itself claimed, to compare with the computed `health`."""
 
 
 class BaselineEntry(BaseModel):
@@ -135,6 +137,7 @@ def _project_health(project: MonitoredProject) -> ProjectHealth:
             "budget_at_completion": project.budget_at_completion,
             "baseline_version": project.baseline_version,
             "rebaselined_at": project.rebaselined_at,
+            "reported_health": project.reported_health,
         }
     )
 

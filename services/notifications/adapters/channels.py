@@ -122,7 +122,7 @@ def slack_payload(message: RenderedMessage, link: str) -> dict[str, Any]:
             {"type": "section", "text": {"type": "mrkdwn", "text": body}},
             {
                 "type": "context",
-                "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in the PMO registry>"}],
+                "elements": [{"type": "mrkdwn", "text": f"<{link}|Open in the PMO dashboard>"}],
             },
         ],
     }

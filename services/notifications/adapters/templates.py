@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import jinja2
 from jinja2.utils import concat
@@ -83,10 +84,14 @@ def _current(context: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 class TemplateCatalog:
-    """The templates of every channel, with the project link pointing at the registry API."""
+    """The templates of every channel, with the project link pointing at the project's page on
+    the PMO dashboard (or, without a dashboard URL, at the registry API)."""
 
-    def __init__(self, registry_url: str, directory: Path = TEMPLATES) -> None:
+    def __init__(
+        self, registry_url: str, directory: Path = TEMPLATES, *, dashboard_url: str | None = None
+    ) -> None:
         self.registry_url = registry_url.rstrip("/")
+        self.dashboard_url = dashboard_url.rstrip("/") if dashboard_url else None
         self._environments = {channel: self._environment(channel, directory) for channel in BLOCKS}
 
     def _environment(self, channel: str, directory: Path) -> jinja2.Environment:
@@ -107,8 +112,11 @@ class TemplateCatalog:
         return environment
 
     def project_link(self, project_id: str | None) -> str:
-        """The project in the registry API (for people: its JSON has the lifecycle and history)."""
-        return f"{self.registry_url}/projects/{project_id}" if project_id else self.registry_url
+        """The project's dashboard page (`PMO_DASHBOARD_PUBLIC_URL`), the portfolio without one."""
+        base = self.dashboard_url or self.registry_url
+        if not project_id:
+            return base
+        return f"{base}/projects/{quote(project_id, safe='')}"
 
     def render(self, channel: str, notice_type: str, context: Mapping[str, Any]) -> RenderedMessage:
         """Render the blocks of `<channel>/<notice_type>.j2`; template errors propagate."""

@@ -59,7 +59,9 @@ class NotificationClock:
         self.runtime = runtime
         self.settings = runtime.settings
         self.owner = worker_name()
-        self.templates = TemplateCatalog(self.settings.registry_public_url)
+        self.templates = TemplateCatalog(
+            self.settings.registry_public_url, dashboard_url=self.settings.dashboard_public_url
+        )
         self.metrics = notification_metrics(runtime.metrics)
         self.digest_enabled = True
         try:

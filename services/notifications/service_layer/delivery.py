@@ -132,7 +132,9 @@ class DeliveryWorker:
         self.runtime = runtime
         self.settings = runtime.settings
         self.owner = worker_name()
-        self.templates = TemplateCatalog(self.settings.registry_public_url)
+        self.templates = TemplateCatalog(
+            self.settings.registry_public_url, dashboard_url=self.settings.dashboard_public_url
+        )
         timeout = self.settings.notification_send_timeout_s
         # An attempt (SMTP is several round trips, each with the timeout) ends well within it.
         self.lease = timedelta(seconds=max(60.0, timeout * 6))

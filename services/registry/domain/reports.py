@@ -139,49 +139,129 @@ _HEADINGS = {
 }
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2rem; color: #1f2933; }
-table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
-th, td { border: 1px solid #cbd2d9; padding: 0.35rem 0.5rem; text-align: left; }
+body { font-family: system-ui, "DejaVu Sans", sans-serif; margin: 1.5rem; color: #1f2933;
+  max-width: 1240px; }
+h1 { font-size: 1.4rem; margin: 0 0 0.4rem; }
+.summary { display: flex; gap: 0.6rem; flex-wrap: wrap; margin: 0.6rem 0 1rem; padding: 0; }
+.summary li { list-style: none; border: 1px solid #cbd2d9; border-radius: 4px;
+  padding: 0.2rem 0.6rem; }
+table { border-collapse: collapse; width: 100%; font-size: 0.8rem; }
+th, td { border: 1px solid #cbd2d9; padding: 0.3rem 0.4rem; text-align: left; vertical-align: top; }
 th { background: #e4e7eb; }
-td.number { text-align: right; }
+td.number { text-align: right; white-space: nowrap; }
+td.reasons { max-width: 16rem; }
+.small { color: #52606d; font-size: 0.72rem; display: block; }
 tr.health-green td.health { background: #c6f6d5; }
 tr.health-amber td.health { background: #feebc8; }
 tr.health-red td.health { background: #fed7d7; }
 tr.health-unknown td.health { background: #edf2f7; color: #52606d; }
 tr.closed { color: #7b8794; }
+@page { size: A4 landscape; margin: 10mm; }
+@media print {
+  body { margin: 0; max-width: none; font-size: 9pt; }
+  table { font-size: 7.5pt; }
+  tr { break-inside: avoid; }
+  thead { display: table-header-group; }
+}
 """
+
+REASON_WORDS = {
+    "schedule": "behind schedule",
+    "cost": "over budget",
+    "milestone_overdue": "milestone overdue",
+    "stale_status": "no recent status report",
+    "reported_red": "reported red by its manager",
+    "reported_amber": "reported amber by its manager",
+    "resource_shortfall": "short of people",
+}
+"""Monitoring's reason codes, in words for people (a code not listed is shown as it is)."""
+
+_HTML_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rank", "Rank"),
+    ("project", "Project"),
+    ("business_unit", "Business unit"),
+    ("manager", "Manager"),
+    ("stage", "Stage"),
+    ("health", "Health"),
+    ("reasons", "Why"),
+    ("complete", "Complete"),
+    ("planned_finish_date", "Planned finish"),
+    ("score", "Score"),
+    ("action", "Recommended action"),
+    ("shortfall", "Short of (FTE)"),
+)
+
+
+def _html_cells(row: ReportRow) -> list[tuple[str, str]]:
+    """(css class, escaped HTML) for each of the page's columns: figures rounded for reading."""
+    key = " <span title='key project'>&#9733;</span>" if row.key_project else ""
+    reasons = "; ".join(REASON_WORDS.get(reason, reason) for reason in row.health_reasons)
+    complete = "" if row.percent_complete is None else f"{row.percent_complete:.0f} %"
+    as_of = (
+        f"<span class='small'>as of {row.status_as_of.isoformat()}</span>"
+        if row.status_as_of
+        else ""
+    )
+    return [
+        ("number", "" if row.rank is None else str(row.rank)),
+        ("", f"{escape(row.name)}{key}<span class='small'>{escape(row.project_id)}</span>"),
+        ("", escape(row.business_unit)),
+        ("", escape(row.manager)),
+        (
+            "",
+            f"{escape(row.lifecycle)}"
+            f"<span class='small'>{escape(row.methodology or 'standard')}</span>",
+        ),
+        ("health", escape(row.health or "no report yet")),
+        ("reasons", escape(reasons)),
+        ("number", f"{escape(complete)}{as_of}"),
+        ("number", row.planned_finish_date.isoformat()),
+        ("number", "" if row.score is None else f"{row.score:.2f}"),
+        ("", escape(row.action or "")),
+        ("number", f"{row.open_shortfall_fte:.1f}" if row.open_shortfall_fte else ""),
+    ]
 
 
 def as_html(report: PortfolioReport) -> str:
-    """A readable page: one table, health cells coloured; every value HTML-escaped."""
+    """A page people read on a 1280-pixel screen or an A4 page (landscape): counts by health,
+    then one table, health cells coloured, reasons in words, figures rounded; every value
+    HTML-escaped."""
     version = (
         f"strategy version {report.strategy_version}"
         if report.strategy_version is not None
         else "no strategy received yet"
     )
-    head = "".join(f"<th scope='col'>{escape(_HEADINGS[column])}</th>" for column in COLUMNS)
+    counts = {"red": 0, "amber": 0, "green": 0, None: 0}
+    for row in report.rows:
+        counts[row.health if row.health in counts else None] += 1
+    summary = "".join(
+        f"<li class='health-{level or 'unknown'}'><strong>{count}</strong> {label}</li>"
+        for level, label, count in (
+            ("red", "red", counts["red"]),
+            ("amber", "amber", counts["amber"]),
+            ("green", "green", counts["green"]),
+            (None, "no report yet", counts[None]),
+        )
+    )
+    short = sum(1 for row in report.rows if row.open_shortfall_fte > 0)
+    head = "".join(f"<th scope='col'>{escape(title)}</th>" for _, title in _HTML_COLUMNS)
     body: list[str] = []
     for row in ordered(report.rows):
         classes = [f"health-{row.health or 'unknown'}"]
         if row.rank is None:
             classes.append("closed")
-        cells = []
-        for column in COLUMNS:
-            value = getattr(row, column)
-            css = "health" if column == "health" else ""
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                css = "number"
-            text = _cell(value) if value is not None else ("unknown" if column == "health" else "")
-            cells.append(f"<td class='{css}'>{escape(text)}</td>")
-        body.append(f"<tr class='{' '.join(classes)}'>{''.join(cells)}</tr>")
+        cells = "".join(f"<td class='{css}'>{html}</td>" for css, html in _html_cells(row))
+        body.append(f"<tr class='{' '.join(classes)}'>{cells}</tr>")
     generated = escape(report.generated_at.strftime("%Y-%m-%d %H:%M %Z").strip())
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         "<title>Portfolio status report</title>"
         f"<style>{_STYLE}</style></head><body>"
         "<h1>Portfolio status report</h1>"
         f"<p>{len(report.rows)} projects; ranked under {escape(version)}; "
         f"generated {generated}.</p>"
+        f"<ul class='summary'>{summary}<li><strong>{short}</strong> short of people</li></ul>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         "</body></html>\n"
     )

@@ -1,0 +1,1 @@
+"""What the dashboard talks to: the services' HTTP APIs and the outbound Kafka topics."""

@@ -1,0 +1,1 @@
+"""The dashboard's web application: sign-in, pages, live updates."""
