@@ -270,6 +270,14 @@ async def combined_what_if(api: ServicesApi, token: str, draft: WhatIfDraft) -> 
     return whatif.combine(current, registry_answer, allocation_answer)
 
 
+def _number_or_text(value: Any) -> Any:
+    """The number a form field holds, or the text itself (refused by the contract, named)."""
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return value
+
+
 def _draft_from_form(form: Mapping[str, Any]) -> WhatIfDraft:
     """The draft typed into the strategy page's form; Refused(422) with each mistake named."""
     objectives = []
@@ -280,7 +288,8 @@ def _draft_from_form(form: Mapping[str, Any]) -> WhatIfDraft:
                 {
                     "objective_id": objective_id,
                     "name": form.get(f"name:{objective_id}") or objective_id,
-                    "weight": value,
+                    # A form sends text; the contract takes a JSON number, strictly.
+                    "weight": _number_or_text(value),
                 }
             )
     directives = []
