@@ -191,7 +191,7 @@ def machine() -> str:
         pass
     return (
         f"{cpu}, {os.cpu_count()} cores; Python {platform.python_version()}; "
-        f"HiGHS {highspy.Highs().version()} (highspy, 1 thread); numpy {numpy.__version__}; "  # type: ignore[no-untyped-call]
+        f"HiGHS {highspy.Highs().version()} (highspy, 1 thread); numpy {numpy.__version__}; "
         f"{platform.system()} {platform.release()}"
     )
 
