@@ -25,6 +25,7 @@ from services.allocation.domain.solver import (
     check_feasible,
     flow_objective,
     pair_values,
+    priority_bound,
     relative_gap,
     solve,
     solve_flow,
@@ -366,6 +367,16 @@ def test_ties_and_stability_never_cost_priority(problem: AllocationProblem) -> N
     best = lp_optimum(problem, lambda r, p: weight[r], 0.0)
     exact = solve(problem)
     assert exact.value == pytest.approx(best, abs=1e-6)
+    assert priority_bound(problem) == pytest.approx(best, abs=1e-6)
     fixed_charge = solve_milp(problem, time_limit=5)
     assert fixed_charge is not None
     assert exact.value >= fixed_charge.value - 1e-6
+
+
+def test_the_flow_objective_refuses_an_allocation_the_rules_exclude() -> None:
+    problem = AllocationProblem([person("maria", "dev")], [demand("r", "dev", 1.0, 1)])
+    # Weight 1, plus the ties of the only (so earliest) request on its only (so most
+    # specialised) person: 1 + 0.02 + 0.02.
+    assert flow_objective(problem, {("r", "maria", W1): 1.0}) == pytest.approx(1.04)
+    with pytest.raises(ValueError, match="not an allocation the model allows"):
+        flow_objective(problem, {("r", "ghost", W1): 1.0})

@@ -248,38 +248,64 @@ class _Greedy:
         self.allocations: dict[Slot, float] = defaultdict(float)
         self.holders: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
         self.weight = {demand.request_id: demand.weight for demand in problem.demands}
+        # What each request has in each week, kept up to date rather than summed when needed.
+        self.got: dict[tuple[str, str], float] = defaultdict(float)
+        self.held: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+        for (request, resource_id, week), fte in sorted(problem.existing.items()):
+            if fte > TOLERANCE:
+                self.held[(request, week)].append((resource_id, fte))
+        self.fill_order: dict[str, list[Person]] = {}
+        weeks = sorted({week for demand in problem.demands for week in demand.weeks})
+        self.week_column = {week: index for index, week in enumerate(weeks)}
+        self.person_row = {person.resource_id: row for row, person in enumerate(problem.people)}
+        self.capacity = np.array(
+            [[person.capacity_in(week) for week in weeks] for person in problem.people],
+            dtype=float,
+        ).reshape(len(problem.people), len(weeks))
 
     def _give(self, demand: Demand, resource_id: str, week: str, fte: float) -> None:
         self.allocations[(demand.request_id, resource_id, week)] += fte
         self.remaining[(resource_id, week)] -= fte
         held = self.holders[(resource_id, week)]
         held[demand.request_id] = held.get(demand.request_id, 0.0) + fte
+        self.got[(demand.request_id, week)] += fte
 
     def _short(self, demand: Demand, week: str) -> float:
-        got = sum(
-            self.allocations.get((demand.request_id, person.resource_id, week), 0.0)
-            for person in self.candidates[demand.request_id]
-        )
-        return demand.fte - got
+        return demand.fte - self.got.get((demand.request_id, week), 0.0)
 
     def keep(self, ordered: Sequence[Demand]) -> None:
         for demand in ordered:
             eligible = {person.resource_id for person in self.candidates[demand.request_id]}
             for week in demand.weeks:
                 need = demand.fte
-                for resource_id in sorted(eligible):
-                    held = self.problem.existing.get((demand.request_id, resource_id, week), 0.0)
+                for resource_id, held in self.held.get((demand.request_id, week), ()):
+                    if resource_id not in eligible:
+                        continue
                     take = min(held, need, self.remaining.get((resource_id, week), 0.0))
                     if take > TOLERANCE:
                         self._give(demand, resource_id, week, take)
                         need -= take
 
+    def _fill_order(self, demand: Demand) -> list[Person]:
+        """The most specialised people first, then who covers most of the request's weeks."""
+        if demand.request_id not in self.fill_order:
+            people = self.candidates[demand.request_id]
+            rows = [self.person_row[person.resource_id] for person in people]
+            columns = [self.week_column[week] for week in demand.weeks]
+            # How much of the request's period each could cover alone (as `_coverage`).
+            coverage = np.round(
+                np.minimum(self.capacity[np.ix_(rows, columns)], demand.fte).sum(axis=1), 9
+            ).tolist()
+            order = sorted(
+                range(len(people)),
+                key=lambda i: (len(people[i].skills), -coverage[i], people[i].resource_id),
+            )
+            self.fill_order[demand.request_id] = [people[i] for i in order]
+        return self.fill_order[demand.request_id]
+
     def fill(self, ordered: Sequence[Demand]) -> None:
         for demand in ordered:
-            people = sorted(
-                self.candidates[demand.request_id],
-                key=lambda p: (len(p.skills), -_coverage(p, demand), p.resource_id),
-            )
+            people = self._fill_order(demand)
             for week in demand.weeks:
                 need = self._short(demand, week)
                 for person in people:
@@ -311,6 +337,7 @@ class _Greedy:
                     take = min(need, fte)
                     self.allocations[(other, resource_id, week)] -= take
                     self.holders[(resource_id, week)][other] -= take
+                    self.got[(other, week)] -= take
                     self.remaining[(resource_id, week)] += take
                     self._give(demand, resource_id, week, take)
                     need -= take
@@ -390,8 +417,11 @@ def _units(values: np.ndarray, scale: int) -> np.ndarray:
     return np.floor(np.asarray(values, dtype=float) * scale + 1e-6).astype(np.int64)
 
 
-def _network(problem: AllocationProblem) -> _Network:
-    """Build the flows with numpy: Python loops only over requests and held allocations."""
+def _network(problem: AllocationProblem, *, priority_only: bool = False) -> _Network:
+    """Build the flows with numpy: Python loops only over requests and held allocations.
+
+    `priority_only` leaves out the tie-breaks and the stability bonus (see `priority_bound`).
+    """
     live = [d for d in problem.demands if d.weight > 0 and d.fte > TOLERANCE and d.weeks]
     people = list(problem.people)
     n_people = len(people)
@@ -449,7 +479,9 @@ def _network(problem: AllocationProblem) -> _Network:
         specialist = 1.0 - np.arange(len(candidates)) / len(candidates)
         earlier = 1.0 - arrival_rank[demand.arrival] / len(arrivals)
         tie = ARRIVAL_TIE * earlier + SPECIALIST_TIE * specialist
-        if demand.request_id in holders:
+        if priority_only:
+            tie *= 0.0
+        elif demand.request_id in holders:
             tie += HOLDER_TIE * np.isin(candidates, list(holders[demand.request_id]))
         pair_request.append(np.full(len(candidates), d, dtype=np.int64))
         pair_person.append(candidates)
@@ -505,7 +537,7 @@ def _network(problem: AllocationProblem) -> _Network:
         )
     base_upper = upper.copy()
     np.subtract.at(base_upper, held_arc, held_units)
-    penalty = round(problem.move_penalty * COST_SCALE)
+    penalty = 0 if priority_only else round(problem.move_penalty * COST_SCALE)
 
     # One transportation problem per week, nodes numbered locally: the week's request-weeks,
     # then every person, then the sink taking what is not served and what is not used.
@@ -685,17 +717,51 @@ def flow_objective(problem: AllocationProblem, allocations: Mapping[Slot, float]
 
 def _score(network: _Network, allocations: Mapping[Slot, float]) -> int:
     """`flow_objective` in the network's integer units."""
-    arc_of = {network.slot(arc): arc for arc in range(len(network.base_pair))}
-    units = np.zeros(len(network.base_pair), dtype=np.int64)
+    request_index = {request: index for index, request in enumerate(network.request_ids)}
+    person_index = {resource: index for index, resource in enumerate(network.resource_ids)}
+    week_index = {week: index for index, week in enumerate(network.weeks)}
+    n_people, width = len(network.resource_ids), len(network.weeks) * len(network.resource_ids)
+    keys: list[int] = []
+    amounts: list[float] = []
     for slot, fte in allocations.items():
         if fte <= TOLERANCE:
             continue
-        arc = arc_of.get(slot)
-        if arc is None:
+        r, p, w = request_index.get(slot[0]), person_index.get(slot[1]), week_index.get(slot[2])
+        if r is None or p is None or w is None:
             raise ValueError(f"{slot} is not an allocation the model allows")
-        units[arc] += round(fte * network.scale)
+        keys.append(r * width + w * n_people + p)
+        amounts.append(fte)
+    units = np.zeros(len(network.base_pair), dtype=np.int64)
+    if keys:
+        wanted = np.array(keys, dtype=np.int64)
+        arc_keys = (
+            network.pair_request[network.base_pair] * width
+            + network.base_week * n_people
+            + network.pair_person[network.base_pair]
+        )
+        order = np.argsort(arc_keys)
+        position = np.minimum(np.searchsorted(arc_keys, wanted, sorter=order), len(order) - 1)
+        arcs = order[position] if len(order) else position
+        if not len(order) or np.any(arc_keys[arcs] != wanted):
+            raise ValueError("an allocation the model does not allow")
+        np.add.at(units, arcs, np.round(np.array(amounts) * network.scale).astype(np.int64))
     kept = np.minimum(units[network.held_arc], network.held_units)
     return int(units @ network.pair_value[network.base_pair]) + network.penalty * int(kept.sum())
+
+
+def priority_bound(problem: AllocationProblem) -> float:
+    """The most priority-weighted value (weight x FTE-weeks) any allocation can reach.
+
+    A min-cost flow without tie-breaks and stability: the flow's value equals it whenever the
+    tie-breaks and the penalty only decide between equally good answers (the benchmark reports
+    both, the tests check it on generated portfolios).
+    """
+    network = _network(problem, priority_only=True)
+    served = np.zeros(sum(len(part.served) for part in network.by_week), dtype=np.int64)
+    for part in network.by_week:
+        served[part.served] = _solve_week(part)
+    units = _base_units(network, served)
+    return int(units @ network.pair_value[network.base_pair]) / COST_SCALE / network.scale
 
 
 def pair_values(problem: AllocationProblem) -> dict[tuple[str, str], float]:
