@@ -25,6 +25,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,7 +34,11 @@ import highspy
 import numpy
 import ortools
 
+from services.allocation.domain.decisions import OpenRequest, PoolMember
+from services.allocation.domain.pool import CapacityChange
 from services.allocation.domain.priority import ProjectStanding, priority_levels
+from services.allocation.domain.requests import week_monday
+from services.allocation.domain.resolution import AllocationState, resolve, with_standings
 from services.allocation.domain.solver import (
     AllocationProblem,
     Demand,
@@ -219,6 +224,60 @@ def run_case(problem: AllocationProblem, settings: Settings, milp_limit: float) 
     )
 
 
+def state_of(
+    portfolio: Portfolio, allocations: dict[tuple[str, str, str], float]
+) -> AllocationState:
+    """The portfolio as the service holds it: every request decided, `allocations` in force."""
+    people = {}
+    for person in portfolio.people:
+        base = max(person.capacity.values())
+        off = sorted(week for week, fte in person.capacity.items() if fte == 0)
+        changes: tuple[CapacityChange, ...] = ()
+        if off:  # the generator's holiday: consecutive weeks, Monday to Friday
+            ends = week_monday(off[-1]) + timedelta(days=4)
+            changes = (CapacityChange(week_monday(off[0]), 0.0, ends, "holiday"),)
+        people[person.resource_id] = PoolMember(
+            person.resource_id, person.resource_id, tuple(sorted(person.skills)), base, changes
+        )
+    requests = {
+        demand.request_id: OpenRequest(
+            request_id=demand.request_id,
+            project_id=project,
+            skill=demand.skill,
+            fte=demand.fte,
+            start=week_monday(demand.weeks[0]),
+            end=week_monday(demand.weeks[-1]),
+            weeks=demand.weeks,
+            planned=demand.weeks,
+            named_resource=demand.named_resource,
+            arrival=demand.arrival,
+            decided=True,
+        )
+        for demand, project in portfolio.requests
+    }
+    return AllocationState(WEEKS[0], people, requests, portfolio.standings, allocations)
+
+
+def resolve_seconds(
+    portfolio: Portfolio,
+    allocations: dict[tuple[str, str, str], float],
+    standings: dict[str, ProjectStanding],
+    settings: Settings,
+) -> tuple[float, str]:
+    """A re-resolution (or the what-if of a draft ranking) as the service computes it, past
+    loading the state: the domain's `resolve` (the solve, then every request's decision and the
+    conflicts, explained)."""
+    state = state_of(portfolio, allocations)
+    started = time.perf_counter()
+    resolution = resolve(
+        with_standings(state, standings),
+        None,
+        move_penalty=settings.allocation_move_penalty,
+        time_limit=settings.allocation_solver_time_limit_s,
+    )
+    return time.perf_counter() - started, resolution.solution.status
+
+
 def machine() -> str:
     cpu = platform.processor() or "unknown CPU"
     try:
@@ -264,21 +323,24 @@ def main() -> None:
     )
     print()
     print(
-        "| requests | people | phase | solve s (service) | flow s | greedy s "
+        "| requests | people | phase | resolve s (service) | solve s | flow s | greedy s "
         "| fixed-charge MILP s | status | value / priority bound | FCFS value vs flow "
         "| top-10% served flow / FCFS | moved flow: allocations (FTE-weeks) "
         "| fixed-charge MILP: status, value vs flow, moved | load |"
     )
-    print("|---:|---:|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|")
     for requests, people in sizes:
         portfolio = generate(requests, people, args.seed)
         standings = portfolio.standings
         in_force: dict[tuple[str, str, str], float] = {}
         for phase in ("initial", "reprioritized"):
             if phase == "initial":
-                problem = problem_for(portfolio, standings)
+                now = standings
+                problem = problem_for(portfolio, now)
             else:
-                problem = problem_for(portfolio, reprioritized(standings, args.seed + 1), in_force)
+                now = reprioritized(standings, args.seed + 1)
+                problem = problem_for(portfolio, now, in_force)
+            resolved, resolve_status = resolve_seconds(portfolio, in_force, now, settings)
             problem = AllocationProblem(
                 problem.people, problem.demands, problem.existing, settings.allocation_move_penalty
             )
@@ -294,7 +356,8 @@ def main() -> None:
                     f"{len(milp.moved)} ({milp.moved_fte_weeks:.1f})"
                 )
             print(
-                f"| {requests} | {people} | {phase} | {case.service_seconds:.2f} "
+                f"| {requests} | {people} | {phase} | {resolved:.2f} ({resolve_status}) "
+                f"| {case.service_seconds:.2f} "
                 f"| {case.flow_seconds:.2f} | {case.greedy.seconds:.2f} "
                 f"| {case.fixed_charge_seconds:.1f} | {exact.method} {exact.status} "
                 f"| {exact.value / case.bound:.4%} | {case.fcfs.value / exact.value:.1%} "
