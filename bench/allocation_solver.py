@@ -308,6 +308,12 @@ def main() -> None:
         default=240.0,
         help="seconds for the fixed-charge MILP per solve (0: skip it)",
     )
+    parser.add_argument(
+        "--stability-penalty",
+        type=float,
+        default=1.5,
+        help="a second move penalty per FTE-week to show after a re-ranking (the dial)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     sizes = [s for s in SIZES if not args.sizes or s[0] in args.sizes]
@@ -326,9 +332,10 @@ def main() -> None:
         "| requests | people | phase | resolve s (service) | solve s | flow s | greedy s "
         "| fixed-charge MILP s | status | value / priority bound | FCFS value vs flow "
         "| top-10% served flow / FCFS | moved flow: allocations (FTE-weeks) "
-        "| fixed-charge MILP: status, value vs flow, moved | load |"
+        f"| fixed-charge MILP: status, value vs flow, moved "
+        f"| penalty {args.stability_penalty:g}: value vs default, moved | load |"
     )
-    print("|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---|---:|")
     for requests, people in sizes:
         portfolio = generate(requests, people, args.seed)
         standings = portfolio.standings
@@ -347,6 +354,17 @@ def main() -> None:
             case = run_case(problem, settings, args.milp_limit)
             exact = case.service
             in_force = exact.allocations
+            steadier = "-"
+            if problem.existing:
+                # The stability dial of the flow: a gain below the penalty per FTE-week moves
+                # nobody, so a penalty above one level keeps a request one level up out.
+                dial = solve_flow(
+                    AllocationProblem(
+                        problem.people, problem.demands, problem.existing, args.stability_penalty
+                    )
+                )
+                share = dial.value / exact.value
+                steadier = f"{share:.2%}, {len(dial.moved)} ({dial.moved_fte_weeks:.1f})"
             reference = "skipped"
             if case.fixed_charge is not None:
                 milp = case.fixed_charge
@@ -362,7 +380,8 @@ def main() -> None:
                 f"| {case.fixed_charge_seconds:.1f} | {exact.method} {exact.status} "
                 f"| {exact.value / case.bound:.4%} | {case.fcfs.value / exact.value:.1%} "
                 f"| {top_share(problem, exact):.0%} / {top_share(problem, case.fcfs):.0%} "
-                f"| {len(exact.moved)} ({exact.moved_fte_weeks:.1f}) | {reference} | {load()} |",
+                f"| {len(exact.moved)} ({exact.moved_fte_weeks:.1f}) | {reference} | {steadier} "
+                f"| {load()} |",
                 flush=True,
             )
 
