@@ -380,3 +380,32 @@ def test_the_flow_objective_refuses_an_allocation_the_rules_exclude() -> None:
     assert flow_objective(problem, {("r", "maria", W1): 1.0}) == pytest.approx(1.04)
     with pytest.raises(ValueError, match="not an allocation the model allows"):
         flow_objective(problem, {("r", "ghost", W1): 1.0})
+
+
+def test_a_penalty_above_one_level_keeps_a_request_one_level_up_from_displacing_anyone() -> None:
+    def with_penalty(move_penalty: float) -> AllocationProblem:
+        return AllocationProblem(
+            people=[person("maria", "architect", weeks=(W1, W2))],
+            demands=[
+                demand("held", "architect", 1.0, 1, weeks=(W1, W2), arrival=0),
+                demand("new", "architect", 1.0, 2, weeks=(W1, W2), arrival=1),
+                demand("top", "architect", 0.5, 3, weeks=(W2,), arrival=2),
+            ],
+            existing={("held", "maria", W1): 1.0, ("held", "maria", W2): 1.0},
+            move_penalty=move_penalty,
+        )
+
+    # At the default a higher priority moves what it needs; at 1.5 per FTE-week only a gain of
+    # two levels does (top, level 3, takes half of maria in W2 from held, level 1).
+    assert solve(with_penalty(0.05)).allocations == {
+        ("new", "maria", W1): 1.0,
+        ("new", "maria", W2): 0.5,
+        ("top", "maria", W2): 0.5,
+    }
+    steady = solve(with_penalty(1.5))
+    assert steady.allocations == {
+        ("held", "maria", W1): 1.0,
+        ("held", "maria", W2): 0.5,
+        ("top", "maria", W2): 0.5,
+    }
+    assert steady.moved_fte_weeks == pytest.approx(0.5)

@@ -17,7 +17,11 @@ already holds the request, then the earlier request, then the most specialised p
 one person tends to stay on a request. Stability is a cost per FTE-week moved: keeping a held
 FTE-week earns `penalty` (PMO_ALLOCATION_MOVE_PENALTY, default 0.05), so among equally good
 answers the one moving the least work wins, and a gain smaller than the penalty per FTE-week
-never moves anyone.
+never moves anyone (a penalty above 1.1 keeps a request one level up from displacing anybody).
+Ties and penalty are fractions of a level, yet along a long chain of swaps they could add up to
+one: `priority_bound` gives the best priority-weighted value any allocation reaches, and the
+tests (generated portfolios, against an LP) and the benchmark (every size) check that the
+flow's value equals it.
 
 Each week is then a transportation problem, i.e. a min-cost flow: request-week -> person-week
 (the held part of an allocation on a parallel arc that also earns the penalty) -> sink, and
@@ -34,8 +38,10 @@ What a flow cannot express, and why it is not wanted: the previous MILP (kept he
 its weeks, so no flow; its MILP took 25 s (120 s after a re-ranking) at 2,000 requests x 500
 people and fell back to greedy at the default time limit. The cost per FTE-week moved keeps the
 stability a PMO asks for (a re-ranking moves only what serves a higher priority, measured in the
-work moved, the unit the PMO reasons in) and is exact in about a second; the benchmark shows
-what the fixed charge would change. There is no all-weeks-or-nothing rule: requests are
+work moved, the unit the PMO reasons in) and is exact in one to three seconds at that size on a
+shared 2-core machine. The benchmark shows what the fixed charge would change: it touches fewer
+allocations (about two thirds as many) but takes as many or more FTE-weeks from them, for the
+same priority-weighted value. There is no all-weeks-or-nothing rule: requests are
 fulfilled partially, week by week, and the explanations say which weeks.
 """
 
