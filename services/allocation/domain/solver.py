@@ -465,10 +465,12 @@ def _network(problem: AllocationProblem, *, priority_only: bool = False) -> _Net
     )
     arrivals = sorted({demand.arrival for demand in live})
     arrival_rank = {arrival: index for index, arrival in enumerate(arrivals)}
-    holders: dict[str, set[int]] = defaultdict(set)
-    for (request, resource, _), held in problem.existing.items():
-        if held > TOLERANCE and resource in person_index:
-            holders[request].add(person_index[resource])
+    request_index = {demand.request_id: d for d, demand in enumerate(live)}
+    holder_keys = {
+        request_index[request] * max(n_people, 1) + person_index[resource]
+        for (request, resource, _), held in problem.existing.items()
+        if held > TOLERANCE and request in request_index and resource in person_index
+    }
     pair_request: list[np.ndarray] = []
     pair_person: list[np.ndarray] = []
     pair_value: list[np.ndarray] = []
@@ -486,16 +488,18 @@ def _network(problem: AllocationProblem, *, priority_only: bool = False) -> _Net
         specialist = 1.0 - np.arange(len(candidates)) / len(candidates)
         earlier = 1.0 - arrival_rank[demand.arrival] / len(arrivals)
         tie = ARRIVAL_TIE * earlier + SPECIALIST_TIE * specialist
-        if priority_only:
-            tie *= 0.0
-        elif demand.request_id in holders:
-            tie += HOLDER_TIE * np.isin(candidates, list(holders[demand.request_id]))
         pair_request.append(np.full(len(candidates), d, dtype=np.int64))
         pair_person.append(candidates)
-        pair_value.append(np.round((demand.weight + tie) * COST_SCALE).astype(np.int64))
+        pair_value.append(demand.weight + (tie * 0.0 if priority_only else tie))
     p_request = np.concatenate(pair_request) if pair_request else empty
     p_person = np.concatenate(pair_person) if pair_person else empty
-    p_value = np.concatenate(pair_value) if pair_value else empty
+    p_float = np.concatenate(pair_value) if pair_value else np.zeros(0)
+    if holder_keys and not priority_only:
+        held_pairs = np.fromiter(holder_keys, dtype=np.int64, count=len(holder_keys))
+        p_float = p_float + HOLDER_TIE * np.isin(
+            p_request * max(n_people, 1) + p_person, held_pairs
+        )
+    p_value = np.round(p_float * COST_SCALE).astype(np.int64)
 
     # Every pair over every week of its request: a ragged expansion without a Python loop.
     counts = week_counts[p_request]
@@ -513,7 +517,6 @@ def _network(problem: AllocationProblem, *, priority_only: bool = False) -> _Net
     value = p_value[base_pair]
 
     # Held allocations: a parallel arc of the held amount earns the stability bonus.
-    request_index = {demand.request_id: d for d, demand in enumerate(live)}
     held_request: list[int] = []
     held_person: list[int] = []
     held_week: list[int] = []
@@ -724,6 +727,16 @@ def flow_objective(problem: AllocationProblem, allocations: Mapping[Slot, float]
 
 def _score(network: _Network, allocations: Mapping[Slot, float]) -> int:
     """`flow_objective` in the network's integer units."""
+    return _score_units(network, _units_of(network, allocations))
+
+
+def _score_units(network: _Network, units: np.ndarray) -> int:
+    kept = np.minimum(units[network.held_arc], network.held_units)
+    return int(units @ network.pair_value[network.base_pair]) + network.penalty * int(kept.sum())
+
+
+def _units_of(network: _Network, allocations: Mapping[Slot, float]) -> np.ndarray:
+    """Flow units per base arc of an allocation; ValueError if it uses a slot with no arc."""
     request_index = {request: index for index, request in enumerate(network.request_ids)}
     person_index = {resource: index for index, resource in enumerate(network.resource_ids)}
     week_index = {week: index for index, week in enumerate(network.weeks)}
@@ -739,21 +752,22 @@ def _score(network: _Network, allocations: Mapping[Slot, float]) -> int:
         keys.append(r * width + w * n_people + p)
         amounts.append(fte)
     units = np.zeros(len(network.base_pair), dtype=np.int64)
-    if keys:
-        wanted = np.array(keys, dtype=np.int64)
-        arc_keys = (
-            network.pair_request[network.base_pair] * width
-            + network.base_week * n_people
-            + network.pair_person[network.base_pair]
-        )
-        order = np.argsort(arc_keys)
-        position = np.minimum(np.searchsorted(arc_keys, wanted, sorter=order), len(order) - 1)
-        arcs = order[position] if len(order) else position
-        if not len(order) or np.any(arc_keys[arcs] != wanted):
-            raise ValueError("an allocation the model does not allow")
-        np.add.at(units, arcs, np.round(np.array(amounts) * network.scale).astype(np.int64))
-    kept = np.minimum(units[network.held_arc], network.held_units)
-    return int(units @ network.pair_value[network.base_pair]) + network.penalty * int(kept.sum())
+    if not keys:
+        return units
+    # Each arc looked up among the (fewer, unique) keys wanted: no sort of every arc.
+    wanted = np.array(keys, dtype=np.int64)
+    order = np.argsort(wanted)
+    arc_keys = (
+        network.pair_request[network.base_pair] * width
+        + network.base_week * n_people
+        + network.pair_person[network.base_pair]
+    )
+    position = np.minimum(np.searchsorted(wanted, arc_keys, sorter=order), len(wanted) - 1)
+    hit = wanted[order[position]] == arc_keys
+    if int(hit.sum()) != len(wanted):
+        raise ValueError("an allocation the model does not allow")
+    units[hit] = np.round(np.array(amounts)[order[position[hit]]] * network.scale)
+    return units
 
 
 def priority_bound(problem: AllocationProblem) -> float:
