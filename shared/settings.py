@@ -181,7 +181,7 @@ class Settings(BaseSettings):
     """Hours one FTE works in a week: a request in `hours` is spread evenly over its ISO weeks."""
     allocation_solver_time_limit_s: float = Field(default=10.0, gt=0)
     """Longest one re-resolution's solver may run: weeks its exact flow has not reached by then
-    take the greedy rule's answer (2,000 requests x 500 people x 26 weeks take about 2 s)."""
+    take the greedy rule's answer (2,000 requests x 500 people x 26 weeks take 1-3 s)."""
     allocation_move_penalty: float = Field(default=0.05, ge=0)
     """Cost of each FTE-week of an existing allocation moved, in priority levels: among equally
     good solutions the one moving the least work wins; a gain smaller than this per FTE-week

@@ -38,12 +38,12 @@ What a flow cannot express, and why it is not wanted: the previous MILP (kept he
 its weeks, so no flow; its MILP took 25 s (120 s after a re-ranking) at 2,000 requests x 500
 people and fell back to greedy at the default time limit. The cost per FTE-week moved keeps the
 stability a PMO asks for (a re-ranking moves only what serves a higher priority, measured in the
-work moved, the unit the PMO reasons in) and is exact in about two seconds at that size on a
+work moved, the unit the PMO reasons in) and is exact in one to three seconds at that size on a
 shared 2-core machine. The benchmark shows what the fixed charge would change: for the same
-priority-weighted value it touches two thirds to three quarters as many allocations but takes
-7-50% more FTE-weeks from them; a PMO wanting fewer moves raises the penalty instead. There is
-no all-weeks-or-nothing rule: requests are fulfilled partially, week by week, and the
-explanations say which weeks.
+priority-weighted value it touches half to three quarters as many allocations, taking between
+6% fewer and 49% more FTE-weeks from them; a PMO wanting fewer moves raises the penalty
+instead. There is no all-weeks-or-nothing rule: requests are fulfilled partially, week by week,
+and the explanations say which weeks.
 """
 
 from __future__ import annotations
@@ -1150,7 +1150,7 @@ def solve(problem: AllocationProblem, *, time_limit: float = 10.0, threads: int 
     would cost), it fills any week the flow does not reach within `time_limit` seconds, and it
     checks the flow: scoring more on the flow's own objective would prove the flow wrong, and
     its answer is then used instead. At 2,000 requests x 500 people x 26 weeks the whole takes
-    about two seconds on a 2-core machine, so the default limit of 10 s is not reached there.
+    one to three seconds on a shared 2-core machine, so the default limit of 10 s is not reached.
     """
     started = time.perf_counter()
     greedy = solve_greedy(problem)
