@@ -266,10 +266,12 @@ class Settings(BaseSettings):
     allocation_hours_per_fte_week: float = Field(default=40.0, gt=0)
     """Hours one FTE works in a week: a request in `hours` is spread evenly over its ISO weeks."""
     allocation_solver_time_limit_s: float = Field(default=10.0, gt=0)
-    """Longest one re-resolution's MILP may run; then its best solution (or greedy's) is used."""
+    """Longest one re-resolution's solver may run: weeks its exact flow has not reached by then
+    take the greedy rule's answer (2,000 requests x 500 people x 26 weeks take 1-3 s)."""
     allocation_move_penalty: float = Field(default=0.05, ge=0)
-    """Cost of moving an existing allocation, in FTE-weeks of one priority level: among equally
-    good solutions the one moving fewest wins; a gain smaller than this never moves anyone."""
+    """Cost of each FTE-week of an existing allocation moved, in priority levels: among equally
+    good solutions the one moving the least work wins; a gain smaller than this per FTE-week
+    never moves anyone."""
     allocation_resolution_poll_s: float = Field(default=2.0, gt=0)
     """How often the re-resolution worker looks for pending work besides being notified."""
 

@@ -107,7 +107,7 @@ class ResolutionMetrics:
         )
         self.greedy_gap = Histogram(
             "pmo_allocation_greedy_gap",
-            "How far the greedy fallback falls short of the MILP (fraction of the MILP's value)",
+            "How far the greedy fallback falls short of the exact solver (fraction of its value)",
             registry=registry,
             buckets=(0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
         )
@@ -388,7 +388,7 @@ async def resolve_pending(
                 asyncio.get_running_loop().time() - started
             )
             metrics.runs.labels(solution.method, solution.status.split(":")[0]).inc()
-            if solution.method == "milp" and solution.greedy_value is not None:
+            if solution.method != "greedy" and solution.greedy_value is not None:
                 metrics.greedy_gap.observe(relative_gap(solution.value, solution.greedy_value))
         log.info(
             "re-resolved %d weeks for %s: %s %s, %d decided, %d changed, %d conflicts",
