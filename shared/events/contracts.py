@@ -179,6 +179,18 @@ def _number_to_text(value: object) -> object:
 # for a number are a sender's mistake to report, not to guess at. Dates stay lax: they arrive
 # as JSON strings.
 IsoDate = Annotated[date, BeforeValidator(_to_date), Strict(False)]
+
+
+def _to_timestamp(value: object) -> object:
+    if isinstance(value, str):
+        return parse_timestamp(value)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value
+    raise ValueError(f"{TIMESTAMP_PROBLEM} (got {_shown(value)})")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_to_timestamp), Strict(False)]
+"""An RFC 3339 timestamp with an offset (see `parse_timestamp`), as JSON text."""
 Email = Annotated[
     str,
     StringConstraints(max_length=254),
@@ -635,9 +647,9 @@ class ProjectHealthAssessed(ProjectEvent):
     """When the project finishes at its schedule performance so far (SPI(t)); null if unknown."""
     as_of: IsoDate | None = None
     """The as-of date of the status report the figures come from; null before the first one."""
-    assessed_at: datetime
+    assessed_at: Timestamp
     """When monitoring assessed: the order of a project's assessments (strictly increasing)."""
-    at_risk_since: datetime | None = None
+    at_risk_since: Timestamp | None = None
     """When the current at-risk episode (amber or red) began; null while green."""
     baseline_version: int = Field(default=1, ge=1)
     """The approved baseline the figures are measured against (1: the original)."""
@@ -662,7 +674,7 @@ class ProjectRebaselined(ProjectEvent):
     """Who approved it: the administrator's token subject, or the system that restated it."""
     reason: Name
     """Why, in the approver's words."""
-    approved_at: datetime
+    approved_at: Timestamp
     cause: Id
     """The user or the event id that made the change."""
 
