@@ -37,6 +37,8 @@ class DeadLetter(BaseModel):
     source: str | None
     """The CloudEvents `source`: with `event_id`, the event's identity."""
     key: str | None
+    """The Kafka key as text (undecodable bytes shown as U+FFFD); `key_base64` has its bytes."""
+    key_base64: str | None
     value_base64: str | None
     created_at: datetime
 
@@ -182,6 +184,7 @@ def _dead_letter(row: Any) -> DeadLetter:
         event_type=row.event_type,
         source=row.source,
         key=row.key.decode("utf-8", "replace") if row.key is not None else None,
+        key_base64=base64.b64encode(row.key).decode() if row.key is not None else None,
         value_base64=base64.b64encode(row.value).decode() if row.value is not None else None,
         created_at=row.created_at,
     )

@@ -90,13 +90,24 @@ def _bad_strings(
             yield from _bad_strings(item, (*loc, index))
 
 
-def problems_in(path: str, query_string: bytes, body: bytes | None) -> list[dict[str, Any]]:
+def problems_in(
+    path: str, query_string: bytes, body: bytes | None, raw_path: bytes | None = None
+) -> list[dict[str, Any]]:
     """The 422 `detail` items for the request's unstorable input; empty when it is all fine.
 
     Free text in a JSON body may hold line breaks; the path and query parameters may not hold
     any control character (no identifier, date or filter holds one).
     """
     problems: list[dict[str, Any]] = []
+    # The server decodes %FF in the path to U+FFFD, hiding it: the raw path tells.
+    if raw_path is not None:
+        try:
+            unquote_to_bytes(raw_path).decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(
+                {"loc": ["path"], "msg": f"the URL path {UNICODE_MESSAGE}", "type": "value_error"}
+            )
+            return problems
     if _control(path) or _unencodable(path):
         problems.append(
             {"loc": ["path"], "msg": f"the URL path {NUL_MESSAGE}", "type": "value_error"}
@@ -148,7 +159,9 @@ class UnstorableInputGuard:
                 if not message.get("more_body", False):
                     break
             body = b"".join(chunks)
-        problems = problems_in(scope.get("path", ""), scope.get("query_string", b""), body)
+        problems = problems_in(
+            scope.get("path", ""), scope.get("query_string", b""), body, scope.get("raw_path")
+        )
         if problems:
             payload = json.dumps({"detail": problems}).encode()
             await send(

@@ -9,10 +9,12 @@ turned into FastAPI's own list shape, so every 422 reads alike.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import HTTPException
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -87,6 +89,14 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, unprocessable_as_list)
     app.add_exception_handler(StarletteHTTPException, unprocessable_as_list)
 
+    async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+        # FastAPI echoes each refused input; NaN or 1e999 (JSON's parser reads them) cannot be
+        # written back as JSON, which turned a 422 into a 500. The echo is made JSON-safe.
+        assert isinstance(error, RequestValidationError)
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(error.errors()))}, 422)
+
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
 
 def _allowed_methods(app: FastAPI, path: str) -> list[str]:
     methods: set[str] = set()
@@ -105,3 +115,14 @@ def _no_control_characters(schema: dict[str, Any]) -> None:
     for option in [schema, *schema.get("anyOf", [])]:
         if option.get("type") == "string" and "pattern" not in option and "format" not in option:
             option["pattern"] = _PARAMETER_PATTERN
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with every non-finite float as its text ("nan", "inf"), which JSON can carry."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import ssl
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cronsim import CronSim, CronSimError
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -152,7 +154,7 @@ class Settings(BaseSettings):
 
     # --- HTTP --------------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
-    http_port: int | None = None
+    http_port: int | None = Field(default=None, ge=1, le=65535)
     """Unset: the service's default port (registry 8001, allocation 8002, monitoring 8003,
     notifications 8004)."""
     admin_token: SecretStr | None = None
@@ -283,6 +285,41 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator(
+        "database_url",
+        "registry_database_url",
+        "monitoring_database_url",
+        "allocation_database_url",
+        "notifications_database_url",
+    )
+    @classmethod
+    def _postgresql_url(cls, value: str | None) -> str | None:
+        # Checked here so that every command refuses it in one line, before connecting.
+        scheme = value.partition("://")[0].split("+", 1)[0] if value is not None else ""
+        if value is not None and ("://" not in value or scheme not in ("postgresql", "postgres")):
+            raise ValueError("expected a PostgreSQL URL like postgresql://user:pass@host:5432/db")
+        return value
+
+    @field_validator("digest_timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("expected an IANA time zone like Europe/Berlin or UTC") from None
+        return value
+
+    @field_validator("digest_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        try:
+            CronSim(value, datetime(2026, 1, 1, tzinfo=UTC))
+        except CronSimError:
+            raise ValueError(
+                "expected a cron expression: minute hour day month weekday, e.g. '0 8 * * MON'"
+            ) from None
+        return value
 
     def database_url_for(self, service: ServiceName) -> str:
         """The PostgreSQL URL a service uses: its own override, else the shared one."""

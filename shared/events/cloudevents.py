@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import uuid
@@ -374,6 +375,38 @@ def _envelope(
         data=data,
         extensions=extensions,
     )
+
+
+def salvage_identity(
+    value: bytes | None, headers: Sequence[tuple[str, bytes]]
+) -> tuple[str | None, str | None, str | None]:
+    """The CloudEvents `id`, `source` and `type` of a refused record, as far as they can be read.
+
+    For a dead letter only, when the record was refused before (or beside) its envelope: too
+    large, a broken side header, one attribute out of bounds. Binary-mode headers first, then
+    a structured value; each attribute is kept alone if it is readable text without control
+    characters, else left out.
+    """
+    found: dict[str, str | None] = {"id": None, "source": None, "type": None}
+    for raw_name, raw_value in headers:
+        name = _header_name(raw_name)
+        if name.startswith("ce_") and name[3:] in found:
+            with contextlib.suppress(UnicodeDecodeError, TypeError, ValueError):
+                found[name[3:]] = bytes(raw_value).decode("utf-8")
+    if not any(found.values()) and value:
+        try:
+            document = from_json(value, allow_inf_nan=False)
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            for name in found:
+                text = document.get(name)
+                found[name] = text if isinstance(text, str) else None
+    readable = [
+        text if text and not any(ord(c) < 32 or 127 <= ord(c) <= 159 for c in text) else None
+        for text in found.values()
+    ]
+    return readable[0], readable[1], readable[2]
 
 
 def _identified(attributes: Any, build: Callable[[], Envelope]) -> Envelope:

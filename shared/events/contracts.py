@@ -38,10 +38,16 @@ CONTROL_CHARACTERS_PROBLEM: Final = "must not contain control characters"
 NUL_PROBLEM: Final = "must not contain NUL characters"
 
 
+# C0 and C1 controls and DEL (Unicode category Cc), and the bidirectional overrides and isolates
+# that make text display other than it reads ("Trojan Source").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _no_control_characters(value: str) -> str:
     # Ids and names are keys, labels and log fields: a NUL cannot be stored (PostgreSQL text),
-    # and a newline or escape sequence in one would forge log lines or break a report.
-    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+    # a newline or escape sequence in one would forge log lines or break a report, and a bidi
+    # override would show a PMO another id than the one stored.
+    if _CONTROL.search(value):
         raise ValueError(CONTROL_CHARACTERS_PROBLEM)
     return value
 
@@ -56,7 +62,11 @@ def _no_nul(value: str) -> str:
 # Ids cross system boundaries (ERP, Jira, HR): a stray space would silently split one project
 # into two, so surrounding whitespace is dropped rather than kept or rejected.
 # The checks run as validators (for their messages); the patterns tell the JSON Schema the same.
-_NO_CONTROL_PATTERN = Field(json_schema_extra={"pattern": "^[^\\u0000-\\u001f\\u007f]*$"})
+_NO_CONTROL_PATTERN = Field(
+    json_schema_extra={
+        "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069]*$"
+    }
+)
 _NO_NUL_PATTERN = Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
 Id = Annotated[
     str,

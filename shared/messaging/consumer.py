@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from shared.database import is_transient
 from shared.events import Envelope, EventData, InvalidEvent, decode_data, parse_record
-from shared.events.cloudevents import TYPE_PREFIX
+from shared.events.cloudevents import TYPE_PREFIX, salvage_identity
 from shared.events.contracts import INBOUND_EVENTS, OUTBOUND_EVENTS
 from shared.messaging import inbox, parking
 from shared.messaging.dead_letters import UndeliverableRecord
@@ -479,10 +479,13 @@ async def _dead_letter_invalid(
 ) -> None:
     """Dead-letter a record refused as invalid, naming the event whenever it could be read."""
     identity = error.identity
+    event_id: str | None
+    source: str | None
+    event_type: str | None
+    if identity is not None:
+        event_id, source, event_type = identity.id, identity.source, identity.type
+    else:
+        event_id, source, event_type = salvage_identity(record.value, record.headers)
     await uow.dead_letter(
-        record,
-        reason=error.reason,
-        event_id=identity.id if identity else None,
-        event_type=identity.type if identity else None,
-        source=identity.source if identity else None,
+        record, reason=error.reason, event_id=event_id, event_type=event_type, source=source
     )

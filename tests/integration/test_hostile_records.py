@@ -4,6 +4,7 @@ for the sender, and the partition always moves on (issue 15, items 1, 6-11; issu
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Any
@@ -75,6 +76,7 @@ async def test_any_key_bytes_are_dead_lettered_and_the_partition_moves_on(
     assert all(reason_of(record).startswith("not a CloudEvent") for record in dead)
     listed = await dead_letters(registry.base_url, admin_headers, len(poison_keys))
     assert {row["key"] for row in listed} >= {"FZ\x00KEY", "\x00"}
+    assert {base64.b64decode(row["key_base64"] or "") for row in listed} == set(poison_keys)
 
 
 async def test_an_unstartable_database_is_waited_for_and_never_blamed_on_the_event(
@@ -266,5 +268,8 @@ async def test_a_record_too_large_is_refused_at_the_door_and_its_dead_letter_sti
         assert int(dict(record.headers)["pmo-dlq-omitted"]) > 900_000
     rows = await dead_letters(registry.base_url, admin_headers, 2)
     assert all(len(row["value_base64"]) > 1_200_000 for row in rows)
+    # Refused at the door, the envelope unread, yet the dead letter names the event.
+    assert all(row["event_type"] == "pmo.project-started" for row in rows)
+    assert all(row["source"] == "/erp/test" and row["event_id"] for row in rows)
     registered = await read_topic(settings, f"{settings.topic_prefix}project-registered")
     assert registered_ids(registered) == ["PRJ-SMALL"]

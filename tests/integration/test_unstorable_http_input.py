@@ -25,6 +25,8 @@ CASES: list[tuple[ServiceName, str, str, dict[str, Any] | None, list[Any]]] = [
     ("monitoring", "GET", "/at-risk?after=%00", None, ["query", "after"]),
     ("monitoring", "GET", "/projects/a%00b/health", None, ["path"]),
     ("allocation", "GET", "/requests/%00", None, ["path"]),
+    ("allocation", "GET", "/requests/a%FF", None, ["path"]),
+    ("registry", "GET", "/projects/a%C0%80", None, ["path"]),
     ("allocation", "POST", "/resources", {"resource_id": "r", "name": "x\u0000"}, ["body", "name"]),
     ("notifications", "GET", "/alerts?state=%00", None, ["query", "state"]),
     ("notifications", "GET", "/deliveries?project_id=P%00Q", None, ["query", "project_id"]),
@@ -107,3 +109,17 @@ async def test_api_types_are_strict_as_documented(
         answer = await api.request(method, path, json=body)
     assert answer.status_code == 422, answer.text
     assert [problem["loc"][-1] for problem in answer.json()["detail"]] == [field]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "1e999", "-1e999"])
+async def test_a_number_json_cannot_hold_is_a_422_naming_the_field(
+    number: str, start_service: ServiceStarter, admin_headers: dict[str, str]
+) -> None:
+    running = await start_service("allocation")
+    body = f'{{"resource_id": "r", "name": "N", "skills": ["dev"], "capacity_fte": {number}}}'
+    async with httpx.AsyncClient(base_url=running.base_url, headers=admin_headers) as api:
+        answer = await api.post(
+            "/resources", content=body.encode(), headers={"content-type": "application/json"}
+        )
+    assert answer.status_code == 422, answer.text
+    assert [problem["loc"] for problem in answer.json()["detail"]] == [["body", "capacity_fte"]]

@@ -595,3 +595,20 @@ def test_the_readme_catalog_gives_every_inbound_field_its_type_and_bounds() -> N
         assert f"| `{event_name}` |" in section, event_name
         missing = {name for name in _field_names(model) if f"`{name}`" not in section}
         assert not missing, f"{event_name}: {sorted(missing)} not in the README's catalog"
+
+
+@pytest.mark.parametrize(
+    "project_id", ["P\u0085X", "P\u009fX", "P\u202eX", "P\u2066X", "P\x7fX", "P\tX"]
+)
+def test_ids_refuse_c0_c1_controls_and_bidi_overrides(project_id: str) -> None:
+    report = {"as_of": "2026-01-01", "percent_complete": 1, "actual_cost": 0}
+    with pytest.raises(ValidationError, match="must not contain control characters"):
+        StatusChanged.model_validate({**report, "project_id": project_id})
+
+
+@pytest.mark.parametrize("project_id", ["PRJ-Ä-東京", "Zürich 2027", "a/b:c"])
+def test_ids_keep_ordinary_unicode(project_id: str) -> None:
+    report = {"as_of": "2026-01-01", "percent_complete": 1, "actual_cost": 0}
+    assert StatusChanged.model_validate({**report, "project_id": project_id}).project_id == (
+        project_id
+    )

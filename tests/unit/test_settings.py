@@ -69,6 +69,11 @@ def test_zero_turns_off_where_the_readme_says_so(
         ("PMO_LOG_JSON", "maybe", "expected true or false"),
         ("PMO_KAFKA_SECURITY_PROTOCOL", "TLS", "expected one of 'PLAINTEXT', 'SSL'"),
         ("PMO_SMTP_SECURITY", "ssl", "expected one of 'starttls', 'tls' or 'none'"),
+        ("PMO_DATABASE_URL", "banana", "expected a PostgreSQL URL"),
+        ("PMO_REGISTRY_DATABASE_URL", "mysql://h/db", "expected a PostgreSQL URL"),
+        ("PMO_DIGEST_TIMEZONE", "Mars/Base", "expected an IANA time zone"),
+        ("PMO_DIGEST_SCHEDULE", "banana", "expected a cron expression"),
+        ("PMO_HTTP_PORT", "99999", "expected a number at most 65535"),
     ],
 )
 def test_an_invalid_setting_is_one_line_naming_the_variable_and_the_form(
