@@ -293,3 +293,12 @@ async def webhook_receiver() -> AsyncIterator[WebhookReceiver]:
         yield receiver
     finally:
         await stop_serving(server, task)
+
+
+def detail_text(response: Any) -> str:
+    """An error answer's message: a 4xx's `detail` sentence, or a 422's messages joined (every
+    service gives 422s in FastAPI's list shape)."""
+    detail = response.json()["detail"]
+    if isinstance(detail, list):
+        return "; ".join(str(problem.get("msg", "")) for problem in detail)
+    return str(detail)

@@ -49,7 +49,14 @@ from shared.events.contracts import INBOUND_EVENTS, OUTBOUND_EVENTS
 from shared.settings import SERVICE_NAMES, ServiceName
 from shared.topics import dead_letter_topic, topic_name
 from tests.faults.stack import ADMIN_TOKEN, PmoUp
-from tests.faults.workload import SOURCE, Meaning, Workload, build_workload, meaning_of
+from tests.faults.workload import (
+    SOURCE,
+    UNPREDICTED,
+    Meaning,
+    Workload,
+    build_workload,
+    meaning_of,
+)
 
 NOTICE_TYPES = (
     "project-at-risk",
@@ -617,7 +624,9 @@ class Run:
         report.expected = len(work.expected)
         report.lost = sorted(work.expected - set(meanings), key=repr)
         report.twice = sorted((m for m, ids in meanings.items() if len(ids) > 1), key=repr)
-        report.unexpected = sorted(set(meanings) - work.expected, key=repr)
+        report.unexpected = sorted(
+            (m for m in set(meanings) - work.expected if m[0] not in UNPREDICTED), key=repr
+        )
 
         for name in SERVICE_NAMES:
             for row in await self.db.fetch(

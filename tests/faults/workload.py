@@ -13,7 +13,10 @@ The workload is designed so that what the system must publish does not depend on
 - *terminated projects* are named by a `terminate` directive of one strategy change: one
   `project-lifecycle-changed` (active → terminated) each and one `portfolio-reprioritized`.
 
-Every project is registered once (`project-registered`). Nothing else may be published.
+Every project is registered once (`project-registered`). Nothing else may be published but
+monitoring's `project-health-assessed`, one per change of a project's assessment: how many depends
+on the order in which status reports and allocation decisions meet, so those are checked for no
+effect twice (the same assessment under two ids) and through monitoring's final state.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ PLAN_DAYS_BEFORE = 200
 PLAN_DAYS_AFTER = 200
 OBJECTIVE = "fault-resilience"
 
+UNPREDICTED: frozenset[str] = frozenset({"project-health-assessed"})
+"""Outbound events whose number the workload cannot know in advance: checked for no effect twice
+(one content, two ids), and through monitoring's final state, not for exactly once."""
+
 Meaning = tuple[Any, ...]
 """What an outbound event says, without its id: (event name, the fields that identify it)."""
 
@@ -51,6 +58,19 @@ def meaning_of(event_name: str, data: Mapping[str, Any]) -> Meaning:
     Two records with one CloudEvents id are one event sent twice (at-least-once); two ids with
     one meaning are one effect applied twice.
     """
+    if event_name == "project-health-assessed":
+        # Published on every change of the assessment, including those allocation decisions
+        # cause, whose number depends on arrival order: known by content, never predicted.
+        metrics = data.get("metrics") or {}
+        codes = tuple(sorted(reason["code"] for reason in data.get("reasons") or []))
+        return (
+            event_name,
+            data["project_id"],
+            data.get("health"),
+            data.get("as_of"),
+            metrics.get("percent_complete"),
+            codes,
+        )
     if event_name in ("project-at-risk", "project-recovered"):
         metrics = data.get("metrics") or {}
         return (event_name, data["project_id"], metrics.get("percent_complete"))

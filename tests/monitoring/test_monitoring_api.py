@@ -9,7 +9,7 @@ import pytest
 
 from shared.settings import Settings
 from tests.conftest import ServiceStarter, bearer
-from tests.harness import Enterprise
+from tests.harness import Enterprise, detail_text
 from tests.monitoring.monitoring_support import (
     ADMIN,
     QUIET_CLOCK_S,
@@ -69,7 +69,7 @@ async def test_roles_thresholds_at_risk_list_and_history(
             for caller in (VIEWER, MANAGER):
                 refused = await anonymous.put("/thresholds", json=defaults, headers=caller)
                 assert refused.status_code == 403
-                assert "pmo_admin" in refused.json()["detail"]
+                assert "pmo_admin" in detail_text(refused)
                 assert (await anonymous.delete("/thresholds", headers=caller)).status_code == 403
 
             # The settings reach the handlers: CPI 0.82 is amber here (red by the defaults).
@@ -135,7 +135,7 @@ async def test_roles_thresholds_at_risk_list_and_history(
             for path in ("/projects/NOPE/health", "/projects/NOPE/health/history"):
                 missing = await anonymous.get(path, headers=VIEWER)
                 assert missing.status_code == 404
-                assert "NOPE" in missing.json()["detail"]
+                assert "NOPE" in detail_text(missing)
 
             assert (await anonymous.delete("/thresholds", headers=ADMIN)).status_code == 204
             shown = (await anonymous.get("/thresholds", headers=VIEWER)).json()

@@ -12,7 +12,7 @@ from services.registry.service_layer import projects as changes
 from shared.events.contracts import ProjectCharter
 from shared.settings import Settings
 from tests.conftest import bearer
-from tests.harness import RunningService
+from tests.harness import RunningService, detail_text
 from tests.registry.conftest import charter, published
 
 
@@ -49,7 +49,7 @@ async def test_list_filters_and_pages_with_a_total_and_a_cursor(api: httpx.Async
     assert await ids(methodology="standard", business_unit="finance") == ["PRJ-03"]
     unknown = await api.get("/projects", params={"methodology": "waterfall"})
     assert unknown.status_code == 422
-    assert "unknown methodology 'waterfall'" in unknown.json()["detail"]
+    assert "unknown methodology 'waterfall'" in detail_text(unknown)
     assert (await api.get("/projects", params={"lifecycle": "archived"})).status_code == 422
 
 
@@ -59,7 +59,7 @@ async def test_a_change_keeps_its_history_and_invalid_changes_are_refused(
     assert (await api.post("/projects", json=charter("PRJ-X"))).status_code == 201
     duplicate = await api.post("/projects", json=charter("PRJ-X"))
     assert duplicate.status_code == 409
-    assert duplicate.json()["detail"] == "PRJ-X is already registered (proposed)."
+    assert detail_text(duplicate) == "PRJ-X is already registered (proposed)."
     bad_model = await api.post("/projects", json=charter("PRJ-Y", methodology="waterfall"))
     assert bad_model.status_code == 422
     backwards = await api.post("/projects", json=charter("PRJ-Y", planned_finish_date="2025-01-01"))
@@ -98,7 +98,7 @@ async def test_a_change_keeps_its_history_and_invalid_changes_are_refused(
         answer = await api.patch("/projects/PRJ-X", json=body)
         assert answer.status_code == 422, (what, answer.text)
     emptied = await api.patch("/projects/PRJ-X", json={"name": None})
-    assert emptied.json()["detail"] == "name cannot be emptied: leave a field out to keep it."
+    assert detail_text(emptied) == "name cannot be emptied: leave a field out to keep it."
     assert (await api.patch("/projects/PRJ-X", json={"sponsor": "CFO"})).json()["sponsor"] == "CFO"
     cleared = await api.patch("/projects/PRJ-X", json={"sponsor": None})
     assert cleared.status_code == 200
@@ -109,7 +109,7 @@ async def test_a_change_keeps_its_history_and_invalid_changes_are_refused(
     assert (await api.post("/projects/PRJ-Z/transitions", json={"to": "approved"})).is_success
     no_stage = await api.patch("/projects/PRJ-Z", json={"methodology": "agile"})
     assert no_stage.status_code == 409
-    assert no_stage.json()["detail"] == (
+    assert detail_text(no_stage) == (
         "PRJ-Z is approved, a stage the agile stage model does not have."
     )
     # The refused changes left no trace; the sponsor's two changes did.
@@ -121,7 +121,7 @@ async def test_a_change_keeps_its_history_and_invalid_changes_are_refused(
     assert (await api.post("/projects/NOPE/transitions", json={"to": "active"})).status_code == 404
     no_strategy = await api.get("/objectives")
     assert no_strategy.status_code == 404
-    assert no_strategy.json()["detail"] == "No strategy has been received yet."
+    assert detail_text(no_strategy) == "No strategy has been received yet."
 
     registered = await published(settings, "project-registered", at_least=2)
     assert [(e["project_id"], e["lifecycle"]) for e in registered] == [

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from services.registry.entrypoints.api import router
 from shared.security import Role
 from tests.conftest import bearer
-from tests.harness import RunningService
+from tests.harness import RunningService, detail_text
 from tests.registry.conftest import charter
 
 Rule = Literal["read", "propose", "manage_own", "admin"]
@@ -136,7 +136,7 @@ async def test_a_project_manager_proposes_as_manager_and_cannot_take_admin_decis
             "/projects", json=charter("PRJ-THEIRS", manager="bob@example.com"), headers=pm
         )
         assert theirs.status_code == 403
-        assert "proposes projects they manage" in theirs.json()["detail"]
+        assert "proposes projects they manage" in detail_text(theirs)
         key = await client.post("/projects", json=charter("PRJ-KEY", key_project=True), headers=pm)
         assert key.status_code == 403
 
@@ -144,7 +144,7 @@ async def test_a_project_manager_proposes_as_manager_and_cannot_take_admin_decis
             "/projects/PRJ-MINE", json={"manager": "bob@example.com"}, headers=pm
         )
         assert handover.status_code == 403
-        assert handover.json()["detail"] == "Only a PMO administrator changes manager."
+        assert detail_text(handover) == "Only a PMO administrator changes manager."
         same = await client.patch("/projects/PRJ-MINE", json={"manager": PM}, headers=pm)
         assert same.status_code == 200
 
@@ -154,4 +154,4 @@ async def test_a_project_manager_proposes_as_manager_and_cannot_take_admin_decis
         assert by_admin.status_code == 200
         lost = await client.patch("/projects/PRJ-MINE", json={"sponsor": "CFO"}, headers=pm)
         assert lost.status_code == 403
-        assert "managed by bob@example.com" in lost.json()["detail"]
+        assert "managed by bob@example.com" in detail_text(lost)

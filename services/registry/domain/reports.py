@@ -202,6 +202,23 @@ def _html_cells(row: ReportRow) -> list[tuple[str, str]]:
         if row.status_as_of
         else ""
     )
+    indices = " · ".join(
+        f"{label} {value:.2f}"
+        for label, value in (("SPI(t)", row.spi_t), ("CPI", row.cpi))
+        if value is not None
+    )
+    figures = f"<span class='small'>{escape(indices)}</span>" if indices else ""
+    forecast = (
+        f"<span class='small'>forecast {row.forecast_finish.isoformat()}</span>"
+        if row.forecast_finish
+        else ""
+    )
+    rebaselined = (
+        f"<span class='small rebaselined'>re-baselined on {row.rebaselined_on.isoformat()}"
+        f" (baseline {row.baseline_version})</span>"
+        if row.rebaselined_on
+        else ""
+    )
     return [
         ("number", "" if row.rank is None else str(row.rank)),
         ("", f"{escape(row.name)}{key}<span class='small'>{escape(row.project_id)}</span>"),
@@ -212,10 +229,10 @@ def _html_cells(row: ReportRow) -> list[tuple[str, str]]:
             f"{escape(row.lifecycle)}"
             f"<span class='small'>{escape(row.methodology or 'standard')}</span>",
         ),
-        ("health", escape(row.health or "no report yet")),
+        ("health", f"{escape(row.health or 'no report yet')}{figures}"),
         ("reasons", escape(reasons)),
         ("number", f"{escape(complete)}{as_of}"),
-        ("number", row.planned_finish_date.isoformat()),
+        ("number", f"{row.planned_finish_date.isoformat()}{forecast}{rebaselined}"),
         ("number", "" if row.score is None else f"{row.score:.2f}"),
         ("", escape(row.action or "")),
         ("number", f"{row.open_shortfall_fte:.1f}" if row.open_shortfall_fte else ""),
