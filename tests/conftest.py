@@ -35,6 +35,19 @@ TOKEN_SECRET = "test-token-secret"
 TEST_PARTITIONS = 2
 
 
+@pytest.fixture(scope="session", autouse=True)
+def traversable_temp_root(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Let an embedded PostgreSQL reach its data below pytest's temporary folders.
+
+    Run as root where user namespaces are not available, PostgreSQL drops to an ordinary uid,
+    which must traverse (not list) the folders above its data directory; pytest makes them
+    root-only. Traverse is all this grants.
+    """
+    base = tmp_path_factory.getbasetemp()
+    for folder in (base.parent, base):
+        folder.chmod(folder.stat().st_mode | 0o111)
+
+
 @pytest.fixture(scope="session")
 def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pmo-harness")
