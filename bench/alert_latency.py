@@ -21,14 +21,11 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import socket
 import statistics
 import time
 import uuid
 from datetime import timedelta
 
-import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from starlette.applications import Starlette
@@ -36,22 +33,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bench.consumer_throughput import START, consumed, machine, portfolio, until_consumed
-from pmo.embedded import EmbeddedKafka
+from bench.consumer_throughput import (
+    START,
+    bench_settings,
+    consumed,
+    machine,
+    portfolio,
+    until_consumed,
+)
+from pmo.embedded import free_port
 from pmo.topics import create_topics
 from services.catalog import SERVICES
 from shared.events import to_structured
 from shared.events.contracts import StatusChanged
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
-
-LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -103,15 +99,6 @@ async def raw_one_hop(settings: Settings, samples: int) -> list[float]:
 
 
 async def main(rate: int, seconds: int, slip_every: int) -> None:
-    kafka = os.environ.get("PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS")
-    broker = None
-    if not kafka:
-        broker = EmbeddedKafka()
-        kafka = broker.start()
-    admin_url = os.environ.get("PMO_BENCH_DATABASE_URL", LOCAL_POSTGRES)
-    database = f"pmo_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'CREATE DATABASE "{database}"')
     arrived: dict[str, float] = {}
     arrival = asyncio.Event()
 
@@ -145,109 +132,98 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
     idle_samples = 20
     projects = total + idle_samples  # one report per project: every slipping one is new
     try:
-        settings = Settings(
-            kafka_bootstrap_servers=kafka,
-            database_url=admin_url.rsplit("/", 1)[0] + f"/{database}",
-            topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
-            kafka_enable_idempotence=False,
-            consumer_session_timeout_ms=2000,
+        async with bench_settings(
             alert_webhook_url=f"http://127.0.0.1:{port}/hook",
             alert_webhook_secret="bench-secret",
             notification_throttle_window=timedelta(0),
-            log_json=False,
             log_level="WARNING",
-        )
-        await create_topics(settings, partitions=6)
-        runtimes = [
-            ServiceRuntime(SERVICES[name], settings)
-            for name in ("registry", "monitoring", "notifications")
-        ]
-        for runtime in runtimes:
-            await runtime.start()
-        monitoring = runtimes[1]
-        producer = AIOKafkaProducer(
-            **settings.kafka_client_options(), enable_idempotence=False, linger_ms=0
-        )
-        await producer.start()
-        try:
+        ) as settings:
+            await create_topics(settings, partitions=6)
+            runtimes = [
+                ServiceRuntime(SERVICES[name], settings)
+                for name in ("registry", "monitoring", "notifications")
+            ]
+            for runtime in runtimes:
+                await runtime.start()
+            monitoring = runtimes[1]
+            producer = AIOKafkaProducer(
+                **settings.kafka_client_options(), enable_idempotence=False, linger_ms=0
+            )
+            await producer.start()
+            try:
 
-            async def send(event: StatusChanged | object) -> None:
-                assert hasattr(event, "event_name")
-                value, headers = to_structured(event, source="/bench")  # type: ignore[arg-type]
-                await producer.send(
-                    f"{settings.topic_prefix}{event.event_name}",
-                    value,
-                    key=event.key().encode(),  # type: ignore[attr-defined]
-                    headers=headers,
+                async def send(event: StatusChanged | object) -> None:
+                    assert hasattr(event, "event_name")
+                    value, headers = to_structured(event, source="/bench")  # type: ignore[arg-type]
+                    await producer.send(
+                        f"{settings.topic_prefix}{event.event_name}",
+                        value,
+                        key=event.key().encode(),  # type: ignore[attr-defined]
+                        headers=headers,
+                    )
+
+                for event in portfolio(projects):
+                    await send(event)
+                await producer.flush()
+                await until_consumed(monitoring, projects)
+
+                # Idle: one slipping report at a time.
+                idle: list[float] = []
+                for n in range(idle_samples):
+                    project = total + n
+                    sent = time.perf_counter()
+                    await send(report(project, 180, slipping=True))
+                    await producer.flush()
+                    await until_arrived([f"PRJ-{project}"], 60)
+                    idle.append(arrived[f"PRJ-{project}"] - sent)
+
+                # Steady: `rate` a second, one in `slip_every` slipping.
+                published: dict[str, float] = {}
+                before = consumed(monitoring)
+                began = time.perf_counter()
+                for n in range(total):
+                    due = began + n / rate
+                    if (wait := due - time.perf_counter()) > 0:
+                        await asyncio.sleep(wait)
+                    slipping = n % slip_every == slip_every - 1
+                    if slipping:
+                        published[f"PRJ-{n}"] = time.perf_counter()
+                    await send(report(n, 180, slipping))
+                await producer.flush()
+                sending = time.perf_counter() - began
+                await until_arrived(list(published), 300)
+                steady = [arrived[p] - t for p, t in published.items() if p in arrived]
+                taken = consumed(monitoring) - before
+            finally:
+                await producer.stop()
+                for runtime in reversed(runtimes):
+                    await runtime.stop()
+            hops = await raw_one_hop(settings, 200)
+
+            def line(name: str, values: list[float]) -> str:
+                return (
+                    f"{name:<34} {len(values):>6} {1000 * statistics.median(values):>9.1f} "
+                    f"{1000 * percentile(values, 0.99):>9.1f} {1000 * max(values):>9.1f}"
                 )
 
-            for event in portfolio(projects):
-                await send(event)
-            await producer.flush()
-            await until_consumed(monitoring, projects)
-
-            # Idle: one slipping report at a time.
-            idle: list[float] = []
-            for n in range(idle_samples):
-                project = total + n
-                sent = time.perf_counter()
-                await send(report(project, 180, slipping=True))
-                await producer.flush()
-                await until_arrived([f"PRJ-{project}"], 60)
-                idle.append(arrived[f"PRJ-{project}"] - sent)
-
-            # Steady: `rate` a second, one in `slip_every` slipping.
-            published: dict[str, float] = {}
-            before = consumed(monitoring)
-            began = time.perf_counter()
-            for n in range(total):
-                due = began + n / rate
-                if (wait := due - time.perf_counter()) > 0:
-                    await asyncio.sleep(wait)
-                slipping = n % slip_every == slip_every - 1
-                if slipping:
-                    published[f"PRJ-{n}"] = time.perf_counter()
-                await send(report(n, 180, slipping))
-            await producer.flush()
-            sending = time.perf_counter() - began
-            await until_arrived(list(published), 300)
-            steady = [arrived[p] - t for p, t in published.items() if p in arrived]
-            taken = consumed(monitoring) - before
-        finally:
-            await producer.stop()
-            for runtime in reversed(runtimes):
-                await runtime.stop()
-        hops = await raw_one_hop(settings, 200)
-
-        def line(name: str, values: list[float]) -> str:
-            return (
-                f"{name:<34} {len(values):>6} {1000 * statistics.median(values):>9.1f} "
-                f"{1000 * percentile(values, 0.99):>9.1f} {1000 * max(values):>9.1f}"
+            print(f"machine: {machine()}")
+            print(
+                f"steady load: {total} status reports at {rate}/s (sent in {sending:.1f} s), "
+                f"{slipping_count} slipping, on {projects} projects; monitoring took {taken:.0f}"
             )
-
-        print(f"machine: {machine()}")
-        print(
-            f"steady load: {total} status reports at {rate}/s (sent in {sending:.1f} s), "
-            f"{slipping_count} slipping, on {projects} projects; monitoring took {taken:.0f}"
-        )
-        print(f"{'path':<34} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
-        print(line("raw one hop (baseline)", hops))
-        print(line("report -> webhook, idle", idle))
-        print(line(f"report -> webhook, {rate}/s", steady))
-        missing = len(published) - len(steady)
-        if missing:
-            print(f"not received within 300 s: {missing}")
-        print(
-            f"ratio p99 idle / raw hop p99: {percentile(idle, 0.99) / percentile(hops, 0.99):.1f}"
-        )
+            print(f"{'path':<34} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
+            print(line("raw one hop (baseline)", hops))
+            print(line("report -> webhook, idle", idle))
+            print(line(f"report -> webhook, {rate}/s", steady))
+            missing = len(published) - len(steady)
+            if missing:
+                print(f"not received within 300 s: {missing}")
+            ratio = percentile(idle, 0.99) / percentile(hops, 0.99)
+            print(f"ratio p99 idle / raw hop p99: {ratio:.1f}")
     finally:
         receiver.should_exit = True
         with contextlib.suppress(Exception):
             await serving
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
-        if broker is not None:
-            broker.stop()
 
 
 if __name__ == "__main__":

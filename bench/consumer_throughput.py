@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import platform
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import asyncpg
@@ -142,7 +144,13 @@ async def raw_baseline(settings: Settings, total: int) -> float:
         await consumer.stop()
 
 
-async def main(events: int, projects: int) -> None:
+@contextlib.asynccontextmanager
+async def bench_settings(**overrides: object) -> AsyncIterator[Settings]:
+    """Settings of one benchmark run: its own topics and database, dropped at the end.
+
+    The broker is PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS if set, else an embedded Tansu started here;
+    the database is made on PMO_BENCH_DATABASE_URL, else the PostgreSQL on 127.0.0.1:5432.
+    """
     kafka = os.environ.get("PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS")
     broker = None
     if not kafka:
@@ -153,14 +161,26 @@ async def main(events: int, projects: int) -> None:
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'CREATE DATABASE "{database}"')
     try:
-        settings = Settings(
-            kafka_bootstrap_servers=kafka,
-            database_url=admin_url.rsplit("/", 1)[0] + f"/{database}",
-            topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
-            kafka_enable_idempotence=False,
-            consumer_session_timeout_ms=2000,
-            log_json=False,
+        yield Settings.model_validate(
+            {
+                "kafka_bootstrap_servers": kafka,
+                "database_url": admin_url.rsplit("/", 1)[0] + f"/{database}",
+                "topic_prefix": f"bench{uuid.uuid4().hex[:6]}.",
+                "kafka_enable_idempotence": False,
+                "consumer_session_timeout_ms": 2000,
+                "log_json": False,
+                **overrides,
+            }
         )
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+        if broker is not None:
+            broker.stop()
+
+
+async def main(events: int, projects: int) -> None:
+    async with bench_settings() as settings:
         await create_topics(settings, partitions=6)
         # The service takes the baselines, stops, and meets the reports as a backlog, so that
         # the timing is of consuming, not of the producer (which shares this process).
@@ -186,11 +206,6 @@ async def main(events: int, projects: int) -> None:
         print(f"{'raw aiokafka (baseline)':<40} {raw:>8.2f} {total / raw:>10.0f}")
         print(f"{'monitoring service, one instance':<40} {service:>8.2f} {total / service:>10.0f}")
         print(f"ratio service/baseline: {raw / service:.3f}")
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
-        if broker is not None:
-            broker.stop()
 
 
 if __name__ == "__main__":
