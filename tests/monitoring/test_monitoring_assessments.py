@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
-from shared.settings import Settings
-from tests.conftest import ServiceStarter
 from tests.harness import Enterprise, eventually
 from tests.monitoring.monitoring_support import (
-    QUIET_CLOCK_S,
     MonitoringProbe,
     by_project,
     charter,
@@ -20,18 +16,6 @@ from tests.monitoring.monitoring_support import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def monitoring(
-    start_service: ServiceStarter, settings: Settings
-) -> AsyncIterator[MonitoringProbe]:
-    probe = MonitoringProbe(
-        await start_service("monitoring", monitoring_staleness_check_interval_s=QUIET_CLOCK_S),
-        settings,
-    )
-    yield probe
-    await probe.close()
 
 
 # Linear 100,000 over 2026-01-01..2026-12-31 (PD = 364 days), spent as earned (CPI = 1):

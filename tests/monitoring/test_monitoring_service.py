@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from shared.settings import Settings
-from tests.conftest import ServiceStarter
 from tests.harness import Enterprise, eventually
 from tests.monitoring.monitoring_support import (
-    QUIET_CLOCK_S,
     MonitoringProbe,
     by_project,
     charter,
@@ -20,18 +17,6 @@ from tests.monitoring.monitoring_support import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def monitoring(
-    start_service: ServiceStarter, settings: Settings
-) -> AsyncIterator[MonitoringProbe]:
-    probe = MonitoringProbe(
-        await start_service("monitoring", monitoring_staleness_check_interval_s=QUIET_CLOCK_S),
-        settings,
-    )
-    yield probe
-    await probe.close()
 
 
 async def test_figures_of_each_report_match_the_hand_computation(
