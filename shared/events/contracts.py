@@ -562,7 +562,8 @@ class Assignment(ContractModel):
 
 
 class ResourceAllocated(ProjectEvent):
-    """The allocation decided a resource request."""
+    """The allocation decided a resource request (again when its reason changes while its
+    people stay: the newest per request stands)."""
 
     event_name: ClassVar[str] = "resource-allocated"
 

@@ -543,12 +543,16 @@ class Explainer:
             + "."
         )
         contest = hashlib.sha256(json.dumps([members, people]).encode()).hexdigest()[:16]
+        # The rationale is part of what was decided: the same grants explained otherwise (a
+        # project registered, moved stage or re-ranked since) are a new resolution, published
+        # anew, and the stale one is closed as superseded.
         fingerprint = json.dumps(
             [
                 members,
                 people,
                 list(weeks),
                 [[d.request_id, d.fte_granted] for d in (*winners, *losers)],
+                rationale,
             ]
         )
         return Conflict(

@@ -155,7 +155,13 @@ def conflict_event(conflict: Conflict) -> ResourceConflictResolved:
 async def apply_resolution(
     uow: UnitOfWork, state: AllocationState, resolution: Resolution, causes: Sequence[str]
 ) -> None:
-    """Store what the resolution decided and publish each decision and change once."""
+    """Store what the resolution decided and publish each decision and change once.
+
+    A request is published as `resource-allocated` when first decided, and again whenever its
+    decision reads otherwise while its allocation stays the same (the project was registered,
+    changed stage or rank after the decision): what the consumers keep always says why as of
+    now. A changed allocation is an `allocation-changed`, whose cause carries the new reason.
+    """
     session = uow.session
     now = datetime.now(UTC)
     before, after = state.allocations, resolution.allocations
@@ -199,6 +205,8 @@ async def apply_resolution(
             )
         ).all()
     }
+    changed = {change.request_id for change in resolution.changed}
+    restated: list[str] = []
     for request_id, outcome in resolution.outcomes.items():
         values: dict[str, Any] = {
             "status": outcome.status,
@@ -209,6 +217,10 @@ async def apply_resolution(
             values["decided_at"] = now
         elif stored.get(request_id) == (outcome.status, outcome.fte_granted, outcome.reason):
             continue  # unchanged: most requests, most of the time
+        elif request_id not in changed:
+            # The same people, but the decision reads otherwise: the project became known,
+            # changed stage or rank. Its published reason must not stay stale.
+            restated.append(request_id)
         await session.exec(
             update(ResourceRequest)
             .where(col(ResourceRequest.request_id) == request_id)
@@ -218,7 +230,7 @@ async def apply_resolution(
     # covers all its weeks. Consumers keep the newest figure per request, so the decisions and
     # changes must be the later events.
     await record_conflicts(uow, resolution.conflicts, cause, now)
-    for request_id in resolution.decided:
+    for request_id in (*resolution.decided, *restated):
         request, outcome = state.requests[request_id], resolution.outcomes[request_id]
         await uow.publish(
             ResourceAllocated(
