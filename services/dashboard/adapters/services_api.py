@@ -130,3 +130,17 @@ class ServicesApi:
             cursor = page.get("next_cursor")
             if not cursor:
                 return items
+
+    async def all_health(self, token: str, **filters: Any) -> dict[str, dict[str, Any]]:
+        """Monitoring's latest assessment of every project matching `filters`, by project id:
+        one call per 500 projects (monitoring's `GET /health`, all pages)."""
+        found: dict[str, dict[str, Any]] = {}
+        cursor: str | None = None
+        while True:
+            page = await self.get(
+                "monitoring", "/health", token, limit=500, cursor=cursor, **filters
+            )
+            found.update({str(item["project_id"]): item for item in page["items"]})
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return found

@@ -192,18 +192,6 @@ def _errors(app: FastAPI) -> None:
         )
 
 
-async def _health_of(
-    api: ServicesApi, token: str, project_ids: list[str]
-) -> dict[str, dict[str, Any] | None]:
-    answers = await asyncio.gather(
-        *(
-            api.get_or_none("monitoring", f"/projects/{quote(pid)}/health", token)
-            for pid in project_ids
-        )
-    )
-    return dict(zip(project_ids, answers, strict=True))
-
-
 async def _ranking(api: ServicesApi, token: str) -> list[dict[str, Any]]:
     answer = await api.get("registry", "/portfolio", token)
     return list(answer.get("projects") or [])
@@ -225,14 +213,18 @@ async def overview_data(
     api: ServicesApi, token: str, filters: Mapping[str, str]
 ) -> tuple[portfolio.Overview, dict[str, list[str]]]:
     """The overview of the projects matching `filters`, and the values each filter offers."""
-    projects, ranking = await asyncio.gather(api.all_projects(token), _ranking(api, token))
+    # Health for the whole portfolio in one call (per 500 projects), alongside the registry's
+    # lists: the registry's own business unit, stage and methodology decide the filters.
+    projects, ranking, assessed = await asyncio.gather(
+        api.all_projects(token), _ranking(api, token), api.all_health(token)
+    )
     options = {
         "business_unit": sorted({str(p["business_unit"]) for p in projects}),
         "lifecycle": sorted({str(p["lifecycle"]) for p in projects}),
         "methodology": sorted({str(p.get("methodology") or "standard") for p in projects}),
     }
     chosen = [p for p in projects if _matches(p, filters)]
-    health = await _health_of(api, token, [str(p["project_id"]) for p in chosen])
+    health = {str(p["project_id"]): assessed.get(str(p["project_id"])) for p in chosen}
     return portfolio.overview(chosen, health, ranking), options
 
 
