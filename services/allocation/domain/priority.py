@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 # Lifecycle stages whose projects hold no people: their allocations are released at once.
 HOLDS_NOTHING = frozenset({"on_hold", "completed", "terminated"})
@@ -40,6 +41,11 @@ class ProjectStanding:
 
     def priority_key(self) -> tuple[int, int, float]:
         """Lexicographic: lifecycle tier, then key project, then strategic rank (higher wins)."""
+        return self._priority_key
+
+    @cached_property
+    def _priority_key(self) -> tuple[int, int, float]:
+        # Memoised (the standing is immutable): explanations compare projects thousands of times.
         if self.rank is not None and self.portfolio_size:
             strategic = (self.portfolio_size - self.rank + 1) / self.portfolio_size
         else:

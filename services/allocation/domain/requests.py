@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
+from functools import lru_cache
 
 DEFAULT_HOURS_PER_FTE_WEEK = 40.0
 
@@ -13,8 +14,10 @@ def iso_week(day: date) -> str:
     return f"{year}-W{week:02d}"
 
 
+@lru_cache(maxsize=4096)
 def week_monday(week: str) -> date:
-    """The Monday that starts an ISO week written like 2026-W48."""
+    """The Monday that starts an ISO week written like 2026-W48 (memoised: explanations ask for
+    the same few weeks hundreds of thousands of times)."""
     year, number = week.split("-W")
     return date.fromisocalendar(int(year), int(number), 1)
 

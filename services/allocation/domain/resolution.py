@@ -268,9 +268,9 @@ def resolve(
         request = state.requests[request_id]
         if not request.decided:
             continue
-        old = before.outcome(request)
-        if not old.same_allocation(outcomes[request_id]):
-            changed.append(RequestChange(request_id, old, outcomes[request_id]))
+        # The lines alone tell whether it changed; the words only for those that did.
+        if before.lines(request) != outcomes[request_id].assignments:
+            changed.append(RequestChange(request_id, before.outcome(request), outcomes[request_id]))
     return Resolution(
         allocations=allocations,
         outcomes=outcomes,

@@ -53,7 +53,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import highspy
 import numpy as np
@@ -1148,40 +1148,22 @@ def solve_milp(
 def solve(problem: AllocationProblem, *, time_limit: float = 10.0, threads: int = 1) -> Solution:
     """The exact min-cost flow's answer (see `solve_flow`); greedy's should the flow fail.
 
-    The greedy rule runs first: its value is reported beside the flow's (the gap the fallback
-    would cost), it fills any week the flow does not reach within `time_limit` seconds, and it
-    checks the flow: scoring more on the flow's own objective would prove the flow wrong, and
-    its answer is then used instead. At 2,000 requests x 500 people x 26 weeks the whole takes
-    one to three seconds on a shared 2-core machine, so the default limit of 10 s is not reached.
+    OR-Tools proves each week's flow optimal (in integers, so exactly) or `_solve_week` raises:
+    the greedy rule runs only where it is needed, on the weeks the flow does not reach within
+    `time_limit` seconds, or for the whole problem should OR-Tools fail (then `greedy_value`
+    says what it achieved). At 2,000 requests x 500 people x 26 weeks the flow takes about a
+    second on a 2-core machine (bench/results/allocation.md), so the default limit of 10 s is
+    not reached; running greedy first as a reference would add half as much again.
     """
     started = time.perf_counter()
-    greedy = solve_greedy(problem)
-    left = time_limit - (time.perf_counter() - started)
     try:
-        exact, network = _solve_flow(
-            problem, time_limit=left, threads=threads, late=greedy.allocations
-        )
+        exact, _ = _solve_flow(problem, time_limit=time_limit, threads=threads, late=None)
     except Exception as error:  # a solver bug must not stop allocation: greedy stands in
         return _as_fallback(
-            greedy, f"fallback: min-cost flow failed ({type(error).__name__}: {error})"
+            solve_greedy(problem),
+            f"fallback: min-cost flow failed ({type(error).__name__}: {error})",
         )
-    try:
-        beaten = _score(network, greedy.allocations) > _score(network, exact.allocations)
-    except ValueError:  # greedy gave an amount finer than the flow's unit: nothing to compare
-        beaten = False
-    if beaten:
-        return _as_fallback(greedy, f"fallback: greedy beat the flow's {exact.status} solution")
-    return Solution(
-        allocations=exact.allocations,
-        value=exact.value,
-        moved=exact.moved,
-        method=exact.method,
-        status=exact.status,
-        seconds=time.perf_counter() - started,
-        mip_gap=exact.mip_gap,
-        greedy_value=greedy.value,
-        moved_fte_weeks=exact.moved_fte_weeks,
-    )
+    return replace(exact, seconds=time.perf_counter() - started)
 
 
 def _as_fallback(greedy: Solution, status: str) -> Solution:
