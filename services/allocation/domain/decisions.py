@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import cached_property
 from typing import Literal
 
 from services.allocation.domain.pool import CapacityChange, capacity_on, weekly_capacity
@@ -39,6 +40,10 @@ class PoolMember:
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
     """Memo of `capacity_in`: a resolution asks for the same weeks hundreds of times."""
+    _over: dict[int | tuple[date, ...], float] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """Memo of `capacity_over`, for the part weeks of requests starting or ending mid-week."""
 
     def capacity_in(self, week: str) -> float:
         """FTE available in an ISO week (see pool.weekly_capacity)."""
@@ -49,10 +54,15 @@ class PoolMember:
 
     def capacity_over(self, days: Sequence[date]) -> float:
         """FTE-weeks available on these working days: each day's capacity over five."""
-        total = sum(capacity_on(self.capacity_fte, self.changes, day) for day in days)
-        return round(total / WORKING_DAYS_PER_WEEK, 4)
+        # Without changes every day is alike: only how many there are matters.
+        key: int | tuple[date, ...] = tuple(days) if self.changes else len(days)
+        found = self._over.get(key)
+        if found is None:
+            total = sum(capacity_on(self.capacity_fte, self.changes, day) for day in days)
+            found = self._over[key] = round(total / WORKING_DAYS_PER_WEEK, 4)
+        return found
 
-    @property
+    @cached_property
     def skill_keys(self) -> frozenset[str]:
         return frozenset(skill.casefold() for skill in self.skills)
 
@@ -82,6 +92,10 @@ class OpenRequest:
     """Whether its decision (resource-allocated) was already published."""
     working_days: Mapping[str, int] = field(default_factory=dict)
     """Working days of the request per week; a week left out counts all five."""
+    _days: dict[str, tuple[date, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """Memo of `days_in`."""
 
     def share(self, week: str) -> float:
         """The part of the week's five working days the request covers (1.0 for a full week)."""
@@ -95,10 +109,13 @@ class OpenRequest:
         return [week for week in self.planned if self.share(week) < 1.0]
 
     def days_in(self, week: str) -> tuple[date, ...]:
-        """The request's working days in an ISO week."""
-        monday = week_monday(week)
-        days = (monday + timedelta(days=offset) for offset in range(WORKING_DAYS_PER_WEEK))
-        return tuple(day for day in days if self.start <= day <= self.end)
+        """The request's working days in an ISO week (memoised)."""
+        found = self._days.get(week)
+        if found is None:
+            monday = week_monday(week)
+            days = (monday + timedelta(days=offset) for offset in range(WORKING_DAYS_PER_WEEK))
+            found = self._days[week] = tuple(day for day in days if self.start <= day <= self.end)
+        return found
 
     def may_use(self, member: PoolMember) -> bool:
         if self.named_resource is not None:

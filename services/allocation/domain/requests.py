@@ -125,7 +125,13 @@ def hint_level(priority: str | None) -> int:
 
 def week_ranges(weeks: Iterable[str]) -> str:
     """Weeks as a PMO reads them: `2026-W50 to 2026-W52, 2027-W03` (consecutive weeks joined)."""
-    ordered = sorted(set(weeks))
+    return _week_ranges(tuple(sorted(set(weeks))))
+
+
+@lru_cache(maxsize=8192)
+def _week_ranges(ordered: tuple[str, ...]) -> str:
+    """`week_ranges` of sorted distinct weeks, memoised: a resolution writes the same few
+    thousand ranges into tens of thousands of explanations."""
     if not ordered:
         return "no weeks"
     spans: list[tuple[str, str]] = []
