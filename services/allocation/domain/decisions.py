@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from functools import cached_property
+from functools import lru_cache
 from typing import Literal
 
 from services.allocation.domain.pool import CapacityChange, capacity_on, weekly_capacity
@@ -27,6 +27,34 @@ from services.allocation.domain.solver import TOLERANCE, Slot
 Status = Literal["granted", "partial", "denied"]
 
 
+# Memoised helpers (a resolution asks for the same skills, weeks and days tens of thousands of
+# times); kept off the instances so that `vars()` of a member or request stays its fields.
+
+
+@lru_cache(maxsize=4096)
+def _skill_keys(skills: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(skill.casefold() for skill in skills)
+
+
+@lru_cache(maxsize=65536)
+def _capacity_over(
+    base_fte: float, changes: tuple[CapacityChange, ...], days: int | tuple[date, ...]
+) -> float:
+    """FTE-weeks on `days` (a count of ordinary days when there are no changes)."""
+    if isinstance(days, int):
+        total = sum([base_fte] * days)
+    else:
+        total = sum(capacity_on(base_fte, changes, day) for day in days)
+    return round(total / WORKING_DAYS_PER_WEEK, 4)
+
+
+@lru_cache(maxsize=65536)
+def _days_in(start: date, end: date, week: str) -> tuple[date, ...]:
+    monday = week_monday(week)
+    days = (monday + timedelta(days=offset) for offset in range(WORKING_DAYS_PER_WEEK))
+    return tuple(day for day in days if start <= day <= end)
+
+
 @dataclass(frozen=True)
 class PoolMember:
     """A person (or team) of the pool: skills, usual capacity and its dated changes."""
@@ -36,35 +64,20 @@ class PoolMember:
     skills: tuple[str, ...]
     capacity_fte: float
     changes: tuple[CapacityChange, ...] = ()
-    _weekly: dict[str, float] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
-    """Memo of `capacity_in`: a resolution asks for the same weeks hundreds of times."""
-    _over: dict[int | tuple[date, ...], float] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
-    """Memo of `capacity_over`, for the part weeks of requests starting or ending mid-week."""
 
     def capacity_in(self, week: str) -> float:
         """FTE available in an ISO week (see pool.weekly_capacity)."""
-        found = self._weekly.get(week)
-        if found is None:
-            found = self._weekly[week] = weekly_capacity(self.capacity_fte, self.changes, week)
-        return found
+        return weekly_capacity(self.capacity_fte, self.changes, week)
 
     def capacity_over(self, days: Sequence[date]) -> float:
         """FTE-weeks available on these working days: each day's capacity over five."""
-        # Without changes every day is alike: only how many there are matters.
-        key: int | tuple[date, ...] = tuple(days) if self.changes else len(days)
-        found = self._over.get(key)
-        if found is None:
-            total = sum(capacity_on(self.capacity_fte, self.changes, day) for day in days)
-            found = self._over[key] = round(total / WORKING_DAYS_PER_WEEK, 4)
-        return found
+        if not self.changes:  # every day alike: only how many there are matters
+            return _capacity_over(self.capacity_fte, (), len(days))
+        return _capacity_over(self.capacity_fte, self.changes, tuple(days))
 
-    @cached_property
+    @property
     def skill_keys(self) -> frozenset[str]:
-        return frozenset(skill.casefold() for skill in self.skills)
+        return _skill_keys(self.skills)
 
     def label(self) -> str:
         return f"{self.name} ({self.resource_id})" if self.name != self.resource_id else self.name
@@ -92,10 +105,6 @@ class OpenRequest:
     """Whether its decision (resource-allocated) was already published."""
     working_days: Mapping[str, int] = field(default_factory=dict)
     """Working days of the request per week; a week left out counts all five."""
-    _days: dict[str, tuple[date, ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False, hash=False
-    )
-    """Memo of `days_in`."""
 
     def share(self, week: str) -> float:
         """The part of the week's five working days the request covers (1.0 for a full week)."""
@@ -109,13 +118,8 @@ class OpenRequest:
         return [week for week in self.planned if self.share(week) < 1.0]
 
     def days_in(self, week: str) -> tuple[date, ...]:
-        """The request's working days in an ISO week (memoised)."""
-        found = self._days.get(week)
-        if found is None:
-            monday = week_monday(week)
-            days = (monday + timedelta(days=offset) for offset in range(WORKING_DAYS_PER_WEEK))
-            found = self._days[week] = tuple(day for day in days if self.start <= day <= self.end)
-        return found
+        """The request's working days in an ISO week."""
+        return _days_in(self.start, self.end, week)
 
     def may_use(self, member: PoolMember) -> bool:
         if self.named_resource is not None:
