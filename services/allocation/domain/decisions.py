@@ -292,6 +292,7 @@ class Explainer:
         self._short: dict[str, list[str]] = {}
         self._planned: dict[str, frozenset[str]] = {}
         self._held_cells: dict[tuple[PoolKey, str], list[tuple[str, dict[str, float]]]] = {}
+        self._pool_holders: dict[tuple[PoolKey, str], dict[str, float]] = {}
         self._words: dict[str, str] = {}
         self._comparisons: dict[tuple[str, str], str] = {}
 
@@ -476,10 +477,23 @@ class Explainer:
         """Other requests holding the people `request` could use in `weeks`: id -> weight."""
         found: dict[str, float] = {}
         for week in weeks:
+            if request.share(week) >= 1.0:
+                found.update(self._holders_of_pool(request, week))
+            else:
+                for _, held in self._cells_held(request, week):
+                    found.update(dict.fromkeys(held, 0.0))
+        found.pop(request.request_id, None)
+        return {other: self.weights.get(other, 0.0) for other in found}
+
+    def _holders_of_pool(self, request: OpenRequest, week: str) -> dict[str, float]:
+        """Every request holding someone of the request's pool in a whole week (memoised)."""
+        key = (self._pool_key(request), week)
+        found = self._pool_holders.get(key)
+        if found is None:
+            found = {}
             for _, held in self._cells_held(request, week):
-                for other in held:
-                    if other != request.request_id and other not in found:
-                        found[other] = self.weights.get(other, 0.0)
+                found.update(dict.fromkeys(held, 0.0))
+            self._pool_holders[key] = found
         return found
 
     def shortage_cause(self, request: OpenRequest, short: Sequence[str]) -> str:
