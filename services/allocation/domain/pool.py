@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from services.allocation.domain.requests import WORKING_DAYS_PER_WEEK, week_monday
@@ -92,6 +93,13 @@ def weekly_capacity(base_fte: float, changes: Sequence[CapacityChange], week: st
     """
     if not changes:
         return base_fte
+    return _weekly_capacity(base_fte, tuple(changes), week)
+
+
+@lru_cache(maxsize=65536)
+def _weekly_capacity(base_fte: float, changes: tuple[CapacityChange, ...], week: str) -> float:
+    """`weekly_capacity` with changes, memoised: a resolution asks for the same person-weeks
+    hundreds of times."""
     monday = week_monday(week)
     total = sum(
         capacity_on(base_fte, changes, monday + timedelta(days=offset))
