@@ -1,23 +1,20 @@
 """Who may call the HTTP APIs: signed bearer tokens carrying one of the PMO's roles.
 
-A token is `pmo1.<claims>.<signature>`: the claims are base64url JSON (`sub`, `role`, `exp`), the
-signature an HMAC-SHA256 over `pmo1.<claims>` with `PMO_TOKEN_SECRET`. Every service verifies a
-token with the shared secret alone, so no service needs another's tables to know who is calling.
+A token is a JWT (RFC 7519, PyJWT) signed with HS256 and `PMO_TOKEN_SECRET`, with the claims `sub`,
+`role` and `exp`. Every service verifies a token with the shared secret alone, so no service needs
+another's tables to know who is calling.
 `pmo token create` issues them; `PMO_ADMIN_TOKEN` is the bootstrap administrator's.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal, get_args
 
+import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -25,7 +22,8 @@ from shared.settings import Settings
 
 Role = Literal["pmo_admin", "project_manager", "viewer"]
 ROLES: tuple[Role, ...] = get_args(Role)
-TOKEN_PREFIX = "pmo1"
+TOKEN_ALGORITHM = "HS256"
+"""The one signing algorithm issued and accepted (HMAC-SHA256 with PMO_TOKEN_SECRET)."""
 
 _bearer = HTTPBearer(auto_error=False, description="A PMO API token")
 
@@ -49,49 +47,64 @@ class Principal:
         )
 
 
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _sign(secret: str, payload: str) -> str:
-    return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+class TokenRejected(ValueError):
+    """A bearer token that does not stand for anyone; the message is one line saying why."""
 
 
 def issue_token(secret: str, subject: str, role: Role, *, ttl_seconds: int = 90 * 86400) -> str:
+    """A JWT (HS256 with `secret`) for `subject` with `role`, valid for `ttl_seconds` seconds.
+
+    Raises ValueError for a role outside ROLES.
+    """
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
     claims = {"sub": subject, "role": role, "exp": int(time.time()) + ttl_seconds}
-    payload = f"{TOKEN_PREFIX}.{_b64(json.dumps(claims, separators=(',', ':')).encode())}"
-    return f"{payload}.{_sign(secret, payload)}"
+    return jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
 
 
-def authenticate(settings: Settings, token: str) -> Principal | None:
-    """The principal a token stands for, or None if it is not valid (forged, expired, garbled).
+def verify_token(settings: Settings, token: str) -> Principal:
+    """The principal a token stands for: the bootstrap admin token, or a JWT we signed.
 
-    Comparisons are constant-time so response times do not leak how close a guess was.
+    Only HS256 is accepted (never `none`, never another algorithm named in the token's header),
+    and `sub`, `role` and `exp` are required. Raises TokenRejected with a one-line reason for an
+    unknown, expired, altered, wrongly signed or garbled token. The admin token comparison is
+    constant-time so response times do not leak how close a guess was (PyJWT's is too).
     """
     admin = settings.admin_token.get_secret_value() if settings.admin_token else None
     if admin and secrets.compare_digest(token.encode(), admin.encode()):
         return Principal(subject="pmo-admin", role="pmo_admin")
     secret = settings.token_secret.get_secret_value() if settings.token_secret else None
-    parts = token.split(".")
-    if not secret or len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-        return None
-    payload = f"{parts[0]}.{parts[1]}"
-    if not secrets.compare_digest(_sign(secret, payload).encode(), parts[2].encode()):
-        return None
+    if not secret:
+        raise TokenRejected("it is not the admin token and no PMO_TOKEN_SECRET is set to check it")
     try:
-        claims = json.loads(_unb64(parts[1]))
-        subject, role, expires = str(claims["sub"]), claims["role"], int(claims["exp"])
-    except (ValueError, KeyError, TypeError):
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[TOKEN_ALGORITHM],
+            options={"require": ["sub", "role", "exp"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise TokenRejected("it has expired; ask for a new one (`pmo token create`)") from None
+    except jwt.InvalidAlgorithmError:
+        raise TokenRejected(f"it is not signed with {TOKEN_ALGORITHM}") from None
+    except jwt.InvalidSignatureError:
+        raise TokenRejected("its signature does not match (altered or another key)") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise TokenRejected(f"it lacks the {exc.claim!r} claim") from None
+    except jwt.InvalidTokenError:
+        raise TokenRejected("it is not a token this PMO issued (garbled or unknown)") from None
+    role = claims["role"]
+    if role not in ROLES:
+        raise TokenRejected(f"its role {role!r} is not one of {', '.join(ROLES)}")
+    return Principal(subject=str(claims["sub"]), role=role)
+
+
+def authenticate(settings: Settings, token: str) -> Principal | None:
+    """The principal a token stands for, or None if it is not valid (see `verify_token`)."""
+    try:
+        return verify_token(settings, token)
+    except TokenRejected:
         return None
-    if role not in ROLES or expires < time.time():
-        return None
-    return Principal(subject=subject, role=role)
 
 
 def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
@@ -108,13 +121,14 @@ def require_role(*roles: Role) -> Callable[..., Awaitable[Principal]]:
                 "A bearer token is required: send 'Authorization: Bearer <token>'.",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-        principal = authenticate(request.app.state.settings, credentials.credentials)
-        if principal is None:
+        try:
+            principal = verify_token(request.app.state.settings, credentials.credentials)
+        except TokenRejected as rejected:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
-                "The bearer token is not valid (unknown, expired or altered).",
+                f"The bearer token is not valid: {rejected}.",
                 headers={"WWW-Authenticate": "Bearer"},
-            )
+            ) from None
         if principal.role not in allowed:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,

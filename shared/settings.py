@@ -159,8 +159,9 @@ class Settings(BaseSettings):
     notifications 8004)."""
     admin_token: SecretStr | None = None
     """Bootstrap bearer token with the `pmo_admin` role for the HTTP APIs."""
-    token_secret: SecretStr | None = None
-    """HMAC key signing API tokens (`pmo token create`); the same in every service."""
+    token_secret: SecretStr | None = Field(default=None, min_length=32)
+    """HMAC-SHA256 key signing the API tokens (`pmo token create`); the same in every service.
+    At least 32 characters: RFC 7518 section 3.2 wants an HS256 key as long as the hash."""
 
     # --- Dashboard ---------------------------------------------------------------------------
     dashboard_public_url: str = "http://127.0.0.1:8000"
@@ -403,6 +404,8 @@ def _expected(problem: Any) -> str:
         return f"expected a number {words} {context.get(key)}"
     if kind == "literal_error":
         return f"expected one of {context.get('expected')}"
+    if kind in ("too_short", "string_too_short"):
+        return f"expected at least {context.get('min_length')} characters"
     message = str(problem["msg"]).removeprefix("Value error, ")
     return message if message.startswith("expected") else f"expected: {message}"
 

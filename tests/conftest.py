@@ -31,7 +31,7 @@ from tests.harness import (
 )
 
 ADMIN_TOKEN = "test-admin-token"
-TOKEN_SECRET = "test-token-secret"
+TOKEN_SECRET = "test-token-secret-of-32-characters"
 TEST_PARTITIONS = 2
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import psutil
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -26,10 +27,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 def gone(pid: int) -> bool:
     """True once `pid` has exited (a zombie whose parent died counts as exited)."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
+        return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
         return True
-    return state in ("Z", "X")
 
 
 def wait_gone(pid: int, timeout: float = 5.0) -> bool:
@@ -43,17 +43,12 @@ def wait_gone(pid: int, timeout: float = 5.0) -> bool:
 
 def postgres_pids_serving(data_dir: Path) -> list[int]:
     """Live processes working in `data_dir`: the postmaster and every backend chdir there."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-        except OSError:
-            continue
-        if cwd == str(data_dir.resolve()) and not gone(int(entry)):
-            pids.append(int(entry))
-    return pids
+    target = str(data_dir.resolve())
+    return [
+        proc.pid
+        for proc in psutil.process_iter(["cwd"])
+        if proc.info["cwd"] == target and not gone(proc.pid)
+    ]
 
 
 @pytest.fixture(scope="module")

@@ -92,20 +92,20 @@ def test_the_readmes_duration_forms_are_accepted_by_the_commands(
         monkeypatch,
         capsys,
         *COMMANDS["token create"],
-        PMO_TOKEN_SECRET="s3cret",
+        PMO_TOKEN_SECRET="s3cret-s3cret-s3cret-s3cret-s3cret",
         PMO_NOTIFICATION_THROTTLE_WINDOW="10 min",
         PMO_DIGEST_CATCH_UP="12 h",
         PMO_NOTIFICATION_ESCALATE_AFTER="7 days",
         PMO_PARKED_EXPIRE_AFTER="P7D",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("pmo1.")
+    assert result.stdout.startswith("eyJ")  # a JWT: base64url of {"alg": ...
     off = _pmo_here(
         tmp_path,
         monkeypatch,
         capsys,
         *COMMANDS["token create"],
-        PMO_TOKEN_SECRET="s",
+        PMO_TOKEN_SECRET="s" * 32,
         PMO_NOTIFICATION_THROTTLE_WINDOW="0",
     )
     assert off.returncode == 0, off.stderr
@@ -151,7 +151,7 @@ def test_a_wrong_argument_is_a_usage_error_not_a_traceback(
     args: list[str],
     says: str,
 ) -> None:
-    result = _pmo_here(tmp_path, monkeypatch, capsys, *args, PMO_TOKEN_SECRET="s")
+    result = _pmo_here(tmp_path, monkeypatch, capsys, *args, PMO_TOKEN_SECRET="s" * 32)
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     assert says in " ".join((result.stdout + result.stderr).split())

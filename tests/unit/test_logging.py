@@ -46,7 +46,7 @@ def test_a_log_line_carries_trace_span_event_and_project_ids() -> None:
 def test_settings_never_show_their_secrets() -> None:
     settings = Settings(
         admin_token="admin-secret-1",
-        token_secret="token-secret-2",
+        token_secret="token-secret-2-token-secret-2-token-secret-2",
         kafka_sasl_password="sasl-secret-3",
         alert_webhook_secret="hook-secret-4",
     )
