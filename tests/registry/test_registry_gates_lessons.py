@@ -242,7 +242,7 @@ async def test_project_started_walks_through_gates_only_with_their_deliverables_
 
 
 async def test_lessons_are_found_by_words_and_stems_and_ranked(
-    api: httpx.AsyncClient, pm_api: httpx.AsyncClient, settings: Settings
+    api: httpx.AsyncClient, pm_api: httpx.AsyncClient, database_url: str
 ) -> None:
     for project_id, unit in (("PRJ-L1", "Operations"), ("PRJ-L2", "Finance")):
         answer = await api.post("/projects", json=charter(project_id, business_unit=unit))
@@ -296,7 +296,7 @@ async def test_lessons_are_found_by_words_and_stems_and_ranked(
     assert "unknown methodology 'waterfall'" in detail_text(unknown)
 
     # The search reads a GIN index over the stored tsvector.
-    connection = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    connection = await asyncpg.connect(database_url)
     try:
         index = await connection.fetchval(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = 'registry' "
