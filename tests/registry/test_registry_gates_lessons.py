@@ -115,6 +115,9 @@ async def test_a_gate_refuses_a_move_until_its_deliverables_lessons_and_review_a
     gates = (await api.get("/projects/PRJ-G1/gates")).json()
     assert next(g for g in gates["gates"] if g["to"] == "completed")["missing"] == []
 
+    channels = (await api.get("/asyncapi.json")).json()["channels"]
+    assert any("gate-reviewed" in name for name in channels)
+    assert any("lessons-suggested" in name for name in channels)
     reviewed = await published(settings, "gate-reviewed")
     assert len(reviewed) == 1
     assert {key: reviewed[0][key] for key in ("project_id", "from", "to", "decision")} == {
