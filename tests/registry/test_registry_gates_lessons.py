@@ -242,6 +242,13 @@ async def test_project_started_walks_through_gates_only_with_their_deliverables_
         "lessons learned",
         "a passed gate review",
     ]
+    # Through the API the same refusal is a 409 with what is missing.
+    closing = await pm_api.post("/projects/PRJ-S1/transitions", json={"to": "completed"})
+    assert closing.status_code == 409
+    assert detail_text(closing) == (
+        "PRJ-S1: the active -> completed gate of the stage_gate stage model is not satisfied: "
+        "missing deliverable closure_report, lessons learned, a passed gate review"
+    )
 
 
 async def test_lessons_are_found_by_words_and_stems_and_ranked(
