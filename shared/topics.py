@@ -19,6 +19,8 @@ OUTBOUND_TOPICS: tuple[str, ...] = (
     "allocation-changed",
     "project-health-assessed",
     "project-rebaselined",
+    "gate-reviewed",
+    "lessons-suggested",
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

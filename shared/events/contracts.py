@@ -699,6 +699,60 @@ class ProjectRebaselined(ProjectEvent):
         return ProjectStarted._curve_is_cumulative(value)
 
 
+class SubmittedDeliverable(ContractModel):
+    """A deliverable a gate review saw: its name in the stage model and its evidence."""
+
+    name: Name
+    evidence: Text
+    """Where the deliverable is or what it says: a document link, a reference, a summary."""
+    submitted_by: Name
+    submitted_at: Timestamp
+
+
+class GateReviewed(ProjectEvent):
+    """A gate review was recorded: who reviewed the gate from one stage to another, when, with
+    which deliverables and evidence, and whether it passed (a passed review lets one move
+    through that gate)."""
+
+    event_name: ClassVar[str] = "gate-reviewed"
+
+    review_id: int = Field(ge=1)
+    from_stage: Stage = Field(alias="from")
+    to_stage: Stage = Field(alias="to")
+    decision: Literal["passed", "failed"]
+    reviewer: Name
+    """The reviewer: the administrator's token subject."""
+    reviewed_at: Timestamp
+    deliverables: list[SubmittedDeliverable] = []
+    """The project's deliverables as the reviewer saw them."""
+    evidence: Text | None = None
+    """The reviewer's own evidence or notes."""
+    methodology: Name
+    """The stage model the gate belongs to."""
+
+
+class SuggestedLesson(ContractModel):
+    """A lesson learned of a similar closed project, and why it is suggested."""
+
+    lesson_id: int = Field(ge=1)
+    project_id: Id
+    """The closed project the lesson comes from."""
+    title: Name
+    similarity: list[Literal["business_unit", "methodology", "objectives"]]
+    """What the two projects share."""
+
+
+class LessonsSuggested(ProjectEvent):
+    """Lessons of similar closed projects suggested to a newly registered project's manager."""
+
+    event_name: ClassVar[str] = "lessons-suggested"
+
+    manager: Name
+    """The project manager the suggestions are for."""
+    lessons: list[SuggestedLesson] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
+    """Most similar first."""
+
+
 def _by_name(*models: type[EventData]) -> dict[str, type[EventData]]:
     return {model.event_name: model for model in models}
 
@@ -719,5 +773,7 @@ OUTBOUND_EVENTS: dict[str, type[EventData]] = _by_name(
     AllocationChanged,
     ProjectHealthAssessed,
     ProjectRebaselined,
+    GateReviewed,
+    LessonsSuggested,
 )
 """What the PMO services publish, by event name (also the topic name)."""

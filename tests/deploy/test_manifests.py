@@ -51,6 +51,8 @@ OUTBOUND = {
     "allocation-changed",
     "project-health-assessed",
     "project-rebaselined",
+    "gate-reviewed",
+    "lessons-suggested",
 }
 ALL_TOPICS = INBOUND | OUTBOUND | {f"{t}.dlq" for t in INBOUND | OUTBOUND}
 

@@ -4,7 +4,7 @@
 - viewer: reads (what-if included: it changes nothing), 403 on every change;
 - project_manager: reads, proposes projects (as their manager), changes only their own projects,
   never the manager or the key-project flag;
-- pmo_admin: everything, and alone re-baselines.
+- pmo_admin: everything, and alone re-baselines and records gate reviews.
 """
 
 from __future__ import annotations
@@ -38,6 +38,13 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/portfolio/what-if"): "read",
     ("GET", "/stage-models"): "read",
     ("GET", "/reports/portfolio"): "read",
+    ("GET", "/projects/{project_id}/gates"): "read",
+    ("POST", "/projects/{project_id}/deliverables"): "manage_own",
+    ("POST", "/projects/{project_id}/gate-reviews"): "admin",
+    ("POST", "/projects/{project_id}/lessons"): "manage_own",
+    ("GET", "/projects/{project_id}/lessons"): "read",
+    ("GET", "/projects/{project_id}/lesson-suggestions"): "read",
+    ("GET", "/lessons"): "read",
 }
 
 PM = "ada.lovelace@example.com"
@@ -73,6 +80,14 @@ def request_for(method: str, path: str, project_id: str, serial: int) -> dict[st
         body = {"to": "approved"}
     elif path == "/portfolio/what-if":
         body = STRATEGY
+    elif path.endswith("/deliverables"):
+        body = {"name": "business_case", "evidence": f"https://docs.example.com/case-{serial}"}
+    elif path.endswith("/gate-reviews"):
+        body = {"to": "approved", "decision": "failed", "evidence": "not convincing yet"}
+    elif path.endswith("/lessons") and method == "POST":
+        body = {"title": f"Lesson {serial}", "what_happened": "Vendors delivered late."}
+    elif path == "/lessons":
+        url = "/lessons?q=vendor"
     return {"method": method, "url": url, "json": body}
 
 

@@ -102,6 +102,8 @@ def test_event_names_and_registries() -> None:
         "allocation-changed",
         "project-health-assessed",
         "project-rebaselined",
+        "gate-reviewed",
+        "lessons-suggested",
     }
     assert not set(INBOUND_EVENTS) & set(OUTBOUND_EVENTS)
     for name, model in EVENTS.items():

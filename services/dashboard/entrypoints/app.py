@@ -451,6 +451,9 @@ def _routes(app: FastAPI) -> None:
             requests,
             conflicts,
             models,
+            gates,
+            lessons,
+            suggestions,
         ) = await asyncio.gather(
             api.get("registry", f"/projects/{pid}/history", token, limit=1000),
             api.get_or_none("monitoring", f"/projects/{pid}/health", token),
@@ -459,6 +462,9 @@ def _routes(app: FastAPI) -> None:
             api.get("allocation", "/requests", token, project_id=project_id, limit=500),
             api.get("allocation", "/conflicts", token, project_id=project_id, limit=100),
             api.get("registry", "/stage-models", token),
+            api.get("registry", f"/projects/{pid}/gates", token),
+            api.get("registry", f"/projects/{pid}/lessons", token),
+            api.get("registry", f"/projects/{pid}/lesson-suggestions", token),
         )
         series = health_history or []
         methodology = project.get("methodology")
@@ -487,6 +493,9 @@ def _routes(app: FastAPI) -> None:
             conflicts=conflicts,
             model=model,
             may_manage=user.may_manage(project.get("manager")),
+            gates=gates,
+            lessons=lessons,
+            suggestions=suggestions,
         )
 
     @app.post("/projects/{project_id}/transition", include_in_schema=False)
@@ -541,6 +550,31 @@ def _routes(app: FastAPI) -> None:
             from_week=start,
             to_week=end,
             people=len(utilisation),
+        )
+
+    @app.get("/lessons", response_class=HTMLResponse, include_in_schema=False)
+    async def lessons_page(
+        request: Request, q: str = "", business_unit: str = "", tag: str = ""
+    ) -> HTMLResponse:
+        """Lessons learned found by the registry's full-text search, most relevant first."""
+        user = require_signed_in(request)
+        query = q.strip()
+        found: list[dict[str, Any]] = []
+        if query:
+            filters = {
+                name: value.strip()
+                for name, value in (("business_unit", business_unit), ("tag", tag))
+                if value.strip()
+            }
+            found = await _api(request).get("registry", "/lessons", user.token, q=query, **filters)
+        return _page(
+            request,
+            "lessons.html",
+            user,
+            q=query,
+            business_unit=business_unit.strip(),
+            tag=tag.strip(),
+            found=found,
         )
 
     @app.get("/strategy", response_class=HTMLResponse, include_in_schema=False)

@@ -7,7 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from services.registry.entrypoints import portfolio_api, projects_api, reports_api
+from services.registry.entrypoints import (
+    methodology_api,
+    portfolio_api,
+    projects_api,
+    reports_api,
+)
 from services.registry.service_layer.configuration import check
 
 
@@ -21,3 +26,4 @@ router = APIRouter(lifespan=_configured)
 router.include_router(projects_api.router)
 router.include_router(portfolio_api.router)
 router.include_router(reports_api.router)
+router.include_router(methodology_api.router)

@@ -11,6 +11,8 @@ from services.registry.service_layer.handlers import (
     on_strategy_changed,
 )
 from shared.events.contracts import (
+    GateReviewed,
+    LessonsSuggested,
     PortfolioReprioritized,
     ProjectLifecycleChanged,
     ProjectRebaselined,
@@ -39,6 +41,8 @@ registry = ServiceDefinition(
         ProjectLifecycleChanged,
         PortfolioReprioritized,
         ProjectRebaselined,
+        GateReviewed,
+        LessonsSuggested,
     ),
     routers=(router,),
 )

@@ -127,9 +127,17 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
     if path is None:  # the file's validation makes sure there is one
         raise Rejected(f"{project.project_id}: no way from {stage} to {model.started}")
     for step in path:
-        await changes.move(
-            uow, project, model, step, cause=meta.id, reason="the enterprise started the project"
-        )
+        try:
+            await changes.move(
+                uow,
+                project,
+                model,
+                step,
+                cause=meta.id,
+                reason="the enterprise started the project",
+            )
+        except ImpossibleTransition as impossible:  # a gate's deliverables or review missing
+            raise Rejected(f"{project.project_id}: {impossible.reason}") from impossible
 
 
 async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWork) -> None:
