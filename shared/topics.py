@@ -19,6 +19,7 @@ OUTBOUND_TOPICS: tuple[str, ...] = (
     "allocation-changed",
     "project-health-assessed",
     "project-rebaselined",
+    "project-program-changed",
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

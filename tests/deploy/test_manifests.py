@@ -51,6 +51,7 @@ OUTBOUND = {
     "allocation-changed",
     "project-health-assessed",
     "project-rebaselined",
+    "project-program-changed",
 }
 ALL_TOPICS = INBOUND | OUTBOUND | {f"{t}.dlq" for t in INBOUND | OUTBOUND}
 

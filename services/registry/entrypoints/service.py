@@ -13,6 +13,7 @@ from services.registry.service_layer.handlers import (
 from shared.events.contracts import (
     PortfolioReprioritized,
     ProjectLifecycleChanged,
+    ProjectProgramChanged,
     ProjectRebaselined,
     ProjectRegistered,
 )
@@ -21,8 +22,8 @@ from shared.runtime import ServiceDefinition
 registry = ServiceDefinition(
     name="registry",
     summary=(
-        "The portfolio's projects on their stage models, the strategy-ranked portfolio, "
-        "every project's history and the portfolio status report."
+        "The portfolio's projects on their stage models and in their programs, the "
+        "strategy-ranked portfolio, every project's history and the portfolio status report."
     ),
     handlers={
         "project-started": on_project_started,
@@ -39,6 +40,7 @@ registry = ServiceDefinition(
         ProjectLifecycleChanged,
         PortfolioReprioritized,
         ProjectRebaselined,
+        ProjectProgramChanged,
     ),
     routers=(router,),
 )
