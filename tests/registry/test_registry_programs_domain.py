@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 
 from services.registry.domain.programs import MemberProject, roll_up
@@ -22,7 +23,7 @@ def member(
     finish: date = date(2026, 12, 31),
     forecast: date | None = None,
     closed: bool = False,
-    reasons: tuple[dict[str, object], ...] = (),
+    reasons: tuple[Mapping[str, object], ...] = (),
     shortfall: float = 0.0,
 ) -> MemberProject:
     metrics = (
