@@ -21,6 +21,7 @@ OUTBOUND_TOPICS: tuple[str, ...] = (
     "project-rebaselined",
     "gate-reviewed",
     "lessons-suggested",
+    "project-program-changed",
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

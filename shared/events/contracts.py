@@ -304,15 +304,18 @@ class Directive(ContractModel):
     project_id: Id | None = None
     business_unit: Id | None = None
     objective_id: Id | None = None
+    # Left out of the JSON when absent, so directives without one read exactly as before.
+    program_id: Id | None = Field(default=None, exclude_if=lambda value: value is None)
+    """A program: the directive aims at its member projects that are not closed."""
     reason: Text
 
     @model_validator(mode="after")
     def _one_target(self) -> Directive:
-        targets = [self.project_id, self.business_unit, self.objective_id]
+        targets = [self.project_id, self.business_unit, self.objective_id, self.program_id]
         given = sum(target is not None for target in targets)
         if given != 1:
             raise ValueError(
-                "must name exactly one of project_id, business_unit or objective_id "
+                "must name exactly one of project_id, business_unit, objective_id or program_id "
                 f"(got {'none' if given == 0 else given})"
             )
         return self
@@ -352,6 +355,10 @@ class ProjectCharter(ProjectEvent):
     key_project: bool = False
     methodology: Name | None = None
     """Name of the stage model the project follows."""
+    # Left out of the JSON when absent, so charters without one read exactly as before.
+    program_id: Id | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The program the project belongs to, if any (an unknown one is created, named by its id).
+    Absent changes nothing: a project leaves a program only through the registry's API."""
 
     _finish = field_validator("planned_finish_date")(_finish_not_before_start)
 
@@ -753,6 +760,25 @@ class LessonsSuggested(ProjectEvent):
     """Most similar first."""
 
 
+class ProjectProgramChanged(ProjectEvent):
+    """A project joined a program, moved to another one, or left its program (the registry).
+
+    Sent whenever a project's program membership changes, from a `project-started` charter
+    naming a program or from the registry's API; the newest by `changed_at` stands.
+    """
+
+    event_name: ClassVar[str] = "project-program-changed"
+
+    program_id: Id | None
+    """The program it belongs to now; null: none any more."""
+    previous_program_id: Id | None = None
+    """The program it belonged to before; null: none."""
+    changed_at: Timestamp
+    """When the registry made the change: the order of a project's membership changes."""
+    cause: Text
+    """The event id, or the subject of the user's token, that made the change."""
+
+
 def _by_name(*models: type[EventData]) -> dict[str, type[EventData]]:
     return {model.event_name: model for model in models}
 
@@ -775,5 +801,6 @@ OUTBOUND_EVENTS: dict[str, type[EventData]] = _by_name(
     ProjectRebaselined,
     GateReviewed,
     LessonsSuggested,
+    ProjectProgramChanged,
 )
 """What the PMO services publish, by event name (also the topic name)."""

@@ -5,6 +5,8 @@ Each test leaves a full-page screenshot in tests/artifacts/dashboard/.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from playwright.async_api import expect
@@ -13,6 +15,7 @@ from services.dashboard.domain.portfolio import HEALTH_COLOURS
 from shared.security import issue_token
 from tests.conftest import ADMIN_TOKEN, TOKEN_SECRET
 from tests.dashboard.conftest import TODAY, BrowserSession, DashboardSystem, _status
+from tests.harness import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -335,3 +338,54 @@ async def test_service_docs_work_offline(
     else:
         assert "project-at-risk" in await page.inner_text("body")
     await browser_session.screenshot(f"monitoring{page_path.replace('/', '-')}")
+
+
+async def test_a_program_page_rolls_up_its_projects_with_their_people_and_conflicts(
+    dashboard: DashboardSystem, browser_session: BrowserSession
+) -> None:
+    # Atlas (BAC 400,000, 30 %, AC 150,000) and Echo (BAC 150,000, 50 %, AC 75,000), both half
+    # way through a linear plan (PV = BAC / 2): BAC 550,000, PV 275,000, EV 120,000 + 75,000 =
+    # 195,000, AC 225,000; SPI = 195,000 / 275,000 = 0.71, CPI = 195,000 / 225,000 = 0.87.
+    registry = dashboard.services["registry"]
+    async with httpx.AsyncClient(headers=dashboard.admin_headers, timeout=30) as http:
+        renamed = await http.patch(
+            f"{registry}/programs/DSH-MERGER",
+            json={"name": "Merger with Acme", "end_date": (TODAY + timedelta(days=90)).isoformat()},
+        )
+        assert renamed.status_code == 200, renamed.text
+
+        async def assessed() -> bool:
+            roll_up = (await http.get(f"{registry}/programs/DSH-MERGER/roll-up")).json()
+            return bool(roll_up["not_assessed"] == [] and roll_up["earned_value"] == 195_000)
+
+        await eventually(assessed, timeout=60, what="DSH-MERGER's projects assessed")
+
+    page = browser_session.page
+    await browser_session.sign_in(ADMIN_TOKEN)
+    await page.goto(f"{dashboard.url}/projects/DSH-ATLAS")
+    await page.click("#program-link")
+    await page.wait_for_url(f"{dashboard.url}/programs/DSH-MERGER")
+    assert "Program Merger with Acme" in await page.inner_text("h1")
+    assert "ends" in await page.inner_text("#program-facts")
+    figures = {
+        key: await page.inner_text(f"#program-figures [data-figure='{key}'] .count")
+        for key in ("budget_at_completion", "planned_value", "earned_value", "actual_cost")
+    }
+    assert figures == {
+        "budget_at_completion": "550,000",
+        "planned_value": "275,000",
+        "earned_value": "195,000",
+        "actual_cost": "225,000",
+    }
+    assert await page.inner_text("#program-figures [data-figure='spi'] .count") == "0.71"
+    assert await page.inner_text("#program-figures [data-figure='cpi'] .count") == "0.87"
+    rows = page.locator("#program-projects tr[data-project]")
+    assert [await row.get_attribute("data-project") for row in await rows.all()] == [
+        "DSH-ATLAS",
+        "DSH-ECHO",
+    ]
+    assert "red" in await page.inner_text("h1")
+    assert "DSH-" in await page.inner_text("#program-reasons")
+    assert "Ana Architect" in await page.inner_text("#program-people")
+    assert "architect" in await page.inner_text("#program-conflicts")
+    await browser_session.screenshot("program")

@@ -53,6 +53,7 @@ OUTBOUND = {
     "project-rebaselined",
     "gate-reviewed",
     "lessons-suggested",
+    "project-program-changed",
 }
 ALL_TOPICS = INBOUND | OUTBOUND | {f"{t}.dlq" for t in INBOUND | OUTBOUND}
 

@@ -43,7 +43,11 @@ from shared.events import (
     parse_record,
     to_structured,
 )
-from shared.events.contracts import ProjectHealthAssessed, ProjectRebaselined
+from shared.events.contracts import (
+    ProjectHealthAssessed,
+    ProjectProgramChanged,
+    ProjectRebaselined,
+)
 
 Headers = list[tuple[str, bytes]]
 
@@ -240,6 +244,13 @@ OUTBOUND_SAMPLES: list[EventData] = [
         approved_by="pmo-admin@example.com",
         reason="Scope tripled by the steering committee",
         approved_at=datetime(2026, 7, 3, 9, 0, tzinfo=UTC),
+        cause="pmo-admin@example.com",
+    ),
+    ProjectProgramChanged(
+        project_id="PRJ-2041",
+        program_id="MERGER-ACME",
+        previous_program_id=None,
+        changed_at=datetime(2026, 7, 3, 9, 5, tzinfo=UTC),
         cause="pmo-admin@example.com",
     ),
 ]

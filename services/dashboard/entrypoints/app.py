@@ -498,6 +498,40 @@ def _routes(app: FastAPI) -> None:
             suggestions=suggestions,
         )
 
+    @app.get("/programs/{program_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def program_page(request: Request, program_id: str) -> HTMLResponse:
+        """A program's roll-up (the registry's) with its people and conflicts (allocation's,
+        asked per project: allocation owns them, see the registry README)."""
+        user = require_signed_in(request)
+        api, token = _api(request), user.token
+        roll_up = await api.get(
+            "registry", f"/programs/{quote(program_id, safe='')}/roll-up", token
+        )
+        project_ids = [figures["project_id"] for figures in roll_up["projects"]]
+        people, conflicts = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    api.get("allocation", f"/projects/{quote(pid, safe='')}/allocations", token)
+                    for pid in project_ids
+                )
+            ),
+            asyncio.gather(
+                *(
+                    api.get("allocation", "/conflicts", token, project_id=pid, limit=100)
+                    for pid in project_ids
+                )
+            ),
+        )
+        unique = {c["conflict_id"]: c for answer in conflicts for c in answer}
+        return _page(
+            request,
+            "program.html",
+            user,
+            roll_up=roll_up,
+            people=[line for answer in people for line in answer],
+            conflicts=sorted(unique.values(), key=lambda c: str(c.get("created_at") or "")),
+        )
+
     @app.post("/projects/{project_id}/transition", include_in_schema=False)
     async def transition(
         request: Request,

@@ -80,6 +80,8 @@ class Project(SQLModel, table=True):
     why: str | None = None
     ranked_version: int | None = None
     """The strategy version of that reprioritization."""
+    program_id: str | None = Field(default=None, foreign_key="registry.program.program_id")
+    """The program it belongs to, if any (see `Program`)."""
 
 
 class StatusReport(SQLModel, table=True):
@@ -249,3 +251,21 @@ class Lesson(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
+
+
+class Program(SQLModel, table=True):
+    """A group of projects managed as one (PMI, The Standard for Program Management), e.g. a
+    merger: temporary when it has an end date."""
+
+    __tablename__ = "program"
+    __table_args__ = {"schema": SCHEMA}
+
+    program_id: str = Field(primary_key=True)
+    name: str
+    description: str | None = None
+    end_date: date | None = None
+    """When a temporary program ends; None: a standing program."""
+    created_at: datetime | None = _now_column()
+    created_by: str
+    """The user's token subject, or the event id whose charter named it first."""
+    updated_at: datetime | None = _now_column()

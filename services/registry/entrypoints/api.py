@@ -1,4 +1,4 @@
-"""The registry's HTTP API: projects, the strategy-ranked portfolio and the PMO's reports."""
+"""The registry's HTTP API: projects, programs, the strategy-ranked portfolio and the reports."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from services.registry.entrypoints import (
     methodology_api,
     portfolio_api,
+    programs_api,
     projects_api,
     reports_api,
 )
@@ -27,3 +28,4 @@ router.include_router(projects_api.router)
 router.include_router(portfolio_api.router)
 router.include_router(reports_api.router)
 router.include_router(methodology_api.router)
+router.include_router(programs_api.router)

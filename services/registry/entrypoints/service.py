@@ -15,6 +15,7 @@ from shared.events.contracts import (
     LessonsSuggested,
     PortfolioReprioritized,
     ProjectLifecycleChanged,
+    ProjectProgramChanged,
     ProjectRebaselined,
     ProjectRegistered,
 )
@@ -23,8 +24,8 @@ from shared.runtime import ServiceDefinition
 registry = ServiceDefinition(
     name="registry",
     summary=(
-        "The portfolio's projects on their stage models, the strategy-ranked portfolio, "
-        "every project's history and the portfolio status report."
+        "The portfolio's projects on their stage models and in their programs, the "
+        "strategy-ranked portfolio, every project's history and the portfolio status report."
     ),
     handlers={
         "project-started": on_project_started,
@@ -43,6 +44,7 @@ registry = ServiceDefinition(
         ProjectRebaselined,
         GateReviewed,
         LessonsSuggested,
+        ProjectProgramChanged,
     ),
     routers=(router,),
 )

@@ -28,6 +28,7 @@ from services.registry.service_layer.baselines import (
     terms_in_force,
 )
 from services.registry.service_layer.configuration import configuration_of
+from services.registry.service_layer.programs import place_from_charter
 from services.registry.service_layer.reports import open_shortfalls
 from services.registry.service_layer.strategy import apply_strategy
 from shared.events.contracts import (
@@ -67,7 +68,8 @@ async def _known(uow: UnitOfWork, project_id: str, what: str) -> Project:
 async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
     """Register the project as started, or start a known one proposed or approved before.
 
-    A known project takes the event's charter (changed fields kept in its history). One not yet
+    A known project takes the event's charter (changed fields kept in its history); a charter
+    naming a program puts the project in it (`project-program-changed`). One not yet
     started walks its stage model's path to the started stage, each step announced; one already
     running stays where it is; a closed one (completed, terminated) cannot start again.
     """
@@ -84,6 +86,7 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
             uow, registration(event, model.started, model.name), cause=meta.id
         )
         take_first_baseline(uow, project, terms, approved_by=meta.source, cause=meta.id)
+        await place_from_charter(uow, project, event.program_id, cause=meta.id)
         return
 
     if event.methodology is None:
@@ -121,6 +124,7 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
                 reason=f"the enterprise restated the baseline (project-started {meta.id})",
                 cause=meta.id,
             )
+    await place_from_charter(uow, project, event.program_id, cause=meta.id)
     if model.phase(stage) != "pipeline":
         return
     path = model.path_to_start(stage)
