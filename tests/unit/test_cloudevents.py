@@ -43,7 +43,14 @@ from shared.events import (
     parse_record,
     to_structured,
 )
-from shared.events.contracts import ProjectHealthAssessed, ProjectRebaselined
+from shared.events.contracts import (
+    GateReviewed,
+    LessonsSuggested,
+    ProjectHealthAssessed,
+    ProjectRebaselined,
+    SubmittedDeliverable,
+    SuggestedLesson,
+)
 
 Headers = list[tuple[str, bytes]]
 
@@ -241,6 +248,37 @@ OUTBOUND_SAMPLES: list[EventData] = [
         reason="Scope tripled by the steering committee",
         approved_at=datetime(2026, 7, 3, 9, 0, tzinfo=UTC),
         cause="pmo-admin@example.com",
+    ),
+    GateReviewed(
+        project_id="PRJ-2041",
+        review_id=7,
+        from_stage="active",
+        to_stage="completed",
+        decision="passed",
+        reviewer="pmo-admin@example.com",
+        reviewed_at=datetime(2026, 12, 15, 16, 0, tzinfo=UTC),
+        deliverables=[
+            SubmittedDeliverable(
+                name="closure_report",
+                evidence="https://docs.example.com/prj-2041/closure.pdf",
+                submitted_by="ada.lovelace@example.com",
+                submitted_at=datetime(2026, 12, 14, 9, 0, tzinfo=UTC),
+            )
+        ],
+        evidence="Closure board minutes, 15 December",
+        methodology="stage_gate",
+    ),
+    LessonsSuggested(
+        project_id="PRJ-2077",
+        manager="ada.lovelace@example.com",
+        lessons=[
+            SuggestedLesson(
+                lesson_id=3,
+                project_id="PRJ-2041",
+                title="Vendor delays held up the data migration",
+                similarity=["business_unit", "methodology"],
+            )
+        ],
     ),
 ]
 
