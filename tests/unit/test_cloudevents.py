@@ -44,9 +44,13 @@ from shared.events import (
     to_structured,
 )
 from shared.events.contracts import (
+    GateReviewed,
+    LessonsSuggested,
     ProjectHealthAssessed,
     ProjectProgramChanged,
     ProjectRebaselined,
+    SubmittedDeliverable,
+    SuggestedLesson,
 )
 
 Headers = list[tuple[str, bytes]]
@@ -252,6 +256,37 @@ OUTBOUND_SAMPLES: list[EventData] = [
         previous_program_id=None,
         changed_at=datetime(2026, 7, 3, 9, 5, tzinfo=UTC),
         cause="pmo-admin@example.com",
+    ),
+    GateReviewed(
+        project_id="PRJ-2041",
+        review_id=7,
+        from_stage="active",
+        to_stage="completed",
+        decision="passed",
+        reviewer="pmo-admin@example.com",
+        reviewed_at=datetime(2026, 12, 15, 16, 0, tzinfo=UTC),
+        deliverables=[
+            SubmittedDeliverable(
+                name="closure_report",
+                evidence="https://docs.example.com/prj-2041/closure.pdf",
+                submitted_by="ada.lovelace@example.com",
+                submitted_at=datetime(2026, 12, 14, 9, 0, tzinfo=UTC),
+            )
+        ],
+        evidence="Closure board minutes, 15 December",
+        methodology="stage_gate",
+    ),
+    LessonsSuggested(
+        project_id="PRJ-2077",
+        manager="ada.lovelace@example.com",
+        lessons=[
+            SuggestedLesson(
+                lesson_id=3,
+                project_id="PRJ-2041",
+                title="Vendor delays held up the data migration",
+                similarity=["business_unit", "methodology"],
+            )
+        ],
     ),
 ]
 
