@@ -28,9 +28,11 @@ Each week is then a transportation problem, i.e. a min-cost flow: request-week -
 request-week -> sink for what stays unserved. Weeks share nothing, so each is solved on its own
 by OR-Tools' `SimpleMinCostFlow` in integer units (the coarsest of 1 .. 0.0001 FTE that holds
 every amount exactly; integral by construction) and integer costs (1e-6 of a level): exact, so
-every answer is proven optimal. The model is built with numpy arrays. A time limit still bounds
-the whole: weeks not reached in time get the greedy rule's answer (never at the sizes measured,
-see bench/results/allocation.md), as does everything should OR-Tools fail.
+every answer is proven optimal (OR-Tools must report each week OPTIMAL). The model is built with
+numpy arrays (eligible pairs per skill pool, one lexsort for the tie-break order, one bincount
+for coverage). A time limit still bounds the whole: weeks not reached in time get the greedy
+rule's answer (never at the sizes measured on a quiet machine, see
+bench/results/allocation.md), as does everything should OR-Tools fail; greedy runs only then.
 
 What a flow cannot express, and why it is not wanted: the previous MILP (kept here as
 `solve_milp`, the reference in tests and the benchmark) charged a fixed penalty per moved
@@ -38,8 +40,8 @@ What a flow cannot express, and why it is not wanted: the previous MILP (kept he
 its weeks, so no flow; its MILP took 25 s (120 s after a re-ranking) at 2,000 requests x 500
 people and fell back to greedy at the default time limit. The cost per FTE-week moved keeps the
 stability a PMO asks for (a re-ranking moves only what serves a higher priority, measured in the
-work moved, the unit the PMO reasons in) and is exact in one to three seconds at that size on a
-shared 2-core machine. The benchmark shows what the fixed charge would change: for the same
+work moved, the unit the PMO reasons in) and is exact in about one to one and a half seconds of
+CPU at that size. The benchmark shows what the fixed charge would change: for the same
 priority-weighted value it touches half to three quarters as many allocations, taking between
 6% fewer and 49% more FTE-weeks from them; a PMO wanting fewer moves raises the penalty
 instead. There is no all-weeks-or-nothing rule: requests are fulfilled partially, week by week,

@@ -35,7 +35,6 @@ from services.allocation.adapters.tables import (
 )
 from services.allocation.domain.decisions import Conflict, Outcome
 from services.allocation.domain.resolution import AllocationState, Resolution, resolve
-from services.allocation.domain.solver import relative_gap
 from shared.events.contracts import (
     AllocationChanged,
     AllocationDecision,
@@ -104,12 +103,6 @@ class ResolutionMetrics:
             "Re-resolutions run, by method and solver status",
             ["method", "status"],
             registry=registry,
-        )
-        self.greedy_gap = Histogram(
-            "pmo_allocation_greedy_gap",
-            "How far the greedy fallback falls short of the exact solver (fraction of its value)",
-            registry=registry,
-            buckets=(0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
         )
 
 
@@ -415,8 +408,6 @@ async def resolve_pending(
                 asyncio.get_running_loop().time() - started
             )
             metrics.runs.labels(solution.method, solution.status.split(":")[0]).inc()
-            if solution.method != "greedy" and solution.greedy_value is not None:
-                metrics.greedy_gap.observe(relative_gap(solution.value, solution.greedy_value))
         log.info(
             "re-resolved %d weeks for %s: %s %s, %d decided, %d changed, %d conflicts",
             len(resolution.scope),
