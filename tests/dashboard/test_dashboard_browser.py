@@ -5,6 +5,8 @@ Each test leaves a full-page screenshot in tests/artifacts/dashboard/.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from playwright.async_api import expect
@@ -12,7 +14,7 @@ from playwright.async_api import expect
 from services.dashboard.domain.portfolio import HEALTH_COLOURS
 from shared.security import issue_token
 from tests.conftest import ADMIN_TOKEN, TOKEN_SECRET
-from tests.dashboard.conftest import TODAY, BrowserSession, DashboardSystem, _status
+from tests.dashboard.conftest import FINISH, TODAY, BrowserSession, DashboardSystem, _status
 
 pytestmark = pytest.mark.e2e
 
@@ -136,7 +138,7 @@ async def test_project_page_chart_carries_pv_ev_and_ac_series(
     assert series["AC"] == [70_000, 150_000]
     assert "EAC" in series
     assert await page.locator("#stage-model li.current").inner_text() == "active running"
-    assert "400,000 EUR" in await page.inner_text("#baselines tbody tr:first-child")
+    assert "400,000 EUR" in await page.inner_text("#baseline-list tbody tr:first-child")
     changes = await page.inner_text("#health-changes")
     assert "red" in changes
     await browser_session.screenshot("project-atlas")
@@ -335,3 +337,53 @@ async def test_service_docs_work_offline(
     else:
         assert "project-at-risk" in await page.inner_text("body")
     await browser_session.screenshot(f"monitoring{page_path.replace('/', '-')}")
+
+
+async def test_a_rebaselined_project_shows_when_by_whom_and_why_on_its_page_chart_and_report(
+    dashboard: DashboardSystem, browser_session: BrowserSession
+) -> None:
+    # Cirrus gets two more months (same budget, so the overview's totals stand).
+    later = FINISH + timedelta(days=60)
+    reason = "Data lake phase added by the steering board"
+    async with httpx.AsyncClient(headers=dashboard.admin_headers, timeout=30) as http:
+        response = await http.post(
+            f"{dashboard.services['registry']}/projects/DSH-CIRRUS/baselines",
+            json={"planned_finish_date": later.isoformat(), "reason": reason},
+        )
+    assert response.status_code == 201, response.text
+    approved = response.json()
+    approved_on, approver = approved["approved_at"][:10], approved["approved_by"]
+    assert approver
+
+    page = browser_session.page
+    await browser_session.sign_in(ADMIN_TOKEN)
+    await page.goto(f"{dashboard.url}/projects/DSH-CIRRUS")
+    await page.wait_for_function("document.querySelector('#ev-chart .main-svg') !== null")
+    banner = await page.inner_text("#rebaselined")
+    assert f"re-baselined on {approved_on} by {approver}: {reason}" in banner
+    assert f"finish {later.isoformat()}" in banner
+    rows = page.locator("#baseline-list tbody tr")
+    await expect(rows).to_have_count(2)
+    first, second = await rows.nth(0).inner_text(), await rows.nth(1).inner_text()
+    assert "the baseline the project started with" in first
+    assert "(in force)" in second
+    assert approver in second
+    assert reason in second
+    assert f"→ {later.isoformat()}" in second
+    # The S-curve marks the day of the re-baseline, labelled.
+    marks = await page.evaluate(
+        "() => document.getElementById('ev-chart').layout.shapes.map(s => [s.x0, s.name])"
+    )
+    assert marks == [[approved_on, "re-baselined v2"]]
+    label = page.locator("#ev-chart .annotation-text")
+    assert "re-baselined (v2, BAC 300,000)" in (await label.text_content() or "")
+    await browser_session.screenshot("project-rebaselined")
+
+    # The portfolio report, opened from the dashboard (the session's token is forwarded).
+    await page.click("#report-link")
+    await page.wait_for_load_state("networkidle")
+    cirrus = page.locator("tbody tr", has_text="DSH-CIRRUS")
+    assert f"re-baselined on {approved_on} (baseline 2)" in await cirrus.inner_text()
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 1280, "the report fits a 1280-pixel screen"
+    await browser_session.screenshot("report")

@@ -451,6 +451,7 @@ def _routes(app: FastAPI) -> None:
             requests,
             conflicts,
             models,
+            registered_baselines,
         ) = await asyncio.gather(
             api.get("registry", f"/projects/{pid}/history", token, limit=1000),
             api.get_or_none("monitoring", f"/projects/{pid}/health", token),
@@ -459,8 +460,10 @@ def _routes(app: FastAPI) -> None:
             api.get("allocation", "/requests", token, project_id=project_id, limit=500),
             api.get("allocation", "/conflicts", token, project_id=project_id, limit=100),
             api.get("registry", "/stage-models", token),
+            api.get("registry", f"/projects/{pid}/baselines", token),
         )
         series = health_history or []
+        baselines = portfolio.baselines(registered_baselines)
         methodology = project.get("methodology")
         model = next(
             (
@@ -478,10 +481,11 @@ def _routes(app: FastAPI) -> None:
             line=portfolio.project_line(project, health, None),
             health=health,
             history=history.get("items") or [],
-            ev_chart=portfolio.earned_value_series(series, project, health),
+            ev_chart=portfolio.earned_value_series(series, project, health, baselines),
             index_chart=portfolio.index_series(series),
             changes=portfolio.health_changes(series),
-            baselines=portfolio.baselines(history.get("items") or []),
+            baselines=baselines,
+            rebaselines=[baseline for baseline in baselines if baseline.rebaseline],
             allocations=allocations,
             requests=requests,
             conflicts=conflicts,
@@ -510,6 +514,14 @@ def _routes(app: FastAPI) -> None:
             "registry", "POST", f"/projects/{quote(project_id)}/transitions", user.token, json=body
         )
         return RedirectResponse(f"/projects/{quote(project_id)}", status_code=303)
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    async def portfolio_report(request: Request) -> HTMLResponse:
+        """The registry's HTML portfolio report (A4 and 1280-pixel wide), for a browser: the
+        registry wants a bearer token a browser cannot send; the session's is forwarded."""
+        user = require_signed_in(request)
+        page = await _api(request).text("registry", "/reports/portfolio", user.token, format="html")
+        return HTMLResponse(page)
 
     @app.get("/capacity", response_class=HTMLResponse, include_in_schema=False)
     async def capacity_page(
