@@ -6,6 +6,7 @@ Each test leaves a full-page screenshot in tests/artifacts/dashboard/.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +15,15 @@ from playwright.async_api import expect
 from services.dashboard.domain.portfolio import HEALTH_COLOURS
 from shared.security import issue_token
 from tests.conftest import ADMIN_TOKEN, TOKEN_SECRET
-from tests.dashboard.conftest import FINISH, TODAY, BrowserSession, DashboardSystem, _status
+from tests.dashboard.conftest import (
+    FINISH,
+    PROJECTS,
+    TODAY,
+    BrowserSession,
+    DashboardSystem,
+    _status,
+)
+from tests.harness import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -118,6 +127,69 @@ async def test_overview_shows_the_seeded_portfolio_with_the_right_colours_and_co
     await page.wait_for_url("**/?business_unit=Digital**")
     await expect(page.locator("#projects tbody tr")).to_have_count(3)
     await browser_session.screenshot("overview-filtered")
+
+
+def _shown(value: Any, kind: str) -> str:
+    """A figure as the overview's table shows it: indices to two decimals, money whole."""
+    if value is None:
+        return "\u2013"
+    return f"{value:.2f}" if kind == "index" else f"{value:,.0f}"
+
+
+async def test_the_overview_shows_the_health_and_figures_monitoring_and_the_registry_show(
+    dashboard: DashboardSystem, browser_session: BrowserSession
+) -> None:
+    """Issue 10's consistency proof, for the dashboard: each project's health, SPI(t), CPI and
+    EAC read the same on the page as in monitoring and in the registry."""
+    page = browser_session.page
+    await browser_session.sign_in(ADMIN_TOKEN)
+    async with httpx.AsyncClient(headers=dashboard.admin_headers, timeout=30) as http:
+
+        async def views() -> dict[str, tuple[Any, ...]] | None:
+            """(health, SPI(t), CPI, EAC) by project, if monitoring and the registry agree."""
+            assessed = await http.get(f"{dashboard.services['monitoring']}/health")
+            registered = await http.get(
+                f"{dashboard.services['registry']}/projects", params={"limit": 500}
+            )
+            found: dict[str, tuple[Any, ...]] = {}
+            for item in assessed.json()["items"]:
+                level = item["health"] if item["as_of"] else "no report yet"
+                figures = tuple(item["metrics"].get(name) for name in ("spi_t", "cpi", "eac"))
+                found[item["project_id"]] = (level, *figures)
+            for project in registered.json()["items"]:
+                level = project["health"] if project["health_status_as_of"] else "no report yet"
+                metrics = project["health_metrics"] or {}
+                figures = tuple(metrics.get(name) for name in ("spi_t", "cpi", "eac"))
+                if found.get(project["project_id"]) != (level, *figures):
+                    return None  # the registry has not heard the newest assessment yet
+            return found
+
+        async def agree() -> bool:
+            # Assessments may still be landing from other tests: compare one settled moment.
+            before = await views()
+            if before is None:
+                return False
+            await page.goto(dashboard.url)
+            rows = page.locator("#projects tbody tr")
+            shown = {}
+            for index in range(await rows.count()):
+                row = rows.nth(index)
+                cells = await row.locator("td").all_inner_texts()
+                shown[await row.get_attribute("data-project")] = (
+                    await row.get_attribute("data-health"),
+                    cells[5],
+                    cells[6],
+                    cells[9],
+                )
+            expected = {
+                pid: (level, _shown(spi_t, "index"), _shown(cpi, "index"), _shown(eac, "money"))
+                for pid, (level, spi_t, cpi, eac) in before.items()
+            }
+            return before == await views() and shown == expected
+
+        await eventually(agree, timeout=30, what="the same health and figures everywhere")
+    assert len(PROJECTS) == await page.locator("#projects tbody tr").count()
+    await browser_session.screenshot("overview-consistent")
 
 
 async def test_project_page_chart_carries_pv_ev_and_ac_series(
