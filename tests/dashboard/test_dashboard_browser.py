@@ -110,6 +110,13 @@ async def test_overview_shows_the_seeded_portfolio_with_the_right_colours_and_co
         "Atlas ERP rollout: reported green, computed red"
     )
     assert "1,150,000 EUR" in await page.inner_text("[data-total='budget']")
+    # The architect conflict: the key project Atlas keeps her, Echo goes short, and why.
+    conflict = page.locator("#conflicts article.conflict")
+    await expect(conflict).to_have_count(1)
+    winners, losers = await conflict.locator("ul").all_inner_texts()
+    assert "DSH-ATLAS" in winners
+    assert "DSH-ECHO" in losers
+    assert "DSH-ATLAS is a key project and DSH-ECHO is not" in await conflict.inner_text()
 
     traces = await page.evaluate(
         "() => document.getElementById('bubble-chart').data"

@@ -7,7 +7,7 @@ so the rules are tested without a browser and the pages only lay them out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -580,3 +580,18 @@ def rebaseline_marks(found: Sequence[Baseline]) -> dict[str, list[dict[str, Any]
             }
         )
     return {"shapes": shapes, "annotations": annotations}
+
+
+def conflicts_involving(
+    conflicts: Iterable[Mapping[str, Any]], project_ids: Collection[str]
+) -> list[Mapping[str, Any]]:
+    """The conflicts (allocation's `GET /conflicts`) with a winner or loser among `project_ids`:
+    those of the projects the overview shows under its filters."""
+    return [
+        conflict
+        for conflict in conflicts
+        if any(
+            decision["project_id"] in project_ids
+            for decision in (*conflict["winners"], *conflict["losers"])
+        )
+    ]

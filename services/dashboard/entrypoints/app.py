@@ -426,7 +426,12 @@ def _routes(app: FastAPI) -> None:
             "lifecycle": lifecycle,
             "methodology": methodology,
         }
-        data, options = await overview_data(_api(request), user.token, filters)
+        api = _api(request)
+        (data, options), standing = await asyncio.gather(
+            overview_data(api, user.token, filters),
+            api.get("allocation", "/conflicts", user.token, state="resolved", limit=50),
+        )
+        shown = {line.project_id for line in data.projects}
         return _page(
             request,
             "overview.html",
@@ -435,6 +440,7 @@ def _routes(app: FastAPI) -> None:
             filters=filters,
             options=options,
             bubble=portfolio.bubble_chart(data.projects),
+            conflicts=portfolio.conflicts_involving(standing, shown),
             levels=[*portfolio.HEALTH_LEVELS, portfolio.NO_REPORT],
         )
 
