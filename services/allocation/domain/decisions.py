@@ -179,6 +179,13 @@ class Conflict:
     rationale: str
     request_ids: tuple[str, ...] = field(default=())
 
+    @property
+    def outcome(self) -> tuple[object, ...]:
+        """Who gets how much of whom in which weeks, whatever the words: the same outcome
+        explained under another ranking is the same contest decided the same way."""
+        grants = sorted((d.request_id, d.fte_granted) for d in (*self.winners, *self.losers))
+        return (self.contest_key, self.weeks, tuple(grants))
+
 
 def available_to(request: OpenRequest, member: PoolMember, week: str) -> float:
     """What `member` can give `request` in a week at most: its capacity on the request's own

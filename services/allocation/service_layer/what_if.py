@@ -158,7 +158,8 @@ def what_if_in_memory(
         for change in resolution.changed
         if change.request_id not in hypothetical_ids
     }
-    known_conflicts = {conflict.conflict_id for conflict in conflicts_now(state, undecided_now)}
+    # New: an outcome that does not stand today (the draft's words differ for every conflict).
+    known_conflicts = {conflict.outcome for conflict in conflicts_now(state, undecided_now)}
     return WhatIf(
         state=changed_world,
         resolution=resolution,
@@ -166,7 +167,7 @@ def what_if_in_memory(
         hypothetical={r: resolution.outcomes[r] for r in sorted(hypothetical_ids)},
         conflicts=resolution.conflicts,
         new_conflicts=frozenset(
-            c.conflict_id for c in resolution.conflicts if c.conflict_id not in known_conflicts
+            c.conflict_id for c in resolution.conflicts if c.outcome not in known_conflicts
         ),
     )
 

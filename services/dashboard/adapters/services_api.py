@@ -75,15 +75,29 @@ class ServicesApi:
         Raises ServiceError with the service's own reason on a 4xx/5xx, or with "unreachable"
         when the service does not answer (status 503).
         """
+        response = await self._send(service, method, path, token, params=params, json=json)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    async def text(self, service: Service, path: str, token: str, **params: Any) -> str:
+        """The text answer of `GET path` on `service` (e.g. an HTML page); errors as `call`."""
+        return (await self._send(service, "GET", path, token, params=params)).text
+
+    async def _send(
+        self, service: Service, method: str, path: str, token: str, **body: Any
+    ) -> httpx.Response:
+        """The answer of `method path` (`body`: `params` and `json`); errors as `call`."""
         url = f"{self.base_urls[service]}{path}"
-        clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        params: Mapping[str, Any] = body.get("params") or {}
+        clean = {k: v for k, v in params.items() if v not in (None, "")}
         async with self._limit:
             try:
                 response = await self._client.request(
                     method,
                     url,
                     params=clean,
-                    json=json,
+                    json=body.get("json"),
                     headers={"Authorization": f"Bearer {token}"},
                 )
             except httpx.HTTPError as error:
@@ -92,9 +106,7 @@ class ServicesApi:
                 ) from error
         if response.status_code >= 400:
             raise ServiceError(response.status_code, f"{service}: {_detail(response)}")
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        return response
 
     async def get(self, service: Service, path: str, token: str, **params: Any) -> Any:
         return await self.call(service, "GET", path, token, params=params)

@@ -426,7 +426,12 @@ def _routes(app: FastAPI) -> None:
             "lifecycle": lifecycle,
             "methodology": methodology,
         }
-        data, options = await overview_data(_api(request), user.token, filters)
+        api = _api(request)
+        (data, options), standing = await asyncio.gather(
+            overview_data(api, user.token, filters),
+            api.get("allocation", "/conflicts", user.token, state="resolved", limit=50),
+        )
+        shown = {line.project_id for line in data.projects}
         return _page(
             request,
             "overview.html",
@@ -435,6 +440,7 @@ def _routes(app: FastAPI) -> None:
             filters=filters,
             options=options,
             bubble=portfolio.bubble_chart(data.projects),
+            conflicts=portfolio.conflicts_involving(standing, shown),
             levels=[*portfolio.HEALTH_LEVELS, portfolio.NO_REPORT],
         )
 
@@ -454,6 +460,7 @@ def _routes(app: FastAPI) -> None:
             gates,
             lessons,
             suggestions,
+            registered_baselines,
         ) = await asyncio.gather(
             api.get("registry", f"/projects/{pid}/history", token, limit=1000),
             api.get_or_none("monitoring", f"/projects/{pid}/health", token),
@@ -465,8 +472,10 @@ def _routes(app: FastAPI) -> None:
             api.get("registry", f"/projects/{pid}/gates", token),
             api.get("registry", f"/projects/{pid}/lessons", token),
             api.get("registry", f"/projects/{pid}/lesson-suggestions", token),
+            api.get("registry", f"/projects/{pid}/baselines", token),
         )
         series = health_history or []
+        baselines = portfolio.baselines(registered_baselines)
         methodology = project.get("methodology")
         model = next(
             (
@@ -484,10 +493,11 @@ def _routes(app: FastAPI) -> None:
             line=portfolio.project_line(project, health, None),
             health=health,
             history=history.get("items") or [],
-            ev_chart=portfolio.earned_value_series(series, project, health),
+            ev_chart=portfolio.earned_value_series(series, project, health, baselines),
             index_chart=portfolio.index_series(series),
             changes=portfolio.health_changes(series),
-            baselines=portfolio.baselines(history.get("items") or []),
+            baselines=baselines,
+            rebaselines=[baseline for baseline in baselines if baseline.rebaseline],
             allocations=allocations,
             requests=requests,
             conflicts=conflicts,
@@ -553,6 +563,14 @@ def _routes(app: FastAPI) -> None:
             "registry", "POST", f"/projects/{quote(project_id)}/transitions", user.token, json=body
         )
         return RedirectResponse(f"/projects/{quote(project_id)}", status_code=303)
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    async def portfolio_report(request: Request) -> HTMLResponse:
+        """The registry's HTML portfolio report (A4 and 1280-pixel wide), for a browser: the
+        registry wants a bearer token a browser cannot send; the session's is forwarded."""
+        user = require_signed_in(request)
+        page = await _api(request).text("registry", "/reports/portfolio", user.token, format="html")
+        return HTMLResponse(page)
 
     @app.get("/capacity", response_class=HTMLResponse, include_in_schema=False)
     async def capacity_page(
