@@ -486,14 +486,3 @@ def test_a_part_week_request_gets_only_what_its_own_days_hold() -> None:
         ("EARLY", "bob", "2027-W02"): 0.6
     }
     assert sum(fte for slot, fte in allocations.items() if slot[0] == "LATE") == 0.4
-
-
-def test_component_labels_join_nodes_linked_directly_or_through_others() -> None:
-    from services.allocation.domain.components import component_labels
-
-    labels = component_labels(6, [(0, 3), (3, 5), (1, 1), (2, 4)])
-    assert labels[0] == labels[3] == labels[5]
-    assert labels[2] == labels[4]
-    assert len({labels[0], labels[1], labels[2]}) == 3
-    assert component_labels(0, []) == []
-    assert component_labels(3, []) == [0, 1, 2]
