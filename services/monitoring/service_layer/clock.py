@@ -8,6 +8,7 @@ project is no longer due. So one stale project raises one alert however many rep
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -22,7 +23,6 @@ from services.monitoring.service_layer.configuration import (
     default_thresholds,
     rules_in_force,
 )
-from shared.rounds import repeat_rounds
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
@@ -97,15 +97,20 @@ async def _tick(runtime: ServiceRuntime, metrics: ClockMetrics) -> None:
 async def _run(runtime: ServiceRuntime) -> None:
     metrics = ClockMetrics(runtime)
     interval = runtime.settings.monitoring_staleness_check_interval_s
-
-    async def round_() -> None:
+    while True:
         try:
             await _tick(runtime, metrics)
-        finally:
-            metrics.rounds.inc()
-
-    # The database may be away; the next round tries again, nothing is lost meanwhile.
-    await repeat_rounds(round_, what="staleness clock round", service=runtime.name, pause=interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The database may be away; the next round tries again, nothing is lost meanwhile.
+            log.exception(
+                "staleness clock round failed; next in %.0fs",
+                interval,
+                extra={"service": runtime.name},
+            )
+        metrics.rounds.inc()
+        await asyncio.sleep(interval)
 
 
 def staleness_clock(runtime: ServiceRuntime) -> Coroutine[Any, Any, None]:
