@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from shared.settings import Settings
 from shared.topics import all_topics
@@ -24,19 +24,27 @@ async def create_topics(
     coming up beside us (compose, Kubernetes Job, `pmo up`).
     """
     wanted = all_topics(settings.topic_prefix)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
+
+    async def connected_admin() -> AIOKafkaAdminClient:
         admin = AIOKafkaAdminClient(**settings.kafka_client_options(), client_id="pmo-topics")
         try:
             await admin.start()
-            break
-        except KafkaConnectionError as error:
+        except KafkaConnectionError:
             await admin.close()
-            if asyncio.get_running_loop().time() > deadline:
-                raise KafkaConnectionError(
-                    f"Kafka at {settings.kafka_bootstrap_servers} did not answer in {timeout:.0f}s"
-                ) from error
-            await asyncio.sleep(1.0)
+            raise
+        return admin
+
+    try:
+        admin: AIOKafkaAdminClient = await AsyncRetrying(
+            retry=retry_if_exception_type(KafkaConnectionError),
+            wait=wait_fixed(1.0),
+            stop=stop_after_delay(timeout),
+            reraise=True,
+        )(connected_admin)
+    except KafkaConnectionError as error:
+        raise KafkaConnectionError(
+            f"Kafka at {settings.kafka_bootstrap_servers} did not answer in {timeout:.0f}s"
+        ) from error
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]

@@ -13,6 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_delay, wait_fixed
 
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
 SERVICES_ROOT = Path(__file__).parent.parent / "services"
@@ -159,19 +160,19 @@ async def migrate_url(url: str, service: str) -> None:
 
 async def wait_for_database(engine: AsyncEngine, timeout: float = 60.0) -> None:
     """Wait until PostgreSQL answers, so a service started beside its database does not crash."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            async with engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-            return
-        except Exception as error:
-            # PostgreSQL starting up or recovering answers with an error, not silence: wait
-            # for that too, but let a wrong password or database name stop the start at once.
-            if not is_transient(error):
-                raise
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(
-                    f"PostgreSQL did not answer within {timeout:.0f}s: {error}"
-                ) from error
-            await asyncio.sleep(0.5)
+    # PostgreSQL starting up or recovering answers with an error, not silence: wait for that
+    # too, but let a wrong password or database name stop the start at once.
+    try:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(is_transient),
+            wait=wait_fixed(0.5),
+            stop=stop_after_delay(timeout),
+            reraise=True,
+        ):
+            with attempt:
+                async with engine.connect() as connection:
+                    await connection.execute(text("SELECT 1"))
+    except Exception as error:
+        if not is_transient(error):
+            raise
+        raise RuntimeError(f"PostgreSQL did not answer within {timeout:.0f}s: {error}") from error

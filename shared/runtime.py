@@ -47,6 +47,7 @@ from shared.messaging.consumer import EventConsumer, Handler
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.metrics import ServiceMetrics
+from shared.rounds import repeat_rounds
 from shared.settings import ServiceName, Settings
 from shared.telemetry import trace_database, tracer_provider_for
 from shared.topics import topic_name
@@ -410,31 +411,34 @@ async def _expire_parked_events(runtime: ServiceRuntime) -> None:
     """Dead-letter parked events whose awaited event never came, so none waits for ever."""
     limit = runtime.settings.parked_expire_after
     interval = min(60.0, max(limit.total_seconds() / 4, 0.1))
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            async with runtime.unit_of_work() as uow:
-                expired = await parking.expire(
-                    uow.session, consumer=runtime.name, older_than=datetime.now(UTC) - limit
+
+    async def expire_once() -> None:
+        async with runtime.unit_of_work() as uow:
+            expired = await parking.expire(
+                uow.session, consumer=runtime.name, older_than=datetime.now(UTC) - limit
+            )
+            for record, waits_for, reason, event_id, event_type, source in expired:
+                await uow.dead_letter(
+                    record,
+                    reason=f"expired: waited longer than {limit} for {waits_for!r} ({reason})",
+                    event_id=event_id,
+                    event_type=event_type,
+                    source=source,
                 )
-                for record, waits_for, reason, event_id, event_type, source in expired:
-                    await uow.dead_letter(
-                        record,
-                        reason=f"expired: waited longer than {limit} for {waits_for!r} ({reason})",
-                        event_id=event_id,
-                        event_type=event_type,
-                        source=source,
-                    )
-                await uow.commit()
-            for record, *_ in expired:
-                runtime.metrics.events_consumed.labels(
-                    runtime.name, record.topic, "dead_lettered"
-                ).inc()
-                runtime.metrics.dead_letters.labels(runtime.name, record.topic).inc()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("expiring parked events failed", extra={"service": runtime.name})
+            await uow.commit()
+        for record, *_ in expired:
+            runtime.metrics.events_consumed.labels(
+                runtime.name, record.topic, "dead_lettered"
+            ).inc()
+            runtime.metrics.dead_letters.labels(runtime.name, record.topic).inc()
+
+    await repeat_rounds(
+        expire_once,
+        what="expiring parked events",
+        service=runtime.name,
+        pause=interval,
+        pause_first=True,
+    )
 
 
 def _broker_away(error: BaseException) -> bool:

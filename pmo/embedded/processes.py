@@ -20,9 +20,10 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import IO, Any, NoReturn, Self, TypeVar
 
 import psutil
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 _T = TypeVar("_T")
 
@@ -144,12 +145,13 @@ def wait_gone(pids: Sequence[int], timeout: float) -> bool:
     Not psutil.wait_procs: for processes that are not our children it counts a zombie as alive,
     and an orphaned backend may stay a zombie until a subreaper gets round to it.
     """
-    deadline = time.monotonic() + timeout
-    while any(alive(pid) for pid in pids):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(POLL_INTERVAL)
-    return True
+    gone: bool = Retrying(
+        retry=retry_if_result(lambda gone: not gone),
+        wait=wait_fixed(POLL_INTERVAL),
+        stop=stop_after_delay(timeout),
+        retry_error_callback=lambda state: False,
+    )(lambda: not any(alive(pid) for pid in pids))
+    return gone
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,18 +316,26 @@ class ChildProcess:
         self, proc: subprocess.Popen[bytes], deadline: float, probe: Callable[[], bool]
     ) -> None:
         assert self._log_path is not None
-        while True:
+        log_path = self._log_path
+
+        def ready_now() -> bool:
             code = proc.poll()
             if code is not None:
                 raise self._failure(f"{self._name} exited during startup with code {code}")
-            if self._fatal_marker and self._fatal_marker in _tail(self._log_path, self._log_offset):
+            if self._fatal_marker and self._fatal_marker in _tail(log_path, self._log_offset):
                 raise self._failure(f"{self._name} failed during startup")
             try:
-                ready = probe()
+                return probe()
             except EmbeddedProcessError as exc:
                 raise self._failure(str(exc)) from exc
-            if ready:
-                return
-            if time.monotonic() >= deadline:
-                raise self._failure(f"{self._name} did not become ready in time")
-            time.sleep(POLL_INTERVAL)
+
+        def gave_up(state: RetryCallState) -> NoReturn:
+            raise self._failure(f"{self._name} did not become ready in time")
+
+        # Errors raised by ready_now() end the wait at once; only "not ready yet" is retried.
+        Retrying(
+            retry=retry_if_result(lambda ready: not ready),
+            wait=wait_fixed(POLL_INTERVAL),
+            stop=lambda state: time.monotonic() >= deadline,
+            retry_error_callback=gave_up,
+        )(ready_now)

@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.messaging.tables import decode_headers, encode_headers, outbox, parked_event
 from shared.metrics import ServiceMetrics
+from shared.rounds import repeat_rounds
 from shared.telemetry import context_from_traceparent, current_trace_headers
 
 log = logging.getLogger(__name__)
@@ -136,15 +137,16 @@ class OutboxRelay:
             self.producer = None
 
     async def _run(self) -> None:
-        while True:
-            try:
-                async with self.engine.connect() as connection:
-                    await self._lead(connection)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox relay failed; retrying", extra={"service": self.service})
-                await asyncio.sleep(self.poll_interval_s * 4)
+        await repeat_rounds(
+            self._connect_and_lead,
+            what="outbox relay",
+            service=self.service,
+            after_failure=self.poll_interval_s * 4,
+        )
+
+    async def _connect_and_lead(self) -> None:
+        async with self.engine.connect() as connection:
+            await self._lead(connection)
 
     async def _lead(self, connection: Any) -> None:
         """Hold the relay lock on this connection and publish until cancelled or disconnected."""

@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Literal
 
+from services.allocation.domain.components import component_labels
 from services.allocation.domain.pool import CapacityChange, capacity_on, weekly_capacity
 from services.allocation.domain.priority import STAGE_WORDS, ProjectStanding, comparison
 from services.allocation.domain.requests import (
@@ -546,24 +547,16 @@ class Explainer:
             cells = self.contested_cells(request)
             if cells:
                 cells_of[request.request_id] = cells
-        parent = {request_id: request_id for request_id in cells_of}
-
-        def find(node: str) -> str:
-            while parent[node] != node:
-                parent[node] = parent[parent[node]]
-                node = parent[node]
-            return node
-
-        owner: dict[tuple[str, str], str] = {}
-        for request_id, cells in sorted(cells_of.items()):
-            for cell in cells:
-                if cell in owner:
-                    parent[find(request_id)] = find(owner[cell])
-                else:
-                    owner[cell] = request_id
-        groups: dict[str, list[str]] = defaultdict(list)
-        for request_id in sorted(cells_of):
-            groups[find(request_id)].append(request_id)
+        # Requests contesting a common cell are in one conflict, and so, in turn, are theirs.
+        ids = sorted(cells_of)
+        owner: dict[tuple[str, str], int] = {}
+        links: list[tuple[int, int]] = []
+        for node, request_id in enumerate(ids):
+            for cell in cells_of[request_id]:
+                links.append((node, owner.setdefault(cell, node)))
+        groups: dict[int, list[str]] = defaultdict(list)
+        for request_id, label in zip(ids, component_labels(len(ids), links), strict=True):
+            groups[label].append(request_id)
         return [self._conflict(losers, cells_of) for losers in groups.values()]
 
     def _conflict(

@@ -60,6 +60,8 @@ from dataclasses import dataclass, field, replace
 import highspy
 import numpy as np
 
+from services.allocation.domain.components import component_labels
+
 Slot = tuple[str, str, str]
 """(request_id, resource_id, week)."""
 
@@ -842,29 +844,6 @@ def _candidates(problem: AllocationProblem) -> dict[str, list[Person]]:
     return found
 
 
-class _Components:
-    """Union-find over the model's rows, to split it into independent parts."""
-
-    def __init__(self) -> None:
-        self.parent: list[int] = []
-
-    def add(self) -> int:
-        self.parent.append(len(self.parent))
-        return len(self.parent) - 1
-
-    def find(self, node: int) -> int:
-        parent = self.parent
-        while parent[node] != node:
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        return node
-
-    def union(self, a: int, b: int) -> None:
-        root_a, root_b = self.find(a), self.find(b)
-        if root_a != root_b:
-            self.parent[root_b] = root_a
-
-
 @dataclass
 class _Model:
     """The MILP in arrays: columns are x variables then m variables."""
@@ -1097,22 +1076,20 @@ def solve_milp(
     started = time.perf_counter()
     deadline = started + time_limit
     model = _build(problem)
-    parts = _Components()
-    row_node = [parts.add() for _ in model.row_upper]
-    move_node = [parts.add() for _ in model.moves]
-    for demand_row, capacity_row in model.x_rows:
-        parts.union(row_node[demand_row], row_node[capacity_row])
-    for x_column, move, _ in model.stability:
-        parts.union(row_node[model.x_rows[x_column][0]], move_node[move])
+    # Independent parts: the model's rows, then its moves, as nodes of one graph.
+    rows = len(model.row_upper)
+    links = [(demand_row, capacity_row) for demand_row, capacity_row in model.x_rows]
+    links += [(model.x_rows[x_column][0], rows + move) for x_column, move, _ in model.stability]
+    part_of = component_labels(rows + len(model.moves), links)
     x_by_part: dict[int, list[int]] = defaultdict(list)
     m_by_part: dict[int, list[int]] = defaultdict(list)
     s_by_part: dict[int, list[int]] = defaultdict(list)
     for column, (demand_row, _) in enumerate(model.x_rows):
-        x_by_part[parts.find(row_node[demand_row])].append(column)
+        x_by_part[part_of[demand_row]].append(column)
     for move in range(len(model.moves)):
-        m_by_part[parts.find(move_node[move])].append(move)
+        m_by_part[part_of[rows + move]].append(move)
     for index, (x_column, _, _) in enumerate(model.stability):
-        s_by_part[parts.find(row_node[model.x_rows[x_column][0]])].append(index)
+        s_by_part[part_of[model.x_rows[x_column][0]]].append(index)
 
     chosen: dict[Slot, float] = {}
     worst_gap, status, fallen_back = 0.0, "optimal", 0

@@ -24,6 +24,7 @@ from sqlalchemy import Table, bindparam, delete, func, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from tenacity import wait_exponential
 
 from services.allocation.adapters.repository import load_state
 from services.allocation.adapters.tables import (
@@ -44,6 +45,7 @@ from shared.events.contracts import (
     ResourceConflictResolved,
 )
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.rounds import repeat_rounds
 from shared.telemetry import context_from_traceparent, current_trace_headers
 
 if TYPE_CHECKING:
@@ -441,23 +443,23 @@ async def resolution_worker(runtime: ServiceRuntime) -> None:
     metrics = ResolutionMetrics(runtime)
     wake = asyncio.Event()
     connection = await _listen(runtime.settings, wake)
-    failures = 0
+
+    async def round_() -> None:
+        wake.clear()
+        while await resolve_pending(runtime, metrics):
+            pass
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), runtime.settings.allocation_resolution_poll_s)
+
     try:
-        while True:
-            wake.clear()
-            try:
-                while await resolve_pending(runtime, metrics):
-                    failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                # The pending rows stay: the next attempt (after a pause) picks them up again.
-                failures += 1
-                log.exception("re-resolution failed (attempt %d)", failures)
-                await asyncio.sleep(min(0.5 * 2**failures, 30.0))
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), runtime.settings.allocation_resolution_poll_s)
+        # The pending rows stay on failure: the next attempt (after a pause doubling from one
+        # second up to thirty while failures follow each other) picks them up again.
+        await repeat_rounds(
+            round_,
+            what="re-resolution",
+            service=runtime.name,
+            after_failure=wait_exponential(multiplier=1.0, max=30.0),
+        )
     finally:
         if connection is not None:
             with contextlib.suppress(Exception):

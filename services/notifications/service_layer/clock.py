@@ -43,6 +43,7 @@ from services.notifications.service_layer.delivery import worker_name
 from services.notifications.service_layer.handlers import project_summary
 from services.notifications.service_layer.metrics import notification_metrics
 from services.notifications.service_layer.queue import queue_notice, subscriptions_wanting
+from shared.rounds import repeat_rounds
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
@@ -72,9 +73,13 @@ class NotificationClock:
             log.error("portfolio digest disabled: %s", error, extra={"service": runtime.name})
 
     async def run(self) -> None:
-        while True:
-            await self.tick(datetime.now(UTC))
-            await asyncio.sleep(self.settings.notification_clock_interval_s)
+        """Tick every `notification_clock_interval_s` seconds until the service stops."""
+        await repeat_rounds(
+            lambda: self.tick(datetime.now(UTC)),
+            what="notification clock tick",
+            service=self.runtime.name,
+            pause=self.settings.notification_clock_interval_s,
+        )
 
     async def tick(self, now: datetime) -> None:
         duties = [self.close_throttle_windows, self.escalate, self.send_due_digest]

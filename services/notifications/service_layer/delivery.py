@@ -65,6 +65,7 @@ from services.notifications.domain.subscriptions import (
 from services.notifications.domain.timing import throttle_window
 from services.notifications.service_layer.metrics import notification_metrics
 from services.notifications.service_layer.queue import queue_notice
+from shared.rounds import repeat_rounds
 from shared.telemetry import context_from_traceparent
 
 if TYPE_CHECKING:
@@ -154,14 +155,12 @@ class DeliveryWorker:
         ) as client:
             self.client = client
             try:
-                while True:
-                    try:
-                        await self.round()
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("delivery round failed", extra={"service": self.runtime.name})
-                        await asyncio.sleep(self.settings.notification_poll_interval_s)
+                await repeat_rounds(
+                    self.round,
+                    what="delivery round",
+                    service=self.runtime.name,
+                    after_failure=self.settings.notification_poll_interval_s,
+                )
             finally:
                 await self.stop_in_flight()
 
