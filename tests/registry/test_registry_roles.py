@@ -4,7 +4,7 @@
 - viewer: reads (what-if included: it changes nothing), 403 on every change;
 - project_manager: reads, proposes projects (as their manager), changes only their own projects,
   never the manager or the key-project flag;
-- pmo_admin: everything, and alone re-baselines.
+- pmo_admin: everything, and alone re-baselines, defines programs and places projects in them.
 """
 
 from __future__ import annotations
@@ -38,7 +38,14 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/portfolio/what-if"): "read",
     ("GET", "/stage-models"): "read",
     ("GET", "/reports/portfolio"): "read",
+    ("GET", "/programs"): "read",
+    ("POST", "/programs"): "admin",
+    ("GET", "/programs/{program_id}"): "read",
+    ("PATCH", "/programs/{program_id}"): "admin",
+    ("GET", "/programs/{program_id}/roll-up"): "read",
+    ("PUT", "/projects/{project_id}/program"): "admin",
 }
+PROGRAM = "PGM-ROLES"
 
 PM = "ada.lovelace@example.com"
 STRATEGY = {
@@ -61,10 +68,16 @@ def test_the_table_covers_every_route_of_the_registry() -> None:
 
 def request_for(method: str, path: str, project_id: str, serial: int) -> dict[str, Any]:
     """A well-formed call of the route on `project_id`, so only the role decides the answer."""
-    url = path.replace("{project_id}", project_id)
+    url = path.replace("{project_id}", project_id).replace("{program_id}", PROGRAM)
     body: dict[str, Any] | None = None
     if (method, path) == ("POST", "/projects"):
         body = charter(f"PRJ-NEW-{serial}", manager=PM)
+    elif (method, path) == ("POST", "/programs"):
+        body = {"program_id": f"PGM-{serial}-{project_id}", "name": "Carve-out"}
+    elif (method, path) == ("PATCH", "/programs/{program_id}"):
+        body = {"description": f"Description {serial}"}
+    elif path.endswith("/program"):
+        body = {"program_id": PROGRAM}
     elif method == "PATCH":
         body = {"sponsor": f"Sponsor {serial}"}
     elif path.endswith("/baselines") and method == "POST":
@@ -92,6 +105,10 @@ async def test_each_role_on_each_endpoint(
                 "/projects", json=charter(project_id, manager=manager), headers=admin_headers
             )
             assert created.status_code == 201, created.text
+        defined = await client.post(
+            "/programs", json={"program_id": PROGRAM, "name": "Merger"}, headers=admin_headers
+        )
+        assert defined.status_code == 201, defined.text
 
         headers = {} if role == "anonymous" else bearer(role, PM)
         problems: list[str] = []
