@@ -440,6 +440,17 @@ async def test_a_program_page_rolls_up_its_projects_with_their_people_and_confli
 
     page = browser_session.page
     await browser_session.sign_in(ADMIN_TOKEN)
+    # The overview filters by program and leads to its roll-up; a project's page links to it.
+    await page.select_option("select[name=program_id]", "DSH-MERGER")
+    await page.wait_for_url("**/?*program_id=DSH-MERGER**")
+    rows = page.locator("#projects tbody tr")
+    await expect(rows).to_have_count(2)
+    assert {await row.get_attribute("data-project") for row in await rows.all()} == {
+        "DSH-ATLAS",
+        "DSH-ECHO",
+    }
+    await page.click("#program-roll-up")
+    await page.wait_for_url(f"{dashboard.url}/programs/DSH-MERGER")
     await page.goto(f"{dashboard.url}/projects/DSH-ATLAS")
     await page.click("#program-link")
     await page.wait_for_url(f"{dashboard.url}/programs/DSH-MERGER")
@@ -457,8 +468,8 @@ async def test_a_program_page_rolls_up_its_projects_with_their_people_and_confli
     }
     assert await page.inner_text("#program-figures [data-figure='spi'] .count") == "0.71"
     assert await page.inner_text("#program-figures [data-figure='cpi'] .count") == "0.87"
-    rows = page.locator("#program-projects tr[data-project]")
-    assert [await row.get_attribute("data-project") for row in await rows.all()] == [
+    members = page.locator("#program-projects tr[data-project]")
+    assert [await row.get_attribute("data-project") for row in await members.all()] == [
         "DSH-ATLAS",
         "DSH-ECHO",
     ]

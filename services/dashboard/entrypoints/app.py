@@ -203,6 +203,8 @@ def _matches(project: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
         return False
     if filters.get("lifecycle") and project.get("lifecycle") != filters["lifecycle"]:
         return False
+    if filters.get("program_id") and project.get("program_id") != filters["program_id"]:
+        return False
     return not (
         filters.get("methodology")
         and (project.get("methodology") or "standard") != filters["methodology"]
@@ -222,6 +224,7 @@ async def overview_data(
         "business_unit": sorted({str(p["business_unit"]) for p in projects}),
         "lifecycle": sorted({str(p["lifecycle"]) for p in projects}),
         "methodology": sorted({str(p.get("methodology") or "standard") for p in projects}),
+        "program_id": sorted({str(p["program_id"]) for p in projects if p.get("program_id")}),
     }
     chosen = [p for p in projects if _matches(p, filters)]
     health = {str(p["project_id"]): assessed.get(str(p["project_id"])) for p in chosen}
@@ -419,12 +422,14 @@ def _routes(app: FastAPI) -> None:
         business_unit: str = "",
         lifecycle: str = "",
         methodology: str = "",
+        program_id: str = "",
     ) -> HTMLResponse:
         user = require_signed_in(request)
         filters = {
             "business_unit": business_unit,
             "lifecycle": lifecycle,
             "methodology": methodology,
+            "program_id": program_id,
         }
         api = _api(request)
         (data, options), standing = await asyncio.gather(

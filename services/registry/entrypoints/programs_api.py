@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Request, status
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -85,15 +86,24 @@ async def define_program(
     request: Request, definition: ProgramDefinition, principal: Admin
 ) -> ProgramView:
     async with runtime_of(request).unit_of_work() as uow:
-        if await uow.session.get(Program, definition.program_id) is not None:
+        # One statement, so that two definitions of one program at once give one 201, one 409.
+        created = (
+            await uow.session.exec(
+                insert(Program)
+                .values(**definition.model_dump(), created_by=principal.subject)
+                .on_conflict_do_nothing(index_elements=[col(Program.program_id)])
+                .returning(col(Program.program_id))
+            )
+        ).first()
+        if created is None:
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 f"Program {definition.program_id!r} exists: change it with PATCH.",
             )
-        program = Program(**definition.model_dump(), created_by=principal.subject)
-        uow.session.add(program)
+        program = await _program(uow.session, definition.program_id)
+        defined = _program_view(program, [], _today())
         await uow.commit()
-        return _program_view(program, [], _today())
+    return defined
 
 
 @router.get("/programs", summary="The programs, by id, with their projects")
