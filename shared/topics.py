@@ -19,6 +19,10 @@ OUTBOUND_TOPICS: tuple[str, ...] = (
     "allocation-changed",
     "project-health-assessed",
     "project-rebaselined",
+    "intervention-proposed",
+    "intervention-accepted",
+    "intervention-declined",
+    "intervention-ended",
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 
