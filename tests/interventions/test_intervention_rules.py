@@ -99,4 +99,3 @@ def test_the_scarce_expert_goes_to_the_more_important_project() -> None:
     assert staffed["INT-low"].expert_id is None
     assert "every PMO expert in 'schedule-recovery'" in staffed["INT-low"].why
     assert "PRJ-TOP ranks 1 and PRJ-LOW ranks 2" in staffed["INT-low"].why
-

@@ -216,9 +216,7 @@ class ProjectHealthRow(SQLModel, table=True):
     )
     reasons: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
     """The reasons' messages, worst first."""
-    at_risk_since: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True))
-    )
+    at_risk_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     assessed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
