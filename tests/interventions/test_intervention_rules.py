@@ -9,10 +9,10 @@ from services.allocation.domain.decisions import PoolMember
 from services.allocation.domain.interventions import (
     Proposal,
     needs_intervention,
-    specialties_of,
     staff,
     wanted_specialty,
 )
+from services.allocation.domain.pool import parse_pool_csv, specialties_of
 from services.allocation.domain.priority import ProjectStanding
 from services.allocation.domain.resolution import AllocationState
 
@@ -99,3 +99,20 @@ def test_the_scarce_expert_goes_to_the_more_important_project() -> None:
     assert staffed["INT-low"].expert_id is None
     assert "every PMO expert in 'schedule-recovery'" in staffed["INT-low"].why
     assert "PRJ-TOP ranks 1 and PRJ-LOW ranks 2" in staffed["INT-low"].why
+
+
+def test_the_pool_file_may_mark_experts_with_specialties() -> None:
+    entries, errors = parse_pool_csv(
+        "resource_id,name,skills,capacity_fte,specialties\n"
+        "exp-ana,Ana,project-management,1,Schedule Recovery;cost-control\n"
+        "dev-bo,Bo,python,1,\n"
+    )
+    assert errors == []
+    assert [entry.specialties for entry in entries] == [
+        ("schedule-recovery", "cost-control"),
+        (),
+    ]
+    # Without the column, specialties are not touched (None), not emptied.
+    entries, errors = parse_pool_csv("resource_id,name,skills,capacity_fte\nx,X,a,1\n")
+    assert errors == []
+    assert entries[0].specialties is None

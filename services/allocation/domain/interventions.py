@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 
 from services.allocation.domain.decisions import plan_request
-from services.allocation.domain.pool import normalised_skills
+from services.allocation.domain.pool import specialties_of
 from services.allocation.domain.resolution import AllocationState, resolve, with_requests
 
 SPECIALTY_BY_REASON: Mapping[str, str] = {
@@ -40,12 +40,8 @@ SPECIALTY_SKILL_PREFIX = "pmo-expert:"
 
 def specialty_key(specialty: str) -> str:
     """How a specialty is compared: `Schedule Recovery` and `schedule-recovery` are one."""
-    return "-".join(specialty.casefold().split())
-
-
-def specialties_of(values: Iterable[str]) -> list[str]:
-    """Specialties as stored: trimmed, spaces as hyphens, lower case, duplicates dropped."""
-    return normalised_skills(specialty_key(value) for value in values)
+    found = specialties_of([specialty])
+    return found[0] if found else ""
 
 
 def wanted_specialty(reason_codes: Sequence[str], available: Iterable[str]) -> str:

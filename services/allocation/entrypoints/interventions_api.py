@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 from sqlmodel import col, func, select
 
 from services.allocation.adapters.tables import InterventionRow, ProjectStandingRow, Resource
-from services.allocation.domain.interventions import specialties_of, specialty_key
+from services.allocation.domain.interventions import specialty_key
+from services.allocation.domain.pool import specialties_of
 from services.allocation.service_layer.interventions import (
     Ask,
     InterventionRefused,

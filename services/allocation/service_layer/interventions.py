@@ -469,7 +469,7 @@ async def intervention_round(runtime: ServiceRuntime, now: datetime) -> None:
         proposed = 0
         for health in at_risk:
             proposed += await propose_if_needed(uow, health, now)
-        if lapsed and not proposed:
+        if not proposed:  # experts freed or added since: the proposals waiting may have one now
             await restaff(uow)
         await uow.commit()
 
