@@ -43,7 +43,14 @@ from shared.events import (
     parse_record,
     to_structured,
 )
-from shared.events.contracts import ProjectHealthAssessed, ProjectRebaselined
+from shared.events.contracts import (
+    InterventionAccepted,
+    InterventionDeclined,
+    InterventionEnded,
+    InterventionProposed,
+    ProjectHealthAssessed,
+    ProjectRebaselined,
+)
 
 Headers = list[tuple[str, bytes]]
 
@@ -241,6 +248,57 @@ OUTBOUND_SAMPLES: list[EventData] = [
         reason="Scope tripled by the steering committee",
         approved_at=datetime(2026, 7, 3, 9, 0, tzinfo=UTC),
         cause="pmo-admin@example.com",
+    ),
+    InterventionProposed(
+        project_id="PRJ-2041",
+        intervention_id="INT-0f3a9c2b1d4e",
+        origin="risk",
+        specialty="schedule-recovery",
+        expert_id="exp-ana",
+        fte=0.5,
+        start=date(2026, 11, 30),
+        end=date(2027, 1, 8),
+        reasons=["key project red", "SPI(t) 0.62 below 0.80"],
+        staffing="Granted in full: Ana (exp-ana) 0.5 FTE in 2026-W49 to 2027-W02.",
+        proposed_at=datetime(2026, 11, 29, 9, 0, tzinfo=UTC),
+    ),
+    InterventionAccepted(
+        project_id="PRJ-2041",
+        intervention_id="INT-0f3a9c2b1d4e",
+        origin="risk",
+        specialty="schedule-recovery",
+        expert_id="exp-ana",
+        fte=0.5,
+        start=date(2026, 11, 30),
+        end=date(2027, 1, 8),
+        request_id="INT-0f3a9c2b1d4e",
+        accepted_by="pmo-admin@example.com",
+        accepted_at=datetime(2026, 11, 29, 10, 0, tzinfo=UTC),
+    ),
+    InterventionDeclined(
+        project_id="PRJ-2041",
+        intervention_id="INT-1a2b3c4d5e6f",
+        origin="advice",
+        specialty="agile-coaching",
+        fte=0.2,
+        start=date(2026, 11, 30),
+        end=date(2026, 12, 31),
+        declined_by="pmo-admin@example.com",
+        reason="The team has a coach this quarter",
+        declined_at=datetime(2026, 11, 29, 10, 0, tzinfo=UTC),
+    ),
+    InterventionEnded(
+        project_id="PRJ-2041",
+        intervention_id="INT-0f3a9c2b1d4e",
+        origin="risk",
+        specialty="schedule-recovery",
+        expert_id="exp-ana",
+        fte=0.5,
+        start=date(2026, 11, 30),
+        end=date(2027, 1, 8),
+        reason="project recovered (health back to green)",
+        was_accepted=True,
+        ended_at=datetime(2026, 12, 18, 16, 0, tzinfo=UTC),
     ),
 ]
 

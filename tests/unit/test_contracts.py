@@ -102,6 +102,10 @@ def test_event_names_and_registries() -> None:
         "allocation-changed",
         "project-health-assessed",
         "project-rebaselined",
+        "intervention-proposed",
+        "intervention-accepted",
+        "intervention-declined",
+        "intervention-ended",
     }
     assert not set(INBOUND_EVENTS) & set(OUTBOUND_EVENTS)
     for name, model in EVENTS.items():
