@@ -5,8 +5,8 @@ API calls never staff the same expert twice at once), writes the intervention ro
 event through the outbox, and re-staffs the proposals still waiting: who is proposed for them is
 the solver's answer over the portfolio as it stands (domain/interventions.staff).
 An accepted intervention becomes a resource request naming its expert, so the expert is
-allocated by the ordinary re-resolution; its end sets that request's FTE to 0 from then on,
-which releases the expert (the weeks already worked stay as they were).
+allocated by the ordinary re-resolution; its end sets that request's FTE to 0 from then on and
+has it decided again, which releases the expert (the weeks already worked stay as they were).
 """
 
 from __future__ import annotations
@@ -305,7 +305,10 @@ async def _release(uow: UnitOfWork, row: InterventionRow, reason: str) -> None:
     request = await uow.session.get(ResourceRequest, row.request_id, with_for_update=True)
     if request is None:
         return
-    request.fte, request.hours = 0.0, None
+    # Asking 0 FTE from now on frees the expert in every week still to plan; made undecided
+    # again, the request gets a fresh resource-allocated (0 of 0 FTE) rather than an
+    # allocation-changed to 0, so monitoring sees no shortfall where the PMO ended the work.
+    request.fte, request.hours, request.decided_at = 0.0, None, None
     uow.session.add(request)
     await request_resolution(
         uow.session,
