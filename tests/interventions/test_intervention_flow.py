@@ -207,7 +207,7 @@ async def test_a_red_key_project_gets_an_expert_who_is_released_when_it_recovers
         this_week = iso_week(TODAY)
 
         async def released() -> bool:
-            rows = (
+            rows: list[dict[str, Any]] = (
                 await allocation_api.get(f"/allocations?resource_id=exp-ana&from_week={this_week}")
             ).json()
             return rows == []

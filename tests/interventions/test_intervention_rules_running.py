@@ -289,7 +289,8 @@ async def test_a_manager_asks_advice_on_their_own_project_only_and_it_ends_with_
     assert ended["end_reason"] == f"end date {until} passed"
 
     async def released() -> bool:
-        return (await pmo.api.get("/allocations?resource_id=exp-dora")).json() == []
+        rows: list[dict[str, Any]] = (await pmo.api.get("/allocations?resource_id=exp-dora")).json()
+        return rows == []
 
     await eventually(released, timeout=45, what="the expert released after the end date")
     records = await read_topic(settings, f"{settings.topic_prefix}intervention-ended")
