@@ -51,6 +51,10 @@ OUTBOUND = {
     "allocation-changed",
     "project-health-assessed",
     "project-rebaselined",
+    "intervention-proposed",
+    "intervention-accepted",
+    "intervention-declined",
+    "intervention-ended",
 }
 ALL_TOPICS = INBOUND | OUTBOUND | {f"{t}.dlq" for t in INBOUND | OUTBOUND}
 
