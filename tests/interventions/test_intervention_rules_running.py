@@ -17,6 +17,7 @@ from sqlmodel import select
 from services.allocation.adapters.tables import ProjectHealthRow
 from services.allocation.service_layer.interventions import intervention_round
 from shared.settings import Settings
+from tests.allocation.test_allocation_flow import ranking, registered
 from tests.conftest import ServiceStarter, bearer
 from tests.harness import Enterprise, RunningService, detail_text, eventually, read_topic
 
@@ -24,37 +25,6 @@ pytestmark = pytest.mark.e2e
 
 TODAY = date.today()
 ROUNDS = "pmo_allocation_intervention_rounds_total"
-
-
-def registered(project_id: str, manager: str, *, key_project: bool = True) -> dict[str, Any]:
-    return {
-        "project_id": project_id,
-        "name": f"Project {project_id}",
-        "business_unit": "Digital",
-        "manager": manager,
-        "start_date": "2026-01-01",
-        "planned_finish_date": "2028-12-31",
-        "budget": 500000,
-        "currency": "EUR",
-        "lifecycle": "active",
-        "key_project": key_project,
-    }
-
-
-def ranking(*project_ids: str) -> dict[str, Any]:
-    return {
-        "strategy_version": 1,
-        "projects": [
-            {
-                "project_id": project_id,
-                "score": round(0.9 - 0.2 * index, 2),
-                "rank": index + 1,
-                "action": "continue",
-                "why": "weighted objectives",
-            }
-            for index, project_id in enumerate(project_ids)
-        ],
-    }
 
 
 def assessed(project_id: str, health: str, *, since_days: float, code: str) -> dict[str, Any]:
@@ -107,8 +77,10 @@ class Pmo:
         """The projects registered, active, key projects, ranked in this order."""
         for project_id in ranked:
             manager = (managers or {}).get(project_id, "pm@example.com")
-            await self.enterprise.send("project-registered", registered(project_id, manager))
-        await self.enterprise.send("portfolio-reprioritized", ranking(*ranked), key="1")
+            await self.enterprise.send(
+                "project-registered", registered(project_id, manager=manager, key_project=True)
+            )
+        await self.enterprise.send("portfolio-reprioritized", ranking(1, *ranked), key="1")
 
         async def known() -> bool:
             projects = {p["project_id"]: p for p in (await self.api.get("/projects")).json()}

@@ -42,6 +42,7 @@ from services.allocation.domain.interventions import (
 from services.allocation.domain.priority import HOLDS_NOTHING
 from services.allocation.domain.requests import working_weeks
 from services.allocation.service_layer.resolution import request_resolution
+from shared.clock import run_every
 from shared.events.contracts import (
     InterventionAccepted,
     InterventionDeclined,
@@ -479,21 +480,13 @@ async def intervention_round(runtime: ServiceRuntime, now: datetime) -> None:
 
 async def _run(runtime: ServiceRuntime) -> None:
     metrics = InterventionClockMetrics(runtime)
-    interval = runtime.settings.allocation_intervention_check_interval_s
-    while True:
-        try:
-            await intervention_round(runtime, datetime.now(UTC))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The database may be away; the next round tries again, nothing is lost meanwhile.
-            log.exception(
-                "intervention clock round failed; next in %.0fs",
-                interval,
-                extra={"service": runtime.name},
-            )
-        metrics.rounds.inc()
-        await asyncio.sleep(interval)
+    await run_every(
+        runtime,
+        runtime.settings.allocation_intervention_check_interval_s,
+        lambda: intervention_round(runtime, datetime.now(UTC)),
+        what="intervention clock",
+        counted=metrics.rounds.inc,
+    )
 
 
 def intervention_clock(runtime: ServiceRuntime) -> Coroutine[Any, Any, None]:
