@@ -459,6 +459,7 @@ def _routes(app: FastAPI) -> None:
             requests,
             conflicts,
             models,
+            interventions,
         ) = await asyncio.gather(
             api.get("registry", f"/projects/{pid}/history", token, limit=1000),
             api.get_or_none("monitoring", f"/projects/{pid}/health", token),
@@ -467,6 +468,7 @@ def _routes(app: FastAPI) -> None:
             api.get("allocation", "/requests", token, project_id=project_id, limit=500),
             api.get("allocation", "/conflicts", token, project_id=project_id, limit=100),
             api.get("registry", "/stage-models", token),
+            api.get("allocation", "/interventions", token, project_id=project_id, limit=100),
         )
         series = health_history or []
         methodology = project.get("methodology")
@@ -493,6 +495,7 @@ def _routes(app: FastAPI) -> None:
             allocations=allocations,
             requests=requests,
             conflicts=conflicts,
+            interventions=interventions,
             model=model,
             may_manage=user.may_manage(project.get("manager")),
         )
