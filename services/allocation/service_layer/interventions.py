@@ -334,6 +334,13 @@ async def end(uow: UnitOfWork, row: InterventionRow, reason: str, now: datetime)
 
 async def end_risk_interventions(uow: UnitOfWork, project_id: str, reason: str) -> int:
     """End a project's open risk interventions (its advice ones run to their end date)."""
+    open_ones = select(InterventionRow.intervention_id).where(
+        col(InterventionRow.project_id) == project_id,
+        col(InterventionRow.origin) == "risk",
+        col(InterventionRow.state).in_(OPEN),
+    )
+    if (await uow.session.exec(open_ones)).first() is None:
+        return 0  # most green assessments: no global lock taken for them
     await hold_interventions_lock(uow)
     rows = (
         await uow.session.exec(
