@@ -22,6 +22,10 @@ OUTBOUND_TOPICS: tuple[str, ...] = (
     "gate-reviewed",
     "lessons-suggested",
     "project-program-changed",
+    "intervention-proposed",
+    "intervention-accepted",
+    "intervention-declined",
+    "intervention-ended",
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

@@ -777,6 +777,77 @@ class ProjectProgramChanged(ProjectEvent):
     """When the registry made the change: the order of a project's membership changes."""
     cause: Text
     """The event id, or the subject of the user's token, that made the change."""
+InterventionOrigin = Literal["risk", "advice"]
+"""Why an intervention was proposed: pushed by a key project's risk, or pulled by its manager."""
+
+
+class InterventionEvent(ProjectEvent):
+    """An event about one PMO intervention: a PMO expert sent to a project (allocation's)."""
+
+    intervention_id: Id
+    origin: InterventionOrigin
+    specialty: Name
+    """The expert specialty wanted, e.g. `schedule-recovery`, `cost-control`."""
+    expert_id: Id | None = None
+    """The PMO expert (a resource of the pool); null while none is free for it."""
+    fte: Fte
+    """FTE of the expert's time wanted in each week of the period."""
+    start: IsoDate
+    end: IsoDate
+
+
+class InterventionProposed(InterventionEvent):
+    """Allocation proposes a PMO expert for a project; an administrator accepts or declines.
+
+    Pushed by risk (a key project turned red, or stayed amber longer than the configured time)
+    or pulled by the project's manager asking for advice. The expert is the one the allocation's
+    priority rules would give it (the most important project in trouble first).
+    """
+
+    event_name: ClassVar[str] = "intervention-proposed"
+
+    reasons: list[Text] = []
+    """Why: the risk reasons behind it (monitoring's messages), or the manager's topic."""
+    staffing: Text
+    """Why this expert, or why none is free (the allocation's words)."""
+    requested_by: Name | None = None
+    """The project manager who asked for advice; null when pushed by risk."""
+    proposed_at: Timestamp
+
+
+class InterventionAccepted(InterventionEvent):
+    """An administrator accepted an intervention: its expert is requested for the project."""
+
+    event_name: ClassVar[str] = "intervention-accepted"
+
+    request_id: Id
+    """The resource request that allocates the expert (its decision follows as
+    `resource-allocated`)."""
+    accepted_by: Name
+    note: Text = ""
+    accepted_at: Timestamp
+
+
+class InterventionDeclined(InterventionEvent):
+    """An administrator declined a proposed intervention; nobody is allocated."""
+
+    event_name: ClassVar[str] = "intervention-declined"
+
+    declined_by: Name
+    reason: Text
+    declined_at: Timestamp
+
+
+class InterventionEnded(InterventionEvent):
+    """An intervention ended and its expert is released (or a proposal lapsed undecided)."""
+
+    event_name: ClassVar[str] = "intervention-ended"
+
+    reason: Text
+    """E.g. `project recovered (health back to green)`, `end date 2027-01-29 passed`."""
+    was_accepted: bool
+    """True: the expert worked on it and is now released; False: a proposal no longer needed."""
+    ended_at: Timestamp
 
 
 def _by_name(*models: type[EventData]) -> dict[str, type[EventData]]:
@@ -802,5 +873,9 @@ OUTBOUND_EVENTS: dict[str, type[EventData]] = _by_name(
     GateReviewed,
     LessonsSuggested,
     ProjectProgramChanged,
+    InterventionProposed,
+    InterventionAccepted,
+    InterventionDeclined,
+    InterventionEnded,
 )
 """What the PMO services publish, by event name (also the topic name)."""

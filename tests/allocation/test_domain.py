@@ -105,7 +105,7 @@ def test_pool_csv_is_read_with_every_problem_named_by_line() -> None:
     )
     assert parse_pool_csv("id,name\n")[1] == [
         "line 1: the header must name the columns resource_id,name,skills,capacity_fte "
-        "(got id,name)"
+        "and may name specialties (got id,name)"
     ]
 
 

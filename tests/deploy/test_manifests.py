@@ -54,6 +54,10 @@ OUTBOUND = {
     "gate-reviewed",
     "lessons-suggested",
     "project-program-changed",
+    "intervention-proposed",
+    "intervention-accepted",
+    "intervention-declined",
+    "intervention-ended",
 }
 ALL_TOPICS = INBOUND | OUTBOUND | {f"{t}.dlq" for t in INBOUND | OUTBOUND}
 

@@ -105,6 +105,10 @@ def test_event_names_and_registries() -> None:
         "gate-reviewed",
         "lessons-suggested",
         "project-program-changed",
+        "intervention-proposed",
+        "intervention-accepted",
+        "intervention-declined",
+        "intervention-ended",
     }
     assert not set(INBOUND_EVENTS) & set(OUTBOUND_EVENTS)
     for name, model in EVENTS.items():

@@ -466,6 +466,7 @@ def _routes(app: FastAPI) -> None:
             lessons,
             suggestions,
             registered_baselines,
+            interventions,
         ) = await asyncio.gather(
             api.get("registry", f"/projects/{pid}/history", token, limit=1000),
             api.get_or_none("monitoring", f"/projects/{pid}/health", token),
@@ -478,6 +479,7 @@ def _routes(app: FastAPI) -> None:
             api.get("registry", f"/projects/{pid}/lessons", token),
             api.get("registry", f"/projects/{pid}/lesson-suggestions", token),
             api.get("registry", f"/projects/{pid}/baselines", token),
+            api.get("allocation", "/interventions", token, project_id=project_id, limit=100),
         )
         series = health_history or []
         baselines = portfolio.baselines(registered_baselines)
@@ -506,6 +508,7 @@ def _routes(app: FastAPI) -> None:
             allocations=allocations,
             requests=requests,
             conflicts=conflicts,
+            interventions=interventions,
             model=model,
             may_manage=user.may_manage(project.get("manager")),
             gates=gates,

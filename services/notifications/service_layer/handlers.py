@@ -19,6 +19,7 @@ from services.notifications.service_layer.queue import queue_notice
 from shared.events import EventData
 from shared.events.contracts import (
     AllocationChanged,
+    InterventionEvent,
     PortfolioReprioritized,
     ProjectAtRisk,
     ProjectHealthAssessed,
@@ -310,4 +311,11 @@ async def on_allocation_changed(event: AllocationChanged, meta: EventMeta, uow: 
         order_column="decided_at",
         insert_missing=False,
     )
+    await _queue_project_notice(uow, event, meta, project)
+
+
+async def on_intervention(event: InterventionEvent, meta: EventMeta, uow: UnitOfWork) -> None:
+    """Queue the notice of a PMO intervention (proposed, accepted, declined, ended) for the PMO
+    and the project's manager: the subscriptions to its type for the project or its unit."""
+    project = await _known_project(uow, event.project_id, meta)
     await _queue_project_notice(uow, event, meta, project)

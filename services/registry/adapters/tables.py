@@ -115,7 +115,7 @@ class ProjectHistory(SQLModel, table=True):
     at: datetime | None = _now_column()
     change: str
     """registered, updated, lifecycle, status, health, resource_shortfall, reprioritized,
-    directive."""
+    directive, intervention (a PMO expert proposed, accepted, declined or ended)."""
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     cause: str

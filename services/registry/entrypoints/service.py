@@ -2,6 +2,7 @@
 
 from services.registry.entrypoints.api import router
 from services.registry.service_layer.handlers import (
+    on_intervention,
     on_project_health_assessed,
     on_project_registered,
     on_project_started,
@@ -34,6 +35,10 @@ registry = ServiceDefinition(
         "project-health-assessed": on_project_health_assessed,
         "resource-allocated": on_resource_allocated,
         "resource-conflict-resolved": on_resource_conflict_resolved,
+        "intervention-proposed": on_intervention,
+        "intervention-accepted": on_intervention,
+        "intervention-declined": on_intervention,
+        "intervention-ended": on_intervention,
         # Our own announcement, so a project proposed through the API releases its parked events.
         "project-registered": on_project_registered,
     },

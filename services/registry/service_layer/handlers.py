@@ -33,6 +33,11 @@ from services.registry.service_layer.reports import open_shortfalls
 from services.registry.service_layer.strategy import apply_strategy
 from shared.events.contracts import (
     AllocationDecision,
+    InterventionAccepted,
+    InterventionDeclined,
+    InterventionEnded,
+    InterventionEvent,
+    InterventionProposed,
     ProjectHealthAssessed,
     ProjectRegistered,
     ProjectStarted,
@@ -321,3 +326,34 @@ async def on_project_registered(event: ProjectRegistered, meta: EventMeta, uow: 
     consumer to replay them, so it relies on this.)
     """
     uow.release(event.project_id)
+
+
+def _intervention_note(event: InterventionEvent) -> str:
+    """The history's sentence for one step of a PMO intervention."""
+    expert = event.expert_id or "no expert free yet"
+    period = f"{event.fte:g} FTE from {event.start} to {event.end}"
+    if isinstance(event, InterventionProposed):
+        why = "; ".join(event.reasons) or event.origin
+        return f"PMO expert proposed ({event.specialty}): {expert}, {period}. Why: {why}"
+    if isinstance(event, InterventionAccepted):
+        by = event.accepted_by
+        return f"PMO intervention accepted by {by}: {expert} ({event.specialty}), {period}"
+    if isinstance(event, InterventionDeclined):
+        return f"PMO intervention declined by {event.declined_by}: {event.reason}"
+    if isinstance(event, InterventionEnded):
+        released = f"; {expert} released" if event.was_accepted else ""
+        return f"PMO intervention ended: {event.reason}{released}"
+    return f"PMO intervention {event.intervention_id}"
+
+
+async def on_intervention(event: InterventionEvent, meta: EventMeta, uow: UnitOfWork) -> None:
+    """A PMO intervention's step (proposed, accepted, declined, ended) in the project's history."""
+    await _known(uow, event.project_id, "a PMO intervention")
+    changes.record(
+        uow,
+        event.project_id,
+        "intervention",
+        cause=meta.id,
+        after={"step": meta.type.removeprefix("pmo."), **event.model_dump(mode="json")},
+        note=_intervention_note(event),
+    )
