@@ -777,6 +777,8 @@ class ProjectProgramChanged(ProjectEvent):
     """When the registry made the change: the order of a project's membership changes."""
     cause: Text
     """The event id, or the subject of the user's token, that made the change."""
+
+
 InterventionOrigin = Literal["risk", "advice"]
 """Why an intervention was proposed: pushed by a key project's risk, or pulled by its manager."""
 

@@ -4,7 +4,8 @@
 - viewer: reads (what-if included: it changes nothing), 403 on every change;
 - project_manager: reads, proposes projects (as their manager), changes only their own projects,
   never the manager or the key-project flag;
-- pmo_admin: everything, and alone re-baselines, records gate reviews, defines programs and places projects in them.
+- pmo_admin: everything, and alone re-baselines, records gate reviews, defines programs and
+  places projects in them.
 """
 
 from __future__ import annotations
