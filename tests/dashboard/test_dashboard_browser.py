@@ -194,7 +194,7 @@ async def test_the_overview_shows_the_health_and_figures_monitoring_and_the_regi
             }
             return before == await views() and shown == expected
 
-        await eventually(agree, timeout=30, what="the same health and figures everywhere")
+        await eventually(agree, timeout=60, what="the same health and figures everywhere")
     assert len(PROJECTS) == await page.locator("#projects tbody tr").count()
     await browser_session.screenshot("overview-consistent")
 
