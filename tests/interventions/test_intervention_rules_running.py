@@ -108,6 +108,9 @@ async def pmo(
 async def test_the_scarce_expert_goes_to_the_more_important_project_and_a_decline_frees_them(
     pmo: Pmo, settings: Settings
 ) -> None:
+    channels = (await pmo.api.get("/asyncapi.json")).json()["channels"]
+    for step in ("proposed", "accepted", "declined", "ended"):
+        assert any(f"intervention-{step}" in name for name in channels), step
     await pmo.expert("exp-ana", "schedule-recovery")
     await pmo.portfolio("PRJ-TOP", "PRJ-LOW")
     # The less important project turns red first: Ana is proposed to it.
