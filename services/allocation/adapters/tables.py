@@ -25,13 +25,14 @@ class ResourceRequest(SQLModel, table=True):
     hours: float | None = None
     start: date
     end: date
-    weeks: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT)))
+    weeks: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
     priority: str | None = None
     named_resource: str | None = None
     status: str = "open"
     """open (not decided yet), granted, partial or denied."""
     received_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     event_id: str
     fte_granted: float | None = None
@@ -53,10 +54,12 @@ class Resource(SQLModel, table=True):
     capacity_fte: float
     """Usual capacity in FTE per week (a team may have more than 1)."""
     created_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     updated_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
 
 
@@ -67,7 +70,9 @@ class CapacityChangeRow(SQLModel, table=True):
     __table_args__ = {"schema": SCHEMA}
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    resource_id: str = Field(foreign_key=f"{SCHEMA}.resource.resource_id", index=True)
+    resource_id: str = Field(
+        foreign_key=f"{SCHEMA}.resource.resource_id", ondelete="CASCADE", index=True
+    )
     starts: date
     ends: date | None = None
     capacity_fte: float
@@ -94,7 +99,9 @@ class ProjectStandingRow(SQLModel, table=True):
     strategy_version: int | None = None
     updated_at: datetime | None = Field(
         default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
+        sa_column=Column(
+            DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+        ),
     )
 
 
@@ -108,7 +115,8 @@ class PortfolioVersion(SQLModel, table=True):
     ranked: int
     event_id: str
     applied_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
 
 
@@ -135,8 +143,12 @@ class ConflictRow(SQLModel, table=True):
     skill: str | None = None
     resource_id: str | None = None
     weeks: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
-    winners: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
-    losers: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    winners: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
+    losers: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
     rationale: str
     request_ids: list[str] = Field(
         default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
@@ -148,10 +160,12 @@ class ConflictRow(SQLModel, table=True):
     closed_reason: str | None = None
     """How it stopped standing."""
     created_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     resolved_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     """When its resolution was (last) published."""
     closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
@@ -169,7 +183,8 @@ class PendingResolution(SQLModel, table=True):
     cause: str
     traceparent: str | None = None
     created_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
 
 
@@ -194,5 +209,6 @@ class ResolutionRun(SQLModel, table=True):
     changed: int
     conflicts: int
     ran_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
