@@ -278,6 +278,16 @@ class Settings(BaseSettings):
     allocation_resolution_poll_s: float = Field(default=2.0, gt=0)
     """How often the re-resolution worker looks for pending work besides being notified."""
 
+    allocation_intervention_amber_after: PositiveDuration = timedelta(days=14)
+    """A key project amber (at risk) longer than this gets a PMO expert proposed, as a red one
+    does at once (ISO 8601 duration like P14D, or seconds)."""
+    allocation_intervention_fte: float = Field(default=0.5, gt=0, le=1)
+    """FTE of a PMO expert's time a risk-pushed intervention asks for."""
+    allocation_intervention_weeks: int = Field(default=6, ge=1, le=52)
+    """How many weeks a risk-pushed intervention runs at most (it ends earlier on recovery)."""
+    allocation_intervention_check_interval_s: float = Field(default=60.0, gt=0)
+    """How often the intervention clock looks for long amber projects and passed end dates."""
+
     # --- Observability -------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True

@@ -19,6 +19,13 @@ OUTBOUND_TOPICS: tuple[str, ...] = (
     "allocation-changed",
     "project-health-assessed",
     "project-rebaselined",
+    "gate-reviewed",
+    "lessons-suggested",
+    "project-program-changed",
+    "intervention-proposed",
+    "intervention-accepted",
+    "intervention-declined",
+    "intervention-ended",
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -29,6 +31,13 @@ from tests.harness import (
     stop_serving,
     with_database,
 )
+
+# Tests never fail on a timing: no per-example deadline and no "generation is slow" check,
+# which a loaded 2-core machine trips while the property itself holds.
+hypothesis_settings.register_profile(
+    "pmo", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+hypothesis_settings.load_profile("pmo")
 
 ADMIN_TOKEN = "test-admin-token"
 TOKEN_SECRET = "test-token-secret-of-32-characters"

@@ -304,15 +304,18 @@ class Directive(ContractModel):
     project_id: Id | None = None
     business_unit: Id | None = None
     objective_id: Id | None = None
+    # Left out of the JSON when absent, so directives without one read exactly as before.
+    program_id: Id | None = Field(default=None, exclude_if=lambda value: value is None)
+    """A program: the directive aims at its member projects that are not closed."""
     reason: Text
 
     @model_validator(mode="after")
     def _one_target(self) -> Directive:
-        targets = [self.project_id, self.business_unit, self.objective_id]
+        targets = [self.project_id, self.business_unit, self.objective_id, self.program_id]
         given = sum(target is not None for target in targets)
         if given != 1:
             raise ValueError(
-                "must name exactly one of project_id, business_unit or objective_id "
+                "must name exactly one of project_id, business_unit, objective_id or program_id "
                 f"(got {'none' if given == 0 else given})"
             )
         return self
@@ -352,6 +355,10 @@ class ProjectCharter(ProjectEvent):
     key_project: bool = False
     methodology: Name | None = None
     """Name of the stage model the project follows."""
+    # Left out of the JSON when absent, so charters without one read exactly as before.
+    program_id: Id | None = Field(default=None, exclude_if=lambda value: value is None)
+    """The program the project belongs to, if any (an unknown one is created, named by its id).
+    Absent changes nothing: a project leaves a program only through the registry's API."""
 
     _finish = field_validator("planned_finish_date")(_finish_not_before_start)
 
@@ -562,7 +569,8 @@ class Assignment(ContractModel):
 
 
 class ResourceAllocated(ProjectEvent):
-    """The allocation decided a resource request."""
+    """The allocation decided a resource request (again when its reason changes while its
+    people stay: the newest per request stands)."""
 
     event_name: ClassVar[str] = "resource-allocated"
 
@@ -698,6 +706,152 @@ class ProjectRebaselined(ProjectEvent):
         return ProjectStarted._curve_is_cumulative(value)
 
 
+class SubmittedDeliverable(ContractModel):
+    """A deliverable a gate review saw: its name in the stage model and its evidence."""
+
+    name: Name
+    evidence: Text
+    """Where the deliverable is or what it says: a document link, a reference, a summary."""
+    submitted_by: Name
+    submitted_at: Timestamp
+
+
+class GateReviewed(ProjectEvent):
+    """A gate review was recorded: who reviewed the gate from one stage to another, when, with
+    which deliverables and evidence, and whether it passed (a passed review lets one move
+    through that gate)."""
+
+    event_name: ClassVar[str] = "gate-reviewed"
+
+    review_id: int = Field(ge=1)
+    from_stage: Stage = Field(alias="from")
+    to_stage: Stage = Field(alias="to")
+    decision: Literal["passed", "failed"]
+    reviewer: Name
+    """The reviewer: the administrator's token subject."""
+    reviewed_at: Timestamp
+    deliverables: list[SubmittedDeliverable] = []
+    """The project's deliverables as the reviewer saw them."""
+    evidence: Text | None = None
+    """The reviewer's own evidence or notes."""
+    methodology: Name
+    """The stage model the gate belongs to."""
+
+
+class SuggestedLesson(ContractModel):
+    """A lesson learned of a similar closed project, and why it is suggested."""
+
+    lesson_id: int = Field(ge=1)
+    project_id: Id
+    """The closed project the lesson comes from."""
+    title: Name
+    similarity: list[Literal["business_unit", "methodology", "objectives"]]
+    """What the two projects share."""
+
+
+class LessonsSuggested(ProjectEvent):
+    """Lessons of similar closed projects suggested to a newly registered project's manager."""
+
+    event_name: ClassVar[str] = "lessons-suggested"
+
+    manager: Name
+    """The project manager the suggestions are for."""
+    lessons: list[SuggestedLesson] = Field(min_length=1, max_length=MAX_LIST_LENGTH)
+    """Most similar first."""
+
+
+class ProjectProgramChanged(ProjectEvent):
+    """A project joined a program, moved to another one, or left its program (the registry).
+
+    Sent whenever a project's program membership changes, from a `project-started` charter
+    naming a program or from the registry's API; the newest by `changed_at` stands.
+    """
+
+    event_name: ClassVar[str] = "project-program-changed"
+
+    program_id: Id | None
+    """The program it belongs to now; null: none any more."""
+    previous_program_id: Id | None = None
+    """The program it belonged to before; null: none."""
+    changed_at: Timestamp
+    """When the registry made the change: the order of a project's membership changes."""
+    cause: Text
+    """The event id, or the subject of the user's token, that made the change."""
+
+
+InterventionOrigin = Literal["risk", "advice"]
+"""Why an intervention was proposed: pushed by a key project's risk, or pulled by its manager."""
+
+
+class InterventionEvent(ProjectEvent):
+    """An event about one PMO intervention: a PMO expert sent to a project (allocation's)."""
+
+    intervention_id: Id
+    origin: InterventionOrigin
+    specialty: Name
+    """The expert specialty wanted, e.g. `schedule-recovery`, `cost-control`."""
+    expert_id: Id | None = None
+    """The PMO expert (a resource of the pool); null while none is free for it."""
+    fte: Fte
+    """FTE of the expert's time wanted in each week of the period."""
+    start: IsoDate
+    end: IsoDate
+
+
+class InterventionProposed(InterventionEvent):
+    """Allocation proposes a PMO expert for a project; an administrator accepts or declines.
+
+    Pushed by risk (a key project turned red, or stayed amber longer than the configured time)
+    or pulled by the project's manager asking for advice. The expert is the one the allocation's
+    priority rules would give it (the most important project in trouble first).
+    """
+
+    event_name: ClassVar[str] = "intervention-proposed"
+
+    reasons: list[Text] = []
+    """Why: the risk reasons behind it (monitoring's messages), or the manager's topic."""
+    staffing: Text
+    """Why this expert, or why none is free (the allocation's words)."""
+    requested_by: Name | None = None
+    """The project manager who asked for advice; null when pushed by risk."""
+    proposed_at: Timestamp
+
+
+class InterventionAccepted(InterventionEvent):
+    """An administrator accepted an intervention: its expert is requested for the project."""
+
+    event_name: ClassVar[str] = "intervention-accepted"
+
+    request_id: Id
+    """The resource request that allocates the expert (its decision follows as
+    `resource-allocated`)."""
+    accepted_by: Name
+    note: Text = ""
+    accepted_at: Timestamp
+
+
+class InterventionDeclined(InterventionEvent):
+    """An administrator declined a proposed intervention; nobody is allocated."""
+
+    event_name: ClassVar[str] = "intervention-declined"
+
+    declined_by: Name
+    reason: Text
+    declined_at: Timestamp
+
+
+class InterventionEnded(InterventionEvent):
+    """An intervention ended and its expert is released (or a proposal lapsed undecided)."""
+
+    event_name: ClassVar[str] = "intervention-ended"
+
+    reason: Text
+    """E.g. `project recovered (health back to green)`, `end date 2027-01-29 passed`."""
+    was_accepted: bool
+    """True: the expert worked on it and is now released; False: a proposal no longer needed."""
+    ended_at: Timestamp
+
+
 def _by_name(*models: type[EventData]) -> dict[str, type[EventData]]:
     return {model.event_name: model for model in models}
 
@@ -718,5 +872,12 @@ OUTBOUND_EVENTS: dict[str, type[EventData]] = _by_name(
     AllocationChanged,
     ProjectHealthAssessed,
     ProjectRebaselined,
+    GateReviewed,
+    LessonsSuggested,
+    ProjectProgramChanged,
+    InterventionProposed,
+    InterventionAccepted,
+    InterventionDeclined,
+    InterventionEnded,
 )
 """What the PMO services publish, by event name (also the topic name)."""

@@ -207,6 +207,22 @@ async def test_what_if_shows_a_draft_strategy_and_a_hypothetical_request_and_cha
     assert {lo["request_id"] for lo in conflict["losers"]} == {"REQ-HYPO", "REQ-Y"}
     assert "PRJ-X ranks 1 and PRJ-Y ranks 2" in conflict["rationale"]
 
+    # Re-scored in the same order: the same outcome, explained anew, is no new conflict.
+    rescored = await api.post(
+        "/what-if",
+        json={
+            "ranking": [
+                {"project_id": "PRJ-Y", "rank": 1, "score": 0.95},
+                {"project_id": "PRJ-X", "rank": 2, "score": 0.1},
+            ]
+        },
+    )
+    assert rescored.status_code == 200, rescored.text
+    [same] = rescored.json()["conflicts"]
+    assert "score 0.95" in same["rationale"]
+    assert same["new"] is False
+    assert rescored.json()["changes"] == []
+
     terminate = await api.post("/what-if", json={"lifecycle": {"PRJ-Y": "terminated"}})
     assert {c["request_id"]: c["after"]["status"] for c in terminate.json()["changes"]} == {
         "REQ-X": "granted",

@@ -93,6 +93,17 @@ async def published(
     return await eventually(probe, timeout=45, what=what)
 
 
+async def published_conflict(settings: Settings, conflict_id: str) -> dict[str, Any]:
+    """The `data` of the resource-conflict-resolved event of `conflict_id`, once published."""
+    resolved = await published(
+        settings,
+        "resource-conflict-resolved",
+        lambda found: any(c["conflict_id"] == conflict_id for c in found),
+        what=f"the conflict {conflict_id} published",
+    )
+    return next(c for c in resolved if c["conflict_id"] == conflict_id)
+
+
 async def until(
     api: httpx.AsyncClient, check: Callable[[httpx.AsyncClient], Awaitable[bool]], what: str
 ) -> None:
@@ -176,13 +187,7 @@ async def test_two_projects_wanting_one_person_go_by_rank_with_a_stated_rational
         settings, "resource-allocated", lambda found: len(found) >= 2, what="two decisions"
     )
     assert sorted(d["request_id"] for d in decisions) == ["REQ-A", "REQ-B"]
-    resolved = await published(
-        settings,
-        "resource-conflict-resolved",
-        lambda found: any(c["conflict_id"] == conflict["conflict_id"] for c in found),
-        what="the conflict published",
-    )
-    event = next(c for c in resolved if c["conflict_id"] == conflict["conflict_id"])
+    event = await published_conflict(settings, conflict["conflict_id"])
     assert [w["project_id"] for w in event["winners"]] == ["PRJ-B"]
     assert [lo["project_id"] for lo in event["losers"]] == ["PRJ-A"]
     assert "PRJ-B ranks 1 and PRJ-A ranks 2" in event["losers"][0]["why"]
@@ -375,3 +380,68 @@ async def test_a_duplicate_request_has_one_effect(
     )
     assert [d["request_id"] for d in decisions] == ["REQ-A"]
     assert decisions[0]["assignments"] == [{"resource_id": "res-maria", "fte": 1.0, "weeks": WEEKS}]
+
+
+async def test_a_request_that_overtakes_its_projects_registration_is_explained_anew(
+    allocation_api: httpx.AsyncClient, enterprise: Enterprise, settings: Settings
+) -> None:
+    """Registration, a stage change and a new ranking each change why PRJ-A loses Maria (not
+    who gets her): each republishes the conflict and PRJ-A's decision with the current why."""
+    api = allocation_api
+    await given_portfolio(api, enterprise, "PRJ-B")
+    await enterprise.send("resource-requested", request("REQ-B", "PRJ-B"))
+
+    async def b_holds_maria(api: httpx.AsyncClient) -> bool:
+        return await statuses(api) == {"REQ-B": ("granted", 1.0)}
+
+    await until(api, b_holds_maria, "REQ-B granted")
+    # PRJ-A's request overtakes its project-registered (the demo does this sometimes).
+    await enterprise.send("resource-requested", request("REQ-A", "PRJ-A"))
+
+    async def explained(because: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The resolved conflict and REQ-A's newest published decision, once both say
+        `because`; the conflict first, as the consumers keep the newest per request."""
+
+        async def current() -> dict[str, Any] | None:
+            conflict = await conflict_between(api, "REQ-B", "REQ-A")
+            return conflict if conflict and because in conflict["rationale"] else None
+
+        conflict = await eventually(current, timeout=45, what=f"a conflict saying {because!r}")
+        decisions = await published(
+            settings,
+            "resource-allocated",
+            lambda found: any(d["request_id"] == "REQ-A" and because in d["reason"] for d in found),
+            what=f"REQ-A's decision saying {because!r}",
+        )
+        newest = [d for d in decisions if d["request_id"] == "REQ-A"][-1]
+        assert because in newest["reason"]
+        assert (newest["status"], newest["fte_granted"]) == ("denied", 0.0)
+        event = await published_conflict(settings, conflict["conflict_id"])
+        assert because in event["rationale"]
+        assert because in event["losers"][0]["why"]
+        stored = (await api.get("/requests/REQ-A")).json()
+        assert because in stored["reason"]
+        return conflict, newest
+
+    unknown, _ = await explained("PRJ-B is active and PRJ-A is not registered")
+
+    await enterprise.send("project-registered", registered("PRJ-A", lifecycle="approved"))
+    approved, decision = await explained("PRJ-B is active and PRJ-A is approved")
+    assert "not registered" not in decision["reason"]
+    assert "not registered" not in approved["rationale"]
+    old = (await api.get(f"/conflicts/{unknown['conflict_id']}")).json()
+    assert old["state"] == "closed"
+    assert old["closed_reason"].startswith(
+        f"superseded by {approved['conflict_id']} (PRJ-A registered"
+    )
+
+    await enterprise.send(
+        "project-lifecycle-changed",
+        {"project_id": "PRJ-A", "from": "approved", "to": "active", "cause": "gate passed"},
+    )
+    await explained("PRJ-B ranks 1 under strategy v1; PRJ-A is not ranked")
+
+    await enterprise.send("portfolio-reprioritized", ranking(2, "PRJ-B", "PRJ-A"), key="2")
+    await explained("PRJ-B ranks 1 and PRJ-A ranks 2 under strategy v2")
+    # Who holds Maria never changed: no allocation-changed was needed for any of it.
+    assert await statuses(api) == {"REQ-A": ("denied", 0.0), "REQ-B": ("granted", 1.0)}

@@ -105,7 +105,7 @@ def test_pool_csv_is_read_with_every_problem_named_by_line() -> None:
     )
     assert parse_pool_csv("id,name\n")[1] == [
         "line 1: the header must name the columns resource_id,name,skills,capacity_fte "
-        "(got id,name)"
+        "and may name specialties (got id,name)"
     ]
 
 
@@ -486,3 +486,42 @@ def test_a_part_week_request_gets_only_what_its_own_days_hold() -> None:
         ("EARLY", "bob", "2027-W02"): 0.6
     }
     assert sum(fte for slot, fte in allocations.items() if slot[0] == "LATE") == 0.4
+
+
+def test_a_shortage_names_each_rival_project_once_highest_priority_first() -> None:
+    # Two architects, both taken by three projects above LOW (one of them twice); LOW gets
+    # nothing. Its reason names each rival project once, in priority order, with the rule that
+    # puts it ahead.
+    people = {
+        "maria": PoolMember("maria", "Maria Rossi", ("architect",), 1.0),
+        "ines": PoolMember("ines", "Ines Alves", ("Architect",), 1.0),
+    }
+    ranked = {"KEY": 4, "A": 2, "B": 3, "LOW": 1}
+    standings = {
+        project: ProjectStanding(project, lifecycle="active", rank=5 - level, portfolio_size=4)
+        for project, level in ranked.items()
+    }
+    standings["KEY"] = ProjectStanding("KEY", lifecycle="active", key_project=True)
+    state = AllocationState(
+        current_week="2027-W01",
+        people=people,
+        requests={
+            "R-LOW": _request("R-LOW", "LOW", 1.0, 0),
+            "R-A": _request("R-A", "A", 0.5, 1),
+            "R-B1": _request("R-B1", "B", 0.5, 2),
+            "R-B2": _request("R-B2", "B", 0.5, 3),
+            "R-KEY": _request("R-KEY", "KEY", 0.5, 4),
+        },
+        standings=standings,
+        allocations={},
+    )
+    low = resolve(state, None).outcomes["R-LOW"]
+    assert low.status == "denied"
+    cause = low.reason.split(" because ", 1)[1]
+    assert cause == (
+        "everyone with the skill 'Architect' is allocated in those weeks to work of higher (or "
+        "equal) portfolio priority than LOW (active, rank 4 of 4): "
+        "KEY (active, key project, not ranked): KEY is a key project and LOW is not; "
+        "B (active, rank 2 of 4): B ranks 2 and LOW ranks 4; "
+        "A (active, rank 3 of 4): A ranks 3 and LOW ranks 4."
+    )

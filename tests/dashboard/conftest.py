@@ -73,8 +73,16 @@ def _status(pid: str, as_of: date, percent: float, cost: float, **extra: Any) ->
 # Half-way through the plan (PV = half the budget): Atlas is far behind (SPI(t) 0.6, red) though
 # its manager reports green; Boreas a little behind (0.92, amber); Cirrus on plan (green);
 # Delta has sent no report yet; Echo is on plan but loses the architect to Atlas (red: shortfall).
+# Atlas and Echo form the program DSH-MERGER.
 PROJECTS = [
-    _project("DSH-ATLAS", "Atlas ERP rollout", "Digital", 400_000, key_project=True),
+    _project(
+        "DSH-ATLAS",
+        "Atlas ERP rollout",
+        "Digital",
+        400_000,
+        key_project=True,
+        program_id="DSH-MERGER",
+    ),
     _project(
         "DSH-BOREAS",
         "Boreas billing",
@@ -90,7 +98,7 @@ PROJECTS = [
         100_000,
         objectives=[{"objective_id": "cut-cost", "contribution": 0.3}],
     ),
-    _project("DSH-ECHO", "Echo mobile app", "Digital", 150_000),
+    _project("DSH-ECHO", "Echo mobile app", "Digital", 150_000, program_id="DSH-MERGER"),
 ]
 REPORTS = [
     _status("DSH-ATLAS", EARLIER, 20, 70_000),

@@ -5,6 +5,9 @@ Each test leaves a full-page screenshot in tests/artifacts/dashboard/.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import httpx
 import pytest
 from playwright.async_api import expect
@@ -12,7 +15,15 @@ from playwright.async_api import expect
 from services.dashboard.domain.portfolio import HEALTH_COLOURS
 from shared.security import issue_token
 from tests.conftest import ADMIN_TOKEN, TOKEN_SECRET
-from tests.dashboard.conftest import TODAY, BrowserSession, DashboardSystem, _status
+from tests.dashboard.conftest import (
+    FINISH,
+    PROJECTS,
+    TODAY,
+    BrowserSession,
+    DashboardSystem,
+    _status,
+)
+from tests.harness import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -99,6 +110,13 @@ async def test_overview_shows_the_seeded_portfolio_with_the_right_colours_and_co
         "Atlas ERP rollout: reported green, computed red"
     )
     assert "1,150,000 EUR" in await page.inner_text("[data-total='budget']")
+    # The architect conflict: the key project Atlas keeps her, Echo goes short, and why.
+    conflict = page.locator("#conflicts article.conflict")
+    await expect(conflict).to_have_count(1)
+    winners, losers = await conflict.locator("ul").all_inner_texts()
+    assert "DSH-ATLAS" in winners
+    assert "DSH-ECHO" in losers
+    assert "DSH-ATLAS is a key project and DSH-ECHO is not" in await conflict.inner_text()
 
     traces = await page.evaluate(
         "() => document.getElementById('bubble-chart').data"
@@ -116,6 +134,69 @@ async def test_overview_shows_the_seeded_portfolio_with_the_right_colours_and_co
     await page.wait_for_url("**/?business_unit=Digital**")
     await expect(page.locator("#projects tbody tr")).to_have_count(3)
     await browser_session.screenshot("overview-filtered")
+
+
+def _shown(value: Any, kind: str) -> str:
+    """A figure as the overview's table shows it: indices to two decimals, money whole."""
+    if value is None:
+        return "\u2013"
+    return f"{value:.2f}" if kind == "index" else f"{value:,.0f}"
+
+
+async def test_the_overview_shows_the_health_and_figures_monitoring_and_the_registry_show(
+    dashboard: DashboardSystem, browser_session: BrowserSession
+) -> None:
+    """Issue 10's consistency proof, for the dashboard: each project's health, SPI(t), CPI and
+    EAC read the same on the page as in monitoring and in the registry."""
+    page = browser_session.page
+    await browser_session.sign_in(ADMIN_TOKEN)
+    async with httpx.AsyncClient(headers=dashboard.admin_headers, timeout=30) as http:
+
+        async def views() -> dict[str, tuple[Any, ...]] | None:
+            """(health, SPI(t), CPI, EAC) by project, if monitoring and the registry agree."""
+            assessed = await http.get(f"{dashboard.services['monitoring']}/health")
+            registered = await http.get(
+                f"{dashboard.services['registry']}/projects", params={"limit": 500}
+            )
+            found: dict[str, tuple[Any, ...]] = {}
+            for item in assessed.json()["items"]:
+                level = item["health"] if item["as_of"] else "no report yet"
+                figures = tuple(item["metrics"].get(name) for name in ("spi_t", "cpi", "eac"))
+                found[item["project_id"]] = (level, *figures)
+            for project in registered.json()["items"]:
+                level = project["health"] if project["health_status_as_of"] else "no report yet"
+                metrics = project["health_metrics"] or {}
+                figures = tuple(metrics.get(name) for name in ("spi_t", "cpi", "eac"))
+                if found.get(project["project_id"]) != (level, *figures):
+                    return None  # the registry has not heard the newest assessment yet
+            return found
+
+        async def agree() -> bool:
+            # Assessments may still be landing from other tests: compare one settled moment.
+            before = await views()
+            if before is None:
+                return False
+            await page.goto(dashboard.url)
+            rows = page.locator("#projects tbody tr")
+            shown = {}
+            for index in range(await rows.count()):
+                row = rows.nth(index)
+                cells = await row.locator("td").all_inner_texts()
+                shown[await row.get_attribute("data-project")] = (
+                    await row.get_attribute("data-health"),
+                    cells[5],
+                    cells[6],
+                    cells[9],
+                )
+            expected = {
+                pid: (level, _shown(spi_t, "index"), _shown(cpi, "index"), _shown(eac, "money"))
+                for pid, (level, spi_t, cpi, eac) in before.items()
+            }
+            return before == await views() and shown == expected
+
+        await eventually(agree, timeout=30, what="the same health and figures everywhere")
+    assert len(PROJECTS) == await page.locator("#projects tbody tr").count()
+    await browser_session.screenshot("overview-consistent")
 
 
 async def test_project_page_chart_carries_pv_ev_and_ac_series(
@@ -136,7 +217,7 @@ async def test_project_page_chart_carries_pv_ev_and_ac_series(
     assert series["AC"] == [70_000, 150_000]
     assert "EAC" in series
     assert await page.locator("#stage-model li.current").inner_text() == "active running"
-    assert "400,000 EUR" in await page.inner_text("#baselines tbody tr:first-child")
+    assert "400,000 EUR" in await page.inner_text("#baseline-list tbody tr:first-child")
     changes = await page.inner_text("#health-changes")
     assert "red" in changes
     await browser_session.screenshot("project-atlas")
@@ -335,3 +416,115 @@ async def test_service_docs_work_offline(
     else:
         assert "project-at-risk" in await page.inner_text("body")
     await browser_session.screenshot(f"monitoring{page_path.replace('/', '-')}")
+
+
+async def test_a_program_page_rolls_up_its_projects_with_their_people_and_conflicts(
+    dashboard: DashboardSystem, browser_session: BrowserSession
+) -> None:
+    # Atlas (BAC 400,000, 30 %, AC 150,000) and Echo (BAC 150,000, 50 %, AC 75,000), both half
+    # way through a linear plan (PV = BAC / 2): BAC 550,000, PV 275,000, EV 120,000 + 75,000 =
+    # 195,000, AC 225,000; SPI = 195,000 / 275,000 = 0.71, CPI = 195,000 / 225,000 = 0.87.
+    registry = dashboard.services["registry"]
+    async with httpx.AsyncClient(headers=dashboard.admin_headers, timeout=30) as http:
+        renamed = await http.patch(
+            f"{registry}/programs/DSH-MERGER",
+            json={"name": "Merger with Acme", "end_date": (TODAY + timedelta(days=90)).isoformat()},
+        )
+        assert renamed.status_code == 200, renamed.text
+
+        async def assessed() -> bool:
+            roll_up = (await http.get(f"{registry}/programs/DSH-MERGER/roll-up")).json()
+            return bool(roll_up["not_assessed"] == [] and roll_up["earned_value"] == 195_000)
+
+        await eventually(assessed, timeout=60, what="DSH-MERGER's projects assessed")
+
+    page = browser_session.page
+    await browser_session.sign_in(ADMIN_TOKEN)
+    # The overview filters by program and leads to its roll-up; a project's page links to it.
+    await page.select_option("select[name=program_id]", "DSH-MERGER")
+    await page.wait_for_url("**/?*program_id=DSH-MERGER**")
+    rows = page.locator("#projects tbody tr")
+    await expect(rows).to_have_count(2)
+    assert {await row.get_attribute("data-project") for row in await rows.all()} == {
+        "DSH-ATLAS",
+        "DSH-ECHO",
+    }
+    await page.click("#program-roll-up")
+    await page.wait_for_url(f"{dashboard.url}/programs/DSH-MERGER")
+    await page.goto(f"{dashboard.url}/projects/DSH-ATLAS")
+    await page.click("#program-link")
+    await page.wait_for_url(f"{dashboard.url}/programs/DSH-MERGER")
+    assert "Program Merger with Acme" in await page.inner_text("h1")
+    assert "ends" in await page.inner_text("#program-facts")
+    figures = {
+        key: await page.inner_text(f"#program-figures [data-figure='{key}'] .count")
+        for key in ("budget_at_completion", "planned_value", "earned_value", "actual_cost")
+    }
+    assert figures == {
+        "budget_at_completion": "550,000",
+        "planned_value": "275,000",
+        "earned_value": "195,000",
+        "actual_cost": "225,000",
+    }
+    assert await page.inner_text("#program-figures [data-figure='spi'] .count") == "0.71"
+    assert await page.inner_text("#program-figures [data-figure='cpi'] .count") == "0.87"
+    members = page.locator("#program-projects tr[data-project]")
+    assert [await row.get_attribute("data-project") for row in await members.all()] == [
+        "DSH-ATLAS",
+        "DSH-ECHO",
+    ]
+    assert "red" in await page.inner_text("h1")
+    assert "DSH-" in await page.inner_text("#program-reasons")
+    assert "Ana Architect" in await page.inner_text("#program-people")
+    assert "architect" in await page.inner_text("#program-conflicts")
+    await browser_session.screenshot("program")
+
+
+async def test_a_rebaselined_project_shows_when_by_whom_and_why_on_its_page_chart_and_report(
+    dashboard: DashboardSystem, browser_session: BrowserSession
+) -> None:
+    # Cirrus gets two more months (same budget, so the overview's totals stand).
+    later = FINISH + timedelta(days=60)
+    reason = "Data lake phase added by the steering board"
+    async with httpx.AsyncClient(headers=dashboard.admin_headers, timeout=30) as http:
+        response = await http.post(
+            f"{dashboard.services['registry']}/projects/DSH-CIRRUS/baselines",
+            json={"planned_finish_date": later.isoformat(), "reason": reason},
+        )
+    assert response.status_code == 201, response.text
+    approved = response.json()
+    approved_on, approver = approved["approved_at"][:10], approved["approved_by"]
+    assert approver
+
+    page = browser_session.page
+    await browser_session.sign_in(ADMIN_TOKEN)
+    await page.goto(f"{dashboard.url}/projects/DSH-CIRRUS")
+    await page.wait_for_function("document.querySelector('#ev-chart .main-svg') !== null")
+    banner = await page.inner_text("#rebaselined")
+    assert f"re-baselined on {approved_on} by {approver}: {reason}" in banner
+    assert f"finish {later.isoformat()}" in banner
+    rows = page.locator("#baseline-list tbody tr")
+    await expect(rows).to_have_count(2)
+    first, second = await rows.nth(0).inner_text(), await rows.nth(1).inner_text()
+    assert "the baseline the project started with" in first
+    assert "(in force)" in second
+    assert approver in second
+    assert reason in second
+    assert f"→ {later.isoformat()}" in second
+    # The S-curve marks the day of the re-baseline, labelled.
+    marks = await page.evaluate(
+        "() => document.getElementById('ev-chart').layout.shapes.map(s => [s.x0, s.name])"
+    )
+    assert marks == [[approved_on, "re-baselined v2"]]
+    label = page.locator("#ev-chart .annotation-text")
+    assert "re-baselined (v2, BAC 300,000)" in (await label.text_content() or "")
+    await browser_session.screenshot("project-rebaselined")
+
+    # The portfolio report, opened from the dashboard (the session's token is forwarded).
+    await page.click("#report-link")
+    await page.wait_for_load_state("networkidle")
+    cirrus = page.locator("tbody tr", has_text="DSH-CIRRUS")
+    assert f"re-baselined on {approved_on} (baseline 2)" in await cirrus.inner_text()
+    width = await page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 1280, "the report fits a 1280-pixel screen"
+    await browser_session.screenshot("report")

@@ -243,28 +243,43 @@ def test_live_event_reads_structured_cloudevents_and_survives_anything_else() ->
     assert (garbled.type, garbled.project_id, garbled.id) == ("allocation-changed", "P-2", None)
 
 
-def test_baselines_start_at_registration_and_follow_each_change_of_budget_or_finish() -> None:
-    history = [
+def test_baselines_come_oldest_first_and_each_rebaseline_is_marked_on_the_s_curve() -> None:
+    registered = [
         {
-            "at": "t1",
-            "change": "registered",
-            "cause": "e1",
-            "after": {"budget": 100.0, "planned_finish_date": "2026-12-31", "name": "A"},
+            "version": 2,
+            "approved_at": "2026-09-01T10:00:00Z",
+            "approved_by": "pmo-admin",
+            "reason": "scope added",
+            "budget": 150.0,
+            "start_date": "2026-01-01",
+            "planned_finish_date": "2027-03-31",
+            "planned_value_curve": None,
+            "in_force": True,
         },
-        {"at": "t2", "change": "status", "cause": "e2", "after": {"percent_complete": 10}},
         {
-            "at": "t3",
-            "change": "updated",
-            "cause": "pmo@example.com",
-            "after": {"budget": 150.0},
-            "note": "scope added",
+            "version": 1,
+            "approved_at": "2026-01-01T08:00:00Z",
+            "approved_by": "erp",
+            "reason": "the baseline the project started with",
+            "budget": 100.0,
+            "start_date": "2026-01-01",
+            "planned_finish_date": "2026-12-31",
+            "planned_value_curve": None,
+            "in_force": False,
         },
     ]
-    found = portfolio.baselines(history)
-    assert [(b.at, b.budget, b.planned_finish, b.note) for b in found] == [
-        ("t1", 100.0, "2026-12-31", None),
-        ("t3", 150.0, "2026-12-31", "scope added"),
+    found = portfolio.baselines(registered)
+    assert [(b.version, b.approved_on, b.budget, b.in_force, b.rebaseline) for b in found] == [
+        (1, "2026-01-01", 100.0, False, False),
+        (2, "2026-09-01", 150.0, True, True),
     ]
+    layout = portfolio.earned_value_series([], {"currency": "EUR"}, None, found)["layout"]
+    assert [(shape["x0"], shape["x1"], shape["name"]) for shape in layout["shapes"]] == [
+        ("2026-09-01", "2026-09-01", "re-baselined v2")
+    ]
+    assert [note["text"] for note in layout["annotations"]] == ["re-baselined (v2, BAC 150)"]
+    plain = portfolio.earned_value_series([], {"currency": "EUR"}, None, found[:1])["layout"]
+    assert (plain["shapes"], plain["annotations"]) == ([], [])
 
 
 def test_pmo_up_points_the_links_and_the_dashboard_at_the_offset_ports(

@@ -51,6 +51,13 @@ OUTBOUND = {
     "allocation-changed",
     "project-health-assessed",
     "project-rebaselined",
+    "gate-reviewed",
+    "lessons-suggested",
+    "project-program-changed",
+    "intervention-proposed",
+    "intervention-accepted",
+    "intervention-declined",
+    "intervention-ended",
 }
 ALL_TOPICS = INBOUND | OUTBOUND | {f"{t}.dlq" for t in INBOUND | OUTBOUND}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import httpx
 import pytest
@@ -42,6 +43,7 @@ async def test_roles_thresholds_at_risk_list_and_history(
                 ("GET", "/projects/ANY/health"),
                 ("GET", "/projects/ANY/health/history"),
                 ("GET", "/at-risk"),
+                ("GET", "/health"),
                 ("GET", "/thresholds"),
                 ("PUT", "/thresholds"),
                 ("DELETE", "/thresholds"),
@@ -121,6 +123,45 @@ async def test_roles_thresholds_at_risk_list_and_history(
             assert await listed("?limit=1&after=LEAN") == ["NEAR"]
             bad = await anonymous.get("/at-risk?severity=green", headers=VIEWER)
             assert bad.status_code == 422
+
+            # The whole portfolio's latest assessments in one call: the same as each project's.
+            async def portfolio(query: str) -> dict[str, Any]:
+                response = await anonymous.get(f"/health{query}", headers=VIEWER)
+                assert response.status_code == 200, response.text
+                return response.json()  # type: ignore[no-any-return]
+
+            everything = await portfolio("")
+            assert (everything["total"], everything["next_cursor"]) == (3, None)
+            for item in everything["items"]:
+                one = await anonymous.get(f"/projects/{item['project_id']}/health", headers=VIEWER)
+                assert item == one.json()
+            assert [(p["project_id"], p["health"]) for p in everything["items"]] == [
+                ("LATE", "red"),
+                ("LEAN", "amber"),
+                ("NEAR", "amber"),
+            ]
+            first_page = await portfolio("?limit=2")
+            assert [p["project_id"] for p in first_page["items"]] == ["LATE", "LEAN"]
+            assert (first_page["total"], first_page["next_cursor"]) == (3, "LEAN")
+            second_page = await portfolio("?limit=2&cursor=LEAN")
+            assert [p["project_id"] for p in second_page["items"]] == ["NEAR"]
+            assert second_page["next_cursor"] is None
+            chosen = await portfolio("?project_id=NEAR&project_id=LATE&project_id=NOPE")
+            assert [p["project_id"] for p in chosen["items"]] == ["LATE", "NEAR"]
+            amber_digital = await portfolio("?health=amber&business_unit=digital")
+            assert [p["project_id"] for p in amber_digital["items"]] == ["NEAR"]
+            assert (await portfolio("?monitoring=closed"))["items"] == []
+            wrong = await anonymous.get("/health?health=purple", headers=VIEWER)
+            assert wrong.status_code == 422
+            documented = (await anonymous.get("/openapi.json")).json()["paths"]["/health"]["get"]
+            assert {p["name"] for p in documented["parameters"]} >= {
+                "project_id",
+                "health",
+                "business_unit",
+                "monitoring",
+                "limit",
+                "cursor",
+            }
 
             health = (await anonymous.get("/projects/LATE/health", headers=MANAGER)).json()
             assert (health["health"], health["as_of"]) == ("red", "2026-07-03")

@@ -194,6 +194,13 @@ def test_stale_reported_and_resource_reasons() -> None:
     assert "REQ-1 (architect): 0.5 of 1 FTE" in short.message
     denied = [ResourcePosition("REQ-3", None, fte_requested=1.0, fte_granted=0.0)]
     assert assess(ProjectFacts(BASELINE, resources=denied), RULES).health == "red"
+    # Figures in words to two decimals; the exact ones stay in the numbers.
+    thirds = [ResourcePosition("REQ-4", "architect", fte_requested=0.8, fte_granted=0.228571)]
+    (third,) = assess(ProjectFacts(BASELINE, resources=thirds), RULES).findings
+    assert third.message == (
+        "0.57 of the 0.8 FTE requested are not granted (71%): REQ-4 (architect): 0.23 of 0.8 FTE."
+    )
+    assert third.numbers["fte_short"] == 0.5714
     granted = [ResourcePosition("REQ-3", None, fte_requested=1.0, fte_granted=1.0)]
     assert assess(ProjectFacts(BASELINE, resources=granted), RULES).health == "green"
 

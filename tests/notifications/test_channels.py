@@ -333,3 +333,38 @@ async def test_bad_urls_nulls_and_huge_ids_answer_422_and_webhook_urls_are_maske
     assert (await api.client.post(f"/deliveries/{huge}/retry")).status_code == 422
     assert (await api.client.get("/deliveries", params={"before_id": huge})).status_code == 422
     assert (await api.client.get("/deliveries", params={"before_id": 2**31 - 1})).json() == []
+
+
+async def test_without_an_alert_webhook_url_the_builtin_webhook_queues_nothing(
+    start_service: ServiceStarter,
+    enterprise: Enterprise,
+    smtp_server: MailSink,
+    api_for: ApiFor,
+) -> None:
+    """PMO_ALERT_WEBHOOK_URL unset: no channel, so no delivery is queued for the environment's
+    subscription (none `no_channel`, none failed); the other subscribers get theirs."""
+    service = await start_service("notifications", **QUICK, **smtp_settings(smtp_server))
+    api = api_for(service)
+    assert service.runtime.settings.alert_webhook_url is None
+    listed = (await api.client.get("/subscriptions")).json()
+    environment = next(s for s in listed if s["managed_by"] == "environment")
+    assert environment["enabled"] is False
+    await api.subscribe(
+        name="PMO director",
+        channel="email",
+        recipient="director@example.com",
+        event_types=["project-at-risk"],
+    )
+    await register(enterprise, "PRJ-QUIET")
+    await enterprise.send("project-at-risk", at_risk("PRJ-QUIET"))
+
+    async def mailed() -> list[dict[str, Any]] | None:
+        found = await api.deliveries(project_id="PRJ-QUIET")
+        return found if any(d["state"] == "delivered" for d in found) else None
+
+    deliveries = await eventually(mailed, timeout=30, what="the alert delivered by e-mail")
+    assert [(d["channel"], d["state"]) for d in deliveries] == [("email", "delivered")]
+    assert await api.deliveries(state="no_channel") == []
+    assert await api.deliveries(subscription_id=environment["id"]) == []
+    metrics = (await api.client.get("/metrics")).text
+    assert re.search(r"^pmo_alerts_failed_total\{[^}]*\} [1-9]", metrics, re.MULTILINE) is None

@@ -117,6 +117,48 @@ async def test_a_dead_receiver_ends_dead_after_its_attempts_while_others_flow_th
         assert json.loads(dead_end.received[0][1])["delivery_id"] == one
 
 
+async def test_a_failing_delivery_is_tried_again_now_by_hand_within_its_attempts(
+    start_service: ServiceStarter, enterprise: Enterprise, api_for: ApiFor
+) -> None:
+    # The next attempt after a failure would be ten minutes away: only the retry can send it.
+    patient = {
+        **QUICK,
+        "notification_retry_base_s": 600.0,
+        "notification_retry_max_s": 600.0,
+        "notification_max_attempts": 5,
+    }
+    async with webhook_receiver() as receiver:
+        receiver.fail_first = 1
+        service = await start_service("notifications", **patient)
+        api = api_for(service)
+        subscription = await api.subscribe(**hook(receiver.url))
+        await register(enterprise, "PRJ-WAITING")
+        await enterprise.send("project-at-risk", at_risk("PRJ-WAITING"))
+
+        async def failing() -> dict[str, Any] | None:
+            found = await api.deliveries(subscription_id=subscription["id"])
+            waiting = found[0] if found else None
+            return waiting if waiting and waiting["last_error"] else None
+
+        waiting = await eventually(failing, timeout=30, what="a failed first attempt")
+        assert (waiting["state"], waiting["attempts"]) == ("pending", 1)
+        retried = await api.client.post(f"/deliveries/{waiting['id']}/retry")
+        assert retried.status_code == 200, retried.text
+        # Tried now, within the attempts it has: no new round.
+        assert (retried.json()["state"], retried.json()["max_attempts"]) == ("pending", 5)
+
+        async def delivered() -> dict[str, Any] | None:
+            found = await api.delivery(waiting["id"])
+            return found if found["state"] == "delivered" else None
+
+        done = await eventually(delivered, timeout=30, what="the failing delivery sent by hand")
+        assert done["attempts"] == 2
+        assert len(receiver.received) == 1
+        again = await api.client.post(f"/deliveries/{waiting['id']}/retry")
+        assert again.status_code == 409
+        assert "delivered" in again.text
+
+
 async def test_a_restart_with_retries_pending_loses_nothing_and_sends_once(
     start_service: ServiceStarter, enterprise: Enterprise, api_for: ApiFor
 ) -> None:

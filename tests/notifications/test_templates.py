@@ -216,6 +216,69 @@ CONTEXTS: dict[str, dict[str, Any]] = {
 }
 
 
+def _intervention(event_type: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "project": PROJECT,
+        "event": event(
+            event_type,
+            {
+                "project_id": "PRJ-ORION",
+                "intervention_id": "INT-1",
+                "origin": "risk",
+                "specialty": "schedule-recovery",
+                "expert_id": "exp-ana",
+                "fte": 0.5,
+                "start": "2026-11-30",
+                "end": "2027-01-08",
+                **extra,
+            },
+        ),
+    }
+
+
+CONTEXTS.update(
+    {
+        "intervention-proposed": _intervention(
+            "intervention-proposed",
+            reasons=["key project red", "SPI 0.60 below 0.90"],
+            staffing="Granted in full: Ana (exp-ana) 0.5 FTE in 2026-W49 to 2027-W02.",
+            requested_by=None,
+            proposed_at="2026-11-29T10:00:00+00:00",
+        ),
+        "intervention-accepted": _intervention(
+            "intervention-accepted",
+            request_id="INT-1",
+            accepted_by="pmo-admin",
+            note="",
+            accepted_at="2026-11-29T11:00:00+00:00",
+        ),
+        "intervention-declined": _intervention(
+            "intervention-declined",
+            declined_by="pmo-admin",
+            reason="the project manager has it in hand",
+            declined_at="2026-11-29T11:00:00+00:00",
+        ),
+        "intervention-ended": _intervention(
+            "intervention-ended",
+            reason="project recovered (health back to green)",
+            was_accepted=True,
+            ended_at="2026-12-20T11:00:00+00:00",
+        ),
+    }
+)
+
+
+def test_the_intervention_notices_say_who_what_and_why(catalog: TemplateCatalog) -> None:
+    proposed = catalog.render("email", "intervention-proposed", CONTEXTS["intervention-proposed"])
+    assert proposed.title == (
+        "[PMO] PMO expert proposed for Orion <customer> portal & more: schedule recovery"
+    )
+    assert "Expert: exp-ana." in proposed.text
+    assert "Why: key project red; SPI 0.60 below 0.90" in proposed.text
+    ended = catalog.render("slack", "intervention-ended", CONTEXTS["intervention-ended"])
+    assert "Expert exp-ana is released." in ended.text
+
+
 @pytest.fixture(scope="module")
 def catalog() -> TemplateCatalog:
     return TemplateCatalog(REGISTRY)

@@ -64,7 +64,7 @@ async def test_events_move_projects_through_the_standard_model_and_refusals_are_
         restart: "rejected: PRJ-B is terminated, final in the standard stage model: a terminated "
         "project cannot be started again",
         typo: "rejected: PRJ-C: unknown methodology 'waterfal': the stage models are agile, "
-        "prince2, standard",
+        "prince2, stage_gate, standard",
     }
 
     project = await project_when(api, "PRJ-A", "PRJ-A completed", lifecycle="completed")
@@ -194,5 +194,6 @@ async def test_a_methodology_picks_its_stage_model_with_its_own_gates(
     assert [(m["name"], m["default"]) for m in models] == [
         ("agile", False),
         ("prince2", False),
+        ("stage_gate", False),
         ("standard", True),
     ]

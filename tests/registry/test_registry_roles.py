@@ -4,7 +4,8 @@
 - viewer: reads (what-if included: it changes nothing), 403 on every change;
 - project_manager: reads, proposes projects (as their manager), changes only their own projects,
   never the manager or the key-project flag;
-- pmo_admin: everything, and alone re-baselines.
+- pmo_admin: everything, and alone re-baselines, records gate reviews, defines programs and
+  places projects in them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,21 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", "/portfolio/what-if"): "read",
     ("GET", "/stage-models"): "read",
     ("GET", "/reports/portfolio"): "read",
+    ("GET", "/projects/{project_id}/gates"): "read",
+    ("POST", "/projects/{project_id}/deliverables"): "manage_own",
+    ("POST", "/projects/{project_id}/gate-reviews"): "admin",
+    ("POST", "/projects/{project_id}/lessons"): "manage_own",
+    ("GET", "/projects/{project_id}/lessons"): "read",
+    ("GET", "/projects/{project_id}/lesson-suggestions"): "read",
+    ("GET", "/lessons"): "read",
+    ("GET", "/programs"): "read",
+    ("POST", "/programs"): "admin",
+    ("GET", "/programs/{program_id}"): "read",
+    ("PATCH", "/programs/{program_id}"): "admin",
+    ("GET", "/programs/{program_id}/roll-up"): "read",
+    ("PUT", "/projects/{project_id}/program"): "admin",
 }
+PROGRAM = "PGM-ROLES"
 
 PM = "ada.lovelace@example.com"
 STRATEGY = {
@@ -61,10 +76,16 @@ def test_the_table_covers_every_route_of_the_registry() -> None:
 
 def request_for(method: str, path: str, project_id: str, serial: int) -> dict[str, Any]:
     """A well-formed call of the route on `project_id`, so only the role decides the answer."""
-    url = path.replace("{project_id}", project_id)
+    url = path.replace("{project_id}", project_id).replace("{program_id}", PROGRAM)
     body: dict[str, Any] | None = None
     if (method, path) == ("POST", "/projects"):
         body = charter(f"PRJ-NEW-{serial}", manager=PM)
+    elif (method, path) == ("POST", "/programs"):
+        body = {"program_id": f"PGM-{serial}-{project_id}", "name": "Carve-out"}
+    elif (method, path) == ("PATCH", "/programs/{program_id}"):
+        body = {"description": f"Description {serial}"}
+    elif path.endswith("/program"):
+        body = {"program_id": PROGRAM}
     elif method == "PATCH":
         body = {"sponsor": f"Sponsor {serial}"}
     elif path.endswith("/baselines") and method == "POST":
@@ -73,6 +94,14 @@ def request_for(method: str, path: str, project_id: str, serial: int) -> dict[st
         body = {"to": "approved"}
     elif path == "/portfolio/what-if":
         body = STRATEGY
+    elif path.endswith("/deliverables"):
+        body = {"name": "business_case", "evidence": f"https://docs.example.com/case-{serial}"}
+    elif path.endswith("/gate-reviews"):
+        body = {"to": "approved", "decision": "failed", "evidence": "not convincing yet"}
+    elif path.endswith("/lessons") and method == "POST":
+        body = {"title": f"Lesson {serial}", "what_happened": "Vendors delivered late."}
+    elif path == "/lessons":
+        url = "/lessons?q=vendor"
     return {"method": method, "url": url, "json": body}
 
 
@@ -92,6 +121,10 @@ async def test_each_role_on_each_endpoint(
                 "/projects", json=charter(project_id, manager=manager), headers=admin_headers
             )
             assert created.status_code == 201, created.text
+        defined = await client.post(
+            "/programs", json={"program_id": PROGRAM, "name": "Merger"}, headers=admin_headers
+        )
+        assert defined.status_code == 201, defined.text
 
         headers = {} if role == "anonymous" else bearer(role, PM)
         problems: list[str] = []

@@ -124,7 +124,7 @@ def test_an_unknown_methodology_names_the_known_ones() -> None:
     with pytest.raises(UnknownMethodology) as unknown:
         SHIPPED.resolve("waterfall")
     assert unknown.value.reason == (
-        "unknown methodology 'waterfall': the stage models are agile, prince2, standard"
+        "unknown methodology 'waterfall': the stage models are agile, prince2, stage_gate, standard"
     )
     assert SHIPPED.canonical("  ") == "standard"
 

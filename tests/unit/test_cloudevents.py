@@ -43,7 +43,19 @@ from shared.events import (
     parse_record,
     to_structured,
 )
-from shared.events.contracts import ProjectHealthAssessed, ProjectRebaselined
+from shared.events.contracts import (
+    GateReviewed,
+    InterventionAccepted,
+    InterventionDeclined,
+    InterventionEnded,
+    InterventionProposed,
+    LessonsSuggested,
+    ProjectHealthAssessed,
+    ProjectProgramChanged,
+    ProjectRebaselined,
+    SubmittedDeliverable,
+    SuggestedLesson,
+)
 
 Headers = list[tuple[str, bytes]]
 
@@ -241,6 +253,95 @@ OUTBOUND_SAMPLES: list[EventData] = [
         reason="Scope tripled by the steering committee",
         approved_at=datetime(2026, 7, 3, 9, 0, tzinfo=UTC),
         cause="pmo-admin@example.com",
+    ),
+    ProjectProgramChanged(
+        project_id="PRJ-2041",
+        program_id="MERGER-ACME",
+        previous_program_id=None,
+        changed_at=datetime(2026, 7, 3, 9, 5, tzinfo=UTC),
+        cause="pmo-admin@example.com",
+    ),
+    GateReviewed(
+        project_id="PRJ-2041",
+        review_id=7,
+        from_stage="active",
+        to_stage="completed",
+        decision="passed",
+        reviewer="pmo-admin@example.com",
+        reviewed_at=datetime(2026, 12, 15, 16, 0, tzinfo=UTC),
+        deliverables=[
+            SubmittedDeliverable(
+                name="closure_report",
+                evidence="https://docs.example.com/prj-2041/closure.pdf",
+                submitted_by="ada.lovelace@example.com",
+                submitted_at=datetime(2026, 12, 14, 9, 0, tzinfo=UTC),
+            )
+        ],
+        evidence="Closure board minutes, 15 December",
+        methodology="stage_gate",
+    ),
+    LessonsSuggested(
+        project_id="PRJ-2077",
+        manager="ada.lovelace@example.com",
+        lessons=[
+            SuggestedLesson(
+                lesson_id=3,
+                project_id="PRJ-2041",
+                title="Vendor delays held up the data migration",
+                similarity=["business_unit", "methodology"],
+            )
+        ],
+    ),
+    InterventionProposed(
+        project_id="PRJ-2041",
+        intervention_id="INT-0f3a9c2b1d4e",
+        origin="risk",
+        specialty="schedule-recovery",
+        expert_id="exp-ana",
+        fte=0.5,
+        start=date(2026, 11, 30),
+        end=date(2027, 1, 8),
+        reasons=["key project red", "SPI(t) 0.62 below 0.80"],
+        staffing="Granted in full: Ana (exp-ana) 0.5 FTE in 2026-W49 to 2027-W02.",
+        proposed_at=datetime(2026, 11, 29, 9, 0, tzinfo=UTC),
+    ),
+    InterventionAccepted(
+        project_id="PRJ-2041",
+        intervention_id="INT-0f3a9c2b1d4e",
+        origin="risk",
+        specialty="schedule-recovery",
+        expert_id="exp-ana",
+        fte=0.5,
+        start=date(2026, 11, 30),
+        end=date(2027, 1, 8),
+        request_id="INT-0f3a9c2b1d4e",
+        accepted_by="pmo-admin@example.com",
+        accepted_at=datetime(2026, 11, 29, 10, 0, tzinfo=UTC),
+    ),
+    InterventionDeclined(
+        project_id="PRJ-2041",
+        intervention_id="INT-1a2b3c4d5e6f",
+        origin="advice",
+        specialty="agile-coaching",
+        fte=0.2,
+        start=date(2026, 11, 30),
+        end=date(2026, 12, 31),
+        declined_by="pmo-admin@example.com",
+        reason="The team has a coach this quarter",
+        declined_at=datetime(2026, 11, 29, 10, 0, tzinfo=UTC),
+    ),
+    InterventionEnded(
+        project_id="PRJ-2041",
+        intervention_id="INT-0f3a9c2b1d4e",
+        origin="risk",
+        specialty="schedule-recovery",
+        expert_id="exp-ana",
+        fte=0.5,
+        start=date(2026, 11, 30),
+        end=date(2027, 1, 8),
+        reason="project recovered (health back to green)",
+        was_accepted=True,
+        ended_at=datetime(2026, 12, 18, 16, 0, tzinfo=UTC),
     ),
 ]
 

@@ -102,6 +102,13 @@ def test_event_names_and_registries() -> None:
         "allocation-changed",
         "project-health-assessed",
         "project-rebaselined",
+        "gate-reviewed",
+        "lessons-suggested",
+        "project-program-changed",
+        "intervention-proposed",
+        "intervention-accepted",
+        "intervention-declined",
+        "intervention-ended",
     }
     assert not set(INBOUND_EVENTS) & set(OUTBOUND_EVENTS)
     for name, model in EVENTS.items():
@@ -364,8 +371,8 @@ def test_strategy_changed_with_directives() -> None:
         ),
         (
             {"directives": [{"action": "pause", "reason": "x"}]},
-            "data.directives[0]: must name exactly one of project_id, business_unit or "
-            "objective_id (got none)",
+            "data.directives[0]: must name exactly one of project_id, business_unit, "
+            "objective_id or program_id (got none)",
         ),
         (
             {
@@ -373,8 +380,8 @@ def test_strategy_changed_with_directives() -> None:
                     {"action": "pause", "project_id": "P", "business_unit": "B", "reason": "x"}
                 ]
             },
-            "data.directives[0]: must name exactly one of project_id, business_unit or "
-            "objective_id (got 2)",
+            "data.directives[0]: must name exactly one of project_id, business_unit, "
+            "objective_id or program_id (got 2)",
         ),
         (
             {"directives": [{"action": "cancel", "project_id": "P", "reason": "x"}]},

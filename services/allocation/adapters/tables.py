@@ -53,6 +53,10 @@ class Resource(SQLModel, table=True):
     skills: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
     capacity_fte: float
     """Usual capacity in FTE per week (a team may have more than 1)."""
+    specialties: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False, server_default="{}")
+    )
+    """PMO expert specialties (e.g. schedule-recovery); empty: not one of the PMO's experts."""
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
@@ -212,3 +216,56 @@ class ResolutionRun(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
+
+
+class ProjectHealthRow(SQLModel, table=True):
+    """A project's latest health as monitoring assessed it (project-health-assessed)."""
+
+    __tablename__ = "project_health"
+    __table_args__ = {"schema": SCHEMA}
+
+    project_id: str = Field(primary_key=True)
+    health: str
+    """green, amber or red."""
+    reason_codes: list[str] = Field(
+        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
+    )
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    """The reasons' messages, worst first."""
+    at_risk_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    assessed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class InterventionRow(SQLModel, table=True):
+    """A PMO expert proposed for (then sent to) a project: from proposal to its end."""
+
+    __tablename__ = "intervention"
+    __table_args__ = {"schema": SCHEMA}
+
+    intervention_id: str = Field(primary_key=True)
+    project_id: str = Field(index=True)
+    origin: str
+    """risk (pushed by a key project's health) or advice (asked by its manager)."""
+    specialty: str
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    episode: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    """The at-risk episode (its `at_risk_since`) a risk intervention answers: one per episode."""
+    fte: float
+    starts: date
+    ends: date
+    expert_id: str | None = None
+    staffing: str = ""
+    """Why this expert, or why none is free."""
+    state: str
+    """proposed, accepted, declined or ended."""
+    requested_by: str | None = None
+    decided_by: str | None = None
+    decision_note: str | None = None
+    request_id: str | None = None
+    """The resource request allocating the expert, once accepted."""
+    end_reason: str | None = None
+    proposed_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+    )
+    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

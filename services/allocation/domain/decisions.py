@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from services.allocation.domain.components import component_labels
@@ -27,6 +28,34 @@ from services.allocation.domain.solver import TOLERANCE, Slot
 Status = Literal["granted", "partial", "denied"]
 
 
+# Memoised helpers (a resolution asks for the same skills, weeks and days tens of thousands of
+# times); kept off the instances so that `vars()` of a member or request stays its fields.
+
+
+@lru_cache(maxsize=4096)
+def _skill_keys(skills: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(skill.casefold() for skill in skills)
+
+
+@lru_cache(maxsize=65536)
+def _capacity_over(
+    base_fte: float, changes: tuple[CapacityChange, ...], days: int | tuple[date, ...]
+) -> float:
+    """FTE-weeks on `days` (a count of ordinary days when there are no changes)."""
+    if isinstance(days, int):
+        total = sum([base_fte] * days)
+    else:
+        total = sum(capacity_on(base_fte, changes, day) for day in days)
+    return round(total / WORKING_DAYS_PER_WEEK, 4)
+
+
+@lru_cache(maxsize=65536)
+def _days_in(start: date, end: date, week: str) -> tuple[date, ...]:
+    monday = week_monday(week)
+    days = (monday + timedelta(days=offset) for offset in range(WORKING_DAYS_PER_WEEK))
+    return tuple(day for day in days if start <= day <= end)
+
+
 @dataclass(frozen=True)
 class PoolMember:
     """A person (or team) of the pool: skills, usual capacity and its dated changes."""
@@ -38,16 +67,18 @@ class PoolMember:
     changes: tuple[CapacityChange, ...] = ()
 
     def capacity_in(self, week: str) -> float:
+        """FTE available in an ISO week (see pool.weekly_capacity)."""
         return weekly_capacity(self.capacity_fte, self.changes, week)
 
     def capacity_over(self, days: Sequence[date]) -> float:
         """FTE-weeks available on these working days: each day's capacity over five."""
-        total = sum(capacity_on(self.capacity_fte, self.changes, day) for day in days)
-        return round(total / WORKING_DAYS_PER_WEEK, 4)
+        if not self.changes:  # every day alike: only how many there are matters
+            return _capacity_over(self.capacity_fte, (), len(days))
+        return _capacity_over(self.capacity_fte, self.changes, tuple(days))
 
     @property
     def skill_keys(self) -> frozenset[str]:
-        return frozenset(skill.casefold() for skill in self.skills)
+        return _skill_keys(self.skills)
 
     def label(self) -> str:
         return f"{self.name} ({self.resource_id})" if self.name != self.resource_id else self.name
@@ -89,9 +120,7 @@ class OpenRequest:
 
     def days_in(self, week: str) -> tuple[date, ...]:
         """The request's working days in an ISO week."""
-        monday = week_monday(week)
-        days = (monday + timedelta(days=offset) for offset in range(WORKING_DAYS_PER_WEEK))
-        return tuple(day for day in days if self.start <= day <= self.end)
+        return _days_in(self.start, self.end, week)
 
     def may_use(self, member: PoolMember) -> bool:
         if self.named_resource is not None:
@@ -150,6 +179,13 @@ class Conflict:
     losers: tuple[ConflictDecision, ...]
     rationale: str
     request_ids: tuple[str, ...] = field(default=())
+
+    @property
+    def outcome(self) -> tuple[object, ...]:
+        """Who gets how much of whom in which weeks, whatever the words: the same outcome
+        explained under another ranking is the same contest decided the same way."""
+        grants = sorted((d.request_id, d.fte_granted) for d in (*self.winners, *self.losers))
+        return (self.contest_key, self.weeks, tuple(grants))
 
 
 def available_to(request: OpenRequest, member: PoolMember, week: str) -> float:
@@ -221,8 +257,18 @@ def assignments_of(
     )
 
 
+PoolKey = tuple[str, str]
+"""Who a request may use: ("named", resource id) or ("skill", casefolded skill)."""
+
+
 class Explainer:
-    """Turns the allocations in force into outcomes and conflicts for one portfolio state."""
+    """Turns the allocations in force into outcomes and conflicts for one portfolio state.
+
+    Everything is read from indexes built once (allocations by request, by person-week, granted
+    FTE per request-week, the holders of each skill's people per week, each project's words), so
+    explaining every request of a 2,000-request portfolio is linear in the allocations and the
+    cells contested, never a scan of every request per request.
+    """
 
     def __init__(
         self,
@@ -238,15 +284,25 @@ class Explainer:
         self.weights = weights
         self.by_request: dict[str, dict[tuple[str, str], float]] = defaultdict(dict)
         self.holders: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+        self.granted: dict[str, dict[str, float]] = defaultdict(dict)
+        """Request -> week -> FTE granted there (summed in the allocations' order)."""
         for (request, person, week), fte in allocations.items():
             if fte <= TOLERANCE:
                 continue
             self.by_request[request][(person, week)] = fte
             self.holders[(person, week)][request] = fte
+            per_week = self.granted[request]
+            per_week[week] = per_week.get(week, 0) + fte
         self.by_skill: dict[str, list[PoolMember]] = defaultdict(list)
         for member in people.values():
             for skill in member.skill_keys:
                 self.by_skill[skill].append(member)
+        self._short: dict[str, list[str]] = {}
+        self._planned: dict[str, frozenset[str]] = {}
+        self._held_cells: dict[tuple[PoolKey, str], list[tuple[str, dict[str, float]]]] = {}
+        self._pool_holders: dict[tuple[PoolKey, str], dict[str, float]] = {}
+        self._words: dict[str, str] = {}
+        self._comparisons: dict[tuple[str, str], str] = {}
 
     def standing(self, project_id: str) -> ProjectStanding:
         return self.standings.get(project_id) or ProjectStanding(project_id=project_id)
@@ -258,18 +314,26 @@ class Explainer:
         return self.by_skill.get(request.skill.casefold(), [])
 
     def granted_in(self, request: OpenRequest, week: str) -> float:
-        return sum(
-            fte
-            for (_, held_week), fte in self.by_request[request.request_id].items()
-            if held_week == week
-        )
+        """FTE granted to the request in a week, all people together."""
+        return self.granted.get(request.request_id, {}).get(week, 0)
+
+    def planned_set(self, request: OpenRequest) -> frozenset[str]:
+        found = self._planned.get(request.request_id)
+        if found is None:
+            found = self._planned[request.request_id] = frozenset(request.planned)
+        return found
 
     def short_weeks(self, request: OpenRequest) -> list[str]:
-        return [
-            week
-            for week in request.planned
-            if self.granted_in(request, week) < request.fte_in(week) - 1e-4
-        ]
+        """The planned weeks in which the request got less than it asked (memoised)."""
+        found = self._short.get(request.request_id)
+        if found is None:
+            granted = self.granted.get(request.request_id, {})
+            found = self._short[request.request_id] = [
+                week
+                for week in request.planned
+                if granted.get(week, 0) < request.fte_in(week) - 1e-4
+            ]
+        return found
 
     def pool_words(self, request: OpenRequest) -> str:
         if request.named_resource is not None:
@@ -277,13 +341,36 @@ class Explainer:
             return named.label() if named else request.named_resource
         return f"everyone with the skill '{request.skill}'"
 
+    def describe(self, project_id: str) -> str:
+        """The project's words (see ProjectStanding.describe), memoised."""
+        found = self._words.get(project_id)
+        if found is None:
+            found = self._words[project_id] = self.standing(project_id).describe()
+        return found
+
+    def comparison(self, winner: str, loser: str) -> str:
+        """Why project `winner` comes before project `loser` (see priority.comparison), memoised."""
+        found = self._comparisons.get((winner, loser))
+        if found is None:
+            found = self._comparisons[(winner, loser)] = comparison(
+                self.standing(winner), self.standing(loser)
+            )
+        return found
+
     # --- one request ----------------------------------------------------------------------
 
+    def lines(self, request: OpenRequest) -> tuple[Assignment, ...]:
+        """What the request holds in its planned weeks, one line per person and FTE."""
+        return assignments_of(
+            self.by_request.get(request.request_id, {}), self.planned_set(request)
+        )
+
     def outcome(self, request: OpenRequest) -> Outcome:
-        held = self.by_request[request.request_id]
-        lines = assignments_of(held, request.planned)
+        held = self.by_request.get(request.request_id, {})
+        planned_set = self.planned_set(request)
+        lines = assignments_of(held, planned_set)
         planned = len(request.planned)
-        total = sum(fte for (_, week), fte in held.items() if week in request.planned)
+        total = sum(fte for (_, week), fte in held.items() if week in planned_set)
         # FTE per working day, comparable with what was asked: FTE-weeks granted over the
         # full-week equivalents of the planned working days (the plain weekly average when every
         # week is whole).
@@ -366,37 +453,88 @@ class Explainer:
             f"{self.shortage_cause(request, short)}."
         )
 
+    def _pool_key(self, request: OpenRequest) -> PoolKey:
+        if request.named_resource is not None:
+            return ("named", request.named_resource)
+        return ("skill", request.skill.casefold())
+
+    def _cells_held(self, request: OpenRequest, week: str) -> list[tuple[str, dict[str, float]]]:
+        """The people `request` could use in `week` who hold some request there, with what they
+        hold: shared by every request asking the same pool for a whole week (memoised), worked
+        out for this request alone in a week it covers in part (its own days count)."""
+        whole = request.share(week) >= 1.0
+        key = (self._pool_key(request), week)
+        if whole and key in self._held_cells:
+            return self._held_cells[key]
+        found = []
+        for member in self.eligible(request):
+            held = self.holders.get((member.resource_id, week))
+            if not held:
+                continue
+            if whole:
+                free = member.capacity_in(week) > TOLERANCE
+            else:
+                free = available_to(request, member, week) > TOLERANCE
+            if free:  # else away on the request's days: nobody took them from it
+                found.append((member.resource_id, held))
+        if whole:
+            self._held_cells[key] = found
+        return found
+
     def competitors(self, request: OpenRequest, weeks: Sequence[str]) -> dict[str, float]:
         """Other requests holding the people `request` could use in `weeks`: id -> weight."""
         found: dict[str, float] = {}
-        for member in self.eligible(request):
-            for week in weeks:
-                if available_to(request, member, week) <= TOLERANCE:
-                    continue  # away on the request's days: nobody took them from it
-                for other in self.holders.get((member.resource_id, week), {}):
-                    if other != request.request_id:
-                        found[other] = self.weights.get(other, 0.0)
+        for week in weeks:
+            if request.share(week) >= 1.0:
+                found.update(self._holders_of_pool(request, week))
+            else:
+                for _, held in self._cells_held(request, week):
+                    found.update(dict.fromkeys(held, 0.0))
+        found.pop(request.request_id, None)
+        return {other: self.weights.get(other, 0.0) for other in found}
+
+    def _holders_of_pool(self, request: OpenRequest, week: str) -> dict[str, float]:
+        """Every request holding someone of the request's pool in a whole week (memoised)."""
+        key = (self._pool_key(request), week)
+        found = self._pool_holders.get(key)
+        if found is None:
+            found = {}
+            for _, held in self._cells_held(request, week):
+                found.update(dict.fromkeys(held, 0.0))
+            self._pool_holders[key] = found
         return found
 
     def shortage_cause(self, request: OpenRequest, short: Sequence[str]) -> str:
+        """Why the request is short in `short`: nobody left, or who holds its people, each rival
+        project once, highest priority first (project id between equals), with the criterion
+        that puts it ahead."""
         others = self.competitors(request, short)
         pool = self.pool_words(request)
         if not others:
             return f"{pool} has no capacity left in those weeks (holidays, part time or leaving)"
-        standing = self.standing(request.project_id)
-        projects: dict[str, str] = {}
-        for other in sorted(others, key=lambda o: -others[o]):
+        rivals: dict[str, float] = {}
+        for other, weight in others.items():
             project = self.requests[other].project_id if other in self.requests else other
-            if project in projects:
-                continue
-            rival = self.standing(project)
-            projects[project] = f"{rival.describe()}: {comparison(rival, standing)}"
+            rivals[project] = max(weight, rivals.get(project, weight))
+        own = request.project_id
+        ordered = sorted(rivals, key=lambda project: (-rivals[project], project))
         return (
             f"{pool} is allocated in those weeks to work of higher (or equal) portfolio "
-            f"priority than {standing.describe()}: " + "; ".join(projects.values())
+            f"priority than {self.describe(own)}: "
+            + "; ".join(f"{self.describe(p)}: {self.comparison(p, own)}" for p in ordered)
         )
 
     # --- conflicts ---------------------------------------------------------------------------
+
+    def contested_cells(self, request: OpenRequest) -> set[tuple[str, str]]:
+        """The (person, week) cells of its short weeks that other requests hold."""
+        rid = request.request_id
+        return {
+            (person, week)
+            for week in self.short_weeks(request)
+            for person, held in self._cells_held(request, week)
+            if len(held) > 1 or rid not in held
+        }
 
     def conflicts(self) -> list[Conflict]:
         """Group the short requests by the people and weeks they contest with the holders."""
@@ -404,17 +542,9 @@ class Explainer:
         for request in self.requests.values():
             if self.weights.get(request.request_id, 0.0) <= 0 or not request.planned:
                 continue
-            short = self.short_weeks(request)
-            cells = {
-                (member.resource_id, week)
-                for member in self.eligible(request)
-                for week in short
-                if available_to(request, member, week) > TOLERANCE
-                and any(
-                    o != request.request_id
-                    for o in self.holders.get((member.resource_id, week), {})
-                )
-            }
+            if not self.short_weeks(request):
+                continue
+            cells = self.contested_cells(request)
             if cells:
                 cells_of[request.request_id] = cells
         # Requests contesting a common cell are in one conflict, and so, in turn, are theirs.
@@ -435,12 +565,13 @@ class Explainer:
         cells = set().union(*(cells_of[loser] for loser in loser_ids))
         weeks = tuple(sorted({week for _, week in cells}))
         people = sorted({person for person, _ in cells})
+        losing = set(loser_ids)
         winner_ids = sorted(
             {
                 holder
                 for cell in cells
                 for holder in self.holders.get(cell, {})
-                if holder not in loser_ids
+                if holder not in losing
             }
         )
         members = sorted([*loser_ids, *winner_ids])
@@ -454,7 +585,8 @@ class Explainer:
 
         def amounts(request_id: str) -> tuple[float, float, tuple[str, ...]]:
             request = self.requests[request_id]
-            own = tuple(week for week in weeks if week in request.planned)
+            planned = self.planned_set(request)
+            own = tuple(week for week in weeks if week in planned)
             granted = sum(self.granted_in(request, week) for week in own) / max(len(own), 1)
             asked = sum(request.fte_in(week) for week in own) / max(len(own), 1)
             return round(granted, 4), round(asked, 4), own
@@ -463,44 +595,43 @@ class Explainer:
             return sorted(ids, key=lambda r: (-self.weights.get(r, 0.0), self.requests[r].arrival))
 
         winners_sorted, losers_sorted = by_priority(winner_ids), by_priority(loser_ids)
-        top_loser = self.standing(self.requests[losers_sorted[0]].project_id)
-        top_winner = (
-            self.standing(self.requests[winners_sorted[0]].project_id) if winners_sorted else None
-        )
+        top_loser = self.requests[losers_sorted[0]].project_id
+        top_winner = self.requests[winners_sorted[0]].project_id if winners_sorted else None
         winners: list[ConflictDecision] = []
         for request_id in winners_sorted:
             granted, asked, own = amounts(request_id)
-            standing = self.standing(self.requests[request_id].project_id)
+            project_id = self.requests[request_id].project_id
             winners.append(
                 ConflictDecision(
                     request_id=request_id,
-                    project_id=standing.project_id,
+                    project_id=project_id,
                     fte_granted=granted,
                     fte_requested=asked,
                     why=(
-                        f"{standing.describe()} keeps {fte_text(granted)} of {fte_text(asked)} FTE "
-                        f"in {week_ranges(own)}: {comparison(standing, top_loser)}."
+                        f"{self.describe(project_id)} keeps {fte_text(granted)} of "
+                        f"{fte_text(asked)} FTE in {week_ranges(own)}: "
+                        f"{self.comparison(project_id, top_loser)}."
                     ),
                 )
             )
         losers: list[ConflictDecision] = []
         for request_id in losers_sorted:
             granted, asked, own = amounts(request_id)
-            standing = self.standing(self.requests[request_id].project_id)
+            project_id = self.requests[request_id].project_id
             reason = (
-                comparison(top_winner, standing)
+                self.comparison(top_winner, project_id)
                 if top_winner is not None
                 else "the capacity is taken by other requests"
             )
             losers.append(
                 ConflictDecision(
                     request_id=request_id,
-                    project_id=standing.project_id,
+                    project_id=project_id,
                     fte_granted=granted,
                     fte_requested=asked,
                     why=(
-                        f"{standing.describe()} gets {fte_text(granted)} of {fte_text(asked)} FTE "
-                        f"in {week_ranges(own)}: {reason}."
+                        f"{self.describe(project_id)} gets {fte_text(granted)} of "
+                        f"{fte_text(asked)} FTE in {week_ranges(own)}: {reason}."
                     ),
                 )
             )
@@ -512,7 +643,7 @@ class Explainer:
             self.requests[r].fte_in(w)
             for r in members
             for w in weeks
-            if w in self.requests[r].planned
+            if w in self.planned_set(self.requests[r])
         ) / len(weeks)
         capacity = sum(self.people[p].capacity_in(w) for p in people for w in weeks) / len(weeks)
         version = next(
@@ -536,12 +667,16 @@ class Explainer:
             + "."
         )
         contest = hashlib.sha256(json.dumps([members, people]).encode()).hexdigest()[:16]
+        # The rationale is part of what was decided: the same grants explained otherwise (a
+        # project registered, moved stage or re-ranked since) are a new resolution, published
+        # anew, and the stale one is closed as superseded.
         fingerprint = json.dumps(
             [
                 members,
                 people,
                 list(weeks),
                 [[d.request_id, d.fte_granted] for d in (*winners, *losers)],
+                rationale,
             ]
         )
         return Conflict(

@@ -8,6 +8,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Literal
 
 from services.allocation.domain.requests import WORKING_DAYS_PER_WEEK, week_monday
@@ -92,6 +93,13 @@ def weekly_capacity(base_fte: float, changes: Sequence[CapacityChange], week: st
     """
     if not changes:
         return base_fte
+    return _weekly_capacity(base_fte, tuple(changes), week)
+
+
+@lru_cache(maxsize=65536)
+def _weekly_capacity(base_fte: float, changes: tuple[CapacityChange, ...], week: str) -> float:
+    """`weekly_capacity` with changes, memoised: a resolution asks for the same person-weeks
+    hundreds of times."""
     monday = week_monday(week)
     total = sum(
         capacity_on(base_fte, changes, monday + timedelta(days=offset))
@@ -104,6 +112,12 @@ def capacity_by_week(
     base_fte: float, changes: Sequence[CapacityChange], weeks: Iterable[str]
 ) -> dict[str, float]:
     return {week: weekly_capacity(base_fte, changes, week) for week in weeks}
+
+
+def specialties_of(values: Iterable[str]) -> list[str]:
+    """PMO expert specialties as stored: lower case, words joined by hyphens, duplicates dropped
+    (`Schedule Recovery` is `schedule-recovery`)."""
+    return normalised_skills("-".join(value.casefold().split()) for value in values)
 
 
 def normalised_skills(skills: Iterable[str]) -> list[str]:
@@ -119,6 +133,8 @@ def normalised_skills(skills: Iterable[str]) -> list[str]:
 
 
 CSV_COLUMNS = ("resource_id", "name", "skills", "capacity_fte")
+CSV_OPTIONAL_COLUMNS = ("specialties",)
+"""`specialties` (separated by `;`) marks the PMO's own experts; left out, they are unchanged."""
 MAX_CAPACITY_FTE = 1000.0
 
 
@@ -131,10 +147,14 @@ class PoolEntry:
     name: str
     skills: tuple[str, ...]
     capacity_fte: float
+    specialties: tuple[str, ...] | None = None
+    """PMO expert specialties, normalised (see interventions.specialties_of); None: the file
+    has no `specialties` column, so the resource's are left as they are."""
 
 
 def parse_pool_csv(text: str) -> tuple[list[PoolEntry], list[str]]:
-    """Read `resource_id,name,skills,capacity_fte` lines (skills separated by `;`).
+    """Read `resource_id,name,skills,capacity_fte` lines (skills separated by `;`), and an
+    optional `specialties` column (PMO expert specialties separated by `;`, empty: none).
 
     Returns the entries and, separately, one message per problem naming its line, so an import
     can refuse the whole file and say everything that is wrong in one go.
@@ -147,13 +167,15 @@ def parse_pool_csv(text: str) -> tuple[list[PoolEntry], list[str]]:
         return [], [f"line 1: the file is empty; expected the header {','.join(CSV_COLUMNS)}"]
     columns = [cell.strip().casefold() for cell in header]
     missing = [name for name in CSV_COLUMNS if name not in columns]
-    unknown = [name for name in columns if name not in CSV_COLUMNS]
+    known = (*CSV_COLUMNS, *CSV_OPTIONAL_COLUMNS)
+    unknown = [name for name in columns if name not in known]
     if missing or unknown or len(set(columns)) != len(columns):
         found = ",".join(columns)
         return [], [
-            f"line 1: the header must name the columns {','.join(CSV_COLUMNS)} (got {found})"
+            f"line 1: the header must name the columns {','.join(CSV_COLUMNS)} and may name "
+            f"{','.join(CSV_OPTIONAL_COLUMNS)} (got {found})"
         ]
-    position = {name: columns.index(name) for name in CSV_COLUMNS}
+    position = {name: columns.index(name) for name in known if name in columns}
     first_seen: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
@@ -203,6 +225,11 @@ def parse_pool_csv(text: str) -> tuple[list[PoolEntry], list[str]]:
                 name=cell["name"],
                 skills=skills,
                 capacity_fte=capacity,
+                specialties=(
+                    tuple(specialties_of(cell["specialties"].split(";")))
+                    if "specialties" in cell
+                    else None
+                ),
             )
         )
     if not entries and not errors:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Lifecycle stages whose projects hold no people: their allocations are released at once.
 HOLDS_NOTHING = frozenset({"on_hold", "completed", "terminated"})
@@ -40,11 +41,7 @@ class ProjectStanding:
 
     def priority_key(self) -> tuple[int, int, float]:
         """Lexicographic: lifecycle tier, then key project, then strategic rank (higher wins)."""
-        if self.rank is not None and self.portfolio_size:
-            strategic = (self.portfolio_size - self.rank + 1) / self.portfolio_size
-        else:
-            strategic = 0.0
-        return (TIERS.get(self.lifecycle, 0), int(self.key_project), round(strategic, 9))
+        return _priority_key(self.lifecycle, self.key_project, self.rank, self.portfolio_size)
 
     def describe(self) -> str:
         """E.g. `PRJ-ATLAS "Atlas ERP migration" (active, key project, rank 1 of 4, score 0.82)`."""
@@ -65,6 +62,19 @@ class ProjectStanding:
         elif self.lifecycle is not None:
             parts.append("not ranked")
         return f"{label} ({', '.join(parts)})"
+
+
+@lru_cache(maxsize=65536)
+def _priority_key(
+    lifecycle: str | None, key_project: bool, rank: int | None, portfolio_size: int | None
+) -> tuple[int, int, float]:
+    """`ProjectStanding.priority_key`, memoised: explanations compare projects thousands of
+    times."""
+    if rank is not None and portfolio_size:
+        strategic = (portfolio_size - rank + 1) / portfolio_size
+    else:
+        strategic = 0.0
+    return (TIERS.get(lifecycle, 0), int(key_project), round(strategic, 9))
 
 
 def priority_levels(keys: Iterable[tuple[object, ...]]) -> dict[tuple[object, ...], int]:

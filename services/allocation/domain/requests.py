@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
+from functools import lru_cache
 
 DEFAULT_HOURS_PER_FTE_WEEK = 40.0
 
@@ -13,8 +14,10 @@ def iso_week(day: date) -> str:
     return f"{year}-W{week:02d}"
 
 
+@lru_cache(maxsize=4096)
 def week_monday(week: str) -> date:
-    """The Monday that starts an ISO week written like 2026-W48."""
+    """The Monday that starts an ISO week written like 2026-W48 (memoised: explanations ask for
+    the same few weeks hundreds of thousands of times)."""
     year, number = week.split("-W")
     return date.fromisocalendar(int(year), int(number), 1)
 
@@ -122,7 +125,13 @@ def hint_level(priority: str | None) -> int:
 
 def week_ranges(weeks: Iterable[str]) -> str:
     """Weeks as a PMO reads them: `2026-W50 to 2026-W52, 2027-W03` (consecutive weeks joined)."""
-    ordered = sorted(set(weeks))
+    return _week_ranges(tuple(sorted(set(weeks))))
+
+
+@lru_cache(maxsize=8192)
+def _week_ranges(ordered: tuple[str, ...]) -> str:
+    """`week_ranges` of sorted distinct weeks, memoised: a resolution writes the same few
+    thousand ranges into tens of thousands of explanations."""
     if not ordered:
         return "no weeks"
     spans: list[tuple[str, str]] = []

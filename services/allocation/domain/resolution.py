@@ -117,6 +117,10 @@ def solver_demands(
     demands: list[Demand] = []
     request_of: dict[str, str] = {}
     extra_skills: dict[str, set[str]] = defaultdict(set)
+    by_skill: dict[str, list[PoolMember]] = defaultdict(list)
+    for member in state.people.values():
+        for key in member.skill_keys:
+            by_skill[key].append(member)
 
     def new_id(request_id: str, week: str) -> str:
         segment = f"{request_id} @ {week}"
@@ -144,9 +148,8 @@ def solver_demands(
             elif request.named_resource is None:
                 able = [
                     member
-                    for member in state.people.values()
-                    if skill in member.skill_keys
-                    and available_to(request, member, week) > TOLERANCE
+                    for member in by_skill.get(skill, [])
+                    if available_to(request, member, week) > TOLERANCE
                 ]
                 key = f"{skill}\x1f{segment}"
                 for member in able:
@@ -268,9 +271,9 @@ def resolve(
         request = state.requests[request_id]
         if not request.decided:
             continue
-        old = before.outcome(request)
-        if not old.same_allocation(outcomes[request_id]):
-            changed.append(RequestChange(request_id, old, outcomes[request_id]))
+        # The lines alone tell whether it changed; the words only for those that did.
+        if before.lines(request) != outcomes[request_id].assignments:
+            changed.append(RequestChange(request_id, before.outcome(request), outcomes[request_id]))
     return Resolution(
         allocations=allocations,
         outcomes=outcomes,

@@ -28,9 +28,11 @@ Each week is then a transportation problem, i.e. a min-cost flow: request-week -
 request-week -> sink for what stays unserved. Weeks share nothing, so each is solved on its own
 by OR-Tools' `SimpleMinCostFlow` in integer units (the coarsest of 1 .. 0.0001 FTE that holds
 every amount exactly; integral by construction) and integer costs (1e-6 of a level): exact, so
-every answer is proven optimal. The model is built with numpy arrays. A time limit still bounds
-the whole: weeks not reached in time get the greedy rule's answer (never at the sizes measured,
-see bench/results/allocation.md), as does everything should OR-Tools fail.
+every answer is proven optimal (OR-Tools must report each week OPTIMAL). The model is built with
+numpy arrays (eligible pairs per skill pool, one lexsort for the tie-break order, one bincount
+for coverage). A time limit still bounds the whole: weeks not reached in time get the greedy
+rule's answer (never at the sizes measured on a quiet machine, see
+bench/results/allocation.md), as does everything should OR-Tools fail; greedy runs only then.
 
 What a flow cannot express, and why it is not wanted: the previous MILP (kept here as
 `solve_milp`, the reference in tests and the benchmark) charged a fixed penalty per moved
@@ -38,8 +40,8 @@ What a flow cannot express, and why it is not wanted: the previous MILP (kept he
 its weeks, so no flow; its MILP took 25 s (120 s after a re-ranking) at 2,000 requests x 500
 people and fell back to greedy at the default time limit. The cost per FTE-week moved keeps the
 stability a PMO asks for (a re-ranking moves only what serves a higher priority, measured in the
-work moved, the unit the PMO reasons in) and is exact in one to three seconds at that size on a
-shared 2-core machine. The benchmark shows what the fixed charge would change: for the same
+work moved, the unit the PMO reasons in) and is exact in about one to one and a half seconds of
+CPU at that size. The benchmark shows what the fixed charge would change: for the same
 priority-weighted value it touches half to three quarters as many allocations, taking between
 6% fewer and 49% more FTE-weeks from them; a PMO wanting fewer moves raises the penalty
 instead. There is no all-weeks-or-nothing rule: requests are fulfilled partially, week by week,
@@ -53,7 +55,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import highspy
 import numpy as np
@@ -454,62 +456,97 @@ def _network(problem: AllocationProblem, *, priority_only: bool = False) -> _Net
     dw_week = np.concatenate(week_lists) if live else empty
     dw_request = np.repeat(np.arange(len(live), dtype=np.int64), week_counts)
 
-    # Eligible (request, person) pairs and their value per unit (see the module docstring).
+    # Eligible (request, person) pairs: requests asking the same pool (a skill, or one named
+    # person) get its people in one step.
     by_skill: dict[str, list[int]] = defaultdict(list)
     for index, person in enumerate(people):
         for skill in person.skills:
             by_skill[skill].append(index)
+    pools: dict[tuple[bool, str], list[int]] = defaultdict(list)
+    for d, demand in enumerate(live):
+        if demand.named_resource is not None:
+            pools[(True, demand.named_resource)].append(d)
+        else:
+            pools[(False, demand.skill)].append(d)
+    pair_request: list[np.ndarray] = []
+    pair_person: list[np.ndarray] = []
+    for (named, key), members in pools.items():
+        if named:
+            found = person_index.get(key)
+            candidates = np.array([] if found is None else [found], dtype=np.int64)
+        else:
+            candidates = np.array(by_skill.get(key, []), dtype=np.int64)
+        if len(candidates):
+            pair_request.append(np.repeat(np.array(members, dtype=np.int64), len(candidates)))
+            pair_person.append(np.tile(candidates, len(members)))
+    p_request = np.concatenate(pair_request) if pair_request else empty
+    p_person = np.concatenate(pair_person) if pair_person else empty
+
+    def expand(pair_of_request: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Every pair over every week of its request (a ragged expansion without a Python
+        loop): per arc, its pair and its request-week."""
+        counts = week_counts[pair_of_request]
+        arc_pair = np.repeat(np.arange(len(pair_of_request), dtype=np.int64), counts)
+        arc_dw = (
+            dw_start[pair_of_request[arc_pair]]
+            + np.arange(len(arc_pair))
+            - np.repeat(np.cumsum(counts) - counts, counts)
+        )
+        return arc_pair, arc_dw
+
+    # Within a request, the most specialised people first, then who could cover most of its
+    # weeks alone, then the id: the order the specialist tie-break counts down.
+    arc_pair, arc_dw = expand(p_request)
+    coverage = np.bincount(
+        arc_pair,
+        weights=np.minimum(capacity[p_person[arc_pair], dw_week[arc_dw]], fte[p_request[arc_pair]]),
+        minlength=len(p_request),
+    )
     skill_count = np.array([len(person.skills) for person in people], dtype=np.int64)
     id_rank = np.empty(n_people, dtype=np.int64)
     id_rank[np.argsort(np.array([p.resource_id for p in people], dtype=object))] = np.arange(
         n_people
     )
+    order = np.lexsort(
+        (id_rank[p_person], -np.round(coverage, 9), skill_count[p_person], p_request)
+    )
+    p_request, p_person = p_request[order], p_person[order]
+    per_request = np.bincount(p_request, minlength=len(live))
+    place = np.arange(len(p_request)) - np.searchsorted(p_request, p_request)
+    specialist = 1.0 - place / np.maximum(per_request[p_request], 1)
     arrivals = sorted({demand.arrival for demand in live})
     arrival_rank = {arrival: index for index, arrival in enumerate(arrivals)}
+    earlier = 1.0 - np.array([arrival_rank[demand.arrival] for demand in live], dtype=float) / max(
+        len(arrivals), 1
+    )
+    weight = np.array([demand.weight for demand in live], dtype=float)
+    p_float = weight[p_request]
+    if not priority_only:
+        p_float = p_float + ARRIVAL_TIE * earlier[p_request] + SPECIALIST_TIE * specialist
+
+    # What is held, as indexes (allocations of requests, people or weeks not here are left out).
     request_index = {demand.request_id: d for d, demand in enumerate(live)}
-    holder_keys = {
-        request_index[request] * max(n_people, 1) + person_index[resource]
-        for (request, resource, _), held in problem.existing.items()
-        if held > TOLERANCE and request in request_index and resource in person_index
-    }
-    pair_request: list[np.ndarray] = []
-    pair_person: list[np.ndarray] = []
-    pair_value: list[np.ndarray] = []
-    for d, demand in enumerate(live):
-        if demand.named_resource is not None:
-            named = person_index.get(demand.named_resource)
-            candidates = np.array([] if named is None else [named], dtype=np.int64)
-        else:
-            candidates = np.array(by_skill.get(demand.skill, []), dtype=np.int64)
-        if not len(candidates):
-            continue
-        coverage = np.minimum(capacity[np.ix_(candidates, week_lists[d])], demand.fte).sum(axis=1)
-        order = np.lexsort((id_rank[candidates], -np.round(coverage, 9), skill_count[candidates]))
-        candidates = candidates[order]
-        specialist = 1.0 - np.arange(len(candidates)) / len(candidates)
-        earlier = 1.0 - arrival_rank[demand.arrival] / len(arrivals)
-        tie = ARRIVAL_TIE * earlier + SPECIALIST_TIE * specialist
-        pair_request.append(np.full(len(candidates), d, dtype=np.int64))
-        pair_person.append(candidates)
-        pair_value.append(demand.weight + (tie * 0.0 if priority_only else tie))
-    p_request = np.concatenate(pair_request) if pair_request else empty
-    p_person = np.concatenate(pair_person) if pair_person else empty
-    p_float = np.concatenate(pair_value) if pair_value else np.zeros(0)
-    if holder_keys and not priority_only:
-        held_pairs = np.fromiter(holder_keys, dtype=np.int64, count=len(holder_keys))
+    held_slots = [
+        (request_index.get(request), person_index.get(resource), week_index.get(in_week), held)
+        for (request, resource, in_week), held in problem.existing.items()
+        if held > TOLERANCE
+    ]
+    held_rows = [row for row in held_slots if None not in row]
+    held_request = np.array([row[0] for row in held_rows], dtype=np.int64)
+    held_person = np.array([row[1] for row in held_rows], dtype=np.int64)
+    held_week = np.array([row[2] for row in held_rows], dtype=np.int64)
+    held_fte = np.array([row[3] for row in held_rows], dtype=float)
+    holders = [(row[0], row[1]) for row in held_slots if row[0] is not None and row[1] is not None]
+    if holders and not priority_only:
+        held_pairs = np.array(holders, dtype=np.int64).reshape(-1, 2)
         p_float = p_float + HOLDER_TIE * np.isin(
-            p_request * max(n_people, 1) + p_person, held_pairs
+            p_request * max(n_people, 1) + p_person,
+            held_pairs[:, 0] * max(n_people, 1) + held_pairs[:, 1],
         )
     p_value = np.round(p_float * COST_SCALE).astype(np.int64)
 
-    # Every pair over every week of its request: a ragged expansion without a Python loop.
-    counts = week_counts[p_request]
-    base_pair = np.repeat(np.arange(len(p_request), dtype=np.int64), counts)
-    dw = (
-        dw_start[p_request[base_pair]]
-        + np.arange(len(base_pair))
-        - np.repeat(np.cumsum(counts) - counts, counts)
-    )
+    # The arcs: every pair over every week of its request where the person has capacity.
+    base_pair, dw = expand(p_request)
     arc_person = p_person[base_pair]
     week = dw_week[dw]
     keep = capacity_units[arc_person, week] > 0
@@ -518,34 +555,17 @@ def _network(problem: AllocationProblem, *, priority_only: bool = False) -> _Net
     value = p_value[base_pair]
 
     # Held allocations: a parallel arc of the held amount earns the stability bonus.
-    held_request: list[int] = []
-    held_person: list[int] = []
-    held_week: list[int] = []
-    held_fte: list[float] = []
-    for (request, resource, in_week), held in problem.existing.items():
-        d_i = request_index.get(request)
-        p_i = person_index.get(resource)
-        w_i = week_index.get(in_week)
-        if held > TOLERANCE and d_i is not None and p_i is not None and w_i is not None:
-            held_request.append(d_i)
-            held_person.append(p_i)
-            held_week.append(w_i)
-            held_fte.append(held)
     held_arc, held_units = empty, empty
-    if held_fte:
+    if len(held_rows):
         # Arcs are found by the key (request, week, person), searched in the sorted held keys.
         width = n_weeks * max(n_people, 1)
-        keys = (
-            np.array(held_request) * width + np.array(held_week) * n_people + np.array(held_person)
-        )
+        keys = held_request * width + held_week * n_people + held_person
         arc_keys = dw_request[dw] * width + week * n_people + arc_person
         key_order = np.argsort(keys)
         position = np.minimum(np.searchsorted(keys, arc_keys, sorter=key_order), len(keys) - 1)
         hit = keys[key_order[position]] == arc_keys
         held_arc = np.flatnonzero(hit)
-        held_units = np.minimum(
-            _units(np.array(held_fte)[key_order[position[hit]]], scale), upper[held_arc]
-        )
+        held_units = np.minimum(_units(held_fte[key_order[position[hit]]], scale), upper[held_arc])
     base_upper = upper.copy()
     np.subtract.at(base_upper, held_arc, held_units)
     penalty = 0 if priority_only else round(problem.move_penalty * COST_SCALE)
@@ -1125,40 +1145,22 @@ def solve_milp(
 def solve(problem: AllocationProblem, *, time_limit: float = 10.0, threads: int = 1) -> Solution:
     """The exact min-cost flow's answer (see `solve_flow`); greedy's should the flow fail.
 
-    The greedy rule runs first: its value is reported beside the flow's (the gap the fallback
-    would cost), it fills any week the flow does not reach within `time_limit` seconds, and it
-    checks the flow: scoring more on the flow's own objective would prove the flow wrong, and
-    its answer is then used instead. At 2,000 requests x 500 people x 26 weeks the whole takes
-    one to three seconds on a shared 2-core machine, so the default limit of 10 s is not reached.
+    OR-Tools proves each week's flow optimal (in integers, so exactly) or `_solve_week` raises:
+    the greedy rule runs only where it is needed, on the weeks the flow does not reach within
+    `time_limit` seconds, or for the whole problem should OR-Tools fail (then `greedy_value`
+    says what it achieved). At 2,000 requests x 500 people x 26 weeks the flow takes about a
+    second on a 2-core machine (bench/results/allocation.md), so the default limit of 10 s is
+    not reached; running greedy first as a reference would add half as much again.
     """
     started = time.perf_counter()
-    greedy = solve_greedy(problem)
-    left = time_limit - (time.perf_counter() - started)
     try:
-        exact, network = _solve_flow(
-            problem, time_limit=left, threads=threads, late=greedy.allocations
-        )
+        exact, _ = _solve_flow(problem, time_limit=time_limit, threads=threads, late=None)
     except Exception as error:  # a solver bug must not stop allocation: greedy stands in
         return _as_fallback(
-            greedy, f"fallback: min-cost flow failed ({type(error).__name__}: {error})"
+            solve_greedy(problem),
+            f"fallback: min-cost flow failed ({type(error).__name__}: {error})",
         )
-    try:
-        beaten = _score(network, greedy.allocations) > _score(network, exact.allocations)
-    except ValueError:  # greedy gave an amount finer than the flow's unit: nothing to compare
-        beaten = False
-    if beaten:
-        return _as_fallback(greedy, f"fallback: greedy beat the flow's {exact.status} solution")
-    return Solution(
-        allocations=exact.allocations,
-        value=exact.value,
-        moved=exact.moved,
-        method=exact.method,
-        status=exact.status,
-        seconds=time.perf_counter() - started,
-        mip_gap=exact.mip_gap,
-        greedy_value=greedy.value,
-        moved_fte_weeks=exact.moved_fte_weeks,
-    )
+    return replace(exact, seconds=time.perf_counter() - started)
 
 
 def _as_fallback(greedy: Solution, status: str) -> Solution:

@@ -100,7 +100,9 @@ def import_command(
         Path,
         typer.Argument(
             help="The pool: CSV with the header resource_id,name,skills,capacity_fte; skills "
-            "separated by ';' (e.g. ada,Ada Lovelace,architect;python,1). Or dated capacity "
+            "separated by ';' (e.g. ada,Ada Lovelace,architect;python,1), and optionally "
+            "specialties: the PMO expert specialties, separated by ';' (e.g. "
+            "schedule-recovery;cost-control). Or dated capacity "
             "changes: resource_id,starts,ends,capacity_fte,kind,reason (kind absence or "
             "contract; ends, kind, reason optional), replacing those resources' changes",
             exists=True,

@@ -172,6 +172,7 @@ async def import_pool(session: AsyncSession, entries: Sequence[PoolEntry]) -> Im
                     name=entry.name,
                     skills=list(entry.skills),
                     capacity_fte=entry.capacity_fte,
+                    specialties=list(entry.specialties or ()),
                 )
             )
             added += 1
@@ -179,11 +180,13 @@ async def import_pool(session: AsyncSession, entries: Sequence[PoolEntry]) -> Im
             entry.name,
             list(entry.skills),
             entry.capacity_fte,
-        ):
+        ) and (entry.specialties is None or list(entry.specialties) == resource.specialties):
             unchanged += 1
         else:
             resource.name, resource.skills = entry.name, list(entry.skills)
             resource.capacity_fte = entry.capacity_fte
+            if entry.specialties is not None:
+                resource.specialties = list(entry.specialties)
             resource.updated_at = datetime.now(UTC)
             session.add(resource)
             updated += 1

@@ -15,12 +15,12 @@ import logging
 import zlib
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
 from opentelemetry.trace import Link, get_current_span
 from prometheus_client import Counter, Histogram
-from sqlalchemy import delete, func, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,7 +36,6 @@ from services.allocation.adapters.tables import (
 )
 from services.allocation.domain.decisions import Conflict, Outcome
 from services.allocation.domain.resolution import AllocationState, Resolution, resolve
-from services.allocation.domain.solver import relative_gap
 from shared.events.contracts import (
     AllocationChanged,
     AllocationDecision,
@@ -107,12 +106,6 @@ class ResolutionMetrics:
             ["method", "status"],
             registry=registry,
         )
-        self.greedy_gap = Histogram(
-            "pmo_allocation_greedy_gap",
-            "How far the greedy fallback falls short of the exact solver (fraction of its value)",
-            registry=registry,
-            buckets=(0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
-        )
 
 
 def summarise_causes(causes: Sequence[str], shown: int = 3) -> str:
@@ -157,7 +150,13 @@ def conflict_event(conflict: Conflict) -> ResourceConflictResolved:
 async def apply_resolution(
     uow: UnitOfWork, state: AllocationState, resolution: Resolution, causes: Sequence[str]
 ) -> None:
-    """Store what the resolution decided and publish each decision and change once."""
+    """Store what the resolution decided and publish each decision and change once.
+
+    A request is published as `resource-allocated` when first decided, and again whenever its
+    decision reads otherwise while its allocation stays the same (the project was registered,
+    changed stage or rank after the decision): what the consumers keep always says why as of
+    now. A changed allocation is an `allocation-changed`, whose cause carries the new reason.
+    """
     session = uow.session
     now = datetime.now(UTC)
     before, after = state.allocations, resolution.allocations
@@ -201,26 +200,47 @@ async def apply_resolution(
             )
         ).all()
     }
+    changed = {change.request_id for change in resolution.changed}
+    restated: list[str] = []
+    # One executemany per kind of update (first decision, or a changed one), not one
+    # statement per request: the initial resolution of 2,000 requests writes 2,000 rows.
+    first: list[dict[str, Any]] = []
+    later: list[dict[str, Any]] = []
     for request_id, outcome in resolution.outcomes.items():
         values: dict[str, Any] = {
-            "status": outcome.status,
-            "fte_granted": outcome.fte_granted,
-            "reason": outcome.reason,
+            "key": request_id,
+            "new_status": outcome.status,
+            "new_fte_granted": outcome.fte_granted,
+            "new_reason": outcome.reason,
         }
         if request_id in first_time:
-            values["decided_at"] = now
-        elif stored.get(request_id) == (outcome.status, outcome.fte_granted, outcome.reason):
-            continue  # unchanged: most requests, most of the time
+            first.append({**values, "new_decided_at": now})
+        elif stored.get(request_id) != (outcome.status, outcome.fte_granted, outcome.reason):
+            later.append(values)  # most requests, most of the time, are unchanged
+            if request_id not in changed:
+                # The same people, but the decision reads otherwise: the project became known,
+                # changed stage or rank. Its published reason must not stay stale.
+                restated.append(request_id)
+    # Core statements on the table: executemany with the key as a bound parameter.
+    table = cast(Table, ResourceRequest.__table__)  # type: ignore[attr-defined]
+    decision: dict[str, Any] = {
+        "status": bindparam("new_status"),
+        "fte_granted": bindparam("new_fte_granted"),
+        "reason": bindparam("new_reason"),
+    }
+    by_key = table.c.request_id == bindparam("key")
+    if first:
         await session.exec(
-            update(ResourceRequest)
-            .where(col(ResourceRequest.request_id) == request_id)
-            .values(**values)
+            update(table).where(by_key).values(**decision, decided_at=bindparam("new_decided_at")),
+            params=first,
         )
+    if later:
+        await session.exec(update(table).where(by_key).values(**decision), params=later)
     # Conflicts first: their figures cover only the contested weeks, while a request's decision
     # covers all its weeks. Consumers keep the newest figure per request, so the decisions and
     # changes must be the later events.
     await record_conflicts(uow, resolution.conflicts, cause, now)
-    for request_id in resolution.decided:
+    for request_id in (*resolution.decided, *restated):
         request, outcome = state.requests[request_id], resolution.outcomes[request_id]
         await uow.publish(
             ResourceAllocated(
@@ -390,8 +410,6 @@ async def resolve_pending(
                 asyncio.get_running_loop().time() - started
             )
             metrics.runs.labels(solution.method, solution.status.split(":")[0]).inc()
-            if solution.method != "greedy" and solution.greedy_value is not None:
-                metrics.greedy_gap.observe(relative_gap(solution.value, solution.greedy_value))
         log.info(
             "re-resolved %d weeks for %s: %s %s, %d decided, %d changed, %d conflicts",
             len(resolution.scope),

@@ -115,6 +115,27 @@ async def what_if(
         )
     finally:
         await session.rollback()
+    return await asyncio.to_thread(
+        what_if_in_memory,
+        state,
+        settings,
+        ranking=ranking,
+        lifecycles=lifecycles,
+        requests=requests,
+    )
+
+
+def what_if_in_memory(
+    state: AllocationState,
+    settings: Settings,
+    *,
+    ranking: Sequence[DraftRank] | None = None,
+    lifecycles: Mapping[str, str] | None = None,
+    requests: Sequence[ResourceRequested] = (),
+) -> WhatIf:
+    """The what-if on a loaded state: the resolution under the draft, and the conflicts of
+    today it is compared with (CPU only; what `POST /what-if` runs once the state is loaded,
+    and what the benchmark times)."""
     changed_world = drafted(state, ranking, lifecycles)
     extra = [
         hypothetical_request(event, state, settings.allocation_hours_per_fte_week)
@@ -124,8 +145,7 @@ async def what_if(
     # A new ranking or stage may move anything; hypothetical requests only touch their weeks
     # (requests never decided, as these are, are solved over all their weeks anyway).
     weeks: set[str] | None = None if ranking is not None or lifecycles else set()
-    resolution = await asyncio.to_thread(
-        resolve,
+    resolution = resolve(
         changed_world,
         weeks,
         move_penalty=settings.allocation_move_penalty,
@@ -138,7 +158,8 @@ async def what_if(
         for change in resolution.changed
         if change.request_id not in hypothetical_ids
     }
-    known_conflicts = {conflict.conflict_id for conflict in conflicts_now(state, undecided_now)}
+    # New: an outcome that does not stand today (the draft's words differ for every conflict).
+    known_conflicts = {conflict.outcome for conflict in conflicts_now(state, undecided_now)}
     return WhatIf(
         state=changed_world,
         resolution=resolution,
@@ -146,7 +167,7 @@ async def what_if(
         hypothetical={r: resolution.outcomes[r] for r in sorted(hypothetical_ids)},
         conflicts=resolution.conflicts,
         new_conflicts=frozenset(
-            c.conflict_id for c in resolution.conflicts if c.conflict_id not in known_conflicts
+            c.conflict_id for c in resolution.conflicts if c.outcome not in known_conflicts
         ),
     )
 

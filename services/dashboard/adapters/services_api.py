@@ -75,15 +75,29 @@ class ServicesApi:
         Raises ServiceError with the service's own reason on a 4xx/5xx, or with "unreachable"
         when the service does not answer (status 503).
         """
+        response = await self._send(service, method, path, token, params=params, json=json)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    async def text(self, service: Service, path: str, token: str, **params: Any) -> str:
+        """The text answer of `GET path` on `service` (e.g. an HTML page); errors as `call`."""
+        return (await self._send(service, "GET", path, token, params=params)).text
+
+    async def _send(
+        self, service: Service, method: str, path: str, token: str, **body: Any
+    ) -> httpx.Response:
+        """The answer of `method path` (`body`: `params` and `json`); errors as `call`."""
         url = f"{self.base_urls[service]}{path}"
-        clean = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        params: Mapping[str, Any] = body.get("params") or {}
+        clean = {k: v for k, v in params.items() if v not in (None, "")}
         async with self._limit:
             try:
                 response = await self._client.request(
                     method,
                     url,
                     params=clean,
-                    json=json,
+                    json=body.get("json"),
                     headers={"Authorization": f"Bearer {token}"},
                 )
             except httpx.HTTPError as error:
@@ -92,9 +106,7 @@ class ServicesApi:
                 ) from error
         if response.status_code >= 400:
             raise ServiceError(response.status_code, f"{service}: {_detail(response)}")
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+        return response
 
     async def get(self, service: Service, path: str, token: str, **params: Any) -> Any:
         return await self.call(service, "GET", path, token, params=params)
@@ -130,3 +142,17 @@ class ServicesApi:
             cursor = page.get("next_cursor")
             if not cursor:
                 return items
+
+    async def all_health(self, token: str, **filters: Any) -> dict[str, dict[str, Any]]:
+        """Monitoring's latest assessment of every project matching `filters`, by project id:
+        one call per 500 projects (monitoring's `GET /health`, all pages)."""
+        found: dict[str, dict[str, Any]] = {}
+        cursor: str | None = None
+        while True:
+            page = await self.get(
+                "monitoring", "/health", token, limit=500, cursor=cursor, **filters
+            )
+            found.update({str(item["project_id"]): item for item in page["items"]})
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return found

@@ -7,7 +7,7 @@ so the rules are tested without a browser and the pages only lay them out.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -244,9 +244,11 @@ def earned_value_series(
     history: Iterable[Mapping[str, Any]],
     project: Mapping[str, Any],
     health: Mapping[str, Any] | None,
+    baselines: Sequence[Baseline] = (),
 ) -> dict[str, Any]:
     """The S-curve: PV, EV and AC at each applied report, with BAC at the planned finish and EAC
-    at the forecast finish. Reports kept for the record only (older, after closing) are left out.
+    at the forecast finish, and each re-baseline's date marked. Reports kept for the record only
+    (older, after closing) are left out.
     """
     points: dict[str, Mapping[str, Any]] = {}
     for entry in history:
@@ -301,9 +303,10 @@ def earned_value_series(
         "layout": {
             "xaxis": {"title": {"text": "date"}, "type": "date"},
             "yaxis": {"title": {"text": str(project.get("currency") or "")}, "rangemode": "tozero"},
-            "margin": {"l": 70, "r": 20, "t": 20, "b": 50},
+            "margin": {"l": 70, "r": 20, "t": 30, "b": 50},
             "legend": {"orientation": "h", "y": -0.25},
             "height": 360,
+            **rebaseline_marks(baselines),
         },
     }
 
@@ -496,44 +499,99 @@ def skill_chart(lines: Sequence[SkillWeek]) -> dict[str, Any]:
     }
 
 
-BASELINE_FIELDS = ("budget", "planned_finish_date", "planned_value_curve")
-
-
 @dataclass(frozen=True)
 class Baseline:
-    """A baseline in force from `at`: the one registered, then each approved change."""
+    """One approved baseline of a project (the registry's `GET /projects/{id}/baselines`)."""
 
-    at: str
-    change: str
-    budget: float | None
-    planned_finish: str | None
-    curve_changed: bool
-    cause: str
-    note: str | None
+    version: int
+    """1: the one the project started with; each re-baseline adds one."""
+    approved_at: str
+    """When it was approved: in force from then on."""
+    approved_by: str
+    reason: str
+    budget: float
+    start_date: str
+    planned_finish_date: str
+    curve: bool
+    """Whether it carries its own planned-value curve (else linear from start to finish)."""
+    in_force: bool
+
+    @property
+    def approved_on(self) -> str:
+        return self.approved_at[:10]
+
+    @property
+    def rebaseline(self) -> bool:
+        return self.version > 1
 
 
-def baselines(history: Iterable[Mapping[str, Any]]) -> list[Baseline]:
-    """Every baseline of a project from its registry history, oldest first: a history entry
-    that sets the budget, the planned finish or the planned-value curve starts a new one (the
-    fields it leaves out stay as they were)."""
-    found: list[Baseline] = []
-    budget: float | None = None
-    finish: str | None = None
-    for entry in history:
-        after = entry.get("after") or {}
-        if not any(name in after for name in BASELINE_FIELDS):
-            continue
-        budget = _number(after["budget"]) if "budget" in after else budget
-        finish = str(after["planned_finish_date"]) if "planned_finish_date" in after else finish
-        found.append(
+def baselines(registered: Iterable[Mapping[str, Any]]) -> list[Baseline]:
+    """The registry's baselines of a project, oldest first."""
+    return sorted(
+        (
             Baseline(
-                at=str(entry.get("at")),
-                change=str(entry.get("change")),
-                budget=budget,
-                planned_finish=finish,
-                curve_changed="planned_value_curve" in after and bool(found),
-                cause=str(entry.get("cause")),
-                note=entry.get("note"),
+                version=int(entry["version"]),
+                approved_at=str(entry["approved_at"]),
+                approved_by=str(entry["approved_by"]),
+                reason=str(entry["reason"]),
+                budget=float(entry["budget"]),
+                start_date=str(entry["start_date"]),
+                planned_finish_date=str(entry["planned_finish_date"]),
+                curve=bool(entry.get("planned_value_curve")),
+                in_force=bool(entry.get("in_force")),
             )
+            for entry in registered
+        ),
+        key=lambda baseline: baseline.version,
+    )
+
+
+def rebaseline_marks(found: Sequence[Baseline]) -> dict[str, list[dict[str, Any]]]:
+    """Plotly layout shapes and annotations marking each re-baseline's date on a time axis:
+    a dotted vertical line, labelled with the version and the new budget."""
+    shapes: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    for baseline in found:
+        if not baseline.rebaseline:
+            continue
+        shapes.append(
+            {
+                "type": "line",
+                "xref": "x",
+                "yref": "paper",
+                "x0": baseline.approved_on,
+                "x1": baseline.approved_on,
+                "y0": 0,
+                "y1": 1,
+                "line": {"color": "#0969da", "dash": "dot", "width": 2},
+                "name": f"re-baselined v{baseline.version}",
+            }
         )
-    return found
+        annotations.append(
+            {
+                "x": baseline.approved_on,
+                "xref": "x",
+                "y": 1,
+                "yref": "paper",
+                "yanchor": "bottom",
+                "showarrow": False,
+                "text": f"re-baselined (v{baseline.version}, BAC {baseline.budget:,.0f})",
+                "font": {"color": "#0969da", "size": 11},
+            }
+        )
+    return {"shapes": shapes, "annotations": annotations}
+
+
+def conflicts_involving(
+    conflicts: Iterable[Mapping[str, Any]], project_ids: Collection[str]
+) -> list[Mapping[str, Any]]:
+    """The conflicts (allocation's `GET /conflicts`) with a winner or loser among `project_ids`:
+    those of the projects the overview shows under its filters."""
+    return [
+        conflict
+        for conflict in conflicts
+        if any(
+            decision["project_id"] in project_ids
+            for decision in (*conflict["winners"], *conflict["losers"])
+        )
+    ]

@@ -192,18 +192,6 @@ def _errors(app: FastAPI) -> None:
         )
 
 
-async def _health_of(
-    api: ServicesApi, token: str, project_ids: list[str]
-) -> dict[str, dict[str, Any] | None]:
-    answers = await asyncio.gather(
-        *(
-            api.get_or_none("monitoring", f"/projects/{quote(pid)}/health", token)
-            for pid in project_ids
-        )
-    )
-    return dict(zip(project_ids, answers, strict=True))
-
-
 async def _ranking(api: ServicesApi, token: str) -> list[dict[str, Any]]:
     answer = await api.get("registry", "/portfolio", token)
     return list(answer.get("projects") or [])
@@ -215,6 +203,8 @@ def _matches(project: Mapping[str, Any], filters: Mapping[str, str]) -> bool:
         return False
     if filters.get("lifecycle") and project.get("lifecycle") != filters["lifecycle"]:
         return False
+    if filters.get("program_id") and project.get("program_id") != filters["program_id"]:
+        return False
     return not (
         filters.get("methodology")
         and (project.get("methodology") or "standard") != filters["methodology"]
@@ -225,14 +215,19 @@ async def overview_data(
     api: ServicesApi, token: str, filters: Mapping[str, str]
 ) -> tuple[portfolio.Overview, dict[str, list[str]]]:
     """The overview of the projects matching `filters`, and the values each filter offers."""
-    projects, ranking = await asyncio.gather(api.all_projects(token), _ranking(api, token))
+    # Health for the whole portfolio in one call (per 500 projects), alongside the registry's
+    # lists: the registry's own business unit, stage and methodology decide the filters.
+    projects, ranking, assessed = await asyncio.gather(
+        api.all_projects(token), _ranking(api, token), api.all_health(token)
+    )
     options = {
         "business_unit": sorted({str(p["business_unit"]) for p in projects}),
         "lifecycle": sorted({str(p["lifecycle"]) for p in projects}),
         "methodology": sorted({str(p.get("methodology") or "standard") for p in projects}),
+        "program_id": sorted({str(p["program_id"]) for p in projects if p.get("program_id")}),
     }
     chosen = [p for p in projects if _matches(p, filters)]
-    health = await _health_of(api, token, [str(p["project_id"]) for p in chosen])
+    health = {str(p["project_id"]): assessed.get(str(p["project_id"])) for p in chosen}
     return portfolio.overview(chosen, health, ranking), options
 
 
@@ -427,14 +422,21 @@ def _routes(app: FastAPI) -> None:
         business_unit: str = "",
         lifecycle: str = "",
         methodology: str = "",
+        program_id: str = "",
     ) -> HTMLResponse:
         user = require_signed_in(request)
         filters = {
             "business_unit": business_unit,
             "lifecycle": lifecycle,
             "methodology": methodology,
+            "program_id": program_id,
         }
-        data, options = await overview_data(_api(request), user.token, filters)
+        api = _api(request)
+        (data, options), standing = await asyncio.gather(
+            overview_data(api, user.token, filters),
+            api.get("allocation", "/conflicts", user.token, state="resolved", limit=50),
+        )
+        shown = {line.project_id for line in data.projects}
         return _page(
             request,
             "overview.html",
@@ -443,6 +445,7 @@ def _routes(app: FastAPI) -> None:
             filters=filters,
             options=options,
             bubble=portfolio.bubble_chart(data.projects),
+            conflicts=portfolio.conflicts_involving(standing, shown),
             levels=[*portfolio.HEALTH_LEVELS, portfolio.NO_REPORT],
         )
 
@@ -459,6 +462,11 @@ def _routes(app: FastAPI) -> None:
             requests,
             conflicts,
             models,
+            gates,
+            lessons,
+            suggestions,
+            registered_baselines,
+            interventions,
         ) = await asyncio.gather(
             api.get("registry", f"/projects/{pid}/history", token, limit=1000),
             api.get_or_none("monitoring", f"/projects/{pid}/health", token),
@@ -467,8 +475,14 @@ def _routes(app: FastAPI) -> None:
             api.get("allocation", "/requests", token, project_id=project_id, limit=500),
             api.get("allocation", "/conflicts", token, project_id=project_id, limit=100),
             api.get("registry", "/stage-models", token),
+            api.get("registry", f"/projects/{pid}/gates", token),
+            api.get("registry", f"/projects/{pid}/lessons", token),
+            api.get("registry", f"/projects/{pid}/lesson-suggestions", token),
+            api.get("registry", f"/projects/{pid}/baselines", token),
+            api.get("allocation", "/interventions", token, project_id=project_id, limit=100),
         )
         series = health_history or []
+        baselines = portfolio.baselines(registered_baselines)
         methodology = project.get("methodology")
         model = next(
             (
@@ -486,15 +500,54 @@ def _routes(app: FastAPI) -> None:
             line=portfolio.project_line(project, health, None),
             health=health,
             history=history.get("items") or [],
-            ev_chart=portfolio.earned_value_series(series, project, health),
+            ev_chart=portfolio.earned_value_series(series, project, health, baselines),
             index_chart=portfolio.index_series(series),
             changes=portfolio.health_changes(series),
-            baselines=portfolio.baselines(history.get("items") or []),
+            baselines=baselines,
+            rebaselines=[baseline for baseline in baselines if baseline.rebaseline],
             allocations=allocations,
             requests=requests,
             conflicts=conflicts,
+            interventions=interventions,
             model=model,
             may_manage=user.may_manage(project.get("manager")),
+            gates=gates,
+            lessons=lessons,
+            suggestions=suggestions,
+        )
+
+    @app.get("/programs/{program_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def program_page(request: Request, program_id: str) -> HTMLResponse:
+        """A program's roll-up (the registry's) with its people and conflicts (allocation's,
+        asked per project: allocation owns them, see the registry README)."""
+        user = require_signed_in(request)
+        api, token = _api(request), user.token
+        roll_up = await api.get(
+            "registry", f"/programs/{quote(program_id, safe='')}/roll-up", token
+        )
+        project_ids = [figures["project_id"] for figures in roll_up["projects"]]
+        people, conflicts = await asyncio.gather(
+            asyncio.gather(
+                *(
+                    api.get("allocation", f"/projects/{quote(pid, safe='')}/allocations", token)
+                    for pid in project_ids
+                )
+            ),
+            asyncio.gather(
+                *(
+                    api.get("allocation", "/conflicts", token, project_id=pid, limit=100)
+                    for pid in project_ids
+                )
+            ),
+        )
+        unique = {c["conflict_id"]: c for answer in conflicts for c in answer}
+        return _page(
+            request,
+            "program.html",
+            user,
+            roll_up=roll_up,
+            people=[line for answer in people for line in answer],
+            conflicts=sorted(unique.values(), key=lambda c: str(c.get("created_at") or "")),
         )
 
     @app.post("/projects/{project_id}/transition", include_in_schema=False)
@@ -518,6 +571,14 @@ def _routes(app: FastAPI) -> None:
             "registry", "POST", f"/projects/{quote(project_id)}/transitions", user.token, json=body
         )
         return RedirectResponse(f"/projects/{quote(project_id)}", status_code=303)
+
+    @app.get("/report", response_class=HTMLResponse, include_in_schema=False)
+    async def portfolio_report(request: Request) -> HTMLResponse:
+        """The registry's HTML portfolio report (A4 and 1280-pixel wide), for a browser: the
+        registry wants a bearer token a browser cannot send; the session's is forwarded."""
+        user = require_signed_in(request)
+        page = await _api(request).text("registry", "/reports/portfolio", user.token, format="html")
+        return HTMLResponse(page)
 
     @app.get("/capacity", response_class=HTMLResponse, include_in_schema=False)
     async def capacity_page(
@@ -549,6 +610,31 @@ def _routes(app: FastAPI) -> None:
             from_week=start,
             to_week=end,
             people=len(utilisation),
+        )
+
+    @app.get("/lessons", response_class=HTMLResponse, include_in_schema=False)
+    async def lessons_page(
+        request: Request, q: str = "", business_unit: str = "", tag: str = ""
+    ) -> HTMLResponse:
+        """Lessons learned found by the registry's full-text search, most relevant first."""
+        user = require_signed_in(request)
+        query = q.strip()
+        found: list[dict[str, Any]] = []
+        if query:
+            filters = {
+                name: value.strip()
+                for name, value in (("business_unit", business_unit), ("tag", tag))
+                if value.strip()
+            }
+            found = await _api(request).get("registry", "/lessons", user.token, q=query, **filters)
+        return _page(
+            request,
+            "lessons.html",
+            user,
+            q=query,
+            business_unit=business_unit.strip(),
+            tag=tag.strip(),
+            found=found,
         )
 
     @app.get("/strategy", response_class=HTMLResponse, include_in_schema=False)

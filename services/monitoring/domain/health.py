@@ -451,6 +451,11 @@ def _reported(reported: Level | None) -> list[Finding]:
     return []
 
 
+def _fte(value: float) -> str:
+    """FTE in words, to two decimals at most (0.23, 1, 0.5): the exact figure is in `numbers`."""
+    return f"{round(value, 2):g}"
+
+
 def _resources(positions: Sequence[ResourcePosition], t: HealthThresholds) -> list[Finding]:
     requested = sum(p.fte_requested for p in positions)
     short = [p for p in positions if p.fte_short > _FTE_EPSILON]
@@ -462,14 +467,14 @@ def _resources(positions: Sequence[ResourcePosition], t: HealthThresholds) -> li
     level: Severity = "red" if share >= t.resource_shortfall_red_from else "amber"
     listed = ", ".join(
         f"{p.request_id}{f' ({p.skill})' if p.skill else ''}: "
-        f"{p.fte_granted:g} of {p.fte_requested:g} FTE"
+        f"{_fte(p.fte_granted)} of {_fte(p.fte_requested)} FTE"
         for p in sorted(short, key=lambda p: p.request_id)
     )
     return [
         Finding(
             RESOURCE_SHORTFALL,
             level,
-            f"{missing:g} of the {requested:g} FTE requested are not granted "
+            f"{_fte(missing)} of the {_fte(requested)} FTE requested are not granted "
             f"({share:.0%}): {listed}.",
             {
                 "fte_requested": round(requested, 4),

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
@@ -69,6 +70,16 @@ class ProjectHealth(BaseModel):
     """When the baseline in force was approved, if the project was re-baselined."""
     reported_health: Health | None = None
     """What the latest status report itself claimed, to compare with the computed `health`."""
+
+
+class HealthPage(BaseModel):
+    """One page of the portfolio's latest assessments, by project id."""
+
+    items: list[ProjectHealth]
+    total: int
+    """How many projects match the filters, over all pages."""
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; null on the last page."""
 
 
 class BaselineEntry(BaseModel):
@@ -160,6 +171,55 @@ async def project_health(request: Request, project_id: str, _: Reader) -> Projec
     if project is None:
         raise HTTPException(404, f"Monitoring has no baseline for project {project_id!r}.")
     return _project_health(project)
+
+
+@router.get(
+    "/health",
+    summary="The latest assessment of every monitored project, filtered, a page at a time",
+)
+async def portfolio_health(
+    request: Request,
+    _: Reader,
+    project_id: Annotated[
+        list[str] | None, Query(description="Only these projects (repeat the parameter)")
+    ] = None,
+    health: Annotated[list[Health] | None, Query(description="Only these levels")] = None,
+    business_unit: Annotated[str | None, Query(description="Case-insensitive")] = None,
+    monitoring: Annotated[
+        Literal["active", "on_hold", "closed"] | None,
+        Query(description="Only projects watched (active), on hold, or closed"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        str | None, Query(description="The `next_cursor` of the previous page")
+    ] = None,
+) -> HealthPage:
+    """What `GET /projects/{id}/health` says, for many projects in one call (the dashboard's
+    overview reads the whole portfolio this way), ordered by project id."""
+    filters: list[Any] = []
+    if project_id:
+        filters.append(col(MonitoredProject.project_id).in_(project_id))
+    if health:
+        filters.append(col(MonitoredProject.health).in_(health))
+    if business_unit:
+        unit = business_unit.strip().lower()
+        filters.append(func.lower(col(MonitoredProject.business_unit)) == unit)
+    if monitoring:
+        filters.append(col(MonitoredProject.monitoring_state) == monitoring)
+    query = select(MonitoredProject).where(*filters).order_by(col(MonitoredProject.project_id))
+    if cursor:
+        query = query.where(col(MonitoredProject.project_id) > cursor)
+    async with runtime_of(request).sessions() as session:
+        total = (
+            await session.exec(select(func.count()).select_from(MonitoredProject).where(*filters))
+        ).one()
+        rows = list((await session.exec(query.limit(limit + 1))).all())
+    page = rows[:limit]
+    return HealthPage(
+        items=[_project_health(project) for project in page],
+        total=total,
+        next_cursor=page[-1].project_id if len(rows) > limit else None,
+    )
 
 
 @router.get(

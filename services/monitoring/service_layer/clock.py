@@ -8,7 +8,6 @@ project is no longer due. So one stale project raises one alert however many rep
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Coroutine
 from datetime import timedelta
@@ -23,6 +22,7 @@ from services.monitoring.service_layer.configuration import (
     default_thresholds,
     rules_in_force,
 )
+from shared.clock import run_every
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
@@ -96,21 +96,13 @@ async def _tick(runtime: ServiceRuntime, metrics: ClockMetrics) -> None:
 
 async def _run(runtime: ServiceRuntime) -> None:
     metrics = ClockMetrics(runtime)
-    interval = runtime.settings.monitoring_staleness_check_interval_s
-    while True:
-        try:
-            await _tick(runtime, metrics)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The database may be away; the next round tries again, nothing is lost meanwhile.
-            log.exception(
-                "staleness clock round failed; next in %.0fs",
-                interval,
-                extra={"service": runtime.name},
-            )
-        metrics.rounds.inc()
-        await asyncio.sleep(interval)
+    await run_every(
+        runtime,
+        runtime.settings.monitoring_staleness_check_interval_s,
+        lambda: _tick(runtime, metrics),
+        what="staleness clock",
+        counted=metrics.rounds.inc,
+    )
 
 
 def staleness_clock(runtime: ServiceRuntime) -> Coroutine[Any, Any, None]:

@@ -16,6 +16,10 @@ NoticeType = Literal[
     "portfolio-reprioritized",
     "portfolio-digest",
     "subscription-disabled",
+    "intervention-proposed",
+    "intervention-accepted",
+    "intervention-declined",
+    "intervention-ended",
 ]
 """What a subscription may ask for: PMO events, escalations, the weekly portfolio digest, and
 (for administrators) `subscription-disabled`: a receiver refused another subscription for good."""

@@ -514,29 +514,35 @@ async def get_delivery(request: Request, delivery_id: DeliveryId, _: Reader) -> 
 @router.post(
     "/deliveries/{delivery_id}/retry",
     tags=["deliveries"],
-    summary="Send a dead delivery again, with a new round of attempts (administrators)",
+    summary="Send a dead delivery again, with a new round of attempts, or a failing one now "
+    "rather than at its next attempt (administrators)",
 )
 async def retry_delivery(request: Request, delivery_id: DeliveryId, _: Admin) -> DeliveryView:
+    """A dead (or `no_channel`) delivery gets a new round of attempts from now; a failing one
+    (pending after a failed attempt) is tried now, within the attempts it has left."""
     runtime = runtime_of(request)
     settings = runtime.settings
     async with runtime.sessions() as session, session.begin():
         delivery = await session.get(Delivery, delivery_id, with_for_update=True)
         if delivery is None:
             raise _problem(404, f"no delivery {delivery_id}")
-        if delivery.state not in ("dead", "no_channel"):
+        failing = delivery.state == "pending" and delivery.last_error is not None
+        if delivery.state not in ("dead", "no_channel") and not failing:
             raise _problem(
                 status.HTTP_409_CONFLICT,
-                f"delivery {delivery_id} is {delivery.state}: only dead (or no_channel) "
-                "deliveries are retried by hand",
+                f"delivery {delivery_id} is {delivery.state}"
+                + (" and not failing: it is being sent" if delivery.state == "pending" else "")
+                + ": only dead (or no_channel) and failing deliveries are retried by hand",
             )
         if delivery.subscription_id is None:
             raise _problem(
                 status.HTTP_409_CONFLICT,
                 f"delivery {delivery_id} has no subscription any more: nothing to send it to",
             )
+        if not failing:
+            delivery.max_attempts = delivery.attempts + settings.notification_max_attempts
         delivery.state = "pending"
         delivery.next_attempt_at = datetime.now(UTC)
-        delivery.max_attempts = delivery.attempts + settings.notification_max_attempts
         session.add(delivery)
     return DeliveryView.model_validate(_delivery_view(delivery, settings))
 

@@ -8,6 +8,7 @@ from services.notifications.service_layer.clock import run_clock
 from services.notifications.service_layer.delivery import deliver_notifications
 from services.notifications.service_layer.handlers import (
     on_allocation_changed,
+    on_intervention,
     on_portfolio_reprioritized,
     on_project_at_risk,
     on_project_health_assessed,
@@ -34,8 +35,8 @@ notifications = ServiceDefinition(
     name="notifications",
     summary=(
         "PMO notices (at-risk, recovered, escalations, conflicts, allocation, lifecycle, "
-        "reprioritization, the weekly portfolio digest) delivered by e-mail, signed webhook "
-        "and Slack: once per subscription, retried, throttled."
+        "reprioritization, PMO interventions, the weekly portfolio digest) delivered by "
+        "e-mail, signed webhook and Slack: once per subscription, retried, throttled."
     ),
     handlers={
         "project-registered": on_project_registered,
@@ -47,6 +48,10 @@ notifications = ServiceDefinition(
         "resource-allocated": on_resource_allocated,
         "resource-conflict-resolved": on_resource_conflict_resolved,
         "allocation-changed": on_allocation_changed,
+        "intervention-proposed": on_intervention,
+        "intervention-accepted": on_intervention,
+        "intervention-declined": on_intervention,
+        "intervention-ended": on_intervention,
     },
     publishes=(),
     routers=(router,),

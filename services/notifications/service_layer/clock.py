@@ -176,6 +176,7 @@ class NotificationClock:
         queued = await queue_notice(
             session,
             Notice(SUMMARY_TYPE, severity),
+            settings=self.settings,
             event_id=f"summary:{first.throttle_key}:{first.id}",
             event_type=f"pmo.{SUMMARY_TYPE}",
             project_id=first.project_id,
@@ -245,6 +246,7 @@ class NotificationClock:
                         (project.project_id,),
                         (project.business_unit,),
                     ),
+                    settings=self.settings,
                     # One escalation per episode: the episode is named by its start.
                     event_id=f"escalation:{project.project_id}:{project.at_risk_since.isoformat()}",
                     event_type="pmo.project-escalated",
@@ -320,6 +322,7 @@ class NotificationClock:
             queued = await queue_notice(
                 session,
                 notice,
+                settings=self.settings,
                 event_id=f"digest:{slot.isoformat()}",
                 event_type="pmo.portfolio-digest",
                 context_for=context_for,

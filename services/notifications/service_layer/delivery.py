@@ -651,6 +651,7 @@ class DeliveryWorker:
         await queue_notice(
             session,
             Notice(SUBSCRIPTION_DISABLED, "red"),
+            settings=self.settings,
             # One notice per disabling: enabled again and refused again is news again.
             event_id=f"{SUBSCRIPTION_DISABLED}:{subscription.id}:{now.isoformat()}",
             event_type=f"pmo.{SUBSCRIPTION_DISABLED}",

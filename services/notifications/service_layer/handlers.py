@@ -19,6 +19,7 @@ from services.notifications.service_layer.queue import queue_notice
 from shared.events import EventData
 from shared.events.contracts import (
     AllocationChanged,
+    InterventionEvent,
     PortfolioReprioritized,
     ProjectAtRisk,
     ProjectHealthAssessed,
@@ -109,6 +110,7 @@ async def _queue_project_notice(
             (project.project_id,),
             (project.business_unit,),
         ),
+        settings=uow.settings,
         event_id=meta.id,
         event_type=meta.type,
         project_id=project.project_id,
@@ -179,6 +181,7 @@ async def on_portfolio_reprioritized(
             tuple(ranked.project_id for ranked in event.projects),
             tuple(sorted({project.business_unit for project in known.values()})),
         ),
+        settings=uow.settings,
         event_id=meta.id,
         event_type=meta.type,
         context_for=lambda _: context,
@@ -286,6 +289,7 @@ async def on_resource_conflict_resolved(
             tuple(sorted(involved)),
             tuple(sorted({project.business_unit for project in known.values()})),
         ),
+        settings=uow.settings,
         event_id=meta.id,
         event_type=meta.type,
         context_for=lambda _: context,
@@ -307,4 +311,11 @@ async def on_allocation_changed(event: AllocationChanged, meta: EventMeta, uow: 
         order_column="decided_at",
         insert_missing=False,
     )
+    await _queue_project_notice(uow, event, meta, project)
+
+
+async def on_intervention(event: InterventionEvent, meta: EventMeta, uow: UnitOfWork) -> None:
+    """Queue the notice of a PMO intervention (proposed, accepted, declined, ended) for the PMO
+    and the project's manager: the subscriptions to its type for the project or its unit."""
+    project = await _known_project(uow, event.project_id, meta)
     await _queue_project_notice(uow, event, meta, project)

@@ -9,8 +9,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notifications.adapters.tables import Delivery, Subscription
+from services.notifications.adapters.tables import (
+    ENVIRONMENT_WEBHOOK_ID,
+    Delivery,
+    Subscription,
+)
 from services.notifications.domain.subscriptions import Notice, audience_of, wants
+from shared.settings import Settings
 from shared.telemetry import current_trace_headers
 
 ContextFor = Callable[[Subscription], dict[str, Any] | None]
@@ -39,10 +44,18 @@ async def subscriptions_wanting(session: AsyncSession, notice: Notice) -> list[S
     ]
 
 
+def has_channel(subscription: Subscription, settings: Settings) -> bool:
+    """Whether the subscription has somewhere to send: the environment's built-in webhook has
+    none while `PMO_ALERT_WEBHOOK_URL` is unset (then nothing is queued for it, and nothing can
+    fail); every other subscription names its own recipient."""
+    return subscription.id != ENVIRONMENT_WEBHOOK_ID or bool(settings.alert_webhook_url)
+
+
 async def queue_notice(
     session: AsyncSession,
     notice: Notice,
     *,
+    settings: Settings,
     event_id: str,
     event_type: str,
     context_for: ContextFor,
@@ -54,11 +67,15 @@ async def queue_notice(
     The unique (event_id, subscription_id) constraint makes a replay of the same notice (an
     event parked and replayed, a clock tick run twice) insert nothing new.
     """
-    wanting = (
-        list(subscriptions)
-        if subscriptions is not None
-        else await subscriptions_wanting(session, notice)
-    )
+    wanting = [
+        subscription
+        for subscription in (
+            subscriptions
+            if subscriptions is not None
+            else await subscriptions_wanting(session, notice)
+        )
+        if has_channel(subscription, settings)
+    ]
     trace = current_trace_headers()
     rows: list[dict[str, Any]] = []
     for subscription in wanting:

@@ -86,6 +86,8 @@ class Project(SQLModel, table=True):
     why: str | None = None
     ranked_version: int | None = None
     """The strategy version of that reprioritization."""
+    program_id: str | None = Field(default=None, foreign_key="registry.program.program_id")
+    """The program it belongs to, if any (see `Program`)."""
 
 
 class StatusReport(SQLModel, table=True):
@@ -120,7 +122,7 @@ class ProjectHistory(SQLModel, table=True):
     at: datetime | None = _now_column()
     change: str
     """registered, updated, lifecycle, status, health, resource_shortfall, reprioritized,
-    directive."""
+    directive, intervention (a PMO expert proposed, accepted, declined or ended)."""
     before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     cause: str
@@ -190,3 +192,93 @@ class ResourceShortfall(SQLModel, table=True):
     decided_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     """When allocation decided it (the event's time): an older decision never overwrites a newer."""
     cause: str
+
+
+class Deliverable(SQLModel, table=True):
+    """A deliverable a stage gate requires, as last submitted for a project, with its evidence."""
+
+    __tablename__ = "deliverable"
+    __table_args__ = {"schema": SCHEMA}
+
+    project_id: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    """The deliverable's name in the stage model (business_case, closure_report, ...)."""
+    evidence: str
+    """Where it is or what it says: a document link, a reference, a summary."""
+    note: str | None = None
+    submitted_by: str
+    submitted_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class GateReview(SQLModel, table=True):
+    """A review of one gate (from -> to) of a project: who, when, the decision, the evidence."""
+
+    __tablename__ = "gate_review"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    project_id: str
+    from_stage: str
+    to_stage: str
+    decision: str
+    """passed or failed."""
+    reviewer: str
+    reviewed_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+    deliverables: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    """The deliverables as the reviewer saw them:
+    `[{name, evidence, submitted_by, submitted_at}]`."""
+    evidence: str | None = None
+    used_by: str | None = None
+    """The event id or user whose move passed the gate on this review; None: not used yet."""
+
+
+class Lesson(SQLModel, table=True):
+    """A lesson learned on a project: what happened, what to repeat or avoid.
+
+    The table also has `search`, a stored tsvector generated from the text (GIN-indexed), which
+    this mapping leaves out: PostgreSQL computes it, full-text queries read it.
+    """
+
+    __tablename__ = "lesson"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    project_id: str
+    title: str
+    what_happened: str
+    repeat: str | None = None
+    avoid: str | None = None
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSONB))
+    methodology: str | None = None
+    business_unit: str
+    stage: str
+    """The project's stage when the lesson was recorded."""
+    recorded_by: str
+    recorded_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+class Program(SQLModel, table=True):
+    """A group of projects managed as one (PMI, The Standard for Program Management), e.g. a
+    merger: temporary when it has an end date."""
+
+    __tablename__ = "program"
+    __table_args__ = {"schema": SCHEMA}
+
+    program_id: str = Field(primary_key=True)
+    name: str
+    description: str | None = None
+    end_date: date | None = None
+    """When a temporary program ends; None: a standing program."""
+    created_at: datetime | None = _now_column()
+    created_by: str
+    """The user's token subject, or the event id whose charter named it first."""
+    updated_at: datetime | None = _now_column()

@@ -24,10 +24,11 @@ Recommended action, first rule that applies (n = number ranked; thresholds are s
 Without any strategy yet every ranked project continues: there is nothing to weigh it against.
 
 Directives, applied in the order listed, each to the projects it targets (a project id, every
-not-closed project of a business unit, or every not-closed project contributing to an
-objective): `pause` moves to on_hold and `terminate` to terminated, where the project's stage model
-allows it; `accelerate` and `deprioritize` change no stage: they place the project in the ranking
-as above for as long as this strategy is current (the last such directive naming a project wins).
+not-closed project of a business unit or of a program, or every not-closed project contributing
+to an objective): `pause` moves to on_hold and `terminate` to terminated, where the project's
+stage model allows it; `accelerate` and `deprioritize` change no stage: they place the project in
+the ranking as above for as long as this strategy is current (the last such directive naming a
+project wins).
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ class PortfolioProject:
     percent_complete: float | None = None
     previous_rank: int | None = None
     """Its rank at the last reprioritization, if it was ranked then."""
+    program_id: str | None = None
+    """The program it belongs to, if any."""
 
     @property
     def ranked(self) -> bool:
@@ -154,14 +157,16 @@ def describe_target(directive: Directive) -> str:
         return f"project {directive.project_id}"
     if directive.business_unit is not None:
         return f"business_unit {directive.business_unit}"
+    if directive.program_id is not None:
+        return f"program {directive.program_id}"
     return f"objective {directive.objective_id}"
 
 
 def targets(directive: Directive, project: PortfolioProject) -> bool:
     """Whether `directive` aims at `project`.
 
-    A project id names exactly that project; a business unit or an objective names its projects
-    that are not closed (a strategy does not re-decide finished work).
+    A project id names exactly that project; a business unit, a program or an objective names
+    its projects that are not closed (a strategy does not re-decide finished work).
     """
     if directive.project_id is not None:
         return project.project_id == directive.project_id
@@ -169,6 +174,8 @@ def targets(directive: Directive, project: PortfolioProject) -> bool:
         return False
     if directive.business_unit is not None:
         return project.business_unit.casefold() == directive.business_unit.casefold()
+    if directive.program_id is not None:
+        return project.program_id == directive.program_id
     return project.contributions.get(directive.objective_id or "", 0.0) > 0
 
 

@@ -31,7 +31,7 @@ def registration(charter: ProjectCharter, lifecycle: Stage, methodology: str) ->
     `methodology` is the stage model's canonical name, so consumers see the model that applies
     even when the sender named none.
     """
-    fields = charter.model_dump(include={"project_id", *CHARTER_FIELDS})
+    fields = charter.model_dump(include={"project_id", "program_id", *CHARTER_FIELDS})
     return ProjectRegistered(**{**fields, "methodology": methodology}, lifecycle=lifecycle)
 
 

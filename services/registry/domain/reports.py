@@ -53,6 +53,18 @@ class ReportRow:
     """The approved baseline in force (1: as started); None before the project started."""
     rebaselined_on: date | None = None
     """The day the baseline in force was approved, if the project was re-baselined."""
+    program_id: str | None = None
+    """The program it belongs to, if any."""
+
+
+@dataclass(frozen=True)
+class ReportScope:
+    """What a report covers when not the whole portfolio: one program."""
+
+    program_id: str
+    name: str
+    end_date: date | None = None
+    """A temporary program's end date."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,8 @@ class PortfolioReport:
     generated_at: datetime
     strategy_version: int | None
     rows: Sequence[ReportRow]
+    scope: ReportScope | None = None
+    """None: the whole portfolio; else the one program the rows belong to."""
 
 
 COLUMNS: tuple[str, ...] = tuple(field.name for field in fields(ReportRow))
@@ -76,6 +90,7 @@ def as_json(report: PortfolioReport) -> dict[str, Any]:
             "generated_at": report.generated_at,
             "strategy_version": report.strategy_version,
             "projects": [asdict(row) for row in ordered(report.rows)],
+            **({"program": asdict(report.scope)} if report.scope is not None else {}),
         }
     )
     return document
@@ -136,6 +151,7 @@ _HEADINGS = {
     "key_project": "Key project",
     "baseline_version": "Baseline",
     "rebaselined_on": "Re-baselined on",
+    "program_id": "Program",
 }
 
 _STYLE = """
@@ -270,12 +286,17 @@ def as_html(report: PortfolioReport) -> str:
         cells = "".join(f"<td class='{css}'>{html}</td>" for css, html in _html_cells(row))
         body.append(f"<tr class='{' '.join(classes)}'>{cells}</tr>")
     generated = escape(report.generated_at.strftime("%Y-%m-%d %H:%M %Z").strip())
+    title = "Portfolio status report"
+    if report.scope is not None:
+        title = f"Program {report.scope.name} ({report.scope.program_id}) status report"
+        if report.scope.end_date is not None:
+            title += f", ends {report.scope.end_date.isoformat()}"
     return (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        "<title>Portfolio status report</title>"
+        f"<title>{escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body>"
-        "<h1>Portfolio status report</h1>"
+        f"<h1>{escape(title)}</h1>"
         f"<p>{len(report.rows)} projects; ranked under {escape(version)}; "
         f"generated {generated}.</p>"
         f"<ul class='summary'>{summary}<li><strong>{short}</strong> short of people</li></ul>"

@@ -4,6 +4,10 @@ The file format (see `services/registry/stage_models.json`) names a default mode
 methodology, its stages (phase, ranked), its initial stage (projects proposed through the API),
 its started stage (where `project-started` puts a project) and the allowed transitions, each with
 an optional gate. A move that is not listed is impossible; the reason says what is allowed.
+
+A gate may also require deliverables (named documents submitted with their evidence, e.g. a
+business case or a closure report), lessons learned recorded for the project, and a passed gate
+review; `GateEvidence` is what the project has of those, and `check` names every one missing.
 """
 
 from __future__ import annotations
@@ -13,7 +17,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from shared.events.contracts import Stage
 
@@ -53,6 +65,10 @@ def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
+DeliverableName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+"""A deliverable's name in a stage model: lower-case letters, digits and `_` (business_case)."""
+
+
 class Gate(_Strict):
     """Conditions on a transition beyond its being listed."""
 
@@ -60,6 +76,45 @@ class Gate(_Strict):
     """The project's latest reported progress must be at least this."""
     requires_reason: bool = False
     """The move must state why (a user's reason, a report's comment, a directive's reason)."""
+    deliverables: list[DeliverableName] = []
+    """Deliverables that must have been submitted (with their evidence) for the project."""
+    requires_lessons: bool = False
+    """At least one lesson learned must have been recorded for the project."""
+    requires_review: bool = False
+    """A gate review must have passed this gate (this from -> to) since the project entered
+    the from stage; each passage through the gate uses the review up."""
+
+    @property
+    def needs_evidence(self) -> bool:
+        """Whether the gate asks for deliverables, lessons or a review (looked up in the store)."""
+        return bool(self.deliverables) or self.requires_lessons or self.requires_review
+
+    @property
+    def startable(self) -> bool:
+        """Whether `project-started` may walk through it: nothing it needs is a start event's to
+        state (a reason, a progress); deliverables and reviews are submitted beforehand."""
+        return self.min_percent_complete is None and not self.requires_reason
+
+
+@dataclass(frozen=True)
+class GateEvidence:
+    """What a project has to pass a gate with: the deliverables submitted, the lessons learned
+    recorded (a count) and whether a passed review of this gate is waiting to be used."""
+
+    deliverables: frozenset[str] = frozenset()
+    lessons: int = 0
+    reviewed: bool = False
+
+    def missing(self, gate: Gate) -> list[str]:
+        """What the gate requires and this evidence lacks, in the gate's order (empty: none)."""
+        missing = [
+            f"deliverable {name}" for name in gate.deliverables if name not in self.deliverables
+        ]
+        if gate.requires_lessons and self.lessons == 0:
+            missing.append("lessons learned")
+        if gate.requires_review and not self.reviewed:
+            missing.append("a passed gate review")
+        return missing
 
 
 class TransitionSpec(_Strict):
@@ -186,8 +241,13 @@ class StageModel:
         *,
         percent_complete: float | None = None,
         reason: str | None = None,
+        evidence: GateEvidence | None = None,
     ) -> None:
-        """Raise ImpossibleTransition unless the model allows `from_stage` -> `to_stage` now."""
+        """Raise ImpossibleTransition unless the model allows `from_stage` -> `to_stage` now.
+
+        `evidence` is what the project has for the gate's deliverables, lessons and review (none
+        when not given); the reason then lists everything missing.
+        """
         where = f"the {self.name} stage model"
         for stage in (from_stage, to_stage):
             if stage not in self.stages:
@@ -223,13 +283,29 @@ class StageModel:
             raise ImpossibleTransition(
                 f"{from_stage} -> {to_stage} in {where} requires a reason, and none was given"
             )
+        missing = (evidence or GateEvidence()).missing(gate)
+        if missing:
+            raise ImpossibleTransition(
+                f"the {from_stage} -> {to_stage} gate of {where} is not satisfied: missing "
+                f"{', '.join(missing)}"
+            )
+
+    def gate(self, from_stage: Stage, to_stage: Stage) -> Gate | None:
+        """The gate of a listed transition; None if the transition is not listed."""
+        return self.transitions.get((from_stage, to_stage))
+
+    @property
+    def deliverables(self) -> list[str]:
+        """Every deliverable some gate of the model requires, sorted."""
+        return sorted({name for gate in self.transitions.values() for name in gate.deliverables})
 
     def path_to_start(self, stage: Stage) -> list[Stage] | None:
         """The stages `project-started` walks a not-yet-started project through, in order.
 
-        The shortest path of ungated transitions from `stage` to the started stage (empty if
-        already there); None if there is none. Gated steps are left out because an enterprise
-        start event states neither a reason nor a progress to pass them with.
+        The shortest path of startable transitions from `stage` to the started stage (empty if
+        already there); None if there is none. Steps gated on a reason or a progress are left out
+        because an enterprise start event states neither; steps gated on deliverables or a review
+        are taken, and refused (with what is missing) if those were not submitted beforehand.
         """
         if stage == self.started:
             return []
@@ -239,7 +315,7 @@ class StageModel:
         while queue:
             current = queue.popleft()
             for to in self.next_stages(current):
-                ungated = self.transitions[(current, to)] == Gate()
+                ungated = self.transitions[(current, to)].startable
                 # Only through stages not started yet: never via on_hold or a closed stage.
                 passable = to == self.started or self.phase(to) == "pipeline"
                 if to in visited or not ungated or not passable:
@@ -276,6 +352,16 @@ class StageModels:
                 f"unknown methodology {methodology!r}: the stage models are {', '.join(self.names)}"
             )
         return name
+
+    @property
+    def closed_stages(self) -> frozenset[str]:
+        """Every stage some model makes final (phase closed): where projects are closed."""
+        return frozenset(
+            stage
+            for model in self.models.values()
+            for stage, spec in model.stages.items()
+            if spec.phase == "closed"
+        )
 
     def resolve(self, methodology: str | None) -> StageModel:
         return self.models[self.canonical(methodology)]

@@ -1,4 +1,4 @@
-"""The registry's HTTP API: projects, the strategy-ranked portfolio and the PMO's reports."""
+"""The registry's HTTP API: projects, programs, the strategy-ranked portfolio and the reports."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from services.registry.entrypoints import portfolio_api, projects_api, reports_api
+from services.registry.entrypoints import (
+    methodology_api,
+    portfolio_api,
+    programs_api,
+    projects_api,
+    reports_api,
+)
 from services.registry.service_layer.configuration import check
 
 
@@ -21,3 +27,5 @@ router = APIRouter(lifespan=_configured)
 router.include_router(projects_api.router)
 router.include_router(portfolio_api.router)
 router.include_router(reports_api.router)
+router.include_router(methodology_api.router)
+router.include_router(programs_api.router)

@@ -173,6 +173,7 @@ async def list_projects(
     lifecycle: Stage | None = None,
     manager: str | None = None,
     methodology: str | None = None,
+    program_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[
         str | None, Query(description="The `next_cursor` of the previous page")
@@ -184,6 +185,8 @@ async def list_projects(
         filters.append(func.lower(Project.business_unit) == business_unit.strip().lower())
     if lifecycle:
         filters.append(col(Project.lifecycle) == lifecycle)
+    if program_id:
+        filters.append(col(Project.program_id) == program_id)
     if manager:
         filters.append(func.lower(Project.manager) == manager.strip().lower())
     if methodology:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from services.registry.adapters.tables import Program
 from services.registry.domain.reports import as_csv, as_html, as_json
 from services.registry.service_layer.configuration import configuration_for
 from services.registry.service_layer.reports import portfolio_report
@@ -46,8 +47,8 @@ def negotiated(accept: str | None) -> ReportFormat:
 
 @router.get(
     "/portfolio",
-    summary="The portfolio status report: every project with lifecycle, rank, score, health "
-    "and open resource shortfall",
+    summary="The portfolio status report: every project (or one program's) with lifecycle, rank, "
+    "score, health and open resource shortfall",
     responses={
         200: {
             "content": {
@@ -65,16 +66,35 @@ async def portfolio_status_report(
     report_format: Annotated[
         ReportFormat | None, Query(alias="format", description="json, csv or html")
     ] = None,
+    program_id: Annotated[
+        str | None,
+        Query(description="Only this program's projects (ranked within the whole portfolio)"),
+    ] = None,
 ) -> Response:
     chosen = report_format or negotiated(request.headers.get("accept"))
     async with runtime_of(request).sessions() as session:
-        report = await portfolio_report(session, configuration_for(runtime_of(request)))
+        program = None
+        if program_id is not None:
+            program = await session.get(Program, program_id)
+            if program is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, f"No program {program_id!r}.")
+        report = await portfolio_report(session, configuration_for(runtime_of(request)), program)
     if chosen == "csv":
         day = report.generated_at.strftime("%Y-%m-%d")
+        # The id is the client's text: only its safe characters go into the header's file name.
+        scope = (
+            "portfolio"
+            if program is None
+            else "program-"
+            + "".join(
+                char if char.isascii() and (char.isalnum() or char in "-_.") else "_"
+                for char in program.program_id
+            )
+        )
         return Response(
             as_csv(report),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'inline; filename="portfolio-{day}.csv"'},
+            headers={"Content-Disposition": f'inline; filename="{scope}-{day}.csv"'},
         )
     if chosen == "html":
         return HTMLResponse(as_html(report))

@@ -117,6 +117,8 @@ class ProjectView(BaseModel):
     project started."""
     rebaselined_at: datetime | None
     """When the baseline in force was approved, if the project was re-baselined."""
+    program_id: str | None = None
+    """The program it belongs to (GET /programs/{program_id}); null: none."""
     open_shortfall_fte: float
     rank: int | None
     """Rank at the last reprioritization (GET /portfolio ranks the portfolio as it is now)."""
@@ -254,3 +256,116 @@ class StageModelView(BaseModel):
     started: str
     stages: dict[str, dict[str, Any]]
     transitions: list[dict[str, Any]]
+
+
+class ProgramDefinition(_Request):
+    """A program: projects managed as one; temporary (e.g. a merger) when it has an end date."""
+
+    program_id: Id
+    name: Name
+    description: str | None = Field(default=None, max_length=4000)
+    end_date: IsoDate | None = None
+    """When a temporary program ends; left out: a standing program."""
+
+
+class ProgramChanges(_Request):
+    """The program fields to change; the ones left out stay as they are."""
+
+    nullable_fields = frozenset({"description", "end_date"})
+
+    name: Name | None = None
+    description: str | None = Field(default=None, max_length=4000)
+    end_date: IsoDate | None = None
+    """null: the program becomes a standing one."""
+
+
+class ProgramMembership(_Request):
+    """The program a project belongs to from now on."""
+
+    program_id: Id | None
+    """null: the project leaves its program."""
+
+
+class ProgramView(BaseModel):
+    program_id: str
+    name: str
+    description: str | None
+    end_date: date | None
+    """A temporary program's end date; null: a standing program."""
+    temporary: bool
+    ended: bool
+    """A temporary program whose end date has passed (no project may join it)."""
+    project_ids: list[str]
+    created_at: datetime | None
+    created_by: str
+    """The user, or the event whose charter named the program first."""
+    updated_at: datetime | None
+
+
+class ProgramProjectFigures(BaseModel):
+    """One project's part in its program's roll-up (money in the project's currency)."""
+
+    project_id: str
+    name: str
+    lifecycle: str
+    currency: str
+    health: str | None
+    bac: float
+    """Budget at completion: monitoring's figure when assessed, else the charter's budget."""
+    pv: float | None
+    ev: float | None
+    ac: float | None
+    eac: float | None
+    spi: float | None
+    cpi: float | None
+    planned_finish_date: date
+    forecast_finish: date | None
+    open_shortfall_fte: float
+
+
+class ProgramReasonView(BaseModel):
+    project_id: str
+    code: str
+    severity: str | None
+    message: str
+
+
+class PeopleAndConflicts(BaseModel):
+    """Where the program's people and resource conflicts are: allocation owns them."""
+
+    service: str = "allocation"
+    people: list[str]
+    """Allocation's routes listing who works on each project, one per project."""
+    conflicts: list[str]
+    """Allocation's routes listing each project's conflicts (won or lost)."""
+
+
+class ProgramRollUpView(BaseModel):
+    """A program's earned value from the sums of its projects' figures (see the README)."""
+
+    program: ProgramView
+    currency: str | None
+    """The projects' one currency; null with several (money figures are then null)."""
+    currencies: list[str]
+    budget_at_completion: float | None
+    planned_value: float | None
+    earned_value: float | None
+    actual_cost: float | None
+    spi: float | None
+    """sum(EV) / sum(PV)."""
+    cpi: float | None
+    """sum(EV) / sum(AC)."""
+    estimate_at_completion: float | None
+    """Sum of the projects' EAC (a project without one counts its budget)."""
+    variance_at_completion: float | None
+    health: str | None
+    """The worst health of its projects; null: none assessed yet."""
+    reasons: list[ProgramReasonView]
+    not_assessed: list[str]
+    eac_at_budget: list[str]
+    open_shortfall_fte: float
+    """FTE requested and not granted over its projects (the losers of allocation's conflicts)."""
+    finishing_after_end: list[str]
+    """Open projects forecast (else planned) to finish after a temporary program's end date."""
+    projects: list[ProgramProjectFigures]
+    people_and_conflicts: PeopleAndConflicts

@@ -2,6 +2,7 @@
 
 from services.registry.entrypoints.api import router
 from services.registry.service_layer.handlers import (
+    on_intervention,
     on_project_health_assessed,
     on_project_registered,
     on_project_started,
@@ -11,8 +12,11 @@ from services.registry.service_layer.handlers import (
     on_strategy_changed,
 )
 from shared.events.contracts import (
+    GateReviewed,
+    LessonsSuggested,
     PortfolioReprioritized,
     ProjectLifecycleChanged,
+    ProjectProgramChanged,
     ProjectRebaselined,
     ProjectRegistered,
 )
@@ -21,8 +25,8 @@ from shared.runtime import ServiceDefinition
 registry = ServiceDefinition(
     name="registry",
     summary=(
-        "The portfolio's projects on their stage models, the strategy-ranked portfolio, "
-        "every project's history and the portfolio status report."
+        "The portfolio's projects on their stage models and in their programs, the "
+        "strategy-ranked portfolio, every project's history and the portfolio status report."
     ),
     handlers={
         "project-started": on_project_started,
@@ -31,6 +35,10 @@ registry = ServiceDefinition(
         "project-health-assessed": on_project_health_assessed,
         "resource-allocated": on_resource_allocated,
         "resource-conflict-resolved": on_resource_conflict_resolved,
+        "intervention-proposed": on_intervention,
+        "intervention-accepted": on_intervention,
+        "intervention-declined": on_intervention,
+        "intervention-ended": on_intervention,
         # Our own announcement, so a project proposed through the API releases its parked events.
         "project-registered": on_project_registered,
     },
@@ -39,6 +47,9 @@ registry = ServiceDefinition(
         ProjectLifecycleChanged,
         PortfolioReprioritized,
         ProjectRebaselined,
+        GateReviewed,
+        LessonsSuggested,
+        ProjectProgramChanged,
     ),
     routers=(router,),
 )

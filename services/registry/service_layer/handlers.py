@@ -28,10 +28,16 @@ from services.registry.service_layer.baselines import (
     terms_in_force,
 )
 from services.registry.service_layer.configuration import configuration_of
+from services.registry.service_layer.programs import place_from_charter
 from services.registry.service_layer.reports import open_shortfalls
 from services.registry.service_layer.strategy import apply_strategy
 from shared.events.contracts import (
     AllocationDecision,
+    InterventionAccepted,
+    InterventionDeclined,
+    InterventionEnded,
+    InterventionEvent,
+    InterventionProposed,
     ProjectHealthAssessed,
     ProjectRegistered,
     ProjectStarted,
@@ -67,7 +73,8 @@ async def _known(uow: UnitOfWork, project_id: str, what: str) -> Project:
 async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
     """Register the project as started, or start a known one proposed or approved before.
 
-    A known project takes the event's charter (changed fields kept in its history). One not yet
+    A known project takes the event's charter (changed fields kept in its history); a charter
+    naming a program puts the project in it (`project-program-changed`). One not yet
     started walks its stage model's path to the started stage, each step announced; one already
     running stays where it is; a closed one (completed, terminated) cannot start again.
     """
@@ -84,6 +91,7 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
             uow, registration(event, model.started, model.name), cause=meta.id
         )
         take_first_baseline(uow, project, terms, approved_by=meta.source, cause=meta.id)
+        await place_from_charter(uow, project, event.program_id, cause=meta.id)
         return
 
     if event.methodology is None:
@@ -121,15 +129,24 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
                 reason=f"the enterprise restated the baseline (project-started {meta.id})",
                 cause=meta.id,
             )
+    await place_from_charter(uow, project, event.program_id, cause=meta.id)
     if model.phase(stage) != "pipeline":
         return
     path = model.path_to_start(stage)
     if path is None:  # the file's validation makes sure there is one
         raise Rejected(f"{project.project_id}: no way from {stage} to {model.started}")
     for step in path:
-        await changes.move(
-            uow, project, model, step, cause=meta.id, reason="the enterprise started the project"
-        )
+        try:
+            await changes.move(
+                uow,
+                project,
+                model,
+                step,
+                cause=meta.id,
+                reason="the enterprise started the project",
+            )
+        except ImpossibleTransition as impossible:  # a gate's deliverables or review missing
+            raise Rejected(f"{project.project_id}: {impossible.reason}") from impossible
 
 
 async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWork) -> None:
@@ -309,3 +326,34 @@ async def on_project_registered(event: ProjectRegistered, meta: EventMeta, uow: 
     consumer to replay them, so it relies on this.)
     """
     uow.release(event.project_id)
+
+
+def _intervention_note(event: InterventionEvent) -> str:
+    """The history's sentence for one step of a PMO intervention."""
+    expert = event.expert_id or "no expert free yet"
+    period = f"{event.fte:g} FTE from {event.start} to {event.end}"
+    if isinstance(event, InterventionProposed):
+        why = "; ".join(event.reasons) or event.origin
+        return f"PMO expert proposed ({event.specialty}): {expert}, {period}. Why: {why}"
+    if isinstance(event, InterventionAccepted):
+        by = event.accepted_by
+        return f"PMO intervention accepted by {by}: {expert} ({event.specialty}), {period}"
+    if isinstance(event, InterventionDeclined):
+        return f"PMO intervention declined by {event.declined_by}: {event.reason}"
+    if isinstance(event, InterventionEnded):
+        released = f"; {expert} released" if event.was_accepted else ""
+        return f"PMO intervention ended: {event.reason}{released}"
+    return f"PMO intervention {event.intervention_id}"
+
+
+async def on_intervention(event: InterventionEvent, meta: EventMeta, uow: UnitOfWork) -> None:
+    """A PMO intervention's step (proposed, accepted, declined, ended) in the project's history."""
+    await _known(uow, event.project_id, "a PMO intervention")
+    changes.record(
+        uow,
+        event.project_id,
+        "intervention",
+        cause=meta.id,
+        after={"step": meta.type.removeprefix("pmo."), **event.model_dump(mode="json")},
+        note=_intervention_note(event),
+    )

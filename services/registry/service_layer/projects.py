@@ -16,7 +16,16 @@ from sqlmodel import col, select
 from services.registry.adapters.tables import Project, ProjectHistory
 from services.registry.domain.projects import CHARTER_FIELDS, changed_fields
 from services.registry.domain.stage_models import StageModel
-from shared.events.contracts import ProjectLifecycleChanged, ProjectRegistered, Stage
+from services.registry.service_layer.configuration import configuration_of
+from services.registry.service_layer.gate_evidence import close_reviews, evidence_for
+from services.registry.service_layer.lessons import similar_lessons
+from shared.events.contracts import (
+    LessonsSuggested,
+    ProjectLifecycleChanged,
+    ProjectRegistered,
+    Stage,
+    SuggestedLesson,
+)
 from shared.messaging.unit_of_work import UnitOfWork
 
 
@@ -68,7 +77,10 @@ def _touch(project: Project) -> None:
 
 
 async def register(uow: UnitOfWork, registered: ProjectRegistered, *, cause: str) -> Project:
-    """Accept a project into the portfolio, announce it, and let its waiting events in."""
+    """Accept a project into the portfolio, announce it, and let its waiting events in.
+
+    The lessons learned of similar closed projects are suggested to it (`suggest_lessons`).
+    """
     charter = registered.model_dump(mode="json", include={"project_id", *CHARTER_FIELDS})
     project = Project(
         **registered.model_dump(mode="python", include={"project_id", *CHARTER_FIELDS}),
@@ -85,9 +97,42 @@ async def register(uow: UnitOfWork, registered: ProjectRegistered, *, cause: str
         after={**charter, "lifecycle": registered.lifecycle},
     )
     await uow.publish(registered)
+    await suggest_lessons(uow, project, cause=cause)
     # Reports, health and allocation events that overtook the registration are applied now.
     uow.release(registered.project_id)
     return project
+
+
+async def suggest_lessons(uow: UnitOfWork, project: Project, *, cause: str) -> None:
+    """Put the lessons of similar closed projects before a new project's manager.
+
+    If there are any, a `lessons_suggested` history entry lists them and `lessons-suggested`
+    is published (for the manager's notification); `GET /projects/{id}/lesson-suggestions`
+    gives the current suggestions at any time.
+    """
+    closed = configuration_of(uow).stage_models.closed_stages
+    suggestions = await similar_lessons(uow.session, project, closed)
+    if not suggestions:
+        return
+    lessons = [
+        SuggestedLesson(
+            lesson_id=suggestion.lesson.id or 0,
+            project_id=suggestion.lesson.project_id,
+            title=suggestion.lesson.title,
+            similarity=suggestion.similarity,
+        )
+        for suggestion in suggestions
+    ]
+    record(
+        uow,
+        project.project_id,
+        "lessons_suggested",
+        cause=cause,
+        after={"lessons": [lesson.model_dump(mode="json") for lesson in lessons]},
+    )
+    await uow.publish(
+        LessonsSuggested(project_id=project.project_id, manager=project.manager, lessons=lessons)
+    )
 
 
 def update(
@@ -117,11 +162,21 @@ async def move(
 ) -> None:
     """Move the project to `to_stage` if its stage model allows it now; announce the move.
 
-    Raises ImpossibleTransition (with the reason) otherwise; nothing is changed then.
+    A gate asking for deliverables, lessons learned or a review is checked against what the
+    project has; the move closes the gate reviews recorded in the stage it leaves.
+    Raises ImpossibleTransition (with the reason, naming all that is missing) otherwise;
+    nothing is changed then.
     """
     from_stage = stage_of(project)
     progress = percent_complete if percent_complete is not None else project.percent_complete
-    model.check(from_stage, to_stage, percent_complete=progress, reason=reason)
+    gate = model.gate(from_stage, to_stage)
+    evidence = (
+        await evidence_for(uow.session, project.project_id, from_stage, to_stage)
+        if gate is not None and gate.needs_evidence
+        else None
+    )
+    model.check(from_stage, to_stage, percent_complete=progress, reason=reason, evidence=evidence)
+    await close_reviews(uow, project.project_id, cause=cause)
     project.lifecycle = to_stage
     _touch(project)
     record(

@@ -10,9 +10,9 @@ from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.adapters.tables import Project, ResourceShortfall
+from services.registry.adapters.tables import Program, Project, ResourceShortfall
 from services.registry.domain.portfolio import rank_portfolio
-from services.registry.domain.reports import PortfolioReport, ReportRow
+from services.registry.domain.reports import PortfolioReport, ReportRow, ReportScope
 from services.registry.service_layer.configuration import RegistryConfiguration
 from services.registry.service_layer.strategy import current_strategy, portfolio_of
 
@@ -44,8 +44,9 @@ def _figure(metrics: dict[str, Any], name: str) -> float | None:
 
 
 async def portfolio_report(
-    session: AsyncSession, configuration: RegistryConfiguration
+    session: AsyncSession, configuration: RegistryConfiguration, program: Program | None = None
 ) -> PortfolioReport:
+    """Every project (or `program`'s projects), ranked within the whole portfolio."""
     projects = (await session.exec(select(Project))).all()
     strategy = await current_strategy(session)
     ranking = {
@@ -57,6 +58,8 @@ async def portfolio_report(
     shortfalls = await open_shortfalls(session)
     rows = []
     for project in projects:
+        if program is not None and project.program_id != program.program_id:
+            continue
         ranked = ranking.get(project.project_id)
         rows.append(
             ReportRow(
@@ -83,10 +86,16 @@ async def portfolio_report(
                 key_project=project.key_project,
                 baseline_version=project.baseline_version,
                 rebaselined_on=project.rebaselined_at.date() if project.rebaselined_at else None,
+                program_id=project.program_id,
             )
         )
     return PortfolioReport(
         generated_at=datetime.now(UTC),
         strategy_version=strategy.strategy_version if strategy else None,
         rows=rows,
+        scope=(
+            ReportScope(program.program_id, program.name, program.end_date)
+            if program is not None
+            else None
+        ),
     )

@@ -84,6 +84,7 @@ def portfolio_project(project: Project, models: StageModels) -> PortfolioProject
         },
         percent_complete=project.percent_complete,
         previous_rank=project.rank,
+        program_id=project.program_id,
     )
 
 

@@ -1,0 +1,266 @@
+"""The methodology over HTTP: a project's gates, deliverables, gate reviews and lessons learned.
+
+Roles: every role reads. A project manager submits deliverables and records lessons on the
+projects they manage; gate reviews are recorded by PMO administrators. Lessons are searched
+with PostgreSQL full-text search (`GET /lessons?q=`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, status
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from services.registry.adapters.tables import Deliverable, GateReview, Lesson, Project
+from services.registry.domain.stage_models import StageModel, StageModels, UnknownMethodology
+from services.registry.entrypoints.methodology_schemas import (
+    DeliverableSubmission,
+    DeliverableView,
+    FoundLessonView,
+    GateReviewRequest,
+    GateReviewView,
+    GateView,
+    LessonRequest,
+    LessonSuggestionView,
+    LessonView,
+    ProjectGatesView,
+)
+from services.registry.entrypoints.projects_api import _may_change, _not_found
+from services.registry.service_layer import gates
+from services.registry.service_layer import projects as changes
+from services.registry.service_layer.configuration import configuration_for
+from services.registry.service_layer.lessons import (
+    add_lesson,
+    lessons_of,
+    search_lessons,
+    similar_lessons,
+)
+from shared.http import runtime_of
+from shared.security import Admin, ProjectManager, Reader
+
+router = APIRouter(tags=["methodology"])
+
+
+def _models(request: Request) -> StageModels:
+    return configuration_for(runtime_of(request)).stage_models
+
+
+def _model_of(models: StageModels, project: Project) -> StageModel:
+    try:
+        return models.resolve(project.methodology)
+    except UnknownMethodology as unknown:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"{project.project_id}: {unknown.reason}"
+        ) from unknown
+
+
+async def _project(session: AsyncSession, project_id: str) -> Project:
+    project = await session.get(Project, project_id)
+    if project is None:
+        raise _not_found(project_id)
+    return project
+
+
+def _review_view(review: GateReview) -> GateReviewView:
+    return GateReviewView.model_validate(review, from_attributes=True)
+
+
+def _lesson_view(lesson: Lesson) -> LessonView:
+    return LessonView.model_validate(lesson, from_attributes=True)
+
+
+@router.get(
+    "/projects/{project_id}/gates",
+    summary="The gates out of a project's stage, what each lacks, its deliverables and reviews",
+)
+async def project_gates(request: Request, project_id: str, _: Reader) -> ProjectGatesView:
+    models = _models(request)
+    async with runtime_of(request).sessions() as session:
+        project = await _project(session, project_id)
+        model = _model_of(models, project)
+        ahead = await gates.gates_ahead(session, project, model)
+        deliverables = await gates.deliverables_of(session, project_id)
+        reviews = await gates.reviews_of(session, project_id)
+    return ProjectGatesView(
+        project_id=project_id,
+        methodology=model.name,
+        stage=project.lifecycle,
+        gates=[
+            GateView(
+                to=item.to_stage,
+                requires=item.gate.model_dump(exclude_defaults=True),
+                missing=item.missing,
+            )
+            for item in ahead
+        ],
+        deliverables=[
+            DeliverableView.model_validate(row, from_attributes=True) for row in deliverables
+        ],
+        reviews=[_review_view(row) for row in reviews],
+    )
+
+
+@router.post(
+    "/projects/{project_id}/deliverables",
+    status_code=status.HTTP_201_CREATED,
+    summary="Submit a deliverable a gate requires, with its evidence (resubmitting replaces it)",
+)
+async def submit_deliverable(
+    request: Request,
+    project_id: str,
+    submission: DeliverableSubmission,
+    principal: ProjectManager,
+) -> DeliverableView:
+    models = _models(request)
+    async with runtime_of(request).unit_of_work() as uow:
+        project = await changes.project_for_change(uow, project_id)
+        if project is None:
+            raise _not_found(project_id)
+        _may_change(principal, project)
+        model = _model_of(models, project)
+        try:
+            row: Deliverable = await gates.submit_deliverable(
+                uow,
+                project,
+                model,
+                submission.name,
+                evidence=submission.evidence,
+                note=submission.note,
+                by=principal.subject,
+            )
+        except gates.GateRefused as refused:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"{project_id}: {refused.reason}"
+            ) from refused
+        view = DeliverableView.model_validate(row, from_attributes=True)
+        await uow.commit()
+    return view
+
+
+@router.post(
+    "/projects/{project_id}/gate-reviews",
+    status_code=status.HTTP_201_CREATED,
+    summary="Record a gate review (PMO administrators); announced as gate-reviewed",
+)
+async def review_gate(
+    request: Request, project_id: str, review: GateReviewRequest, principal: Admin
+) -> GateReviewView:
+    models = _models(request)
+    async with runtime_of(request).unit_of_work() as uow:
+        project = await changes.project_for_change(uow, project_id)
+        if project is None:
+            raise _not_found(project_id)
+        model = _model_of(models, project)
+        try:
+            row = await gates.review_gate(
+                uow,
+                project,
+                model,
+                review.to,
+                decision=review.decision,
+                evidence=review.evidence,
+                reviewer=principal.subject,
+            )
+        except gates.GateRefused as refused:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, f"{project_id}: {refused.reason}"
+            ) from refused
+        view = _review_view(row)
+        await uow.commit()
+    return view
+
+
+@router.post(
+    "/projects/{project_id}/lessons",
+    status_code=status.HTTP_201_CREATED,
+    summary="Record a lesson learned on a project (at closure or at any time)",
+)
+async def record_lesson(
+    request: Request, project_id: str, lesson: LessonRequest, principal: ProjectManager
+) -> LessonView:
+    async with runtime_of(request).unit_of_work() as uow:
+        project = await changes.project_for_change(uow, project_id)
+        if project is None:
+            raise _not_found(project_id)
+        _may_change(principal, project)
+        row = add_lesson(uow.session, project, lesson.model_dump(), by=principal.subject)
+        await uow.session.flush()
+        changes.record(
+            uow,
+            project_id,
+            "lesson",
+            cause=principal.subject,
+            after={"lesson_id": row.id, "title": row.title, "tags": row.tags},
+        )
+        await uow.session.refresh(row)
+        view = _lesson_view(row)
+        await uow.commit()
+    return view
+
+
+@router.get("/projects/{project_id}/lessons", summary="The lessons learned on a project")
+async def project_lessons(request: Request, project_id: str, _: Reader) -> list[LessonView]:
+    async with runtime_of(request).sessions() as session:
+        await _project(session, project_id)
+        rows = await lessons_of(session, project_id)
+    return [_lesson_view(row) for row in rows]
+
+
+@router.get(
+    "/projects/{project_id}/lesson-suggestions",
+    summary="Lessons of similar closed projects (same business unit, methodology or objectives)",
+)
+async def lesson_suggestions(
+    request: Request, project_id: str, _: Reader
+) -> list[LessonSuggestionView]:
+    closed = _models(request).closed_stages
+    async with runtime_of(request).sessions() as session:
+        project = await _project(session, project_id)
+        suggestions = await similar_lessons(session, project, closed)
+    return [
+        LessonSuggestionView(
+            **_lesson_view(item.lesson).model_dump(), similarity=list(item.similarity)
+        )
+        for item in suggestions
+    ]
+
+
+@router.get(
+    "/lessons",
+    summary="Search lessons learned (PostgreSQL full-text search, English stems), best first",
+)
+async def find_lessons(
+    request: Request,
+    _: Reader,
+    q: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=500,
+            description='Words, "a phrase", `or`, `-word` (websearch_to_tsquery syntax)',
+        ),
+    ],
+    business_unit: str | None = None,
+    methodology: str | None = None,
+    tag: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[FoundLessonView]:
+    canonical = None
+    if methodology:
+        try:
+            canonical = _models(request).canonical(methodology)
+        except UnknownMethodology as unknown:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, unknown.reason) from unknown
+    async with runtime_of(request).sessions() as session:
+        found = await search_lessons(
+            session,
+            q,
+            business_unit=business_unit.strip() if business_unit else None,
+            methodology=canonical,
+            tag=tag.strip().lower() if tag else None,
+            limit=limit,
+        )
+    return [
+        FoundLessonView(**_lesson_view(item.lesson).model_dump(), rank=item.rank) for item in found
+    ]
