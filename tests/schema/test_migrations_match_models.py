@@ -63,10 +63,14 @@ def _same_type(
 def _declared_in_models(
     item: Any, name: str | None, kind: str, reflected: bool, compare_to: Any
 ) -> bool:
-    """Indexes and foreign keys that only the migrations create are theirs to keep (the models
-    need them for nothing); one a model declares must still exist in the migrated schema."""
+    """Indexes, foreign keys and generated columns (a full-text `search` vector) that only the
+    migrations create are theirs to keep (the models need them for nothing); one a model
+    declares must still exist in the migrated schema."""
+    only_in_schema = reflected and compare_to is None
     if kind in ("index", "unique_constraint", "foreign_key_constraint"):
-        return not (reflected and compare_to is None)
+        return not only_in_schema
+    if kind == "column" and only_in_schema:
+        return item.computed is None
     return True
 
 

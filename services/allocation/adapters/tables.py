@@ -265,7 +265,8 @@ class InterventionRow(SQLModel, table=True):
     """The resource request allocating the expert, once accepted."""
     end_reason: str | None = None
     proposed_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

@@ -230,7 +230,9 @@ class GateReview(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
-    deliverables: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    deliverables: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
     """The deliverables as the reviewer saw them:
     `[{name, evidence, submitted_by, submitted_at}]`."""
     evidence: str | None = None
@@ -254,7 +256,7 @@ class Lesson(SQLModel, table=True):
     what_happened: str
     repeat: str | None = None
     avoid: str | None = None
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSONB))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     methodology: str | None = None
     business_unit: str
     stage: str
