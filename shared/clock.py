@@ -2,20 +2,19 @@
 
 A round that fails (the database away) is logged and tried again at the next tick: nothing is
 lost meanwhile, as each round re-reads what is due. The count of rounds (failed ones included)
-lets tests wait for "two more rounds" instead of for a time.
+lets tests wait for "two more rounds" instead of for a time. The loop itself is the one every
+worker uses (`shared.rounds.repeat_rounds`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from shared.rounds import repeat_rounds
+
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
-
-log = logging.getLogger(__name__)
 
 
 async def run_every(
@@ -30,17 +29,13 @@ async def run_every(
 
     `what` names the duty in the log line of a failed round (e.g. "staleness clock").
     """
-    while True:
+
+    async def counted_round() -> None:
         try:
             await round_()
-        except asyncio.CancelledError:
-            raise
         except Exception:
-            log.exception(
-                "%s round failed; next in %.0fs",
-                what,
-                interval_s,
-                extra={"service": runtime.name},
-            )
+            counted()
+            raise
         counted()
-        await asyncio.sleep(interval_s)
+
+    await repeat_rounds(counted_round, what=f"{what} round", service=runtime.name, pause=interval_s)

@@ -1,32 +1,17 @@
-"""Kafka topic names: the inbound contract, the services' outbound events and their dead letters."""
+"""Kafka topic names: the inbound contract, the services' outbound events and their dead letters.
+
+Each event travels on the topic of its name, so the topics are derived from the event catalog
+(`shared.events.contracts`): an event added there has its topic, and `pmo topics create` makes it.
+"""
 
 from __future__ import annotations
 
-INBOUND_TOPICS: tuple[str, ...] = (
-    "project-started",
-    "status-changed",
-    "resource-requested",
-    "strategy-changed",
-)
-OUTBOUND_TOPICS: tuple[str, ...] = (
-    "project-registered",
-    "project-lifecycle-changed",
-    "portfolio-reprioritized",
-    "project-at-risk",
-    "project-recovered",
-    "resource-allocated",
-    "resource-conflict-resolved",
-    "allocation-changed",
-    "project-health-assessed",
-    "project-rebaselined",
-    "gate-reviewed",
-    "lessons-suggested",
-    "project-program-changed",
-    "intervention-proposed",
-    "intervention-accepted",
-    "intervention-declined",
-    "intervention-ended",
-)
+from shared.events.contracts import INBOUND_EVENTS, OUTBOUND_EVENTS
+
+INBOUND_TOPICS: tuple[str, ...] = tuple(INBOUND_EVENTS)
+"""The inbound contract's topics: one per event the enterprise sends, named as the event."""
+OUTBOUND_TOPICS: tuple[str, ...] = tuple(OUTBOUND_EVENTS)
+"""The services' outbound topics: one per event they publish, named as the event."""
 DEAD_LETTER_SUFFIX = ".dlq"
 
 

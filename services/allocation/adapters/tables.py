@@ -25,13 +25,14 @@ class ResourceRequest(SQLModel, table=True):
     hours: float | None = None
     start: date
     end: date
-    weeks: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT)))
+    weeks: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
     priority: str | None = None
     named_resource: str | None = None
     status: str = "open"
     """open (not decided yet), granted, partial or denied."""
     received_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     event_id: str
     fte_granted: float | None = None
@@ -57,10 +58,12 @@ class Resource(SQLModel, table=True):
     )
     """PMO expert specialties (e.g. schedule-recovery); empty: not one of the PMO's experts."""
     created_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     updated_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
 
 
@@ -71,7 +74,9 @@ class CapacityChangeRow(SQLModel, table=True):
     __table_args__ = {"schema": SCHEMA}
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    resource_id: str = Field(foreign_key=f"{SCHEMA}.resource.resource_id", index=True)
+    resource_id: str = Field(
+        foreign_key=f"{SCHEMA}.resource.resource_id", ondelete="CASCADE", index=True
+    )
     starts: date
     ends: date | None = None
     capacity_fte: float
@@ -98,7 +103,9 @@ class ProjectStandingRow(SQLModel, table=True):
     strategy_version: int | None = None
     updated_at: datetime | None = Field(
         default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
+        sa_column=Column(
+            DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+        ),
     )
 
 
@@ -112,7 +119,8 @@ class PortfolioVersion(SQLModel, table=True):
     ranked: int
     event_id: str
     applied_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
 
 
@@ -139,8 +147,12 @@ class ConflictRow(SQLModel, table=True):
     skill: str | None = None
     resource_id: str | None = None
     weeks: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
-    winners: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
-    losers: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    winners: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
+    losers: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
     rationale: str
     request_ids: list[str] = Field(
         default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
@@ -152,10 +164,12 @@ class ConflictRow(SQLModel, table=True):
     closed_reason: str | None = None
     """How it stopped standing."""
     created_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     resolved_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     """When its resolution was (last) published."""
     closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
@@ -173,7 +187,8 @@ class PendingResolution(SQLModel, table=True):
     cause: str
     traceparent: str | None = None
     created_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
 
 
@@ -198,7 +213,8 @@ class ResolutionRun(SQLModel, table=True):
     changed: int
     conflicts: int
     ran_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
 
 
@@ -249,7 +265,8 @@ class InterventionRow(SQLModel, table=True):
     """The resource request allocating the expert, once accepted."""
     end_reason: str | None = None
     proposed_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
     decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

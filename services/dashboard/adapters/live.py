@@ -19,7 +19,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_fixed
 
+from shared.rounds import repeat_rounds
 from shared.settings import Settings
 from shared.topics import OUTBOUND_TOPICS, event_name_of, topic_name
 
@@ -142,35 +144,37 @@ class EventFeed:
     async def _run(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        while True:
-            try:
-                await consumer.start()
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("live feed: the broker does not answer yet (%s)", error)
-                await asyncio.sleep(2)
+
+        def broker_away(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning("live feed: the broker does not answer yet (%s)", error)
+
+        await AsyncRetrying(
+            retry=retry_if_exception_type(Exception), wait=wait_fixed(2), before_sleep=broker_away
+        )(consumer.start)
         checked = 0.0
-        while True:
-            try:
-                if time.monotonic() - checked > TOPIC_RECHECK_S:
-                    await self._assign(consumer)
-                    checked = time.monotonic()
-                    self.ready.set()
-                if not self._assigned:
-                    await asyncio.sleep(1)
-                    continue
-                batches = await consumer.getmany(timeout_ms=500)
-                for records in batches.values():
-                    for record in records:
-                        self.publish(
-                            live_event(
-                                record.topic, record.key, record.value, self.settings.topic_prefix
-                            )
-                        )
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("live feed: reading the outbound topics failed; retrying")
+
+        async def read_once() -> None:
+            nonlocal checked
+            if time.monotonic() - checked > TOPIC_RECHECK_S:
+                await self._assign(consumer)
+                checked = time.monotonic()
+                self.ready.set()
+            if not self._assigned:
                 await asyncio.sleep(1)
+                return
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    self.publish(
+                        live_event(
+                            record.topic, record.key, record.value, self.settings.topic_prefix
+                        )
+                    )
+
+        await repeat_rounds(
+            read_once,
+            what="live feed: reading the outbound topics",
+            service="dashboard",
+            after_failure=1.0,
+        )

@@ -76,7 +76,9 @@ class MonitoredProject(SQLModel, table=True):
     """The as-of date of the report behind the current assessment."""
     updated_at: datetime | None = Field(
         default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), onupdate=func.now()),
+        sa_column=Column(
+            DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+        ),
     )
 
 

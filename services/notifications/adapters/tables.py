@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Column, DateTime, Float, Integer, Text, func
+from sqlalchemy import ARRAY, BigInteger, Column, DateTime, Float, Identity, Integer, Text, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field, SQLModel
 
@@ -95,7 +95,7 @@ class DeliveryAttempt(SQLModel, table=True):
     __tablename__ = "delivery_attempt"
     __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     delivery_id: int
     number: int
     worker: str

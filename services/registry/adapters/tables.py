@@ -34,7 +34,9 @@ class Project(SQLModel, table=True):
     planned_finish_date: date
     budget: float
     currency: str
-    objectives: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    objectives: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
     key_project: bool = False
     methodology: str | None = None
     """The stage model's canonical name (the default model's when the sender named none)."""
@@ -47,15 +49,19 @@ class Project(SQLModel, table=True):
     updated_at: datetime | None = _now_column()
     health: str | None = None
     """Monitoring's newest assessment (green, amber, red); None until it has assessed."""
-    health_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONB))
+    health_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     """The reasons' codes, worst first."""
     health_as_of: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
     """When monitoring made that assessment (`assessed_at`): the newest one is kept."""
-    health_details: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    health_details: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
     """The reasons in full: `[{code, severity, message, numbers}]`."""
-    health_metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONB))
+    health_metrics: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONB, nullable=False)
+    )
     """The earned-value figures of the assessment (SPI, SPI(t), CPI, EAC, VAC, TCPI, ...)."""
     health_status_as_of: date | None = None
     """The as-of date of the status report the assessment's figures come from."""
@@ -100,7 +106,8 @@ class StatusReport(SQLModel, table=True):
     lifecycle: str | None = None
     reported_health: str | None = None
     received_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), server_default=func.now())
+        default=None,
+        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
     )
 
 
@@ -132,14 +139,20 @@ class StrategyRecord(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
     strategy_version: int
     effective_date: date
-    objectives: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
-    directives: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    objectives: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
+    directives: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
     cause: str
     received_at: datetime | None = _now_column()
     outcome: str
     """applied or ignored."""
     note: str | None = None
-    directive_effects: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    directive_effects: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
 
 
 class Baseline(SQLModel, table=True):
@@ -217,7 +230,9 @@ class GateReview(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
-    deliverables: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONB))
+    deliverables: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSONB, nullable=False)
+    )
     """The deliverables as the reviewer saw them:
     `[{name, evidence, submitted_by, submitted_at}]`."""
     evidence: str | None = None
@@ -241,7 +256,7 @@ class Lesson(SQLModel, table=True):
     what_happened: str
     repeat: str | None = None
     avoid: str | None = None
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSONB))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
     methodology: str | None = None
     business_unit: str
     stage: str
