@@ -135,7 +135,7 @@ async def test_suggested_lessons_reach_the_manager_once_with_titles_sources_and_
     assert (delivery["subscription_id"], delivery["event_id"]) == (manager["id"], event_id)
 
     async def delivered() -> bool:
-        return (await api.delivery(delivery["id"]))["state"] == "delivered"
+        return bool((await api.delivery(delivery["id"]))["state"] == "delivered")
 
     await eventually(delivered, timeout=30, what="the delivery recorded as delivered")
     assert len(smtp_server.to(MANAGER)) == 1
