@@ -207,6 +207,11 @@ async def test_a_gate_review_reaches_the_project_manager_and_the_pmo_passed_or_f
         assert "- business case: https://docs.example.com/business-case-v2 (submitted by" in text
         assert LINK.format("PRJ-VEGA") in text
 
+        # The AsyncAPI document lists both topics among what notifications consumes.
+        channels = (await api.client.get("/asyncapi.json")).json()["channels"]
+        assert any("gate-reviewed" in name for name in channels), sorted(channels)
+        assert any("lessons-suggested" in name for name in channels), sorted(channels)
+
 
 async def test_malformed_lessons_and_gate_reviews_are_dead_lettered_with_their_reason(
     start_service: ServiceStarter,
