@@ -37,8 +37,9 @@ notifications = ServiceDefinition(
     name="notifications",
     summary=(
         "PMO notices (at-risk, recovered, escalations, conflicts, allocation, lifecycle, "
-        "reprioritization, PMO interventions, the weekly portfolio digest) delivered by "
-        "e-mail, signed webhook and Slack: once per subscription, retried, throttled."
+        "reprioritization, PMO interventions, gate reviews, suggested lessons learned, the "
+        "weekly portfolio digest) delivered by e-mail, signed webhook and Slack: once per "
+        "subscription, retried, throttled."
     ),
     handlers={
         "project-registered": on_project_registered,
