@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -358,3 +359,116 @@ def test_a_missing_template_is_an_error_not_an_empty_message(catalog: TemplateCa
         catalog.render("email", "no-such-notice", {})
     with pytest.raises(jinja2.UndefinedError):
         catalog.render("webhook", "project-at-risk", {"project": PROJECT})
+
+
+# --- methodology notices: lessons learned suggested, gate reviews (issue 13.2) --------------------
+
+CONTEXTS.update(
+    {
+        "lessons-suggested": {
+            "project": PROJECT,
+            "projects": {"PRJ-APOLLO": "Apollo <billing> rewrite"},
+            "event": event(
+                "lessons-suggested",
+                {
+                    "project_id": "PRJ-ORION",
+                    "manager": "ada@example.com",
+                    "lessons": [
+                        {
+                            "lesson_id": 7,
+                            "project_id": "PRJ-APOLLO",
+                            "title": "Freeze the scope before the <pilot>",
+                            "similarity": ["business_unit", "objectives"],
+                        },
+                        {
+                            "lesson_id": 9,
+                            "project_id": "PRJ-GONE",
+                            "title": "Book the test lab early",
+                            "similarity": ["methodology"],
+                        },
+                    ],
+                },
+            ),
+        },
+        "gate-reviewed": {
+            "project": PROJECT,
+            "event": event(
+                "gate-reviewed",
+                {
+                    "project_id": "PRJ-ORION",
+                    "review_id": 3,
+                    "from": "active",
+                    "to": "on_hold",
+                    "decision": "failed",
+                    "reviewer": "grace.hopper",
+                    "reviewed_at": "2026-11-26T10:00:00+00:00",
+                    "deliverables": [
+                        {
+                            "name": "business_case",
+                            "evidence": "https://docs.example.com/bc-orion",
+                            "submitted_by": "ada",
+                            "submitted_at": "2026-11-25T09:00:00+00:00",
+                        }
+                    ],
+                    "evidence": "The risk register is missing",
+                    "methodology": "waterfall",
+                },
+            ),
+        },
+    }
+)
+
+
+def test_the_lessons_notice_lists_each_lesson_where_it_comes_from_and_why_with_the_link() -> None:
+    catalog = TemplateCatalog(REGISTRY, dashboard_url="https://pmo.example.com/dashboard")
+    context = CONTEXTS["lessons-suggested"]
+    email = catalog.render("email", "lessons-suggested", context)
+    assert email.title == (
+        "[PMO] 2 lessons learned for Orion <customer> portal & more from similar projects"
+    )
+    assert "- Freeze the scope before the <pilot>\n" in email.text
+    assert (
+        "from Apollo <billing> rewrite (PRJ-APOLLO): the same business unit and shared objectives"
+    ) in email.text
+    assert "- Book the test lab early\n  from PRJ-GONE: the same methodology" in email.text
+    assert "https://pmo.example.com/dashboard/projects/PRJ-ORION" in email.text
+    assert email.html is not None
+    assert "<strong>Freeze the scope before the &lt;pilot&gt;</strong>" in email.html
+    assert 'href="https://pmo.example.com/dashboard/projects/PRJ-ORION"' in email.html
+    slack = catalog.render("slack", "lessons-suggested", context)
+    assert "*Freeze the scope before the &lt;pilot&gt;*, from Apollo &lt;billing&gt;" in slack.text
+    one = copy.deepcopy(context)
+    del one["event"]["data"]["lessons"][1]
+    assert catalog.render("webhook", "lessons-suggested", one).title == (
+        "1 lesson learned from similar projects for Orion <customer> portal & more"
+    )
+
+
+def test_the_gate_review_notice_says_the_decision_reviewer_and_evidence() -> None:
+    catalog = TemplateCatalog(REGISTRY)
+    failed = CONTEXTS["gate-reviewed"]
+    email = catalog.render("email", "gate-reviewed", failed)
+    assert email.title == (
+        "[PMO] Orion <customer> portal & more failed the gate from active to on hold"
+    )
+    assert (
+        "grace.hopper reviewed the gate of Orion <customer> portal & more (PRJ-ORION) from active"
+        " to on hold (waterfall stage model) on Thu 26 Nov 2026 10:00 UTC: failed."
+    ) in email.text
+    assert "cannot move to on hold until a review of this gate passes" in email.text
+    assert "Reviewer's evidence: The risk register is missing" in email.text
+    assert (
+        "- business case: https://docs.example.com/bc-orion (submitted by ada, "
+        "Wed 25 Nov 2026 09:00 UTC)"
+    ) in email.text
+    passed = copy.deepcopy(failed)
+    passed["event"]["data"] |= {"decision": "passed", "deliverables": [], "evidence": None}
+    slack = catalog.render("slack", "gate-reviewed", passed)
+    assert slack.title.startswith(":white_check_mark:")
+    assert "*passed*" in slack.text
+    assert "The project may now move to on hold." in slack.text
+    assert "Reviewer's evidence: none given" in slack.text
+    assert "No deliverables were submitted." in slack.text
+    assert catalog.render("webhook", "gate-reviewed", passed).title == (
+        "Orion <customer> portal & more: gate active -> on hold passed (grace.hopper)"
+    )

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from services.notifications.adapters.templates import BLOCKS, RenderedMessage, TemplateCatalog
-from services.notifications.adapters.wording import count, duration, figure, reason_heading
+from services.notifications.adapters.wording import (
+    alike,
+    count,
+    duration,
+    figure,
+    reason_heading,
+)
 from services.notifications.domain.subscriptions import NOTICE_TYPES, SUMMARY_TYPE
 from tests.notifications.test_templates import CONTEXTS, PROJECT, REGISTRY
 
@@ -259,3 +265,21 @@ def test_digest_reprioritization_conflict_and_lifecycle_count_in_words(
     assert catalog.render("webhook", "project-lifecycle-changed", lifecycle).title.endswith(
         ": active -> on hold"
     )
+
+
+@pytest.mark.parametrize(
+    ("shared", "said"),
+    [
+        (["business_unit"], "the same business unit"),
+        (["methodology", "objectives"], "the same methodology and shared objectives"),
+        (
+            ["business_unit", "methodology", "objectives"],
+            "the same business unit, the same methodology and shared objectives",
+        ),
+        (["sponsor_group"], "sponsor group"),
+        ([], "similar"),
+        (None, "similar"),
+    ],
+)
+def test_why_a_lesson_is_suggested_is_said_in_words(shared: Any, said: str) -> None:
+    assert alike(shared) == said

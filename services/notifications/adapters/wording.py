@@ -114,6 +114,23 @@ def reasons(found: Any) -> str:
     return ", ".join(reason(code) for code in codes if code)
 
 
+SIMILARITY: dict[str, str] = {
+    "business_unit": "the same business unit",
+    "methodology": "the same methodology",
+    "objectives": "shared objectives",
+}
+"""What a suggested lesson's project shares with the new one (SuggestedLesson.similarity)."""
+
+
+def alike(shared: Any) -> str:
+    """Why a lesson's project is similar, in words: ["business_unit", "objectives"] ->
+    "the same business unit and shared objectives"; nothing known -> "similar"."""
+    if not isinstance(shared, list) or not shared:
+        return "similar"
+    said = [SIMILARITY.get(str(code), words(code)) for code in shared]
+    return said[0] if len(said) == 1 else f"{', '.join(said[:-1])} and {said[-1]}"
+
+
 def _days(value: float) -> str:
     return count(value, "day")
 
@@ -202,5 +219,6 @@ TEMPLATE_GLOBALS: dict[str, Any] = {
     "reason_heading": reason_heading,
     "reason_list": reasons,
     "figures": figures,
+    "alike": alike,
 }
 """What every template may call."""

@@ -12,6 +12,8 @@ NoticeType = Literal[
     "project-escalated",
     "resource-conflict-resolved",
     "allocation-changed",
+    "gate-reviewed",
+    "lessons-suggested",
     "project-lifecycle-changed",
     "portfolio-reprioritized",
     "portfolio-digest",

@@ -8,7 +8,9 @@ from services.notifications.service_layer.clock import run_clock
 from services.notifications.service_layer.delivery import deliver_notifications
 from services.notifications.service_layer.handlers import (
     on_allocation_changed,
+    on_gate_reviewed,
     on_intervention,
+    on_lessons_suggested,
     on_portfolio_reprioritized,
     on_project_at_risk,
     on_project_health_assessed,
@@ -35,8 +37,9 @@ notifications = ServiceDefinition(
     name="notifications",
     summary=(
         "PMO notices (at-risk, recovered, escalations, conflicts, allocation, lifecycle, "
-        "reprioritization, PMO interventions, the weekly portfolio digest) delivered by "
-        "e-mail, signed webhook and Slack: once per subscription, retried, throttled."
+        "reprioritization, PMO interventions, gate reviews, suggested lessons learned, the "
+        "weekly portfolio digest) delivered by e-mail, signed webhook and Slack: once per "
+        "subscription, retried, throttled."
     ),
     handlers={
         "project-registered": on_project_registered,
@@ -44,6 +47,8 @@ notifications = ServiceDefinition(
         "portfolio-reprioritized": on_portfolio_reprioritized,
         "project-at-risk": on_project_at_risk,
         "project-recovered": on_project_recovered,
+        "lessons-suggested": on_lessons_suggested,
+        "gate-reviewed": on_gate_reviewed,
         "project-health-assessed": on_project_health_assessed,
         "resource-allocated": on_resource_allocated,
         "resource-conflict-resolved": on_resource_conflict_resolved,

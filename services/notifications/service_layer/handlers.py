@@ -19,7 +19,9 @@ from services.notifications.service_layer.queue import queue_notice
 from shared.events import EventData
 from shared.events.contracts import (
     AllocationChanged,
+    GateReviewed,
     InterventionEvent,
+    LessonsSuggested,
     PortfolioReprioritized,
     ProjectAtRisk,
     ProjectHealthAssessed,
@@ -100,8 +102,9 @@ async def _queue_project_notice(
     project: ProjectView,
     *,
     severity: str = "info",
+    projects: dict[str, str] | None = None,
 ) -> None:
-    context = event_context(event, meta, project=project)
+    context = event_context(event, meta, project=project, projects=projects)
     await queue_notice(
         uow.session,
         Notice(
@@ -220,6 +223,27 @@ async def on_project_at_risk(event: ProjectAtRisk, meta: EventMeta, uow: UnitOfW
 
 async def on_project_recovered(event: ProjectRecovered, meta: EventMeta, uow: UnitOfWork) -> None:
     """Queue the recovery notice (the episode ends with the green project-health-assessed)."""
+    project = await _known_project(uow, event.project_id, meta)
+    await _queue_project_notice(uow, event, meta, project)
+
+
+async def on_lessons_suggested(event: LessonsSuggested, meta: EventMeta, uow: UnitOfWork) -> None:
+    """Queue the suggested lessons for the new project's manager: the subscriptions to
+    `lessons-suggested` for the project or its business unit.
+
+    The message names each lesson's closed project as notifications knows it (its id when that
+    project's registration never reached us: a lesson must not wait for it).
+    """
+    project = await _known_project(uow, event.project_id, meta)
+    sources = await _names(uow, {lesson.project_id for lesson in event.lessons})
+    await _queue_project_notice(
+        uow, event, meta, project, projects={pid: source.name for pid, source in sources.items()}
+    )
+
+
+async def on_gate_reviewed(event: GateReviewed, meta: EventMeta, uow: UnitOfWork) -> None:
+    """Queue the gate review (passed or failed, reviewer, evidence) for the project manager and
+    the PMO: the subscriptions to `gate-reviewed` for the project or its business unit."""
     project = await _known_project(uow, event.project_id, meta)
     await _queue_project_notice(uow, event, meta, project)
 
