@@ -64,7 +64,7 @@ def run(
     if service == "dashboard":
         _run_dashboard(host, port)
         return
-    if service not in SERVICES:
+    if service not in SERVICE_NAMES:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)

@@ -42,6 +42,12 @@ STABLE_AFTER_S = 60.0
 """A service that ran this long before exiting starts its backoff afresh."""
 SLOW_START_S = 60.0
 """After this long without every service ready, `pmo up` says which ones it waits for."""
+EMBEDDED_SESSION_TIMEOUT_MS = 3000
+"""The consumers' session timeout on the embedded broker, unless one is configured: a single
+machine has no network between a service and its broker, and a failed-over partition is
+picked up sooner too."""
+READY_POLL_S = 0.2
+"""How often `pmo up` looks at its services (exits, /readyz)."""
 
 
 def _say(message: str) -> None:
@@ -175,6 +181,10 @@ class Stack:
             parts.callback(kafka.stop)
             # Its memory engine rejects InitProducerId; correctness never relied on idempotence.
             overrides["PMO_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+            if "consumer_session_timeout_ms" not in self.settings.model_fields_set:
+                # Tansu completes a consumer-group join only after half the session timeout:
+                # 5 s of every service's start at the default 10 s, 1.5 s at this one.
+                overrides["PMO_CONSUMER_SESSION_TIMEOUT_MS"] = str(EMBEDDED_SESSION_TIMEOUT_MS)
         if not self.settings.database_url:
             postgres = EmbeddedPostgres(
                 self.data_dir / "postgres", log_path=self.logs / "postgres.log"
@@ -305,7 +315,7 @@ class Stack:
         began = time.monotonic()
         slow_said = False
         while not self._stop:
-            time.sleep(0.5)
+            time.sleep(READY_POLL_S)
             now = time.monotonic()
             for child in children:
                 self._tend(child, env, now)
