@@ -3,11 +3,13 @@
 Runs `pmo up` on the embedded default (Tansu broker, embedded PostgreSQL) in a fresh data
 folder, twice: a first start (the database is created) and a restart on the data kept. For each
 run it records when `pmo up` printed each of its lines, and for each service and the dashboard:
-when its process was spawned, when its Python imports were done (uvicorn's "Started server
-process" in its log), when its start-up ended ("Application startup complete": database,
-migrations, consumer-group join) and when its /readyz first answered 200 (polled every 50 ms).
-After `--idle` quiet seconds it reads each process's resident memory (RSS, with psutil) and then
-stops the stack with Ctrl-C (SIGINT), as a user would.
+when its process was spawned, when it began serving (uvicorn's "Started server process" in its
+log: code loaded and the broker's and database's addresses received), when its start-up ended
+("Application startup complete": database, migrations, consumer-group join), when its /readyz
+first answered 200 (polled every 50 ms) and the CPU time it had used by then (with psutil; on
+a loaded machine the wall-clock times stretch, the CPU times much less). After `--idle` quiet
+seconds it reads each process's resident memory (RSS) and stops the stack with Ctrl-C (SIGINT),
+as a user would.
 
 Usage: python -m bench.startup [--runs 2] [--idle 10] [--port-offset N]
 """
@@ -49,9 +51,13 @@ class Part:
 
     name: str
     spawned: float | None = None
-    imported: float | None = None
+    serving: float | None = None
+    """uvicorn's "Started server process": code loaded, settings read (after `pmo up` handed
+    over the broker's and database's addresses)."""
     started: float | None = None
     ready: float | None = None
+    cpu_s: float | None = None
+    """CPU seconds (user + system) the process had used when its /readyz first answered."""
     rss_mb: float | None = None
 
 
@@ -121,12 +127,17 @@ def run_once(label: str, data_dir: Path, offset: int, idle: float, timeout: floa
     try:
         with httpx.Client(timeout=0.5) as client:
             while time.monotonic() - launched < timeout and up.poll() is None:
+                processes = _processes(up.pid)
                 for name, part in run.parts.items():
                     if part.ready is None:
                         with contextlib.suppress(httpx.HTTPError):
                             url = f"http://127.0.0.1:{PORTS[name] + offset}/readyz"
                             if client.get(url).status_code == 200:
                                 part.ready = time.monotonic() - launched
+                                if (process := processes.get(name)) is not None:
+                                    with contextlib.suppress(psutil.Error):
+                                        times = process.cpu_times()
+                                        part.cpu_s = times.user + times.system
                 if run.up is None:
                     run.up = next(
                         (t for t, line in run.lines if line.startswith("PMO backend is up")), None
@@ -137,17 +148,15 @@ def run_once(label: str, data_dir: Path, offset: int, idle: float, timeout: floa
         if up.poll() is not None:
             raise SystemExit(f"pmo up exited ({up.returncode}):\n" + "\n".join(_said(run)))
         time.sleep(idle)
-        for child in psutil.Process(up.pid).children(recursive=True):
+        for name, process in _processes(up.pid).items():
             with contextlib.suppress(psutil.Error):
-                command = child.cmdline()
-                if "run" in command and command[-3] in run.parts:
-                    part = run.parts[command[-3]]
-                    part.spawned = child.create_time() - launched_wall
-                    part.rss_mb = child.memory_info().rss / 2**20
+                part = run.parts[name]
+                part.spawned = process.create_time() - launched_wall
+                part.rss_mb = process.memory_info().rss / 2**20
         for name, part in run.parts.items():
             log, offset = logs / f"{name}.log", offsets[name]
             if (at := _log_time(log, offset, "Started server process")) is not None:
-                part.imported = at - launched_wall
+                part.serving = at - launched_wall
             if (at := _log_time(log, offset, "Application startup complete")) is not None:
                 part.started = at - launched_wall
     finally:
@@ -159,6 +168,19 @@ def run_once(label: str, data_dir: Path, offset: int, idle: float, timeout: floa
             up.wait()
         reader.join(timeout=5)
     return run
+
+
+def _processes(pid: int) -> dict[str, psutil.Process]:
+    """`pmo up`'s service processes by name (`python -m pmo run NAME ...`)."""
+    found: dict[str, psutil.Process] = {}
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process(pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error, ValueError, IndexError):
+                command = child.cmdline()
+                name = command[command.index("run") + 1]
+                if name in PARTS:
+                    found[name] = child
+    return found
 
 
 def _size(path: Path) -> int:
@@ -188,14 +210,18 @@ def main(runs: int, idle: float, offset: int | None, timeout: float) -> None:
             for line in _said(run):
                 print(f"  {line}")
             print(
-                f"  {'part':<14} {'spawned':>8} {'imported':>8} {'started':>8} {'ready':>8}"
-                f" {'RSS MB':>8}   (seconds from launch; RSS after {idle:.0f} s idle)"
+                f"  {'part':<14} {'spawned':>8} {'serving':>8} {'started':>8} {'ready':>8}"
+                f" {'CPU s':>8} {'RSS MB':>8}"
             )
             for part in run.parts.values():
                 print(
-                    f"  {part.name:<14} {_s(part.spawned)} {_s(part.imported)} {_s(part.started)}"
-                    f" {_s(part.ready)} {_s(part.rss_mb)}"
+                    f"  {part.name:<14} {_s(part.spawned)} {_s(part.serving)} {_s(part.started)}"
+                    f" {_s(part.ready)} {_s(part.cpu_s)} {_s(part.rss_mb)}"
                 )
+            print(
+                f"  (seconds from the launch; CPU s: the process's CPU time until ready; "
+                f"RSS after {idle:.0f} s idle)"
+            )
             readies = [p.ready for p in run.parts.values()]
             last = max((r for r in readies if r is not None), default=None)
             said_early = run.up is not None and last is not None and run.up < last

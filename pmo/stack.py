@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -25,8 +26,6 @@ from pmo.embedded import (
     port_is_free,
     set_parent_death_signal,
 )
-from pmo.topics import create_topics
-from shared.database import migrate_url
 from shared.settings import DASHBOARD_HTTP_PORT, DEFAULT_HTTP_PORTS, SERVICE_NAMES, Settings
 
 STACK_FILE = "stack.env"
@@ -143,19 +142,24 @@ class Stack:
             sig: signal.signal(sig, self._request_stop)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # HUP: terminal closed
         }
+        children = [
+            _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
+        ]
+        children.append(_Child("dashboard", DASHBOARD_HTTP_PORT + self.port_offset))
         with ExitStack() as parts:
+            # The services start first and load their code (seconds of CPU each) while the
+            # broker and the database start; then they are handed their environment.
+            for child in children:
+                self._spawn(child, self._base_environment(), early=True)
             try:
                 env = self._start_parts(parts)
             except Exception as error:
+                self._abandon(children)
                 _say(f"pmo up: could not start: {error}")
                 return 1
-            children = [
-                _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
-            ]
-            children.append(_Child("dashboard", DASHBOARD_HTTP_PORT + self.port_offset))
             try:
                 for child in children:
-                    self._spawn(child, env)
+                    self._hand_environment(child, env)
                 code = self._supervise(children, env)
             finally:
                 self._stop_children(children)
@@ -199,8 +203,7 @@ class Stack:
         # No built-in webhook by default: nothing configured by default may fail by itself.
         # `pmo demo` subscribes its own receiver for as long as it runs.
         overrides.update(self._dashboard_urls())
-        env = {**os.environ, **overrides}
-        env.pop("PMO_HTTP_PORT", None)  # each service gets its own port below
+        env = {**self._base_environment(), **overrides}
         settings = Settings.model_validate(
             {**self.settings.model_dump(), **{k[4:].lower(): v for k, v in overrides.items()}}
         )
@@ -230,6 +233,10 @@ class Stack:
         return {key: value for key, value in urls.items() if key not in os.environ}
 
     async def _prepare(self, settings: Settings) -> None:
+        # Imported here: SQLAlchemy and Alembic would delay the services' early start.
+        from pmo.topics import create_topics
+        from shared.database import migrate_url
+
         await create_topics(settings)
         for name in SERVICE_NAMES:
             await migrate_url(settings.database_url_for(name), name)
@@ -243,13 +250,23 @@ class Stack:
             path.write_text(secrets.token_urlsafe(24))
         return path.read_text().strip()
 
-    def _spawn(self, child: _Child, env: dict[str, str]) -> None:
+    @staticmethod
+    def _base_environment() -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("PMO_HTTP_PORT", None)  # each service gets its own port
+        return env
+
+    def _spawn(self, child: _Child, env: dict[str, str], *, early: bool = False) -> None:
+        """Start `child`; `early`: before the broker and the database, with its environment
+        to come on its stdin (see `_hand_environment`)."""
         log_path = self.logs / f"{child.name}.log"
         log = log_path.open("ab")
         child.log_offset = log.tell()  # its last error is looked for from here
+        command = [sys.executable, "-m", "pmo", "run", child.name, "--port", str(child.port)]
         child.process = subprocess.Popen(
-            [sys.executable, "-m", "pmo", "run", child.name, "--port", str(child.port)],
+            [*command, "--stack-environment-on-stdin"] if early else command,
             env=env,
+            stdin=subprocess.PIPE if early else subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
@@ -260,6 +277,33 @@ class Stack:
         child.started_at = time.monotonic()
         child.restart_at = None
         child.ready = False
+
+    def _hand_environment(self, child: _Child, env: dict[str, str]) -> None:
+        """Send an early-started child the variables `pmo up` set (addresses, secrets) and
+        let it start; one that already exited is restarted by the supervision as usual."""
+        process = child.process
+        if process is None or process.stdin is None:
+            return
+        overrides = {key: value for key, value in env.items() if os.environ.get(key) != value}
+        try:
+            process.stdin.write((json.dumps(overrides) + "\n").encode())
+            process.stdin.close()
+        except OSError:
+            pass  # it exited meanwhile (BrokenPipeError): `_tend` sees it and says why
+
+    def _abandon(self, children: list[_Child]) -> None:
+        """Stop children started early when the broker or the database could not start."""
+        for child in children:
+            if child.process is not None and child.process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    child.process.stdin.close()  # end of input: it exits by itself
+        for child in children:
+            if child.process is not None:
+                try:
+                    child.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
 
     def _log_of(self, child: _Child) -> Path:
         return self.logs / f"{child.name}.log"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 import zlib
 from datetime import UTC, datetime, timedelta
@@ -159,12 +160,20 @@ class OutboxRelay:
                 break
             # Another replica is the relay: stand by and try again later.
             await asyncio.sleep(self.poll_interval_s * 4)
+        observed = 0.0
         while True:
+            # Cleared before the rows are read: a commit from here on wakes the next round,
+            # where clearing after reading (and after the metrics' queries) lost the wake-up
+            # of a commit made meanwhile, and its event waited for the poll interval.
+            self._wake.clear()
             sent = await self.publish_pending(connection)
             if sent < self.batch_size:
-                await self._observe_backlog(connection)
-                await self._prune(connection)
-                self._wake.clear()
+                # The backlog gauges and the pruning are not worth two queries per alert: at
+                # most once per poll interval, so that a busy relay goes straight back to work.
+                if time.monotonic() - observed >= self.poll_interval_s:
+                    await self._observe_backlog(connection)
+                    await self._prune(connection)
+                    observed = time.monotonic()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
 
