@@ -45,7 +45,7 @@ from tenacity import (
 from shared.database import create_engine, migrate, session_factory, wait_for_database
 from shared.events import EventData
 from shared.messaging import parking
-from shared.messaging.consumer import EventConsumer, Handler
+from shared.messaging.consumer import AnyHandler, EventConsumer
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.metrics import ServiceMetrics
@@ -102,7 +102,7 @@ class ServiceDefinition:
 
     name: ServiceName
     summary: str
-    handlers: Mapping[str, Handler[Any]]
+    handlers: Mapping[str, AnyHandler]
     publishes: Sequence[type[EventData]]
     routers: Sequence[APIRouter] = ()
     workers: Sequence[Worker] = ()
