@@ -292,11 +292,14 @@ class Stack:
             pass  # it exited meanwhile (BrokenPipeError): `_tend` sees it and says why
 
     def _abandon(self, children: list[_Child]) -> None:
-        """Stop children started early when the broker or the database could not start."""
+        """Stop children started early when the broker or the database could not start:
+        they have started nothing yet, so there is nothing to finish."""
         for child in children:
-            if child.process is not None and child.process.stdin is not None:
-                with contextlib.suppress(OSError):
-                    child.process.stdin.close()  # end of input: it exits by itself
+            if child.process is not None:
+                if child.process.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        child.process.stdin.close()  # its end of input: it exits by itself
+                child.process.terminate()  # or now, if it is still loading its code
         for child in children:
             if child.process is not None:
                 try:
