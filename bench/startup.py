@@ -176,8 +176,7 @@ def _processes(pid: int) -> dict[str, psutil.Process]:
     with contextlib.suppress(psutil.Error):
         for child in psutil.Process(pid).children(recursive=True):
             with contextlib.suppress(psutil.Error, ValueError, IndexError):
-                command = child.cmdline()
-                name = command[command.index("run") + 1]
+                name = child.cmdline()[-3]  # `python -m pmo run [...] NAME --port N`
                 if name in PARTS:
                     found[name] = child
     return found

@@ -262,9 +262,11 @@ class Stack:
         log_path = self.logs / f"{child.name}.log"
         log = log_path.open("ab")
         child.log_offset = log.tell()  # its last error is looked for from here
-        command = [sys.executable, "-m", "pmo", "run", child.name, "--port", str(child.port)]
+        # The flag before the name: tools that find a service by its command line's end
+        # (`... run NAME --port N`) find it either way.
+        flag = ["--stack-environment-on-stdin"] if early else []
         child.process = subprocess.Popen(
-            [*command, "--stack-environment-on-stdin"] if early else command,
+            [sys.executable, "-m", "pmo", "run", *flag, child.name, "--port", str(child.port)],
             env=env,
             stdin=subprocess.PIPE if early else subprocess.DEVNULL,
             stdout=log,
