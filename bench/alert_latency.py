@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import statistics
+import sys
 import time
 import uuid
 from datetime import timedelta
@@ -49,6 +50,11 @@ from shared.events import to_structured
 from shared.events.contracts import StatusChanged
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
+
+
+def progress(message: str) -> None:
+    """A line on stderr while the run goes on (the figures come at the end, on stdout)."""
+    print(f"# {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -221,6 +227,11 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
                     await send(event)
                 await producer.flush()
                 await until_consumed(monitoring, projects)
+                # And by notifications (from the registry's project-registered), so that the
+                # first idle alert does not wait behind that backlog.
+                while consumed(runtimes[2]) < projects:
+                    await asyncio.sleep(0.05)
+                progress(f"{projects} projects registered, taken in by monitoring, notifications")
 
                 # Idle: one slipping report at a time.
                 idle_published: dict[str, float] = {}
@@ -232,6 +243,7 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
                     await until_arrived([project], 60)
                 idle = [arrived[p] - t for p, t in idle_published.items() if p in arrived]
                 idle_stages = await path_stages(settings, idle_published, arrived)
+                progress(f"idle: {len(idle)} of {idle_samples} alerts received")
 
                 # Steady: `rate` a second, one in `slip_every` slipping.
                 published: dict[str, float] = {}
@@ -247,6 +259,7 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
                     await send(report(n, 180, slipping))
                 await producer.flush()
                 sending = time.perf_counter() - began
+                progress(f"steady: {total} reports sent in {sending:.1f} s; waiting for alerts")
                 await until_arrived(list(published), 300)
                 steady = [arrived[p] - t for p, t in published.items() if p in arrived]
                 taken = consumed(monitoring) - before
