@@ -229,8 +229,10 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
                 await until_consumed(monitoring, projects)
                 # And by notifications (from the registry's project-registered), so that the
                 # first idle alert does not wait behind that backlog.
-                while consumed(runtimes[2]) < projects:
-                    await asyncio.sleep(0.05)
+                while True:
+                    if consumed(runtimes[2]) >= projects:
+                        break
+                    await asyncio.sleep(0.05)  # its metrics are counters, polled as above
                 progress(f"{projects} projects registered, taken in by monitoring, notifications")
 
                 # Idle: one slipping report at a time.
