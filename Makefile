@@ -15,8 +15,10 @@ $(BIN)/uv:
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(BIN)/uv
-	# --inexact keeps uv itself in the environment it manages.
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --extra dev
+	# --inexact keeps uv itself in the environment it manages. --compile-bytecode: each of the
+	# five processes of `pmo up` would otherwise compile its libraries at every start (where
+	# PYTHONDONTWRITEBYTECODE is set, as in CI and the image), twice the CPU of importing them.
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(BIN)/uv sync --frozen --inexact --extra dev --compile-bytecode
 	touch $@
 
 setup: $(VENV)/.synced

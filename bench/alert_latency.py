@@ -22,10 +22,12 @@ import asyncio
 import contextlib
 import json
 import statistics
+import sys
 import time
 import uuid
 from datetime import timedelta
 
+import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from starlette.applications import Starlette
@@ -48,6 +50,11 @@ from shared.events import to_structured
 from shared.events.contracts import StatusChanged
 from shared.runtime import ServiceRuntime
 from shared.settings import Settings
+
+
+def progress(message: str) -> None:
+    """A line on stderr while the run goes on (the figures come at the end, on stdout)."""
+    print(f"# {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -98,6 +105,60 @@ async def raw_one_hop(settings: Settings, samples: int) -> list[float]:
         await consumer.stop()
 
 
+STAGES = (
+    "monitoring began its batch",
+    "relay sent project-at-risk",
+    "notifications began its batch",
+    "delivery claimed",
+    "webhook received",
+)
+
+
+async def path_stages(
+    settings: Settings, published: dict[str, float], arrived: dict[str, float]
+) -> dict[str, list[float]]:
+    """Seconds from each report's publish to each stage of its alert's path, from the rows.
+
+    A transaction's `now()` is when it began, so "began its batch" is when the consumer started
+    the batch's transaction (the record was fetched by then); "sent" is the relay's time of the
+    broker's acknowledgement; "claimed" is the delivery worker's lease.
+    """
+    topic = f"{settings.topic_prefix}project-at-risk"
+    connection = await asyncpg.connect(settings.database_url_for("monitoring"))
+    try:
+        outbox = await connection.fetch(
+            "SELECT convert_from(key, 'UTF8') AS project, created_at, published_at "
+            "FROM monitoring.outbox WHERE topic = $1",
+            topic,
+        )
+        deliveries = await connection.fetch(
+            "SELECT d.project_id AS project, min(d.created_at) AS created_at, "
+            "min(a.started_at) AS claimed_at FROM notifications.delivery d "
+            "LEFT JOIN notifications.delivery_attempt a ON a.delivery_id = d.id "
+            "WHERE d.project_id IS NOT NULL GROUP BY d.project_id"
+        )
+    finally:
+        await connection.close()
+    at: dict[str, dict[str, float]] = {project: {} for project in published}
+    for row in outbox:
+        if row["project"] in at:
+            at[row["project"]][STAGES[0]] = row["created_at"].timestamp()
+            if row["published_at"] is not None:
+                at[row["project"]][STAGES[1]] = row["published_at"].timestamp()
+    for row in deliveries:
+        if row["project"] in at:
+            at[row["project"]][STAGES[2]] = row["created_at"].timestamp()
+            if row["claimed_at"] is not None:
+                at[row["project"]][STAGES[3]] = row["claimed_at"].timestamp()
+    for project, when in arrived.items():
+        if project in at:
+            at[project][STAGES[4]] = when
+    return {
+        stage: [at[p][stage] - t for p, t in published.items() if stage in at[p]]
+        for stage in STAGES
+    }
+
+
 async def main(rate: int, seconds: int, slip_every: int) -> None:
     arrived: dict[str, float] = {}
     arrival = asyncio.Event()
@@ -106,16 +167,16 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
         body = json.loads(await request.body())
         project = body.get("project_id") or body.get("data", {}).get("project_id")
         if project and project not in arrived:
-            arrived[project] = time.perf_counter()
+            arrived[project] = time.time()
             arrival.set()
         return Response(status_code=204)
 
     async def until_arrived(projects: list[str], timeout: float) -> None:
-        deadline = time.perf_counter() + timeout
-        while any(p not in arrived for p in projects) and time.perf_counter() < deadline:
+        deadline = time.time() + timeout
+        while any(p not in arrived for p in projects) and time.time() < deadline:
             arrival.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(arrival.wait(), max(deadline - time.perf_counter(), 0))
+                await asyncio.wait_for(arrival.wait(), max(deadline - time.time(), 0))
 
     port = free_port()
     receiver = uvicorn.Server(
@@ -166,16 +227,25 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
                     await send(event)
                 await producer.flush()
                 await until_consumed(monitoring, projects)
+                # And by notifications (from the registry's project-registered), so that the
+                # first idle alert does not wait behind that backlog.
+                while True:
+                    if consumed(runtimes[2]) >= projects:
+                        break
+                    await asyncio.sleep(0.05)  # its metrics are counters, polled as above
+                progress(f"{projects} projects registered, taken in by monitoring, notifications")
 
                 # Idle: one slipping report at a time.
-                idle: list[float] = []
+                idle_published: dict[str, float] = {}
                 for n in range(idle_samples):
-                    project = total + n
-                    sent = time.perf_counter()
-                    await send(report(project, 180, slipping=True))
+                    project = f"PRJ-{total + n}"
+                    idle_published[project] = time.time()
+                    await send(report(total + n, 180, slipping=True))
                     await producer.flush()
-                    await until_arrived([f"PRJ-{project}"], 60)
-                    idle.append(arrived[f"PRJ-{project}"] - sent)
+                    await until_arrived([project], 60)
+                idle = [arrived[p] - t for p, t in idle_published.items() if p in arrived]
+                idle_stages = await path_stages(settings, idle_published, arrived)
+                progress(f"idle: {len(idle)} of {idle_samples} alerts received")
 
                 # Steady: `rate` a second, one in `slip_every` slipping.
                 published: dict[str, float] = {}
@@ -187,13 +257,15 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
                         await asyncio.sleep(wait)
                     slipping = n % slip_every == slip_every - 1
                     if slipping:
-                        published[f"PRJ-{n}"] = time.perf_counter()
+                        published[f"PRJ-{n}"] = time.time()
                     await send(report(n, 180, slipping))
                 await producer.flush()
                 sending = time.perf_counter() - began
+                progress(f"steady: {total} reports sent in {sending:.1f} s; waiting for alerts")
                 await until_arrived(list(published), 300)
                 steady = [arrived[p] - t for p, t in published.items() if p in arrived]
                 taken = consumed(monitoring) - before
+                stages = await path_stages(settings, published, arrived)
             finally:
                 await producer.stop()
                 for runtime in reversed(runtimes):
@@ -220,6 +292,14 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
                 print(f"not received within 300 s: {missing}")
             ratio = percentile(idle, 0.99) / percentile(hops, 0.99)
             print(f"ratio p99 idle / raw hop p99: {ratio:.1f}")
+            ratio = percentile(steady, 0.99) / percentile(hops, 0.99)
+            print(f"ratio p99 at {rate}/s / raw hop p99: {ratio:.1f}")
+            for load, by_stage in (("idle", idle_stages), (f"{rate}/s", stages)):
+                print(f"where the time goes, {load} (ms from the report's publish, cumulative):")
+                print(f"{'stage':<34} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
+                for name, values in by_stage.items():
+                    if values:
+                        print(line(name, values))
     finally:
         receiver.should_exit = True
         with contextlib.suppress(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -52,6 +53,14 @@ def run(
     ],
     host: Annotated[str | None, typer.Option(help="Interface for the HTTP API")] = None,
     port: Annotated[int | None, typer.Option(help="Port for the HTTP API")] = None,
+    stack_environment: Annotated[
+        bool,
+        typer.Option(
+            "--stack-environment-on-stdin",
+            hidden=True,
+            help="Load the code, then read the environment `pmo up` gives as one JSON line",
+        ),
+    ] = False,
 ) -> None:
     """Run one service against the configured Kafka and PostgreSQL (what a container runs)."""
     import uvicorn
@@ -62,10 +71,15 @@ def run(
     from shared.telemetry import configure_logging
 
     if service == "dashboard":
-        _run_dashboard(host, port)
+        _run_dashboard(host, port, stack_environment)
         return
-    if service not in SERVICES:
+    if service not in SERVICE_NAMES:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    SERVICES[service]  # its code, loaded while `pmo up` may still be starting the broker
+    import shared.http  # noqa: F401  (the HTTP app's, likewise)
+
+    if stack_environment:
+        _read_stack_environment()
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
     name: ServiceName = service
@@ -85,7 +99,21 @@ def run(
     )
 
 
-def _run_dashboard(host: str | None, port: int | None) -> None:
+def _read_stack_environment() -> None:
+    """Take the environment `pmo up` sends once its broker and database are up (one JSON line
+    on stdin: the embedded addresses and generated secrets); exit quietly if it never comes.
+
+    `pmo up` starts its services first, so that they load their code (seconds of CPU each)
+    while it starts the broker and the database and migrates the schemas.
+    """
+    line = sys.stdin.readline()
+    if not line.strip():
+        raise typer.Exit(0)  # `pmo up` could not start its parts, or stopped meanwhile
+    environment = json.loads(line)
+    os.environ.update({str(key): str(value) for key, value in environment.items()})
+
+
+def _run_dashboard(host: str | None, port: int | None, stack_environment: bool = False) -> None:
     """The dashboard: no database of its own; the services' APIs and the outbound topics."""
     import uvicorn
 
@@ -93,6 +121,8 @@ def _run_dashboard(host: str | None, port: int | None) -> None:
     from shared.settings import DASHBOARD_HTTP_PORT
     from shared.telemetry import configure_logging
 
+    if stack_environment:
+        _read_stack_environment()
     settings = _settings()
     configure_logging(settings.log_level, settings.log_json)
     try:

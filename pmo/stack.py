@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
@@ -25,8 +26,6 @@ from pmo.embedded import (
     port_is_free,
     set_parent_death_signal,
 )
-from pmo.topics import create_topics
-from shared.database import migrate_url
 from shared.settings import DASHBOARD_HTTP_PORT, DEFAULT_HTTP_PORTS, SERVICE_NAMES, Settings
 
 STACK_FILE = "stack.env"
@@ -42,6 +41,12 @@ STABLE_AFTER_S = 60.0
 """A service that ran this long before exiting starts its backoff afresh."""
 SLOW_START_S = 60.0
 """After this long without every service ready, `pmo up` says which ones it waits for."""
+EMBEDDED_SESSION_TIMEOUT_MS = 3000
+"""The consumers' session timeout on the embedded broker, unless one is configured: a single
+machine has no network between a service and its broker, and a failed-over partition is
+picked up sooner too."""
+READY_POLL_S = 0.2
+"""How often `pmo up` looks at its services (exits, /readyz)."""
 
 
 def _say(message: str) -> None:
@@ -137,19 +142,24 @@ class Stack:
             sig: signal.signal(sig, self._request_stop)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # HUP: terminal closed
         }
+        children = [
+            _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
+        ]
+        children.append(_Child("dashboard", DASHBOARD_HTTP_PORT + self.port_offset))
         with ExitStack() as parts:
+            # The services start first and load their code (seconds of CPU each) while the
+            # broker and the database start; then they are handed their environment.
+            for child in children:
+                self._spawn(child, self._base_environment(), early=True)
             try:
                 env = self._start_parts(parts)
             except Exception as error:
+                self._abandon(children)
                 _say(f"pmo up: could not start: {error}")
                 return 1
-            children = [
-                _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
-            ]
-            children.append(_Child("dashboard", DASHBOARD_HTTP_PORT + self.port_offset))
             try:
                 for child in children:
-                    self._spawn(child, env)
+                    self._hand_environment(child, env)
                 code = self._supervise(children, env)
             finally:
                 self._stop_children(children)
@@ -175,6 +185,10 @@ class Stack:
             parts.callback(kafka.stop)
             # Its memory engine rejects InitProducerId; correctness never relied on idempotence.
             overrides["PMO_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+            if "consumer_session_timeout_ms" not in self.settings.model_fields_set:
+                # Tansu completes a consumer-group join only after half the session timeout:
+                # 5 s of every service's start at the default 10 s, 1.5 s at this one.
+                overrides["PMO_CONSUMER_SESSION_TIMEOUT_MS"] = str(EMBEDDED_SESSION_TIMEOUT_MS)
         if not self.settings.database_url:
             postgres = EmbeddedPostgres(
                 self.data_dir / "postgres", log_path=self.logs / "postgres.log"
@@ -189,8 +203,7 @@ class Stack:
         # No built-in webhook by default: nothing configured by default may fail by itself.
         # `pmo demo` subscribes its own receiver for as long as it runs.
         overrides.update(self._dashboard_urls())
-        env = {**os.environ, **overrides}
-        env.pop("PMO_HTTP_PORT", None)  # each service gets its own port below
+        env = {**self._base_environment(), **overrides}
         settings = Settings.model_validate(
             {**self.settings.model_dump(), **{k[4:].lower(): v for k, v in overrides.items()}}
         )
@@ -220,6 +233,10 @@ class Stack:
         return {key: value for key, value in urls.items() if key not in os.environ}
 
     async def _prepare(self, settings: Settings) -> None:
+        # Imported here: SQLAlchemy and Alembic would delay the services' early start.
+        from pmo.topics import create_topics
+        from shared.database import migrate_url
+
         await create_topics(settings)
         for name in SERVICE_NAMES:
             await migrate_url(settings.database_url_for(name), name)
@@ -233,13 +250,25 @@ class Stack:
             path.write_text(secrets.token_urlsafe(24))
         return path.read_text().strip()
 
-    def _spawn(self, child: _Child, env: dict[str, str]) -> None:
+    @staticmethod
+    def _base_environment() -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("PMO_HTTP_PORT", None)  # each service gets its own port
+        return env
+
+    def _spawn(self, child: _Child, env: dict[str, str], *, early: bool = False) -> None:
+        """Start `child`; `early`: before the broker and the database, with its environment
+        to come on its stdin (see `_hand_environment`)."""
         log_path = self.logs / f"{child.name}.log"
         log = log_path.open("ab")
         child.log_offset = log.tell()  # its last error is looked for from here
+        # The flag before the name: tools that find a service by its command line's end
+        # (`... run NAME --port N`) find it either way.
+        flag = ["--stack-environment-on-stdin"] if early else []
         child.process = subprocess.Popen(
-            [sys.executable, "-m", "pmo", "run", child.name, "--port", str(child.port)],
+            [sys.executable, "-m", "pmo", "run", *flag, child.name, "--port", str(child.port)],
             env=env,
+            stdin=subprocess.PIPE if early else subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches us only; we stop the children in order
@@ -250,6 +279,36 @@ class Stack:
         child.started_at = time.monotonic()
         child.restart_at = None
         child.ready = False
+
+    def _hand_environment(self, child: _Child, env: dict[str, str]) -> None:
+        """Send an early-started child the variables `pmo up` set (addresses, secrets) and
+        let it start; one that already exited is restarted by the supervision as usual."""
+        process = child.process
+        if process is None or process.stdin is None:
+            return
+        overrides = {key: value for key, value in env.items() if os.environ.get(key) != value}
+        try:
+            process.stdin.write((json.dumps(overrides) + "\n").encode())
+            process.stdin.close()
+        except OSError:
+            pass  # it exited meanwhile (BrokenPipeError): `_tend` sees it and says why
+
+    def _abandon(self, children: list[_Child]) -> None:
+        """Stop children started early when the broker or the database could not start:
+        they have started nothing yet, so there is nothing to finish."""
+        for child in children:
+            if child.process is not None:
+                if child.process.stdin is not None:
+                    with contextlib.suppress(OSError):
+                        child.process.stdin.close()  # its end of input: it exits by itself
+                child.process.terminate()  # or now, if it is still loading its code
+        for child in children:
+            if child.process is not None:
+                try:
+                    child.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
+                    child.process.wait()
 
     def _log_of(self, child: _Child) -> Path:
         return self.logs / f"{child.name}.log"
@@ -305,7 +364,7 @@ class Stack:
         began = time.monotonic()
         slow_said = False
         while not self._stop:
-            time.sleep(0.5)
+            time.sleep(READY_POLL_S)
             now = time.monotonic()
             for child in children:
                 self._tend(child, env, now)

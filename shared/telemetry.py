@@ -97,10 +97,11 @@ def event_trace_context(
     return trace.set_span_in_context(NonRecordingSpan(derived))
 
 
-def current_trace_headers() -> dict[str, str]:
-    """The current span's W3C context (`traceparent`, `tracestate`), to store beside a message."""
+def current_trace_headers(context: Context | None = None) -> dict[str, str]:
+    """The W3C context (`traceparent`, `tracestate`) of `context`, by default the current one,
+    to store beside a message."""
     carrier: dict[str, str] = {}
-    inject(carrier)
+    inject(carrier, context=context)
     return carrier
 
 

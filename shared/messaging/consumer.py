@@ -10,20 +10,33 @@ event's work is undone. A failure of the database or the broker rolls the batch 
 and rewinds the offsets, so the batch is delivered again; the transactions that follow are
 shorter (halved by each such rollback, doubled by each commit up to the batch size), so that a
 database restarting often still sees transactions commit between its restarts.
+
+A handler is either per event (`Handler`: one event, its metadata, the unit of work) or per batch
+(`per_batch(BatchHandler)`: the batch's consecutive events of its topic at once, in the order they
+came, so that it loads what they need in one query each and writes with multi-row statements).
+A batch handler runs under one span for the run, linked to each event's trace; the events it
+publishes carry their cause's trace (`Delivery.cause`). When the batch is done again with a
+savepoint per event, a batch handler is called with one event at a time, under that event's own
+span: a rejected, parked or failing event is then told apart exactly as with a per-event handler.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from shared.database import is_transient
 from shared.events import Envelope, EventData, InvalidEvent, decode_data, parse_record
@@ -82,12 +95,56 @@ Handler = Callable[[E, EventMeta, UnitOfWork], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class Delivery(Generic[E]):
+    """One event of a run, as a batch handler receives it."""
+
+    event: E
+    meta: EventMeta
+    cause: Context
+    """The trace the event belongs to: pass it to `uow.publish(..., cause=)` so that each event
+    published because of this one continues its trace."""
+
+    @contextlib.contextmanager
+    def continued(self) -> Iterator[None]:
+        """Make the event's trace the current one, for code that publishes with `uow.publish`
+        without naming a cause."""
+        token = otel_context.attach(self.cause)
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+
+BatchHandler = Callable[[Sequence[Delivery[E]], UnitOfWork], Awaitable[None]]
+"""Handles a run of events of one topic in one call, in the order they came.
+
+It must give the same effects as handling them one by one in that order (later events of a
+project see what earlier ones did), and raise `Rejected`, `Deferred` or any error as a per-event
+handler would: the consumer then does the batch again, calling it with one event at a time."""
+
+
+@dataclass(frozen=True)
+class PerBatch(Generic[E]):
+    """Marks a `BatchHandler` in a service's handlers (see `per_batch`)."""
+
+    handler: BatchHandler[E]
+
+
+def per_batch(handler: BatchHandler[E]) -> PerBatch[E]:
+    """Subscribe `handler` to take the batch's events of its topic at once."""
+    return PerBatch(handler)
+
+
+AnyHandler = Handler[Any] | PerBatch[Any]
+
+
+@dataclass(frozen=True)
 class Subscription(Generic[E]):
     model: type[E]
-    handler: Handler[E]
+    handler: Handler[E] | PerBatch[E]
 
 
-def subscriptions(handlers: Mapping[str, Handler[Any]]) -> dict[str, Subscription[Any]]:
+def subscriptions(handlers: Mapping[str, AnyHandler]) -> dict[str, Subscription[Any]]:
     """Pair each handled event name with its contract model."""
     known = {**INBOUND_EVENTS, **OUTBOUND_EVENTS}
     unknown = set(handlers) - set(known)
@@ -115,7 +172,7 @@ class EventConsumer:
         self,
         *,
         service: str,
-        handlers: Mapping[str, Handler[Any]],
+        handlers: Mapping[str, AnyHandler],
         unit_of_work: Callable[[], UnitOfWork],
         tracer: Tracer,
         metrics: ServiceMetrics,
@@ -224,10 +281,10 @@ class EventConsumer:
             # at commit): do the batch again, each event in its own savepoint, so that one
             # event's failure undoes only itself.
             outcomes = await self._attempt(parsed, invalid, careful=True)
-        for topic, outcome in outcomes:
-            self.metrics.events_consumed.labels(self.service, topic, outcome).inc()
+        for (topic, outcome), count in Counter(outcomes).items():
+            self.metrics.events_consumed.labels(self.service, topic, outcome).inc(count)
             if outcome in ("dead_lettered", "duplicate"):
-                self.metrics.dead_letters.labels(self.service, topic).inc()
+                self.metrics.dead_letters.labels(self.service, topic).inc(count)
 
     async def _process_alone(self, raw: Any) -> None:
         try:
@@ -288,6 +345,7 @@ class EventConsumer:
                 uow.session, self.service, [(i, s, t) for (i, s), t in identities.items()]
             )
             await self._lock_keys(uow, [p.data.key() for p in parsed])
+            run: list[_Parsed] = []  # consecutive events for one batch handler, not handled yet
             for item in parsed:
                 identity = (item.envelope.id, item.envelope.source)
                 if identity not in fresh:
@@ -304,8 +362,19 @@ class EventConsumer:
                     outcomes.append((item.record.topic, "duplicate"))
                     continue
                 fresh.discard(identity)  # a second copy later in this batch is a duplicate too
+                if not careful and isinstance(item.subscription.handler, PerBatch):
+                    if run and run[0].subscription is not item.subscription:
+                        await self._handle_run(run, uow, outcomes)
+                        run = []
+                    run.append(item)
+                    continue
+                if run:
+                    await self._handle_run(run, uow, outcomes)
+                    run = []
                 outcomes.append((item.record.topic, await self._handle(item, uow, careful)))
                 await self._replay_released(uow, outcomes, careful)
+            if run:
+                await self._handle_run(run, uow, outcomes)
             await uow.commit()
         return outcomes
 
@@ -391,7 +460,7 @@ class EventConsumer:
                 )
                 if not careful:
                     try:
-                        await item.subscription.handler(item.data, meta, uow)
+                        await _call(item.subscription.handler, item.data, meta, uow)
                     except (Deferred, Rejected) as needs_care:
                         raise _NeedsCare from needs_care
                     except Exception as error:
@@ -401,7 +470,7 @@ class EventConsumer:
                     return "processed"
                 try:
                     async with uow.session.begin_nested():
-                        await item.subscription.handler(item.data, meta, uow)
+                        await _call(item.subscription.handler, item.data, meta, uow)
                 except Deferred as deferred:
                     await parking.park(
                         uow.session,
@@ -442,6 +511,70 @@ class EventConsumer:
             current_event_id.reset(event_token)
             current_project_id.reset(project_token)
 
+    async def _handle_run(
+        self, run: Sequence[_Parsed], uow: UnitOfWork, outcomes: list[tuple[str, str]]
+    ) -> None:
+        """Hand a run of one topic's events to its batch handler, in one call and one span.
+
+        The span is linked to each event's trace (the OpenTelemetry way for a batch); the events
+        the handler publishes carry their own cause's trace. Any refusal or failure sends the
+        whole batch to the careful pass (`_NeedsCare`), where each event is handled alone.
+        """
+        first = run[0]
+        handler = first.subscription.handler
+        assert isinstance(handler, PerBatch), "a run is made of a batch handler's events only"
+        deliveries: list[Delivery[Any]] = []
+        links: list[Link] = []
+        for item in run:
+            envelope, record = item.envelope, item.record
+            cause = event_trace_context(
+                record.headers, envelope.extensions, envelope.id, envelope.source
+            )
+            deliveries.append(
+                Delivery(
+                    item.data,
+                    EventMeta(
+                        id=envelope.id,
+                        source=envelope.source,
+                        type=envelope.type,
+                        time=envelope.time,
+                        topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                    ),
+                    cause,
+                )
+            )
+            links.append(Link(trace.get_current_span(cause).get_span_context()))
+        started = time.perf_counter()
+        with self.tracer.start_as_current_span(
+            f"handle batch {first.envelope.type}",
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": first.record.topic,
+                "messaging.batch.message_count": len(run),
+                "cloudevents.event_type": first.envelope.type,
+                "pmo.pass": "optimistic",
+            },
+        ):
+            try:
+                await handler.handler(deliveries, uow)
+            except (Deferred, Rejected) as needs_care:
+                raise _NeedsCare from needs_care
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                raise _NeedsCare from error
+        # One figure per event still, each the event's share of the run's time.
+        share = (time.perf_counter() - started) / len(run)
+        timing = self.metrics.event_processing_seconds.labels(self.service, first.record.topic)
+        for item in run:
+            timing.observe(share)
+            outcomes.append((item.record.topic, "processed"))
+        await self._replay_released(uow, outcomes, careful=False)
+
     async def _replay_released(
         self, uow: UnitOfWork, outcomes: list[tuple[str, str]], careful: bool
     ) -> None:
@@ -472,6 +605,16 @@ class EventConsumer:
             event_type=item.envelope.type,
             source=item.envelope.source,
         )
+
+
+async def _call(
+    handler: Handler[Any] | PerBatch[Any], data: EventData, meta: EventMeta, uow: UnitOfWork
+) -> None:
+    """Handle one event with either form of handler (a batch handler gets a run of one)."""
+    if isinstance(handler, PerBatch):
+        await handler.handler([Delivery(data, meta, otel_context.get_current())], uow)
+    else:
+        await handler(data, meta, uow)
 
 
 async def _dead_letter_invalid(

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +23,7 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -42,29 +46,56 @@ async def enqueue(
     key: str | bytes | None,
     value: bytes,
     headers: list[tuple[str, bytes]],
+    cause: Context | None = None,
 ) -> uuid.UUID:
     """Write one message to the outbox inside the caller's transaction.
 
     `key` is the Kafka key: text (a project id, UTF-8 encoded) or, for a dead letter, the
     original record's bytes as they came.
 
-    The current trace context is stored with it, so the relay publishes it as part of the trace
-    of the work that wrote it, not of the relay's own loop.
+    The trace context of `cause` (by default the current one) is stored with it, so the relay
+    publishes it as part of the trace of the work that wrote it, not of the relay's own loop.
     """
-    message_id = uuid.uuid4()
-    trace_headers = current_trace_headers()
-    await session.exec(
-        sa.insert(outbox).values(
-            message_id=message_id,
-            topic=topic,
-            key=key.encode() if isinstance(key, str) else key,
-            value=value,
-            headers=encode_headers(headers),
-            traceparent=trace_headers.get("traceparent"),
-            tracestate=trace_headers.get("tracestate"),
-        )
-    )
+    (message_id,) = await enqueue_many(session, [OutboxMessage(topic, key, value, headers, cause)])
     return message_id
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message for `enqueue_many`: topic, Kafka key, value, headers, and the trace it continues
+    (None: the current one)."""
+
+    topic: str
+    key: str | bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    cause: Context | None = None
+
+
+async def enqueue_many(session: AsyncSession, messages: Sequence[OutboxMessage]) -> list[uuid.UUID]:
+    """Write messages to the outbox in one multi-row statement, in order, in the caller's
+    transaction; return their ids. The relay sends them in this order."""
+    if not messages:
+        return []
+    ids = [uuid.uuid4() for _ in messages]
+    rows = []
+    for message_id, message in zip(ids, messages, strict=True):
+        trace_headers = current_trace_headers(message.cause)
+        rows.append(
+            {
+                "message_id": message_id,
+                "topic": message.topic,
+                "key": message.key.encode() if isinstance(message.key, str) else message.key,
+                "value": message.value,
+                "headers": encode_headers(message.headers),
+                "traceparent": trace_headers.get("traceparent"),
+                "tracestate": trace_headers.get("tracestate"),
+            }
+        )
+    # One statement for them all (executed as a batch), the rows taking their `seq` in order.
+    connection = await session.connection()
+    await connection.execute(sa.insert(outbox), rows)
+    return ids
 
 
 def _is_permanent(error: BaseException) -> bool:
@@ -161,12 +192,20 @@ class OutboxRelay:
                 break
             # Another replica is the relay: stand by and try again later.
             await asyncio.sleep(self.poll_interval_s * 4)
+        observed = 0.0
         while True:
+            # Cleared before the rows are read: a commit from here on wakes the next round,
+            # where clearing after reading (and after the metrics' queries) lost the wake-up
+            # of a commit made meanwhile, and its event waited for the poll interval.
+            self._wake.clear()
             sent = await self.publish_pending(connection)
             if sent < self.batch_size:
-                await self._observe_backlog(connection)
-                await self._prune(connection)
-                self._wake.clear()
+                # The backlog gauges and the pruning are not worth two queries per alert: at
+                # most once per poll interval, so that a busy relay goes straight back to work.
+                if time.monotonic() - observed >= self.poll_interval_s:
+                    await self._observe_backlog(connection)
+                    await self._prune(connection)
+                    observed = time.monotonic()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
 

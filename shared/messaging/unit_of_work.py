@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Self
 
+from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.events import EventData, to_structured
 from shared.messaging.dead_letters import UndeliverableRecord, dead_letter_record
-from shared.messaging.outbox import enqueue
+from shared.messaging.outbox import OutboxMessage, enqueue_many
 from shared.settings import Settings
 from shared.topics import topic_name
 
@@ -68,16 +69,27 @@ class UnitOfWork:
         finally:
             await session.close()
 
-    async def publish(self, event: EventData) -> None:
-        value, headers = to_structured(event, source=self.source)
-        await enqueue(
-            self.session,
-            topic=topic_name(event.event_name, self.topic_prefix),
-            key=event.key(),
-            value=value,
-            headers=headers,
-        )
-        self.published += 1
+    async def publish(self, event: EventData, *, cause: Context | None = None) -> None:
+        """Write `event` to the outbox; it continues the trace of `cause` (default: current)."""
+        await self.publish_many([(event, cause)])
+
+    async def publish_many(self, events: Sequence[tuple[EventData, Context | None]]) -> None:
+        """Write events to the outbox in one statement, in order, each continuing the trace of
+        its cause (None: the current one); what a batch handler publishes for a run."""
+        messages = []
+        for event, cause in events:
+            value, headers = to_structured(event, source=self.source)
+            messages.append(
+                OutboxMessage(
+                    topic=topic_name(event.event_name, self.topic_prefix),
+                    key=event.key(),
+                    value=value,
+                    headers=headers,
+                    cause=cause,
+                )
+            )
+        await enqueue_many(self.session, messages)
+        self.published += len(messages)
 
     async def dead_letter(
         self,

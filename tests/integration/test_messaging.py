@@ -119,6 +119,50 @@ async def test_outbox_relays_publish_each_message_once_in_order_with_its_trace(
         await engine.dispose()
 
 
+async def test_a_relay_publishes_each_commit_when_woken_not_at_its_poll(
+    settings: Settings,
+) -> None:
+    # An hour between polls: every message below reaches the broker only because the commit
+    # that wrote it woke the relay (what a unit of work does after each commit in a service).
+    engine = create_engine(settings.database_url_for("registry"), "registry", application="test")
+    topic = f"{settings.topic_prefix}project-registered"
+    relay = OutboxRelay(
+        service="registry",
+        engine=engine,
+        producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
+        tracer=TracerProvider().get_tracer("test"),
+        metrics=ServiceMetrics("registry"),
+        poll_interval_s=3600,
+    )
+    await relay.start()
+    try:
+        for n in range(5):
+            uow = UnitOfWork(
+                session_factory(engine),
+                service="registry",
+                settings=settings,
+                after_commit=relay.wake,
+            )
+            async with uow:
+                await uow.session.exec(
+                    sa.insert(outbox).values(
+                        message_id=uuid.uuid4(),
+                        topic=topic,
+                        key=b"PRJ-WOKEN",
+                        value=json.dumps({"n": n}).encode(),
+                        headers=[],
+                    )
+                )
+                await uow.commit()
+            # Each one before the next is written: a relay gone back to its hour-long wait
+            # after the first would never send the second.
+            records = await read_topic(settings, topic, at_least=n + 1)
+            assert [json.loads(r.value)["n"] for r in records] == list(range(n + 1))
+    finally:
+        await relay.stop()
+        await engine.dispose()
+
+
 async def test_a_failing_database_rewinds_the_batch_and_the_event_has_one_effect(
     start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
 ) -> None:

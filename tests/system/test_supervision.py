@@ -169,3 +169,40 @@ def test_pmo_up_stops_only_when_every_service_keeps_failing(
     for name in SERVICE_NAMES:
         assert f"pmo up: {name} keeps failing (3 exits in a row" in said
     assert "PMO backend is up" not in said
+
+
+def _early_stack(tmp_path: Path) -> Stack:
+    stack = Stack(load_settings(data_dir=str(tmp_path)), port_offset=free_port() - 8001)
+    stack.logs.mkdir(parents=True)
+    return stack
+
+
+def test_a_service_started_early_runs_with_the_environment_handed_to_it_later(
+    tmp_path: Path,
+) -> None:
+    """`pmo up` starts its services before the broker and the database (they load their code
+    meanwhile) and hands them the addresses once known: what it hands is what they run with.
+    Here that is a setting out of bounds, which the service names as it exits."""
+    stack = _early_stack(tmp_path)
+    child = _Child("registry", free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMO_")}
+    stack._spawn(child, env, early=True)
+    stack._hand_environment(child, {**env, "PMO_CONSUMER_BATCH_MAX": "0"})
+    assert child.process is not None
+    assert child.process.wait(timeout=180) == 2
+    said = (stack.logs / "registry.log").read_text()
+    assert "PMO_CONSUMER_BATCH_MAX: expected a number at least 1" in said, said
+
+
+def test_a_service_started_early_leaves_quietly_when_pmo_up_cannot_start_its_parts(
+    tmp_path: Path,
+) -> None:
+    stack = _early_stack(tmp_path)
+    children = [_Child(name, free_port()) for name in ("monitoring", "dashboard")]
+    for child in children:
+        stack._spawn(child, dict(os.environ), early=True)
+    stack._abandon(children)  # what `pmo up` does when the broker or database fails to start
+    for child in children:
+        assert child.process is not None
+        assert child.process.returncode is not None, f"{child.name} left running"
+        assert "Traceback" not in (stack.logs / f"{child.name}.log").read_text(), child.name

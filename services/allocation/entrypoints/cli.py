@@ -10,20 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from services.allocation.domain.pool import is_capacity_csv, parse_capacity_csv, parse_pool_csv
-from services.allocation.service_layer.pool import (
-    ImportSummary,
-    UnknownResources,
-    import_capacity_changes,
-    import_pool,
-)
-from services.allocation.service_layer.resolution import hold_resolution_lock
-from shared.database import create_engine, migrate, session_factory
 from shared.settings import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from services.allocation.service_layer.pool import ImportSummary
 
 resources_app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -52,6 +46,21 @@ async def import_resources_csv(settings: Settings, text: str) -> ImportSummary:
     re-resolution plus NOTIFY), so the new capacity is used within seconds. Raises
     PoolImportRefused naming every problem.
     """
+    # Imported here, not at the top: every `pmo` command (each service's `pmo run` among them)
+    # loads this module, and the allocation's service layer brings its solver's libraries.
+    from services.allocation.domain.pool import (
+        is_capacity_csv,
+        parse_capacity_csv,
+        parse_pool_csv,
+    )
+    from services.allocation.service_layer.pool import (
+        UnknownResources,
+        import_capacity_changes,
+        import_pool,
+    )
+    from services.allocation.service_layer.resolution import hold_resolution_lock
+    from shared.database import create_engine, migrate, session_factory
+
     capacity = is_capacity_csv(text)
     if capacity:
         changes, problems = parse_capacity_csv(text)

@@ -12,6 +12,7 @@ from services.monitoring.service_layer.handlers import (
     on_status_changed,
 )
 from shared.events.contracts import ProjectAtRisk, ProjectHealthAssessed, ProjectRecovered
+from shared.messaging.consumer import per_batch
 from shared.runtime import ServiceDefinition
 
 monitoring = ServiceDefinition(
@@ -22,7 +23,8 @@ monitoring = ServiceDefinition(
     ),
     handlers={
         "project-started": on_project_started,
-        "status-changed": on_status_changed,
+        # The hot path (a PMO's reports, an ERP's month end): a batch's reports at once.
+        "status-changed": per_batch(on_status_changed),
         "project-lifecycle-changed": on_project_lifecycle_changed,
         "project-rebaselined": on_project_rebaselined,
         "resource-allocated": on_resource_allocated,

@@ -8,6 +8,7 @@ so the state change, the history row and the outbox event are committed together
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from services.monitoring.domain.health import (
     assess,
 )
 from services.monitoring.service_layer.configuration import Moment
+from shared.events import EventData
 from shared.events.contracts import (
     Milestone,
     ProjectAtRisk,
@@ -126,23 +128,37 @@ def health_assessed(
     )
 
 
-async def reassess(
-    uow: UnitOfWork,
+@dataclass(frozen=True)
+class Reassessment:
+    """What assessing a project decided: its history row and the events to publish, in order."""
+
+    record: dict[str, Any]
+    """The `health_assessment` row's values."""
+    news: list[EventData]
+    """The alert (project-at-risk or project-recovered) if any, then project-health-assessed if
+    what the views show changed."""
+
+
+def reassessed(
     project: MonitoredProject,
+    positions: list[ResourcePosition],
     *,
     thresholds: HealthThresholds,
     moment: Moment,
     trigger: str,
     event_id: str | None,
+    service: str,
     by_clock: bool = False,
-) -> HealthAssessmentRecord:
-    """Assess a locked project from what is stored about it; publish what is news.
+) -> Reassessment:
+    """Assess a locked project from its facts and `positions`; update it; say what is news.
 
+    No I/O: `reassess` (one project) and the batch handlers (a run of reports, positions loaded
+    for all at once) both use it, so a report has the same effects either way.
     `project-health-assessed` goes out on the project's first assessment and whenever what
     the views show (health, reasons, figures, forecast, as-of date) changes; the alerts
-    (`project-at-risk`, `project-recovered`) only as `alert_for` decides.
+    (`project-at-risk`, `project-recovered`) only as `alert_for` decides. `service` names the
+    service in the log line of an alert.
     """
-    positions = await resource_positions(uow.session, project.project_id)
     stale_days = days_without_report(project, moment, thresholds, by_clock=by_clock)
     report = (
         ProgressReport(
@@ -178,6 +194,7 @@ async def reassess(
         if project.monitoring_state == "closed"
         else alert_for(previous_health, previous_reasons, assessment)
     )
+    news: list[EventData] = []
     if alert is not None:
         log.info(
             "%s: %s %s (%s)",
@@ -185,11 +202,11 @@ async def reassess(
             project.project_id,
             assessment.health,
             ", ".join(assessment.codes) or "no reasons",
-            extra={"service": uow.service},
+            extra={"service": service},
         )
     if alert == "project-at-risk":
         assert assessment.health != "green"
-        await uow.publish(
+        news.append(
             ProjectAtRisk(
                 project_id=project.project_id,
                 severity=assessment.health,
@@ -198,9 +215,7 @@ async def reassess(
             )
         )
     elif alert == "project-recovered":
-        await uow.publish(
-            ProjectRecovered(project_id=project.project_id, metrics=assessment.metrics)
-        )
+        news.append(ProjectRecovered(project_id=project.project_id, metrics=assessment.metrics))
 
     # The order of a project's assessments for every view that keeps the newest: strictly
     # increasing, even if this replica's clock is behind the one that assessed last.
@@ -233,21 +248,50 @@ async def reassess(
     project.assessed_as_of = project.latest_as_of
     project.stale_since = (project.stale_since or moment.now) if stale_days is not None else None
     if news_for_views:
-        await uow.publish(health_assessed(project, assessment, trigger=trigger))
+        news.append(health_assessed(project, assessment, trigger=trigger))
+    return Reassessment(
+        record={
+            "project_id": project.project_id,
+            "assessed_at": assessed_at,
+            "trigger": trigger,
+            "event_id": event_id,
+            "as_of": project.latest_as_of,
+            "applied": True,
+            "health": assessment.health,
+            "reasons": project.reasons,
+            "metrics": assessment.metrics,
+            "forecast_finish": assessment.forecast_finish,
+            "alert": alert,
+        },
+        news=news,
+    )
 
-    record = HealthAssessmentRecord(
-        project_id=project.project_id,
-        assessed_at=assessed_at,
+
+async def reassess(
+    uow: UnitOfWork,
+    project: MonitoredProject,
+    *,
+    thresholds: HealthThresholds,
+    moment: Moment,
+    trigger: str,
+    event_id: str | None,
+    by_clock: bool = False,
+) -> HealthAssessmentRecord:
+    """Assess one locked project from what is stored about it (`reassessed`); publish what is
+    news and keep the history row."""
+    outcome = reassessed(
+        project,
+        await resource_positions(uow.session, project.project_id),
+        thresholds=thresholds,
+        moment=moment,
         trigger=trigger,
         event_id=event_id,
-        as_of=project.latest_as_of,
-        applied=True,
-        health=assessment.health,
-        reasons=project.reasons,
-        metrics=assessment.metrics,
-        forecast_finish=assessment.forecast_finish,
-        alert=alert,
+        service=uow.service,
+        by_clock=by_clock,
     )
+    for event in outcome.news:
+        await uow.publish(event)
+    record = HealthAssessmentRecord(**outcome.record)
     uow.session.add(record)
     return record
 

@@ -3,27 +3,38 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
+from opentelemetry.context import Context
 from sqlalchemy.dialects.postgresql import insert
 
-from services.monitoring.adapters.repository import project_for_update, resource_positions
+from services.monitoring.adapters.repository import (
+    add_assessments,
+    project_for_update,
+    projects_for_update,
+    resource_positions,
+    resource_positions_of,
+)
 from services.monitoring.adapters.tables import (
     BaselineRecord,
-    HealthAssessmentRecord,
     MonitoredProject,
     ResourcePositionRecord,
 )
 from services.monitoring.domain.earned_value import ProgressReport
-from services.monitoring.domain.health import grant_status
+from services.monitoring.domain.health import HealthThresholds, ResourcePosition, grant_status
 from services.monitoring.service_layer.assessments import (
+    Reassessment,
     assess_report_alone,
     milestone_statuses,
     reason_record,
     reassess,
+    reassessed,
     stored_milestones,
 )
 from services.monitoring.service_layer.configuration import Moment, rules_in_force
+from shared.events import EventData
 from shared.events.contracts import (
     AllocationChanged,
     AllocationDecision,
@@ -34,7 +45,7 @@ from shared.events.contracts import (
     ResourceConflictResolved,
     StatusChanged,
 )
-from shared.messaging.consumer import Deferred, EventMeta
+from shared.messaging.consumer import Deferred, Delivery, EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.projections import keep_newest, supersedes
 
@@ -112,20 +123,57 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
         )
 
 
-async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Assess a status report; publish only when the project's health changes for the worse or
-    back to green.
+async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: UnitOfWork) -> None:
+    """Assess a run of status reports; publish only when a project's health changes for the
+    worse or back to green (and project-health-assessed when what the views show changes).
 
     A report older than the latest one is assessed and kept in the history, but the project's
     current health stays that of the latest. A report after the project left monitoring is
     kept likewise. The report's `lifecycle` changes nothing here: only the registry's
     project-lifecycle-changed closes or pauses a project in monitoring.
+
+    Per batch: the run's projects (locked), the rules in force and the resource positions are
+    read in one query each; the reports are assessed in memory in the order they came (a
+    project's later report sees what its earlier one did); the history rows and the outbox rows
+    are written with one statement each. Raises `Deferred` when a project has no baseline yet.
     """
-    project = await project_for_update(uow.session, event.project_id)
-    if project is None:
-        raise _waiting_for_baseline(event.project_id)
+    projects = await projects_for_update(uow.session, {d.event.project_id for d in deliveries})
+    for delivery in deliveries:
+        if delivery.event.project_id not in projects:
+            raise _waiting_for_baseline(delivery.event.project_id)
     rules = await rules_in_force(uow.session, uow.settings)
+    positions = await resource_positions_of(uow.session, projects)
     moment = Moment.current()
+    history: list[dict[str, Any]] = []
+    news: list[tuple[EventData, Context | None]] = []
+    for delivery in deliveries:
+        project_id = delivery.event.project_id
+        outcome = _take_report(
+            projects[project_id],
+            delivery.event,
+            delivery.meta,
+            positions=positions.get(project_id, []),
+            thresholds=rules.thresholds,
+            moment=moment,
+            service=uow.service,
+        )
+        history.append(outcome.record)
+        news.extend((event, delivery.cause) for event in outcome.news)
+    await add_assessments(uow.session, history)
+    await uow.publish_many(news)
+
+
+def _take_report(
+    project: MonitoredProject,
+    event: StatusChanged,
+    meta: EventMeta,
+    *,
+    positions: list[ResourcePosition],
+    thresholds: HealthThresholds,
+    moment: Moment,
+    service: str,
+) -> Reassessment:
+    """One status report applied to its locked project in memory: the history row and news."""
     report = ProgressReport(event.as_of, event.percent_complete, event.actual_cost)
     superseded = not supersedes(event.as_of, project.latest_as_of)
     if superseded or project.monitoring_state == "closed":
@@ -134,24 +182,25 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
             report,
             milestones=milestone_statuses(event.milestones or []),
             reported_health=event.reported_health,
-            resources=await resource_positions(uow.session, project.project_id),
-            thresholds=rules.thresholds,
+            resources=positions,
+            thresholds=thresholds,
         )
-        uow.session.add(
-            HealthAssessmentRecord(
-                project_id=project.project_id,
-                assessed_at=moment.now,
-                trigger=event.event_name,
-                event_id=meta.id,
-                as_of=event.as_of,
-                applied=False,
-                health=assessment.health,
-                reasons=[reason_record(f) for f in assessment.findings],
-                metrics=assessment.metrics,
-                forecast_finish=assessment.forecast_finish,
-            )
+        return Reassessment(
+            record={
+                "project_id": project.project_id,
+                "assessed_at": moment.now,
+                "trigger": event.event_name,
+                "event_id": meta.id,
+                "as_of": event.as_of,
+                "applied": False,
+                "health": assessment.health,
+                "reasons": [reason_record(f) for f in assessment.findings],
+                "metrics": assessment.metrics,
+                "forecast_finish": assessment.forecast_finish,
+                "alert": None,
+            },
+            news=[],
         )
-        return
 
     project.latest_as_of = event.as_of
     project.latest_percent_complete = event.percent_complete
@@ -163,13 +212,14 @@ async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWo
     project.status_expected_since = event.as_of
     # A report's `lifecycle` is the manager's word, not a decision: the registry may refuse the
     # transition. Monitoring follows only the registry's project-lifecycle-changed.
-    await reassess(
-        uow,
+    return reassessed(
         project,
-        thresholds=rules.thresholds,
+        positions,
+        thresholds=thresholds,
         moment=moment,
         trigger=event.event_name,
         event_id=meta.id,
+        service=service,
     )
 
 

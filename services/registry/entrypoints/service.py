@@ -20,6 +20,7 @@ from shared.events.contracts import (
     ProjectRebaselined,
     ProjectRegistered,
 )
+from shared.messaging.consumer import per_batch
 from shared.runtime import ServiceDefinition
 
 registry = ServiceDefinition(
@@ -30,7 +31,8 @@ registry = ServiceDefinition(
     ),
     handlers={
         "project-started": on_project_started,
-        "status-changed": on_status_changed,
+        # The hot path (every project's reports): a batch's reports at once.
+        "status-changed": per_batch(on_status_changed),
         "strategy-changed": on_strategy_changed,
         "project-health-assessed": on_project_health_assessed,
         "resource-allocated": on_resource_allocated,

@@ -9,7 +9,11 @@ dead-letter topic with the reason.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert
 
 from services.registry.adapters.tables import Project, ResourceShortfall, StatusReport
 from services.registry.domain.projects import changed_fields, charter_of, registration
@@ -46,7 +50,7 @@ from shared.events.contracts import (
     StatusChanged,
     StrategyChanged,
 )
-from shared.messaging.consumer import Deferred, EventMeta, Rejected
+from shared.messaging.consumer import Deferred, Delivery, EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.projections import keep_newest, supersedes
 
@@ -60,13 +64,17 @@ def _stage_model(uow: UnitOfWork, methodology: str | None, project_id: str) -> S
         raise Rejected(f"{project_id}: {unknown.reason}") from unknown
 
 
+def _not_registered(project_id: str, what: str) -> Deferred:
+    return Deferred(
+        waits_for=project_id,
+        reason=f"{what} for {project_id}, which is not registered yet: kept until it is",
+    )
+
+
 async def _known(uow: UnitOfWork, project_id: str, what: str) -> Project:
     project = await changes.project_for_change(uow, project_id)
     if project is None:
-        raise Deferred(
-            waits_for=project_id,
-            reason=f"{what} for {project_id}, which is not registered yet: kept until it is",
-        )
+        raise _not_registered(project_id, what)
     return project
 
 
@@ -149,47 +157,75 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
             raise Rejected(f"{project.project_id}: {impossible.reason}") from impossible
 
 
-async def on_status_changed(event: StatusChanged, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Keep the report; the newest (by as-of date) is the project's status; apply its lifecycle."""
-    project = await _known(uow, event.project_id, "a status report")
-    uow.session.add(
-        StatusReport(
-            source=meta.source,
-            event_id=meta.id,
-            project_id=event.project_id,
-            as_of=event.as_of,
-            percent_complete=event.percent_complete,
-            actual_cost=event.actual_cost,
-            lifecycle=event.lifecycle,
-            reported_health=event.reported_health,
+async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: UnitOfWork) -> None:
+    """Keep each report; the newest (by as-of date) is the project's status; apply its lifecycle.
+
+    Per batch: the run's projects are locked and read in one query, the reports and the status
+    history rows written with one statement each; a project's reports are applied in the order
+    they came. A report of an unregistered project is parked (`Deferred`); an impossible
+    lifecycle move is `Rejected`.
+    """
+    projects = await changes.projects_for_change(uow, {d.event.project_id for d in deliveries})
+    for delivery in deliveries:
+        if delivery.event.project_id not in projects:
+            raise _not_registered(delivery.event.project_id, "a status report")
+    reports: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for delivery in deliveries:
+        event, meta = delivery.event, delivery.meta
+        project = projects[event.project_id]
+        reports.append(
+            {
+                "source": meta.source,
+                "event_id": meta.id,
+                "project_id": event.project_id,
+                "as_of": event.as_of,
+                "percent_complete": event.percent_complete,
+                "actual_cost": event.actual_cost,
+                "lifecycle": event.lifecycle,
+                "reported_health": event.reported_health,
+            }
         )
-    )
-    if supersedes(event.as_of, project.status_as_of):
-        reported = {"percent_complete": event.percent_complete, "status_as_of": event.as_of}
-        before, after = changed_fields(
-            {"percent_complete": project.percent_complete, "status_as_of": project.status_as_of},
-            reported,
-        )
-        project.status_as_of, project.percent_complete = event.as_of, event.percent_complete
-        if after:
-            changes.record(
-                uow, project.project_id, "status", cause=meta.id, before=before, after=after
+        if supersedes(event.as_of, project.status_as_of):
+            reported = {"percent_complete": event.percent_complete, "status_as_of": event.as_of}
+            before, after = changed_fields(
+                {
+                    "percent_complete": project.percent_complete,
+                    "status_as_of": project.status_as_of,
+                },
+                reported,
             )
-    if event.lifecycle is None or event.lifecycle == project.lifecycle:
-        return
-    model = _stage_model(uow, project.methodology, project.project_id)
-    try:
-        await changes.move(
-            uow,
-            project,
-            model,
-            event.lifecycle,
-            cause=meta.id,
-            reason=event.comment,
-            percent_complete=event.percent_complete,
-        )
-    except ImpossibleTransition as impossible:
-        raise Rejected(f"{project.project_id}: {impossible.reason}") from impossible
+            project.status_as_of, project.percent_complete = event.as_of, event.percent_complete
+            if after:
+                history.append(
+                    changes.history_row(
+                        project.project_id, "status", cause=meta.id, before=before, after=after
+                    )
+                )
+        if event.lifecycle is None or event.lifecycle == project.lifecycle:
+            continue
+        # Rare (a report moving its project): the history so far first, then the move's, in
+        # the order they happened; the move's event continues this report's trace.
+        await changes.add_history(uow, history)
+        history = []
+        model = _stage_model(uow, project.methodology, project.project_id)
+        with delivery.continued():
+            try:
+                await changes.move(
+                    uow,
+                    project,
+                    model,
+                    event.lifecycle,
+                    cause=meta.id,
+                    reason=event.comment,
+                    percent_complete=event.percent_complete,
+                )
+            except ImpossibleTransition as impossible:
+                raise Rejected(f"{project.project_id}: {impossible.reason}") from impossible
+        await uow.session.flush()
+    await changes.add_history(uow, history)
+    connection = await uow.session.connection()
+    await connection.execute(insert(StatusReport.__table__), reports)  # type: ignore[attr-defined]
 
 
 async def on_strategy_changed(event: StrategyChanged, meta: EventMeta, uow: UnitOfWork) -> None:

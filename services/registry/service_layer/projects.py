@@ -6,11 +6,11 @@ other services must know, an outbound event, all in the caller's unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlmodel import col, select
 
 from services.registry.adapters.tables import Project, ProjectHistory
@@ -43,6 +43,60 @@ async def project_for_change(uow: UnitOfWork, project_id: str) -> Project | None
         {"key": f"registry-project:{project_id}"},
     )
     return await uow.session.get(Project, project_id, with_for_update=True, populate_existing=True)
+
+
+async def projects_for_change(uow: UnitOfWork, project_ids: Collection[str]) -> dict[str, Project]:
+    """`project_for_change` for several projects at once: the ids locked in one statement, the
+    registered ones read (and row-locked) in one query, by id. Sorted, so that two batches
+    cannot deadlock."""
+    ordered = sorted(project_ids)
+    if not ordered:
+        return {}
+    connection = await uow.session.connection()
+    await connection.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+            "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS s"
+        ).bindparams(keys=[f"registry-project:{project_id}" for project_id in ordered])
+    )
+    query = (
+        select(Project)
+        .where(col(Project.project_id).in_(ordered))
+        .order_by(col(Project.project_id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {project.project_id: project for project in (await uow.session.exec(query)).all()}
+
+
+def history_row(
+    project_id: str,
+    change: str,
+    *,
+    cause: str,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    note: str | None = None,
+) -> dict[str, Any]:
+    """A `project_history` row's values, for `add_history` (what `record` keeps, as a row)."""
+    return {
+        "project_id": project_id,
+        "change": change,
+        "before": dict(before) if before is not None else None,
+        "after": dict(after) if after is not None else None,
+        "cause": cause,
+        "note": note,
+    }
+
+
+async def add_history(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
+    """Append history rows (`history_row`) in one statement, in order."""
+    if rows:
+        connection = await uow.session.connection()
+        await connection.execute(
+            insert(ProjectHistory.__table__),  # type: ignore[attr-defined]
+            list(rows),
+        )
 
 
 def record(
