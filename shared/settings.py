@@ -185,6 +185,10 @@ class Settings(BaseSettings):
     `pmo demo`); subscriptions made through the API come on top of it."""
     alert_webhook_secret: SecretStr | None = None
     """HMAC-SHA256 key signing each POST to `alert_webhook_url`."""
+    notify_project_managers: bool = True
+    """Keep one system-owned e-mail subscription per project for its manager (interventions,
+    lessons, gate reviews, the project's at-risk/recovered/escalated alerts); off: none is
+    queued for them. Nothing is queued for them either while `smtp_host` is unset."""
     registry_public_url: str = "http://127.0.0.1:8001"
     """Public base URL of the registry API (the digest's link to the project list)."""
     smtp_host: str | None = None

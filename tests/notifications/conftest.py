@@ -75,13 +75,18 @@ def smtp_server() -> Iterator[MailSink]:
         controller.stop()
 
 
-def smtp_settings(sink: MailSink) -> dict[str, Any]:
-    """Settings pointing the service at the test's SMTP server (plain: it is on loopback)."""
+def smtp_settings(sink: MailSink, *, managers: bool = False) -> dict[str, Any]:
+    """Settings pointing the service at the test's SMTP server (plain: it is on loopback).
+
+    The project managers' own subscriptions are off unless `managers`: the other tests count
+    the messages of the subscriptions they make (test_managers.py tests the managers' ones).
+    """
     return {
         "smtp_host": "127.0.0.1",
         "smtp_port": sink.port,
         "smtp_security": "none",
         "smtp_from": "PMO <pmo@example.com>",
+        "notify_project_managers": managers,
     }
 
 

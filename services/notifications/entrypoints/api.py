@@ -22,6 +22,7 @@ from services.notifications.domain.portfolio import portfolio_totals
 from services.notifications.domain.redaction import masked_url, scrubbed
 from services.notifications.domain.subscriptions import Channel, NoticeSeverity, NoticeType
 from services.notifications.service_layer.clock import current_portfolio
+from services.notifications.service_layer.managers import PROJECT_MANAGER
 from shared.events.contracts import Email
 from shared.http import runtime_of
 from shared.http_input import RequestBody
@@ -147,7 +148,9 @@ class SubscriptionView(BaseModel):
     server's "no such mailbox"), or the administrator who disabled it; null when enabled."""
     disabled_at: datetime | None
     managed_by: str
-    """`environment`: the built-in subscription of PMO_ALERT_WEBHOOK_URL (change it there)."""
+    """`api`: made through this API; `environment`: the built-in subscription of
+    PMO_ALERT_WEBHOOK_URL (change it there); `project-manager`: the project's manager's e-mail
+    subscription, kept by notifications from project-registered (only `enabled` changes)."""
     created_by: str | None
     created_at: datetime | None
     updated_at: datetime | None
@@ -347,6 +350,15 @@ def _refuse_environment(subscription: Subscription) -> None:
         )
 
 
+def _refuse_project_manager(subscription: Subscription, changes: set[str]) -> None:
+    if subscription.managed_by == PROJECT_MANAGER and changes - {"enabled"}:
+        raise _problem(
+            status.HTTP_409_CONFLICT,
+            "this is the project manager's subscription, kept from the project's registration: "
+            "only `enabled` can be changed here (change the manager in the registry)",
+        )
+
+
 @router.patch(
     "/subscriptions/{subscription_id}",
     tags=["subscriptions"],
@@ -371,6 +383,7 @@ async def update_subscription(
         if subscription is None:
             raise _problem(404, f"no subscription {subscription_id}")
         _refuse_environment(subscription)
+        _refuse_project_manager(subscription, set(body.model_fields_set))
         changes = body.model_dump(exclude_unset=True, exclude={"secret"})
         for name, value in changes.items():
             setattr(subscription, name, value)
@@ -431,6 +444,12 @@ async def delete_subscription(request: Request, subscription_id: uuid.UUID, _: A
         if subscription is None:
             raise _problem(404, f"no subscription {subscription_id}")
         _refuse_environment(subscription)
+        if subscription.managed_by == PROJECT_MANAGER:
+            raise _problem(
+                status.HTTP_409_CONFLICT,
+                "this is the project manager's subscription, kept from the project's "
+                "registration: disable it (PATCH `enabled: false`) instead of deleting it",
+            )
         await session.exec(
             update(Delivery)
             .where(

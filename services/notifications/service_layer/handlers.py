@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from services.notifications.adapters.tables import ProjectView, ResourceRequestView
 from services.notifications.domain.subscriptions import Notice
+from services.notifications.service_layer.managers import keep_manager_subscription
 from services.notifications.service_layer.queue import queue_notice
 from shared.events import EventData
 from shared.events.contracts import (
@@ -122,7 +123,8 @@ async def _queue_project_notice(
 
 
 async def on_project_registered(event: ProjectRegistered, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Learn the project's name, unit and manager; let events waiting for it through."""
+    """Learn the project's name, unit and manager; keep the manager's e-mail subscription
+    (created, or moved to a new manager); let events waiting for it through."""
     values = {
         "project_id": event.project_id,
         "name": event.name,
@@ -141,6 +143,13 @@ async def on_project_registered(event: ProjectRegistered, meta: EventMeta, uow: 
                 "updated_at": datetime.now(UTC),
             },
         )
+    )
+    await keep_manager_subscription(
+        uow.session,
+        uow.settings,
+        project_id=event.project_id,
+        name=event.name,
+        manager=str(event.manager),
     )
     uow.release(event.project_id)
 

@@ -15,6 +15,7 @@ from services.notifications.adapters.tables import (
     Subscription,
 )
 from services.notifications.domain.subscriptions import Notice, audience_of, wants
+from services.notifications.service_layer.managers import PROJECT_MANAGER, manager_has_channel
 from shared.settings import Settings
 from shared.telemetry import current_trace_headers
 
@@ -46,8 +47,11 @@ async def subscriptions_wanting(session: AsyncSession, notice: Notice) -> list[S
 
 def has_channel(subscription: Subscription, settings: Settings) -> bool:
     """Whether the subscription has somewhere to send: the environment's built-in webhook has
-    none while `PMO_ALERT_WEBHOOK_URL` is unset (then nothing is queued for it, and nothing can
+    none while `PMO_ALERT_WEBHOOK_URL` is unset, a project manager's none while SMTP is unset
+    or `notify_project_managers` is off (then nothing is queued for them, and nothing can
     fail); every other subscription names its own recipient."""
+    if subscription.managed_by == PROJECT_MANAGER:
+        return manager_has_channel(settings)
     return subscription.id != ENVIRONMENT_WEBHOOK_ID or bool(settings.alert_webhook_url)
 
 
