@@ -224,20 +224,22 @@ async def test_one_rejected_report_in_a_registry_batch_is_dead_lettered_and_the_
         [
             batch.record(report("PRJ-G1", day(30), 10.0, 8_000)),
             batch.record(report("PRJ-G2", day(30), 20.0, 8_000)),
-            # Back from a running project to a proposal: not a move of its stage model.
-            batch.record(report("PRJ-G1", day(40), 12.0, 9_000, lifecycle="proposed"), bad_id),
+            batch.record(report("PRJ-G1", day(35), 11.0, 8_500, lifecycle="on_hold")),
+            # From on hold straight to completed: not a move of the standard stage model.
+            batch.record(report("PRJ-G1", day(40), 12.0, 9_000, lifecycle="completed"), bad_id),
             batch.record(report("PRJ-G2", day(60), 25.0, 9_000)),
         ]
     )
 
     (dead,) = await rows(service, sa.select(dead_letter.c.event_id, dead_letter.c.reason))
     assert dead.event_id == bad_id
-    assert dead.reason.startswith("rejected: PRJ-G1: "), dead.reason
+    assert dead.reason.startswith("rejected: PRJ-G1: on_hold -> completed"), dead.reason
     kept = await rows(
         service, sa.text("SELECT project_id, as_of FROM status_report ORDER BY project_id, as_of")
     )
     assert [(r.project_id, r.as_of) for r in kept] == [
         ("PRJ-G1", day(30)),
+        ("PRJ-G1", day(35)),
         ("PRJ-G2", day(30)),
         ("PRJ-G2", day(60)),
     ]
@@ -249,17 +251,22 @@ async def test_one_rejected_report_in_a_registry_batch_is_dead_lettered_and_the_
         ),
     )
     assert [tuple(r) for r in projects] == [
-        ("PRJ-G1", day(30), 10.0, "active"),
+        ("PRJ-G1", day(35), 11.0, "on_hold"),
         ("PRJ-G2", day(60), 25.0, "active"),
     ]
     history = await rows(
         service,
         sa.text(
-            "SELECT project_id, after FROM project_history WHERE change = 'status' ORDER BY id"
+            "SELECT project_id, change, after FROM project_history "
+            "WHERE change IN ('status', 'lifecycle') ORDER BY id"
         ),
     )
-    assert [(r.project_id, r.after["status_as_of"]) for r in history] == [
-        ("PRJ-G1", day(30).isoformat()),
-        ("PRJ-G2", day(30).isoformat()),
-        ("PRJ-G2", day(60).isoformat()),
+    assert [(r.project_id, r.change, r.after.get("status_as_of")) for r in history] == [
+        ("PRJ-G1", "status", day(30).isoformat()),
+        ("PRJ-G2", "status", day(30).isoformat()),
+        ("PRJ-G1", "status", day(35).isoformat()),
+        ("PRJ-G1", "lifecycle", None),
+        ("PRJ-G2", "status", day(60).isoformat()),
     ]
+    moves = [data for kind, data in await published(service, "PRJ-G1") if "lifecycle" in kind]
+    assert [(m["from"], m["to"]) for m in moves] == [("active", "on_hold")]
