@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 import zlib
@@ -72,29 +73,48 @@ class OutboxMessage:
     cause: Context | None = None
 
 
+_ENQUEUE = sa.text(
+    f"INSERT INTO {outbox.name} "
+    "(message_id, topic, key, value, headers, traceparent, tracestate) "
+    "SELECT u.message_id, u.topic, u.key, u.value, u.headers::jsonb, u.traceparent, u.tracestate "
+    "FROM unnest(CAST(:ids AS uuid[]), CAST(:topics AS text[]), CAST(:keys AS bytea[]), "
+    "CAST(:values AS bytea[]), CAST(:headers AS text[]), CAST(:traceparents AS text[]), "
+    "CAST(:tracestates AS text[])) WITH ORDINALITY "
+    "AS u(message_id, topic, key, value, headers, traceparent, tracestate, n) ORDER BY u.n"
+)
+"""`enqueue_many`'s one statement: arrays, not a row of parameters per message, so the database
+runs one statement (not one per message) and its text is the same whatever the count; the rows
+take their `seq` in the arrays' order."""
+
+
 async def enqueue_many(session: AsyncSession, messages: Sequence[OutboxMessage]) -> list[uuid.UUID]:
     """Write messages to the outbox in one multi-row statement, in order, in the caller's
     transaction; return their ids. The relay sends them in this order."""
     if not messages:
         return []
     ids = [uuid.uuid4() for _ in messages]
-    rows = []
-    for message_id, message in zip(ids, messages, strict=True):
+    traceparents: list[str | None] = []
+    tracestates: list[str | None] = []
+    for message in messages:
         trace_headers = current_trace_headers(message.cause)
-        rows.append(
-            {
-                "message_id": message_id,
-                "topic": message.topic,
-                "key": message.key.encode() if isinstance(message.key, str) else message.key,
-                "value": message.value,
-                "headers": encode_headers(message.headers),
-                "traceparent": trace_headers.get("traceparent"),
-                "tracestate": trace_headers.get("tracestate"),
-            }
-        )
-    # One statement for them all (executed as a batch), the rows taking their `seq` in order.
+        traceparents.append(trace_headers.get("traceparent"))
+        tracestates.append(trace_headers.get("tracestate"))
     connection = await session.connection()
-    await connection.execute(sa.insert(outbox), rows)
+    await connection.execute(
+        _ENQUEUE,
+        {
+            "ids": ids,
+            "topics": [message.topic for message in messages],
+            "keys": [
+                message.key.encode() if isinstance(message.key, str) else message.key
+                for message in messages
+            ],
+            "values": [message.value for message in messages],
+            "headers": [json.dumps(encode_headers(message.headers)) for message in messages],
+            "traceparents": traceparents,
+            "tracestates": tracestates,
+        },
+    )
     return ids
 
 

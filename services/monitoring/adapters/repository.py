@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.monitoring.adapters.tables import (
-    HealthAssessmentRecord,
     MonitoredProject,
     ResourcePositionRecord,
     ThresholdOverride,
@@ -201,14 +201,43 @@ async def resource_positions_of(
     return positions
 
 
+_ADD_ASSESSMENTS = text(
+    "INSERT INTO monitoring.health_assessment (project_id, assessed_at, trigger, event_id, as_of, "
+    "applied, health, reasons, metrics, forecast_finish, alert) "
+    "SELECT u.project_id, u.assessed_at, u.trigger, u.event_id, u.as_of, u.applied, u.health, "
+    "u.reasons::jsonb, u.metrics::jsonb, u.forecast_finish, u.alert "
+    "FROM unnest(CAST(:project_ids AS text[]), CAST(:assessed_ats AS timestamptz[]), "
+    "CAST(:triggers AS text[]), CAST(:event_ids AS text[]), CAST(:as_ofs AS date[]), "
+    "CAST(:applieds AS boolean[]), CAST(:healths AS text[]), CAST(:reasons AS text[]), "
+    "CAST(:metrics AS text[]), CAST(:forecast_finishes AS date[]), CAST(:alerts AS text[])) "
+    "WITH ORDINALITY AS u(project_id, assessed_at, trigger, event_id, as_of, applied, health, "
+    "reasons, metrics, forecast_finish, alert, n) ORDER BY u.n"
+)
+
+
 async def add_assessments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Append `health_assessment` rows (their column values) in one statement."""
-    if rows:
-        connection = await session.connection()
-        await connection.execute(
-            insert(HealthAssessmentRecord.__table__),  # type: ignore[attr-defined]
-            list(rows),
-        )
+    """Append `health_assessment` rows (their column values; `reasons` and `metrics` as JSON
+    values) in one statement of arrays: the database runs one statement, not one per row, and
+    the ids follow the rows' order."""
+    if not rows:
+        return
+    connection = await session.connection()
+    await connection.execute(
+        _ADD_ASSESSMENTS,
+        {
+            "project_ids": [row["project_id"] for row in rows],
+            "assessed_ats": [row["assessed_at"] for row in rows],
+            "triggers": [row["trigger"] for row in rows],
+            "event_ids": [row["event_id"] for row in rows],
+            "as_ofs": [row["as_of"] for row in rows],
+            "applieds": [row["applied"] for row in rows],
+            "healths": [row["health"] for row in rows],
+            "reasons": [json.dumps(row["reasons"]) for row in rows],
+            "metrics": [json.dumps(row["metrics"]) for row in rows],
+            "forecast_finishes": [row["forecast_finish"] for row in rows],
+            "alerts": [row["alert"] for row in rows],
+        },
+    )
 
 
 async def threshold_override(session: AsyncSession) -> ThresholdOverride | None:
