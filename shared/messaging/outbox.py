@@ -26,6 +26,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Tracer
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -257,7 +258,9 @@ class OutboxRelay:
         if published:
             await connection.execute(
                 sa.update(outbox)
-                .where(outbox.c.seq.in_(published))
+                .where(
+                    outbox.c.seq == sa.any_(sa.literal(published, postgresql.ARRAY(sa.BigInteger)))
+                )
                 .values(state="published", published_at=now, attempts=outbox.c.attempts + 1)
             )
         for seq, (error, permanent) in failures.items():
