@@ -323,6 +323,9 @@ def _binary(attributes: dict[str, str], content_type: str | None, raw: bytes | N
     )
 
 
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+
+
 def _envelope(
     *,
     event_id: str,
@@ -349,7 +352,7 @@ def _envelope(
             )
         # Identities are stored (inbox, dead letters) and shown: no control characters, which
         # PostgreSQL's text type would refuse (NUL) and which no sender means.
-        if any(ord(character) < 32 or ord(character) == 127 for character in text):
+        if _CONTROL_CHARACTER.search(text):
             raise InvalidEvent(f"{where(name)} contains a control character")
         if not text.isascii():
             _require_encodable(where(name), text)
@@ -425,7 +428,7 @@ def _readable_identity(attributes: dict[str, Any]) -> EventIdentity | None:
         text = attributes.get(name)
         if not isinstance(text, str) or not text or len(text) > MAX_ID_LENGTH:
             return None
-        if any(ord(character) < 32 or ord(character) == 127 for character in text):
+        if _CONTROL_CHARACTER.search(text):
             return None
         texts.append(text)
     return EventIdentity(*texts)

@@ -14,10 +14,11 @@ database restarting often still sees transactions commit between its restarts.
 A handler is either per event (`Handler`: one event, its metadata, the unit of work) or per batch
 (`per_batch(BatchHandler)`: the batch's consecutive events of its topic at once, in the order they
 came, so that it loads what they need in one query each and writes with multi-row statements).
-A batch handler runs under one span for the run, linked to each event's trace; the events it
-publishes carry their cause's trace (`Delivery.cause`). When the batch is done again with a
-savepoint per event, a batch handler is called with one event at a time, under that event's own
-span: a rejected, parked or failing event is then told apart exactly as with a per-event handler.
+A batch handler runs under one span for the run, in the first event's trace and linked to the
+others'; the events it publishes carry their cause's trace (`Delivery.cause`). When the batch is
+done again with a savepoint per event, a batch handler is called with one event at a time, under
+that event's own span: a rejected, parked or failing event is then told apart exactly as with a
+per-event handler.
 """
 
 from __future__ import annotations
@@ -516,9 +517,11 @@ class EventConsumer:
     ) -> None:
         """Hand a run of one topic's events to its batch handler, in one call and one span.
 
-        The span is linked to each event's trace (the OpenTelemetry way for a batch); the events
-        the handler publishes carry their own cause's trace. Any refusal or failure sends the
-        whole batch to the careful pass (`_NeedsCare`), where each event is handled alone.
+        The span is in the first event's trace and linked to the others' (the OpenTelemetry way
+        for a batch); a run of one event is that event's handling span, as with a per-event
+        handler. The events the handler publishes carry their own cause's trace. Any refusal or
+        failure sends the whole batch to the careful pass (`_NeedsCare`), where each event is
+        handled alone.
         """
         first = run[0]
         handler = first.subscription.handler
@@ -546,18 +549,25 @@ class EventConsumer:
                 )
             )
             links.append(Link(trace.get_current_span(cause).get_span_context()))
+        attributes: dict[str, str | int] = {
+            "messaging.system": "kafka",
+            "messaging.destination.name": first.record.topic,
+            "messaging.batch.message_count": len(run),
+            "cloudevents.event_type": first.envelope.type,
+            "pmo.pass": "optimistic",
+        }
+        if len(run) == 1:  # the span of that event's handling, as a per-event handler's
+            attributes["messaging.message.id"] = first.envelope.id
+            attributes["pmo.project_id"] = getattr(first.data, "project_id", None) or ""
         started = time.perf_counter()
         with self.tracer.start_as_current_span(
-            f"handle batch {first.envelope.type}",
+            f"handle {first.envelope.type}"
+            if len(run) == 1
+            else f"handle batch {first.envelope.type}",
+            context=deliveries[0].cause,
             kind=SpanKind.CONSUMER,
-            links=links,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.destination.name": first.record.topic,
-                "messaging.batch.message_count": len(run),
-                "cloudevents.event_type": first.envelope.type,
-                "pmo.pass": "optimistic",
-            },
+            links=links[1:],
+            attributes=attributes,
         ):
             try:
                 await handler.handler(deliveries, uow)

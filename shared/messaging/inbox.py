@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.dialects.postgresql import insert
+import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.messaging.tables import inbox
@@ -20,15 +20,23 @@ async def claim(
     """
     if not events:
         return set()
-    rows = [
-        {"consumer": consumer, "event_id": event_id, "source": source, "event_type": event_type}
-        for event_id, source, event_type in events
-    ]
-    statement = (
-        insert(inbox)
-        .values(rows)
-        .on_conflict_do_nothing()
-        .returning(inbox.c.event_id, inbox.c.source)
+    # Arrays rather than a VALUES list: one statement text whatever the batch size, so it is
+    # compiled and prepared once, not once per batch size.
+    statement = sa.text(
+        f"INSERT INTO {inbox.name} (consumer, event_id, source, event_type) "
+        "SELECT :consumer, u.event_id, u.source, u.event_type FROM unnest("
+        "CAST(:ids AS text[]), CAST(:sources AS text[]), CAST(:types AS text[])"
+        ") AS u(event_id, source, event_type) "
+        "ON CONFLICT DO NOTHING RETURNING event_id, source"
     )
-    result = await session.exec(statement)
+    connection = await session.connection()
+    result = await connection.execute(
+        statement,
+        {
+            "consumer": consumer,
+            "ids": [event_id for event_id, _, _ in events],
+            "sources": [source for _, source, _ in events],
+            "types": [event_type for _, _, event_type in events],
+        },
+    )
     return {(row.event_id, row.source) for row in result}

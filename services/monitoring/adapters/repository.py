@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
-from datetime import date
+from dataclasses import dataclass, fields
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, text, update
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.monitoring.adapters.tables import (
-    HealthAssessmentRecord,
     MonitoredProject,
     ResourcePositionRecord,
     ThresholdOverride,
@@ -25,21 +27,114 @@ async def project_for_update(session: AsyncSession, project_id: str) -> Monitore
     return await session.get(MonitoredProject, project_id, with_for_update=True)
 
 
+@dataclass(slots=True)
+class ProjectRow:
+    """A `monitored_project` row as plain values (the columns of `MonitoredProject` but
+    `updated_at`), for the batch path: setting its attributes costs nothing, where each set on
+    an ORM row goes through SQLModel's and SQLAlchemy's instrumentation; `write_projects`
+    writes the changed ones back in one statement."""
+
+    project_id: str
+    name: str
+    business_unit: str | None
+    manager: str | None
+    currency: str | None
+    budget_at_completion: float
+    start_date: date
+    planned_finish_date: date
+    planned_value_curve: list[dict[str, Any]] | None
+    baseline_event_id: str | None
+    baseline_version: int
+    rebaselined_at: datetime | None
+    monitoring_state: str
+    lifecycle: str | None
+    latest_as_of: date | None
+    latest_percent_complete: float | None
+    latest_actual_cost: float | None
+    reported_health: str | None
+    milestones: list[dict[str, Any]] | None
+    status_expected_since: date
+    stale_since: datetime | None
+    health: str
+    health_since: datetime | None
+    at_risk_since: datetime | None
+    reasons: list[dict[str, Any]]
+    index_levels: dict[str, str]
+    metrics: dict[str, float | None]
+    forecast_finish: date | None
+    assessed_at: datetime | None
+    assessed_as_of: date | None
+
+
+_PROJECTS = MonitoredProject.__table__  # type: ignore[attr-defined]
+_ROW_COLUMNS = [_PROJECTS.c[field.name] for field in fields(ProjectRow)]
+ASSESSED_COLUMNS = (
+    "latest_as_of",
+    "latest_percent_complete",
+    "latest_actual_cost",
+    "reported_health",
+    "milestones",
+    "status_expected_since",
+    "stale_since",
+    "health",
+    "health_since",
+    "at_risk_since",
+    "reasons",
+    "index_levels",
+    "metrics",
+    "forecast_finish",
+    "assessed_at",
+    "assessed_as_of",
+)
+"""The columns a status report and its assessment may change: what `write_projects` writes."""
+_WRITE_PROJECT = (
+    update(_PROJECTS)
+    .where(_PROJECTS.c.project_id == bindparam("key_project_id"))
+    .values({name: bindparam(f"new_{name}") for name in ASSESSED_COLUMNS})
+)
+
+
 async def projects_for_update(
     session: AsyncSession, project_ids: Collection[str]
-) -> dict[str, MonitoredProject]:
-    """The projects among `project_ids` that monitoring holds, by id, locked until the
-    transaction ends (one query; locked in id order, as every batch does, so two never deadlock).
+) -> dict[str, ProjectRow]:
+    """The projects among `project_ids` that monitoring holds, by id, as plain rows, locked
+    until the transaction ends (one query; locked in id order, as every batch does, so two
+    never deadlock). What the session holds unflushed is flushed first, so the rows are current.
     """
     if not project_ids:
         return {}
+    await session.flush()
     query = (
-        select(MonitoredProject)
-        .where(col(MonitoredProject.project_id).in_(sorted(project_ids)))
-        .order_by(col(MonitoredProject.project_id))
+        sa_select(*_ROW_COLUMNS)
+        .where(_PROJECTS.c.project_id.in_(sorted(project_ids)))
+        .order_by(_PROJECTS.c.project_id)
         .with_for_update()
     )
-    return {project.project_id: project for project in (await session.exec(query)).all()}
+    connection = await session.connection()
+    rows = (await connection.execute(query)).mappings().all()
+    return {row["project_id"]: ProjectRow(**row) for row in rows}
+
+
+async def write_projects(session: AsyncSession, projects: Collection[ProjectRow]) -> None:
+    """Write the `ASSESSED_COLUMNS` of `projects` (locked by `projects_for_update`) in one
+    executemany statement; ORM copies of them the session holds are expired, to be read anew."""
+    if not projects:
+        return
+    connection = await session.connection()
+    await connection.execute(
+        _WRITE_PROJECT,
+        [
+            {
+                "key_project_id": project.project_id,
+                **{f"new_{name}": getattr(project, name) for name in ASSESSED_COLUMNS},
+            }
+            for project in projects
+        ],
+    )
+    written = {project.project_id for project in projects}
+    for held in list(session.identity_map.values()):
+        if isinstance(held, MonitoredProject) and held.project_id in written:
+            session.expire(held)
 
 
 async def claim_stale_projects(
@@ -106,14 +201,43 @@ async def resource_positions_of(
     return positions
 
 
+_ADD_ASSESSMENTS = text(
+    "INSERT INTO monitoring.health_assessment (project_id, assessed_at, trigger, event_id, as_of, "
+    "applied, health, reasons, metrics, forecast_finish, alert) "
+    "SELECT u.project_id, u.assessed_at, u.trigger, u.event_id, u.as_of, u.applied, u.health, "
+    "u.reasons::jsonb, u.metrics::jsonb, u.forecast_finish, u.alert "
+    "FROM unnest(CAST(:project_ids AS text[]), CAST(:assessed_ats AS timestamptz[]), "
+    "CAST(:triggers AS text[]), CAST(:event_ids AS text[]), CAST(:as_ofs AS date[]), "
+    "CAST(:applieds AS boolean[]), CAST(:healths AS text[]), CAST(:reasons AS text[]), "
+    "CAST(:metrics AS text[]), CAST(:forecast_finishes AS date[]), CAST(:alerts AS text[])) "
+    "WITH ORDINALITY AS u(project_id, assessed_at, trigger, event_id, as_of, applied, health, "
+    "reasons, metrics, forecast_finish, alert, n) ORDER BY u.n"
+)
+
+
 async def add_assessments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Append `health_assessment` rows (their column values) in one statement."""
-    if rows:
-        connection = await session.connection()
-        await connection.execute(
-            insert(HealthAssessmentRecord.__table__),  # type: ignore[attr-defined]
-            list(rows),
-        )
+    """Append `health_assessment` rows (their column values; `reasons` and `metrics` as JSON
+    values) in one statement of arrays: the database runs one statement, not one per row, and
+    the ids follow the rows' order."""
+    if not rows:
+        return
+    connection = await session.connection()
+    await connection.execute(
+        _ADD_ASSESSMENTS,
+        {
+            "project_ids": [row["project_id"] for row in rows],
+            "assessed_ats": [row["assessed_at"] for row in rows],
+            "triggers": [row["trigger"] for row in rows],
+            "event_ids": [row["event_id"] for row in rows],
+            "as_ofs": [row["as_of"] for row in rows],
+            "applieds": [row["applied"] for row in rows],
+            "healths": [row["health"] for row in rows],
+            "reasons": [json.dumps(row["reasons"]) for row in rows],
+            "metrics": [json.dumps(row["metrics"]) for row in rows],
+            "forecast_finishes": [row["forecast_finish"] for row in rows],
+            "alerts": [row["alert"] for row in rows],
+        },
+    )
 
 
 async def threshold_override(session: AsyncSession) -> ThresholdOverride | None:

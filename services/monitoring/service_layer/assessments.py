@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from services.monitoring.adapters.repository import resource_positions
+from services.monitoring.adapters.repository import ProjectRow, resource_positions
 from services.monitoring.adapters.tables import HealthAssessmentRecord, MonitoredProject
 from services.monitoring.domain.earned_value import Baseline, ProgressReport
 from services.monitoring.domain.health import (
@@ -38,10 +38,13 @@ from shared.events.contracts import (
 )
 from shared.messaging.unit_of_work import UnitOfWork
 
+Project = MonitoredProject | ProjectRow
+"""A project as the ORM holds it (one-event paths) or as a plain row (the batch path)."""
+
 log = logging.getLogger(__name__)
 
 
-def baseline_of(project: MonitoredProject) -> Baseline:
+def baseline_of(project: Project) -> Baseline:
     curve = tuple(
         (date.fromisoformat(point["date"]), float(point["planned_value"]))
         for point in project.planned_value_curve or []
@@ -77,7 +80,7 @@ def level_of(value: str | None) -> Level | None:
 
 
 def days_without_report(
-    project: MonitoredProject, moment: Moment, thresholds: HealthThresholds, *, by_clock: bool
+    project: Project, moment: Moment, thresholds: HealthThresholds, *, by_clock: bool
 ) -> int | None:
     """How long the project has gone without a report, when that makes it stale.
 
@@ -110,7 +113,7 @@ def risk_reasons(assessment: HealthAssessment) -> list[RiskReason]:
 
 
 def health_assessed(
-    project: MonitoredProject, assessment: HealthAssessment, *, trigger: str
+    project: Project, assessment: HealthAssessment, *, trigger: str
 ) -> ProjectHealthAssessed:
     """The assessment as every other view receives it (the project holds it already)."""
     assert project.assessed_at is not None
@@ -140,7 +143,7 @@ class Reassessment:
 
 
 def reassessed(
-    project: MonitoredProject,
+    project: Project,
     positions: list[ResourcePosition],
     *,
     thresholds: HealthThresholds,
@@ -297,7 +300,7 @@ async def reassess(
 
 
 def assess_report_alone(
-    project: MonitoredProject,
+    project: Project,
     report: ProgressReport,
     *,
     milestones: list[MilestoneStatus],

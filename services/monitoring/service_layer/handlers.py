@@ -11,11 +11,13 @@ from opentelemetry.context import Context
 from sqlalchemy.dialects.postgresql import insert
 
 from services.monitoring.adapters.repository import (
+    ProjectRow,
     add_assessments,
     project_for_update,
     projects_for_update,
     resource_positions,
     resource_positions_of,
+    write_projects,
 )
 from services.monitoring.adapters.tables import (
     BaselineRecord,
@@ -135,7 +137,8 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     Per batch: the run's projects (locked), the rules in force and the resource positions are
     read in one query each; the reports are assessed in memory in the order they came (a
     project's later report sees what its earlier one did); the history rows and the outbox rows
-    are written with one statement each. Raises `Deferred` when a project has no baseline yet.
+    are written with one statement each, and so are the changed project rows (plain rows, not
+    ORM objects: see `ProjectRow`). Raises `Deferred` when a project has no baseline yet.
     """
     projects = await projects_for_update(uow.session, {d.event.project_id for d in deliveries})
     for delivery in deliveries:
@@ -146,6 +149,7 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     moment = Moment.current()
     history: list[dict[str, Any]] = []
     news: list[tuple[EventData, Context | None]] = []
+    changed: dict[str, ProjectRow] = {}
     for delivery in deliveries:
         project_id = delivery.event.project_id
         outcome = _take_report(
@@ -159,12 +163,15 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
         )
         history.append(outcome.record)
         news.extend((event, delivery.cause) for event in outcome.news)
+        if outcome.record["applied"]:
+            changed[project_id] = projects[project_id]
+    await write_projects(uow.session, changed.values())
     await add_assessments(uow.session, history)
     await uow.publish_many(news)
 
 
 def _take_report(
-    project: MonitoredProject,
+    project: ProjectRow,
     event: StatusChanged,
     meta: EventMeta,
     *,
