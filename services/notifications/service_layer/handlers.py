@@ -12,9 +12,9 @@ queued with one insert, with the same effects as one event at a time in the orde
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from opentelemetry.context import Context
@@ -39,6 +39,8 @@ from shared.events.contracts import (
 from shared.messaging.consumer import Deferred, Delivery, EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.projections import keep_newest, supersedes
+
+E = TypeVar("E", ProjectAtRisk, ProjectRecovered)
 
 
 def project_summary(project: ProjectView) -> dict[str, Any]:
@@ -336,26 +338,23 @@ async def on_project_at_risk(
 ) -> None:
     """Queue the alerts, one per event (the project's health itself comes from
     project-health-assessed): the projects read in one query, the deliveries in one insert."""
-    projects = await _known_projects(uow, deliveries)
-    await queue_notices(
-        uow.session,
-        [
-            _project_notice(
-                delivery.event,
-                delivery.meta,
-                projects[delivery.event.project_id],
-                severity=delivery.event.severity,
-                cause=delivery.cause,
-            )
-            for delivery in deliveries
-        ],
-    )
+    await _queue_project_notices(uow, deliveries, severity=lambda event: event.severity)
 
 
 async def on_project_recovered(
     deliveries: Sequence[Delivery[ProjectRecovered]], uow: UnitOfWork
 ) -> None:
     """Queue the recovery notices (the episode ends with the green project-health-assessed)."""
+    await _queue_project_notices(uow, deliveries, severity=lambda _: "info")
+
+
+async def _queue_project_notices(
+    uow: UnitOfWork,
+    deliveries: Sequence[Delivery[E]],
+    *,
+    severity: Callable[[E], str],
+) -> None:
+    """One notice per event about one project, in the order they came, each in its trace."""
     projects = await _known_projects(uow, deliveries)
     await queue_notices(
         uow.session,
@@ -364,6 +363,7 @@ async def on_project_recovered(
                 delivery.event,
                 delivery.meta,
                 projects[delivery.event.project_id],
+                severity=severity(delivery.event),
                 cause=delivery.cause,
             )
             for delivery in deliveries
