@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.settings import Settings
 from tests.conftest import ServiceStarter
@@ -73,7 +74,11 @@ def at(moment: datetime, data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_a_batch_of_several_projects_queues_one_notice_per_alert_in_order_and_once(
-    start_service: ServiceStarter, enterprise: Enterprise, api_for: ApiFor, settings: Settings
+    start_service: ServiceStarter,
+    enterprise: Enterprise,
+    api_for: ApiFor,
+    settings: Settings,
+    spans: InMemorySpanExporter,
 ) -> None:
     async with webhook_receiver() as receiver:
         service = await start_service("notifications", **QUICK)
@@ -126,7 +131,19 @@ async def test_a_batch_of_several_projects_queues_one_notice_per_alert_in_order_
             batch.record("project-at-risk", at_risk("PRJ-NB-B", spi=0.72)),
             batch.record("project-at-risk", at_risk("PRJ-NB-A", spi=0.74)),
         ]
+        spans.clear()
         await service.runtime.consumer.process(records)
+        # Taken as two runs, one call each (a refusal or failure would have sent the batch to
+        # the careful pass, one event at a time, with the same effects).
+        handled = [
+            (span.name, (span.attributes or {}).get("pmo.pass"))
+            for span in spans.get_finished_spans()
+            if span.name.startswith("handle ")
+        ]
+        assert handled == [
+            ("handle batch pmo.project-health-assessed", "optimistic"),
+            ("handle batch pmo.project-at-risk", "optimistic"),
+        ]
 
         views = {
             row.project_id: row
