@@ -159,7 +159,9 @@ async def path_stages(
     }
 
 
-async def main(rate: int, seconds: int, slip_every: int) -> None:
+async def main(
+    rate: int, seconds: int, slip_every: int, notifications_batch_max: int | None = None
+) -> None:
     arrived: dict[str, float] = {}
     arrival = asyncio.Event()
 
@@ -200,9 +202,17 @@ async def main(rate: int, seconds: int, slip_every: int) -> None:
             log_level="WARNING",
         ) as settings:
             await create_topics(settings, partitions=6)
+            # `--notifications-batch-max`: notifications' transactions only (a delivery is
+            # claimed once the transaction that queued it commits).
+            notifications_settings = settings.model_copy(
+                update={
+                    "consumer_batch_max": notifications_batch_max or settings.consumer_batch_max
+                }
+            )
             runtimes = [
-                ServiceRuntime(SERVICES[name], settings)
-                for name in ("registry", "monitoring", "notifications")
+                ServiceRuntime(SERVICES["registry"], settings),
+                ServiceRuntime(SERVICES["monitoring"], settings),
+                ServiceRuntime(SERVICES["notifications"], notifications_settings),
             ]
             for runtime in runtimes:
                 await runtime.start()
@@ -311,5 +321,18 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=500)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--slip-every", type=int, default=50)
+    parser.add_argument(
+        "--notifications-batch-max",
+        type=int,
+        default=None,
+        help="events per transaction in notifications only (default: PMO_CONSUMER_BATCH_MAX)",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.rate, arguments.seconds, arguments.slip_every))
+    asyncio.run(
+        main(
+            arguments.rate,
+            arguments.seconds,
+            arguments.slip_every,
+            arguments.notifications_batch_max,
+        )
+    )

@@ -20,6 +20,7 @@ from services.notifications.service_layer.handlers import (
     on_resource_allocated,
     on_resource_conflict_resolved,
 )
+from shared.messaging.consumer import per_batch
 from shared.runtime import ServiceDefinition
 
 # Log lines never show a webhook's or Slack's URL beyond scheme and host, nor a configured
@@ -45,11 +46,11 @@ notifications = ServiceDefinition(
         "project-registered": on_project_registered,
         "project-lifecycle-changed": on_project_lifecycle_changed,
         "portfolio-reprioritized": on_portfolio_reprioritized,
-        "project-at-risk": on_project_at_risk,
-        "project-recovered": on_project_recovered,
+        "project-at-risk": per_batch(on_project_at_risk),
+        "project-recovered": per_batch(on_project_recovered),
         "lessons-suggested": on_lessons_suggested,
         "gate-reviewed": on_gate_reviewed,
-        "project-health-assessed": on_project_health_assessed,
+        "project-health-assessed": per_batch(on_project_health_assessed),
         "resource-allocated": on_resource_allocated,
         "resource-conflict-resolved": on_resource_conflict_resolved,
         "allocation-changed": on_allocation_changed,

@@ -3,20 +3,28 @@
 Each handler runs in the consumer's transaction: the read model and the deliveries are written
 with the inbox row, so a redelivered event changes and queues nothing twice. Nothing is sent
 here: the delivery worker sends, so a slow receiver never holds the consumer.
+
+The alert path's topics (`project-health-assessed`, one per status report, and
+`project-at-risk` / `project-recovered`) are handled per batch (`per_batch`): the batch's
+projects are read in one query, the newest assessments written in one statement and the notices
+queued with one insert, with the same effects as one event at a time in the order they came.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy.dialects.postgresql import insert
+import sqlalchemy as sa
+from opentelemetry.context import Context
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlmodel import col, select
 
 from services.notifications.adapters.tables import ProjectView, ResourceRequestView
 from services.notifications.domain.subscriptions import Notice
 from services.notifications.service_layer.managers import keep_manager_subscription
-from services.notifications.service_layer.queue import queue_notice
+from services.notifications.service_layer.queue import Queued, queue_notice, queue_notices
 from shared.events import EventData
 from shared.events.contracts import (
     AllocationChanged,
@@ -32,9 +40,11 @@ from shared.events.contracts import (
     ResourceAllocated,
     ResourceConflictResolved,
 )
-from shared.messaging.consumer import Deferred, EventMeta
+from shared.messaging.consumer import Deferred, Delivery, EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.projections import keep_newest, supersedes
+
+E = TypeVar("E", ProjectAtRisk, ProjectRecovered)
 
 
 def project_summary(project: ProjectView) -> dict[str, Any]:
@@ -96,6 +106,33 @@ async def _names(uow: UnitOfWork, project_ids: set[str]) -> dict[str, ProjectVie
     return {project.project_id: project for project in found.all()}
 
 
+def _project_notice(
+    event: EventData,
+    meta: EventMeta,
+    project: ProjectView,
+    *,
+    severity: str = "info",
+    cause: Context | None = None,
+    projects: dict[str, str] | None = None,
+) -> Queued:
+    """The notice of an event about one project, to queue for the subscriptions that want it
+    (`projects`: names of other projects the message mentions, by id)."""
+    context = event_context(event, meta, project=project, projects=projects)
+    return Queued(
+        Notice(
+            meta.type.removeprefix("pmo."),
+            severity,
+            (project.project_id,),
+            (project.business_unit,),
+        ),
+        event_id=meta.id,
+        event_type=meta.type,
+        context_for=lambda _: context,
+        project_id=project.project_id,
+        cause=cause,
+    )
+
+
 async def _queue_project_notice(
     uow: UnitOfWork,
     event: EventData,
@@ -105,21 +142,39 @@ async def _queue_project_notice(
     severity: str = "info",
     projects: dict[str, str] | None = None,
 ) -> None:
-    context = event_context(event, meta, project=project, projects=projects)
-    await queue_notice(
+    await queue_notices(
         uow.session,
-        Notice(
-            meta.type.removeprefix("pmo."),
-            severity,
-            (project.project_id,),
-            (project.business_unit,),
-        ),
+        [_project_notice(event, meta, project, severity=severity, projects=projects)],
         settings=uow.settings,
-        event_id=meta.id,
-        event_type=meta.type,
-        project_id=project.project_id,
-        context_for=lambda _: context,
     )
+
+
+async def _known_projects(
+    uow: UnitOfWork, deliveries: Sequence[Delivery[Any]]
+) -> dict[str, ProjectView]:
+    """The batch's projects in one query (locked), or park: as `_known_project` for each event.
+
+    A project not known yet raises `Deferred` for the first event that names it: the consumer
+    then handles the batch one event at a time, parking exactly the events that must wait.
+    """
+    wanted = sorted({delivery.event.project_id for delivery in deliveries})
+    found = await uow.session.exec(
+        select(ProjectView)
+        .where(col(ProjectView.project_id).in_(wanted))
+        .order_by(col(ProjectView.project_id))
+        .with_for_update()
+    )
+    projects = {project.project_id: project for project in found.all()}
+    for delivery in deliveries:
+        if delivery.event.project_id not in projects:
+            raise Deferred(
+                waits_for=delivery.event.project_id,
+                reason=(
+                    f"{delivery.meta.type} for project {delivery.event.project_id!r} "
+                    "before its project-registered"
+                ),
+            )
+    return projects
 
 
 async def on_project_registered(event: ProjectRegistered, meta: EventMeta, uow: UnitOfWork) -> None:
@@ -200,40 +255,141 @@ async def on_portfolio_reprioritized(
     )
 
 
+def _assessments(rows: Sequence[dict[str, Any]]) -> sa.Values:
+    """Projects' newest assessments as a VALUES list (`project_id` and the columns kept).
+
+    Made anew for each statement: a VALUES construct's columns belong to the one holding the
+    data, so a module-level one given `.data()` later would render empty.
+    """
+    columns = [
+        sa.column("project_id", sa.String),
+        sa.column("health", sa.String),
+        sa.column("reasons", JSONB),
+        sa.column("metrics", JSONB),
+        sa.column("at_risk_since", sa.DateTime(timezone=True)),
+        sa.column("escalated_at", sa.DateTime(timezone=True)),
+        sa.column("health_assessed_at", sa.DateTime(timezone=True)),
+        sa.column("health_as_of", sa.Date),
+        sa.column("forecast_finish", sa.Date),
+    ]
+    return sa.values(*columns, name="assessment").data(
+        [tuple(row[column.name] for column in columns) for row in rows]
+    )
+
+
 async def on_project_health_assessed(
-    event: ProjectHealthAssessed, meta: EventMeta, uow: UnitOfWork
+    deliveries: Sequence[Delivery[ProjectHealthAssessed]], uow: UnitOfWork
 ) -> None:
-    """Keep monitoring's newest assessment: what the digest and the escalations say.
+    """Keep monitoring's newest assessment per project: what the digest and escalations say.
 
     The newest by `assessed_at` stands (an older one arriving late changes nothing). The
-    at-risk episode is monitoring's: a new `at_risk_since` is a new episode, escalated anew.
+    at-risk episode is monitoring's: a new `at_risk_since` is a new episode, escalated anew
+    (`escalated_at` cleared). The batch's projects are read (and locked) in one query, each
+    project's assessments folded in the order they came, as one at a time would, and the
+    projects that changed written in one `UPDATE ... FROM (VALUES ...)`, guarded by the same
+    rule in SQL. A project not registered yet parks its event (see `_known_projects`).
     """
-    project = await _known_project(uow, event.project_id, meta)
-    if not supersedes(event.assessed_at, project.health_assessed_at):
+    projects = await _known_projects(uow, deliveries)
+    newest: dict[str, dict[str, Any]] = {}
+    for delivery in deliveries:
+        event = delivery.event
+        project = projects[event.project_id]
+        kept = newest.get(event.project_id) or {
+            "project_id": project.project_id,
+            "health_assessed_at": project.health_assessed_at,
+            "at_risk_since": project.at_risk_since,
+            "escalated_at": project.escalated_at,
+        }
+        if not supersedes(event.assessed_at, kept["health_assessed_at"]):
+            continue
+        newest[event.project_id] = {
+            "project_id": event.project_id,
+            "health": event.health,
+            "reasons": [reason.model_dump(mode="json") for reason in event.reasons],
+            "metrics": dict(event.metrics),
+            "at_risk_since": event.at_risk_since,
+            "escalated_at": (
+                None if event.at_risk_since != kept["at_risk_since"] else kept["escalated_at"]
+            ),
+            "health_assessed_at": event.assessed_at,
+            "health_as_of": event.as_of,
+            "forecast_finish": event.forecast_finish,
+        }
+    if not newest:
         return
-    if event.at_risk_since != project.at_risk_since:
-        project.escalated_at = None
-    project.at_risk_since = event.at_risk_since
-    project.health = event.health
-    project.reasons = [reason.model_dump(mode="json") for reason in event.reasons]
-    project.metrics = dict(event.metrics)
-    project.health_assessed_at = event.assessed_at
-    project.health_as_of = event.as_of
-    project.forecast_finish = event.forecast_finish
-    project.updated_at = datetime.now(UTC)
-    uow.session.add(project)
+    table = ProjectView.__table__  # type: ignore[attr-defined]
+    rows = _assessments(list(newest.values()))
+    await uow.session.exec(
+        sa.update(table)
+        .where(table.c.project_id == rows.c.project_id)
+        .where(
+            table.c.health_assessed_at.is_(None)
+            | (
+                table.c.health_assessed_at
+                <= sa.cast(rows.c.health_assessed_at, table.c.health_assessed_at.type)
+            )
+        )
+        .values(
+            {
+                # Cast: a None in the list is a bare NULL, which PostgreSQL takes for text.
+                name: sa.cast(rows.c[name], table.c[name].type)
+                for name in (
+                    "health",
+                    "reasons",
+                    "metrics",
+                    "at_risk_since",
+                    "escalated_at",
+                    "health_assessed_at",
+                    "health_as_of",
+                    "forecast_finish",
+                )
+            }
+            | {"updated_at": sa.func.now()}
+        )
+    )
+    # The rows changed behind the session's back: what it holds of them is read again when
+    # next queried (every handler queries its project; none reads a held one without).
+    for project_id in newest:
+        uow.session.expire(projects[project_id])
 
 
-async def on_project_at_risk(event: ProjectAtRisk, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Queue the alert (the project's health itself comes from project-health-assessed)."""
-    project = await _known_project(uow, event.project_id, meta)
-    await _queue_project_notice(uow, event, meta, project, severity=event.severity)
+async def on_project_at_risk(
+    deliveries: Sequence[Delivery[ProjectAtRisk]], uow: UnitOfWork
+) -> None:
+    """Queue the alerts, one per event (the project's health itself comes from
+    project-health-assessed): the projects read in one query, the deliveries in one insert."""
+    await _queue_project_notices(uow, deliveries, severity=lambda event: event.severity)
 
 
-async def on_project_recovered(event: ProjectRecovered, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Queue the recovery notice (the episode ends with the green project-health-assessed)."""
-    project = await _known_project(uow, event.project_id, meta)
-    await _queue_project_notice(uow, event, meta, project)
+async def on_project_recovered(
+    deliveries: Sequence[Delivery[ProjectRecovered]], uow: UnitOfWork
+) -> None:
+    """Queue the recovery notices (the episode ends with the green project-health-assessed)."""
+    await _queue_project_notices(uow, deliveries, severity=lambda _: "info")
+
+
+async def _queue_project_notices(
+    uow: UnitOfWork,
+    deliveries: Sequence[Delivery[E]],
+    *,
+    severity: Callable[[E], str],
+) -> None:
+    """One notice per event about one project, in the order they came, each in its trace."""
+    projects = await _known_projects(uow, deliveries)
+    await queue_notices(
+        uow.session,
+        [
+            _project_notice(
+                delivery.event,
+                delivery.meta,
+                projects[delivery.event.project_id],
+                severity=severity(delivery.event),
+                cause=delivery.cause,
+            )
+            for delivery in deliveries
+        ],
+        settings=uow.settings,
+    )
 
 
 async def on_lessons_suggested(event: LessonsSuggested, meta: EventMeta, uow: UnitOfWork) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.context import Context
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -29,20 +31,20 @@ async def subscriptions_wanting(session: AsyncSession, notice: Notice) -> list[S
             select(Subscription).where(col(Subscription.enabled)).order_by(col(Subscription.id))
         )
     ).all()
-    return [
-        subscription
-        for subscription in subscriptions
-        if wants(
-            audience_of(
-                subscription.event_types,
-                subscription.min_severity,
-                subscription.project_id,
-                subscription.business_unit,
-                subscription.escalation_target,
-            ),
-            notice,
-        )
-    ]
+    return [subscription for subscription in subscriptions if _wants(subscription, notice)]
+
+
+def _wants(subscription: Subscription, notice: Notice) -> bool:
+    return wants(
+        audience_of(
+            subscription.event_types,
+            subscription.min_severity,
+            subscription.project_id,
+            subscription.business_unit,
+            subscription.escalation_target,
+        ),
+        notice,
+    )
 
 
 def has_channel(subscription: Subscription, settings: Settings) -> bool:
@@ -53,6 +55,19 @@ def has_channel(subscription: Subscription, settings: Settings) -> bool:
     if subscription.managed_by == PROJECT_MANAGER:
         return manager_has_channel(settings)
     return subscription.id != ENVIRONMENT_WEBHOOK_ID or bool(settings.alert_webhook_url)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One notice to queue: what it tells, the event it comes from, and its message context."""
+
+    notice: Notice
+    event_id: str
+    event_type: str
+    context_for: ContextFor
+    project_id: str | None = None
+    cause: Context | None = None
+    """The trace the deliveries continue (None: the current one)."""
 
 
 async def queue_notice(
@@ -71,35 +86,67 @@ async def queue_notice(
     The unique (event_id, subscription_id) constraint makes a replay of the same notice (an
     event parked and replayed, a clock tick run twice) insert nothing new.
     """
-    wanting = [
+    return await queue_notices(
+        session,
+        [Queued(notice, event_id, event_type, context_for, project_id)],
+        settings=settings,
+        subscriptions=subscriptions,
+    )
+
+
+async def queue_notices(
+    session: AsyncSession,
+    queued: Sequence[Queued],
+    *,
+    settings: Settings,
+    subscriptions: Sequence[Subscription] | None = None,
+) -> int:
+    """Queue several notices at once: the subscriptions read once, one insert for all.
+
+    The deliveries are inserted in the order of `queued` (so their ids, which the delivery
+    worker and the throttle follow, keep the events' order); each (event_id, subscription_id)
+    at most once, as with `queue_notice`. Returns how many deliveries were inserted.
+    """
+    if not queued:
+        return 0
+    enabled = [
         subscription
         for subscription in (
-            subscriptions
+            list(subscriptions)
             if subscriptions is not None
-            else await subscriptions_wanting(session, notice)
+            else (
+                await session.exec(
+                    select(Subscription)
+                    .where(col(Subscription.enabled))
+                    .order_by(col(Subscription.id))
+                )
+            ).all()
         )
         if has_channel(subscription, settings)
     ]
-    trace = current_trace_headers()
     rows: list[dict[str, Any]] = []
-    for subscription in wanting:
-        context = context_for(subscription)
-        if context is None:
-            continue
-        rows.append(
-            {
-                "event_id": event_id,
-                "event_type": event_type,
-                "subscription_id": subscription.id,
-                "project_id": project_id,
-                "channel": subscription.channel,
-                "severity": notice.severity,
-                "context": context,
-                "throttle_key": project_id or "",
-                "traceparent": trace.get("traceparent"),
-                "tracestate": trace.get("tracestate"),
-            }
-        )
+    for item in queued:
+        trace = current_trace_headers(item.cause)
+        for subscription in enabled:
+            if subscriptions is None and not _wants(subscription, item.notice):
+                continue
+            context = item.context_for(subscription)
+            if context is None:
+                continue
+            rows.append(
+                {
+                    "event_id": item.event_id,
+                    "event_type": item.event_type,
+                    "subscription_id": subscription.id,
+                    "project_id": item.project_id,
+                    "channel": subscription.channel,
+                    "severity": item.notice.severity,
+                    "context": context,
+                    "throttle_key": item.project_id or "",
+                    "traceparent": trace.get("traceparent"),
+                    "tracestate": trace.get("tracestate"),
+                }
+            )
     if not rows:
         return 0
     statement = (
