@@ -282,6 +282,12 @@ class Settings(BaseSettings):
     allocation_resolution_poll_s: float = Field(default=2.0, gt=0)
     """How often the re-resolution worker looks for pending work besides being notified."""
 
+    allocation_registration_grace_s: float = Field(default=2.0, ge=0, le=300)
+    """How long a new request whose project allocation has not learned yet (its
+    `project-registered` still on the way: the enterprise's request can overtake the registry's
+    registration) waits before it is decided, so that its first decision is explained with the
+    project's real standing rather than "not registered"; 0 decides at once. Seconds."""
+
     allocation_intervention_amber_after: PositiveDuration = timedelta(days=14)
     """A key project amber (at risk) longer than this gets a PMO expert proposed, as a red one
     does at once (ISO 8601 duration like P14D, or seconds)."""

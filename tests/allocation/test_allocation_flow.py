@@ -382,6 +382,53 @@ async def test_a_duplicate_request_has_one_effect(
     assert decisions[0]["assignments"] == [{"resource_id": "res-maria", "fte": 1.0, "weeks": WEEKS}]
 
 
+async def test_a_request_just_ahead_of_its_registration_is_first_explained_with_its_standing(
+    start_service: ServiceStarter,
+    admin_headers: dict[str, str],
+    enterprise: Enterprise,
+    settings: Settings,
+) -> None:
+    """The demo's race: PRJ-A's request arrives before allocation learns PRJ-A. Within the
+    registration grace the request waits for it, so no decision or conflict ever says "not
+    registered" (a generous grace here, so a slow machine cannot make the test depend on time)."""
+    service = await start_service(
+        "allocation", allocation_resolution_poll_s=0.5, allocation_registration_grace_s=60
+    )
+    async with httpx.AsyncClient(base_url=service.base_url, headers=admin_headers) as api:
+        await given_portfolio(api, enterprise, "PRJ-B")
+        await enterprise.send("resource-requested", request("REQ-B", "PRJ-B"))
+
+        async def b_holds_maria(api: httpx.AsyncClient) -> bool:
+            return await statuses(api) == {"REQ-B": ("granted", 1.0)}
+
+        await until(api, b_holds_maria, "REQ-B granted")
+        await enterprise.send("resource-requested", request("REQ-A", "PRJ-A"))
+
+        async def received(api: httpx.AsyncClient) -> bool:
+            return "REQ-A" in await statuses(api)
+
+        await until(api, received, "REQ-A received")
+        assert (await statuses(api))["REQ-A"][0] == "open", "decided before its project came"
+        await enterprise.send("project-registered", registered("PRJ-A", lifecycle="approved"))
+
+        decisions = await published(
+            settings,
+            "resource-allocated",
+            lambda found: any(d["request_id"] == "REQ-A" for d in found),
+            what="REQ-A's decision",
+        )
+        mine = [d for d in decisions if d["request_id"] == "REQ-A"]
+        assert mine[0]["status"] == "denied"
+        assert "PRJ-A is approved" in mine[0]["reason"]
+        assert all("not registered" not in d["reason"] for d in mine)
+        conflict = await eventually(
+            lambda: conflict_between(api, "REQ-B", "REQ-A"), timeout=30, what="the conflict"
+        )
+        assert "not registered" not in conflict["rationale"]
+        everything = (await api.get("/conflicts")).json()
+        assert all("not registered" not in c["rationale"] for c in everything)
+
+
 async def test_a_request_that_overtakes_its_projects_registration_is_explained_anew(
     allocation_api: httpx.AsyncClient, enterprise: Enterprise, settings: Settings
 ) -> None:

@@ -31,6 +31,7 @@ from services.allocation.adapters.tables import (
     AssignmentRow,
     ConflictRow,
     PendingResolution,
+    ProjectStandingRow,
     ResolutionRun,
     ResourceRequest,
 )
@@ -424,6 +425,37 @@ async def resolve_pending(
         return True
 
 
+async def registration_wait(runtime: ServiceRuntime) -> float:
+    """Seconds to hold the next re-resolution for a registration on its way (0: none).
+
+    A request can overtake its project's `project-registered` (the enterprise publishes the
+    request, the registry publishes the registration after handling `project-started`). Decided
+    at once, its first decision and conflict would say "not registered in the portfolio" and be
+    restated a moment later; so while an undecided request's project is unknown, resolution
+    waits until the oldest such request is `allocation_registration_grace_s` old (a
+    registration wakes it at once). The oldest bounds the wait, so a stream of requests for
+    unknown projects cannot hold resolution back; after the grace they are decided as things
+    stand, and restated if their projects come later.
+    """
+    grace = runtime.settings.allocation_registration_grace_s
+    if grace <= 0:
+        return 0.0
+    request = cast(Table, ResourceRequest.__table__)  # type: ignore[attr-defined]
+    standing = cast(Table, ProjectStandingRow.__table__)  # type: ignore[attr-defined]
+    oldest_unknown = (
+        select(func.min(request.c.received_at), func.now())
+        .select_from(request.outerjoin(standing, standing.c.project_id == request.c.project_id))
+        .where(request.c.decided_at.is_(None), standing.c.name.is_(None))
+    )
+    async with runtime.unit_of_work() as uow:
+        row = (await uow.session.exec(oldest_unknown)).one()
+    received: datetime | None = row[0]
+    now: datetime = row[1]
+    if received is None:
+        return 0.0
+    return max(0.0, grace - (now - received).total_seconds())
+
+
 async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection | None:
     """A connection LISTENing for pending work, or None (then polling alone finds it)."""
     from shared.database import asyncpg_url
@@ -446,6 +478,13 @@ async def resolution_worker(runtime: ServiceRuntime) -> None:
 
     async def round_() -> None:
         wake.clear()
+        hold = await registration_wait(runtime)
+        if hold > 0:
+            # A registration on its way: the round ends when it comes (it wakes us) or the
+            # grace is over, and the next round looks again.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), hold)
+            return
         while await resolve_pending(runtime, metrics):
             pass
         with contextlib.suppress(TimeoutError):
