@@ -80,6 +80,8 @@ def install(app: FastAPI) -> None:
         if error.status_code == 422 and isinstance(detail, str):
             where = "query" if request.method in ("GET", "HEAD") else "body"
             detail = [{"loc": [where], "msg": detail, "type": "value_error"}]
+        if isinstance(detail, str):
+            detail = _clip(detail, ECHO_CHARACTERS * 2)
         if error.status_code == 405:
             # Starlette names the methods of the first route matching the path only; a path
             # served by several routes (GET and POST /projects) allows all of theirs.
@@ -91,9 +93,10 @@ def install(app: FastAPI) -> None:
 
     async def invalid_request(request: Request, error: Exception) -> JSONResponse:
         # FastAPI echoes each refused input; NaN or 1e999 (JSON's parser reads them) cannot be
-        # written back as JSON, which turned a 422 into a 500. The echo is made JSON-safe.
+        # written back as JSON, which turned a 422 into a 500. The echo is made JSON-safe, and
+        # clipped: a 300,000-character value sent back whole is no one-line message.
         assert isinstance(error, RequestValidationError)
-        return JSONResponse({"detail": _json_safe(jsonable_encoder(error.errors()))}, 422)
+        return JSONResponse({"detail": _clip(_json_safe(jsonable_encoder(error.errors())))}, 422)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
 
@@ -115,6 +118,29 @@ def _no_control_characters(schema: dict[str, Any]) -> None:
     for option in [schema, *schema.get("anyOf", [])]:
         if option.get("type") == "string" and "pattern" not in option and "format" not in option:
             option["pattern"] = _PARAMETER_PATTERN
+
+
+ECHO_CHARACTERS = 200
+"""The longest text an error message echoes back of what the caller sent."""
+ECHO_ITEMS = 20
+"""The most items of a list an error message echoes back."""
+
+
+def _clip(value: Any, characters: int = ECHO_CHARACTERS) -> Any:
+    """`value` with each text longer than `characters` cut, saying how long it was, and each
+    list longer than `ECHO_ITEMS` cut, saying how many items it had."""
+    if isinstance(value, str):
+        if len(value) <= characters:
+            return value
+        return f"{value[:characters]}… ({len(value):,} characters)"
+    if isinstance(value, dict):
+        return {key: _clip(item, characters) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        clipped = [_clip(item, characters) for item in value[:ECHO_ITEMS]]
+        if len(value) > ECHO_ITEMS:
+            clipped.append(f"… ({len(value):,} items)")
+        return clipped
+    return value
 
 
 def _json_safe(value: Any) -> Any:

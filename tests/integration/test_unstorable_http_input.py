@@ -123,3 +123,26 @@ async def test_a_number_json_cannot_hold_is_a_422_naming_the_field(
         )
     assert answer.status_code == 422, answer.text
     assert [problem["loc"] for problem in answer.json()["detail"]] == [["body", "capacity_fte"]]
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "path", "body"),
+    [
+        ("allocation", "PUT", "/resources/nobody/specialties", {"specialties": ["x" * 300_000]}),
+        ("registry", "POST", "/programs", {"program_id": "P", "name": "n" * 300_000}),
+        ("allocation", "POST", "/resources", {"resource_id": "r", "skills": ["dev"] * 5_000}),
+    ],
+)
+async def test_an_error_echoes_at_most_a_clipped_part_of_a_huge_input(
+    service: ServiceName,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    start_service: ServiceStarter,
+    admin_headers: dict[str, str],
+) -> None:
+    running = await start_service(service)
+    async with httpx.AsyncClient(base_url=running.base_url, headers=admin_headers) as api:
+        answer = await api.request(method, path, json=body)
+    assert answer.status_code in (404, 422), answer.text[:500]
+    assert len(answer.content) < 10_000, f"{len(answer.content):,} bytes of error"
