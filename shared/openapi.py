@@ -96,7 +96,9 @@ def install(app: FastAPI) -> None:
         # written back as JSON, which turned a 422 into a 500. The echo is made JSON-safe, and
         # clipped: a 300,000-character value sent back whole is no one-line message.
         assert isinstance(error, RequestValidationError)
-        return JSONResponse({"detail": _clip(_json_safe(jsonable_encoder(error.errors())))}, 422)
+        problems = _json_safe(jsonable_encoder(error.errors()))
+        # Each problem is clipped, not the list of them: its items must stay problems.
+        return JSONResponse({"detail": [_clip(problem) for problem in problems]}, 422)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
 
