@@ -56,6 +56,7 @@ from tests.faults.workload import (
     Workload,
     build_workload,
     meaning_of,
+    statement_of,
 )
 
 NOTICE_TYPES = (
@@ -623,7 +624,20 @@ class Run:
         report.same_id_copies = sum(n - 1 for n in copies.values())
         report.expected = len(work.expected)
         report.lost = sorted(work.expected - set(meanings), key=repr)
-        report.twice = sorted((m for m, ids in meanings.items() if len(ids) > 1), key=repr)
+        # Allocation restates a decision or conflict whose reason changed while the people
+        # stayed (issue 10: never keep a stale "not registered"): same meaning, new statement.
+        # That is a new fact, not a second effect; the same statement twice is.
+        statements = {
+            event_id: statement_of(envelope["data"]) for event_id, envelope in events.items()
+        }
+        report.twice = sorted(
+            (
+                m
+                for m, ids in meanings.items()
+                if len({statements[event_id] for event_id in ids}) < len(ids)
+            ),
+            key=repr,
+        )
         report.unexpected = sorted(
             (m for m in set(meanings) - work.expected if m[0] not in UNPREDICTED), key=repr
         )

@@ -89,6 +89,16 @@ def meaning_of(event_name: str, data: Mapping[str, Any]) -> Meaning:
     return (event_name, repr(sorted(data.items())))
 
 
+def statement_of(data: Mapping[str, Any]) -> str | None:
+    """What an outbound event says in words: a decision's reason or a conflict's rationale.
+
+    Two events of one meaning with different statements are a restatement (allocation publishes
+    a decision again when its reason changes while its people stay), not one effect twice.
+    """
+    statement = data.get("reason", data.get("rationale"))
+    return statement if isinstance(statement, str) else None
+
+
 @dataclass
 class Workload:
     """The inbound events of one run, in phases, and what the system must do with them."""
