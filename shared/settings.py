@@ -21,6 +21,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pytimeparse.timeparse import timeparse
 
+from shared.health_rules import threshold_setting
+
 ServiceName = Literal["registry", "monitoring", "allocation", "notifications"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("registry", "monitoring", "allocation", "notifications")
 
@@ -232,25 +234,20 @@ class Settings(BaseSettings):
     """A digest slot missed (service down) is still sent if it is at most this late."""
 
     # --- Monitoring ----------------------------------------------------------------------------
-    # Default health rules; a PMO administrator may override them with PUT /thresholds.
-    monitoring_spi_green_from: float = Field(default=0.95, gt=0)
-    """SPI(t) (SPI where SPI(t) is undefined) at or above this is green."""
-    monitoring_spi_amber_from: float = Field(default=0.90, gt=0)
-    """SPI(t) at or above this (below green) is amber; below it, red."""
-    monitoring_cpi_green_from: float = Field(default=0.95, gt=0)
-    """CPI at or above this is green."""
-    monitoring_cpi_amber_from: float = Field(default=0.90, gt=0)
-    """CPI at or above this (below green) is amber; below it, red."""
-    monitoring_tcpi_red_above: float = Field(default=1.10, gt=0)
-    """TCPI above this is red (the remaining work needs an efficiency the project lacks)."""
-    monitoring_hysteresis_margin: float = Field(default=0.02, ge=0)
-    """How far an index must clear a threshold to leave a worse level, so it does not flap."""
-    monitoring_stale_after_days: int = Field(default=14, ge=1)
-    """A project with no status report for more than this many days is stale (amber)."""
-    monitoring_milestone_red_after_days: int = Field(default=30, ge=0)
-    """A milestone overdue by more than this many days is red; any overdue one is amber."""
-    monitoring_resource_shortfall_red_from: float = Field(default=0.5, gt=0, le=1)
-    """Share of a project's requested FTE left ungranted from which a shortfall is red."""
+    # Default health rules; a PMO administrator may override them with PUT /thresholds. Each
+    # rule's meaning and bounds are `HealthThresholds`' (shared/health_rules.py); only the
+    # default is stated here.
+    monitoring_spi_green_from: float = threshold_setting("spi_green_from", 0.95)
+    monitoring_spi_amber_from: float = threshold_setting("spi_amber_from", 0.90)
+    monitoring_cpi_green_from: float = threshold_setting("cpi_green_from", 0.95)
+    monitoring_cpi_amber_from: float = threshold_setting("cpi_amber_from", 0.90)
+    monitoring_tcpi_red_above: float = threshold_setting("tcpi_red_above", 1.10)
+    monitoring_hysteresis_margin: float = threshold_setting("hysteresis_margin", 0.02)
+    monitoring_stale_after_days: int = threshold_setting("stale_after_days", 14)
+    monitoring_milestone_red_after_days: int = threshold_setting("milestone_red_after_days", 30)
+    monitoring_resource_shortfall_red_from: float = threshold_setting(
+        "resource_shortfall_red_from", 0.5
+    )
     monitoring_staleness_check_interval_s: float = Field(default=60.0, gt=0)
     """How often the staleness clock looks for projects without a recent report."""
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from services.monitoring.service_layer.configuration import default_thresholds
-from shared.settings import ConfigurationError, Settings
+from shared.health_rules import SETTINGS_PREFIX, HealthThresholds
+from shared.settings import ConfigurationError, Settings, load_settings
 
 
 def test_the_settings_give_the_default_thresholds() -> None:
@@ -16,3 +17,20 @@ def test_the_settings_give_the_default_thresholds() -> None:
 def test_unusable_threshold_settings_are_refused_with_the_variable_named() -> None:
     with pytest.raises(ConfigurationError, match=r"PMO_MONITORING_\*: .*spi_amber_from"):
         default_thresholds(Settings(monitoring_spi_amber_from=0.99))
+
+
+def test_every_rule_is_a_setting_with_the_rules_bounds_and_meaning() -> None:
+    # One source: a rule added to HealthThresholds without its PMO_MONITORING_* setting, or a
+    # setting whose bounds drift from the rule's, fails here (and default_thresholds would fail).
+    for rule, field in HealthThresholds.model_fields.items():
+        setting = Settings.model_fields[SETTINGS_PREFIX + rule]
+        assert (setting.annotation, setting.metadata) == (field.annotation, field.metadata), rule
+        assert field.description, rule
+        assert setting.description == field.description, rule
+        assert setting.default is not None, rule
+
+
+def test_a_threshold_setting_out_of_the_rules_bounds_is_refused_when_the_settings_load() -> None:
+    # The bound is the rule's (TCPI at most 10), stated once in shared/health_rules.py.
+    with pytest.raises(ConfigurationError, match=r"PMO_MONITORING_TCPI_RED_ABOVE: .*10"):
+        load_settings(monitoring_tcpi_red_above=11)

@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Literal, Self
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Literal
 
 from services.monitoring.domain.earned_value import (
     Baseline,
@@ -27,6 +25,9 @@ from services.monitoring.domain.earned_value import (
     ProgressReport,
     earned_value,
 )
+
+# The rules' numbers are defined once, in shared/ (the settings read them too).
+from shared.health_rules import HealthThresholds as HealthThresholds
 
 Level = Literal["green", "amber", "red"]
 Severity = Literal["amber", "red"]
@@ -58,45 +59,6 @@ def better(first: Level, second: Level) -> Level:
 
 def is_worse(level: Level, than: Level) -> bool:
     return RANK[level] > RANK[than]
-
-
-class HealthThresholds(BaseModel):
-    """The rules' numbers; defaults come from the settings, a PMO administrator may override."""
-
-    # Strict: an administrator's "0.9" or true is refused, not guessed at (issue 15, item 11).
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False, strict=True)
-
-    spi_green_from: float = Field(gt=0, le=10)
-    """SPI(t) (or SPI) at or above this is green."""
-    spi_amber_from: float = Field(gt=0, le=10)
-    """SPI(t) (or SPI) at or above this, below green, is amber; below it is red."""
-    cpi_green_from: float = Field(gt=0, le=10)
-    """CPI at or above this is green."""
-    cpi_amber_from: float = Field(gt=0, le=10)
-    """CPI at or above this, below green, is amber; below it is red."""
-    tcpi_red_above: float = Field(gt=0, le=10)
-    """TCPI above this is red: the rest of the work needs an efficiency the project lacks."""
-    hysteresis_margin: float = Field(ge=0, le=1)
-    """How far an index must clear a threshold to leave a worse level (no flapping)."""
-    stale_after_days: int = Field(ge=1, le=3650)
-    """A project without a status report for more than this many days is stale (amber)."""
-    milestone_red_after_days: int = Field(ge=0, le=3650)
-    """A milestone overdue by more than this many days is red (any overdue one is amber)."""
-    resource_shortfall_red_from: float = Field(gt=0, le=1)
-    """Share of the project's requested FTE not granted from which a shortfall is red."""
-
-    @model_validator(mode="after")
-    def _amber_below_green(self) -> Self:
-        for index in ("spi", "cpi"):
-            green, amber = (
-                getattr(self, f"{index}_green_from"),
-                getattr(self, f"{index}_amber_from"),
-            )
-            if amber > green:
-                raise ValueError(
-                    f"{index}_amber_from ({amber}) must not be above {index}_green_from ({green})"
-                )
-        return self
 
 
 def floor_level(value: float, *, green_from: float, amber_from: float) -> Level:

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from services.monitoring.adapters.repository import threshold_override
 from services.monitoring.adapters.tables import ThresholdOverride
 from services.monitoring.domain.health import HealthThresholds
+from shared.health_rules import SETTINGS_PREFIX
 from shared.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-
-SETTINGS_PREFIX = "monitoring_"
 
 
 def default_thresholds(settings: Settings) -> HealthThresholds:
