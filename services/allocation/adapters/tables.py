@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, func
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TEXT
 from sqlmodel import Field, SQLModel
+
+from shared.columns import identity_key, jsonb, text_array, timestamp
 
 SCHEMA = "allocation"
 
@@ -25,20 +25,17 @@ class ResourceRequest(SQLModel, table=True):
     hours: float | None = None
     start: date
     end: date
-    weeks: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    weeks: list[str] = text_array(list)
     priority: str | None = None
     named_resource: str | None = None
     status: str = "open"
     """open (not decided yet), granted, partial or denied."""
-    received_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
+    received_at: datetime | None = timestamp(nullable=False, server_now=True)
     event_id: str
     fte_granted: float | None = None
     """Average FTE granted per planned week."""
     reason: str | None = None
-    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    decided_at: datetime | None = timestamp()
     """When its decision (resource-allocated) was published; None while open."""
 
 
@@ -50,21 +47,13 @@ class Resource(SQLModel, table=True):
 
     resource_id: str = Field(primary_key=True)
     name: str
-    skills: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    skills: list[str] = text_array(list)
     capacity_fte: float
     """Usual capacity in FTE per week (a team may have more than 1)."""
-    specialties: list[str] = Field(
-        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False, server_default="{}")
-    )
+    specialties: list[str] = text_array(list, server_default="{}")
     """PMO expert specialties (e.g. schedule-recovery); empty: not one of the PMO's experts."""
-    created_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
-    updated_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
+    created_at: datetime | None = timestamp(nullable=False, server_now=True)
+    updated_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class CapacityChangeRow(SQLModel, table=True):
@@ -73,7 +62,7 @@ class CapacityChangeRow(SQLModel, table=True):
     __tablename__ = "capacity_change"
     __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    id: int | None = identity_key()
     resource_id: str = Field(
         foreign_key=f"{SCHEMA}.resource.resource_id", ondelete="CASCADE", index=True
     )
@@ -101,12 +90,7 @@ class ProjectStandingRow(SQLModel, table=True):
     score: float | None = None
     why: str | None = None
     strategy_version: int | None = None
-    updated_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(
-            DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
-        ),
-    )
+    updated_at: datetime | None = timestamp(nullable=False, server_now=True, on_update_now=True)
 
 
 class PortfolioVersion(SQLModel, table=True):
@@ -118,10 +102,7 @@ class PortfolioVersion(SQLModel, table=True):
     strategy_version: int = Field(primary_key=True)
     ranked: int
     event_id: str
-    applied_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
+    applied_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class AssignmentRow(SQLModel, table=True):
@@ -146,33 +127,21 @@ class ConflictRow(SQLModel, table=True):
     contest_key: str = Field(index=True)
     skill: str | None = None
     resource_id: str | None = None
-    weeks: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
-    winners: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
-    )
-    losers: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
-    )
+    weeks: list[str] = text_array(list)
+    winners: list[dict[str, Any]] = jsonb(list)
+    losers: list[dict[str, Any]] = jsonb(list)
     rationale: str
-    request_ids: list[str] = Field(
-        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
-    )
+    request_ids: list[str] = text_array(list)
     cause: str
     state: str = "resolved"
     """resolved: published and standing, its losers short as it says; closed: the shortage
     ended or a newer resolution superseded it."""
     closed_reason: str | None = None
     """How it stopped standing."""
-    created_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
-    resolved_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
+    created_at: datetime | None = timestamp(nullable=False, server_now=True)
+    resolved_at: datetime | None = timestamp(nullable=False, server_now=True)
     """When its resolution was (last) published."""
-    closed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    closed_at: datetime | None = timestamp()
 
 
 class PendingResolution(SQLModel, table=True):
@@ -181,15 +150,12 @@ class PendingResolution(SQLModel, table=True):
     __tablename__ = "resolution_pending"
     __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    weeks: list[str] | None = Field(default=None, sa_column=Column(ARRAY(TEXT)))
+    id: int | None = identity_key()
+    weeks: list[str] | None = text_array(nullable=True)
     """None: every planned week."""
     cause: str
     traceparent: str | None = None
-    created_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
+    created_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class ResolutionRun(SQLModel, table=True):
@@ -198,8 +164,8 @@ class ResolutionRun(SQLModel, table=True):
     __tablename__ = "resolution_run"
     __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
-    causes: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    id: int | None = identity_key()
+    causes: list[str] = text_array(list)
     weeks: int
     requests: int
     method: str
@@ -212,10 +178,7 @@ class ResolutionRun(SQLModel, table=True):
     decided: int
     changed: int
     conflicts: int
-    ran_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
+    ran_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class ProjectHealthRow(SQLModel, table=True):
@@ -227,13 +190,11 @@ class ProjectHealthRow(SQLModel, table=True):
     project_id: str = Field(primary_key=True)
     health: str
     """green, amber or red."""
-    reason_codes: list[str] = Field(
-        default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False)
-    )
-    reasons: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
+    reason_codes: list[str] = text_array(list)
+    reasons: list[str] = text_array(list)
     """The reasons' messages, worst first."""
-    at_risk_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    assessed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    at_risk_since: datetime | None = timestamp()
+    assessed_at: datetime = timestamp(nullable=False, required=True)
 
 
 class InterventionRow(SQLModel, table=True):
@@ -247,8 +208,8 @@ class InterventionRow(SQLModel, table=True):
     origin: str
     """risk (pushed by a key project's health) or advice (asked by its manager)."""
     specialty: str
-    reasons: list[str] = Field(default_factory=list, sa_column=Column(ARRAY(TEXT), nullable=False))
-    episode: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    reasons: list[str] = text_array(list)
+    episode: datetime | None = timestamp()
     """The at-risk episode (its `at_risk_since`) a risk intervention answers: one per episode."""
     fte: float
     starts: date
@@ -264,9 +225,6 @@ class InterventionRow(SQLModel, table=True):
     request_id: str | None = None
     """The resource request allocating the expert, once accepted."""
     end_reason: str | None = None
-    proposed_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
-    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    proposed_at: datetime | None = timestamp(nullable=False, server_now=True)
+    decided_at: datetime | None = timestamp()
+    ended_at: datetime | None = timestamp()

@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, Index, func
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+from shared.columns import identity_key, jsonb, timestamp
+
 SCHEMA = "monitoring"
-
-
-def _jsonb(**options: Any) -> Any:
-    return Field(sa_column=Column(JSONB, nullable=False, **options))
 
 
 class MonitoredProject(SQLModel, table=True):
@@ -30,14 +27,12 @@ class MonitoredProject(SQLModel, table=True):
     budget_at_completion: float
     start_date: date
     planned_finish_date: date
-    planned_value_curve: list[dict[str, Any]] | None = Field(
-        default=None, sa_column=Column(JSONB, nullable=True)
-    )
+    planned_value_curve: list[dict[str, Any]] | None = jsonb(nullable=True)
     """`[{date, planned_value}]` from project-started; null for a linear plan."""
     baseline_event_id: str | None = None
     baseline_version: int = 1
     """The approved baseline in force: 1 is project-started's, later ones project-rebaselined's."""
-    rebaselined_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    rebaselined_at: datetime | None = timestamp()
     """When the baseline in force was approved, if it is not the original one."""
 
     monitoring_state: str = "active"
@@ -50,36 +45,29 @@ class MonitoredProject(SQLModel, table=True):
     latest_percent_complete: float | None = None
     latest_actual_cost: float | None = None
     reported_health: str | None = None
-    milestones: list[dict[str, Any]] | None = Field(
-        default=None, sa_column=Column(JSONB, nullable=True)
-    )
+    milestones: list[dict[str, Any]] | None = jsonb(nullable=True)
     """The milestones last reported (a report without them keeps these); null: never reported."""
 
     status_expected_since: date
     """The staleness clock counts days without a report from here: the latest report's as-of
     date, else the later of the start and the day monitoring took the baseline."""
-    stale_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    stale_since: datetime | None = timestamp()
 
     health: str = "green"
-    health_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    at_risk_since: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    reasons: list[dict[str, Any]] = _jsonb(server_default="[]")
+    health_since: datetime | None = timestamp()
+    at_risk_since: datetime | None = timestamp()
+    reasons: list[dict[str, Any]] = jsonb(required=True, server_default="[]")
     """The current reasons: `[{code, severity, message, numbers}]`."""
-    index_levels: dict[str, str] = _jsonb(server_default="{}")
+    index_levels: dict[str, str] = jsonb(required=True, server_default="{}")
     """The level of each measured index at the last assessment (hysteresis memory)."""
-    metrics: dict[str, float | None] = _jsonb(server_default="{}")
+    metrics: dict[str, float | None] = jsonb(required=True, server_default="{}")
     forecast_finish: date | None = None
-    assessed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    assessed_at: datetime | None = timestamp()
     """When the current assessment was made; strictly increasing, the order of its
     project-health-assessed events."""
     assessed_as_of: date | None = None
     """The as-of date of the report behind the current assessment."""
-    updated_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(
-            DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
-        ),
-    )
+    updated_at: datetime | None = timestamp(nullable=False, server_now=True, on_update_now=True)
 
 
 class HealthAssessmentRecord(SQLModel, table=True):
@@ -91,11 +79,9 @@ class HealthAssessmentRecord(SQLModel, table=True):
         {"schema": SCHEMA},
     )
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    id: int | None = identity_key()
     project_id: str
-    assessed_at: datetime = Field(
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
-    )
+    assessed_at: datetime = timestamp(nullable=False, server_now=True, required=True)
     trigger: str
     """What caused it: the event name, or `staleness-clock`."""
     event_id: str | None = None
@@ -105,8 +91,8 @@ class HealthAssessmentRecord(SQLModel, table=True):
     """False for a report older than the latest one (kept, but not the current health) and
     for reports after the project left monitoring."""
     health: str
-    reasons: list[dict[str, Any]] = _jsonb(server_default="[]")
-    metrics: dict[str, float | None] = _jsonb(server_default="{}")
+    reasons: list[dict[str, Any]] = jsonb(required=True, server_default="[]")
+    metrics: dict[str, float | None] = jsonb(required=True, server_default="{}")
     forecast_finish: date | None = None
     alert: str | None = None
     """The event this assessment published, if any: project-at-risk or project-recovered."""
@@ -123,18 +109,13 @@ class BaselineRecord(SQLModel, table=True):
     budget_at_completion: float
     start_date: date
     planned_finish_date: date
-    planned_value_curve: list[dict[str, Any]] | None = Field(
-        default=None, sa_column=Column(JSONB, nullable=True)
-    )
+    planned_value_curve: list[dict[str, Any]] | None = jsonb(nullable=True)
     approved_by: str | None = None
     """Who approved a re-baseline (null for the original, taken from project-started)."""
     reason: str | None = None
-    approved_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    approved_at: datetime | None = timestamp()
     event_id: str | None = None
-    received_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    received_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class ResourcePositionRecord(SQLModel, table=True):
@@ -154,7 +135,7 @@ class ResourcePositionRecord(SQLModel, table=True):
     status: str
     """granted, partial or denied (derived from the figures when the event gives none)."""
     why: str
-    decided_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    decided_at: datetime = timestamp(nullable=False, required=True)
     """When the allocation decided (the event's time): an older decision never overwrites a
     newer one, whichever topic brings it first."""
     event_id: str
@@ -167,8 +148,6 @@ class ThresholdOverride(SQLModel, table=True):
     __table_args__ = {"schema": SCHEMA}
 
     id: int = Field(default=1, primary_key=True)
-    thresholds: dict[str, Any] = _jsonb()
+    thresholds: dict[str, Any] = jsonb(required=True)
     updated_by: str
-    updated_at: datetime = Field(
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
-    )
+    updated_at: datetime = timestamp(nullable=False, server_now=True, required=True)

@@ -6,25 +6,16 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, BigInteger, Column, DateTime, Float, Identity, Integer, Text, func
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy import Column, Float, Integer
+from sqlalchemy.dialects.postgresql import UUID
 from sqlmodel import Field, SQLModel
+
+from shared.columns import column, identity_key, jsonb, text_array, timestamp, timestamp_key
 
 SCHEMA = "notifications"
 
 ENVIRONMENT_WEBHOOK_ID = uuid.UUID("6d1f3c2e-5b7a-5e0c-9f8e-2a4b6c8d0e1f")
 """The built-in subscription standing for `PMO_ALERT_WEBHOOK_URL` (made by migration 0002)."""
-
-
-def _timestamp(*, nullable: bool = True, default_now: bool = False) -> Any:
-    return Field(
-        default=None,
-        sa_column=Column(
-            DateTime(timezone=True),
-            nullable=nullable,
-            server_default=func.now() if default_now else None,
-        ),
-    )
 
 
 class Subscription(SQLModel, table=True):
@@ -40,7 +31,7 @@ class Subscription(SQLModel, table=True):
     channel: str
     recipient: str
     secret: str | None = None
-    event_types: list[str] = Field(sa_column=Column(ARRAY(Text), nullable=False))
+    event_types: list[str] = text_array(required=True)
     min_severity: str = "info"
     project_id: str | None = None
     business_unit: str | None = None
@@ -49,11 +40,11 @@ class Subscription(SQLModel, table=True):
     enabled: bool = True
     disabled_reason: str | None = None
     """Why it is disabled: a receiver's refusal for good, or the administrator who did it."""
-    disabled_at: datetime | None = _timestamp()
+    disabled_at: datetime | None = timestamp()
     managed_by: str = "api"
     created_by: str | None = None
-    created_at: datetime | None = _timestamp(nullable=False, default_now=True)
-    updated_at: datetime | None = _timestamp(nullable=False, default_now=True)
+    created_at: datetime | None = timestamp(nullable=False, server_now=True)
+    updated_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class Delivery(SQLModel, table=True):
@@ -66,27 +57,25 @@ class Delivery(SQLModel, table=True):
     event_id: str
     """The CloudEvents id, or a made-up key for escalations, summaries and digests."""
     event_type: str
-    subscription_id: uuid.UUID | None = Field(
-        default=None, sa_column=Column(UUID(as_uuid=True), nullable=True)
-    )
+    subscription_id: uuid.UUID | None = column(UUID(as_uuid=True))
     project_id: str | None = None
     channel: str
     severity: str | None = None
-    context: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    context: dict[str, Any] = jsonb(required=True)
     state: str = "pending"
     throttle_key: str = ""
-    held_until: datetime | None = _timestamp()
-    summary_id: int | None = Field(default=None, sa_column=Column(Integer, nullable=True))
+    held_until: datetime | None = timestamp()
+    summary_id: int | None = column(Integer)
     attempts: int = 0
     max_attempts: int | None = None
     last_error: str | None = None
     traceparent: str | None = None
     tracestate: str | None = None
-    next_attempt_at: datetime | None = _timestamp(nullable=False, default_now=True)
-    locked_until: datetime | None = _timestamp()
+    next_attempt_at: datetime | None = timestamp(nullable=False, server_now=True)
+    locked_until: datetime | None = timestamp()
     lease_owner: str | None = None
-    delivered_at: datetime | None = _timestamp()
-    created_at: datetime | None = _timestamp(nullable=False, default_now=True)
+    delivered_at: datetime | None = timestamp()
+    created_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class DeliveryAttempt(SQLModel, table=True):
@@ -95,12 +84,12 @@ class DeliveryAttempt(SQLModel, table=True):
     __tablename__ = "delivery_attempt"
     __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    id: int | None = identity_key()
     delivery_id: int
     number: int
     worker: str
-    started_at: datetime | None = _timestamp(nullable=False, default_now=True)
-    finished_at: datetime | None = _timestamp()
+    started_at: datetime | None = timestamp(nullable=False, server_now=True)
+    finished_at: datetime | None = timestamp()
     outcome: str = "in_flight"
     status_code: int | None = None
     error: str | None = None
@@ -118,24 +107,20 @@ class ProjectView(SQLModel, table=True):
     manager: str | None = None
     lifecycle: str
     rank: int | None = None
-    score: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    score: float | None = column(Float)
     health: str = "green"
-    metrics: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column(JSONB, nullable=False, server_default="{}")
-    )
-    reasons: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False, server_default="[]")
-    )
-    at_risk_since: datetime | None = _timestamp()
+    metrics: dict[str, Any] = jsonb(dict, server_default="{}")
+    reasons: list[dict[str, Any]] = jsonb(list, server_default="[]")
+    at_risk_since: datetime | None = timestamp()
     """When the current at-risk episode began (monitoring's own time); escalation counts from
     it, once per episode."""
-    escalated_at: datetime | None = _timestamp()
-    health_assessed_at: datetime | None = _timestamp()
+    escalated_at: datetime | None = timestamp()
+    health_assessed_at: datetime | None = timestamp()
     """When monitoring made the assessment kept here: only a newer one replaces it."""
     health_as_of: date | None = None
     """The as-of date of the status report behind that assessment."""
     forecast_finish: date | None = None
-    updated_at: datetime | None = _timestamp(nullable=False, default_now=True)
+    updated_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class ResourceRequestView(SQLModel, table=True):
@@ -149,7 +134,7 @@ class ResourceRequestView(SQLModel, table=True):
     skill: str | None = None
     fte_requested: float
     fte_granted: float
-    decided_at: datetime | None = _timestamp()
+    decided_at: datetime | None = timestamp()
     """When allocation decided (the event's time): an older decision never overwrites it."""
 
 
@@ -159,8 +144,8 @@ class DigestRun(SQLModel, table=True):
     __tablename__ = "digest_run"
     __table_args__ = {"schema": SCHEMA}
 
-    slot: datetime = Field(sa_column=Column(DateTime(timezone=True), primary_key=True))
+    slot: datetime = timestamp_key()
     claimed_by: str
-    claimed_at: datetime | None = _timestamp(nullable=False, default_now=True)
+    claimed_at: datetime | None = timestamp(nullable=False, server_now=True)
     projects: int
     deliveries: int

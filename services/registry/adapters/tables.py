@@ -5,18 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, func
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
+from shared.columns import identity_key, jsonb, timestamp
+
 SCHEMA = "registry"
-
-
-def _now_column() -> Any:
-    return Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
 
 
 class Project(SQLModel, table=True):
@@ -34,50 +27,36 @@ class Project(SQLModel, table=True):
     planned_finish_date: date
     budget: float
     currency: str
-    objectives: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
-    )
+    objectives: list[dict[str, Any]] = jsonb(list)
     key_project: bool = False
     methodology: str | None = None
     """The stage model's canonical name (the default model's when the sender named none)."""
     lifecycle: str
     percent_complete: float | None = None
     status_as_of: date | None = None
-    registered_at: datetime | None = _now_column()
+    registered_at: datetime | None = timestamp(nullable=False, server_now=True)
     registered_by: str
     """The event id (or user) that registered it."""
-    updated_at: datetime | None = _now_column()
+    updated_at: datetime | None = timestamp(nullable=False, server_now=True)
     health: str | None = None
     """Monitoring's newest assessment (green, amber, red); None until it has assessed."""
-    health_reasons: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    health_reasons: list[str] = jsonb(list)
     """The reasons' codes, worst first."""
-    health_as_of: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    health_as_of: datetime | None = timestamp()
     """When monitoring made that assessment (`assessed_at`): the newest one is kept."""
-    health_details: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
-    )
+    health_details: list[dict[str, Any]] = jsonb(list)
     """The reasons in full: `[{code, severity, message, numbers}]`."""
-    health_metrics: dict[str, Any] = Field(
-        default_factory=dict, sa_column=Column(JSONB, nullable=False)
-    )
+    health_metrics: dict[str, Any] = jsonb(dict)
     """The earned-value figures of the assessment (SPI, SPI(t), CPI, EAC, VAC, TCPI, ...)."""
     health_status_as_of: date | None = None
     """The as-of date of the status report the assessment's figures come from."""
     forecast_finish: date | None = None
-    at_risk_since: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
-    planned_value_curve: list[dict[str, Any]] | None = Field(
-        default=None, sa_column=Column(JSONB, nullable=True)
-    )
+    at_risk_since: datetime | None = timestamp()
+    planned_value_curve: list[dict[str, Any]] | None = jsonb(nullable=True)
     """The baseline's planned-value curve; None: linear from start to planned finish."""
     baseline_version: int | None = None
     """The approved baseline in force (1: the one it started with); None before it started."""
-    rebaselined_at: datetime | None = Field(
-        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
-    )
+    rebaselined_at: datetime | None = timestamp()
     """When the baseline in force was approved, if the project was re-baselined."""
     rank: int | None = None
     """Rank at the last reprioritization (a strategy change), None if it was not ranked then."""
@@ -105,10 +84,7 @@ class StatusReport(SQLModel, table=True):
     actual_cost: float
     lifecycle: str | None = None
     reported_health: str | None = None
-    received_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), server_default=func.now(), nullable=False),
-    )
+    received_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class ProjectHistory(SQLModel, table=True):
@@ -117,14 +93,14 @@ class ProjectHistory(SQLModel, table=True):
     __tablename__ = "project_history"
     __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    id: int | None = identity_key()
     project_id: str
-    at: datetime | None = _now_column()
+    at: datetime | None = timestamp(nullable=False, server_now=True)
     change: str
     """registered, updated, lifecycle, status, health, resource_shortfall, reprioritized,
     directive, intervention (a PMO expert proposed, accepted, declined or ended)."""
-    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
-    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    before: dict[str, Any] | None = jsonb(nullable=True)
+    after: dict[str, Any] | None = jsonb(nullable=True)
     cause: str
     """The event id, or the subject of the user's token."""
     note: str | None = None
@@ -136,23 +112,17 @@ class StrategyRecord(SQLModel, table=True):
     __tablename__ = "strategy"
     __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    id: int | None = identity_key()
     strategy_version: int
     effective_date: date
-    objectives: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
-    )
-    directives: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
-    )
+    objectives: list[dict[str, Any]] = jsonb(list)
+    directives: list[dict[str, Any]] = jsonb(list)
     cause: str
-    received_at: datetime | None = _now_column()
+    received_at: datetime | None = timestamp(nullable=False, server_now=True)
     outcome: str
     """applied or ignored."""
     note: str | None = None
-    directive_effects: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
-    )
+    directive_effects: list[dict[str, Any]] = jsonb(list)
 
 
 class Baseline(SQLModel, table=True):
@@ -166,12 +136,10 @@ class Baseline(SQLModel, table=True):
     budget: float
     start_date: date
     planned_finish_date: date
-    planned_value_curve: list[dict[str, Any]] | None = Field(
-        default=None, sa_column=Column(JSONB, nullable=True)
-    )
+    planned_value_curve: list[dict[str, Any]] | None = jsonb(nullable=True)
     approved_by: str
     reason: str
-    approved_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    approved_at: datetime = timestamp(nullable=False, required=True)
     cause: str
     """The event id, or the subject of the user's token."""
 
@@ -189,7 +157,7 @@ class ResourceShortfall(SQLModel, table=True):
     fte_granted: float
     status: str
     """granted, partial or denied."""
-    decided_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    decided_at: datetime = timestamp(nullable=False, required=True)
     """When allocation decided it (the event's time): an older decision never overwrites a newer."""
     cause: str
 
@@ -207,10 +175,7 @@ class Deliverable(SQLModel, table=True):
     """Where it is or what it says: a document link, a reference, a summary."""
     note: str | None = None
     submitted_by: str
-    submitted_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    submitted_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class GateReview(SQLModel, table=True):
@@ -219,20 +184,15 @@ class GateReview(SQLModel, table=True):
     __tablename__ = "gate_review"
     __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    id: int | None = identity_key()
     project_id: str
     from_stage: str
     to_stage: str
     decision: str
     """passed or failed."""
     reviewer: str
-    reviewed_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
-    deliverables: list[dict[str, Any]] = Field(
-        default_factory=list, sa_column=Column(JSONB, nullable=False)
-    )
+    reviewed_at: datetime | None = timestamp(nullable=False, server_now=True)
+    deliverables: list[dict[str, Any]] = jsonb(list)
     """The deliverables as the reviewer saw them:
     `[{name, evidence, submitted_by, submitted_at}]`."""
     evidence: str | None = None
@@ -250,22 +210,19 @@ class Lesson(SQLModel, table=True):
     __tablename__ = "lesson"
     __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    id: int | None = identity_key()
     project_id: str
     title: str
     what_happened: str
     repeat: str | None = None
     avoid: str | None = None
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSONB, nullable=False))
+    tags: list[str] = jsonb(list)
     methodology: str | None = None
     business_unit: str
     stage: str
     """The project's stage when the lesson was recorded."""
     recorded_by: str
-    recorded_at: datetime | None = Field(
-        default=None,
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now()),
-    )
+    recorded_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
 class Program(SQLModel, table=True):
@@ -280,7 +237,7 @@ class Program(SQLModel, table=True):
     description: str | None = None
     end_date: date | None = None
     """When a temporary program ends; None: a standing program."""
-    created_at: datetime | None = _now_column()
+    created_at: datetime | None = timestamp(nullable=False, server_now=True)
     created_by: str
     """The user's token subject, or the event id whose charter named it first."""
-    updated_at: datetime | None = _now_column()
+    updated_at: datetime | None = timestamp(nullable=False, server_now=True)
