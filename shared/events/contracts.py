@@ -260,11 +260,17 @@ class EventData(ContractModel):
         raise NotImplementedError
 
 
-class ProjectEvent(EventData):
-    """An event about one project: keyed by its id."""
+class ProjectIdentity(BaseModel):
+    """The id every model about one project leads with (events and API requests alike)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     project_id: Id
     """The enterprise's project id."""
+
+
+class ProjectEvent(EventData, ProjectIdentity):
+    """An event about one project: keyed by its id."""
 
     def key(self) -> str:
         return self.project_id
@@ -336,11 +342,28 @@ def _finish_not_before_start(value: date, info: ValidationInfo) -> date:
     return value
 
 
-class ProjectCharter(ProjectEvent):
-    """What a project is: who runs it, for whom, when, with what budget, towards which objectives.
+def _objectives_unique(value: list[ObjectiveContribution]) -> list[ObjectiveContribution]:
+    _unique_objectives(value)
+    return value
 
-    Both the enterprise's `project-started` and the registry's `project-registered` carry it.
+
+Objectives = Annotated[
+    list[ObjectiveContribution],
+    Field(max_length=MAX_LIST_LENGTH),
+    AfterValidator(_objectives_unique),
+]
+"""The objectives a project serves: each at most once."""
+
+
+class CharterFields(BaseModel):
+    """A project's charter fields and their rules, declared once for every model that takes them.
+
+    The events (`ProjectCharter`) and the registry's API (its project proposal) derive from it,
+    each with its own model settings (an event's tolerant reader, a request's refusals); it has
+    none of its own but for reading these docstrings as the fields' descriptions.
     """
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     name: Name
     business_unit: Id
@@ -351,22 +374,24 @@ class ProjectCharter(ProjectEvent):
     budget: Money
     """Budget at completion (BAC), in `currency`."""
     currency: Currency
-    objectives: list[ObjectiveContribution] = Field(default=[], max_length=MAX_LIST_LENGTH)
+    objectives: Objectives = []
     key_project: bool = False
     methodology: Name | None = None
     """Name of the stage model the project follows."""
+
+    _finish = field_validator("planned_finish_date")(_finish_not_before_start)
+
+
+class ProjectCharter(CharterFields, ProjectEvent):
+    """What a project is: who runs it, for whom, when, with what budget, towards which objectives.
+
+    Both the enterprise's `project-started` and the registry's `project-registered` carry it.
+    """
+
     # Left out of the JSON when absent, so charters without one read exactly as before.
     program_id: Id | None = Field(default=None, exclude_if=lambda value: value is None)
     """The program the project belongs to, if any (an unknown one is created, named by its id).
     Absent changes nothing: a project leaves a program only through the registry's API."""
-
-    _finish = field_validator("planned_finish_date")(_finish_not_before_start)
-
-    @field_validator("objectives")
-    @classmethod
-    def _objectives_unique(cls, value: list[ObjectiveContribution]) -> list[ObjectiveContribution]:
-        _unique_objectives(value)
-        return value
 
 
 class ProjectStarted(ProjectCharter):

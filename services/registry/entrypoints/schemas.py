@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.contracts import (
+    CharterFields,
     Currency,
     Directive,
     DirectiveAction,
@@ -16,11 +17,13 @@ from shared.events.contracts import (
     IsoDate,
     Money,
     Name,
-    ObjectiveContribution,
+    Objectives,
     PlannedValuePoint,
+    ProjectIdentity,
     RecommendedAction,
     Stage,
     StrategicObjective,
+    Text,
 )
 from shared.http_input import RequestBody
 
@@ -29,23 +32,16 @@ class _Request(RequestBody):
     """A registry request body (unknown fields and lax types refused)."""
 
 
-class ProjectProposal(_Request):
+# The charter's fields and rules are the events' (CharterFields); only the ones below differ.
+class ProjectProposal(CharterFields, ProjectIdentity, _Request):
     """A project proposed to the PMO; it enters its stage model's initial stage (`proposed`)."""
 
-    project_id: Id
-    name: Name
-    business_unit: Id
-    manager: Email | None = None
+    # Optional here only: the registry fills in the caller before the charter is validated.
+    manager: Email | None = None  # type: ignore[assignment]
     """Defaults to the caller; a project manager may propose only projects they manage."""
-    sponsor: str | None = None
-    start_date: IsoDate
-    planned_finish_date: IsoDate
-    budget: Money
-    currency: Currency
-    objectives: list[ObjectiveContribution] = Field(default_factory=list)
     key_project: bool = False
     """Only a PMO administrator may designate a key project."""
-    methodology: str | None = None
+    methodology: Name | None = None
     """A stage model name (see GET /stage-models); unset: the default model."""
 
 
@@ -63,15 +59,15 @@ class ProjectChanges(_Request):
     business_unit: Id | None = None
     manager: Email | None = None
     """Administrators only: handing a project to another manager."""
-    sponsor: str | None = None
+    sponsor: Text | None = None
     start_date: IsoDate | None = None
     planned_finish_date: IsoDate | None = None
     budget: Money | None = None
     currency: Currency | None = None
-    objectives: list[ObjectiveContribution] | None = None
+    objectives: Objectives | None = None
     key_project: bool | None = None
     """Administrators only."""
-    methodology: str | None = None
+    methodology: Name | None = None
 
 
 class TransitionRequest(_Request):
