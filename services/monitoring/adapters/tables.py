@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
+from shared.allocation_outcomes import RequestOutcomeColumns
 from shared.columns import identity_key, jsonb, timestamp
 
 SCHEMA = "monitoring"
@@ -118,7 +119,7 @@ class BaselineRecord(SQLModel, table=True):
     received_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class ResourcePositionRecord(SQLModel, table=True):
+class ResourcePositionRecord(RequestOutcomeColumns, table=True):
     """What a project asked for in one resource request and what it was granted, latest first."""
 
     __tablename__ = "resource_position"
@@ -127,11 +128,8 @@ class ResourcePositionRecord(SQLModel, table=True):
         {"schema": SCHEMA},
     )
 
-    request_id: str = Field(primary_key=True)
-    project_id: str
-    skill: str | None = None
-    fte_requested: float
-    fte_granted: float
+    project_id: str  # indexed by resource_position_by_project, not RequestOutcomeColumns' index
+    # request_id, skill, fte_requested, fte_granted: RequestOutcomeColumns'
     status: str
     """granted, partial or denied (derived from the figures when the event gives none)."""
     why: str

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Column, Float, Integer
 from sqlalchemy.dialects.postgresql import UUID
 from sqlmodel import Field, SQLModel
 
+from shared.allocation_outcomes import RequestOutcomeColumns
 from shared.columns import column, identity_key, jsonb, text_array, timestamp, timestamp_key
 
 SCHEMA = "notifications"
@@ -123,17 +124,13 @@ class ProjectView(SQLModel, table=True):
     updated_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class ResourceRequestView(SQLModel, table=True):
+class ResourceRequestView(RequestOutcomeColumns, table=True):
     """A project's resource request as allocation last decided it, for the shortfall."""
 
     __tablename__ = "resource_request"
-    __table_args__ = {"schema": SCHEMA}
+    __table_args__: ClassVar[dict[str, str]] = {"schema": SCHEMA}
 
-    request_id: str = Field(primary_key=True)
-    project_id: str = Field(index=True)
-    skill: str | None = None
-    fte_requested: float
-    fte_granted: float
+    # request_id, project_id, skill, fte_requested, fte_granted: RequestOutcomeColumns'
     decided_at: datetime | None = timestamp()
     """When allocation decided (the event's time): an older decision never overwrites it."""
 

@@ -25,6 +25,7 @@ from services.notifications.adapters.tables import ProjectView, ResourceRequestV
 from services.notifications.domain.subscriptions import Notice
 from services.notifications.service_layer.managers import keep_manager_subscription
 from services.notifications.service_layer.queue import Queued, queue_notice, queue_notices
+from shared.allocation_outcomes import request_outcomes
 from shared.events import EventData
 from shared.events.contracts import (
     AllocationChanged,
@@ -413,58 +414,29 @@ async def on_gate_reviewed(event: GateReviewed, meta: EventMeta, uow: UnitOfWork
     await _queue_project_notice(uow, event, meta, project)
 
 
-async def _record_request(
-    uow: UnitOfWork,
-    *,
-    request_id: str,
-    project_id: str,
-    fte_requested: float,
-    fte_granted: float,
-    skill: str | None,
-    decided_at: datetime,
+async def _record_requests(
+    uow: UnitOfWork, event: ResourceAllocated | ResourceConflictResolved, meta: EventMeta
 ) -> None:
     """Keep the newest decision per request, whichever topic brings it first."""
-    await keep_newest(
-        uow.session,
-        ResourceRequestView.__table__,  # type: ignore[attr-defined]
-        key={"request_id": request_id},
-        values={
-            "project_id": project_id,
-            "skill": skill,
-            "fte_requested": fte_requested,
-            "fte_granted": fte_granted,
-            "decided_at": decided_at,
-        },
-        order_column="decided_at",
-    )
+    for outcome in request_outcomes(event):
+        await keep_newest(
+            uow.session,
+            ResourceRequestView.__table__,  # type: ignore[attr-defined]
+            key={"request_id": outcome.request_id},
+            values={**outcome.figures(), "decided_at": meta.time or datetime.now(UTC)},
+            order_column="decided_at",
+        )
 
 
 async def on_resource_allocated(event: ResourceAllocated, meta: EventMeta, uow: UnitOfWork) -> None:
     """Keep what each request got, for the digest's resource shortfall (no notice of its own)."""
-    await _record_request(
-        uow,
-        request_id=event.request_id,
-        project_id=event.project_id,
-        fte_requested=event.fte_requested,
-        fte_granted=event.fte_granted,
-        skill=event.skill,
-        decided_at=meta.time or datetime.now(UTC),
-    )
+    await _record_requests(uow, event, meta)
 
 
 async def on_resource_conflict_resolved(
     event: ResourceConflictResolved, meta: EventMeta, uow: UnitOfWork
 ) -> None:
-    for decision in [*event.winners, *event.losers]:
-        await _record_request(
-            uow,
-            request_id=decision.request_id,
-            project_id=decision.project_id,
-            fte_requested=decision.fte_requested,
-            fte_granted=decision.fte_granted,
-            skill=event.skill,
-            decided_at=meta.time or datetime.now(UTC),
-        )
+    await _record_requests(uow, event, meta)
     involved = {decision.project_id for decision in [*event.winners, *event.losers]}
     known = await _names(uow, involved)
     context = event_context(

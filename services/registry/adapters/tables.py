@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlmodel import Field, SQLModel
 
+from shared.allocation_outcomes import RequestOutcomeColumns
 from shared.columns import identity_key, jsonb, timestamp
 
 SCHEMA = "registry"
@@ -144,17 +145,13 @@ class Baseline(SQLModel, table=True):
     """The event id, or the subject of the user's token."""
 
 
-class ResourceShortfall(SQLModel, table=True):
+class ResourceShortfall(RequestOutcomeColumns, table=True):
     """A resource request's latest allocation outcome: how much of it is still not granted."""
 
     __tablename__ = "resource_shortfall"
-    __table_args__ = {"schema": SCHEMA}
+    __table_args__: ClassVar[dict[str, str]] = {"schema": SCHEMA}
 
-    request_id: str = Field(primary_key=True)
-    project_id: str = Field(index=True)
-    skill: str | None = None
-    fte_requested: float
-    fte_granted: float
+    # request_id, project_id, skill, fte_requested, fte_granted: RequestOutcomeColumns'
     status: str
     """granted, partial or denied."""
     decided_at: datetime = timestamp(nullable=False, required=True)

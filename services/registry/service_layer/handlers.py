@@ -35,8 +35,8 @@ from services.registry.service_layer.configuration import configuration_of
 from services.registry.service_layer.programs import place_from_charter
 from services.registry.service_layer.reports import open_shortfalls
 from services.registry.service_layer.strategy import apply_strategy
+from shared.allocation_outcomes import RequestOutcome, request_outcomes
 from shared.events.contracts import (
-    AllocationDecision,
     InterventionAccepted,
     InterventionDeclined,
     InterventionEnded,
@@ -268,91 +268,57 @@ async def _open_shortfall(uow: UnitOfWork, project_id: str) -> float:
     return (await open_shortfalls(uow.session, [project_id])).get(project_id, 0.0)
 
 
-async def _allocation_outcome(
-    uow: UnitOfWork,
-    *,
-    request_id: str,
-    project_id: str,
-    skill: str | None,
-    fte_requested: float,
-    fte_granted: float,
-    status: str,
-    meta: EventMeta,
-) -> None:
+async def _allocation_outcome(uow: UnitOfWork, outcome: RequestOutcome, meta: EventMeta) -> None:
     """Keep a request's latest outcome (by decision time) and the project's open shortfall."""
     decided = meta.time or datetime.now(UTC)
-    before = await _open_shortfall(uow, project_id)
-    values: dict[str, object] = {
-        "project_id": project_id,
-        "fte_requested": fte_requested,
-        "fte_granted": fte_granted,
-        "status": status,
+    before = await _open_shortfall(uow, outcome.project_id)
+    values = {
+        **outcome.figures(),
+        "status": outcome.status,
         "decided_at": decided,
         "cause": meta.id,
     }
-    if skill is not None:
-        values["skill"] = skill
+    if outcome.skill is None:
+        del values["skill"]  # a conflict over a named person names no skill: keep the request's
     kept = await keep_newest(
         uow.session,
         ResourceShortfall.__table__,  # type: ignore[attr-defined]
-        key={"request_id": request_id},
+        key={"request_id": outcome.request_id},
         values=values,
         order_column="decided_at",
     )
     if not kept:
         return  # a newer decision on this request is already kept
-    after = await _open_shortfall(uow, project_id)
+    after = await _open_shortfall(uow, outcome.project_id)
     if after != before:
         changes.record(
             uow,
-            project_id,
+            outcome.project_id,
             "resource_shortfall",
             cause=meta.id,
             before={"open_shortfall_fte": before},
             after={"open_shortfall_fte": after},
-            note=f"request {request_id}: {status}, {fte_granted:g} of {fte_requested:g} FTE",
+            note=f"request {outcome.request_id}: {outcome.status}, "
+            f"{outcome.fte_granted:g} of {outcome.fte_requested:g} FTE",
         )
 
 
 async def on_resource_allocated(event: ResourceAllocated, meta: EventMeta, uow: UnitOfWork) -> None:
     """A request decided: partial or denied leaves a shortfall (requested - granted)."""
     await _known(uow, event.project_id, "an allocation decision")
-    await _allocation_outcome(
-        uow,
-        request_id=event.request_id,
-        project_id=event.project_id,
-        skill=event.skill,
-        fte_requested=event.fte_requested,
-        fte_granted=event.fte_granted,
-        status=event.status,
-        meta=meta,
-    )
-
-
-def _status_of(decision: AllocationDecision) -> str:
-    if decision.fte_granted >= decision.fte_requested:
-        return "granted"
-    return "denied" if decision.fte_granted == 0 else "partial"
+    for outcome in request_outcomes(event):
+        await _allocation_outcome(uow, outcome, meta)
 
 
 async def on_resource_conflict_resolved(
     event: ResourceConflictResolved, meta: EventMeta, uow: UnitOfWork
 ) -> None:
     """A conflict's winners and losers: each loser's ungranted FTE is an open shortfall."""
-    decisions = [*event.winners, *event.losers]
-    for project_id in sorted({decision.project_id for decision in decisions}):
+    outcomes = request_outcomes(event)
+    for project_id in sorted({outcome.project_id for outcome in outcomes}):
         await _known(uow, project_id, f"resource conflict {event.conflict_id}")
-    for decision in decisions:
-        await _allocation_outcome(
-            uow,
-            request_id=decision.request_id,
-            project_id=decision.project_id,
-            skill=event.skill,
-            fte_requested=decision.fte_requested,
-            fte_granted=decision.fte_granted,
-            status=_status_of(decision),
-            meta=meta,
-        )
+    for outcome in outcomes:
+        await _allocation_outcome(uow, outcome, meta)
 
 
 async def on_project_registered(event: ProjectRegistered, meta: EventMeta, uow: UnitOfWork) -> None:
