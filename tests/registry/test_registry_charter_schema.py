@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.registry.entrypoints.api import router
-from shared.events.contracts import CharterFields, ProjectCharter
+from shared.events.contracts import CharterFields, ProjectCharter, ProjectRebaselined
 
 # The proposal's own rules: the manager defaults to the caller; two fields say who may set them.
 WORDED_FOR_THE_API = {"manager", "key_project", "methodology"}
@@ -22,10 +22,15 @@ def _stated(schema: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in schema.items() if (key, value) != ("default", None)}
 
 
-def test_the_proposal_documents_each_charter_field_as_the_event_contract_does() -> None:
+def _openapi_schemas() -> dict[str, Any]:
     app = FastAPI()
     app.include_router(router)
-    proposal = app.openapi()["components"]["schemas"]["ProjectProposal"]
+    schemas: dict[str, Any] = app.openapi()["components"]["schemas"]
+    return schemas
+
+
+def test_the_proposal_documents_each_charter_field_as_the_event_contract_does() -> None:
+    proposal = _openapi_schemas()["ProjectProposal"]
     charter = ProjectCharter.model_json_schema(ref_template="#/components/schemas/{model}")
     assert list(proposal["properties"]) == ["project_id", *CharterFields.model_fields]
     for name in ["project_id", *CharterFields.model_fields]:
@@ -40,3 +45,10 @@ def test_the_proposal_documents_each_charter_field_as_the_event_contract_does() 
     # e.g. the limits the events enforce are the ones the API states (sponsor, objectives).
     assert proposal["properties"]["objectives"]["maxItems"] == 1000
     assert proposal["properties"]["sponsor"]["anyOf"][0]["maxLength"] == 4000
+
+
+def test_a_rebaseline_reason_is_bounded_as_the_event_that_carries_it() -> None:
+    # It was 2,000 characters in the API and 200 in project-rebaselined, which then refused it.
+    api = _openapi_schemas()["BaselineChange"]["properties"]["reason"]
+    event = ProjectRebaselined.model_json_schema()["properties"]["reason"]
+    assert _without_description(api) == _without_description(event)

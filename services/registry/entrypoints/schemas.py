@@ -142,8 +142,9 @@ class BaselineChange(_Request):
     planned_finish_date: IsoDate | None = None
     planned_value_curve: list[PlannedValuePoint] | None = None
     """The new cumulative planned value over time; left out: linear from start to finish."""
-    reason: str = Field(min_length=1, max_length=2000)
-    """Why the PMO approved the change (kept with the baseline and in the history)."""
+    reason: Name
+    """Why the PMO approved the change (kept with the baseline and in the history); bounded as
+    the project-rebaselined event that carries it."""
 
 
 class BaselineView(BaseModel):
