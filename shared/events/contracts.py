@@ -228,6 +228,9 @@ Lifecycle = Literal["active", "on_hold", "completed", "terminated"]
 """What an enterprise system may report about a running project."""
 Stage = Literal["proposed", "approved", "active", "on_hold", "completed", "terminated"]
 """The registry's standard stage model."""
+CLOSED_STAGES: Final[frozenset[Stage]] = frozenset({"completed", "terminated"})
+"""The final stages (phase `closed` in every shipped stage model): a project there is closed,
+never moves again and holds, raises and is escalated for nothing."""
 Health = Literal["green", "amber", "red"]
 Severity = Literal["amber", "red"]
 DirectiveAction = Literal["terminate", "pause", "accelerate", "deprioritize"]

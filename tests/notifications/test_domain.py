@@ -25,13 +25,20 @@ from services.notifications.domain.portfolio import (
     portfolio_totals,
     shortfall,
 )
-from services.notifications.domain.subscriptions import Audience, Notice, wants
+from services.notifications.domain.subscriptions import (
+    NOTICE_TYPES,
+    SUBSCRIPTION_DISABLED,
+    Audience,
+    Notice,
+    wants,
+)
 from services.notifications.domain.timing import (
     ScheduleError,
     check_schedule,
     due_slot,
     throttle_window,
 )
+from shared.events.contracts import OUTBOUND_EVENTS
 
 # --- signatures ------------------------------------------------------------------------------
 
@@ -287,3 +294,11 @@ def test_shortfall_counts_what_was_asked_and_not_granted_and_never_goes_negative
     assert total == pytest.approx(
         sum(max(requested - granted, 0) for requested, granted in pairs), abs=1e-3
     )
+
+
+def test_every_notice_type_is_a_pmo_event_or_one_notifications_makes_itself() -> None:
+    # A subscription names events by the catalog's names; a misspelt one would never match.
+    own = {"project-escalated", "portfolio-digest", SUBSCRIPTION_DISABLED}
+    events = set(OUTBOUND_EVENTS)
+    assert set(NOTICE_TYPES) - own <= events, set(NOTICE_TYPES) - own - events
+    assert not own & events

@@ -22,7 +22,7 @@ from services.registry.service_layer.configuration import (
     SHIPPED_STAGE_MODELS,
     configuration_from,
 )
-from shared.events.contracts import Stage
+from shared.events.contracts import CLOSED_STAGES, Stage
 from shared.settings import ConfigurationError, Settings
 
 STAGES: tuple[Stage, ...] = get_args(Stage)
@@ -223,3 +223,9 @@ def test_an_operators_file_replaces_the_shipped_one(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigurationError, match="cannot read"):
         configuration_from(Settings(registry_stage_models_file=str(tmp_path / "missing.json")))
+
+
+def test_the_shipped_models_close_exactly_the_stages_the_other_services_treat_as_closed() -> None:
+    # Monitoring, allocation and notifications know closed projects by CLOSED_STAGES (they do
+    # not read the stage models): the shipped file must agree with that one definition.
+    assert SHIPPED.closed_stages == CLOSED_STAGES

@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from shared.events.contracts import CLOSED_STAGES
+
 # Lifecycle stages whose projects hold no people: their allocations are released at once.
-HOLDS_NOTHING = frozenset({"on_hold", "completed", "terminated"})
+HOLDS_NOTHING = frozenset({"on_hold", *CLOSED_STAGES})
 # Running projects keep their people before approved ones start; proposed (or not yet
 # registered) projects come last.
 TIERS = {"active": 2, "approved": 1, "proposed": 0, None: 0}

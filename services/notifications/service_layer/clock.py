@@ -43,6 +43,7 @@ from services.notifications.service_layer.delivery import worker_name
 from services.notifications.service_layer.handlers import project_summary
 from services.notifications.service_layer.metrics import notification_metrics
 from services.notifications.service_layer.queue import queue_notice, subscriptions_wanting
+from shared.events.contracts import CLOSED_STAGES
 from shared.rounds import repeat_rounds
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FINISHED_LIFECYCLES = ("completed", "terminated")
+FINISHED_LIFECYCLES = tuple(sorted(CLOSED_STAGES))
 
 
 class NotificationClock:
