@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Final, Literal
 
@@ -232,6 +233,8 @@ CLOSED_STAGES: Final[frozenset[Stage]] = frozenset({"completed", "terminated"})
 """The final stages (phase `closed` in every shipped stage model): a project there is closed,
 never moves again and holds, raises and is escalated for nothing."""
 Health = Literal["green", "amber", "red"]
+HEALTH_RANK: Final[Mapping[str, int]] = {"green": 0, "amber": 1, "red": 2}
+"""Each `Health`, worse is higher: a project's (or program's) health is its worst reason's."""
 Severity = Literal["amber", "red"]
 DirectiveAction = Literal["terminate", "pause", "accelerate", "deprioritize"]
 RecommendedAction = Literal["continue", "accelerate", "pause", "terminate"]

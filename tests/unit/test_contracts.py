@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import ValidationError
@@ -30,7 +30,7 @@ from shared.events import (
     StrategyChanged,
     decode_data,
 )
-from shared.events.contracts import parse_timestamp
+from shared.events.contracts import HEALTH_RANK, Health, parse_timestamp
 
 PROJECT: dict[str, Any] = {
     "project_id": "PRJ-2041",
@@ -619,3 +619,7 @@ def test_ids_keep_ordinary_unicode(project_id: str) -> None:
     assert StatusChanged.model_validate({**report, "project_id": project_id}).project_id == (
         project_id
     )
+
+
+def test_the_health_ranking_ranks_every_health_worse_upwards() -> None:
+    assert sorted(HEALTH_RANK, key=HEALTH_RANK.__getitem__) == list(get_args(Health))

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-HEALTH_ORDER: Mapping[str, int] = {"green": 0, "amber": 1, "red": 2}
-"""Worse is higher."""
+from shared.events.contracts import HEALTH_RANK
+
 MONEY_DIGITS = 2
 INDEX_DIGITS = 4
 
@@ -143,10 +143,8 @@ def roll_up(
         else:
             eac += member_eac
 
-    assessed_health = [member.health for member in members if member.health in HEALTH_ORDER]
-    worst = max(
-        assessed_health, key=lambda health: HEALTH_ORDER.get(health or "", -1), default=None
-    )
+    assessed_health = [member.health for member in members if member.health in HEALTH_RANK]
+    worst = max(assessed_health, key=lambda health: HEALTH_RANK.get(health or "", -1), default=None)
     reasons = tuple(
         ProgramReason(
             project_id=member.project_id,
@@ -161,7 +159,7 @@ def roll_up(
     reasons = tuple(
         sorted(
             reasons,
-            key=lambda reason: (-HEALTH_ORDER.get(reason.severity or "", 0), reason.project_id),
+            key=lambda reason: (-HEALTH_RANK.get(reason.severity or "", 0), reason.project_id),
         )
     )
     late = tuple(
