@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar
 
 from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -176,3 +176,13 @@ class ServiceUnitOfWork:
 
     def release(self, key: str) -> None:
         self.uow.release(key)
+
+
+W = TypeVar("W")
+
+
+def service_work(uow: UnitOfWork | W, wrap: Callable[[UnitOfWork], W]) -> W:
+    """A service's unit of work for `uow`: the runtime's one (what handlers and routes are
+    given) wrapped by `wrap` with the SQL repositories; the service's own one (or a test's
+    fake) as it is. Lets a rule be called from both while it reads only repositories."""
+    return wrap(uow) if isinstance(uow, UnitOfWork) else uow

@@ -10,7 +10,12 @@ from services.registry.adapters.repository import (
     SqlStrategyRepository,
     StrategyRepository,
 )
-from shared.messaging.unit_of_work import AbstractUnitOfWork, ServiceUnitOfWork, UnitOfWork
+from shared.messaging.unit_of_work import (
+    AbstractUnitOfWork,
+    ServiceUnitOfWork,
+    UnitOfWork,
+    service_work,
+)
 
 
 class RegistryUnitOfWork(AbstractUnitOfWork, Protocol):
@@ -35,4 +40,4 @@ class SqlRegistryUnitOfWork(ServiceUnitOfWork):
 def registry_work(uow: UnitOfWork | RegistryUnitOfWork) -> RegistryUnitOfWork:
     """The registry's unit of work for `uow`: the runtime's one (what handlers and routes are
     given) wrapped with the SQL repositories; the registry's own one (or a fake) as it is."""
-    return SqlRegistryUnitOfWork(uow) if isinstance(uow, UnitOfWork) else uow
+    return service_work(uow, SqlRegistryUnitOfWork)
