@@ -7,6 +7,8 @@ import pytest
 from services.monitoring.service_layer.configuration import default_thresholds
 from shared.settings import ConfigurationError, Settings
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_settings_give_the_default_thresholds() -> None:
     thresholds = default_thresholds(Settings(monitoring_spi_green_from=0.97))

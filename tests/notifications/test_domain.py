@@ -33,6 +33,8 @@ from services.notifications.domain.timing import (
     throttle_window,
 )
 
+pytestmark = pytest.mark.fast
+
 # --- signatures ------------------------------------------------------------------------------
 
 
