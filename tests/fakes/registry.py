@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from services.registry.adapters.repository import strategy_of
-from services.registry.adapters.tables import Project, ProjectHistory, StrategyRecord
+from services.registry.adapters.tables import (
+    Deliverable,
+    GateReview,
+    Project,
+    ProjectHistory,
+    StrategyRecord,
+)
 from services.registry.domain.stage_models import GateEvidence
 from shared.events.contracts import Stage, StrategyChanged
 from shared.settings import Settings
@@ -13,14 +19,11 @@ from tests.fakes.unit_of_work import FakeUnitOfWork
 
 
 class FakeProjectRepository:
-    """`ProjectRepository` on a dict of projects; history and closed reviews kept in lists."""
+    """`ProjectRepository` on a dict of projects; the history kept in a list."""
 
     def __init__(self, projects: Iterable[Project] = ()) -> None:
         self.projects = {project.project_id: project for project in projects}
         self.history: list[ProjectHistory] = []
-        self.evidence: dict[tuple[str, str, str], GateEvidence] = {}
-        """What each (project, from, to) gate has; none submitted unless a test sets it."""
-        self.closed_reviews: list[tuple[str, str]] = []
 
     async def all(self, *, lock: bool = False) -> list[Project]:
         return [self.projects[key] for key in sorted(self.projects)]
@@ -28,19 +31,52 @@ class FakeProjectRepository:
     def add_history(self, entry: ProjectHistory) -> None:
         self.history.append(entry)
 
-    async def gate_evidence(
-        self, project_id: str, from_stage: Stage, to_stage: Stage
-    ) -> GateEvidence:
-        return self.evidence.get(
-            (project_id, from_stage, to_stage),
-            GateEvidence(deliverables=frozenset(), lessons=0, reviewed=False),
+    def history_of(self, project_id: str) -> list[ProjectHistory]:
+        return [entry for entry in self.history if entry.project_id == project_id]
+
+
+class FakeGateRepository:
+    """`GateRepository` on a dict of deliverables and a list of reviews; `lessons` counts the
+    lessons learned recorded per project (none unless a test sets them)."""
+
+    def __init__(self) -> None:
+        self.submitted: dict[tuple[str, str], Deliverable] = {}
+        self.reviews: list[GateReview] = []
+        self.lessons: dict[str, int] = {}
+
+    async def deliverable(self, project_id: str, name: str) -> Deliverable | None:
+        return self.submitted.get((project_id, name))
+
+    async def deliverables(self, project_id: str) -> list[Deliverable]:
+        return sorted(
+            (row for (key, _), row in self.submitted.items() if key == project_id),
+            key=lambda row: row.name,
+        )
+
+    async def submit(self, deliverable: Deliverable) -> Deliverable:
+        self.submitted[(deliverable.project_id, deliverable.name)] = deliverable
+        return deliverable
+
+    async def add_review(self, review: GateReview) -> GateReview:
+        review.id = len(self.reviews) + 1
+        self.reviews.append(review)
+        return review
+
+    async def evidence(self, project_id: str, from_stage: Stage, to_stage: Stage) -> GateEvidence:
+        return GateEvidence(
+            deliverables=frozenset(row.name for row in await self.deliverables(project_id)),
+            lessons=self.lessons.get(project_id, 0),
+            reviewed=any(
+                (r.project_id, r.from_stage, r.to_stage, r.decision, r.used_by)
+                == (project_id, from_stage, to_stage, "passed", None)
+                for r in self.reviews
+            ),
         )
 
     async def close_reviews(self, project_id: str, *, cause: str) -> None:
-        self.closed_reviews.append((project_id, cause))
-
-    def history_of(self, project_id: str) -> list[ProjectHistory]:
-        return [entry for entry in self.history if entry.project_id == project_id]
+        for review in self.reviews:
+            if review.project_id == project_id and review.used_by is None:
+                review.used_by = cause
 
 
 class FakeStrategyRepository:
@@ -64,9 +100,10 @@ class FakeStrategyRepository:
 
 
 class FakeRegistryUnitOfWork(FakeUnitOfWork):
-    """`RegistryUnitOfWork` in memory: `projects` and `strategies` are the fakes above."""
+    """`RegistryUnitOfWork` in memory: its repositories are the fakes above."""
 
     def __init__(self, projects: Iterable[Project] = (), settings: Settings | None = None) -> None:
         super().__init__(settings)
         self.projects = FakeProjectRepository(projects)
         self.strategies = FakeStrategyRepository()
+        self.gates = FakeGateRepository()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from sqlalchemy import func, text, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -35,9 +36,27 @@ class ProjectRepository(Protocol):
         """Append one history entry (what changed, when, why) in this unit of work."""
         ...
 
-    async def gate_evidence(
-        self, project_id: str, from_stage: Stage, to_stage: Stage
-    ) -> GateEvidence:
+
+class GateRepository(Protocol):
+    """What projects pass their stage gates with: deliverables, gate reviews, lessons (count)."""
+
+    async def deliverable(self, project_id: str, name: str) -> Deliverable | None:
+        """The deliverable as last submitted, if it was."""
+        ...
+
+    async def deliverables(self, project_id: str) -> list[Deliverable]:
+        """The project's submitted deliverables, by name."""
+        ...
+
+    async def submit(self, deliverable: Deliverable) -> Deliverable:
+        """Keep a submission, replacing an earlier one of the same name; returns it as stored."""
+        ...
+
+    async def add_review(self, review: GateReview) -> GateReview:
+        """Keep a gate review; returns it with its id."""
+        ...
+
+    async def evidence(self, project_id: str, from_stage: Stage, to_stage: Stage) -> GateEvidence:
         """The project's submitted deliverables, its lessons learned (count) and whether a
         passed review of the `from_stage` -> `to_stage` gate is waiting to be used."""
         ...
@@ -90,9 +109,48 @@ class SqlProjectRepository:
     def add_history(self, entry: ProjectHistory) -> None:
         self.session.add(entry)
 
-    async def gate_evidence(
-        self, project_id: str, from_stage: Stage, to_stage: Stage
-    ) -> GateEvidence:
+
+class SqlGateRepository:
+    """`GateRepository` in the registry's schema, in the session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def deliverable(self, project_id: str, name: str) -> Deliverable | None:
+        return await self.session.get(Deliverable, (project_id, name))
+
+    async def deliverables(self, project_id: str) -> list[Deliverable]:
+        query = (
+            select(Deliverable)
+            .where(Deliverable.project_id == project_id)
+            .order_by(col(Deliverable.name))
+        )
+        return list((await self.session.exec(query)).all())
+
+    async def submit(self, deliverable: Deliverable) -> Deliverable:
+        values = {
+            "evidence": deliverable.evidence,
+            "note": deliverable.note,
+            "submitted_by": deliverable.submitted_by,
+            "submitted_at": deliverable.submitted_at,
+        }
+        await self.session.exec(
+            insert(Deliverable)
+            .values(project_id=deliverable.project_id, name=deliverable.name, **values)
+            .on_conflict_do_update(index_elements=["project_id", "name"], set_=values)
+        )
+        stored = await self.session.get(
+            Deliverable, (deliverable.project_id, deliverable.name), populate_existing=True
+        )
+        assert stored is not None
+        return stored
+
+    async def add_review(self, review: GateReview) -> GateReview:
+        self.session.add(review)
+        await self.session.flush()
+        return review
+
+    async def evidence(self, project_id: str, from_stage: Stage, to_stage: Stage) -> GateEvidence:
         session = self.session
         names = (
             await session.exec(select(Deliverable.name).where(Deliverable.project_id == project_id))

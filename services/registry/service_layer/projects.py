@@ -227,12 +227,12 @@ async def move(
     progress = percent_complete if percent_complete is not None else project.percent_complete
     gate = model.gate(from_stage, to_stage)
     evidence = (
-        await work.projects.gate_evidence(project.project_id, from_stage, to_stage)
+        await work.gates.evidence(project.project_id, from_stage, to_stage)
         if gate is not None and gate.needs_evidence
         else None
     )
     model.check(from_stage, to_stage, percent_complete=progress, reason=reason, evidence=evidence)
-    await work.projects.close_reviews(project.project_id, cause=cause)
+    await work.gates.close_reviews(project.project_id, cause=cause)
     project.lifecycle = to_stage
     _touch(project)
     record(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Protocol
 
 from services.registry.adapters.repository import (
+    GateRepository,
     ProjectRepository,
+    SqlGateRepository,
     SqlProjectRepository,
     SqlStrategyRepository,
     StrategyRepository,
@@ -27,6 +29,9 @@ class RegistryUnitOfWork(AbstractUnitOfWork, Protocol):
     @property
     def strategies(self) -> StrategyRepository: ...
 
+    @property
+    def gates(self) -> GateRepository: ...
+
 
 class SqlRegistryUnitOfWork(ServiceUnitOfWork):
     """The registry's repositories in the transaction of the runtime's (open) `UnitOfWork`."""
@@ -35,6 +40,7 @@ class SqlRegistryUnitOfWork(ServiceUnitOfWork):
         super().__init__(uow)
         self.projects = SqlProjectRepository(uow.session)
         self.strategies = SqlStrategyRepository(uow.session)
+        self.gates = SqlGateRepository(uow.session)
 
 
 def registry_work(uow: UnitOfWork | RegistryUnitOfWork) -> RegistryUnitOfWork:
