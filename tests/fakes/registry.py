@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
+from typing import Any
 
 from services.registry.adapters.repository import strategy_of
 from services.registry.adapters.tables import (
@@ -16,6 +18,24 @@ from services.registry.domain.stage_models import GateEvidence
 from shared.events.contracts import Stage, StrategyChanged
 from shared.settings import Settings
 from tests.fakes.unit_of_work import FakeUnitOfWork
+
+
+def registered_project(project_id: str, *, lifecycle: str = "active", **charter: Any) -> Project:
+    """A project as `on_project_started` keeps it: a year-long charter, changed by keyword
+    (`planned_finish_date` may be an ISO date string, as in an event)."""
+    fields: dict[str, Any] = {
+        "name": f"Project {project_id}",
+        "business_unit": "Operations",
+        "manager": "grace.hopper@example.com",
+        "start_date": date(2026, 1, 1),
+        "planned_finish_date": date(2026, 12, 31),
+        "budget": 100000.0,
+        "currency": "EUR",
+        **charter,
+    }
+    if isinstance(fields["planned_finish_date"], str):
+        fields["planned_finish_date"] = date.fromisoformat(fields["planned_finish_date"])
+    return Project(project_id=project_id, lifecycle=lifecycle, registered_by="test", **fields)
 
 
 class FakeProjectRepository:

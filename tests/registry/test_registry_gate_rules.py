@@ -5,8 +5,6 @@ events and the SQL end to end."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from services.registry.adapters.tables import Project
@@ -15,7 +13,7 @@ from services.registry.service_layer.configuration import configuration_from
 from services.registry.service_layer.gates import GateRefused, review_gate, submit_deliverable
 from services.registry.service_layer.projects import move
 from shared.events.contracts import GateReviewed, ProjectLifecycleChanged
-from tests.fakes.registry import FakeRegistryUnitOfWork
+from tests.fakes.registry import FakeRegistryUnitOfWork, registered_project
 
 pytestmark = pytest.mark.fast
 
@@ -24,19 +22,7 @@ PM, ADMIN = "grace.hopper@example.com", "pmo-admin"
 
 def running() -> tuple[FakeRegistryUnitOfWork, Project, StageModel]:
     """An active project of the stage-gate model, in a fake unit of work."""
-    project = Project(
-        project_id="PRJ-G1",
-        name="Gate project",
-        business_unit="Operations",
-        manager=PM,
-        start_date=date(2026, 1, 1),
-        planned_finish_date=date(2026, 12, 31),
-        budget=100000.0,
-        currency="EUR",
-        methodology="stage_gate",
-        lifecycle="active",
-        registered_by="test",
-    )
+    project = registered_project("PRJ-G1", methodology="stage_gate", manager=PM)
     uow = FakeRegistryUnitOfWork([project])
     return uow, project, configuration_from(uow.settings).stage_models.resolve("stage_gate")
 

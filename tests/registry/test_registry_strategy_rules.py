@@ -4,12 +4,10 @@ the event path, the outbox and the SQL of a strategy change are proven there."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import pytest
 
-from services.registry.adapters.tables import Project
 from services.registry.service_layer.configuration import configuration_from
 from services.registry.service_layer.strategy import apply_strategy
 from shared.events.contracts import (
@@ -17,36 +15,19 @@ from shared.events.contracts import (
     ProjectLifecycleChanged,
     StrategyChanged,
 )
-from tests.fakes.registry import FakeRegistryUnitOfWork
+from tests.fakes.registry import FakeRegistryUnitOfWork, registered_project
 from tests.registry.test_registry_strategy import PORTFOLIO, STRATEGY_V1, STRATEGY_V2
 
 pytestmark = pytest.mark.fast
 
 
-def project(project_id: str, *, lifecycle: str = "active", **charter: Any) -> Project:
-    """A registered project as `on_project_started` keeps it (the standard stage model)."""
-    fields: dict[str, Any] = {
-        "name": f"Project {project_id}",
-        "business_unit": "Operations",
-        "manager": "grace.hopper@example.com",
-        "start_date": date(2026, 1, 1),
-        "planned_finish_date": date(2026, 12, 31),
-        "budget": 100000.0,
-        "currency": "EUR",
-        **charter,
-    }
-    if isinstance(fields["planned_finish_date"], str):
-        fields["planned_finish_date"] = date.fromisoformat(fields["planned_finish_date"])
-    return Project(project_id=project_id, lifecycle=lifecycle, registered_by="test", **fields)
-
-
 def portfolio() -> FakeRegistryUnitOfWork:
     """The module's portfolio: GOLF completed, KILO proposed (through the API), others active."""
     projects = [
-        project(name, lifecycle="completed" if name == "GOLF" else "active", **fields)
+        registered_project(name, lifecycle="completed" if name == "GOLF" else "active", **fields)
         for name, fields in PORTFOLIO.items()
     ]
-    projects.append(project("KILO", lifecycle="proposed", business_unit="Digital"))
+    projects.append(registered_project("KILO", lifecycle="proposed", business_unit="Digital"))
     return FakeRegistryUnitOfWork(projects)
 
 
@@ -148,7 +129,7 @@ async def test_the_next_version_ranks_anew_after_the_previous_ranks() -> None:
 
 async def test_an_older_or_equal_version_is_kept_as_ignored_and_changes_nothing() -> None:
     uow = FakeRegistryUnitOfWork(
-        [project(name, **PORTFOLIO[name]) for name in ("ALPHA", "BRAVO", "DELTA")]
+        [registered_project(name, **PORTFOLIO[name]) for name in ("ALPHA", "BRAVO", "DELTA")]
     )
     await change(uow, STRATEGY_V2, "v2")
     ranks = {p.project_id: (p.rank, p.score, p.lifecycle) for p in await uow.projects.all()}
