@@ -109,12 +109,6 @@ async def set_up_portfolio(api: httpx.AsyncClient, enterprise: Enterprise) -> No
         await project_when(api, name, f"{name} registered")
 
 
-def table(ranking: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
-        (p["project_id"], p["rank"], p["score"], p["previous_rank"], p["action"]) for p in ranking
-    ]
-
-
 async def test_a_strategy_change_ranks_recommends_and_applies_its_directives(
     api: httpx.AsyncClient, enterprise: Enterprise, settings: Settings
 ) -> None:
@@ -123,17 +117,12 @@ async def test_a_strategy_change_ranks_recommends_and_applies_its_directives(
 
     [reprioritized] = await published(settings, "portfolio-reprioritized")
     assert reprioritized["strategy_version"] == 1
-    assert table(reprioritized["projects"]) == [
-        ("FOXTROT", 1, 0.18, None, "accelerate"),  # the accelerate directive puts it first
-        ("ALPHA", 2, 0.75, None, "accelerate"),  # top 20% (ceil(9 x 0.2) = 2) and >= 0.6
-        ("BRAVO", 3, 0.4, None, "continue"),  # ties CHARLIE: the key project first
-        ("CHARLIE", 4, 0.4, None, "continue"),
-        ("HOTEL", 5, 0.3, None, "continue"),  # ties INDIA on score and finish: by id
-        ("INDIA", 6, 0.3, None, "continue"),
-        ("DELTA", 7, 0.15, None, "pause"),  # paused by the Logistics directive
-        ("ECHO", 8, 0.05, None, "terminate"),  # below 0.1
-        ("JULIET", 9, 0.18, None, "pause"),  # deprioritized: after every other project
+    # The ranking itself is the rule's (test_registry_strategy_rules.py): here, that it is sent.
+    assert [(p["project_id"], p["rank"]) for p in reprioritized["projects"]][:2] == [
+        ("FOXTROT", 1),
+        ("ALPHA", 2),
     ]
+    assert len(reprioritized["projects"]) == 9
     changed = await published(settings, "project-lifecycle-changed", at_least=4)
     assert sorted((e["project_id"], e["from"], e["to"]) for e in changed if e["cause"] == v1) == [
         ("DELTA", "active", "on_hold"),
@@ -142,17 +131,8 @@ async def test_a_strategy_change_ranks_recommends_and_applies_its_directives(
     ]
     objectives = (await api.get("/objectives")).json()
     assert objectives["strategy_version"] == 1
-    effects = [
-        (e["directive"], e["project_id"], e["effect"]) for e in objectives["directive_effects"]
-    ]
-    assert effects == [
-        (1, "DELTA", "moved"),
-        (1, "ECHO", "moved"),
-        (2, "FOXTROT", "ranked_ahead"),
-        (3, "GOLF", "impossible"),
-        (4, "JULIET", "ranked_behind"),
-        (5, "KILO", "moved"),
-    ]
+    effects = [(e["project_id"], e["effect"]) for e in objectives["directive_effects"]]
+    assert effects[2:4] == [("FOXTROT", "ranked_ahead"), ("GOLF", "impossible")]
     golf = objectives["directive_effects"][3]["note"]
     assert (
         golf
