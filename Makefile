@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: setup browser up demo test check clean
+.PHONY: setup browser up demo test test-fast check clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ demo: setup
 
 test: setup browser
 	$(BIN)/python -m pytest
+
+# The fast lane: the tests marked `fast` (rules on the fake unit of work, domain, contracts),
+# which start no broker and reach no database; `make test` runs them too, with all the rest.
+test-fast: setup
+	$(BIN)/python -m pytest -m fast
 
 check: setup
 	$(BIN)/ruff check .

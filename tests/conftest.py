@@ -44,6 +44,22 @@ TOKEN_SECRET = "test-token-secret-of-32-characters"
 TEST_PARTITIONS = 2
 
 
+# The fixtures that start or reach the real parts: a `fast` test (`make test-fast`) asks for none.
+INFRASTRUCTURE_FIXTURES = frozenset(("kafka_bootstrap", "postgres_url"))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test marked `fast` that would start the broker or reach PostgreSQL (through
+    any fixture it uses), so the fast lane cannot quietly grow to need them."""
+    for item in items:
+        needs = INFRASTRUCTURE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("fast") is not None and needs:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked fast but uses {', '.join(sorted(needs))}: "
+                "a fast test needs no broker and no database"
+            )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def traversable_temp_root(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Let an embedded PostgreSQL reach its data below pytest's temporary folders.

@@ -1,10 +1,17 @@
-"""The unit of work: one transaction for a change and the events it publishes (by the outbox)."""
+"""The unit of work: one transaction for a change and the events it publishes (by the outbox).
+
+One pattern for every service (cosmicpython's, chapter 6): `AbstractUnitOfWork` is what the
+service layer's rules need (settings, publishing, releasing parked events); `UnitOfWork` is the
+one the runtime opens (a PostgreSQL transaction and the outbox); a service's own unit of work
+adds its repositories to it (`ServiceUnitOfWork`, on the same transaction), and the tests' fake
+one (tests/fakes/) keeps both in memory, so a rule is tested without a broker or a database.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Protocol, Self, TypeVar
 
 from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -15,6 +22,29 @@ from shared.messaging.dead_letters import UndeliverableRecord, dead_letter_recor
 from shared.messaging.outbox import OutboxMessage, enqueue_many
 from shared.settings import Settings
 from shared.topics import topic_name
+
+
+class AbstractUnitOfWork(Protocol):
+    """What a rule of the service layer does besides reading and changing its rows (which it
+    does through its service's repositories): read the settings, publish events, release
+    parked ones. `UnitOfWork`, `ServiceUnitOfWork` and the tests' fake one are all of it."""
+
+    @property
+    def settings(self) -> Settings:
+        """The running instance's settings: what rules read their thresholds from."""
+        ...
+
+    async def publish(self, event: EventData, *, cause: Context | None = None) -> None:
+        """Publish `event` with the change (the outbox: it exists if and only if the change)."""
+        ...
+
+    async def publish_many(self, events: Sequence[tuple[EventData, Context | None]]) -> None:
+        """Publish events in order, each continuing the trace of its cause (None: current)."""
+        ...
+
+    def release(self, key: str) -> None:
+        """Let the events parked until `key` exists be handled once this work commits."""
+        ...
 
 
 class UnitOfWork:
@@ -120,3 +150,39 @@ class UnitOfWork:
         """Commit, then tell the process (the outbox relay, workers waiting on new rows)."""
         await self.session.commit()
         self._after_commit()
+
+
+class ServiceUnitOfWork:
+    """A service's unit of work: its repositories (set by the subclass, on `uow.session`) in
+    the transaction of the runtime's `UnitOfWork`, whose publishing and releasing it passes on.
+
+    Handlers and routes are given the runtime's `UnitOfWork`; a service layer wraps it in its
+    own (e.g. `SqlRegistryUnitOfWork(uow)`) where a rule reads or writes through repositories.
+    Opening, committing and closing stay with the wrapped one.
+    """
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    @property
+    def settings(self) -> Settings:
+        return self.uow.settings
+
+    async def publish(self, event: EventData, *, cause: Context | None = None) -> None:
+        await self.uow.publish(event, cause=cause)
+
+    async def publish_many(self, events: Sequence[tuple[EventData, Context | None]]) -> None:
+        await self.uow.publish_many(events)
+
+    def release(self, key: str) -> None:
+        self.uow.release(key)
+
+
+W = TypeVar("W")
+
+
+def service_work(uow: UnitOfWork | W, wrap: Callable[[UnitOfWork], W]) -> W:
+    """A service's unit of work for `uow`: the runtime's one (what handlers and routes are
+    given) wrapped by `wrap` with the SQL repositories; the service's own one (or a test's
+    fake) as it is. Lets a rule be called from both while it reads only repositories."""
+    return wrap(uow) if isinstance(uow, UnitOfWork) else uow

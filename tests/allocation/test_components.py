@@ -6,6 +6,8 @@ import pytest
 
 from services.allocation.domain.components import component_labels
 
+pytestmark = pytest.mark.fast
+
 
 def test_nodes_linked_directly_or_through_others_share_a_label() -> None:
     labels = component_labels(6, [(0, 3), (3, 5), (1, 1), (2, 4)])

@@ -31,6 +31,8 @@ from services.allocation.domain.requests import (
 )
 from services.allocation.domain.resolution import AllocationState, request_weights, resolve
 
+pytestmark = pytest.mark.fast
+
 MONDAY = date(2027, 1, 4)  # 2027-W01
 
 

@@ -35,6 +35,8 @@ from services.allocation.domain.solver import (
     solve_milp,
 )
 
+pytestmark = pytest.mark.fast
+
 W1, W2, W3 = "2027-W01", "2027-W02", "2027-W03"
 
 

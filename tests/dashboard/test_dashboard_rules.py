@@ -13,6 +13,8 @@ from services.dashboard.domain import portfolio, whatif
 from services.dashboard.entrypoints.app import _draft_from_form, _safe_next
 from services.dashboard.entrypoints.auth import Refused
 
+pytestmark = pytest.mark.fast
+
 
 def _project(
     pid: str, currency: str = "EUR", budget: float = 100.0, **extra: Any

@@ -31,6 +31,8 @@ from pydantic import SecretStr
 from services.catalog import SERVICES as CATALOG
 from shared.settings import Settings
 
+pytestmark = pytest.mark.fast
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from services.allocation.domain.decisions import PoolMember
 from services.allocation.domain.interventions import (
     Proposal,
@@ -15,6 +17,8 @@ from services.allocation.domain.interventions import (
 from services.allocation.domain.pool import parse_pool_csv, specialties_of
 from services.allocation.domain.priority import ProjectStanding
 from services.allocation.domain.resolution import AllocationState
+
+pytestmark = pytest.mark.fast
 
 MONDAY = date(2027, 1, 4)  # 2027-W01
 NOW = datetime(2027, 1, 4, 9, tzinfo=UTC)

@@ -8,6 +8,8 @@ from services.monitoring.service_layer.configuration import default_thresholds
 from shared.health_rules import SETTINGS_PREFIX, HealthThresholds
 from shared.settings import ConfigurationError, Settings, load_settings
 
+pytestmark = pytest.mark.fast
+
 
 def test_the_settings_give_the_default_thresholds() -> None:
     thresholds = default_thresholds(Settings(monitoring_spi_green_from=0.97))

@@ -17,6 +17,8 @@ from services.monitoring.domain.earned_value import (
     planned_value_at,
 )
 
+pytestmark = pytest.mark.fast
+
 START = date(2026, 1, 1)
 FINISH = date(2026, 12, 31)  # planned duration PD = 364 days
 LINEAR = Baseline(budget_at_completion=100_000, start=START, planned_finish=FINISH)

@@ -23,6 +23,8 @@ from services.monitoring.domain.health import (
     level_with_hysteresis,
 )
 
+pytestmark = pytest.mark.fast
+
 RULES = HealthThresholds(
     spi_green_from=0.95,
     spi_amber_from=0.90,

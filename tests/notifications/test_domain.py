@@ -40,6 +40,8 @@ from services.notifications.domain.timing import (
 )
 from shared.events.contracts import OUTBOUND_EVENTS
 
+pytestmark = pytest.mark.fast
+
 # --- signatures ------------------------------------------------------------------------------
 
 

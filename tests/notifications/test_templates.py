@@ -13,6 +13,8 @@ from services.notifications.adapters.templates import BLOCKS, TemplateCatalog
 from services.notifications.domain.subscriptions import NOTICE_TYPES, SUMMARY_TYPE
 from shared.settings import Settings
 
+pytestmark = pytest.mark.fast
+
 REGISTRY = "https://pmo.example.com/registry"
 PROJECT = {
     "project_id": "PRJ-ORION",

@@ -19,6 +19,8 @@ from services.notifications.adapters.wording import (
 from services.notifications.domain.subscriptions import NOTICE_TYPES, SUMMARY_TYPE
 from tests.notifications.test_templates import CONTEXTS, PROJECT, REGISTRY
 
+pytestmark = pytest.mark.fast
+
 ALL_REASONS = [
     {"code": "schedule", "message": "SPI(t) 0.70 is below 0.85.", "numbers": {"spi_t": 0.7}},
     {"code": "cost", "message": "CPI 0.80 is below 0.90.", "numbers": {"cpi": 0.8, "eac": 125000}},

@@ -15,6 +15,8 @@ from services.registry.domain.stage_models import (
 )
 from services.registry.service_layer.configuration import SHIPPED_STAGE_MODELS
 
+pytestmark = pytest.mark.fast
+
 SHIPPED = parse_stage_models(SHIPPED_STAGE_MODELS.read_text(), str(SHIPPED_STAGE_MODELS))
 STAGE_GATE = SHIPPED.resolve("Stage_Gate")
 

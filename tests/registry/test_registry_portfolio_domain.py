@@ -23,6 +23,8 @@ from services.registry.domain.stage_models import parse_stage_models
 from services.registry.service_layer.configuration import SHIPPED_STAGE_MODELS
 from shared.events.contracts import StrategyChanged
 
+pytestmark = pytest.mark.fast
+
 MODELS = parse_stage_models(SHIPPED_STAGE_MODELS.read_text(), "shipped")
 STANDARD = MODELS.resolve(None)
 POLICY = PrioritizationPolicy()

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+import pytest
+
 from services.registry.domain.programs import MemberProject, roll_up
+
+pytestmark = pytest.mark.fast
 
 TODAY = date(2026, 6, 30)
 

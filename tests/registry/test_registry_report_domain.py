@@ -15,6 +15,8 @@ from services.registry.domain.projects import changed_fields
 from services.registry.domain.reports import COLUMNS, PortfolioReport, ReportRow, as_csv, as_html
 from services.registry.entrypoints.reports_api import negotiated
 
+pytestmark = pytest.mark.fast
+
 
 def row(project_id: str, **changes: Any) -> ReportRow:
     fields: dict[str, Any] = {

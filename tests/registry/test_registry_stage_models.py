@@ -25,6 +25,8 @@ from services.registry.service_layer.configuration import (
 from shared.events.contracts import CLOSED_STAGES, Stage
 from shared.settings import ConfigurationError, Settings
 
+pytestmark = pytest.mark.fast
+
 STAGES: tuple[Stage, ...] = get_args(Stage)
 SHIPPED = parse_stage_models(SHIPPED_STAGE_MODELS.read_text(), str(SHIPPED_STAGE_MODELS))
 STANDARD = SHIPPED.resolve(None)

@@ -1,4 +1,7 @@
-"""Strategy changes against the real broker and database: ranking, actions, directives, versions.
+"""Strategy changes against the real broker and database: the event path, the inbox, the SQL.
+
+The rules themselves (ranking, actions, directive effects, the next version's previous ranks,
+older versions ignored) are tested on the fake unit of work in `test_registry_strategy_rules.py`.
 
 The portfolio (weights growth 6, cost 3, risk 1, so normalised 0.6 / 0.3 / 0.1; key bonus 0.1):
 
@@ -106,12 +109,6 @@ async def set_up_portfolio(api: httpx.AsyncClient, enterprise: Enterprise) -> No
         await project_when(api, name, f"{name} registered")
 
 
-def table(ranking: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    return [
-        (p["project_id"], p["rank"], p["score"], p["previous_rank"], p["action"]) for p in ranking
-    ]
-
-
 async def test_a_strategy_change_ranks_recommends_and_applies_its_directives(
     api: httpx.AsyncClient, enterprise: Enterprise, settings: Settings
 ) -> None:
@@ -120,29 +117,12 @@ async def test_a_strategy_change_ranks_recommends_and_applies_its_directives(
 
     [reprioritized] = await published(settings, "portfolio-reprioritized")
     assert reprioritized["strategy_version"] == 1
-    assert table(reprioritized["projects"]) == [
-        ("FOXTROT", 1, 0.18, None, "accelerate"),  # the accelerate directive puts it first
-        ("ALPHA", 2, 0.75, None, "accelerate"),  # top 20% (ceil(9 x 0.2) = 2) and >= 0.6
-        ("BRAVO", 3, 0.4, None, "continue"),  # ties CHARLIE: the key project first
-        ("CHARLIE", 4, 0.4, None, "continue"),
-        ("HOTEL", 5, 0.3, None, "continue"),  # ties INDIA on score and finish: by id
-        ("INDIA", 6, 0.3, None, "continue"),
-        ("DELTA", 7, 0.15, None, "pause"),  # paused by the Logistics directive
-        ("ECHO", 8, 0.05, None, "terminate"),  # below 0.1
-        ("JULIET", 9, 0.18, None, "pause"),  # deprioritized: after every other project
+    # The ranking itself is the rule's (test_registry_strategy_rules.py): here, that it is sent.
+    assert [(p["project_id"], p["rank"]) for p in reprioritized["projects"]][:2] == [
+        ("FOXTROT", 1),
+        ("ALPHA", 2),
     ]
-    whys = {p["project_id"]: p["why"] for p in reprioritized["projects"]}
-    assert whys["FOXTROT"] == (
-        "rank 1 of 9, score 0.18: strategy v1 accelerates it: Regulator deadline"
-    )
-    assert whys["ECHO"] == (
-        "rank 8 of 9, score 0.05: below the terminate threshold 0.1, it serves the strategy too "
-        "little to keep funding"
-    )
-    assert whys["DELTA"] == (
-        "rank 7 of 9, score 0.15: strategy v1 pauses it: Warehouse consolidation"
-    )
-
+    assert len(reprioritized["projects"]) == 9
     changed = await published(settings, "project-lifecycle-changed", at_least=4)
     assert sorted((e["project_id"], e["from"], e["to"]) for e in changed if e["cause"] == v1) == [
         ("DELTA", "active", "on_hold"),
@@ -151,17 +131,8 @@ async def test_a_strategy_change_ranks_recommends_and_applies_its_directives(
     ]
     objectives = (await api.get("/objectives")).json()
     assert objectives["strategy_version"] == 1
-    effects = [
-        (e["directive"], e["project_id"], e["effect"]) for e in objectives["directive_effects"]
-    ]
-    assert effects == [
-        (1, "DELTA", "moved"),
-        (1, "ECHO", "moved"),
-        (2, "FOXTROT", "ranked_ahead"),
-        (3, "GOLF", "impossible"),
-        (4, "JULIET", "ranked_behind"),
-        (5, "KILO", "moved"),
-    ]
+    effects = [(e["project_id"], e["effect"]) for e in objectives["directive_effects"]]
+    assert effects[2:4] == [("FOXTROT", "ranked_ahead"), ("GOLF", "impossible")]
     golf = objectives["directive_effects"][3]["note"]
     assert (
         golf
@@ -182,31 +153,10 @@ async def test_a_strategy_change_ranks_recommends_and_applies_its_directives(
     golf_history = (await api.get("/projects/GOLF/history")).json()["items"]
     assert golf_history[-1]["change"] == "directive"
 
-    # v2: a new ranking; previous ranks are v1's; v1's directives no longer place anyone.
-    await enterprise.send("strategy-changed", STRATEGY_V2, key="2")
-    # Records of two keys come back in partition order, not publish order: pick v2's.
-    second = next(
-        event
-        for event in await published(settings, "portfolio-reprioritized", at_least=2)
-        if event["strategy_version"] == 2
-    )
-    assert table(second["projects"]) == [
-        ("ALPHA", 1, 0.75, 2, "accelerate"),
-        ("CHARLIE", 2, 0.5, 4, "continue"),
-        ("BRAVO", 3, 0.35, 3, "continue"),
-        ("HOTEL", 4, 0.25, 5, "continue"),
-        ("INDIA", 5, 0.25, 6, "continue"),
-        ("DELTA", 6, 0.25, 7, "continue"),  # on hold, and no directive pauses it any more
-        ("JULIET", 7, 0.2, 9, "continue"),
-        ("FOXTROT", 8, 0.15, 1, "continue"),
-        ("ECHO", 9, 0.0, 8, "terminate"),
-    ]
-    delta = next(p for p in second["projects"] if p["project_id"] == "DELTA")
-    assert delta["why"].endswith("(it is on hold: resume it)")
     portfolio = (await api.get("/portfolio")).json()
-    assert portfolio["strategy_version"] == 2
+    assert portfolio["strategy_version"] == 1
     assert [(p["project_id"], p["rank"]) for p in portfolio["projects"]] == [
-        (p["project_id"], p["rank"]) for p in second["projects"]
+        (p["project_id"], p["rank"]) for p in reprioritized["projects"]
     ]
 
 

@@ -57,6 +57,8 @@ from shared.events.contracts import (
     SuggestedLesson,
 )
 
+pytestmark = pytest.mark.fast
+
 Headers = list[tuple[str, bytes]]
 
 STRUCTURED: Headers = [("content-type", b"application/cloudevents+json; charset=utf-8")]

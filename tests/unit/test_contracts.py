@@ -32,6 +32,8 @@ from shared.events import (
 )
 from shared.events.contracts import HEALTH_RANK, Health, parse_timestamp
 
+pytestmark = pytest.mark.fast
+
 PROJECT: dict[str, Any] = {
     "project_id": "PRJ-2041",
     "name": "Customer portal relaunch",

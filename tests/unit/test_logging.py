@@ -6,10 +6,13 @@ import io
 import json
 import logging
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from shared.settings import Settings
 from shared.telemetry import JsonLogFormatter, current_event_id, current_project_id
+
+pytestmark = pytest.mark.fast
 
 
 def test_a_log_line_carries_trace_span_event_and_project_ids() -> None:

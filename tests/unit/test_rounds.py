@@ -10,6 +10,8 @@ from tenacity import wait_exponential
 
 from shared.rounds import repeat_rounds
 
+pytestmark = pytest.mark.fast
+
 
 async def test_a_failing_round_is_logged_and_tried_again_until_the_worker_is_cancelled(
     caplog: pytest.LogCaptureFixture,

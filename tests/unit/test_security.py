@@ -19,6 +19,8 @@ from shared.security import (
 )
 from shared.settings import Settings
 
+pytestmark = pytest.mark.fast
+
 SECRET = "unit-secret-" * 6  # long enough for HS512 too (the wrong-algorithm tokens)
 SETTINGS = Settings(token_secret=SECRET, admin_token="bootstrap-admin")
 CLAIMS = {"sub": "pm@example.com", "role": "pmo_admin"}

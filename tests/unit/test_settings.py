@@ -8,6 +8,8 @@ import pytest
 
 from shared.settings import ConfigurationError, load_settings
 
+pytestmark = pytest.mark.fast
+
 DURATIONS = (
     "PMO_NOTIFICATION_THROTTLE_WINDOW",
     "PMO_NOTIFICATION_ESCALATE_AFTER",

@@ -10,6 +10,8 @@ import pytest
 from services.catalog import SERVICES
 from shared.settings import SERVICE_NAMES
 
+pytestmark = pytest.mark.fast
+
 # The allocation solver's numerical libraries, and the service layers of the other services.
 HEAVY = ("numpy", "highspy", "ortools")
 

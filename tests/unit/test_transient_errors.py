@@ -8,6 +8,8 @@ import sqlalchemy.exc
 
 from shared.database import is_transient
 
+pytestmark = pytest.mark.fast
+
 
 def chained(outer: Exception, inner: BaseException) -> Exception:
     try:

@@ -1,16 +1,24 @@
-"""Reading the allocation's tables into the domain's picture of the portfolio."""
+"""Reading the allocation's tables into the domain's picture of the portfolio, and the
+repositories through which re-resolution stores its decisions (their contracts, which a fake in
+the tests also keeps, and their SQL implementations on a session)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol, cast
 
+from sqlalchemy import Table, bindparam, delete, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.allocation.adapters.tables import (
     AssignmentRow,
     CapacityChangeRow,
+    ConflictRow,
     PortfolioVersion,
     ProjectStandingRow,
     Resource,
@@ -133,3 +141,155 @@ async def load_state(
         standings=standings,
         allocations=allocations,
     )
+
+
+RESOLVED, CLOSED = "resolved", "closed"
+"""A conflict's states: its published resolution stands, or no longer does."""
+
+Decided = tuple[str | None, float | None, str | None]
+"""A request's stored decision: (status, FTE granted, reason); all None while undecided."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A request's new decision; `decided_at` is set on its first one only."""
+
+    request_id: str
+    status: str
+    fte_granted: float
+    reason: str
+    decided_at: datetime | None = None
+
+
+class RequestRepository(Protocol):
+    """The resource requests' decisions."""
+
+    async def decisions(self, request_ids: Collection[str]) -> dict[str, Decided]:
+        """The stored decision of each of these requests (those that exist)."""
+        ...
+
+    async def decide(self, decisions: Sequence[Decision]) -> None:
+        """Store each request's new decision."""
+        ...
+
+
+class AssignmentRepository(Protocol):
+    """The allocations in force: FTE of a person for a request in a week (a `Slot`)."""
+
+    async def replace(self, gone: Sequence[Slot], fresh: Mapping[Slot, float]) -> None:
+        """Remove the `gone` slots; set (insert or change) the FTE of the `fresh` ones."""
+        ...
+
+
+class ConflictRepository(Protocol):
+    """The conflicts resolved and published, standing (`resolved`) or `closed`."""
+
+    async def standing_or(self, conflict_ids: Collection[str]) -> list[ConflictRow]:
+        """The standing conflicts, and any (standing or closed) with one of these ids."""
+        ...
+
+    def add(self, row: ConflictRow) -> None:
+        """Keep a new or changed conflict in this unit of work."""
+        ...
+
+
+# Rows per INSERT: PostgreSQL takes at most 32,767 bound parameters in one statement.
+_INSERT_CHUNK = 5000
+
+
+class SqlRequestRepository:
+    """`RequestRepository` in allocation's schema, in the session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def decisions(self, request_ids: Collection[str]) -> dict[str, Decided]:
+        query = select(
+            ResourceRequest.request_id,
+            ResourceRequest.status,
+            ResourceRequest.fte_granted,
+            ResourceRequest.reason,
+        ).where(col(ResourceRequest.request_id).in_(list(request_ids)))
+        return {row[0]: (row[1], row[2], row[3]) for row in (await self.session.exec(query)).all()}
+
+    async def decide(self, decisions: Sequence[Decision]) -> None:
+        # One executemany per kind of update (first decision, or a changed one), not one
+        # statement per request: the initial resolution of 2,000 requests writes 2,000 rows.
+        first: list[dict[str, Any]] = []
+        later: list[dict[str, Any]] = []
+        for decision in decisions:
+            values: dict[str, Any] = {
+                "key": decision.request_id,
+                "new_status": decision.status,
+                "new_fte_granted": decision.fte_granted,
+                "new_reason": decision.reason,
+            }
+            if decision.decided_at is not None:
+                first.append({**values, "new_decided_at": decision.decided_at})
+            else:
+                later.append(values)
+        # Core statements on the table: executemany with the key as a bound parameter.
+        table = cast(Table, ResourceRequest.__table__)  # type: ignore[attr-defined]
+        columns: dict[str, Any] = {
+            "status": bindparam("new_status"),
+            "fte_granted": bindparam("new_fte_granted"),
+            "reason": bindparam("new_reason"),
+        }
+        by_key = table.c.request_id == bindparam("key")
+        if first:
+            await self.session.exec(
+                update(table)
+                .where(by_key)
+                .values(**columns, decided_at=bindparam("new_decided_at")),
+                params=first,
+            )
+        if later:
+            await self.session.exec(update(table).where(by_key).values(**columns), params=later)
+
+
+class SqlAssignmentRepository:
+    """`AssignmentRepository` in allocation's schema, in the session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def replace(self, gone: Sequence[Slot], fresh: Mapping[Slot, float]) -> None:
+        if gone:
+            await self.session.exec(
+                delete(AssignmentRow).where(
+                    tuple_(
+                        col(AssignmentRow.request_id),
+                        col(AssignmentRow.resource_id),
+                        col(AssignmentRow.week),
+                    ).in_(list(gone))
+                )
+            )
+        rows = [
+            {"request_id": r, "resource_id": p, "week": w, "fte": fte}
+            for (r, p, w), fte in fresh.items()
+        ]
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            statement = insert(AssignmentRow).values(rows[start : start + _INSERT_CHUNK])
+            await self.session.exec(
+                statement.on_conflict_do_update(
+                    index_elements=["request_id", "resource_id", "week"],
+                    set_={"fte": statement.excluded.fte},
+                )
+            )
+
+
+class SqlConflictRepository:
+    """`ConflictRepository` in allocation's schema, in the session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def standing_or(self, conflict_ids: Collection[str]) -> list[ConflictRow]:
+        query = select(ConflictRow).where(
+            (col(ConflictRow.state) == RESOLVED)
+            | col(ConflictRow.conflict_id).in_(list(conflict_ids))
+        )
+        return list((await self.session.exec(query)).all())
+
+    def add(self, row: ConflictRow) -> None:
+        self.session.add(row)

@@ -14,21 +14,21 @@ import contextlib
 import logging
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 import asyncpg
 from opentelemetry.trace import Link, get_current_span
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table, bindparam, delete, func, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, delete, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import wait_exponential
 
-from services.allocation.adapters.repository import load_state
+from services.allocation.adapters.repository import CLOSED as CLOSED
+from services.allocation.adapters.repository import RESOLVED, Decision, load_state
 from services.allocation.adapters.tables import (
-    AssignmentRow,
     ConflictRow,
     PendingResolution,
     ProjectStandingRow,
@@ -37,6 +37,10 @@ from services.allocation.adapters.tables import (
 )
 from services.allocation.domain.decisions import Conflict, Outcome
 from services.allocation.domain.resolution import AllocationState, Resolution, resolve
+from services.allocation.service_layer.unit_of_work import (
+    AllocationUnitOfWork,
+    allocation_work,
+)
 from shared.events.contracts import (
     AllocationChanged,
     AllocationDecision,
@@ -56,8 +60,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANNEL = "pmo_allocation_resolution"
-RESOLVED, CLOSED = "resolved", "closed"
-"""A conflict's states: its published resolution stands, or no longer does."""
 LOCK_ID = zlib.crc32(b"pmo-allocation-resolution")
 
 
@@ -149,7 +151,10 @@ def conflict_event(conflict: Conflict) -> ResourceConflictResolved:
 
 
 async def apply_resolution(
-    uow: UnitOfWork, state: AllocationState, resolution: Resolution, causes: Sequence[str]
+    uow: UnitOfWork | AllocationUnitOfWork,
+    state: AllocationState,
+    resolution: Resolution,
+    causes: Sequence[str],
 ) -> None:
     """Store what the resolution decided and publish each decision and change once.
 
@@ -158,92 +163,38 @@ async def apply_resolution(
     changed stage or rank after the decision): what the consumers keep always says why as of
     now. A changed allocation is an `allocation-changed`, whose cause carries the new reason.
     """
-    session = uow.session
+    work = allocation_work(uow)
     now = datetime.now(UTC)
     before, after = state.allocations, resolution.allocations
-    gone = [slot for slot in before if slot not in after]
-    if gone:
-        await session.exec(
-            delete(AssignmentRow).where(
-                tuple_(
-                    col(AssignmentRow.request_id),
-                    col(AssignmentRow.resource_id),
-                    col(AssignmentRow.week),
-                ).in_(gone)
-            )
-        )
-    fresh = [
-        {"request_id": r, "resource_id": p, "week": w, "fte": fte}
-        for (r, p, w), fte in after.items()
-        if abs(before.get((r, p, w), 0.0) - fte) > 1e-9
-    ]
-    for start in range(0, len(fresh), 5000):
-        statement = insert(AssignmentRow).values(fresh[start : start + 5000])
-        await session.exec(
-            statement.on_conflict_do_update(
-                index_elements=["request_id", "resource_id", "week"],
-                set_={"fte": statement.excluded.fte},
-            )
-        )
+    await work.assignments.replace(
+        [slot for slot in before if slot not in after],
+        {slot: fte for slot, fte in after.items() if abs(before.get(slot, 0.0) - fte) > 1e-9},
+    )
 
     first_time = set(resolution.decided)
     cause = summarise_causes(causes)
-    stored = {
-        row[0]: tuple(row[1:])
-        for row in (
-            await session.exec(
-                select(
-                    ResourceRequest.request_id,
-                    ResourceRequest.status,
-                    ResourceRequest.fte_granted,
-                    ResourceRequest.reason,
-                ).where(col(ResourceRequest.request_id).in_(list(resolution.outcomes)))
-            )
-        ).all()
-    }
+    stored = await work.requests.decisions(list(resolution.outcomes))
     changed = {change.request_id for change in resolution.changed}
     restated: list[str] = []
-    # One executemany per kind of update (first decision, or a changed one), not one
-    # statement per request: the initial resolution of 2,000 requests writes 2,000 rows.
-    first: list[dict[str, Any]] = []
-    later: list[dict[str, Any]] = []
+    decisions: list[Decision] = []
     for request_id, outcome in resolution.outcomes.items():
-        values: dict[str, Any] = {
-            "key": request_id,
-            "new_status": outcome.status,
-            "new_fte_granted": outcome.fte_granted,
-            "new_reason": outcome.reason,
-        }
+        decision = Decision(request_id, outcome.status, outcome.fte_granted, outcome.reason)
         if request_id in first_time:
-            first.append({**values, "new_decided_at": now})
+            decisions.append(replace(decision, decided_at=now))
         elif stored.get(request_id) != (outcome.status, outcome.fte_granted, outcome.reason):
-            later.append(values)  # most requests, most of the time, are unchanged
+            decisions.append(decision)  # most requests, most of the time, are unchanged
             if request_id not in changed:
                 # The same people, but the decision reads otherwise: the project became known,
                 # changed stage or rank. Its published reason must not stay stale.
                 restated.append(request_id)
-    # Core statements on the table: executemany with the key as a bound parameter.
-    table = cast(Table, ResourceRequest.__table__)  # type: ignore[attr-defined]
-    decision: dict[str, Any] = {
-        "status": bindparam("new_status"),
-        "fte_granted": bindparam("new_fte_granted"),
-        "reason": bindparam("new_reason"),
-    }
-    by_key = table.c.request_id == bindparam("key")
-    if first:
-        await session.exec(
-            update(table).where(by_key).values(**decision, decided_at=bindparam("new_decided_at")),
-            params=first,
-        )
-    if later:
-        await session.exec(update(table).where(by_key).values(**decision), params=later)
+    await work.requests.decide(decisions)
     # Conflicts first: their figures cover only the contested weeks, while a request's decision
     # covers all its weeks. Consumers keep the newest figure per request, so the decisions and
     # changes must be the later events.
-    await record_conflicts(uow, resolution.conflicts, cause, now)
+    await record_conflicts(work, resolution.conflicts, cause, now)
     for request_id in (*resolution.decided, *restated):
         request, outcome = state.requests[request_id], resolution.outcomes[request_id]
-        await uow.publish(
+        await work.publish(
             ResourceAllocated(
                 project_id=request.project_id,
                 request_id=request_id,
@@ -258,7 +209,7 @@ async def apply_resolution(
             )
         )
     for change in resolution.changed:
-        await uow.publish(
+        await work.publish(
             AllocationChanged(
                 project_id=state.requests[change.request_id].project_id,
                 request_id=change.request_id,
@@ -270,26 +221,16 @@ async def apply_resolution(
 
 
 async def record_conflicts(
-    uow: UnitOfWork, conflicts: Sequence[Conflict], cause: str, now: datetime
+    uow: UnitOfWork | AllocationUnitOfWork, conflicts: Sequence[Conflict], cause: str, now: datetime
 ) -> None:
     """Publish conflicts not published as they stand; close standing ones no longer current.
 
     A published conflict is `resolved` (its event says so) while its resolution stands, and
     `closed` once the shortage ends or a newer resolution supersedes it.
     """
-    session = uow.session
+    work = allocation_work(uow)
     current = {conflict.conflict_id: conflict for conflict in conflicts}
-    known = {
-        row.conflict_id: row
-        for row in (
-            await session.exec(
-                select(ConflictRow).where(
-                    (col(ConflictRow.state) == RESOLVED)
-                    | col(ConflictRow.conflict_id).in_(list(current))
-                )
-            )
-        ).all()
-    }
+    known = {row.conflict_id: row for row in await work.conflicts.standing_or(list(current))}
     by_contest = {conflict.contest_key: conflict.conflict_id for conflict in conflicts}
     for row in known.values():
         if row.state == RESOLVED and row.conflict_id not in current:
@@ -301,7 +242,7 @@ async def record_conflicts(
                 if successor
                 else f"no longer contested after: {cause}"
             )
-            session.add(row)
+            work.conflicts.add(row)
     for conflict_id, conflict in current.items():
         found = known.get(conflict_id)
         if found is not None and found.state == RESOLVED:
@@ -326,8 +267,8 @@ async def record_conflicts(
             row = found
             row.state, row.closed_reason, row.closed_at = RESOLVED, None, None
             row.cause, row.resolved_at = cause, now
-        session.add(row)
-        await uow.publish(event)
+        work.conflicts.add(row)
+        await work.publish(event)
 
 
 async def resolve_pending(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -43,6 +43,10 @@ from services.notifications.service_layer.delivery import worker_name
 from services.notifications.service_layer.handlers import project_summary
 from services.notifications.service_layer.metrics import notification_metrics
 from services.notifications.service_layer.queue import queue_notice, subscriptions_wanting
+from services.notifications.service_layer.unit_of_work import (
+    NotificationsUnitOfWork,
+    SqlNotificationsUnitOfWork,
+)
 from shared.events.contracts import CLOSED_STAGES
 from shared.rounds import repeat_rounds
 
@@ -102,168 +106,32 @@ class NotificationClock:
 
     async def close_throttle_windows(self, now: datetime) -> int:
         """Send one summary per ended window of held deliveries; returns the summaries queued."""
-        async with self.runtime.sessions() as session, session.begin():
-            held = (
-                await session.exec(
-                    select(Delivery)
-                    .where(Delivery.state == "held", col(Delivery.held_until) <= now)
-                    .order_by(col(Delivery.id))
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            groups: dict[tuple[Any, str], list[Delivery]] = defaultdict(list)
-            for delivery in held:
-                groups[(delivery.subscription_id, delivery.throttle_key)].append(delivery)
-            summaries = 0
-            for members in groups.values():
-                summaries += await self._summarize(session, members)
+        uow = self.runtime.unit_of_work()
+        async with uow:
+            summaries = await close_throttle_windows(
+                SqlNotificationsUnitOfWork(uow), now, self.templates
+            )
+            await uow.commit()
         return summaries
-
-    async def _summarize(self, session: AsyncSession, members: list[Delivery]) -> int:
-        first = members[0]
-        subscription = (
-            await session.get(Subscription, first.subscription_id)
-            if first.subscription_id
-            else None
-        )
-        if subscription is None:
-            for member in members:
-                member.state = "cancelled"
-                member.last_error = "its subscription was deleted"
-                session.add(member)
-            return 0
-        window = (
-            (first.held_until - first.created_at)
-            if first.held_until and first.created_at
-            else self.settings.notification_throttle_window
-        )
-        items = []
-        for member in members:
-            notice_type = member.event_type.removeprefix("pmo.")
-            try:
-                title = self.templates.title(member.channel, notice_type, member.context)
-            except jinja2.TemplateError:
-                title = notice_type
-            event = member.context.get("event") or {}
-            items.append(
-                {
-                    "event_type": member.event_type,
-                    "time": member.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-                    if member.created_at
-                    else "",
-                    "title": title,
-                    "severity": member.severity,
-                    # The reasons of an at-risk notice, so every channel's summary names them
-                    # (a second alert in a window often adds one, e.g. cost after schedule).
-                    "reasons": [
-                        reason.get("code")
-                        for reason in (event.get("data") or {}).get("reasons") or []
-                        if isinstance(reason, dict)
-                    ],
-                    "delivery_id": member.id,
-                }
-            )
-        severity = max((m.severity or "info" for m in members), key=lambda s: SEVERITY_RANK[s])
-        context = {
-            "project_id": first.project_id,
-            "project": first.context.get("project"),
-            "summary": {
-                "count": len(members),
-                "window_s": window.total_seconds(),
-                "window_minutes": max(round(window.total_seconds() / 60), 1),
-                "items": items,
-            },
-        }
-        queued = await queue_notice(
-            session,
-            Notice(SUMMARY_TYPE, severity),
-            settings=self.settings,
-            event_id=f"summary:{first.throttle_key}:{first.id}",
-            event_type=f"pmo.{SUMMARY_TYPE}",
-            project_id=first.project_id,
-            context_for=lambda _: context,
-            subscriptions=[subscription],
-        )
-        summary_id = (
-            await session.exec(
-                select(Delivery.id).where(
-                    Delivery.event_id == f"summary:{first.throttle_key}:{first.id}",
-                    Delivery.subscription_id == subscription.id,
-                )
-            )
-        ).first()
-        for member in members:
-            member.state = "summarized"
-            member.summary_id = summary_id
-            session.add(member)
-        return queued
 
     # --- escalation -------------------------------------------------------------------------
 
     async def escalate(self, now: datetime) -> int:
         """Escalate each project at risk for longer than the setting, once per episode."""
-        after = self.settings.notification_escalate_after
-        escalated = 0
-        async with self.runtime.sessions() as session, session.begin():
-            projects = (
-                await session.exec(
-                    select(ProjectView)
-                    .where(
-                        col(ProjectView.at_risk_since).is_not(None),
-                        col(ProjectView.escalated_at).is_(None),
-                        col(ProjectView.at_risk_since) <= now - after,
-                        col(ProjectView.lifecycle).not_in(FINISHED_LIFECYCLES),
-                    )
-                    .order_by(col(ProjectView.at_risk_since))
-                    .limit(100)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            for project in projects:
-                assert project.at_risk_since is not None
-                project.escalated_at = now
-                session.add(project)
-                days = (now - project.at_risk_since).total_seconds() / 86400
-                context = {
-                    "project_id": project.project_id,
-                    "project": project_summary(project),
-                    "escalation": {
-                        "at_risk_since": project.at_risk_since.isoformat(timespec="minutes"),
-                        "at_risk_s": (now - project.at_risk_since).total_seconds(),
-                        "after_s": after.total_seconds(),
-                        # Kept for webhook receivers reading the first version's fields.
-                        "days_at_risk": round(days, 1),
-                        "after_days": round(after.total_seconds() / 86400, 1),
-                        "severity": project.health,
-                        "reasons": project.reasons,
-                        "metrics": project.metrics,
-                    },
-                }
-                await queue_notice(
-                    session,
-                    Notice(
-                        "project-escalated",
-                        project.health if project.health in SEVERITY_RANK else "amber",
-                        (project.project_id,),
-                        (project.business_unit,),
-                    ),
-                    settings=self.settings,
-                    # One escalation per episode: the episode is named by its start.
-                    event_id=f"escalation:{project.project_id}:{project.at_risk_since.isoformat()}",
-                    event_type="pmo.project-escalated",
-                    project_id=project.project_id,
-                    context_for=lambda _, context=context: context,  # type: ignore[misc]
-                )
-                escalated += 1
-                log.info(
-                    "project %s escalated after %s at risk",
-                    project.project_id,
-                    duration(days * 86400),
-                    extra={"service": self.runtime.name},
-                )
+        uow = self.runtime.unit_of_work()
+        async with uow:
+            escalated = await escalate(SqlNotificationsUnitOfWork(uow), now)
+            await uow.commit()
+        for project_id, at_risk in escalated:
+            log.info(
+                "project %s escalated after %s at risk",
+                project_id,
+                duration(at_risk.total_seconds()),
+                extra={"service": self.runtime.name},
+            )
         if escalated:
-            self.metrics.escalations.inc(escalated)
-        return escalated
+            self.metrics.escalations.inc(len(escalated))
+        return len(escalated)
 
     # --- weekly portfolio digest ------------------------------------------------------------
 
@@ -356,6 +224,143 @@ class NotificationClock:
         found = dict(counts)
         for state in ("pending", "delivered", "dead", "held", "summarized", "cancelled"):
             self.metrics.deliveries.labels(state).set(found.get(state, 0))
+
+
+async def close_throttle_windows(
+    uow: NotificationsUnitOfWork, now: datetime, templates: TemplateCatalog
+) -> int:
+    """Summarize each ended throttle window: the deliveries held for one (subscription,
+    throttle key) whose window ended by `now` become `summarized`, and one summary notice
+    (`SUMMARY_TYPE`, the worst severity among them, each held notice's title and reasons) is
+    queued for that subscription; a deleted subscription's held deliveries are `cancelled`.
+    Returns the summaries queued (a window summarized before queues none again)."""
+    groups: dict[tuple[Any, str], list[Delivery]] = defaultdict(list)
+    for delivery in await uow.deliveries.held_until(now):
+        groups[(delivery.subscription_id, delivery.throttle_key)].append(delivery)
+    summaries = 0
+    for members in groups.values():
+        summaries += await _summarize(uow, members, templates)
+    return summaries
+
+
+async def _summarize(
+    uow: NotificationsUnitOfWork, members: list[Delivery], templates: TemplateCatalog
+) -> int:
+    first = members[0]
+    subscription = (
+        await uow.subscriptions.get(first.subscription_id) if first.subscription_id else None
+    )
+    if subscription is None:
+        for member in members:
+            member.state = "cancelled"
+            member.last_error = "its subscription was deleted"
+        return 0
+    window = (
+        (first.held_until - first.created_at)
+        if first.held_until and first.created_at
+        else uow.settings.notification_throttle_window
+    )
+    items = []
+    for member in members:
+        notice_type = member.event_type.removeprefix("pmo.")
+        try:
+            title = templates.title(member.channel, notice_type, member.context)
+        except jinja2.TemplateError:
+            title = notice_type
+        event = member.context.get("event") or {}
+        items.append(
+            {
+                "event_type": member.event_type,
+                "time": member.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+                if member.created_at
+                else "",
+                "title": title,
+                "severity": member.severity,
+                # The reasons of an at-risk notice, so every channel's summary names them
+                # (a second alert in a window often adds one, e.g. cost after schedule).
+                "reasons": [
+                    reason.get("code")
+                    for reason in (event.get("data") or {}).get("reasons") or []
+                    if isinstance(reason, dict)
+                ],
+                "delivery_id": member.id,
+            }
+        )
+    severity = max((m.severity or "info" for m in members), key=lambda s: SEVERITY_RANK[s])
+    context = {
+        "project_id": first.project_id,
+        "project": first.context.get("project"),
+        "summary": {
+            "count": len(members),
+            "window_s": window.total_seconds(),
+            "window_minutes": max(round(window.total_seconds() / 60), 1),
+            "items": items,
+        },
+    }
+    event_id = f"summary:{first.throttle_key}:{first.id}"
+    queued = await queue_notice(
+        uow,
+        Notice(SUMMARY_TYPE, severity),
+        settings=uow.settings,
+        event_id=event_id,
+        event_type=f"pmo.{SUMMARY_TYPE}",
+        project_id=first.project_id,
+        context_for=lambda _: context,
+        subscriptions=[subscription],
+    )
+    summary_id = await uow.deliveries.id_of(event_id, subscription.id)
+    for member in members:
+        member.state = "summarized"
+        member.summary_id = summary_id
+    return queued
+
+
+async def escalate(uow: NotificationsUnitOfWork, now: datetime) -> list[tuple[str, timedelta]]:
+    """Escalate each running project at risk for `notification_escalate_after` or longer, once
+    per episode (an episode is named by its `at_risk_since`; `escalated_at` is set): a
+    `project-escalated` notice of the project's severity (amber if it has none) goes to the
+    subscriptions that want it, escalation targets included. At most 100 per call, the
+    longest at risk first. Returns (project id, time at risk) of each one escalated."""
+    after = uow.settings.notification_escalate_after
+    escalated: list[tuple[str, timedelta]] = []
+    for project in await uow.projects.to_escalate(
+        now - after, finished=FINISHED_LIFECYCLES, limit=100
+    ):
+        assert project.at_risk_since is not None
+        project.escalated_at = now
+        at_risk = now - project.at_risk_since
+        context = {
+            "project_id": project.project_id,
+            "project": project_summary(project),
+            "escalation": {
+                "at_risk_since": project.at_risk_since.isoformat(timespec="minutes"),
+                "at_risk_s": at_risk.total_seconds(),
+                "after_s": after.total_seconds(),
+                # Kept for webhook receivers reading the first version's fields.
+                "days_at_risk": round(at_risk.total_seconds() / 86400, 1),
+                "after_days": round(after.total_seconds() / 86400, 1),
+                "severity": project.health,
+                "reasons": project.reasons,
+                "metrics": project.metrics,
+            },
+        }
+        await queue_notice(
+            uow,
+            Notice(
+                "project-escalated",
+                project.health if project.health in SEVERITY_RANK else "amber",
+                (project.project_id,),
+                (project.business_unit,),
+            ),
+            settings=uow.settings,
+            # One escalation per episode: the episode is named by its start.
+            event_id=f"escalation:{project.project_id}:{project.at_risk_since.isoformat()}",
+            event_type="pmo.project-escalated",
+            project_id=project.project_id,
+            context_for=lambda _, context=context: context,  # type: ignore[misc]
+        )
+        escalated.append((project.project_id, at_risk))
+    return escalated
 
 
 async def current_portfolio(session: AsyncSession) -> list[PortfolioLine]:

@@ -1,4 +1,8 @@
-"""Queues a notice for every subscription that wants it: rows only, the delivery worker sends."""
+"""Queues a notice for every subscription that wants it: rows only, the delivery worker sends.
+
+It works through notifications' repositories: on a handler's session (the SQL ones) or in a
+`NotificationsUnitOfWork` (the clock's, or a test's fake).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry.context import Context
-from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notifications.adapters.tables import (
-    ENVIRONMENT_WEBHOOK_ID,
-    Delivery,
-    Subscription,
+from services.notifications.adapters.repository import (
+    DeliveryRepository,
+    SqlDeliveryRepository,
+    SqlSubscriptionRepository,
+    SubscriptionRepository,
 )
+from services.notifications.adapters.tables import ENVIRONMENT_WEBHOOK_ID, Subscription
 from services.notifications.domain.subscriptions import Notice, audience_of, wants
 from services.notifications.service_layer.managers import PROJECT_MANAGER, manager_has_channel
+from services.notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from shared.settings import Settings
 from shared.telemetry import current_trace_headers
 
@@ -25,13 +30,20 @@ ContextFor = Callable[[Subscription], dict[str, Any] | None]
 """The message context for one subscription (None: nothing to tell it, e.g. an empty digest)."""
 
 
-async def subscriptions_wanting(session: AsyncSession, notice: Notice) -> list[Subscription]:
-    subscriptions = (
-        await session.exec(
-            select(Subscription).where(col(Subscription.enabled)).order_by(col(Subscription.id))
-        )
-    ).all()
-    return [subscription for subscription in subscriptions if _wants(subscription, notice)]
+Into = AsyncSession | NotificationsUnitOfWork
+"""Where notices are queued: a handler's session, or a unit of work with the repositories."""
+
+
+def _repositories(into: Into) -> tuple[DeliveryRepository, SubscriptionRepository]:
+    if isinstance(into, AsyncSession):
+        return SqlDeliveryRepository(into), SqlSubscriptionRepository(into)
+    return into.deliveries, into.subscriptions
+
+
+async def subscriptions_wanting(into: Into, notice: Notice) -> list[Subscription]:
+    """The enabled subscriptions whose filters take `notice`, by id."""
+    _, subscriptions = _repositories(into)
+    return [item for item in await subscriptions.enabled() if _wants(item, notice)]
 
 
 def _wants(subscription: Subscription, notice: Notice) -> bool:
@@ -71,7 +83,7 @@ class Queued:
 
 
 async def queue_notice(
-    session: AsyncSession,
+    into: Into,
     notice: Notice,
     *,
     settings: Settings,
@@ -87,7 +99,7 @@ async def queue_notice(
     event parked and replayed, a clock tick run twice) insert nothing new.
     """
     return await queue_notices(
-        session,
+        into,
         [Queued(notice, event_id, event_type, context_for, project_id)],
         settings=settings,
         subscriptions=subscriptions,
@@ -95,7 +107,7 @@ async def queue_notice(
 
 
 async def queue_notices(
-    session: AsyncSession,
+    into: Into,
     queued: Sequence[Queued],
     *,
     settings: Settings,
@@ -109,18 +121,11 @@ async def queue_notices(
     """
     if not queued:
         return 0
+    deliveries, known = _repositories(into)
     enabled = [
         subscription
         for subscription in (
-            list(subscriptions)
-            if subscriptions is not None
-            else (
-                await session.exec(
-                    select(Subscription)
-                    .where(col(Subscription.enabled))
-                    .order_by(col(Subscription.id))
-                )
-            ).all()
+            list(subscriptions) if subscriptions is not None else await known.enabled()
         )
         if has_channel(subscription, settings)
     ]
@@ -147,12 +152,4 @@ async def queue_notices(
                     "tracestate": trace.get("tracestate"),
                 }
             )
-    if not rows:
-        return 0
-    statement = (
-        insert(Delivery)
-        .values(rows)
-        .on_conflict_do_nothing(constraint="delivery_once_per_subscription")
-        .returning(col(Delivery.id))
-    )
-    return len((await session.exec(statement)).all())
+    return await deliveries.add_pending(rows)

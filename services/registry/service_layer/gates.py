@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.registry.adapters.repository import SqlGateRepository
 from services.registry.adapters.tables import Deliverable, GateReview, Project
 from services.registry.domain.stage_models import Gate, GateEvidence, StageModel
 from services.registry.service_layer.gate_evidence import evidence_for
 from services.registry.service_layer.projects import record, stage_of
+from services.registry.service_layer.unit_of_work import RegistryUnitOfWork, registry_work
 from shared.events.contracts import GateReviewed, Stage, SubmittedDeliverable
 from shared.messaging.unit_of_work import UnitOfWork
 
@@ -40,7 +41,7 @@ class GateStatus:
 
 
 async def submit_deliverable(
-    uow: UnitOfWork,
+    uow: UnitOfWork | RegistryUnitOfWork,
     project: Project,
     model: StageModel,
     name: str,
@@ -59,17 +60,21 @@ async def submit_deliverable(
             f"no gate of the {model.name} stage model requires a deliverable {name!r} "
             f"(its deliverables: {known})"
         )
-    previous = await uow.session.get(Deliverable, (project.project_id, name))
+    work = registry_work(uow)
+    previous = await work.gates.deliverable(project.project_id, name)
     before = {"evidence": previous.evidence} if previous is not None else None
-    now = datetime.now(UTC)
-    values = {"evidence": evidence, "note": note, "submitted_by": by, "submitted_at": now}
-    await uow.session.exec(
-        insert(Deliverable)
-        .values(project_id=project.project_id, name=name, **values)
-        .on_conflict_do_update(index_elements=["project_id", "name"], set_=values)
+    submitted = await work.gates.submit(
+        Deliverable(
+            project_id=project.project_id,
+            name=name,
+            evidence=evidence,
+            note=note,
+            submitted_by=by,
+            submitted_at=datetime.now(UTC),
+        )
     )
     record(
-        uow,
+        work,
         project.project_id,
         "deliverable",
         cause=by,
@@ -77,21 +82,12 @@ async def submit_deliverable(
         after={"deliverable": name, "evidence": evidence},
         note=note,
     )
-    submitted = await uow.session.get(
-        Deliverable, (project.project_id, name), populate_existing=True
-    )
-    assert submitted is not None
     return submitted
 
 
 async def deliverables_of(session: AsyncSession, project_id: str) -> list[Deliverable]:
     """The project's submitted deliverables, by name."""
-    query = (
-        select(Deliverable)
-        .where(Deliverable.project_id == project_id)
-        .order_by(col(Deliverable.name))
-    )
-    return list((await session.exec(query)).all())
+    return await SqlGateRepository(session).deliverables(project_id)
 
 
 async def reviews_of(session: AsyncSession, project_id: str) -> list[GateReview]:
@@ -103,7 +99,7 @@ async def reviews_of(session: AsyncSession, project_id: str) -> list[GateReview]
 
 
 async def review_gate(
-    uow: UnitOfWork,
+    uow: UnitOfWork | RegistryUnitOfWork,
     project: Project,
     model: StageModel,
     to_stage: Stage,
@@ -119,6 +115,7 @@ async def review_gate(
     its stage another way. Raises GateRefused if the model has no such transition from the
     current stage, or a passed review lacks deliverables (the reason names them).
     """
+    work = registry_work(uow)
     from_stage = stage_of(project)
     gate = model.gate(from_stage, to_stage)
     if gate is None:
@@ -127,7 +124,7 @@ async def review_gate(
             f"{from_stage} -> {to_stage} is not a transition of the {model.name} stage model "
             f"(from {from_stage} a project may go to: {allowed}): there is no such gate to review"
         )
-    submitted = {row.name: row for row in await deliverables_of(uow.session, project.project_id)}
+    submitted = {row.name: row for row in await work.gates.deliverables(project.project_id)}
     missing = [name for name in gate.deliverables if name not in submitted]
     if decision == "passed" and missing:
         raise GateRefused(
@@ -155,11 +152,10 @@ async def review_gate(
         deliverables=[item.model_dump(mode="json") for item in seen],
         evidence=evidence,
     )
-    uow.session.add(review)
-    await uow.session.flush()
+    review = await work.gates.add_review(review)
     assert review.id is not None
     record(
-        uow,
+        work,
         project.project_id,
         "gate_review",
         cause=reviewer,
@@ -172,7 +168,7 @@ async def review_gate(
         },
         note=evidence,
     )
-    await uow.publish(
+    await work.publish(
         GateReviewed(
             project_id=project.project_id,
             review_id=review.id,

@@ -17,8 +17,8 @@ from services.registry.adapters.tables import Project, ProjectHistory
 from services.registry.domain.projects import CHARTER_FIELDS, changed_fields
 from services.registry.domain.stage_models import StageModel
 from services.registry.service_layer.configuration import configuration_of
-from services.registry.service_layer.gate_evidence import close_reviews, evidence_for
 from services.registry.service_layer.lessons import similar_lessons
+from services.registry.service_layer.unit_of_work import RegistryUnitOfWork, registry_work
 from shared.events.contracts import (
     LessonsSuggested,
     ProjectLifecycleChanged,
@@ -100,7 +100,7 @@ async def add_history(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def record(
-    uow: UnitOfWork,
+    uow: UnitOfWork | RegistryUnitOfWork,
     project_id: str,
     change: str,
     *,
@@ -109,7 +109,8 @@ def record(
     after: Mapping[str, Any] | None = None,
     note: str | None = None,
 ) -> None:
-    uow.session.add(
+    """Append a history entry for the project (its repository's), in `uow`."""
+    registry_work(uow).projects.add_history(
         ProjectHistory(
             project_id=project_id,
             change=change,
@@ -205,7 +206,7 @@ def update(
 
 
 async def move(
-    uow: UnitOfWork,
+    uow: UnitOfWork | RegistryUnitOfWork,
     project: Project,
     model: StageModel,
     to_stage: Stage,
@@ -221,20 +222,21 @@ async def move(
     Raises ImpossibleTransition (with the reason, naming all that is missing) otherwise;
     nothing is changed then.
     """
+    work = registry_work(uow)
     from_stage = stage_of(project)
     progress = percent_complete if percent_complete is not None else project.percent_complete
     gate = model.gate(from_stage, to_stage)
     evidence = (
-        await evidence_for(uow.session, project.project_id, from_stage, to_stage)
+        await work.gates.evidence(project.project_id, from_stage, to_stage)
         if gate is not None and gate.needs_evidence
         else None
     )
     model.check(from_stage, to_stage, percent_complete=progress, reason=reason, evidence=evidence)
-    await close_reviews(uow, project.project_id, cause=cause)
+    await work.gates.close_reviews(project.project_id, cause=cause)
     project.lifecycle = to_stage
     _touch(project)
     record(
-        uow,
+        work,
         project.project_id,
         "lifecycle",
         cause=cause,
@@ -242,7 +244,7 @@ async def move(
         after={"lifecycle": to_stage},
         note=reason,
     )
-    await uow.publish(
+    await work.publish(
         ProjectLifecycleChanged(
             project_id=project.project_id,
             from_stage=from_stage,
@@ -253,8 +255,8 @@ async def move(
     )
 
 
-async def all_projects(uow: UnitOfWork, *, lock: bool = False) -> list[Project]:
-    query = select(Project).order_by(col(Project.project_id))
-    if lock:
-        query = query.with_for_update()
-    return list((await uow.session.exec(query)).all())
+async def all_projects(
+    uow: UnitOfWork | RegistryUnitOfWork, *, lock: bool = False
+) -> list[Project]:
+    """Every project, by id; `lock`: held until the unit of work ends."""
+    return await registry_work(uow).projects.all(lock=lock)

@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.registry.adapters.repository import SqlStrategyRepository
+from services.registry.adapters.repository import strategy_of as strategy_of
 from services.registry.adapters.tables import Project, StrategyRecord
 from services.registry.domain.portfolio import (
     DirectiveEffect,
@@ -35,35 +36,14 @@ from services.registry.domain.portfolio import (
 from services.registry.domain.stage_models import StageModels, UnknownMethodology
 from services.registry.service_layer import projects as project_changes
 from services.registry.service_layer.configuration import RegistryConfiguration
+from services.registry.service_layer.unit_of_work import RegistryUnitOfWork, registry_work
 from shared.events.contracts import PortfolioReprioritized, RankedProject, StrategyChanged
 from shared.messaging.unit_of_work import UnitOfWork
-
-# Any fixed number: it names the registry's strategy lock among the database's advisory locks.
-_STRATEGY_LOCK = 0x5245_4749  # "REGI"
 
 
 async def current_strategy(session: AsyncSession) -> StrategyChanged | None:
     """The applied strategy with the highest version, as its event said it."""
-    row = (
-        await session.exec(
-            select(StrategyRecord)
-            .where(StrategyRecord.outcome == "applied")
-            .order_by(col(StrategyRecord.strategy_version).desc())
-            .limit(1)
-        )
-    ).first()
-    return strategy_of(row) if row is not None else None
-
-
-def strategy_of(row: StrategyRecord) -> StrategyChanged:
-    return StrategyChanged.model_validate(
-        {
-            "strategy_version": row.strategy_version,
-            "effective_date": row.effective_date,
-            "objectives": row.objectives,
-            "directives": row.directives,
-        }
-    )
+    return await SqlStrategyRepository(session).current()
 
 
 def portfolio_project(project: Project, models: StageModels) -> PortfolioProject | None:
@@ -134,12 +114,18 @@ async def what_if(
 
 
 async def apply_strategy(
-    uow: UnitOfWork, strategy: StrategyChanged, *, cause: str, configuration: RegistryConfiguration
+    uow: UnitOfWork | RegistryUnitOfWork,
+    strategy: StrategyChanged,
+    *,
+    cause: str,
+    configuration: RegistryConfiguration,
 ) -> StrategyRecord:
-    """Accept a strategy version (or keep it as ignored); see the module docstring."""
-    session = uow.session
-    connection = await session.connection()
-    await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _STRATEGY_LOCK})
+    """Accept a strategy version (or keep it as ignored); see the module docstring.
+
+    Returns the strategy history's row of it (outcome `applied` or `ignored`, with a note).
+    """
+    work = registry_work(uow)
+    await work.strategies.lock()
     received = StrategyRecord(
         strategy_version=strategy.strategy_version,
         effective_date=strategy.effective_date,
@@ -148,17 +134,17 @@ async def apply_strategy(
         cause=cause,
         outcome="applied",
     )
-    current = await current_strategy(session)
+    current = await work.strategies.current()
     if current is not None and strategy.strategy_version <= current.strategy_version:
         received.outcome = "ignored"
         received.note = (
             f"version {strategy.strategy_version} arrived after version "
             f"{current.strategy_version} was applied: an older or equal version changes nothing"
         )
-        session.add(received)
+        work.strategies.add(received)
         return received
 
-    rows = {row.project_id: row for row in await project_changes.all_projects(uow, lock=True)}
+    rows = {row.project_id: row for row in await work.projects.all(lock=True)}
     plan = reprioritize(
         portfolio_of(list(rows.values()), configuration.stage_models),
         strategy,
@@ -167,14 +153,14 @@ async def apply_strategy(
     version = strategy.strategy_version
     for effect in plan.effects:
         await _apply_effect(
-            uow, effect, rows, version=version, cause=cause, configuration=configuration
+            work, effect, rows, version=version, cause=cause, configuration=configuration
         )
 
     ranking = {entry.project_id: entry for entry in plan.ranking}
     for project_id, row in rows.items():
-        _keep_rank(uow, row, ranking.get(project_id), version=version, cause=cause)
+        _keep_rank(work, row, ranking.get(project_id), version=version, cause=cause)
 
-    await uow.publish(
+    await work.publish(
         PortfolioReprioritized(
             strategy_version=version,
             projects=[
@@ -195,12 +181,12 @@ async def apply_strategy(
         f"{len(plan.ranking)} projects ranked; "
         f"{sum(effect.effect == 'moved' for effect in plan.effects)} moved by directives"
     )
-    session.add(received)
+    work.strategies.add(received)
     return received
 
 
 async def _apply_effect(
-    uow: UnitOfWork,
+    uow: RegistryUnitOfWork,
     effect: DirectiveEffect,
     rows: dict[str, Project],
     *,
@@ -235,7 +221,7 @@ async def _apply_effect(
 
 
 def _keep_rank(
-    uow: UnitOfWork, row: Project, entry: Ranking | None, *, version: int, cause: str
+    uow: RegistryUnitOfWork, row: Project, entry: Ranking | None, *, version: int, cause: str
 ) -> None:
     before = {"rank": row.rank, "score": row.score, "action": row.recommended_action}
     if entry is None:

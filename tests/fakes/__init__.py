@@ -1,0 +1,1 @@
+"""In-memory stand-ins for the service layer's unit of work and repositories (unit tests only)."""
