@@ -220,6 +220,7 @@ class ServiceRuntime:
             metrics=self.metrics,
             poll_interval_s=settings.outbox_poll_interval_s,
             batch_size=settings.outbox_batch_size,
+            topic_prefix=settings.topic_prefix,  # for its alert lane's topics
         )
         self.consumer = EventConsumer(
             service=self.name,

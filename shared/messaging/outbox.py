@@ -4,6 +4,13 @@ Nothing a service publishes goes straight to Kafka. A handler's events (and its 
 inserted in the same transaction as its effect; the relay publishes committed rows in order, keyed
 by project, and marks them published. A crash between publishing and marking means the row is sent
 again: consumers are idempotent (inbox), so the effect still happens once.
+
+Alerts first: each round the relay sends the pending rows of the alert topics (`ALERT_EVENTS`)
+before the others, so that a `project-at-risk` does not wait behind the thousands of
+`project-health-assessed` a busy monitoring wrote before it. Kafka orders records only within a
+partition (one topic, one key), and so does the relay: within a topic rows go out in the order
+they were committed (`seq`), whatever the lane, so each project's events of one topic keep their
+order; rows of different topics may overtake each other, as they may in Kafka itself.
 """
 
 from __future__ import annotations
@@ -38,7 +45,12 @@ from shared.telemetry import context_from_traceparent, current_trace_headers
 
 log = logging.getLogger(__name__)
 
+_TEXTS = postgresql.ARRAY(sa.Text)
+
 MAX_ATTEMPTS = 50
+ALERT_EVENTS = ("project-at-risk", "project-recovered")
+"""Events the relay sends before the rest (see the module's docstring): the ones a PMO is alerted
+by, rare next to the state events, whose wait behind a backlog is the alert's latency."""
 MAX_SPAN_LINKS = 32
 """At most this many of a relay batch's causes are linked from its span."""
 
@@ -131,10 +143,13 @@ def _is_permanent(error: BaseException) -> bool:
 
 
 class OutboxRelay:
-    """Publishes a service's committed outbox rows to Kafka, oldest first.
+    """Publishes a service's committed outbox rows to Kafka, oldest first within each topic.
 
     Several replicas may run a relay; a PostgreSQL advisory lock lets only one publish at a time,
-    which is what keeps each project's events in the order they were committed.
+    which is what keeps each project's events in the order they were committed. Each round sends
+    the pending rows of `first_topics` (the alert lane: by default `ALERT_EVENTS` behind
+    `topic_prefix`) before the others, oldest first in each lane; a topic is in one lane only,
+    so its rows keep their commit order.
     """
 
     def __init__(
@@ -148,6 +163,8 @@ class OutboxRelay:
         poll_interval_s: float = 0.5,
         batch_size: int = 500,
         retention: timedelta = timedelta(days=3),
+        topic_prefix: str = "",
+        first_events: Sequence[str] = ALERT_EVENTS,
     ) -> None:
         self.service = service
         self.engine = engine
@@ -158,6 +175,7 @@ class OutboxRelay:
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
         self.retention = retention
+        self.first_topics = [f"{topic_prefix}{name}" for name in first_events]
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock_id = zlib.crc32(f"pmo-outbox-relay-{service}".encode())
@@ -233,7 +251,20 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
 
     async def publish_pending(self, connection: Any) -> int:
-        """Publish one batch of pending rows and mark them; return how many were published."""
+        """Publish the pending rows of the alert lane, then one batch of the others, and mark
+        them; return how many were published (a full batch's worth: more may be waiting)."""
+        sent = 0
+        if self.first_topics:
+            sent = await self._publish(
+                connection, outbox.c.topic == sa.any_(sa.literal(self.first_topics, _TEXTS))
+            )
+        # All topics, oldest first: alert rows committed since the lane's query go out here, in
+        # their order, after the older ones of their topic the lane has just sent.
+        return sent + await self._publish(connection, sa.true())
+
+    async def _publish(self, connection: Any, which: sa.ColumnElement[bool]) -> int:
+        """Publish up to `batch_size` pending rows matching `which`, oldest first, and mark
+        them; return how many were published."""
         rows = (
             await connection.execute(
                 sa.select(
@@ -245,7 +276,7 @@ class OutboxRelay:
                     outbox.c.traceparent,
                     outbox.c.tracestate,
                 )
-                .where(outbox.c.state == "pending")
+                .where(outbox.c.state == "pending", which)
                 .order_by(outbox.c.seq)
                 .limit(self.batch_size)
             )

@@ -119,6 +119,70 @@ async def test_outbox_relays_publish_each_message_once_in_order_with_its_trace(
         await engine.dispose()
 
 
+async def test_a_relay_sends_alerts_before_a_backlog_of_other_topics_keeping_each_key_in_order(
+    settings: Settings,
+) -> None:
+    # 120 `project-health-assessed` committed before three `project-at-risk`, and a relay that
+    # sends 20 rows a round: the alerts go in its first round, not after six rounds of backlog,
+    # while each topic's rows of one key still leave in the order they were committed.
+    engine = create_engine(settings.database_url_for("monitoring"), "monitoring", application="t")
+    assessed = f"{settings.topic_prefix}project-health-assessed"
+    at_risk = f"{settings.topic_prefix}project-at-risk"
+    rows = [(assessed, f"PRJ-BULK-{n % 3}", n) for n in range(120)]
+    rows += [(at_risk, "PRJ-ALERTED", n) for n in range(3)]
+    rows += [(assessed, "PRJ-BULK-0", n) for n in range(120, 125)]
+    try:
+        uow = UnitOfWork(session_factory(engine), service="monitoring", settings=settings)
+        async with uow:
+            for topic, key, n in rows:
+                await uow.session.exec(
+                    sa.insert(outbox).values(
+                        message_id=uuid.uuid4(),
+                        topic=topic,
+                        key=key.encode(),
+                        value=json.dumps({"n": n}).encode(),
+                        headers=[],
+                    )
+                )
+            await uow.commit()
+        relay = OutboxRelay(
+            service="monitoring",
+            engine=engine,
+            producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
+            tracer=TracerProvider().get_tracer("test"),
+            metrics=ServiceMetrics("monitoring"),
+            poll_interval_s=0.05,
+            batch_size=20,
+            topic_prefix=settings.topic_prefix,
+        )
+        await relay.start()
+        try:
+            alerts = await read_topic(settings, at_risk, at_least=3)
+            bulk = await read_topic(settings, assessed, at_least=125)
+        finally:
+            await relay.stop()
+        async with engine.connect() as connection:
+            marked = (
+                await connection.execute(
+                    sa.select(outbox.c.topic, outbox.c.published_at).where(
+                        outbox.c.topic.in_([assessed, at_risk])
+                    )
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+
+    # Each round marks what it sent with its own time: the alerts' is before any bulk row's.
+    alerts_marked = max(when for topic, when in marked if topic == at_risk)
+    assert all(when > alerts_marked for topic, when in marked if topic == assessed)
+    assert [json.loads(record.value)["n"] for record in alerts] == [0, 1, 2]
+    by_key: dict[str, list[int]] = {}
+    for record in bulk:
+        by_key.setdefault(record.key.decode(), []).append(json.loads(record.value)["n"])
+    assert sorted(n for numbers in by_key.values() for n in numbers) == list(range(125))
+    assert all(numbers == sorted(numbers) for numbers in by_key.values()), by_key
+
+
 async def test_a_relay_publishes_each_commit_when_woken_not_at_its_poll(
     settings: Settings,
 ) -> None:
