@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
@@ -334,6 +335,10 @@ class ServiceRuntime:
         for worker in (*self.definition.workers, _expire_parked_events):
             self._workers.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))
         self.started = True
+        # What start-up made (modules, ORM mappings, clients) lives as long as the process: out
+        # of the cyclic collector's reach, a full collection no longer walks those ~150,000
+        # objects every few batches (about a tenth of monitoring's time in a backlog).
+        gc.freeze()
         log.info("%s started", self.name, extra={"service": self.name})
 
     async def _on_broker(self, what: str, start: Callable[[], Awaitable[None]]) -> None:
@@ -388,6 +393,7 @@ class ServiceRuntime:
         await self.relay.stop()
         await self.engine.dispose()
         self.tracer_provider.shutdown()
+        gc.unfreeze()  # what this instance made may be garbage now (tests start many per process)
         log.info("%s stopped", self.name, extra={"service": self.name})
 
     async def ready(self) -> tuple[bool, dict[str, str]]:

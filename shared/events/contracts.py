@@ -681,7 +681,10 @@ class ProjectHealthAssessed(ProjectEvent):
     The state every other view shows (registry, report, digest, escalation, dashboard): sent on
     a project's first assessment and whenever its health, reasons, figures or as-of date change,
     in either direction. The newest by `assessed_at` stands: it strictly increases per project,
-    so an older assessment arriving late is recognised and changes nothing.
+    so an older assessment arriving late is recognised and changes nothing. A snapshot, not a
+    log: when monitoring takes several status reports of a project in one batch, it publishes
+    only the newest assessment of that batch (each report is still assessed and its alert,
+    `project-at-risk` or `project-recovered`, still raised).
     """
 
     event_name: ClassVar[str] = "project-health-assessed"

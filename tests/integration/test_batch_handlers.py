@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,7 +113,7 @@ def reports_of(project_id: str) -> list[dict[str, Any]]:
     ]
 
 
-async def test_a_batch_of_mixed_projects_keeps_each_ones_order_and_publishes_as_one_by_one(
+async def test_a_batch_of_mixed_projects_keeps_each_ones_order_and_publishes_its_newest_health_once(
     start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
 ) -> None:
     service = await monitoring_with(
@@ -148,15 +148,61 @@ async def test_a_batch_of_mixed_projects_keeps_each_ones_order_and_publishes_as_
     )
     assert latest.latest_as_of == day(90)
 
-    in_batch = await published(service, "PRJ-BATCH-A")
-    assert [kind for kind, _ in in_batch] == [
+    # One by one, each applied report that changes the views publishes its assessment.
+    alone = await published(service, "PRJ-ALONE-A")
+    assert [kind for kind, _ in alone] == [
         "pmo.project-health-assessed",
         "pmo.project-at-risk",
         "pmo.project-health-assessed",
         "pmo.project-health-assessed",
     ]
-    assert without_moments(in_batch) == without_moments(await published(service, "PRJ-ALONE-A"))
+    # In one batch: the alert of the report that crossed into risk, and only the newest
+    # assessment (the same as the last one published one by one).
+    in_batch = await published(service, "PRJ-BATCH-A")
+    assert [kind for kind, _ in in_batch] == ["pmo.project-at-risk", "pmo.project-health-assessed"]
+    assert without_moments(in_batch) == without_moments([alone[1], alone[-1]])
+    assert in_batch[-1][1]["as_of"] == day(90).isoformat()
     assert without_moments(await published(service, "PRJ-BATCH-B")) == without_moments(in_batch)
+
+
+async def process_reports(
+    service: RunningService, settings: Settings, reports: list[dict[str, Any]]
+) -> None:
+    """Hand the service's consumer these status reports as one batch."""
+    batch = Batch(settings, "status-changed")
+    await service.runtime.consumer.process([batch.record(data) for data in reports])
+
+
+async def test_a_project_at_risk_and_recovered_within_one_batch_raises_both_alerts(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    service = await monitoring_with(start_service, enterprise, ["PRJ-DIP"])
+    on_plan, slipping, ahead = (  # green, red, green again
+        report("PRJ-DIP", day(30), 8.0, 8_000),
+        report("PRJ-DIP", day(60), 4.0, 30_000),
+        report("PRJ-DIP", day(90), 30.0, 30_000),
+    )
+    await process_reports(service, settings, [on_plan, slipping, ahead])
+    events = await published(service, "PRJ-DIP")
+    assert [kind for kind, _ in events] == [
+        "pmo.project-at-risk",
+        "pmo.project-recovered",
+        "pmo.project-health-assessed",
+    ]
+    newest = events[-1][1]
+    assert (newest["health"], newest["as_of"], newest["at_risk_since"]) == (
+        "green",
+        day(90).isoformat(),
+        None,
+    )
+    (kept,) = await rows(
+        service,
+        sa.text("SELECT health, assessed_at FROM monitored_project WHERE project_id = 'PRJ-DIP'"),
+    )
+    assert (kept.health, kept.assessed_at) == (
+        "green",
+        datetime.fromisoformat(newest["assessed_at"]),
+    )
 
 
 async def test_a_redelivered_batch_has_one_effect(
@@ -189,13 +235,14 @@ async def test_an_unknown_project_in_a_batch_waits_while_the_others_commit(
     start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
 ) -> None:
     service = await monitoring_with(start_service, enterprise, ["PRJ-K1"])
-    batch = Batch(settings, "status-changed")
-    await service.runtime.consumer.process(
+    await process_reports(
+        service,
+        settings,
         [
-            batch.record(report("PRJ-K1", day(30), 8.0, 8_000)),
-            batch.record(report("PRJ-NOT-YET", day(30), 8.0, 8_000)),
-            batch.record(report("PRJ-K1", day(60), 16.0, 16_000)),
-        ]
+            report("PRJ-K1", day(30), 8.0, 8_000),
+            report("PRJ-NOT-YET", day(30), 8.0, 8_000),
+            report("PRJ-K1", day(60), 16.0, 16_000),
+        ],
     )
     parked = await rows(service, sa.text("SELECT waits_for FROM parked_event"))
     assert [row.waits_for for row in parked] == ["PRJ-NOT-YET"]

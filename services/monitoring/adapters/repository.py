@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
+from pydantic_core import to_json
 from sqlalchemy import bindparam, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
@@ -232,8 +232,9 @@ async def add_assessments(session: AsyncSession, rows: Sequence[dict[str, Any]])
             "as_ofs": [row["as_of"] for row in rows],
             "applieds": [row["applied"] for row in rows],
             "healths": [row["health"] for row in rows],
-            "reasons": [json.dumps(row["reasons"]) for row in rows],
-            "metrics": [json.dumps(row["metrics"]) for row in rows],
+            # pydantic_core's encoder: several times faster than json.dumps for these rows.
+            "reasons": [to_json(row["reasons"]).decode() for row in rows],
+            "metrics": [to_json(row["metrics"]).decode() for row in rows],
             "forecast_finishes": [row["forecast_finish"] for row in rows],
             "alerts": [row["alert"] for row in rows],
         },

@@ -166,8 +166,7 @@ class EarnedValueFigures:
     @property
     def estimate_at_completion(self) -> float | None:
         """EAC = BAC / CPI; undefined when CPI is undefined or zero."""
-        cpi = self.cpi
-        return None if not cpi else _ratio(self.budget_at_completion, cpi)
+        return _estimate_at_completion(self.budget_at_completion, self.cpi)
 
     @property
     def estimate_to_complete(self) -> float | None:
@@ -246,8 +245,7 @@ class EarnedValueFigures:
     @property
     def forecast_duration_days(self) -> float | None:
         """IEAC(t) = PD / SPI(t): the duration the project is on course to take."""
-        spi_t = self.spi_t
-        return None if not spi_t else _ratio(self.planned_duration_days, spi_t)
+        return _forecast_duration(self.planned_duration_days, self.spi_t)
 
     def forecast_finish(self, start: date) -> date | None:
         """When the project will finish at its schedule performance so far (SPI(t)).
@@ -255,41 +253,61 @@ class EarnedValueFigures:
         None while SPI(t) is undefined or zero (nothing earned: no finish in sight), or when the
         forecast falls beyond the calendar.
         """
-        duration = self.forecast_duration_days
-        if duration is None:
-            return None
-        days = math.floor(duration + 0.5)
-        if start.toordinal() + days > date.max.toordinal():
-            return None
-        return start + timedelta(days=days)
+        return _finish_date(start, self.forecast_duration_days)
 
     def as_metrics(self, start: date, planned_finish: date) -> Metrics:
-        """The figures as published and stored: rounded, None where undefined."""
-        forecast = self.forecast_finish(start)
+        """The figures as published and stored: rounded, None where undefined.
+
+        Each derived figure is worked out once here (the properties build on one another: EAC
+        on CPI, ETC and VAC on EAC, the forecast on SPI(t)), with the properties' own formulas:
+        this runs for every status report.
+        """
+        bac, ac = self.budget_at_completion, self.actual_cost
+        cpi, spi_t, es = self.cpi, self.spi_t, self.earned_schedule
+        eac = _estimate_at_completion(bac, cpi)
+        duration = _forecast_duration(self.planned_duration_days, spi_t)
+        forecast = _finish_date(start, duration)
         return {
-            "bac": _rounded(self.budget_at_completion, MONEY_DIGITS),
+            "bac": _rounded(bac, MONEY_DIGITS),
             "percent_complete": _rounded(self.percent_complete, MONEY_DIGITS),
             "pv": _rounded(self.planned_value, MONEY_DIGITS),
             "ev": _rounded(self.earned_value, MONEY_DIGITS),
-            "ac": _rounded(self.actual_cost, MONEY_DIGITS),
+            "ac": _rounded(ac, MONEY_DIGITS),
             "sv": _rounded(self.schedule_variance, MONEY_DIGITS),
             "cv": _rounded(self.cost_variance, MONEY_DIGITS),
             "spi": _rounded(self.spi, INDEX_DIGITS),
-            "cpi": _rounded(self.cpi, INDEX_DIGITS),
-            "eac": _rounded(self.estimate_at_completion, MONEY_DIGITS),
-            "etc": _rounded(self.estimate_to_complete, MONEY_DIGITS),
-            "vac": _rounded(self.variance_at_completion, MONEY_DIGITS),
+            "cpi": _rounded(cpi, INDEX_DIGITS),
+            "eac": _rounded(eac, MONEY_DIGITS),
+            "etc": None if eac is None else _rounded(eac - ac, MONEY_DIGITS),
+            "vac": None if eac is None else _rounded(bac - eac, MONEY_DIGITS),
             "tcpi": _rounded(self.tcpi, INDEX_DIGITS),
-            "es_days": _rounded(self.earned_schedule, DAYS_DIGITS),
+            "es_days": _rounded(es, DAYS_DIGITS),
             "at_days": float(self.actual_time_days),
-            "spi_t": _rounded(self.spi_t, INDEX_DIGITS),
-            "sv_t_days": _rounded(self.schedule_variance_t_days, DAYS_DIGITS),
+            "spi_t": _rounded(spi_t, INDEX_DIGITS),
+            "sv_t_days": None if es is None else _rounded(es - self.actual_time_days, DAYS_DIGITS),
             "planned_duration_days": float(self.planned_duration_days),
-            "forecast_duration_days": _rounded(self.forecast_duration_days, DAYS_DIGITS),
+            "forecast_duration_days": _rounded(duration, DAYS_DIGITS),
             "forecast_delay_days": (
                 None if forecast is None else float((forecast - planned_finish).days)
             ),
         }
+
+
+def _estimate_at_completion(budget_at_completion: float, cpi: float | None) -> float | None:
+    return None if not cpi else _ratio(budget_at_completion, cpi)
+
+
+def _forecast_duration(planned_duration_days: int, spi_t: float | None) -> float | None:
+    return None if not spi_t else _ratio(planned_duration_days, spi_t)
+
+
+def _finish_date(start: date, duration_days: float | None) -> date | None:
+    if duration_days is None:
+        return None
+    days = math.floor(duration_days + 0.5)
+    if start.toordinal() + days > date.max.toordinal():
+        return None
+    return start + timedelta(days=days)
 
 
 def earned_value(baseline: Baseline, report: ProgressReport) -> EarnedValueFigures:
@@ -301,13 +319,14 @@ def earned_value(baseline: Baseline, report: ProgressReport) -> EarnedValueFigur
     """
     percent = min(max(report.percent_complete, 0.0), 100.0)
     earned = baseline.budget_at_completion * percent / 100.0
+    points = baseline.plan_points()  # once for both PV and ES
     return EarnedValueFigures(
         budget_at_completion=baseline.budget_at_completion,
-        planned_value=baseline.planned_value(report.as_of),
+        planned_value=planned_value_at(points, (report.as_of - baseline.start).days),
         earned_value=earned,
         actual_cost=report.actual_cost,
         percent_complete=percent,
-        earned_schedule_days=baseline.earned_schedule_days(earned),
+        earned_schedule_days=earned_schedule(points, earned),
         actual_time_days=max((report.as_of - baseline.start).days, 0),
         planned_duration_days=baseline.planned_duration_days,
     )

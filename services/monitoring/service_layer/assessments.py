@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from services.monitoring.adapters.repository import ProjectRow, resource_positions
@@ -112,34 +112,54 @@ def risk_reasons(assessment: HealthAssessment) -> list[RiskReason]:
     ]
 
 
-def health_assessed(
-    project: Project, assessment: HealthAssessment, *, trigger: str
-) -> ProjectHealthAssessed:
-    """The assessment as every other view receives it (the project holds it already)."""
-    assert project.assessed_at is not None
-    return ProjectHealthAssessed(
-        project_id=project.project_id,
-        health=assessment.health,
-        reasons=risk_reasons(assessment),
-        metrics=assessment.metrics,
-        forecast_finish=assessment.forecast_finish,
-        as_of=project.assessed_as_of,
-        assessed_at=project.assessed_at,
-        at_risk_since=project.at_risk_since,
-        baseline_version=project.baseline_version,
-        trigger=trigger,
-    )
+@dataclass(frozen=True, slots=True)
+class AssessedView:
+    """What `project-health-assessed` will say about one assessment, kept as plain values so
+    that the event (a validated model, then a CloudEvent) is built only if it is published: a
+    batch publishes only each project's newest one (see `on_status_changed`)."""
+
+    project_id: str
+    assessment: HealthAssessment
+    as_of: date | None
+    assessed_at: datetime
+    at_risk_since: datetime | None
+    baseline_version: int
+    trigger: str
+
+    def event(self) -> ProjectHealthAssessed:
+        """The assessment as every other view receives it."""
+        return ProjectHealthAssessed(
+            project_id=self.project_id,
+            health=self.assessment.health,
+            reasons=risk_reasons(self.assessment),
+            metrics=self.assessment.metrics,
+            forecast_finish=self.assessment.forecast_finish,
+            as_of=self.as_of,
+            assessed_at=self.assessed_at,
+            at_risk_since=self.at_risk_since,
+            baseline_version=self.baseline_version,
+            trigger=self.trigger,
+        )
 
 
 @dataclass(frozen=True)
 class Reassessment:
-    """What assessing a project decided: its history row and the events to publish, in order."""
+    """What assessing a project decided: its history row and what to publish."""
 
     record: dict[str, Any]
     """The `health_assessment` row's values."""
-    news: list[EventData]
-    """The alert (project-at-risk or project-recovered) if any, then project-health-assessed if
-    what the views show changed."""
+    alert: EventData | None = None
+    """project-at-risk or project-recovered, if the assessment is news for the PMO."""
+    view: AssessedView | None = None
+    """project-health-assessed's content, if what the views show changed."""
+
+    @property
+    def news(self) -> list[EventData]:
+        """The events to publish, in order: the alert if any, then project-health-assessed."""
+        news: list[EventData] = [] if self.alert is None else [self.alert]
+        if self.view is not None:
+            news.append(self.view.event())
+        return news
 
 
 def reassessed(
@@ -197,7 +217,7 @@ def reassessed(
         if project.monitoring_state == "closed"
         else alert_for(previous_health, previous_reasons, assessment)
     )
-    news: list[EventData] = []
+    alert_event: EventData | None = None
     if alert is not None:
         log.info(
             "%s: %s %s (%s)",
@@ -209,16 +229,14 @@ def reassessed(
         )
     if alert == "project-at-risk":
         assert assessment.health != "green"
-        news.append(
-            ProjectAtRisk(
-                project_id=project.project_id,
-                severity=assessment.health,
-                reasons=risk_reasons(assessment),
-                metrics=assessment.metrics,
-            )
+        alert_event = ProjectAtRisk(
+            project_id=project.project_id,
+            severity=assessment.health,
+            reasons=risk_reasons(assessment),
+            metrics=assessment.metrics,
         )
     elif alert == "project-recovered":
-        news.append(ProjectRecovered(project_id=project.project_id, metrics=assessment.metrics))
+        alert_event = ProjectRecovered(project_id=project.project_id, metrics=assessment.metrics)
 
     # The order of a project's assessments for every view that keeps the newest: strictly
     # increasing, even if this replica's clock is behind the one that assessed last.
@@ -250,8 +268,19 @@ def reassessed(
     project.assessed_at = assessed_at
     project.assessed_as_of = project.latest_as_of
     project.stale_since = (project.stale_since or moment.now) if stale_days is not None else None
-    if news_for_views:
-        news.append(health_assessed(project, assessment, trigger=trigger))
+    view = (
+        AssessedView(
+            project_id=project.project_id,
+            assessment=assessment,
+            as_of=project.assessed_as_of,
+            assessed_at=assessed_at,
+            at_risk_since=project.at_risk_since,
+            baseline_version=project.baseline_version,
+            trigger=trigger,
+        )
+        if news_for_views
+        else None
+    )
     return Reassessment(
         record={
             "project_id": project.project_id,
@@ -266,7 +295,8 @@ def reassessed(
             "forecast_finish": assessment.forecast_finish,
             "alert": alert,
         },
-        news=news,
+        alert=alert_event,
+        view=view,
     )
 
 

@@ -27,6 +27,7 @@ from services.monitoring.adapters.tables import (
 from services.monitoring.domain.earned_value import ProgressReport
 from services.monitoring.domain.health import HealthThresholds, ResourcePosition, grant_status
 from services.monitoring.service_layer.assessments import (
+    AssessedView,
     Reassessment,
     assess_report_alone,
     milestone_statuses,
@@ -134,6 +135,13 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     kept likewise. The report's `lifecycle` changes nothing here: only the registry's
     project-lifecycle-changed closes or pauses a project in monitoring.
 
+    One `project-health-assessed` per project per run, the newest: it is a snapshot of the
+    project's state and every view keeps only the newest by `assessed_at`, so the earlier ones
+    of the same run would be overwritten at once by every consumer. Every report is still
+    assessed on its own, in order, and kept in the history, and the alerts (`project-at-risk`,
+    `project-recovered`) are judged per report: a project that turns red and back to green
+    within one run raises both alerts, though the views see only its final green.
+
     Per batch: the run's projects (locked), the rules in force and the resource positions are
     read in one query each; the reports are assessed in memory in the order they came (a
     project's later report sees what its earlier one did); the history rows and the outbox rows
@@ -148,7 +156,8 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     positions = await resource_positions_of(uow.session, projects)
     moment = Moment.current()
     history: list[dict[str, Any]] = []
-    news: list[tuple[EventData, Context | None]] = []
+    alerts: list[tuple[EventData, Context | None]] = []
+    newest: dict[str, tuple[AssessedView, Context]] = {}
     changed: dict[str, ProjectRow] = {}
     for delivery in deliveries:
         project_id = delivery.event.project_id
@@ -162,12 +171,15 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
             service=uow.service,
         )
         history.append(outcome.record)
-        news.extend((event, delivery.cause) for event in outcome.news)
+        if outcome.alert is not None:
+            alerts.append((outcome.alert, delivery.cause))
+        if outcome.view is not None:
+            newest[project_id] = (outcome.view, delivery.cause)
         if outcome.record["applied"]:
             changed[project_id] = projects[project_id]
     await write_projects(uow.session, changed.values())
     await add_assessments(uow.session, history)
-    await uow.publish_many(news)
+    await uow.publish_many([*alerts, *((view.event(), cause) for view, cause in newest.values())])
 
 
 def _take_report(
@@ -205,8 +217,7 @@ def _take_report(
                 "metrics": assessment.metrics,
                 "forecast_finish": assessment.forecast_finish,
                 "alert": None,
-            },
-            news=[],
+            }
         )
 
     project.latest_as_of = event.as_of
