@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import asyncpg
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Table, bindparam, delete, func, tuple_, update
@@ -65,14 +66,27 @@ async def request_resolution(
     session: AsyncSession, cause: str, weeks: Iterable[str] | None = None
 ) -> None:
     """Record, in the caller's transaction, that `weeks` (None: all) must be re-solved."""
-    chosen = None if weeks is None else sorted(set(weeks))
-    if chosen == []:
+    await request_resolutions(session, [(cause, weeks, None)])
+
+
+async def request_resolutions(
+    session: AsyncSession, changes: Sequence[tuple[str, Iterable[str] | None, Context | None]]
+) -> None:
+    """`request_resolution` for several changes (cause, weeks, the trace it continues; None:
+    the current one) in one insert and one NOTIFY, in the caller's transaction."""
+    rows = [
+        {
+            "weeks": None if weeks is None else sorted(set(weeks)),
+            "cause": cause,
+            "traceparent": current_trace_headers(trace).get("traceparent"),
+        }
+        for cause, weeks, trace in changes
+    ]
+    rows = [row for row in rows if row["weeks"] != []]
+    if not rows:
         return
-    session.add(
-        PendingResolution(
-            weeks=chosen, cause=cause, traceparent=current_trace_headers().get("traceparent")
-        )
-    )
+    connection = await session.connection()
+    await connection.execute(insert(PendingResolution.__table__), rows)  # type: ignore[attr-defined]
     # Delivered at commit only, so the worker never looks before the row is visible.
     await session.exec(select(func.pg_notify(CHANNEL, "")))
 
