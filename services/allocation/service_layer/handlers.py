@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from opentelemetry.context import Context
-from sqlalchemy import insert, update
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 
 from services.allocation.adapters.tables import (
@@ -33,6 +35,7 @@ from shared.events.contracts import (
 )
 from shared.messaging.consumer import Delivery, EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.unnest import insert_rows
 
 _REQUEST_FIELDS = (
     "project_id",
@@ -61,7 +64,7 @@ async def on_resource_requested(
     ids = sorted({delivery.event.request_id for delivery in deliveries})
     found = await uow.session.exec(
         select(*(table.c[name] for name in ("request_id", "event_id", *_REQUEST_FIELDS))).where(
-            table.c.request_id.in_(ids)
+            table.c.request_id == sa.func.any(sa.bindparam("ids", ids, type_=ARRAY(sa.Text)))
         )
     )
     known: dict[str, dict[str, Any]] = {row.request_id: dict(row._mapping) for row in found}
@@ -97,9 +100,7 @@ async def on_resource_requested(
                 delivery.cause,
             )
         )
-    if rows:
-        connection = await uow.session.connection()
-        await connection.execute(insert(table), rows)
+    await insert_rows(await uow.session.connection(), table, rows)
     await request_resolutions(uow.session, changes)
 
 

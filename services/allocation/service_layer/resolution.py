@@ -49,6 +49,7 @@ from shared.events.contracts import (
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.rounds import repeat_rounds
 from shared.telemetry import context_from_traceparent, current_trace_headers
+from shared.unnest import insert_rows
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
@@ -85,8 +86,8 @@ async def request_resolutions(
     rows = [row for row in rows if row["weeks"] != []]
     if not rows:
         return
-    connection = await session.connection()
-    await connection.execute(insert(PendingResolution.__table__), rows)  # type: ignore[attr-defined]
+    table = PendingResolution.__table__  # type: ignore[attr-defined]
+    await insert_rows(await session.connection(), table, rows)
     # Delivered at commit only, so the worker never looks before the row is visible.
     await session.exec(select(func.pg_notify(CHANNEL, "")))
 
