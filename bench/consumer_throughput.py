@@ -25,12 +25,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import platform
 import time
 import uuid
-from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -39,7 +42,13 @@ from pmo.embedded import EmbeddedKafka
 from pmo.topics import create_topics
 from services.catalog import SERVICES
 from shared.events import EventData, decode_data, parse_record, to_structured
-from shared.events.contracts import ProjectStarted, StatusChanged
+from shared.events.contracts import (
+    ProjectHealthAssessed,
+    ProjectStarted,
+    ResourceRequested,
+    RiskReason,
+    StatusChanged,
+)
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceName, Settings
 
@@ -242,6 +251,207 @@ async def service_run(settings: Settings, service: ServiceName, total: int) -> f
         await runtime.stop()
 
 
+# --- allocation's and notifications' busiest topics ------------------------------------------
+
+
+def requests(events: int, projects: int) -> list[EventData]:
+    """`events` resource requests spread over the projects, eight weeks each from this week."""
+    today = date.today()
+    return [
+        ResourceRequested(
+            project_id=f"PRJ-{n % projects}",
+            request_id=f"REQ-{n}",
+            skill=("Python", "SAP", "Testing")[n % 3],
+            fte=0.5,
+            start=today,
+            end=today + timedelta(weeks=8),
+        )
+        for n in range(events)
+    ]
+
+
+def assessments(events: int, projects: int) -> list[EventData]:
+    """`events` health assessments spread over the projects, as monitoring publishes one per
+    status report: newer `assessed_at` per project, one in ten amber with a schedule reason."""
+    assessed = datetime(2026, 1, 1, tzinfo=UTC)
+    late = RiskReason(code="schedule", message="SPI 0.85 below 0.90", numbers={"spi": 0.85})
+    return [
+        ProjectHealthAssessed(
+            project_id=f"PRJ-{n % projects}",
+            health="amber" if n % 10 == 9 else "green",
+            reasons=[late] if n % 10 == 9 else [],
+            metrics={"spi": 0.85 if n % 10 == 9 else 1.0, "cpi": 1.0, "ev": 1000.0 * n},
+            as_of=START + timedelta(days=1 + n // projects),
+            assessed_at=assessed + timedelta(seconds=n),
+            at_risk_since=assessed if n % 10 == 9 else None,
+            trigger="status-changed",
+        )
+        for n in range(events)
+    ]
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    """The baseline's state statement for one topic: a table and an upsert from arrays."""
+
+    table: str
+    sql: str
+    """INSERT ... SELECT FROM unnest($1, ...) ...: its parameters are `columns(events)`."""
+    columns: Callable[[list[Any]], list[list[Any]]]
+
+
+def _latest_per_project(events: list[Any]) -> list[Any]:
+    return list({event.project_id: event for event in events}.values())
+
+
+REQUEST_ROWS = StateWrite(
+    "CREATE TABLE bench.request (request_id text PRIMARY KEY, project_id text NOT NULL, "
+    "skill text NOT NULL, fte double precision, start_date date NOT NULL, "
+    "end_date date NOT NULL, received_at timestamptz NOT NULL DEFAULT now())",
+    "INSERT INTO bench.request (request_id, project_id, skill, fte, start_date, end_date) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::date[], "
+    "$6::date[]) ON CONFLICT DO NOTHING",
+    lambda events: [
+        [event.request_id for event in events],
+        [event.project_id for event in events],
+        [event.skill for event in events],
+        [event.fte for event in events],
+        [event.start for event in events],
+        [event.end for event in events],
+    ],
+)
+"""One new row per request (allocation keeps every request)."""
+
+HEALTH_ROWS = StateWrite(
+    "CREATE TABLE bench.project_health (project_id text PRIMARY KEY, health text NOT NULL, "
+    "reasons jsonb NOT NULL, metrics jsonb NOT NULL, assessed_at timestamptz NOT NULL, "
+    "updated_at timestamptz NOT NULL DEFAULT now())",
+    "INSERT INTO bench.project_health (project_id, health, reasons, metrics, assessed_at) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[], "
+    "$5::timestamptz[]) ON CONFLICT (project_id) DO UPDATE SET health = excluded.health, "
+    "reasons = excluded.reasons, metrics = excluded.metrics, "
+    "assessed_at = excluded.assessed_at, updated_at = now()",
+    lambda events: [
+        [event.project_id for event in _latest_per_project(events)],
+        [event.health for event in _latest_per_project(events)],
+        [
+            json.dumps([reason.model_dump(mode="json") for reason in event.reasons])
+            for event in _latest_per_project(events)
+        ],
+        [json.dumps(event.metrics) for event in _latest_per_project(events)],
+        [event.assessed_at for event in _latest_per_project(events)],
+    ],
+)
+"""The newest assessment per project (notifications keeps the newest)."""
+
+
+async def topic_baseline(
+    settings: Settings, model: type[EventData], write: StateWrite, total: int
+) -> float:
+    """The batched-write baseline for one topic (as `batched_write_baseline`, whose shape it
+    has): consume, parse and validate as `model`, one asyncpg transaction per batch with a
+    multi-row inbox insert and `write`'s one statement, offsets after commit. Seconds from the
+    first batch to the last."""
+    assert settings.database_url is not None, "bench_settings names the run's database"
+    database = await asyncpg.connect(settings.database_url)
+    inbox = f"inbox_{model.event_name.replace('-', '_')}"
+    await database.execute("CREATE SCHEMA IF NOT EXISTS bench")
+    await database.execute(
+        f"CREATE TABLE bench.{inbox} (event_id text NOT NULL, source text NOT NULL, "
+        "event_type text NOT NULL, received_at timestamptz NOT NULL DEFAULT now(), "
+        "PRIMARY KEY (event_id, source))"
+    )
+    await database.execute(write.table)
+    consumer = AIOKafkaConsumer(
+        f"{settings.topic_prefix}{model.event_name}",
+        **settings.kafka_client_options(),
+        group_id=f"bench-baseline-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=400,
+    )
+    await consumer.start()
+    seen, started = 0, None
+    try:
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=200, max_records=500)
+            records = [record for part in batch.values() for record in part]
+            if not records:
+                continue
+            if started is None:
+                started = time.perf_counter()
+            envelopes = [parse_record(record.value, record.headers or []) for record in records]
+            events = [decode_data(envelope, model) for envelope in envelopes]
+            async with database.transaction():
+                await database.execute(
+                    f"INSERT INTO bench.{inbox} (event_id, source, event_type) "
+                    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) "
+                    "ON CONFLICT DO NOTHING",
+                    [envelope.id for envelope in envelopes],
+                    [envelope.source for envelope in envelopes],
+                    [envelope.type for envelope in envelopes],
+                )
+                await database.execute(write.sql, *write.columns(events))
+            await consumer.commit()
+            seen += len(records)
+        return time.perf_counter() - (started or time.perf_counter())
+    finally:
+        await consumer.stop()
+        await database.close()
+
+
+async def take_registrations(settings: Settings, service: ServiceName, projects: int) -> None:
+    """Let the service take the registry's `project-registered` of every project, then stop."""
+    runtime = ServiceRuntime(SERVICES[service], settings)
+    await runtime.start()
+    try:
+        await asyncio.wait_for(
+            until_consumed(
+                runtime, projects, f"{settings.topic_prefix}project-registered", poll_s=0.05
+            ),
+            timeout=120,
+        )
+    finally:
+        await runtime.stop()
+
+
+async def topic_run(settings: Settings, service: ServiceName, topic: str, total: int) -> float:
+    """One instance of the service takes a backlog of `total` events of `topic`: seconds."""
+    runtime = ServiceRuntime(SERVICES[service], settings)
+    await runtime.start()
+    try:
+        return await until_consumed(runtime, total, f"{settings.topic_prefix}{topic}", poll_s=0.05)
+    finally:
+        await runtime.stop()
+
+
+BUSIEST: tuple[tuple[ServiceName, type[EventData], StateWrite, Callable[..., list[EventData]]], ...]
+BUSIEST = (
+    ("allocation", ResourceRequested, REQUEST_ROWS, requests),
+    ("notifications", ProjectHealthAssessed, HEALTH_ROWS, assessments),
+)
+"""Allocation's and notifications' busiest inbound topics: the service, the topic's contract,
+the baseline's state write of the same amount of state, and the events to publish."""
+
+
+async def busiest_topics(
+    settings: Settings, events: int, projects: int
+) -> list[tuple[str, str, float, float]]:
+    """Each of `BUSIEST`: the service takes the registry's registrations, `events` events of its
+    topic are published as a backlog, the baseline of the same shape and then one instance of
+    the service take them. Rows of (service, topic, baseline seconds, service seconds)."""
+    rows: list[tuple[str, str, float, float]] = []
+    for service, model, write, make in BUSIEST:
+        await take_registrations(settings, service, projects)
+        await publish(settings, make(events, projects))
+        baseline = await topic_baseline(settings, model, write, events)
+        seconds = await topic_run(settings, service, model.event_name, events)
+        rows.append((service, model.event_name, baseline, seconds))
+    return rows
+
+
 @contextlib.asynccontextmanager
 async def bench_settings(**overrides: object) -> AsyncIterator[Settings]:
     """Settings of one benchmark run: its own topics and database, dropped at the end.
@@ -292,6 +502,7 @@ async def main(events: int, projects: int) -> None:
         timings = {
             service: await service_run(settings, service, events) for service in SERVICES_MEASURED
         }
+        busiest = await busiest_topics(settings, events, projects)
     load_after = os.getloadavg()
     print(f"machine: {machine()}")
     print(
@@ -305,6 +516,12 @@ async def main(events: int, projects: int) -> None:
     for service, seconds in timings.items():
         label = f"{service}, one instance"
         print(f"{label:<44} {seconds:>8.2f} {events / seconds:>10.0f} {baseline / seconds:>7.3f}")
+    for name, topic, topic_baseline_s, seconds in busiest:
+        label = f"baseline: {topic}, same shape"
+        print(f"{label:<44} {topic_baseline_s:>8.2f} {events / topic_baseline_s:>10.0f} {1:>7.3f}")
+        label = f"{name}, one instance"
+        ratio = topic_baseline_s / seconds
+        print(f"{label:<44} {seconds:>8.2f} {events / seconds:>10.0f} {ratio:>7.3f}")
     print("target: ratio >= 0.25 for each service")
 
 

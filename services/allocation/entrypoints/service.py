@@ -22,6 +22,7 @@ from shared.events.contracts import (
     ResourceAllocated,
     ResourceConflictResolved,
 )
+from shared.messaging.consumer import per_batch
 from shared.runtime import ServiceDefinition
 
 allocation = ServiceDefinition(
@@ -31,7 +32,8 @@ allocation = ServiceDefinition(
         "experts proposed to key projects in trouble and on request."
     ),
     handlers={
-        "resource-requested": on_resource_requested,
+        # The busiest topic (every project's requests): a batch's requests at once.
+        "resource-requested": per_batch(on_resource_requested),
         "project-registered": on_project_registered,
         "project-lifecycle-changed": on_project_lifecycle_changed,
         "portfolio-reprioritized": on_portfolio_reprioritized,

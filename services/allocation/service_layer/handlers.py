@@ -6,7 +6,13 @@ changes; every handler here only changes state and records the weeks that change
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from opentelemetry.context import Context
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 
 from services.allocation.adapters.tables import (
@@ -16,15 +22,20 @@ from services.allocation.adapters.tables import (
 )
 from services.allocation.domain.priority import HOLDS_NOTHING, STAGE_WORDS
 from services.allocation.domain.requests import weeks_between, working_weeks
-from services.allocation.service_layer.resolution import request_resolution, weeks_of_project
+from services.allocation.service_layer.resolution import (
+    request_resolution,
+    request_resolutions,
+    weeks_of_project,
+)
 from shared.events.contracts import (
     PortfolioReprioritized,
     ProjectLifecycleChanged,
     ProjectRegistered,
     ResourceRequested,
 )
-from shared.messaging.consumer import EventMeta, Rejected
+from shared.messaging.consumer import Delivery, EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.unnest import insert_rows
 
 _REQUEST_FIELDS = (
     "project_id",
@@ -38,45 +49,59 @@ _REQUEST_FIELDS = (
 )
 
 
-async def on_resource_requested(event: ResourceRequested, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Record the request over the ISO weeks it covers; its decision follows by re-resolution."""
-    known = await uow.session.get(ResourceRequest, event.request_id)
-    if known is not None:
-        if known.event_id == meta.id:
-            return
-        same = all(getattr(known, name) == getattr(event, name) for name in _REQUEST_FIELDS)
-        if same:
+async def on_resource_requested(
+    deliveries: Sequence[Delivery[ResourceRequested]], uow: UnitOfWork
+) -> None:
+    """Record each request over the ISO weeks it covers; its decision follows by re-resolution.
+
+    Per batch (the busiest topic): the requests already known under the batch's request ids are
+    read in one query, the new requests and their pending re-resolutions (one each, under the
+    request's own trace) written with one statement each, and the worker woken once. A request
+    id seen before (in the database or earlier in the batch) with another event is `Rejected`,
+    as a duplicate when the content is the same; its own event again changes nothing.
+    """
+    table = ResourceRequest.__table__  # type: ignore[attr-defined]
+    ids = sorted({delivery.event.request_id for delivery in deliveries})
+    found = await uow.session.exec(
+        select(*(table.c[name] for name in ("request_id", "event_id", *_REQUEST_FIELDS))).where(
+            table.c.request_id == sa.func.any(sa.bindparam("ids", ids, type_=ARRAY(sa.Text)))
+        )
+    )
+    known: dict[str, dict[str, Any]] = {row.request_id: dict(row._mapping) for row in found}
+    rows: list[dict[str, Any]] = []
+    changes: list[tuple[str, Iterable[str] | None, Context | None]] = []
+    for delivery in deliveries:
+        event, meta = delivery.event, delivery.meta
+        earlier = known.get(event.request_id)
+        if earlier is not None:
+            if earlier["event_id"] == meta.id:
+                continue
+            same = all(earlier[name] == getattr(event, name) for name in _REQUEST_FIELDS)
+            if same:
+                raise Rejected(
+                    f"duplicate request {event.request_id!r}: already received in event "
+                    f"{earlier['event_id']!r} with the same content; it has one effect"
+                )
             raise Rejected(
-                f"duplicate request {event.request_id!r}: already received in event "
-                f"{known.event_id!r} with the same content; it has one effect"
+                f"request id {event.request_id!r} already names another request (from event "
+                f"{earlier['event_id']!r}); a changed request needs a new request id"
             )
-        raise Rejected(
-            f"request id {event.request_id!r} already names another request (from event "
-            f"{known.event_id!r}); a changed request needs a new request id"
+        # Its weeks are those holding a working day; a weekends-only request has none and is
+        # denied with that reason (its decision is still published, like every request's).
+        weeks = working_weeks(event.start, event.end)
+        row = {name: getattr(event, name) for name in _REQUEST_FIELDS}
+        row |= {"request_id": event.request_id, "weeks": weeks, "event_id": meta.id}
+        known[event.request_id] = row
+        rows.append(row)
+        changes.append(
+            (
+                f"new request {event.request_id} from {event.project_id}",
+                weeks or weeks_between(event.start, event.end),
+                delivery.cause,
+            )
         )
-    # Its weeks are those holding a working day; a weekends-only request has none and is
-    # denied with that reason (its decision is still published, like every request's).
-    weeks = working_weeks(event.start, event.end)
-    uow.session.add(
-        ResourceRequest(
-            request_id=event.request_id,
-            project_id=event.project_id,
-            skill=event.skill,
-            fte=event.fte,
-            hours=event.hours,
-            start=event.start,
-            end=event.end,
-            weeks=weeks,
-            priority=event.priority,
-            named_resource=event.named_resource,
-            event_id=meta.id,
-        )
-    )
-    await request_resolution(
-        uow.session,
-        f"new request {event.request_id} from {event.project_id}",
-        weeks or weeks_between(event.start, event.end),
-    )
+    await insert_rows(await uow.session.connection(), table, rows)
+    await request_resolutions(uow.session, changes)
 
 
 async def _standing(uow: UnitOfWork, project_id: str) -> ProjectStandingRow:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
 import asyncpg
+from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Table, delete, func
@@ -52,6 +53,7 @@ from shared.events.contracts import (
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.rounds import repeat_rounds
 from shared.telemetry import context_from_traceparent, current_trace_headers
+from shared.unnest import insert_rows
 
 if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
@@ -67,14 +69,27 @@ async def request_resolution(
     session: AsyncSession, cause: str, weeks: Iterable[str] | None = None
 ) -> None:
     """Record, in the caller's transaction, that `weeks` (None: all) must be re-solved."""
-    chosen = None if weeks is None else sorted(set(weeks))
-    if chosen == []:
+    await request_resolutions(session, [(cause, weeks, None)])
+
+
+async def request_resolutions(
+    session: AsyncSession, changes: Sequence[tuple[str, Iterable[str] | None, Context | None]]
+) -> None:
+    """`request_resolution` for several changes (cause, weeks, the trace it continues; None:
+    the current one) in one insert and one NOTIFY, in the caller's transaction."""
+    rows = [
+        {
+            "weeks": None if weeks is None else sorted(set(weeks)),
+            "cause": cause,
+            "traceparent": current_trace_headers(trace).get("traceparent"),
+        }
+        for cause, weeks, trace in changes
+    ]
+    rows = [row for row in rows if row["weeks"] != []]
+    if not rows:
         return
-    session.add(
-        PendingResolution(
-            weeks=chosen, cause=cause, traceparent=current_trace_headers().get("traceparent")
-        )
-    )
+    table = PendingResolution.__table__  # type: ignore[attr-defined]
+    await insert_rows(await session.connection(), table, rows)
     # Delivered at commit only, so the worker never looks before the row is visible.
     await session.exec(select(func.pg_notify(CHANNEL, "")))
 
