@@ -43,6 +43,7 @@ from services.notifications.service_layer.delivery import worker_name
 from services.notifications.service_layer.handlers import project_summary
 from services.notifications.service_layer.metrics import notification_metrics
 from services.notifications.service_layer.queue import queue_notice, subscriptions_wanting
+from shared.events.cloudevents import TYPE_PREFIX
 from shared.events.contracts import CLOSED_STAGES
 from shared.rounds import repeat_rounds
 
@@ -139,7 +140,7 @@ class NotificationClock:
         )
         items = []
         for member in members:
-            notice_type = member.event_type.removeprefix("pmo.")
+            notice_type = member.event_type.removeprefix(TYPE_PREFIX)
             try:
                 title = self.templates.title(member.channel, notice_type, member.context)
             except jinja2.TemplateError:
@@ -179,7 +180,7 @@ class NotificationClock:
             Notice(SUMMARY_TYPE, severity),
             settings=self.settings,
             event_id=f"summary:{first.throttle_key}:{first.id}",
-            event_type=f"pmo.{SUMMARY_TYPE}",
+            event_type=TYPE_PREFIX + SUMMARY_TYPE,
             project_id=first.project_id,
             context_for=lambda _: context,
             subscriptions=[subscription],
@@ -250,7 +251,7 @@ class NotificationClock:
                     settings=self.settings,
                     # One escalation per episode: the episode is named by its start.
                     event_id=f"escalation:{project.project_id}:{project.at_risk_since.isoformat()}",
-                    event_type="pmo.project-escalated",
+                    event_type=TYPE_PREFIX + "project-escalated",
                     project_id=project.project_id,
                     context_for=lambda _, context=context: context,  # type: ignore[misc]
                 )
@@ -325,7 +326,7 @@ class NotificationClock:
                 notice,
                 settings=self.settings,
                 event_id=f"digest:{slot.isoformat()}",
-                event_type="pmo.portfolio-digest",
+                event_type=TYPE_PREFIX + "portfolio-digest",
                 context_for=context_for,
                 subscriptions=await subscriptions_wanting(session, notice),
             )
