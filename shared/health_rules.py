@@ -72,6 +72,6 @@ def threshold_setting(rule: str, default: float) -> Any:
     Typed `Any` as pydantic's `Field()` is, so that it can stand as a settings attribute's
     default. Raises KeyError for a name that is not a rule (caught when the settings load).
     """
-    field = copy.copy(HealthThresholds.model_fields[rule])
+    field = copy.deepcopy(HealthThresholds.model_fields[rule])  # nothing shared with the rule
     field.default = default
     return field

@@ -5,22 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import get_args
 
-from shared.events.contracts import CLOSED_STAGES
+from shared.events.contracts import CLOSED_STAGES, Stage
 
 # Lifecycle stages whose projects hold no people: their allocations are released at once.
 HOLDS_NOTHING = frozenset({"on_hold", *CLOSED_STAGES})
 # Running projects keep their people before approved ones start; proposed (or not yet
 # registered) projects come last.
 TIERS = {"active": 2, "approved": 1, "proposed": 0, None: 0}
-STAGE_WORDS = {
-    "active": "active",
-    "approved": "approved",
-    "proposed": "proposed",
-    "on_hold": "on hold",
-    "completed": "completed",
-    "terminated": "terminated",
-}
+STAGE_WORDS = {stage: stage.replace("_", " ") for stage in get_args(Stage)}
+"""Each stage in words ("on_hold" -> "on hold")."""
 
 
 @dataclass(frozen=True)

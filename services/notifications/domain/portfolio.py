@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, get_args
+
+from shared.events.contracts import CLOSED_STAGES, Stage
 
 NO_REPORT_YET = "no report yet"
 """The health shown for a project monitoring has not assessed: never "green" by default."""
 
-DIGEST_LIFECYCLES: frozenset[str] = frozenset({"approved", "active", "on_hold"})
+DIGEST_LIFECYCLES: frozenset[str] = frozenset(get_args(Stage)) - {"proposed"} - CLOSED_STAGES
 """Projects in the portfolio's running part: approved, under way or paused. Proposed ones are
 not yet the PMO's to watch; completed and terminated ones are history."""
 

@@ -47,6 +47,7 @@ from services.notifications.service_layer.unit_of_work import (
     NotificationsUnitOfWork,
     SqlNotificationsUnitOfWork,
 )
+from shared.events.cloudevents import TYPE_PREFIX
 from shared.events.contracts import CLOSED_STAGES
 from shared.rounds import repeat_rounds
 
@@ -193,7 +194,7 @@ class NotificationClock:
                 notice,
                 settings=self.settings,
                 event_id=f"digest:{slot.isoformat()}",
-                event_type="pmo.portfolio-digest",
+                event_type=TYPE_PREFIX + "portfolio-digest",
                 context_for=context_for,
                 subscriptions=await subscriptions_wanting(session, notice),
             )
@@ -262,7 +263,7 @@ async def _summarize(
     )
     items = []
     for member in members:
-        notice_type = member.event_type.removeprefix("pmo.")
+        notice_type = member.event_type.removeprefix(TYPE_PREFIX)
         try:
             title = templates.title(member.channel, notice_type, member.context)
         except jinja2.TemplateError:
@@ -303,7 +304,7 @@ async def _summarize(
         Notice(SUMMARY_TYPE, severity),
         settings=uow.settings,
         event_id=event_id,
-        event_type=f"pmo.{SUMMARY_TYPE}",
+        event_type=TYPE_PREFIX + SUMMARY_TYPE,
         project_id=first.project_id,
         context_for=lambda _: context,
         subscriptions=[subscription],
@@ -355,7 +356,7 @@ async def escalate(uow: NotificationsUnitOfWork, now: datetime) -> list[tuple[st
             settings=uow.settings,
             # One escalation per episode: the episode is named by its start.
             event_id=f"escalation:{project.project_id}:{project.at_risk_since.isoformat()}",
-            event_type="pmo.project-escalated",
+            event_type=TYPE_PREFIX + "project-escalated",
             project_id=project.project_id,
             context_for=lambda _, context=context: context,  # type: ignore[misc]
         )

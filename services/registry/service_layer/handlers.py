@@ -36,6 +36,7 @@ from services.registry.service_layer.programs import place_from_charter
 from services.registry.service_layer.reports import open_shortfalls
 from services.registry.service_layer.strategy import apply_strategy
 from shared.allocation_outcomes import RequestOutcome, request_outcomes
+from shared.events.cloudevents import TYPE_PREFIX
 from shared.events.contracts import (
     InterventionAccepted,
     InterventionDeclined,
@@ -356,6 +357,6 @@ async def on_intervention(event: InterventionEvent, meta: EventMeta, uow: UnitOf
         event.project_id,
         "intervention",
         cause=meta.id,
-        after={"step": meta.type.removeprefix("pmo."), **event.model_dump(mode="json")},
+        after={"step": meta.type.removeprefix(TYPE_PREFIX), **event.model_dump(mode="json")},
         note=_intervention_note(event),
     )
