@@ -222,22 +222,9 @@ async def test_what_if_shows_a_draft_strategys_effects_and_changes_nothing(
         2,
         True,
     )
-    assert [
-        (e["project_id"], e["effect"], e["from_stage"], e["to_stage"])
-        for e in what_if["directive_effects"]
-    ] == [
-        ("ALPHA", "moved", "active", "on_hold"),
-        ("FOXTROT", "moved", "active", "on_hold"),
-        ("HOTEL", "moved", "active", "on_hold"),
-        ("INDIA", "moved", "active", "on_hold"),
-        ("KILO", "impossible", "proposed", None),
-    ]
-    ranking = {p["project_id"]: p for p in what_if["ranking"]}
-    assert ranking["ALPHA"]["lifecycle"] == "on_hold"
-    assert ranking["ALPHA"]["action"] == "pause"
-    assert ranking["ALPHA"]["previous_rank"] == 1
-    assert [p["project_id"] for p in what_if["ranking"]][:3] == ["ALPHA", "BRAVO", "CHARLIE"]
-
+    # What the draft would do is the rule's (test_registry_strategy_rules.py): here, the route.
+    assert len(what_if["directive_effects"]) == 5
+    assert len(what_if["ranking"]) == 9
     stale = await api.post("/portfolio/what-if", json={**draft, "strategy_version": 2})
     assert stale.json()["would_apply"] is False
 

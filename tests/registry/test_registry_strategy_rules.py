@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from services.registry.service_layer.configuration import configuration_from
-from services.registry.service_layer.strategy import apply_strategy
+from services.registry.service_layer.strategy import apply_strategy, what_if
 from shared.events.contracts import (
     PortfolioReprioritized,
     ProjectLifecycleChanged,
@@ -146,3 +146,45 @@ async def test_an_older_or_equal_version_is_kept_as_ignored_and_changes_nothing(
     assert {p.project_id: (p.rank, p.score, p.lifecycle) for p in await uow.projects.all()} == ranks
     assert (len(uow.events), len(uow.projects.history)) == (events, history)
     assert uow.strategies.locks == 3  # every version waits for the one before it
+
+
+async def test_what_if_shows_a_drafts_effects_and_ranking_and_changes_nothing() -> None:
+    uow = portfolio()
+    await change(uow, STRATEGY_V2, "v2")
+    before = (len(uow.events), len(uow.projects.history), len(uow.strategies.received))
+    lifecycles = {p.project_id: p.lifecycle for p in await uow.projects.all()}
+    draft = StrategyChanged.model_validate(
+        {
+            **STRATEGY_V1,
+            "strategy_version": 3,
+            "directives": [
+                {"action": "pause", "business_unit": "Digital", "reason": "Cash preservation"}
+            ],
+        }
+    )
+    configuration = configuration_from(uow.settings)
+
+    outcome = await what_if(uow, draft, configuration)
+
+    assert (outcome.current_version, outcome.would_apply) == (2, True)
+    assert [(e.project_id, e.effect, e.from_stage, e.to_stage) for e in outcome.plan.effects] == [
+        ("ALPHA", "moved", "active", "on_hold"),
+        ("FOXTROT", "moved", "active", "on_hold"),
+        ("HOTEL", "moved", "active", "on_hold"),
+        ("INDIA", "moved", "active", "on_hold"),
+        ("KILO", "impossible", "proposed", None),
+    ]
+    ranking = {entry.project_id: entry for entry in outcome.plan.ranking}
+    assert ranking["ALPHA"].action == "pause"
+    lifecycles_after = {entry.project_id: entry.lifecycle for entry in outcome.plan.projects}
+    assert lifecycles_after["ALPHA"] == "on_hold"  # as the draft's directive would leave it
+    assert ranking["ALPHA"].previous_rank == 1
+    assert [entry.project_id for entry in outcome.plan.ranking][:3] == ["ALPHA", "BRAVO", "CHARLIE"]
+
+    stale = await what_if(uow, draft.model_copy(update={"strategy_version": 2}), configuration)
+    assert not stale.would_apply
+    assert stale.note == (
+        "version 2 is not newer than the current version 2: sent as an event, it would be ignored"
+    )
+    assert (len(uow.events), len(uow.projects.history), len(uow.strategies.received)) == before
+    assert {p.project_id: p.lifecycle for p in await uow.projects.all()} == lifecycles

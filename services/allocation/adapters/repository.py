@@ -4,13 +4,14 @@ the tests also keeps, and their SQL implementations on a session)."""
 
 from __future__ import annotations
 
+import zlib
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, delete, tuple_, update
+from sqlalchemy import Table, bindparam, delete, func, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,6 +20,7 @@ from services.allocation.adapters.tables import (
     AssignmentRow,
     CapacityChangeRow,
     ConflictRow,
+    InterventionRow,
     PortfolioVersion,
     ProjectStandingRow,
     Resource,
@@ -142,6 +144,12 @@ async def load_state(
         allocations=allocations,
     )
 
+
+PROPOSED, ACCEPTED, DECLINED, ENDED = "proposed", "accepted", "declined", "ended"
+"""An intervention's states; the first two are open."""
+OPEN = (PROPOSED, ACCEPTED)
+# Any fixed number: it names allocation's interventions lock among the advisory locks.
+INTERVENTIONS_LOCK = zlib.crc32(b"pmo-allocation-interventions")
 
 RESOLVED, CLOSED = "resolved", "closed"
 """A conflict's states: its published resolution stands, or no longer does."""
@@ -293,3 +301,114 @@ class SqlConflictRepository:
 
     def add(self, row: ConflictRow) -> None:
         self.session.add(row)
+
+
+class PortfolioRepository(Protocol):
+    """What allocation knows of the portfolio: its state, projects' standings, PMO experts."""
+
+    async def state(self, *, today: date, hours_per_fte_week: float) -> AllocationState:
+        """The portfolio from `today`'s ISO week on (`load_state`)."""
+        ...
+
+    async def standing(self, project_id: str) -> ProjectStandingRow | None: ...
+
+    async def experts(self) -> dict[str, list[str]]:
+        """The PMO's experts: resource id -> specialties (resources without any are not)."""
+        ...
+
+
+class InterventionRepository(Protocol):
+    """PMO interventions, proposed to ended."""
+
+    async def lock(self) -> None:
+        """Serialise every intervention change until the unit of work ends (all replicas)."""
+        ...
+
+    async def add_proposal(self, row: InterventionRow) -> bool:
+        """Keep a new proposal; False (nothing kept) if its project has an open risk
+        intervention already (at most one, whichever replica proposes)."""
+        ...
+
+    async def get(self, intervention_id: str) -> InterventionRow | None: ...
+
+    async def proposed(self) -> list[InterventionRow]:
+        """The proposals waiting for a decision, oldest first."""
+        ...
+
+    async def save(self, row: InterventionRow) -> None:
+        """Write a changed intervention now (its event follows)."""
+        ...
+
+    async def risk_answered(self, project_id: str, episode: datetime | None) -> bool:
+        """Whether this at-risk episode already has a risk intervention (open, declined or
+        ended)."""
+        ...
+
+
+class SqlPortfolioRepository:
+    """`PortfolioRepository` in allocation's schema, in the session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def state(self, *, today: date, hours_per_fte_week: float) -> AllocationState:
+        return await load_state(self.session, today=today, hours_per_fte_week=hours_per_fte_week)
+
+    async def standing(self, project_id: str) -> ProjectStandingRow | None:
+        return await self.session.get(ProjectStandingRow, project_id)
+
+    async def experts(self) -> dict[str, list[str]]:
+        rows = await self.session.exec(
+            select(Resource.resource_id, Resource.specialties).where(
+                func.cardinality(col(Resource.specialties)) > 0
+            )
+        )
+        return {resource_id: list(specialties) for resource_id, specialties in rows.all()}
+
+
+class SqlInterventionRepository:
+    """`InterventionRepository` in allocation's schema, in the session's transaction."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock(self) -> None:
+        await self.session.exec(select(func.pg_advisory_xact_lock(INTERVENTIONS_LOCK)))
+
+    async def add_proposal(self, row: InterventionRow) -> bool:
+        # The unique index on a project's open risk intervention makes a second one a no-op.
+        values = row.model_dump(exclude_none=True)
+        inserted = (
+            await self.session.exec(
+                insert(InterventionRow)
+                .values(**values)
+                .on_conflict_do_nothing()
+                .returning(col(InterventionRow.intervention_id))
+            )
+        ).first()
+        return inserted is not None
+
+    async def get(self, intervention_id: str) -> InterventionRow | None:
+        return await self.session.get(InterventionRow, intervention_id)
+
+    async def proposed(self) -> list[InterventionRow]:
+        query = (
+            select(InterventionRow)
+            .where(col(InterventionRow.state) == PROPOSED)
+            .order_by(col(InterventionRow.proposed_at), col(InterventionRow.intervention_id))
+        )
+        return list((await self.session.exec(query)).all())
+
+    async def save(self, row: InterventionRow) -> None:
+        self.session.add(row)
+        await self.session.flush()
+
+    async def risk_answered(self, project_id: str, episode: datetime | None) -> bool:
+        found = await self.session.exec(
+            select(InterventionRow.intervention_id).where(
+                col(InterventionRow.project_id) == project_id,
+                col(InterventionRow.origin) == "risk",
+                (col(InterventionRow.state).in_(OPEN)) | (col(InterventionRow.episode) == episode),
+            )
+        )
+        return found.first() is not None

@@ -14,22 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-import zlib
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter
-from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
-from services.allocation.adapters.repository import load_state
+from services.allocation.adapters.repository import ACCEPTED, DECLINED, ENDED, OPEN, PROPOSED
 from services.allocation.adapters.tables import (
     InterventionRow,
     ProjectHealthRow,
-    ProjectStandingRow,
-    Resource,
     ResourceRequest,
 )
 from services.allocation.domain.interventions import (
@@ -42,6 +38,7 @@ from services.allocation.domain.interventions import (
 from services.allocation.domain.priority import HOLDS_NOTHING
 from services.allocation.domain.requests import working_weeks
 from services.allocation.service_layer.resolution import request_resolution
+from services.allocation.service_layer.unit_of_work import AllocationUnitOfWork, allocation_work
 from shared.clock import run_every
 from shared.events.contracts import (
     InterventionAccepted,
@@ -59,9 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PROPOSED, ACCEPTED, DECLINED, ENDED = "proposed", "accepted", "declined", "ended"
-OPEN = (PROPOSED, ACCEPTED)
-LOCK_ID = zlib.crc32(b"pmo-allocation-interventions")
 RECOVERED = "project recovered (health back to green)"
 
 
@@ -73,19 +67,9 @@ class UnknownIntervention(LookupError):
     """No intervention has this id."""
 
 
-async def hold_interventions_lock(uow: UnitOfWork) -> None:
+async def hold_interventions_lock(uow: UnitOfWork | AllocationUnitOfWork) -> None:
     """Serialise every intervention change until the transaction ends (all replicas)."""
-    await uow.session.exec(select(func.pg_advisory_xact_lock(LOCK_ID)))
-
-
-async def expert_specialties(uow: UnitOfWork) -> dict[str, list[str]]:
-    """The PMO's experts: resource id -> specialties (resources without any are not experts)."""
-    rows = await uow.session.exec(
-        select(Resource.resource_id, Resource.specialties).where(
-            func.cardinality(col(Resource.specialties)) > 0
-        )
-    )
-    return {resource_id: list(specialties) for resource_id, specialties in rows.all()}
+    await allocation_work(uow).interventions.lock()
 
 
 def _event_fields(row: InterventionRow) -> dict[str, Any]:
@@ -111,32 +95,25 @@ def proposed_event(row: InterventionRow) -> InterventionProposed:
     )
 
 
-async def restaff(uow: UnitOfWork, *, announce: frozenset[str] = frozenset()) -> None:
+async def restaff(
+    uow: UnitOfWork | AllocationUnitOfWork, *, announce: frozenset[str] = frozenset()
+) -> None:
     """Decide who is proposed for every open proposal, all at once; publish what changed.
 
     A proposal in `announce` (just made) is published whatever its staffing; another is
     published again only when its expert changed (a more important project took them, or one
     became free).
     """
-    session = uow.session
-    waiting = list(
-        (
-            await session.exec(
-                select(InterventionRow)
-                .where(col(InterventionRow.state) == PROPOSED)
-                .order_by(col(InterventionRow.proposed_at), col(InterventionRow.intervention_id))
-            )
-        ).all()
-    )
+    work = allocation_work(uow)
+    waiting = await work.interventions.proposed()
     if not waiting:
         return
-    settings = uow.settings
-    state = await load_state(
-        session,
+    settings = work.settings
+    state = await work.portfolio.state(
         today=datetime.now(UTC).date(),
         hours_per_fte_week=settings.allocation_hours_per_fte_week,
     )
-    experts = await expert_specialties(uow)
+    experts = await work.portfolio.experts()
     proposals = [
         Proposal(row.intervention_id, row.project_id, row.specialty, row.fte, row.starts, row.ends)
         for row in waiting
@@ -157,10 +134,9 @@ async def restaff(uow: UnitOfWork, *, announce: frozenset[str] = frozenset()) ->
             why = f"No PMO expert has the specialty {row.specialty!r}; add one to the pool."
         changed = staffing.expert_id != row.expert_id
         row.expert_id, row.staffing = staffing.expert_id, why
-        session.add(row)
         if changed or row.intervention_id in announce:
-            await session.flush()
-            await uow.publish(proposed_event(row))
+            await work.interventions.save(row)
+            await work.publish(proposed_event(row))
 
 
 @dataclass(frozen=True)
@@ -178,38 +154,32 @@ class Ask:
     requested_by: str | None = None
 
 
-async def propose(uow: UnitOfWork, ask: Ask) -> InterventionRow | None:
+async def propose(uow: UnitOfWork | AllocationUnitOfWork, ask: Ask) -> InterventionRow | None:
     """Record a proposal and staff it (with the others waiting); None if one is already open.
 
     A project has at most one open risk intervention (a unique index, so replicas proposing at
     once record one); advice may be asked for as often as the manager needs.
     """
-    await hold_interventions_lock(uow)
+    work = allocation_work(uow)
+    await work.interventions.lock()
     intervention_id = f"INT-{uuid.uuid4().hex[:12]}"
-    inserted = (
-        await uow.session.exec(
-            insert(InterventionRow)
-            .values(
-                intervention_id=intervention_id,
-                project_id=ask.project_id,
-                origin=ask.origin,
-                specialty=ask.specialty,
-                reasons=list(ask.reasons),
-                episode=ask.episode,
-                fte=ask.fte,
-                starts=ask.start,
-                ends=ask.end,
-                state=PROPOSED,
-                requested_by=ask.requested_by,
-            )
-            .on_conflict_do_nothing()
-            .returning(col(InterventionRow.intervention_id))
-        )
-    ).first()
-    if inserted is None:
+    proposal = InterventionRow(
+        intervention_id=intervention_id,
+        project_id=ask.project_id,
+        origin=ask.origin,
+        specialty=ask.specialty,
+        reasons=list(ask.reasons),
+        episode=ask.episode,
+        fte=ask.fte,
+        starts=ask.start,
+        ends=ask.end,
+        state=PROPOSED,
+        requested_by=ask.requested_by,
+    )
+    if not await work.interventions.add_proposal(proposal):
         return None
-    await restaff(uow, announce=frozenset({intervention_id}))
-    row = await uow.session.get(InterventionRow, intervention_id)
+    await restaff(work, announce=frozenset({intervention_id}))
+    row = await work.interventions.get(intervention_id)
     log.info(
         "intervention %s proposed for %s (%s, %s): %s",
         intervention_id,
@@ -217,28 +187,20 @@ async def propose(uow: UnitOfWork, ask: Ask) -> InterventionRow | None:
         ask.origin,
         ask.specialty,
         row.expert_id if row else None,
-        extra={"service": uow.service},
+        extra={"service": "allocation"},
     )
     return row
 
 
-async def _risk_answered(uow: UnitOfWork, project_id: str, episode: datetime | None) -> bool:
-    """Whether this at-risk episode already has a risk intervention (open, declined or ended)."""
-    found = await uow.session.exec(
-        select(InterventionRow.intervention_id).where(
-            col(InterventionRow.project_id) == project_id,
-            col(InterventionRow.origin) == "risk",
-            (col(InterventionRow.state).in_(OPEN)) | (col(InterventionRow.episode) == episode),
-        )
-    )
-    return found.first() is not None
-
-
-async def propose_if_needed(uow: UnitOfWork, health: ProjectHealthRow, now: datetime) -> bool:
-    """Propose an expert for a key project whose health calls for one (see needs_intervention)."""
-    settings = uow.settings
-    await hold_interventions_lock(uow)
-    standing = await uow.session.get(ProjectStandingRow, health.project_id)
+async def propose_if_needed(
+    uow: UnitOfWork | AllocationUnitOfWork, health: ProjectHealthRow, now: datetime
+) -> bool:
+    """Propose an expert for a key project whose health calls for one (see needs_intervention),
+    once per at-risk episode. Returns whether a proposal was made."""
+    work = allocation_work(uow)
+    settings = work.settings
+    await work.interventions.lock()
+    standing = await work.portfolio.standing(health.project_id)
     if standing is None or not needs_intervention(
         health=health.health,
         key_project=standing.key_project,
@@ -248,16 +210,16 @@ async def propose_if_needed(uow: UnitOfWork, health: ProjectHealthRow, now: date
         amber_after=settings.allocation_intervention_amber_after,
     ):
         return False
-    if await _risk_answered(uow, health.project_id, health.at_risk_since):
+    if await work.interventions.risk_answered(health.project_id, health.at_risk_since):
         return False
-    experts = await expert_specialties(uow)
+    experts = await work.portfolio.experts()
     specialty = wanted_specialty(
         health.reason_codes, [s for held in experts.values() for s in held]
     )
     today = now.date()
     lasted = "" if health.health == "red" else " for longer than the PMO tolerates"
     proposal = await propose(
-        uow,
+        work,
         Ask(
             project_id=health.project_id,
             origin="risk",

@@ -7,9 +7,13 @@ from typing import Protocol
 from services.allocation.adapters.repository import (
     AssignmentRepository,
     ConflictRepository,
+    InterventionRepository,
+    PortfolioRepository,
     RequestRepository,
     SqlAssignmentRepository,
     SqlConflictRepository,
+    SqlInterventionRepository,
+    SqlPortfolioRepository,
     SqlRequestRepository,
 )
 from shared.messaging.unit_of_work import (
@@ -32,6 +36,12 @@ class AllocationUnitOfWork(AbstractUnitOfWork, Protocol):
     @property
     def conflicts(self) -> ConflictRepository: ...
 
+    @property
+    def portfolio(self) -> PortfolioRepository: ...
+
+    @property
+    def interventions(self) -> InterventionRepository: ...
+
 
 class SqlAllocationUnitOfWork(ServiceUnitOfWork):
     """Allocation's repositories in the transaction of the runtime's (open) `UnitOfWork`."""
@@ -41,6 +51,8 @@ class SqlAllocationUnitOfWork(ServiceUnitOfWork):
         self.requests = SqlRequestRepository(uow.session)
         self.assignments = SqlAssignmentRepository(uow.session)
         self.conflicts = SqlConflictRepository(uow.session)
+        self.portfolio = SqlPortfolioRepository(uow.session)
+        self.interventions = SqlInterventionRepository(uow.session)
 
 
 def allocation_work(uow: UnitOfWork | AllocationUnitOfWork) -> AllocationUnitOfWork:

@@ -19,10 +19,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.adapters.repository import SqlStrategyRepository
+from services.registry.adapters.repository import (
+    ProjectRepository,
+    SqlProjectRepository,
+    SqlStrategyRepository,
+    StrategyRepository,
+)
 from services.registry.adapters.repository import strategy_of as strategy_of
 from services.registry.adapters.tables import Project, StrategyRecord
 from services.registry.domain.portfolio import (
@@ -86,23 +90,35 @@ class WhatIf:
     plan: Reprioritization
 
 
+Reads = AsyncSession | RegistryUnitOfWork
+"""Where a read of the portfolio comes from: a route's session, or a unit of work."""
+
+
+def _reads(source: Reads) -> tuple[ProjectRepository, StrategyRepository]:
+    if isinstance(source, AsyncSession):
+        return SqlProjectRepository(source), SqlStrategyRepository(source)
+    return source.projects, source.strategies
+
+
 async def live_ranking(
-    session: AsyncSession, configuration: RegistryConfiguration
+    source: Reads, configuration: RegistryConfiguration
 ) -> tuple[StrategyChanged | None, list[Ranking]]:
     """The portfolio ranked now under the current strategy (it follows every project change)."""
-    strategy = await current_strategy(session)
-    rows = (await session.exec(select(Project))).all()
-    entries = portfolio_of(rows, configuration.stage_models)
+    projects, strategies = _reads(source)
+    strategy = await strategies.current()
+    entries = portfolio_of(await projects.all(), configuration.stage_models)
     return strategy, rank_portfolio(entries, strategy, configuration.policy)
 
 
 async def what_if(
-    session: AsyncSession, draft: StrategyChanged, configuration: RegistryConfiguration
+    source: Reads, draft: StrategyChanged, configuration: RegistryConfiguration
 ) -> WhatIf:
     """The effects and ranking `draft` would produce; reads only, changes nothing."""
-    current = await current_strategy(session)
-    rows = (await session.exec(select(Project).order_by(col(Project.project_id)))).all()
-    plan = reprioritize(portfolio_of(rows, configuration.stage_models), draft, configuration.policy)
+    projects, strategies = _reads(source)
+    current = await strategies.current()
+    plan = reprioritize(
+        portfolio_of(await projects.all(), configuration.stage_models), draft, configuration.policy
+    )
     stale = current is not None and draft.strategy_version <= current.strategy_version
     note = (
         f"version {draft.strategy_version} is not newer than the current version "
