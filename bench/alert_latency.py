@@ -1,8 +1,11 @@
 """How long from a slipping status report published to its signed at-risk webhook received.
 
-Registry, monitoring and notifications (which learns projects from the registry) run in this
-process against the real broker and PostgreSQL; a
-local HTTP receiver stands for the PMO's webhook (signed with PMO_ALERT_WEBHOOK_SECRET). Two
+Registry, monitoring and notifications (which learns projects from the registry) run against the
+real broker and PostgreSQL, each in a process of its own, as `pmo up` and a deployment run them
+(`--layout one-process` runs the three in this process, on one event loop, as the bench first
+did: there every service's batch waits for the others' on the loop, which production never
+does, so the figures mixed the services' contention with their latency). A local HTTP receiver
+in this process stands for the PMO's webhook (signed with PMO_ALERT_WEBHOOK_SECRET). Two
 loads, each measured per slipping report from just before it is published to the moment its
 webhook arrives:
   * idle: one slipping report at a time, the system otherwise quiet;
@@ -10,7 +13,10 @@ webhook arrives:
     slipping (each on a project not yet at risk, so each is an alert).
 The baseline in the same run is one raw hop: an aiokafka produce to a consume on the same broker.
 
+Progress is read from the services' inboxes (events taken), which every layout shares.
+
 Usage: python -m bench.alert_latency [--rate 500] [--seconds 10] [--slip-every 50]
+       [--layout processes|one-process] [--notifications-batch-max N]
 Uses PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS / PMO_BENCH_DATABASE_URL if set, else the embedded broker
 and the PostgreSQL on 127.0.0.1:5432.
 """
@@ -21,11 +27,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -35,21 +44,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bench.consumer_throughput import (
-    START,
-    bench_settings,
-    consumed,
-    machine,
-    portfolio,
-    until_consumed,
-)
+from bench.consumer_throughput import START, bench_settings, machine, portfolio
 from pmo.embedded import free_port
 from pmo.topics import create_topics
 from services.catalog import SERVICES
 from shared.events import to_structured
 from shared.events.contracts import StatusChanged
 from shared.runtime import ServiceRuntime
-from shared.settings import Settings
+from shared.settings import ServiceName, Settings
+
+LAYOUTS = ("processes", "one-process")
 
 
 def progress(message: str) -> None:
@@ -103,6 +107,88 @@ async def raw_one_hop(settings: Settings, samples: int) -> list[float]:
     finally:
         await producer.stop()
         await consumer.stop()
+
+
+async def taken(settings: Settings, service: ServiceName, event_type: str | None = None) -> int:
+    """Events the service has taken in (its inbox rows), of `event_type` (e.g. "pmo.status-changed")
+    only if given: read from the database, so the same in any layout."""
+    connection = await asyncpg.connect(settings.database_url_for(service))
+    try:
+        count: int = await connection.fetchval(
+            f"SELECT count(*) FROM {service}.inbox WHERE consumer = $1 "
+            "AND ($2::text IS NULL OR event_type = $2)",
+            service,
+            event_type,
+        )
+        return count
+    finally:
+        await connection.close()
+
+
+async def until_taken(
+    settings: Settings, service: ServiceName, total: int, event_type: str | None = None
+) -> None:
+    """Wait until the service has taken `total` events (of `event_type`, if given)."""
+    # Polled: the count lives in another process's database rows, no event to wait on.
+    while await taken(settings, service, event_type) < total:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+
+
+def serve(name: ServiceName, settings: Settings, ready: Any, stop: Any) -> None:
+    """A child process's body: run one service until `stop` is set (`ready` once started)."""
+
+    async def run() -> None:
+        runtime = ServiceRuntime(SERVICES[name], settings)
+        await runtime.start()
+        ready.set()
+        try:
+            await asyncio.to_thread(stop.wait)  # a process's event, not the loop's
+        finally:
+            await runtime.stop()
+
+    asyncio.run(run())
+
+
+@contextlib.asynccontextmanager
+async def services(layout: str, settings: Settings, notifications: Settings) -> AsyncIterator[None]:
+    """Registry, monitoring and notifications running (in `layout`) until the block ends."""
+    configured: list[tuple[ServiceName, Settings]] = [
+        ("registry", settings),
+        ("monitoring", settings),
+        ("notifications", notifications),
+    ]
+    if layout == "one-process":
+        runtimes = [ServiceRuntime(SERVICES[name], each) for name, each in configured]
+        for runtime in runtimes:
+            await runtime.start()
+        try:
+            yield
+        finally:
+            for runtime in reversed(runtimes):
+                await runtime.stop()
+        return
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter, as `pmo up` starts one
+    stop = spawn.Event()
+    children = []
+    try:
+        for name, each in configured:
+            ready = spawn.Event()
+            child = spawn.Process(
+                target=serve, args=(name, each, ready, stop), name=f"bench-{name}"
+            )
+            child.start()
+            children.append(child)
+            while not ready.is_set():
+                if not child.is_alive():
+                    raise RuntimeError(f"{name} exited with {child.exitcode} while starting")
+                await asyncio.sleep(0.1)
+        yield
+    finally:
+        stop.set()
+        for child in children:
+            await asyncio.to_thread(child.join, 60)
+            if child.is_alive():
+                child.terminate()
 
 
 STAGES = (
@@ -159,8 +245,16 @@ async def path_stages(
     }
 
 
+REGISTERED = "pmo.project-registered"
+REPORTED = "pmo.status-changed"
+
+
 async def main(
-    rate: int, seconds: int, slip_every: int, notifications_batch_max: int | None = None
+    rate: int,
+    seconds: int,
+    slip_every: int,
+    notifications_batch_max: int | None = None,
+    layout: str = "processes",
 ) -> None:
     arrived: dict[str, float] = {}
     arrival = asyncio.Event()
@@ -209,77 +303,67 @@ async def main(
                     "consumer_batch_max": notifications_batch_max or settings.consumer_batch_max
                 }
             )
-            runtimes = [
-                ServiceRuntime(SERVICES["registry"], settings),
-                ServiceRuntime(SERVICES["monitoring"], settings),
-                ServiceRuntime(SERVICES["notifications"], notifications_settings),
-            ]
-            for runtime in runtimes:
-                await runtime.start()
-            monitoring = runtimes[1]
-            producer = AIOKafkaProducer(
-                **settings.kafka_client_options(), enable_idempotence=False, linger_ms=0
-            )
-            await producer.start()
-            try:
+            async with services(layout, settings, notifications_settings):
+                producer = AIOKafkaProducer(
+                    **settings.kafka_client_options(), enable_idempotence=False, linger_ms=0
+                )
+                await producer.start()
+                try:
 
-                async def send(event: StatusChanged | object) -> None:
-                    assert hasattr(event, "event_name")
-                    value, headers = to_structured(event, source="/bench")  # type: ignore[arg-type]
-                    await producer.send(
-                        f"{settings.topic_prefix}{event.event_name}",
-                        value,
-                        key=event.key().encode(),  # type: ignore[attr-defined]
-                        headers=headers,
+                    async def send(event: StatusChanged | object) -> None:
+                        assert hasattr(event, "event_name")
+                        value, headers = to_structured(event, source="/bench")  # type: ignore[arg-type]
+                        await producer.send(
+                            f"{settings.topic_prefix}{event.event_name}",
+                            value,
+                            key=event.key().encode(),  # type: ignore[attr-defined]
+                            headers=headers,
+                        )
+
+                    for event in portfolio(projects):
+                        await send(event)
+                    await producer.flush()
+                    await until_taken(settings, "monitoring", projects)
+                    # And by notifications (from the registry's project-registered), so that
+                    # the first idle alert does not wait behind that backlog.
+                    await until_taken(settings, "notifications", projects, REGISTERED)
+                    progress(
+                        f"{projects} projects registered, taken in by monitoring, notifications"
                     )
 
-                for event in portfolio(projects):
-                    await send(event)
-                await producer.flush()
-                await until_consumed(monitoring, projects)
-                # And by notifications (from the registry's project-registered), so that the
-                # first idle alert does not wait behind that backlog.
-                while True:
-                    if consumed(runtimes[2]) >= projects:
-                        break
-                    await asyncio.sleep(0.05)  # its metrics are counters, polled as above
-                progress(f"{projects} projects registered, taken in by monitoring, notifications")
+                    # Idle: one slipping report at a time.
+                    idle_published: dict[str, float] = {}
+                    for n in range(idle_samples):
+                        project = f"PRJ-{total + n}"
+                        idle_published[project] = time.time()
+                        await send(report(total + n, 180, slipping=True))
+                        await producer.flush()
+                        await until_arrived([project], 60)
+                    idle = [arrived[p] - t for p, t in idle_published.items() if p in arrived]
+                    idle_stages = await path_stages(settings, idle_published, arrived)
+                    progress(f"idle: {len(idle)} of {idle_samples} alerts received")
 
-                # Idle: one slipping report at a time.
-                idle_published: dict[str, float] = {}
-                for n in range(idle_samples):
-                    project = f"PRJ-{total + n}"
-                    idle_published[project] = time.time()
-                    await send(report(total + n, 180, slipping=True))
+                    # Steady: `rate` a second, one in `slip_every` slipping.
+                    published: dict[str, float] = {}
+                    before = await taken(settings, "monitoring", REPORTED)
+                    began = time.perf_counter()
+                    for n in range(total):
+                        due = began + n / rate
+                        if (wait := due - time.perf_counter()) > 0:
+                            await asyncio.sleep(wait)
+                        slipping = n % slip_every == slip_every - 1
+                        if slipping:
+                            published[f"PRJ-{n}"] = time.time()
+                        await send(report(n, 180, slipping))
                     await producer.flush()
-                    await until_arrived([project], 60)
-                idle = [arrived[p] - t for p, t in idle_published.items() if p in arrived]
-                idle_stages = await path_stages(settings, idle_published, arrived)
-                progress(f"idle: {len(idle)} of {idle_samples} alerts received")
-
-                # Steady: `rate` a second, one in `slip_every` slipping.
-                published: dict[str, float] = {}
-                before = consumed(monitoring)
-                began = time.perf_counter()
-                for n in range(total):
-                    due = began + n / rate
-                    if (wait := due - time.perf_counter()) > 0:
-                        await asyncio.sleep(wait)
-                    slipping = n % slip_every == slip_every - 1
-                    if slipping:
-                        published[f"PRJ-{n}"] = time.time()
-                    await send(report(n, 180, slipping))
-                await producer.flush()
-                sending = time.perf_counter() - began
-                progress(f"steady: {total} reports sent in {sending:.1f} s; waiting for alerts")
-                await until_arrived(list(published), 300)
-                steady = [arrived[p] - t for p, t in published.items() if p in arrived]
-                taken = consumed(monitoring) - before
-                stages = await path_stages(settings, published, arrived)
-            finally:
-                await producer.stop()
-                for runtime in reversed(runtimes):
-                    await runtime.stop()
+                    sending = time.perf_counter() - began
+                    progress(f"steady: {total} reports sent in {sending:.1f} s; waiting for alerts")
+                    await until_arrived(list(published), 300)
+                    steady = [arrived[p] - t for p, t in published.items() if p in arrived]
+                    took = await taken(settings, "monitoring", REPORTED) - before
+                    stages = await path_stages(settings, published, arrived)
+                finally:
+                    await producer.stop()
             hops = await raw_one_hop(settings, 200)
 
             def line(name: str, values: list[float]) -> str:
@@ -291,7 +375,8 @@ async def main(
             print(f"machine: {machine()}")
             print(
                 f"steady load: {total} status reports at {rate}/s (sent in {sending:.1f} s), "
-                f"{slipping_count} slipping, on {projects} projects; monitoring took {taken:.0f}"
+                f"{slipping_count} slipping, on {projects} projects; monitoring took {took}; "
+                f"layout: {layout}"
             )
             print(f"{'path':<34} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
             print(line("raw one hop (baseline)", hops))
@@ -322,6 +407,12 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--slip-every", type=int, default=50)
     parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="processes",
+        help="each service in its own process (as deployed; default) or all in this one",
+    )
+    parser.add_argument(
         "--notifications-batch-max",
         type=int,
         default=None,
@@ -334,5 +425,6 @@ if __name__ == "__main__":
             arguments.seconds,
             arguments.slip_every,
             arguments.notifications_batch_max,
+            arguments.layout,
         )
     )
