@@ -324,6 +324,7 @@ def _binary(attributes: dict[str, str], content_type: str | None, raw: bytes | N
 
 
 _CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+_LENGTH_LIMITS: Final = {"id": MAX_ID_LENGTH, "source": MAX_ID_LENGTH, "type": MAX_TYPE_LENGTH}
 
 
 def _envelope(
@@ -342,13 +343,13 @@ def _envelope(
     def where(name: str) -> str:
         return f"header ce_{name}" if origin == "header" else f"attribute {name!r}"
 
-    limits = {"id": MAX_ID_LENGTH, "source": MAX_ID_LENGTH, "type": MAX_TYPE_LENGTH}
     for name, text in (("id", event_id), ("source", source), ("type", event_type)):
         if not text:
             raise InvalidEvent(f"{where(name)} must not be empty")
-        if len(text) > limits[name]:
+        if len(text) > _LENGTH_LIMITS[name]:
             raise InvalidEvent(
-                f"{where(name)} is {len(text)} characters long; at most {limits[name]} are accepted"
+                f"{where(name)} is {len(text)} characters long; "
+                f"at most {_LENGTH_LIMITS[name]} are accepted"
             )
         # Identities are stored (inbox, dead letters) and shown: no control characters, which
         # PostgreSQL's text type would refuse (NUL) and which no sender means.

@@ -14,8 +14,9 @@ database restarting often still sees transactions commit between its restarts.
 A handler is either per event (`Handler`: one event, its metadata, the unit of work) or per batch
 (`per_batch(BatchHandler)`: the batch's consecutive events of its topic at once, in the order they
 came, so that it loads what they need in one query each and writes with multi-row statements).
-A batch handler runs under one span for the run, in the first event's trace and linked to the
-others'; the events it publishes carry their cause's trace (`Delivery.cause`). When the batch is
+A batch handler runs under one span for the run, in the first event's trace and linked to (at
+most `MAX_SPAN_LINKS` of) the others'; the events it publishes carry their cause's trace
+(`Delivery.cause`, worked out only for the events that publish). When the batch is
 done again with a savepoint per event, a batch handler is called with one event at a time, under
 that event's own span: a rejected, parked or failing event is then told apart exactly as with a
 per-event handler.
@@ -25,11 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -53,6 +55,10 @@ from shared.topics import event_name_of
 log = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=EventData)
+
+MAX_SPAN_LINKS = 32
+"""A batch handler's span links to the traces of at most this many of its run's other events
+(each link costs the event's trace worked out; OpenTelemetry keeps 128 at most anyway)."""
 
 
 class Rejected(Exception):
@@ -101,9 +107,15 @@ class Delivery(Generic[E]):
 
     event: E
     meta: EventMeta
-    cause: Context
-    """The trace the event belongs to: pass it to `uow.publish(..., cause=)` so that each event
-    published because of this one continues its trace."""
+    trace: Callable[[], Context] = field(repr=False, compare=False)
+    """Works out the event's trace (read it as `cause`): most events of a run publish nothing,
+    so it is worked out only for those that do, and for the run's span."""
+
+    @functools.cached_property
+    def cause(self) -> Context:
+        """The trace the event belongs to: pass it to `uow.publish(..., cause=)` so that each
+        event published because of this one continues its trace."""
+        return self.trace()
 
     @contextlib.contextmanager
     def continued(self) -> Iterator[None]:
@@ -518,21 +530,17 @@ class EventConsumer:
         """Hand a run of one topic's events to its batch handler, in one call and one span.
 
         The span is in the first event's trace and linked to the others' (the OpenTelemetry way
-        for a batch); a run of one event is that event's handling span, as with a per-event
-        handler. The events the handler publishes carry their own cause's trace. Any refusal or
-        failure sends the whole batch to the careful pass (`_NeedsCare`), where each event is
-        handled alone.
+        for a batch; up to `MAX_SPAN_LINKS` of them); a run of one event is that event's
+        handling span, as with a per-event handler. The events the handler publishes carry their
+        own cause's trace. Any refusal or failure sends the whole batch to the careful pass
+        (`_NeedsCare`), where each event is handled alone.
         """
         first = run[0]
         handler = first.subscription.handler
         assert isinstance(handler, PerBatch), "a run is made of a batch handler's events only"
         deliveries: list[Delivery[Any]] = []
-        links: list[Link] = []
         for item in run:
             envelope, record = item.envelope, item.record
-            cause = event_trace_context(
-                record.headers, envelope.extensions, envelope.id, envelope.source
-            )
             deliveries.append(
                 Delivery(
                     item.data,
@@ -545,10 +553,19 @@ class EventConsumer:
                         partition=record.partition,
                         offset=record.offset,
                     ),
-                    cause,
+                    functools.partial(
+                        event_trace_context,
+                        record.headers,
+                        envelope.extensions,
+                        envelope.id,
+                        envelope.source,
+                    ),
                 )
             )
-            links.append(Link(trace.get_current_span(cause).get_span_context()))
+        links = [
+            Link(trace.get_current_span(delivery.cause).get_span_context())
+            for delivery in deliveries[1 : 1 + MAX_SPAN_LINKS]
+        ]
         attributes: dict[str, str | int] = {
             "messaging.system": "kafka",
             "messaging.destination.name": first.record.topic,
@@ -566,7 +583,7 @@ class EventConsumer:
             else f"handle batch {first.envelope.type}",
             context=deliveries[0].cause,
             kind=SpanKind.CONSUMER,
-            links=links[1:],
+            links=links,
             attributes=attributes,
         ):
             try:
@@ -622,7 +639,8 @@ async def _call(
 ) -> None:
     """Handle one event with either form of handler (a batch handler gets a run of one)."""
     if isinstance(handler, PerBatch):
-        await handler.handler([Delivery(data, meta, otel_context.get_current())], uow)
+        current = otel_context.get_current()  # the event's own span, as it is now
+        await handler.handler([Delivery(data, meta, lambda: current)], uow)
     else:
         await handler(data, meta, uow)
 

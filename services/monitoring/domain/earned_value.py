@@ -256,41 +256,59 @@ class EarnedValueFigures:
         return _finish_date(start, self.forecast_duration_days)
 
     def as_metrics(self, start: date, planned_finish: date) -> Metrics:
-        """The figures as published and stored: rounded, None where undefined.
+        """The figures as published and stored: rounded, None where undefined."""
+        return self.metrics_and_forecast(start, planned_finish)[0]
+
+    def metrics_and_forecast(
+        self, start: date, planned_finish: date
+    ) -> tuple[Metrics, date | None]:
+        """`as_metrics` and `forecast_finish` at once, for the rules.
 
         Each derived figure is worked out once here (the properties build on one another: EAC
-        on CPI, ETC and VAC on EAC, the forecast on SPI(t)), with the properties' own formulas:
-        this runs for every status report.
+        on CPI, ETC and VAC on EAC, the forecast on SPI(t)), with the properties' own formulas,
+        and rounded inline: this runs for every status report.
         """
-        bac, ac = self.budget_at_completion, self.actual_cost
+        bac, ac, at = self.budget_at_completion, self.actual_cost, self.actual_time_days
         cpi, spi_t, es = self.cpi, self.spi_t, self.earned_schedule
         eac = _estimate_at_completion(bac, cpi)
         duration = _forecast_duration(self.planned_duration_days, spi_t)
         forecast = _finish_date(start, duration)
-        return {
-            "bac": _rounded(bac, MONEY_DIGITS),
-            "percent_complete": _rounded(self.percent_complete, MONEY_DIGITS),
-            "pv": _rounded(self.planned_value, MONEY_DIGITS),
-            "ev": _rounded(self.earned_value, MONEY_DIGITS),
-            "ac": _rounded(ac, MONEY_DIGITS),
-            "sv": _rounded(self.schedule_variance, MONEY_DIGITS),
-            "cv": _rounded(self.cost_variance, MONEY_DIGITS),
-            "spi": _rounded(self.spi, INDEX_DIGITS),
-            "cpi": _rounded(cpi, INDEX_DIGITS),
-            "eac": _rounded(eac, MONEY_DIGITS),
-            "etc": None if eac is None else _rounded(eac - ac, MONEY_DIGITS),
-            "vac": None if eac is None else _rounded(bac - eac, MONEY_DIGITS),
-            "tcpi": _rounded(self.tcpi, INDEX_DIGITS),
-            "es_days": _rounded(es, DAYS_DIGITS),
-            "at_days": float(self.actual_time_days),
-            "spi_t": _rounded(spi_t, INDEX_DIGITS),
-            "sv_t_days": None if es is None else _rounded(es - self.actual_time_days, DAYS_DIGITS),
-            "planned_duration_days": float(self.planned_duration_days),
-            "forecast_duration_days": _rounded(duration, DAYS_DIGITS),
-            "forecast_delay_days": (
-                None if forecast is None else float((forecast - planned_finish).days)
+        # (name, value, digits to round to; None: published as it is)
+        figures: tuple[tuple[str, float | None, int | None], ...] = (
+            ("bac", bac, MONEY_DIGITS),
+            ("percent_complete", self.percent_complete, MONEY_DIGITS),
+            ("pv", self.planned_value, MONEY_DIGITS),
+            ("ev", self.earned_value, MONEY_DIGITS),
+            ("ac", ac, MONEY_DIGITS),
+            ("sv", self.schedule_variance, MONEY_DIGITS),
+            ("cv", self.cost_variance, MONEY_DIGITS),
+            ("spi", self.spi, INDEX_DIGITS),
+            ("cpi", cpi, INDEX_DIGITS),
+            ("eac", eac, MONEY_DIGITS),
+            ("etc", None if eac is None else eac - ac, MONEY_DIGITS),
+            ("vac", None if eac is None else bac - eac, MONEY_DIGITS),
+            ("tcpi", self.tcpi, INDEX_DIGITS),
+            ("es_days", es, DAYS_DIGITS),
+            ("at_days", float(at), None),
+            ("spi_t", spi_t, INDEX_DIGITS),
+            ("sv_t_days", None if es is None else es - at, DAYS_DIGITS),
+            ("planned_duration_days", float(self.planned_duration_days), None),
+            ("forecast_duration_days", duration, DAYS_DIGITS),
+            (
+                "forecast_delay_days",
+                None if forecast is None else float((forecast - planned_finish).days),
+                None,
             ),
+        )
+        metrics = {
+            name: (
+                value
+                if digits is None or value is None
+                else (round(value, digits) if math.isfinite(value) else None)
+            )
+            for name, value, digits in figures
         }
+        return metrics, forecast
 
 
 def _estimate_at_completion(budget_at_completion: float, cpi: float | None) -> float | None:

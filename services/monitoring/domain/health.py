@@ -196,8 +196,9 @@ def assess(
     forecast: date | None = None
     if facts.report is not None:
         figures = earned_value(facts.baseline, facts.report)
-        metrics = figures.as_metrics(facts.baseline.start, facts.baseline.planned_finish)
-        forecast = figures.forecast_finish(facts.baseline.start)
+        metrics, forecast = figures.metrics_and_forecast(
+            facts.baseline.start, facts.baseline.planned_finish
+        )
         findings.extend(_schedule(metrics, rules))
         findings.extend(_cost(figures, metrics, rules))
         findings.extend(_milestones(facts.milestones, facts.report.as_of, thresholds))

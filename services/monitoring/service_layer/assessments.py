@@ -72,11 +72,12 @@ def stored_milestones(milestones: list[Milestone]) -> list[dict[str, Any]]:
     return [m.model_dump(mode="json") for m in milestones]
 
 
+_LEVELS: dict[str | None, Level] = {level: level for level in RANK}
+
+
 def level_of(value: str | None) -> Level | None:
-    for level in RANK:
-        if value == level:
-            return level
-    return None
+    """The stored text as a health level; None if it is none (read several times per report)."""
+    return _LEVELS.get(value)
 
 
 def days_without_report(
