@@ -12,6 +12,7 @@ import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.settings import Settings
+from tests.allocation.test_batch import handled
 from tests.harness import Enterprise, RunningService
 from tests.notifications.test_batch import Batch
 from tests.registry.conftest import charter, project_when, status
@@ -37,12 +38,7 @@ async def test_a_batch_of_one_projects_reports_keeps_the_newest_and_the_history_
     records = [batch.record("status-changed", report) for report in reports]
     spans.clear()
     await registry.runtime.consumer.process(records)
-    handled = [
-        (span.name, (span.attributes or {}).get("pmo.pass"))
-        for span in spans.get_finished_spans()
-        if span.name.startswith("handle ")
-    ]
-    assert handled == [("handle batch pmo.status-changed", "optimistic")]
+    assert handled(spans) == [("handle batch pmo.status-changed", "optimistic")]
 
     project = (await api.get("/projects/PRJ-BT")).json()
     assert (project["status_as_of"], project["percent_complete"]) == ("2026-06-30", 40)
