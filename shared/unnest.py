@@ -55,8 +55,14 @@ def _text_value(column: sa.Column[Any], value: Any) -> str | None:
     if isinstance(column.type, sa.JSON):
         return to_json(value).decode()  # dates and models as the engine's JSON would write them
     # A PostgreSQL array literal of text elements, each quoted (ARRAY(TEXT) columns).
-    escaped = (str(item).replace("\\", "\\\\").replace('"', '\\"') for item in value)
-    return "{" + ",".join(f'"{item}"' for item in escaped) + "}"
+    return "{" + ",".join(map(_element, value)) + "}"
+
+
+def _element(item: Any) -> str:
+    text = str(item)
+    if '"' in text or "\\" in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
 
 
 async def insert_rows(
