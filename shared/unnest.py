@@ -9,12 +9,12 @@ it. SQLAlchemy has no construct for it, hence this module; the hot paths' writes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic_core import to_json
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,10 +53,16 @@ def _text_value(column: sa.Column[Any], value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(column.type, sa.JSON):
-        return json.dumps(value)
+        return to_json(value).decode()  # dates and models as the engine's JSON would write them
     # A PostgreSQL array literal of text elements, each quoted (ARRAY(TEXT) columns).
-    escaped = (str(item).replace("\\", "\\\\").replace('"', '\\"') for item in value)
-    return "{" + ",".join(f'"{item}"' for item in escaped) + "}"
+    return "{" + ",".join(map(_element, value)) + "}"
+
+
+def _element(item: Any) -> str:
+    text = str(item)
+    if '"' in text or "\\" in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
 
 
 async def insert_rows(

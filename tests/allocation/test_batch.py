@@ -37,6 +37,7 @@ async def rows(service: RunningService, query: str) -> list[Any]:
 
 
 def handled(spans: InMemorySpanExporter) -> list[tuple[str, Any]]:
+    """The handling spans finished so far: name and pass (optimistic, or careful)."""
     return [
         (span.name, (span.attributes or {}).get("pmo.pass"))
         for span in spans.get_finished_spans()

@@ -9,7 +9,10 @@ from functools import lru_cache
 DEFAULT_HOURS_PER_FTE_WEEK = 40.0
 
 
+@lru_cache(maxsize=8192)
 def iso_week(day: date) -> str:
+    """The ISO week of a day, like 2026-W48 (memoised: a batch of requests asks for the same
+    Mondays thousands of times, and `isocalendar` is the costly part of a request's weeks)."""
     year, week, _ = day.isocalendar()
     return f"{year}-W{week:02d}"
 

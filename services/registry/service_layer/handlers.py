@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
-
-from sqlalchemy import insert
 
 from services.registry.adapters.tables import Project, ResourceShortfall, StatusReport
 from services.registry.domain.projects import changed_fields, charter_of, registration
@@ -54,6 +52,7 @@ from shared.events.contracts import (
 from shared.messaging.consumer import Deferred, Delivery, EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.projections import keep_newest, supersedes
+from shared.unnest import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +161,10 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     """Keep each report; the newest (by as-of date) is the project's status; apply its lifecycle.
 
     Per batch: the run's projects are locked and read in one query, the reports and the status
-    history rows written with one statement each; a project's reports are applied in the order
-    they came. A report of an unregistered project is parked (`Deferred`); an impossible
-    lifecycle move is `Rejected`.
+    history rows written with one statement of arrays each; a project's reports are applied in
+    the order they came, its newest status set on the project once (one UPDATE per project at
+    the flush, not one attribute set per report). A report of an unregistered project is parked
+    (`Deferred`); an impossible lifecycle move is `Rejected`.
     """
     projects = await changes.projects_for_change(uow, {d.event.project_id for d in deliveries})
     for delivery in deliveries:
@@ -172,6 +172,8 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
             raise _not_registered(delivery.event.project_id, "a status report")
     reports: list[dict[str, Any]] = []
     history: list[dict[str, Any]] = []
+    # Each project's status as the batch leaves it so far: (status_as_of, percent_complete).
+    status: dict[str, tuple[date | None, float | None]] = {}
     for delivery in deliveries:
         event, meta = delivery.event, delivery.meta
         project = projects[event.project_id]
@@ -187,16 +189,16 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
                 "reported_health": event.reported_health,
             }
         )
-        if supersedes(event.as_of, project.status_as_of):
-            reported = {"percent_complete": event.percent_complete, "status_as_of": event.as_of}
+        as_of, percent = status.get(project.project_id) or (
+            project.status_as_of,
+            project.percent_complete,
+        )
+        if supersedes(event.as_of, as_of):
             before, after = changed_fields(
-                {
-                    "percent_complete": project.percent_complete,
-                    "status_as_of": project.status_as_of,
-                },
-                reported,
+                {"percent_complete": percent, "status_as_of": as_of},
+                {"percent_complete": event.percent_complete, "status_as_of": event.as_of},
             )
-            project.status_as_of, project.percent_complete = event.as_of, event.percent_complete
+            status[project.project_id] = (event.as_of, event.percent_complete)
             if after:
                 history.append(
                     changes.history_row(
@@ -209,6 +211,7 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
         # the order they happened; the move's event continues this report's trace.
         await changes.add_history(uow, history)
         history = []
+        _set_status(project, status)
         model = _stage_model(uow, project.methodology, project.project_id)
         with delivery.continued():
             try:
@@ -224,9 +227,16 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
             except ImpossibleTransition as impossible:
                 raise Rejected(f"{project.project_id}: {impossible.reason}") from impossible
         await uow.session.flush()
+    for project in projects.values():
+        _set_status(project, status)
     await changes.add_history(uow, history)
-    connection = await uow.session.connection()
-    await connection.execute(insert(StatusReport.__table__), reports)  # type: ignore[attr-defined]
+    await insert_rows(await uow.session.connection(), StatusReport.__table__, reports)  # type: ignore[attr-defined]
+
+
+def _set_status(project: Project, status: dict[str, tuple[date | None, float | None]]) -> None:
+    """Give the project the status the batch left it with, if a report changed it."""
+    if project.project_id in status:
+        project.status_as_of, project.percent_complete = status[project.project_id]
 
 
 async def on_strategy_changed(event: StrategyChanged, meta: EventMeta, uow: UnitOfWork) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import insert, text
+from sqlalchemy import text
 from sqlmodel import col, select
 
 from services.registry.adapters.tables import Project, ProjectHistory
@@ -27,6 +27,7 @@ from shared.events.contracts import (
     SuggestedLesson,
 )
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.unnest import insert_rows
 
 
 async def project_for_change(uow: UnitOfWork, project_id: str) -> Project | None:
@@ -90,13 +91,9 @@ def history_row(
 
 
 async def add_history(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
-    """Append history rows (`history_row`) in one statement, in order."""
-    if rows:
-        connection = await uow.session.connection()
-        await connection.execute(
-            insert(ProjectHistory.__table__),  # type: ignore[attr-defined]
-            list(rows),
-        )
+    """Append history rows (`history_row`) in one statement of arrays, in order."""
+    table = ProjectHistory.__table__  # type: ignore[attr-defined]
+    await insert_rows(await uow.session.connection(), table, rows)
 
 
 def record(
