@@ -1,10 +1,11 @@
-"""The shapes of allocation's HTTP API: what callers send and what they get back."""
+"""The shapes of allocation's HTTP API: what callers send (`...In`) and get back (`...Out`)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+from fastapi import Query
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from services.allocation.domain.pool import ChangeKind
@@ -12,15 +13,23 @@ from shared.events.contracts import (
     AllocationSnapshot,
     Assignment,
     Id,
+    InterventionOrigin,
     IsoDate,
     Name,
     ResourceRequested,
     Stage,
+    Text,
 )
 from shared.http_input import RequestBody
 
 Capacity = Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)]
 ConflictState = Literal["resolved", "closed"]
+InterventionState = Literal["proposed", "accepted", "declined", "ended"]
+
+Week = Annotated[str, Query(pattern=r"^\d{4}-W\d{2}$", description="An ISO week like 2026-W48")]
+"""A query parameter naming an ISO week."""
+Limit = Annotated[int, Query(ge=1, le=1000)]
+"""A page's size, as a query parameter."""
 
 
 class CapacityChangeIn(RequestBody):
@@ -54,7 +63,7 @@ class ResourceIn(RequestBody):
     capacity_changes: list[CapacityChangeIn] = Field(default_factory=list)
 
 
-class ResourcePatch(RequestBody):
+class ResourcePatchIn(RequestBody):
     """Fields to change; absent ones stay. `capacity_changes` replaces the whole list."""
 
     name: Name | None = None
@@ -119,7 +128,7 @@ class RequestOut(BaseModel):
     assignments: list[Assignment] = []
 
 
-class UtilisationCell(BaseModel):
+class WeekUtilisationOut(BaseModel):
     week: str
     capacity_fte: float
     allocated_fte: float
@@ -127,13 +136,13 @@ class UtilisationCell(BaseModel):
     """allocated / capacity; None when there is no capacity that week."""
 
 
-class UtilisationRow(BaseModel):
+class ResourceUtilisationOut(BaseModel):
     """One line of the heatmap: a person's load week by week."""
 
     resource_id: str
     name: str
     skills: list[str]
-    weeks: list[UtilisationCell]
+    weeks: list[WeekUtilisationOut]
 
 
 class ConflictOut(BaseModel):
@@ -188,7 +197,7 @@ class WhatIfIn(RequestBody):
         return self
 
 
-class WhatIfChange(BaseModel):
+class WhatIfChangeOut(BaseModel):
     request_id: str
     project_id: str
     before: AllocationSnapshot
@@ -196,7 +205,7 @@ class WhatIfChange(BaseModel):
     reason: str
 
 
-class WhatIfOutcome(BaseModel):
+class WhatIfOutcomeOut(BaseModel):
     request_id: str
     project_id: str
     status: str
@@ -207,7 +216,7 @@ class WhatIfOutcome(BaseModel):
     reason: str
 
 
-class WhatIfConflict(BaseModel):
+class WhatIfConflictOut(BaseModel):
     conflict_id: str
     new: bool
     """Not among today's conflicts."""
@@ -219,7 +228,7 @@ class WhatIfConflict(BaseModel):
     rationale: str
 
 
-class SolverReport(BaseModel):
+class SolverReportOut(BaseModel):
     method: str
     status: str
     seconds: float
@@ -231,10 +240,10 @@ class SolverReport(BaseModel):
 class WhatIfOut(BaseModel):
     """What the draft would do; nothing was changed or published."""
 
-    changes: list[WhatIfChange]
-    hypothetical: list[WhatIfOutcome]
-    conflicts: list[WhatIfConflict]
-    solver: SolverReport
+    changes: list[WhatIfChangeOut]
+    hypothetical: list[WhatIfOutcomeOut]
+    conflicts: list[WhatIfConflictOut]
+    solver: SolverReportOut
 
 
 class ResolutionOut(BaseModel):
@@ -268,3 +277,68 @@ class ProjectPriorityOut(BaseModel):
     score: float | None
     strategy_version: int | None
     why: str | None
+
+
+class ExpertOut(BaseModel):
+    """One of the PMO's experts: a resource of the pool with specialties."""
+
+    resource_id: str
+    name: str
+    specialties: list[str]
+    capacity_fte: float
+    """Usual FTE per week."""
+
+
+class SpecialtiesIn(RequestBody):
+    """The resource's PMO specialties (replacing the list); empty: no longer a PMO expert."""
+
+    specialties: list[Name] = Field(max_length=50)
+
+
+class AdviceIn(RequestBody):
+    """A project manager asks a PMO expert's advice on their project."""
+
+    topic: Name
+    """The specialty wanted, e.g. `schedule-recovery`, `cost-control`, `agile-coaching`."""
+    fte: float = Field(gt=0, le=1, allow_inf_nan=False)
+    """How much of the expert's time, in FTE per week (0.2 = one day a week)."""
+    until: IsoDate
+    """The last day of the advice (from today on)."""
+    note: Text = ""
+    """What the manager would like help with."""
+
+
+class AcceptIn(RequestBody):
+    note: Text = ""
+
+
+class DeclineIn(RequestBody):
+    reason: Annotated[Text, Field(min_length=1)]
+    """Why the proposal is declined (told to the project manager)."""
+
+
+class InterventionOut(BaseModel):
+    """An intervention as it stands."""
+
+    intervention_id: str
+    project_id: str
+    origin: InterventionOrigin
+    specialty: str
+    reasons: list[str]
+    fte: float
+    """FTE per week of the expert's time."""
+    start: date
+    end: date
+    expert_id: str | None
+    staffing: str
+    """Why this expert, or why none is free."""
+    state: InterventionState
+    requested_by: str | None
+    decided_by: str | None
+    decision_note: str | None
+    request_id: str | None
+    """The resource request allocating the expert, once accepted."""
+    end_reason: str | None
+    proposed_at: datetime | None
+    decided_at: datetime | None
+    ended_at: datetime | None

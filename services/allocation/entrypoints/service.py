@@ -1,7 +1,6 @@
 """The allocation service as the runtime starts it."""
 
 from services.allocation.entrypoints.api import router
-from services.allocation.entrypoints.interventions_api import router as interventions_router
 from services.allocation.service_layer.handlers import (
     on_portfolio_reprioritized,
     on_project_lifecycle_changed,
@@ -48,6 +47,6 @@ allocation = ServiceDefinition(
         InterventionDeclined,
         InterventionEnded,
     ),
-    routers=(router, interventions_router),
+    routers=(router,),
     workers=(resolution_worker, intervention_clock),
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert
@@ -22,9 +22,8 @@ from services.monitoring.adapters.tables import (
 )
 from services.monitoring.domain.health import HealthThresholds
 from services.monitoring.service_layer.configuration import RulesInForce, rules_in_force
+from shared.dependencies import Admin, Reader, SessionDep, SettingsDep, UnitOfWorkDep, row_or_404
 from shared.events.contracts import Health, Metrics, Severity
-from shared.http import runtime_of
-from shared.security import Admin, Reader
 
 router = APIRouter(tags=["health"])
 
@@ -164,12 +163,19 @@ def _configuration(rules: RulesInForce) -> ThresholdConfiguration:
     )
 
 
+def _no_baseline(project_id: str) -> str:
+    """The 404's detail for a project monitoring has no baseline of."""
+    return f"Monitoring has no baseline for project {project_id!r}."
+
+
 @router.get("/projects/{project_id}/health", summary="A project's current health and metrics")
-async def project_health(request: Request, project_id: str, _: Reader) -> ProjectHealth:
-    async with runtime_of(request).sessions() as session:
-        project = await session.get(MonitoredProject, project_id)
-    if project is None:
-        raise HTTPException(404, f"Monitoring has no baseline for project {project_id!r}.")
+async def project_health(session: SessionDep, project_id: str, _: Reader) -> ProjectHealth:
+    project = await row_or_404(
+        session,
+        MonitoredProject,
+        project_id,
+        _no_baseline(project_id),
+    )
     return _project_health(project)
 
 
@@ -178,7 +184,7 @@ async def project_health(request: Request, project_id: str, _: Reader) -> Projec
     summary="The latest assessment of every monitored project, filtered, a page at a time",
 )
 async def portfolio_health(
-    request: Request,
+    session: SessionDep,
     _: Reader,
     project_id: Annotated[
         list[str] | None, Query(description="Only these projects (repeat the parameter)")
@@ -209,11 +215,10 @@ async def portfolio_health(
     query = select(MonitoredProject).where(*filters).order_by(col(MonitoredProject.project_id))
     if cursor:
         query = query.where(col(MonitoredProject.project_id) > cursor)
-    async with runtime_of(request).sessions() as session:
-        total = (
-            await session.exec(select(func.count()).select_from(MonitoredProject).where(*filters))
-        ).one()
-        rows = list((await session.exec(query.limit(limit + 1))).all())
+    total = (
+        await session.exec(select(func.count()).select_from(MonitoredProject).where(*filters))
+    ).one()
+    rows = list((await session.exec(query.limit(limit + 1))).all())
     page = rows[:limit]
     return HealthPage(
         items=[_project_health(project) for project in page],
@@ -226,17 +231,16 @@ async def portfolio_health(
     "/projects/{project_id}/baselines",
     summary="Every approved baseline of a project, oldest first (the highest is in force)",
 )
-async def project_baselines(request: Request, project_id: str, _: Reader) -> list[BaselineEntry]:
-    async with runtime_of(request).sessions() as session:
-        rows = (
-            await session.exec(
-                select(BaselineRecord)
-                .where(BaselineRecord.project_id == project_id)
-                .order_by(col(BaselineRecord.version))
-            )
-        ).all()
+async def project_baselines(session: SessionDep, project_id: str, _: Reader) -> list[BaselineEntry]:
+    rows = (
+        await session.exec(
+            select(BaselineRecord)
+            .where(BaselineRecord.project_id == project_id)
+            .order_by(col(BaselineRecord.version))
+        )
+    ).all()
     if not rows:
-        raise HTTPException(404, f"Monitoring has no baseline for project {project_id!r}.")
+        raise HTTPException(404, _no_baseline(project_id))
     return [BaselineEntry.model_validate(row) for row in rows]
 
 
@@ -245,7 +249,7 @@ async def project_baselines(request: Request, project_id: str, _: Reader) -> lis
     summary="Every assessment of a project, oldest first (a series for trend charts)",
 )
 async def project_health_history(
-    request: Request,
+    session: SessionDep,
     project_id: str,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -259,10 +263,13 @@ async def project_health_history(
     )
     if after is not None:
         query = query.where(col(HealthAssessmentRecord.id) > after)
-    async with runtime_of(request).sessions() as session:
-        if await session.get(MonitoredProject, project_id) is None:
-            raise HTTPException(404, f"Monitoring has no baseline for project {project_id!r}.")
-        rows = (await session.exec(query)).all()
+    await row_or_404(
+        session,
+        MonitoredProject,
+        project_id,
+        _no_baseline(project_id),
+    )
+    rows = (await session.exec(query)).all()
     return [_history_entry(row) for row in rows]
 
 
@@ -272,7 +279,7 @@ def _history_entry(row: HealthAssessmentRecord) -> HealthHistoryEntry:
 
 @router.get("/at-risk", summary="The portfolio's monitored projects that are not green")
 async def at_risk(
-    request: Request,
+    session: SessionDep,
     _: Reader,
     severity: Severity | None = None,
     business_unit: str | None = None,
@@ -292,15 +299,14 @@ async def at_risk(
         query = query.where(MonitoredProject.business_unit == business_unit)
     if after:
         query = query.where(col(MonitoredProject.project_id) > after)
-    async with runtime_of(request).sessions() as session:
-        return [_project_health(project) for project in (await session.exec(query)).all()]
+    return [_project_health(project) for project in (await session.exec(query)).all()]
 
 
 @router.get("/thresholds", summary="The health rules in force")
-async def get_thresholds(request: Request, _: Reader) -> ThresholdConfiguration:
-    runtime = runtime_of(request)
-    async with runtime.sessions() as session:
-        return _configuration(await rules_in_force(session, runtime.settings))
+async def get_thresholds(
+    session: SessionDep, settings: SettingsDep, _: Reader
+) -> ThresholdConfiguration:
+    return _configuration(await rules_in_force(session, settings))
 
 
 @router.put(
@@ -308,9 +314,11 @@ async def get_thresholds(request: Request, _: Reader) -> ThresholdConfiguration:
     summary="Set the health rules (PMO administrators); they apply from the next assessment",
 )
 async def put_thresholds(
-    request: Request, thresholds: HealthThresholds, principal: Admin
+    uow: UnitOfWorkDep,
+    settings: SettingsDep,
+    thresholds: HealthThresholds,
+    principal: Admin,
 ) -> ThresholdConfiguration:
-    runtime = runtime_of(request)
     table = ThresholdOverride.__table__  # type: ignore[attr-defined]
     values = {
         "id": 1,
@@ -323,11 +331,9 @@ async def put_thresholds(
         index_elements=[table.c.id],
         set_={name: upsert.excluded[name] for name in values if name != "id"},
     )
-    async with runtime.unit_of_work() as uow:
-        await uow.session.exec(upsert)
-        await uow.commit()
-    async with runtime.sessions() as session:
-        return _configuration(await rules_in_force(session, runtime.settings))
+    await uow.session.exec(upsert)
+    await uow.commit()
+    return _configuration(await rules_in_force(uow.session, settings))
 
 
 @router.delete(
@@ -335,10 +341,9 @@ async def put_thresholds(
     summary="Drop the administrators' rules: the settings' defaults apply again",
     status_code=status.HTTP_204_NO_CONTENT,
 )
-async def delete_thresholds(request: Request, _: Admin) -> Response:
-    async with runtime_of(request).unit_of_work() as uow:
-        stored = await uow.session.get(ThresholdOverride, 1, with_for_update=True)
-        if stored is not None:
-            await uow.session.delete(stored)
-        await uow.commit()
+async def delete_thresholds(uow: UnitOfWorkDep, _: Admin) -> Response:
+    stored = await uow.session.get(ThresholdOverride, 1, with_for_update=True)
+    if stored is not None:
+        await uow.session.delete(stored)
+    await uow.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from sqlalchemy import update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notifications.adapters.tables import (
     Delivery,
@@ -23,10 +24,9 @@ from services.notifications.domain.redaction import masked_url, scrubbed
 from services.notifications.domain.subscriptions import Channel, NoticeSeverity, NoticeType
 from services.notifications.service_layer.clock import current_portfolio
 from services.notifications.service_layer.managers import PROJECT_MANAGER
+from shared.dependencies import Admin, Principal, Reader, SessionDep, SettingsDep, row_or_404
 from shared.events.contracts import Email
-from shared.http import runtime_of
 from shared.http_input import RequestBody
-from shared.security import Admin, Principal, Reader
 from shared.settings import Settings
 
 router = APIRouter()
@@ -285,11 +285,10 @@ def _validated(subscription: Subscription) -> None:
         )
 
 
-async def _subscription(request: Request, subscription_id: uuid.UUID) -> Subscription:
-    async with runtime_of(request).sessions() as session:
-        found = await session.get(Subscription, subscription_id)
-    if found is None:
-        raise _problem(404, f"no subscription {subscription_id}")
+async def _subscription(session: AsyncSession, subscription_id: uuid.UUID) -> Subscription:
+    found = await row_or_404(
+        session, Subscription, subscription_id, f"no subscription {subscription_id}"
+    )
     return found
 
 
@@ -298,13 +297,11 @@ async def _subscription(request: Request, subscription_id: uuid.UUID) -> Subscri
     tags=["subscriptions"],
     summary="Subscriptions: who hears about what, on which channel",
 )
-async def list_subscriptions(request: Request, principal: Reader) -> list[SubscriptionView]:
-    runtime = runtime_of(request)
-    async with runtime.sessions() as session:
-        found = (
-            await session.exec(select(Subscription).order_by(col(Subscription.created_at)))
-        ).all()
-    return [_view(subscription, runtime.settings, principal) for subscription in found]
+async def list_subscriptions(
+    session: SessionDep, settings: SettingsDep, principal: Reader
+) -> list[SubscriptionView]:
+    found = (await session.exec(select(Subscription).order_by(col(Subscription.created_at)))).all()
+    return [_view(subscription, settings, principal) for subscription in found]
 
 
 @router.post(
@@ -319,26 +316,25 @@ async def list_subscriptions(request: Request, principal: Reader) -> list[Subscr
     ),
 )
 async def create_subscription(
-    request: Request, body: SubscriptionCreate, principal: Admin
+    session: SessionDep, settings: SettingsDep, body: SubscriptionCreate, principal: Admin
 ) -> SubscriptionView:
-    runtime = runtime_of(request)
     subscription = Subscription(
         **body.model_dump(exclude={"secret"}),
         secret=body.secret.get_secret_value() if body.secret else None,
         created_by=principal.subject,
     )
     _validated(subscription)
-    async with runtime.sessions() as session, session.begin():
+    async with session.begin():
         session.add(subscription)
-    return _view(subscription, runtime.settings, principal)
+    return _view(subscription, settings, principal)
 
 
 @router.get("/subscriptions/{subscription_id}", tags=["subscriptions"], summary="One subscription")
 async def get_subscription(
-    request: Request, subscription_id: uuid.UUID, principal: Reader
+    session: SessionDep, settings: SettingsDep, subscription_id: uuid.UUID, principal: Reader
 ) -> SubscriptionView:
-    subscription = await _subscription(request, subscription_id)
-    return _view(subscription, runtime_of(request).settings, principal)
+    subscription = await _subscription(session, subscription_id)
+    return _view(subscription, settings, principal)
 
 
 def _refuse_environment(subscription: Subscription) -> None:
@@ -365,7 +361,11 @@ def _refuse_project_manager(subscription: Subscription, changes: set[str]) -> No
     summary="Change a subscription (administrators); pending deliveries use the new recipient",
 )
 async def update_subscription(
-    request: Request, subscription_id: uuid.UUID, body: SubscriptionUpdate, principal: Admin
+    session: SessionDep,
+    settings: SettingsDep,
+    subscription_id: uuid.UUID,
+    body: SubscriptionUpdate,
+    principal: Admin,
 ) -> SubscriptionView:
     required = sorted(
         name
@@ -377,11 +377,10 @@ async def update_subscription(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{', '.join(required)} cannot be emptied: leave a field out to keep it.",
         )
-    runtime = runtime_of(request)
-    async with runtime.sessions() as session, session.begin():
-        subscription = await session.get(Subscription, subscription_id, with_for_update=True)
-        if subscription is None:
-            raise _problem(404, f"no subscription {subscription_id}")
+    async with session.begin():
+        subscription = await row_or_404(
+            session, Subscription, subscription_id, f"no subscription {subscription_id}", lock=True
+        )
         _refuse_environment(subscription)
         _refuse_project_manager(subscription, set(body.model_fields_set))
         changes = body.model_dump(exclude_unset=True, exclude={"secret"})
@@ -400,7 +399,7 @@ async def update_subscription(
             subscription.disabled_at = now
         subscription.updated_at = now
         session.add(subscription)
-    return _view(subscription, runtime.settings, principal)
+    return _view(subscription, settings, principal)
 
 
 @router.post(
@@ -416,19 +415,18 @@ async def update_subscription(
     ),
 )
 async def enable_subscription(
-    request: Request, subscription_id: uuid.UUID, principal: Admin
+    session: SessionDep, settings: SettingsDep, subscription_id: uuid.UUID, principal: Admin
 ) -> SubscriptionView:
-    runtime = runtime_of(request)
-    async with runtime.sessions() as session, session.begin():
-        subscription = await session.get(Subscription, subscription_id, with_for_update=True)
-        if subscription is None:
-            raise _problem(404, f"no subscription {subscription_id}")
+    async with session.begin():
+        subscription = await row_or_404(
+            session, Subscription, subscription_id, f"no subscription {subscription_id}", lock=True
+        )
         if not subscription.enabled:
             subscription.enabled = True
             subscription.disabled_reason = subscription.disabled_at = None
             subscription.updated_at = datetime.now(UTC)
             session.add(subscription)
-    return _view(subscription, runtime.settings, principal)
+    return _view(subscription, settings, principal)
 
 
 @router.delete(
@@ -437,12 +435,13 @@ async def enable_subscription(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a subscription (administrators); its unsent deliveries are cancelled",
 )
-async def delete_subscription(request: Request, subscription_id: uuid.UUID, _: Admin) -> Response:
-    runtime = runtime_of(request)
-    async with runtime.sessions() as session, session.begin():
-        subscription = await session.get(Subscription, subscription_id, with_for_update=True)
-        if subscription is None:
-            raise _problem(404, f"no subscription {subscription_id}")
+async def delete_subscription(
+    session: SessionDep, subscription_id: uuid.UUID, _: Admin
+) -> Response:
+    async with session.begin():
+        subscription = await row_or_404(
+            session, Subscription, subscription_id, f"no subscription {subscription_id}", lock=True
+        )
         _refuse_environment(subscription)
         if subscription.managed_by == PROJECT_MANAGER:
             raise _problem(
@@ -468,7 +467,8 @@ async def delete_subscription(request: Request, subscription_id: uuid.UUID, _: A
     summary="Deliveries, newest first: one per notice and subscription, with its state",
 )
 async def list_deliveries(
-    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
     _: Reader,
     state: str | None = None,
     subscription_id: uuid.UUID | None = None,
@@ -481,7 +481,6 @@ async def list_deliveries(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[DeliveryView]:
-    runtime = runtime_of(request)
     query = select(Delivery).order_by(col(Delivery.id).desc()).limit(limit)
     if state:
         query = query.where(Delivery.state == state)
@@ -493,12 +492,8 @@ async def list_deliveries(
         query = query.where(Delivery.event_type == event_type)
     if before_id is not None:
         query = query.where(col(Delivery.id) < before_id)
-    async with runtime.sessions() as session:
-        found = (await session.exec(query)).all()
-    return [
-        DeliveryView.model_validate(_delivery_view(delivery, runtime.settings))
-        for delivery in found
-    ]
+    found = (await session.exec(query)).all()
+    return [DeliveryView.model_validate(_delivery_view(delivery, settings)) for delivery in found]
 
 
 @router.get(
@@ -506,22 +501,20 @@ async def list_deliveries(
     tags=["deliveries"],
     summary="One delivery with every attempt and its outcome",
 )
-async def get_delivery(request: Request, delivery_id: DeliveryId, _: Reader) -> DeliveryDetail:
-    runtime = runtime_of(request)
-    async with runtime.sessions() as session:
-        delivery = await session.get(Delivery, delivery_id)
-        if delivery is None:
-            raise _problem(404, f"no delivery {delivery_id}")
-        attempts = (
-            await session.exec(
-                select(DeliveryAttempt)
-                .where(DeliveryAttempt.delivery_id == delivery_id)
-                .order_by(col(DeliveryAttempt.id))
-            )
-        ).all()
+async def get_delivery(
+    session: SessionDep, settings: SettingsDep, delivery_id: DeliveryId, _: Reader
+) -> DeliveryDetail:
+    delivery = await row_or_404(session, Delivery, delivery_id, f"no delivery {delivery_id}")
+    attempts = (
+        await session.exec(
+            select(DeliveryAttempt)
+            .where(DeliveryAttempt.delivery_id == delivery_id)
+            .order_by(col(DeliveryAttempt.id))
+        )
+    ).all()
     return DeliveryDetail.model_validate(
         {
-            **_delivery_view(delivery, runtime.settings),
+            **_delivery_view(delivery, settings),
             "attempt_log": [
                 {**attempt.model_dump(), "error": scrubbed(attempt.error or "") or None}
                 for attempt in attempts
@@ -536,15 +529,15 @@ async def get_delivery(request: Request, delivery_id: DeliveryId, _: Reader) -> 
     summary="Send a dead delivery again, with a new round of attempts, or a failing one now "
     "rather than at its next attempt (administrators)",
 )
-async def retry_delivery(request: Request, delivery_id: DeliveryId, _: Admin) -> DeliveryView:
+async def retry_delivery(
+    session: SessionDep, settings: SettingsDep, delivery_id: DeliveryId, _: Admin
+) -> DeliveryView:
     """A dead (or `no_channel`) delivery gets a new round of attempts from now; a failing one
     (pending after a failed attempt) is tried now, within the attempts it has left."""
-    runtime = runtime_of(request)
-    settings = runtime.settings
-    async with runtime.sessions() as session, session.begin():
-        delivery = await session.get(Delivery, delivery_id, with_for_update=True)
-        if delivery is None:
-            raise _problem(404, f"no delivery {delivery_id}")
+    async with session.begin():
+        delivery = await row_or_404(
+            session, Delivery, delivery_id, f"no delivery {delivery_id}", lock=True
+        )
         failing = delivery.state == "pending" and delivery.last_error is not None
         if delivery.state not in ("dead", "no_channel") and not failing:
             raise _problem(
@@ -572,12 +565,11 @@ async def retry_delivery(request: Request, delivery_id: DeliveryId, _: Admin) ->
     summary="Portfolio digest runs, newest first: which slot, which replica, how many sent",
 )
 async def list_digests(
-    request: Request, _: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    session: SessionDep, _: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> list[DigestRunView]:
-    async with runtime_of(request).sessions() as session:
-        runs = (
-            await session.exec(select(DigestRun).order_by(col(DigestRun.slot).desc()).limit(limit))
-        ).all()
+    runs = (
+        await session.exec(select(DigestRun).order_by(col(DigestRun.slot).desc()).limit(limit))
+    ).all()
     return [DigestRunView.model_validate(run, from_attributes=True) for run in runs]
 
 
@@ -607,9 +599,8 @@ class PortfolioView(BaseModel):
     tags=["digests"],
     summary="The weekly digest's content as of now: running projects, ranked, with health",
 )
-async def portfolio_preview(request: Request, _: Reader) -> PortfolioView:
-    async with runtime_of(request).sessions() as session:
-        lines = await current_portfolio(session)
+async def portfolio_preview(session: SessionDep, _: Reader) -> PortfolioView:
+    lines = await current_portfolio(session)
     return PortfolioView(
         totals=portfolio_totals(lines),
         lines=[PortfolioLineView.model_validate(line.as_context()) for line in lines],
@@ -623,7 +614,7 @@ async def portfolio_preview(request: Request, _: Reader) -> PortfolioView:
     deprecated=True,
 )
 async def list_alerts(
-    request: Request,
+    session: SessionDep,
     _: Reader,
     state: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
@@ -631,6 +622,5 @@ async def list_alerts(
     query = select(Delivery).order_by(col(Delivery.id).desc()).limit(limit)
     if state:
         query = query.where(Delivery.state == state)
-    async with runtime_of(request).sessions() as session:
-        found = (await session.exec(query)).all()
+    found = (await session.exec(query)).all()
     return [AlertView.model_validate(delivery, from_attributes=True) for delivery in found]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registry.adapters.tables import Deliverable, GateReview, Lesson, Project
 from services.registry.domain.stage_models import StageModel, StageModels, UnknownMethodology
+from services.registry.entrypoints.dependencies import StageModelsDep
 from services.registry.entrypoints.methodology_schemas import (
     DeliverableSubmission,
     DeliverableView,
@@ -26,24 +27,18 @@ from services.registry.entrypoints.methodology_schemas import (
     LessonView,
     ProjectGatesView,
 )
-from services.registry.entrypoints.projects_api import _may_change, _not_found
+from services.registry.entrypoints.projects_api import _not_found, project_to_change
 from services.registry.service_layer import gates
 from services.registry.service_layer import projects as changes
-from services.registry.service_layer.configuration import configuration_for
 from services.registry.service_layer.lessons import (
     add_lesson,
     lessons_of,
     search_lessons,
     similar_lessons,
 )
-from shared.http import runtime_of
-from shared.security import Admin, ProjectManager, Reader
+from shared.dependencies import Admin, ProjectManager, Reader, SessionDep, UnitOfWorkDep
 
 router = APIRouter(tags=["methodology"])
-
-
-def _models(request: Request) -> StageModels:
-    return configuration_for(runtime_of(request)).stage_models
 
 
 def _model_of(models: StageModels, project: Project) -> StageModel:
@@ -74,14 +69,14 @@ def _lesson_view(lesson: Lesson) -> LessonView:
     "/projects/{project_id}/gates",
     summary="The gates out of a project's stage, what each lacks, its deliverables and reviews",
 )
-async def project_gates(request: Request, project_id: str, _: Reader) -> ProjectGatesView:
-    models = _models(request)
-    async with runtime_of(request).sessions() as session:
-        project = await _project(session, project_id)
-        model = _model_of(models, project)
-        ahead = await gates.gates_ahead(session, project, model)
-        deliverables = await gates.deliverables_of(session, project_id)
-        reviews = await gates.reviews_of(session, project_id)
+async def project_gates(
+    models: StageModelsDep, session: SessionDep, project_id: str, _: Reader
+) -> ProjectGatesView:
+    project = await _project(session, project_id)
+    model = _model_of(models, project)
+    ahead = await gates.gates_ahead(session, project, model)
+    deliverables = await gates.deliverables_of(session, project_id)
+    reviews = await gates.reviews_of(session, project_id)
     return ProjectGatesView(
         project_id=project_id,
         methodology=model.name,
@@ -107,34 +102,30 @@ async def project_gates(request: Request, project_id: str, _: Reader) -> Project
     summary="Submit a deliverable a gate requires, with its evidence (resubmitting replaces it)",
 )
 async def submit_deliverable(
-    request: Request,
+    models: StageModelsDep,
+    uow: UnitOfWorkDep,
     project_id: str,
     submission: DeliverableSubmission,
     principal: ProjectManager,
 ) -> DeliverableView:
-    models = _models(request)
-    async with runtime_of(request).unit_of_work() as uow:
-        project = await changes.project_for_change(uow, project_id)
-        if project is None:
-            raise _not_found(project_id)
-        _may_change(principal, project)
-        model = _model_of(models, project)
-        try:
-            row: Deliverable = await gates.submit_deliverable(
-                uow,
-                project,
-                model,
-                submission.name,
-                evidence=submission.evidence,
-                note=submission.note,
-                by=principal.subject,
-            )
-        except gates.GateRefused as refused:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, f"{project_id}: {refused.reason}"
-            ) from refused
-        view = DeliverableView.model_validate(row, from_attributes=True)
-        await uow.commit()
+    project = await project_to_change(uow, project_id, principal)
+    model = _model_of(models, project)
+    try:
+        row: Deliverable = await gates.submit_deliverable(
+            uow,
+            project,
+            model,
+            submission.name,
+            evidence=submission.evidence,
+            note=submission.note,
+            by=principal.subject,
+        )
+    except gates.GateRefused as refused:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{project_id}: {refused.reason}"
+        ) from refused
+    view = DeliverableView.model_validate(row, from_attributes=True)
+    await uow.commit()
     return view
 
 
@@ -144,30 +135,30 @@ async def submit_deliverable(
     summary="Record a gate review (PMO administrators); announced as gate-reviewed",
 )
 async def review_gate(
-    request: Request, project_id: str, review: GateReviewRequest, principal: Admin
+    models: StageModelsDep,
+    uow: UnitOfWorkDep,
+    project_id: str,
+    review: GateReviewRequest,
+    principal: Admin,
 ) -> GateReviewView:
-    models = _models(request)
-    async with runtime_of(request).unit_of_work() as uow:
-        project = await changes.project_for_change(uow, project_id)
-        if project is None:
-            raise _not_found(project_id)
-        model = _model_of(models, project)
-        try:
-            row = await gates.review_gate(
-                uow,
-                project,
-                model,
-                review.to,
-                decision=review.decision,
-                evidence=review.evidence,
-                reviewer=principal.subject,
-            )
-        except gates.GateRefused as refused:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"{project_id}: {refused.reason}"
-            ) from refused
-        view = _review_view(row)
-        await uow.commit()
+    project = await project_to_change(uow, project_id)
+    model = _model_of(models, project)
+    try:
+        row = await gates.review_gate(
+            uow,
+            project,
+            model,
+            review.to,
+            decision=review.decision,
+            evidence=review.evidence,
+            reviewer=principal.subject,
+        )
+    except gates.GateRefused as refused:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"{project_id}: {refused.reason}"
+        ) from refused
+    view = _review_view(row)
+    await uow.commit()
     return view
 
 
@@ -177,33 +168,28 @@ async def review_gate(
     summary="Record a lesson learned on a project (at closure or at any time)",
 )
 async def record_lesson(
-    request: Request, project_id: str, lesson: LessonRequest, principal: ProjectManager
+    uow: UnitOfWorkDep, project_id: str, lesson: LessonRequest, principal: ProjectManager
 ) -> LessonView:
-    async with runtime_of(request).unit_of_work() as uow:
-        project = await changes.project_for_change(uow, project_id)
-        if project is None:
-            raise _not_found(project_id)
-        _may_change(principal, project)
-        row = add_lesson(uow.session, project, lesson.model_dump(), by=principal.subject)
-        await uow.session.flush()
-        changes.record(
-            uow,
-            project_id,
-            "lesson",
-            cause=principal.subject,
-            after={"lesson_id": row.id, "title": row.title, "tags": row.tags},
-        )
-        await uow.session.refresh(row)
-        view = _lesson_view(row)
-        await uow.commit()
+    project = await project_to_change(uow, project_id, principal)
+    row = add_lesson(uow.session, project, lesson.model_dump(), by=principal.subject)
+    await uow.session.flush()
+    changes.record(
+        uow,
+        project_id,
+        "lesson",
+        cause=principal.subject,
+        after={"lesson_id": row.id, "title": row.title, "tags": row.tags},
+    )
+    await uow.session.refresh(row)
+    view = _lesson_view(row)
+    await uow.commit()
     return view
 
 
 @router.get("/projects/{project_id}/lessons", summary="The lessons learned on a project")
-async def project_lessons(request: Request, project_id: str, _: Reader) -> list[LessonView]:
-    async with runtime_of(request).sessions() as session:
-        await _project(session, project_id)
-        rows = await lessons_of(session, project_id)
+async def project_lessons(session: SessionDep, project_id: str, _: Reader) -> list[LessonView]:
+    await _project(session, project_id)
+    rows = await lessons_of(session, project_id)
     return [_lesson_view(row) for row in rows]
 
 
@@ -212,12 +198,11 @@ async def project_lessons(request: Request, project_id: str, _: Reader) -> list[
     summary="Lessons of similar closed projects (same business unit, methodology or objectives)",
 )
 async def lesson_suggestions(
-    request: Request, project_id: str, _: Reader
+    models: StageModelsDep, session: SessionDep, project_id: str, _: Reader
 ) -> list[LessonSuggestionView]:
-    closed = _models(request).closed_stages
-    async with runtime_of(request).sessions() as session:
-        project = await _project(session, project_id)
-        suggestions = await similar_lessons(session, project, closed)
+    closed = models.closed_stages
+    project = await _project(session, project_id)
+    suggestions = await similar_lessons(session, project, closed)
     return [
         LessonSuggestionView(
             **_lesson_view(item.lesson).model_dump(), similarity=list(item.similarity)
@@ -231,7 +216,8 @@ async def lesson_suggestions(
     summary="Search lessons learned (PostgreSQL full-text search, English stems), best first",
 )
 async def find_lessons(
-    request: Request,
+    models: StageModelsDep,
+    session: SessionDep,
     _: Reader,
     q: Annotated[
         str,
@@ -249,18 +235,17 @@ async def find_lessons(
     canonical = None
     if methodology:
         try:
-            canonical = _models(request).canonical(methodology)
+            canonical = models.canonical(methodology)
         except UnknownMethodology as unknown:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, unknown.reason) from unknown
-    async with runtime_of(request).sessions() as session:
-        found = await search_lessons(
-            session,
-            q,
-            business_unit=business_unit.strip() if business_unit else None,
-            methodology=canonical,
-            tag=tag.strip().lower() if tag else None,
-            limit=limit,
-        )
+    found = await search_lessons(
+        session,
+        q,
+        business_unit=business_unit.strip() if business_unit else None,
+        methodology=canonical,
+        tag=tag.strip().lower() if tag else None,
+        limit=limit,
+    )
     return [
         FoundLessonView(**_lesson_view(item.lesson).model_dump(), rank=item.rank) for item in found
     ]

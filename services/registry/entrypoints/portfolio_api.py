@@ -6,11 +6,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel import col, select
 
 from services.registry.adapters.tables import Project, StrategyRecord
 from services.registry.domain.portfolio import Ranking
+from services.registry.entrypoints.dependencies import ConfigurationDep, StageModelsDep
 from services.registry.entrypoints.schemas import (
     DirectiveEffectView,
     PortfolioView,
@@ -20,11 +21,9 @@ from services.registry.entrypoints.schemas import (
     StrategyView,
     WhatIfView,
 )
-from services.registry.service_layer.configuration import configuration_for
 from services.registry.service_layer.strategy import live_ranking, strategy_of, what_if
+from shared.dependencies import Reader, SessionDep
 from shared.events.contracts import StrategyChanged
-from shared.http import runtime_of
-from shared.security import Reader
 
 router = APIRouter(tags=["portfolio"])
 
@@ -50,16 +49,15 @@ def ranked_views(
 
 
 @router.get("/objectives", summary="The current strategy: its objectives, weights and directives")
-async def current_objectives(request: Request, _: Reader) -> StrategyView:
-    async with runtime_of(request).sessions() as session:
-        row = (
-            await session.exec(
-                select(StrategyRecord)
-                .where(StrategyRecord.outcome == "applied")
-                .order_by(col(StrategyRecord.strategy_version).desc())
-                .limit(1)
-            )
-        ).first()
+async def current_objectives(session: SessionDep, _: Reader) -> StrategyView:
+    row = (
+        await session.exec(
+            select(StrategyRecord)
+            .where(StrategyRecord.outcome == "applied")
+            .order_by(col(StrategyRecord.strategy_version).desc())
+            .limit(1)
+        )
+    ).first()
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No strategy has been received yet.")
     strategy = strategy_of(row)
@@ -79,16 +77,15 @@ async def current_objectives(request: Request, _: Reader) -> StrategyView:
     summary="Every strategy version received, newest first: applied, or ignored as out of date",
 )
 async def strategies(
-    request: Request,
+    session: SessionDep,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[StrategyReceived]:
-    async with runtime_of(request).sessions() as session:
-        rows = (
-            await session.exec(
-                select(StrategyRecord).order_by(col(StrategyRecord.id).desc()).limit(limit)
-            )
-        ).all()
+    rows = (
+        await session.exec(
+            select(StrategyRecord).order_by(col(StrategyRecord.id).desc()).limit(limit)
+        )
+    ).all()
     return [StrategyReceived.model_validate(row, from_attributes=True) for row in rows]
 
 
@@ -96,11 +93,11 @@ async def strategies(
     "/portfolio",
     summary="The portfolio ranked now under the current strategy, with recommended actions",
 )
-async def portfolio(request: Request, _: Reader) -> PortfolioView:
-    configuration = configuration_for(runtime_of(request))
-    async with runtime_of(request).sessions() as session:
-        strategy, ranking = await live_ranking(session, configuration)
-        projects = {row.project_id: row for row in (await session.exec(select(Project))).all()}
+async def portfolio(
+    configuration: ConfigurationDep, session: SessionDep, _: Reader
+) -> PortfolioView:
+    strategy, ranking = await live_ranking(session, configuration)
+    projects = {row.project_id: row for row in (await session.exec(select(Project))).all()}
     return PortfolioView(
         strategy_version=strategy.strategy_version if strategy else None,
         projects=ranked_views(
@@ -114,12 +111,12 @@ async def portfolio(request: Request, _: Reader) -> PortfolioView:
     summary="The ranking, actions and directive effects a draft strategy would produce; "
     "changes nothing",
 )
-async def portfolio_what_if(request: Request, draft: StrategyChanged, _: Reader) -> WhatIfView:
-    configuration = configuration_for(runtime_of(request))
+async def portfolio_what_if(
+    configuration: ConfigurationDep, session: SessionDep, draft: StrategyChanged, _: Reader
+) -> WhatIfView:
     # A plain session, closed without a commit: nothing here can change the portfolio.
-    async with runtime_of(request).sessions() as session:
-        outcome = await what_if(session, draft, configuration)
-        projects = {row.project_id: row for row in (await session.exec(select(Project))).all()}
+    outcome = await what_if(session, draft, configuration)
+    projects = {row.project_id: row for row in (await session.exec(select(Project))).all()}
     return WhatIfView(
         draft_version=draft.strategy_version,
         current_version=outcome.current_version,
@@ -137,8 +134,7 @@ async def portfolio_what_if(request: Request, draft: StrategyChanged, _: Reader)
 
 
 @router.get("/stage-models", summary="The stage model of each methodology, as configured")
-async def stage_models(request: Request, _: Reader) -> list[StageModelView]:
-    models = configuration_for(runtime_of(request)).stage_models
+async def stage_models(models: StageModelsDep, _: Reader) -> list[StageModelView]:
     return [
         StageModelView(
             name=model.name,

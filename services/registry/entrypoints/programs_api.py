@@ -8,14 +8,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, status
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registry.adapters.tables import Program
 from services.registry.domain.programs import MemberProject, ProgramRollUp
-from services.registry.entrypoints.projects_api import view
+from services.registry.entrypoints.dependencies import StageModelsDep
+from services.registry.entrypoints.projects_api import project_to_change, view
 from services.registry.entrypoints.schemas import (
     PeopleAndConflicts,
     ProgramChanges,
@@ -27,8 +28,6 @@ from services.registry.entrypoints.schemas import (
     ProgramView,
     ProjectView,
 )
-from services.registry.service_layer import projects as changes
-from services.registry.service_layer.configuration import configuration_for
 from services.registry.service_layer.programs import (
     member_ids,
     members_of,
@@ -36,8 +35,7 @@ from services.registry.service_layer.programs import (
     program_roll_up,
 )
 from services.registry.service_layer.reports import open_shortfalls
-from shared.http import runtime_of
-from shared.security import Admin, Reader
+from shared.dependencies import Admin, Reader, SessionDep, UnitOfWorkDep
 
 router = APIRouter(tags=["programs"])
 
@@ -83,34 +81,32 @@ async def _view_of(session: AsyncSession, program: Program) -> ProgramView:
     summary="Define a program (temporary when it has an end date)",
 )
 async def define_program(
-    request: Request, definition: ProgramDefinition, principal: Admin
+    uow: UnitOfWorkDep, definition: ProgramDefinition, principal: Admin
 ) -> ProgramView:
-    async with runtime_of(request).unit_of_work() as uow:
-        # One statement, so that two definitions of one program at once give one 201, one 409.
-        created = (
-            await uow.session.exec(
-                insert(Program)
-                .values(**definition.model_dump(), created_by=principal.subject)
-                .on_conflict_do_nothing(index_elements=[col(Program.program_id)])
-                .returning(col(Program.program_id))
-            )
-        ).first()
-        if created is None:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                f"Program {definition.program_id!r} exists: change it with PATCH.",
-            )
-        program = await _program(uow.session, definition.program_id)
-        defined = _program_view(program, [], _today())
-        await uow.commit()
+    # One statement, so that two definitions of one program at once give one 201, one 409.
+    created = (
+        await uow.session.exec(
+            insert(Program)
+            .values(**definition.model_dump(), created_by=principal.subject)
+            .on_conflict_do_nothing(index_elements=[col(Program.program_id)])
+            .returning(col(Program.program_id))
+        )
+    ).first()
+    if created is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"Program {definition.program_id!r} exists: change it with PATCH.",
+        )
+    program = await _program(uow.session, definition.program_id)
+    defined = _program_view(program, [], _today())
+    await uow.commit()
     return defined
 
 
 @router.get("/programs", summary="The programs, by id, with their projects")
-async def list_programs(request: Request, _: Reader) -> list[ProgramView]:
-    async with runtime_of(request).sessions() as session:
-        programs = (await session.exec(select(Program).order_by(col(Program.program_id)))).all()
-        members = await member_ids(session)
+async def list_programs(session: SessionDep, _: Reader) -> list[ProgramView]:
+    programs = (await session.exec(select(Program).order_by(col(Program.program_id)))).all()
+    members = await member_ids(session)
     today = _today()
     return [
         _program_view(program, members.get(program.program_id, []), today) for program in programs
@@ -118,14 +114,13 @@ async def list_programs(request: Request, _: Reader) -> list[ProgramView]:
 
 
 @router.get("/programs/{program_id}", summary="One program, with its projects")
-async def get_program(request: Request, program_id: str, _: Reader) -> ProgramView:
-    async with runtime_of(request).sessions() as session:
-        return await _view_of(session, await _program(session, program_id))
+async def get_program(session: SessionDep, program_id: str, _: Reader) -> ProgramView:
+    return await _view_of(session, await _program(session, program_id))
 
 
 @router.patch("/programs/{program_id}", summary="Change a program's name, description or end date")
 async def change_program(
-    request: Request, program_id: str, proposed: ProgramChanges, _: Admin
+    uow: UnitOfWorkDep, program_id: str, proposed: ProgramChanges, _: Admin
 ) -> ProgramView:
     sent = {name: getattr(proposed, name) for name in proposed.model_fields_set}
     if "name" in sent and sent["name"] is None:
@@ -133,15 +128,14 @@ async def change_program(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "name cannot be emptied: leave it out to keep it.",
         )
-    async with runtime_of(request).unit_of_work() as uow:
-        program = await uow.session.get(Program, program_id, with_for_update=True)
-        if program is None:
-            raise _no_program(program_id)
-        for name, value in sent.items():
-            setattr(program, name, value)
-        program.updated_at = datetime.now(UTC)
-        changed = await _view_of(uow.session, program)
-        await uow.commit()
+    program = await uow.session.get(Program, program_id, with_for_update=True)
+    if program is None:
+        raise _no_program(program_id)
+    for name, value in sent.items():
+        setattr(program, name, value)
+    program.updated_at = datetime.now(UTC)
+    changed = await _view_of(uow.session, program)
+    await uow.commit()
     return changed
 
 
@@ -217,11 +211,11 @@ def _roll_up_view(
     summary="A program's budget, AC, EV, PV, SPI, CPI and EAC from its projects' sums, its worst "
     "health and why, and where its people and conflicts are",
 )
-async def program_roll_up_view(request: Request, program_id: str, _: Reader) -> ProgramRollUpView:
-    models = configuration_for(runtime_of(request)).stage_models
-    async with runtime_of(request).sessions() as session:
-        program = await _program(session, program_id)
-        members, figures = await program_roll_up(session, program, models, today=_today())
+async def program_roll_up_view(
+    models: StageModelsDep, session: SessionDep, program_id: str, _: Reader
+) -> ProgramRollUpView:
+    program = await _program(session, program_id)
+    members, figures = await program_roll_up(session, program, models, today=_today())
     view_ = _program_view(program, [member.project_id for member in members], _today())
     return _roll_up_view(view_, list(members), figures)
 
@@ -232,32 +226,29 @@ async def program_roll_up_view(request: Request, program_id: str, _: Reader) -> 
     summary="Put a project in a program, move it to another, or take it out (program_id null)",
 )
 async def set_project_program(
-    request: Request, project_id: str, membership: ProgramMembership, principal: Admin
+    models: StageModelsDep,
+    uow: UnitOfWorkDep,
+    project_id: str,
+    membership: ProgramMembership,
+    principal: Admin,
 ) -> ProjectView:
-    runtime = runtime_of(request)
-    models = configuration_for(runtime).stage_models
-    async with runtime.unit_of_work() as uow:
-        project = await changes.project_for_change(uow, project_id)
-        if project is None:
+    project = await project_to_change(uow, project_id)
+    if membership.program_id is not None and membership.program_id != project.program_id:
+        program = await uow.session.get(Program, membership.program_id)
+        if program is None:
             raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"No project {project_id!r} is registered."
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                f"No program {membership.program_id!r}: define it first (POST /programs).",
             )
-        if membership.program_id is not None and membership.program_id != project.program_id:
-            program = await uow.session.get(Program, membership.program_id)
-            if program is None:
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT,
-                    f"No program {membership.program_id!r}: define it first (POST /programs).",
-                )
-            today = _today()
-            if program.end_date is not None and today > program.end_date:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT,
-                    f"Program {program.program_id!r} ended on {program.end_date.isoformat()}: "
-                    "no project joins it any more.",
-                )
-        await place(uow, project, membership.program_id, cause=principal.subject)
-        shortfall = (await open_shortfalls(uow.session, [project_id])).get(project_id, 0.0)
-        placed = view(project, models, shortfall)
-        await uow.commit()
+        today = _today()
+        if program.end_date is not None and today > program.end_date:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"Program {program.program_id!r} ended on {program.end_date.isoformat()}: "
+                "no project joins it any more.",
+            )
+    await place(uow, project, membership.program_id, cause=principal.subject)
+    shortfall = (await open_shortfalls(uow.session, [project_id])).get(project_id, 0.0)
+    placed = view(project, models, shortfall)
+    await uow.commit()
     return placed

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import func
@@ -23,6 +23,7 @@ from services.registry.domain.stage_models import (
     StageModels,
     UnknownMethodology,
 )
+from services.registry.entrypoints.dependencies import StageModelsDep
 from services.registry.entrypoints.schemas import (
     ADMIN_ONLY_CHANGES,
     NULLABLE_CHANGES,
@@ -45,17 +46,20 @@ from services.registry.service_layer.baselines import (
     stored_curve,
     terms_in_force,
 )
-from services.registry.service_layer.configuration import configuration_for
 from services.registry.service_layer.reports import open_shortfalls
+from shared.dependencies import (
+    Admin,
+    Principal,
+    ProjectManager,
+    Reader,
+    SessionDep,
+    UnitOfWorkDep,
+    require_manager,
+)
 from shared.events.contracts import ProjectCharter, Stage
-from shared.http import runtime_of
-from shared.security import Admin, Principal, ProjectManager, Reader
+from shared.messaging.unit_of_work import UnitOfWork
 
 router = APIRouter(prefix="/projects", tags=["projects"])
-
-
-def _models(request: Request) -> StageModels:
-    return configuration_for(runtime_of(request)).stage_models
 
 
 def view(project: Project, models: StageModels, shortfall: float = 0.0) -> ProjectView:
@@ -79,12 +83,28 @@ def _not_found(project_id: str) -> HTTPException:
 
 
 def _may_change(principal: Principal, project: Project) -> None:
-    if not principal.may_manage(project.manager):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            f"{project.project_id} is managed by {project.manager}: a project manager may "
-            "change only the projects they manage.",
-        )
+    require_manager(
+        principal,
+        project.manager,
+        f"{project.project_id} is managed by {project.manager}: a project manager may "
+        "change only the projects they manage.",
+    )
+
+
+async def project_to_change(
+    uow: UnitOfWork, project_id: str, principal: Principal | None = None
+) -> Project:
+    """The registered project `project_id`, read for a change in `uow`.
+
+    Raises HTTPException 404 when no such project is registered, and 403 when `principal` is
+    given and may not change it (see `_may_change`).
+    """
+    project = await changes.project_for_change(uow, project_id)
+    if project is None:
+        raise _not_found(project_id)
+    if principal is not None:
+        _may_change(principal, project)
+    return project
 
 
 def _invalid(
@@ -117,21 +137,20 @@ def _invalid(
     summary="Propose a project: it enters its stage model's initial stage and is announced",
 )
 async def propose_project(
-    request: Request, proposal: ProjectProposal, principal: ProjectManager
+    models: StageModelsDep, uow: UnitOfWorkDep, proposal: ProjectProposal, principal: ProjectManager
 ) -> ProjectView:
     manager = proposal.manager or principal.subject
     if principal.role != "pmo_admin":
-        if not principal.may_manage(manager):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                "A project manager proposes projects they manage: leave `manager` out or give "
-                f"your own ({principal.subject}).",
-            )
+        require_manager(
+            principal,
+            manager,
+            "A project manager proposes projects they manage: leave `manager` out or give "
+            f"your own ({principal.subject}).",
+        )
         if proposal.key_project:
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, "Only a PMO administrator designates key projects."
             )
-    models = _models(request)
     try:
         model = models.resolve(proposal.methodology)
     except UnknownMethodology as unknown:
@@ -150,24 +169,23 @@ async def propose_project(
             else {}
         )
         raise _invalid(error, filled_in) from error
-    runtime = runtime_of(request)
-    async with runtime.unit_of_work() as uow:
-        existing = await changes.project_for_change(uow, charter.project_id)
-        if existing is not None:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                f"{charter.project_id} is already registered ({existing.lifecycle}).",
-            )
-        project = await changes.register(
-            uow, registration(charter, model.initial, model.name), cause=principal.subject
+    existing = await changes.project_for_change(uow, charter.project_id)
+    if existing is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{charter.project_id} is already registered ({existing.lifecycle}).",
         )
-        await uow.commit()
+    project = await changes.register(
+        uow, registration(charter, model.initial, model.name), cause=principal.subject
+    )
+    await uow.commit()
     return view(project, models)
 
 
 @router.get("", summary="The portfolio's projects, filtered, a page at a time (by project id)")
 async def list_projects(
-    request: Request,
+    models: StageModelsDep,
+    session: SessionDep,
     _: Reader,
     business_unit: str | None = None,
     lifecycle: Stage | None = None,
@@ -179,7 +197,6 @@ async def list_projects(
         str | None, Query(description="The `next_cursor` of the previous page")
     ] = None,
 ) -> ProjectPage:
-    models = _models(request)
     filters: list[Any] = []
     if business_unit:
         filters.append(func.lower(Project.business_unit) == business_unit.strip().lower())
@@ -197,13 +214,10 @@ async def list_projects(
     page_query = select(Project).where(*filters).order_by(col(Project.project_id))
     if cursor:
         page_query = page_query.where(col(Project.project_id) > cursor)
-    async with runtime_of(request).sessions() as session:
-        total = (
-            await session.exec(select(func.count()).select_from(Project).where(*filters))
-        ).one()
-        rows = list((await session.exec(page_query.limit(limit + 1))).all())
-        page = rows[:limit]
-        shortfalls = await open_shortfalls(session, [row.project_id for row in page])
+    total = (await session.exec(select(func.count()).select_from(Project).where(*filters))).one()
+    rows = list((await session.exec(page_query.limit(limit + 1))).all())
+    page = rows[:limit]
+    shortfalls = await open_shortfalls(session, [row.project_id for row in page])
     return ProjectPage(
         items=[view(row, models, shortfalls.get(row.project_id, 0.0)) for row in page],
         total=total,
@@ -220,9 +234,10 @@ async def _view_of(session: AsyncSession, project_id: str, models: StageModels) 
 
 
 @router.get("/{project_id}", summary="One project, with where its stage model lets it go next")
-async def get_project(request: Request, project_id: str, _: Reader) -> ProjectView:
-    async with runtime_of(request).sessions() as session:
-        return await _view_of(session, project_id, _models(request))
+async def get_project(
+    models: StageModelsDep, session: SessionDep, project_id: str, _: Reader
+) -> ProjectView:
+    return await _view_of(session, project_id, models)
 
 
 @router.patch(
@@ -230,7 +245,11 @@ async def get_project(request: Request, project_id: str, _: Reader) -> ProjectVi
     summary="Change a project's charter fields (the lifecycle moves by /transitions)",
 )
 async def change_project(
-    request: Request, project_id: str, proposed: ProjectChanges, principal: ProjectManager
+    models: StageModelsDep,
+    uow: UnitOfWorkDep,
+    project_id: str,
+    proposed: ProjectChanges,
+    principal: ProjectManager,
 ) -> ProjectView:
     sent = {name: getattr(proposed, name) for name in proposed.model_fields_set}
     required = sorted(
@@ -241,56 +260,47 @@ async def change_project(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{', '.join(required)} cannot be emptied: leave a field out to keep it.",
         )
-    models = _models(request)
-    runtime = runtime_of(request)
-    async with runtime.unit_of_work() as uow:
-        project = await changes.project_for_change(uow, project_id)
-        if project is None:
-            raise _not_found(project_id)
-        _may_change(principal, project)
-        if principal.role != "pmo_admin":
-            _, after = changed_fields({name: getattr(project, name) for name in sent}, sent)
-            reserved = sorted(set(after) & ADMIN_ONLY_CHANGES)
-            if reserved:
-                raise HTTPException(
-                    status.HTTP_403_FORBIDDEN,
-                    f"Only a PMO administrator changes {', '.join(reserved)}.",
-                )
-        if project.baseline_version is not None:
-            _, after = changed_fields({name: getattr(project, name) for name in sent}, sent)
-            fixed = sorted(set(after) & BASELINE_FIELDS)
-            if fixed:
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT,
-                    f"{', '.join(fixed)} belong to the approved baseline of {project_id} "
-                    f"(version {project.baseline_version}): a PMO administrator re-baselines "
-                    f"with POST /projects/{project_id}/baselines, giving the reason.",
-                )
-        if "methodology" in sent:
-            try:
-                model = models.resolve(sent["methodology"])
-            except UnknownMethodology as unknown:
-                raise HTTPException(
-                    status.HTTP_422_UNPROCESSABLE_CONTENT, unknown.reason
-                ) from unknown
-            if not model.has_stage(project.lifecycle):
-                raise HTTPException(
-                    status.HTTP_409_CONFLICT,
-                    f"{project_id} is {project.lifecycle}, a stage the {model.name} stage model "
-                    "does not have.",
-                )
-            sent["methodology"] = model.name
-        if "objectives" in sent:
-            sent["objectives"] = [item.model_dump(mode="json") for item in sent["objectives"]]
-        merged = {**project.model_dump(), **sent}
+    project = await project_to_change(uow, project_id, principal)
+    if principal.role != "pmo_admin":
+        _, after = changed_fields({name: getattr(project, name) for name in sent}, sent)
+        reserved = sorted(set(after) & ADMIN_ONLY_CHANGES)
+        if reserved:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"Only a PMO administrator changes {', '.join(reserved)}.",
+            )
+    if project.baseline_version is not None:
+        _, after = changed_fields({name: getattr(project, name) for name in sent}, sent)
+        fixed = sorted(set(after) & BASELINE_FIELDS)
+        if fixed:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"{', '.join(fixed)} belong to the approved baseline of {project_id} "
+                f"(version {project.baseline_version}): a PMO administrator re-baselines "
+                f"with POST /projects/{project_id}/baselines, giving the reason.",
+            )
+    if "methodology" in sent:
         try:
-            ProjectCharter.model_validate(merged)  # the charter's own rules, e.g. finish >= start
-        except ValidationError as error:
-            raise _invalid(error) from error
-        changes.update(uow, project, sent, cause=principal.subject)
-        await uow.commit()
-    async with runtime.sessions() as session:
-        return await _view_of(session, project_id, models)
+            model = models.resolve(sent["methodology"])
+        except UnknownMethodology as unknown:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, unknown.reason) from unknown
+        if not model.has_stage(project.lifecycle):
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"{project_id} is {project.lifecycle}, a stage the {model.name} stage model "
+                "does not have.",
+            )
+        sent["methodology"] = model.name
+    if "objectives" in sent:
+        sent["objectives"] = [item.model_dump(mode="json") for item in sent["objectives"]]
+    merged = {**project.model_dump(), **sent}
+    try:
+        ProjectCharter.model_validate(merged)  # the charter's own rules, e.g. finish >= start
+    except ValidationError as error:
+        raise _invalid(error) from error
+    changes.update(uow, project, sent, cause=principal.subject)
+    await uow.commit()
+    return await _view_of(uow.session, project_id, models)
 
 
 @router.post(
@@ -298,32 +308,29 @@ async def change_project(
     summary="Move a project to another stage; 409 with the reason if its stage model forbids it",
 )
 async def move_project(
-    request: Request, project_id: str, transition: TransitionRequest, principal: ProjectManager
+    models: StageModelsDep,
+    uow: UnitOfWorkDep,
+    project_id: str,
+    transition: TransitionRequest,
+    principal: ProjectManager,
 ) -> ProjectView:
-    models = _models(request)
-    runtime = runtime_of(request)
-    async with runtime.unit_of_work() as uow:
-        project = await changes.project_for_change(uow, project_id)
-        if project is None:
-            raise _not_found(project_id)
-        _may_change(principal, project)
-        try:
-            model = models.resolve(project.methodology)
-            await changes.move(
-                uow,
-                project,
-                model,
-                transition.to,
-                cause=principal.subject,
-                reason=transition.reason,
-            )
-        except (ImpossibleTransition, UnknownMethodology) as impossible:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT, f"{project_id}: {impossible.reason}"
-            ) from impossible
-        await uow.commit()
-    async with runtime.sessions() as session:
-        return await _view_of(session, project_id, models)
+    project = await project_to_change(uow, project_id, principal)
+    try:
+        model = models.resolve(project.methodology)
+        await changes.move(
+            uow,
+            project,
+            model,
+            transition.to,
+            cause=principal.subject,
+            reason=transition.reason,
+        )
+    except (ImpossibleTransition, UnknownMethodology) as impossible:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"{project_id}: {impossible.reason}"
+        ) from impossible
+    await uow.commit()
+    return await _view_of(uow.session, project_id, models)
 
 
 @router.post(
@@ -333,56 +340,54 @@ async def move_project(
     "planned-value curve, with the reason; announced as project-rebaselined",
 )
 async def rebaseline_project(
-    request: Request, project_id: str, change: BaselineChange, principal: Admin
+    models: StageModelsDep,
+    uow: UnitOfWorkDep,
+    project_id: str,
+    change: BaselineChange,
+    principal: Admin,
 ) -> BaselineView:
-    models = _models(request)
-    runtime = runtime_of(request)
-    async with runtime.unit_of_work() as uow:
-        project = await changes.project_for_change(uow, project_id)
-        if project is None:
-            raise _not_found(project_id)
-        if project.baseline_version is None:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                f"{project_id} has not started: its budget and dates are still a proposal "
-                "(change them with PATCH); its project-started sets baseline 1.",
-            )
-        stage = changes.stage_of(project)
-        try:
-            closed = models.resolve(project.methodology).phase(stage) == "closed"
-        except UnknownMethodology:
-            closed = stage in ("completed", "terminated")
-        if closed:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                f"{project_id} is {stage}: a closed project is not re-baselined.",
-            )
-        current = terms_in_force(project)
-        terms = BaselineTerms(
-            budget=current.budget if change.budget is None else change.budget,
-            start_date=change.start_date or current.start_date,
-            planned_finish_date=change.planned_finish_date or current.planned_finish_date,
-            planned_value_curve=stored_curve(change.planned_value_curve),
+    project = await project_to_change(uow, project_id)
+    if project.baseline_version is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{project_id} has not started: its budget and dates are still a proposal "
+            "(change them with PATCH); its project-started sets baseline 1.",
         )
-        if terms == current:
-            raise HTTPException(
-                status.HTTP_409_CONFLICT,
-                f"The baseline of {project_id} already has these terms: nothing to re-baseline.",
-            )
-        try:
-            await rebaseline(
-                uow,
-                project,
-                terms,
-                approved_by=principal.subject,
-                reason=change.reason,
-                cause=principal.subject,
-            )
-        except ValidationError as error:
-            raise _invalid(error) from error
-        await uow.commit()
-    async with runtime.sessions() as session:
-        latest = (await baselines_of(session, project_id))[-1]
+    stage = changes.stage_of(project)
+    try:
+        closed = models.resolve(project.methodology).phase(stage) == "closed"
+    except UnknownMethodology:
+        closed = stage in ("completed", "terminated")
+    if closed:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{project_id} is {stage}: a closed project is not re-baselined.",
+        )
+    current = terms_in_force(project)
+    terms = BaselineTerms(
+        budget=current.budget if change.budget is None else change.budget,
+        start_date=change.start_date or current.start_date,
+        planned_finish_date=change.planned_finish_date or current.planned_finish_date,
+        planned_value_curve=stored_curve(change.planned_value_curve),
+    )
+    if terms == current:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"The baseline of {project_id} already has these terms: nothing to re-baseline.",
+        )
+    try:
+        await rebaseline(
+            uow,
+            project,
+            terms,
+            approved_by=principal.subject,
+            reason=change.reason,
+            cause=principal.subject,
+        )
+    except ValidationError as error:
+        raise _invalid(error) from error
+    await uow.commit()
+    latest = (await baselines_of(uow.session, project_id))[-1]
     return BaselineView.model_validate(latest).model_copy(update={"in_force": True})
 
 
@@ -390,12 +395,11 @@ async def rebaseline_project(
     "/{project_id}/baselines",
     summary="Every approved baseline of a project, oldest first, with who approved it and why",
 )
-async def project_baselines(request: Request, project_id: str, _: Reader) -> list[BaselineView]:
-    async with runtime_of(request).sessions() as session:
-        project = await session.get(Project, project_id)
-        if project is None:
-            raise _not_found(project_id)
-        rows = await baselines_of(session, project_id)
+async def project_baselines(session: SessionDep, project_id: str, _: Reader) -> list[BaselineView]:
+    project = await session.get(Project, project_id)
+    if project is None:
+        raise _not_found(project_id)
+    rows = await baselines_of(session, project_id)
     return [
         BaselineView.model_validate(row).model_copy(
             update={"in_force": row.version == project.baseline_version}
@@ -406,7 +410,7 @@ async def project_baselines(request: Request, project_id: str, _: Reader) -> lis
 
 @router.get("/{project_id}/history", summary="Every change to a project, oldest first")
 async def project_history(
-    request: Request,
+    session: SessionDep,
     project_id: str,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
@@ -422,10 +426,9 @@ async def project_history(
     )
     if cursor is not None:
         query = query.where(col(ProjectHistory.id) > cursor)
-    async with runtime_of(request).sessions() as session:
-        if await session.get(Project, project_id) is None:
-            raise _not_found(project_id)
-        rows = list((await session.exec(query)).all())
+    if await session.get(Project, project_id) is None:
+        raise _not_found(project_id)
+    rows = list((await session.exec(query)).all())
     page = rows[:limit]
     return HistoryPage(
         project_id=project_id,

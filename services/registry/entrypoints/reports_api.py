@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from services.registry.adapters.tables import Program
 from services.registry.domain.reports import as_csv, as_html, as_json
-from services.registry.service_layer.configuration import configuration_for
+from services.registry.entrypoints.dependencies import ConfigurationDep
 from services.registry.service_layer.reports import portfolio_report
-from shared.http import runtime_of
-from shared.security import Reader
+from shared.dependencies import Reader, SessionDep, row_or_404
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -61,7 +60,9 @@ def negotiated(accept: str | None) -> ReportFormat:
     },
 )
 async def portfolio_status_report(
+    configuration: ConfigurationDep,
     request: Request,
+    session: SessionDep,
     _: Reader,
     report_format: Annotated[
         ReportFormat | None, Query(alias="format", description="json, csv or html")
@@ -72,13 +73,10 @@ async def portfolio_status_report(
     ] = None,
 ) -> Response:
     chosen = report_format or negotiated(request.headers.get("accept"))
-    async with runtime_of(request).sessions() as session:
-        program = None
-        if program_id is not None:
-            program = await session.get(Program, program_id)
-            if program is None:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, f"No program {program_id!r}.")
-        report = await portfolio_report(session, configuration_for(runtime_of(request)), program)
+    program = None
+    if program_id is not None:
+        program = await row_or_404(session, Program, program_id, f"No program {program_id!r}.")
+    report = await portfolio_report(session, configuration, program)
     if chosen == "csv":
         day = report.generated_at.strftime("%Y-%m-%d")
         # The id is the client's text: only its safe characters go into the header's file name.
