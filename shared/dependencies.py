@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.messaging.unit_of_work import UnitOfWork
@@ -22,6 +22,8 @@ from shared.settings import Settings
 
 __all__ = [
     "Admin",
+    "LargePageSize",
+    "PageSize",
     "Principal",
     "ProjectManager",
     "Reader",
@@ -35,6 +37,12 @@ __all__ = [
 ]
 
 RowT = TypeVar("RowT")
+
+
+PageSize = Annotated[int, Query(ge=1, le=500)]
+"""How many items a listing answers at most (`limit`): 1 to 500; each route sets its default."""
+LargePageSize = Annotated[int, Query(ge=1, le=1000)]
+"""`limit` of a listing of small items: 1 to 1000."""
 
 
 def _runtime(request: Request) -> ServiceRuntime:

@@ -49,6 +49,8 @@ from services.registry.service_layer.baselines import (
 from services.registry.service_layer.reports import open_shortfalls
 from shared.dependencies import (
     Admin,
+    LargePageSize,
+    PageSize,
     Principal,
     ProjectManager,
     Reader,
@@ -192,7 +194,7 @@ async def list_projects(
     manager: str | None = None,
     methodology: str | None = None,
     program_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: PageSize = 100,
     cursor: Annotated[
         str | None, Query(description="The `next_cursor` of the previous page")
     ] = None,
@@ -413,7 +415,7 @@ async def project_history(
     session: SessionDep,
     project_id: str,
     _: Reader,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: LargePageSize = 200,
     cursor: Annotated[
         int | None, Query(description="The `next_cursor` of the previous page")
     ] = None,
