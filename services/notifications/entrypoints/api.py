@@ -11,7 +11,6 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from sqlalchemy import update
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notifications.adapters.tables import (
     Delivery,
@@ -289,13 +288,6 @@ def _validated(subscription: Subscription) -> None:
         )
 
 
-async def _subscription(session: AsyncSession, subscription_id: uuid.UUID) -> Subscription:
-    found = await row_or_404(
-        session, Subscription, subscription_id, f"no subscription {subscription_id}"
-    )
-    return found
-
-
 @router.get(
     "/subscriptions",
     tags=["subscriptions"],
@@ -337,7 +329,9 @@ async def create_subscription(
 async def get_subscription(
     session: SessionDep, settings: SettingsDep, subscription_id: uuid.UUID, principal: Reader
 ) -> SubscriptionView:
-    subscription = await _subscription(session, subscription_id)
+    subscription = await row_or_404(
+        session, Subscription, subscription_id, f"no subscription {subscription_id}"
+    )
     return _view(subscription, settings, principal)
 
 
