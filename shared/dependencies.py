@@ -5,6 +5,11 @@ reaching into `request.app.state`; FastAPI opens and closes them around the rout
 and the unit of work close when the route function ends, before the response is sent
 (`scope="function"`), so a route's connection goes back to the pool as early as it did when each
 route opened its own, and an error raised in the route rolls the unit of work back.
+
+The callers (`Reader`, `ProjectManager`, `Admin`, `require_role`) are defined with the tokens in
+`shared.security` and offered here too, so a route module imports what it asks for from one
+place; so are the page sizes of listings and the one not-found (`row_or_404`) and not-your-project
+(`require_manager`) answer of every service.
 """
 
 from __future__ import annotations
