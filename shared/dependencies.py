@@ -5,6 +5,11 @@ reaching into `request.app.state`; FastAPI opens and closes them around the rout
 and the unit of work close when the route function ends, before the response is sent
 (`scope="function"`), so a route's connection goes back to the pool as early as it did when each
 route opened its own, and an error raised in the route rolls the unit of work back.
+
+The callers (`Reader`, `ProjectManager`, `Admin`, `require_role`) are defined with the tokens in
+`shared.security` and offered here too, so a route module imports what it asks for from one
+place; so are the page sizes of listings and the one not-found (`row_or_404`) and not-your-project
+(`require_manager`) answer of every service.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Query, Request, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.messaging.unit_of_work import UnitOfWork
@@ -22,6 +27,8 @@ from shared.settings import Settings
 
 __all__ = [
     "Admin",
+    "LargePageSize",
+    "PageSize",
     "Principal",
     "ProjectManager",
     "Reader",
@@ -35,6 +42,12 @@ __all__ = [
 ]
 
 RowT = TypeVar("RowT")
+
+
+PageSize = Annotated[int, Query(ge=1, le=500)]
+"""How many items a listing answers at most (`limit`): 1 to 500; each route sets its default."""
+LargePageSize = Annotated[int, Query(ge=1, le=1000)]
+"""`limit` of a listing of small items: 1 to 1000."""
 
 
 def _runtime(request: Request) -> ServiceRuntime:

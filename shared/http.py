@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from shared import openapi
 from shared.asyncapi_page import asyncapi_html
+from shared.dependencies import PageSize
 from shared.http_input import UnstorableInputGuard
 from shared.messaging.tables import dead_letter, parked_event
 from shared.security import Admin
@@ -123,7 +124,7 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
     )
     async def dead_letters(
         _: Admin,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        limit: PageSize = 50,
         before_id: Annotated[
             int | None, Query(ge=1, le=2**62, description="Page: ids below this one")
         ] = None,
@@ -142,7 +143,7 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
     )
     async def parked(
         _: Admin,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        limit: PageSize = 50,
         after_seq: Annotated[int | None, Query(ge=0, le=2**62, description="Page")] = None,
     ) -> list[ParkedEvent]:
         query = sa.select(parked_event).order_by(parked_event.c.seq).limit(limit)

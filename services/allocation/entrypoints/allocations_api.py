@@ -14,12 +14,11 @@ from services.allocation.entrypoints.mapping import allocations_out, utilisation
 from services.allocation.entrypoints.resources_api import missing_resource
 from services.allocation.entrypoints.schemas import (
     AssignmentOut,
-    Limit,
     ProjectPriorityOut,
     ResourceUtilisationOut,
     Week,
 )
-from shared.dependencies import Reader, SessionDep, row_or_404
+from shared.dependencies import LargePageSize, Reader, SessionDep, row_or_404
 
 router = APIRouter(tags=["allocations"])
 
@@ -99,7 +98,7 @@ async def utilisation(
     summary="Each project's priority as allocation applies it: stage, key project, rank",
 )
 async def list_project_priorities(
-    session: SessionDep, _: Reader, limit: Limit = 500
+    session: SessionDep, _: Reader, limit: LargePageSize = 500
 ) -> list[ProjectPriorityOut]:
     rows = await queries.project_standings(session, limit=limit)
     return [ProjectPriorityOut.model_validate(row, from_attributes=True) for row in rows]

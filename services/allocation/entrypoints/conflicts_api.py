@@ -9,8 +9,8 @@ from fastapi import APIRouter, HTTPException, Query, status
 from services.allocation.adapters import queries
 from services.allocation.adapters.tables import ConflictRow
 from services.allocation.entrypoints.mapping import conflict_out
-from services.allocation.entrypoints.schemas import ConflictOut, ConflictState, Limit, ResolutionOut
-from shared.dependencies import Reader, SessionDep, row_or_404
+from services.allocation.entrypoints.schemas import ConflictOut, ConflictState, ResolutionOut
+from shared.dependencies import LargePageSize, Reader, SessionDep, row_or_404
 
 router = APIRouter(tags=["conflicts"])
 
@@ -29,7 +29,7 @@ async def list_conflicts(
     project_id: Annotated[
         str | None, Query(description="Only conflicts this project won or lost")
     ] = None,
-    limit: Limit = 100,
+    limit: LargePageSize = 100,
     before: Annotated[
         str | None, Query(description="Page: conflicts older than this conflict id")
     ] = None,
@@ -59,7 +59,7 @@ async def get_conflict(session: SessionDep, conflict_id: str, _: Reader) -> Conf
     summary="Recent re-resolutions: cause, solver, time, value, greedy's value, moves",
 )
 async def list_resolutions(
-    session: SessionDep, _: Reader, limit: Limit = 50
+    session: SessionDep, _: Reader, limit: LargePageSize = 50
 ) -> list[ResolutionOut]:
     rows = await queries.recent_resolutions(session, limit=limit)
     return [ResolutionOut.model_validate(row, from_attributes=True) for row in rows]

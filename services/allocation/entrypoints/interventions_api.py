@@ -25,7 +25,6 @@ from services.allocation.entrypoints.schemas import (
     ExpertOut,
     InterventionOut,
     InterventionState,
-    Limit,
     SpecialtiesIn,
 )
 from services.allocation.service_layer.interventions import (
@@ -40,6 +39,7 @@ from services.allocation.service_layer.interventions import (
 )
 from shared.dependencies import (
     Admin,
+    LargePageSize,
     ProjectManager,
     Reader,
     SessionDep,
@@ -87,7 +87,7 @@ async def list_interventions(
     _: Reader,
     project_id: Annotated[str | None, Query(description="Only this project's")] = None,
     state: Annotated[InterventionState | None, Query(description="Only in this state")] = None,
-    limit: Limit = 200,
+    limit: LargePageSize = 200,
 ) -> list[InterventionOut]:
     rows = await queries.interventions_page(
         session, project_id=project_id, state=state, limit=limit

@@ -90,6 +90,7 @@ def resources_out(
 
 
 def expert_out(resource: Resource) -> ExpertOut:
+    """A resource of the pool as one of the PMO's experts (with its specialties)."""
     return ExpertOut(
         resource_id=resource.resource_id,
         name=resource.name,
@@ -212,6 +213,7 @@ def utilisation_out(
 
 
 def conflict_out(row: ConflictRow) -> ConflictOut:
+    """A stored conflict as published: `resolved` while it stands, `closed` after."""
     return ConflictOut(
         conflict_id=row.conflict_id,
         state="closed" if row.state == CLOSED else "resolved",
@@ -282,6 +284,7 @@ def what_if_out(result: WhatIf) -> WhatIfOut:
 
 
 def intervention_out(row: InterventionRow) -> InterventionOut:
+    """A stored intervention as it stands (`start`/`end` are its first and last day)."""
     return InterventionOut(
         intervention_id=row.intervention_id,
         project_id=row.project_id,

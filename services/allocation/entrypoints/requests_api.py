@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from services.allocation.adapters import queries
 from services.allocation.adapters.tables import ResourceRequest
 from services.allocation.entrypoints.mapping import assignment_lines, request_out
-from services.allocation.entrypoints.schemas import Limit, RequestOut
-from shared.dependencies import Reader, SessionDep, SettingsDep, row_or_404
+from services.allocation.entrypoints.schemas import RequestOut
+from shared.dependencies import LargePageSize, Reader, SessionDep, SettingsDep, row_or_404
 
 router = APIRouter(tags=["requests"])
 
@@ -25,7 +25,7 @@ async def list_requests(
         Literal["open", "granted", "partial", "denied"] | None,
         Query(alias="status", description="open (undecided), granted, partial or denied"),
     ] = None,
-    limit: Limit = 100,
+    limit: LargePageSize = 100,
     after: Annotated[str | None, Query(description="Page: request ids after this one")] = None,
 ) -> list[RequestOut]:
     rows = await queries.requests_page(

@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from services.allocation.adapters import queries
 from services.allocation.adapters.tables import Resource
 from services.allocation.entrypoints.mapping import capacity_changes, resources_out
-from services.allocation.entrypoints.schemas import Limit, ResourceIn, ResourceOut, ResourcePatchIn
+from services.allocation.entrypoints.schemas import ResourceIn, ResourceOut, ResourcePatchIn
 from services.allocation.service_layer.pool import (
     ResourceChange,
     ResourceExists,
@@ -20,7 +20,7 @@ from services.allocation.service_layer.pool import (
     change_resource,
 )
 from services.allocation.service_layer.resolution import hold_resolution_lock
-from shared.dependencies import Admin, Reader, SessionDep, UnitOfWorkDep, row_or_404
+from shared.dependencies import Admin, LargePageSize, Reader, SessionDep, UnitOfWorkDep, row_or_404
 
 router = APIRouter(tags=["resources"])
 
@@ -67,7 +67,7 @@ async def list_resources(
     session: SessionDep,
     _: Reader,
     skill: str | None = None,
-    limit: Limit = 500,
+    limit: LargePageSize = 500,
     after: Annotated[str | None, Query(description="Page: resource ids after this one")] = None,
 ) -> list[ResourceOut]:
     rows = list(await queries.resources_after(session, after=after, limit=None if skill else limit))

@@ -28,8 +28,6 @@ InterventionState = Literal["proposed", "accepted", "declined", "ended"]
 
 Week = Annotated[str, Query(pattern=r"^\d{4}-W\d{2}$", description="An ISO week like 2026-W48")]
 """A query parameter naming an ISO week."""
-Limit = Annotated[int, Query(ge=1, le=1000)]
-"""A page's size, as a query parameter."""
 
 
 class CapacityChangeIn(RequestBody):

@@ -22,7 +22,16 @@ from services.monitoring.adapters.tables import (
 )
 from services.monitoring.domain.health import HealthThresholds
 from services.monitoring.service_layer.configuration import RulesInForce, rules_in_force
-from shared.dependencies import Admin, Reader, SessionDep, SettingsDep, UnitOfWorkDep, row_or_404
+from shared.dependencies import (
+    Admin,
+    LargePageSize,
+    PageSize,
+    Reader,
+    SessionDep,
+    SettingsDep,
+    UnitOfWorkDep,
+    row_or_404,
+)
 from shared.events.contracts import Health, Metrics, Severity
 
 router = APIRouter(tags=["health"])
@@ -195,7 +204,7 @@ async def portfolio_health(
         Literal["active", "on_hold", "closed"] | None,
         Query(description="Only projects watched (active), on hold, or closed"),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: PageSize = 100,
     cursor: Annotated[
         str | None, Query(description="The `next_cursor` of the previous page")
     ] = None,
@@ -252,7 +261,7 @@ async def project_health_history(
     session: SessionDep,
     project_id: str,
     _: Reader,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: LargePageSize = 100,
     after: Annotated[int | None, Query(description="Page: assessments after this id")] = None,
 ) -> list[HealthHistoryEntry]:
     query = (
@@ -283,7 +292,7 @@ async def at_risk(
     _: Reader,
     severity: Severity | None = None,
     business_unit: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: PageSize = 100,
     after: Annotated[str | None, Query(description="Page: project ids after this one")] = None,
 ) -> list[ProjectHealth]:
     query = (

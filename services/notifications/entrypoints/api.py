@@ -11,7 +11,6 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field, SecretStr, TypeAdapter, ValidationError, field_validator
 from sqlalchemy import update
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notifications.adapters.tables import (
     Delivery,
@@ -24,7 +23,15 @@ from services.notifications.domain.redaction import masked_url, scrubbed
 from services.notifications.domain.subscriptions import Channel, NoticeSeverity, NoticeType
 from services.notifications.service_layer.clock import current_portfolio
 from services.notifications.service_layer.managers import PROJECT_MANAGER
-from shared.dependencies import Admin, Principal, Reader, SessionDep, SettingsDep, row_or_404
+from shared.dependencies import (
+    Admin,
+    PageSize,
+    Principal,
+    Reader,
+    SessionDep,
+    SettingsDep,
+    row_or_404,
+)
 from shared.events.contracts import Email
 from shared.http_input import RequestBody
 from shared.settings import Settings
@@ -251,45 +258,34 @@ def _delivery_view(delivery: Delivery, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _problem(code: int, message: str) -> HTTPException:
-    return HTTPException(code, message)
-
-
 def _validated(subscription: Subscription) -> None:
     """Rules across fields, checked after a create or an update is applied."""
     try:
         subscription.recipient = _check_recipient(subscription.channel, subscription.recipient)
     except ValueError as error:
-        raise _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
     if subscription.channel == "webhook" and subscription.secret is None:
-        raise _problem(
+        raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "a webhook subscription needs a `secret` (at least "
             f"{MIN_SECRET_LENGTH} characters) to sign its requests",
         )
     if subscription.channel != "webhook" and subscription.secret is not None:
-        raise _problem(
+        raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"a {subscription.channel} subscription has no `secret`: only webhooks are signed "
             "(a Slack URL is its own secret)",
         )
     if subscription.secret is not None and len(subscription.secret) < MIN_SECRET_LENGTH:
-        raise _problem(
+        raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"the webhook `secret` must have at least {MIN_SECRET_LENGTH} characters",
         )
     if not subscription.event_types and not subscription.escalation_target:
-        raise _problem(
+        raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "choose at least one of `event_types`, or make it an `escalation_target`",
         )
-
-
-async def _subscription(session: AsyncSession, subscription_id: uuid.UUID) -> Subscription:
-    found = await row_or_404(
-        session, Subscription, subscription_id, f"no subscription {subscription_id}"
-    )
-    return found
 
 
 @router.get(
@@ -333,13 +329,15 @@ async def create_subscription(
 async def get_subscription(
     session: SessionDep, settings: SettingsDep, subscription_id: uuid.UUID, principal: Reader
 ) -> SubscriptionView:
-    subscription = await _subscription(session, subscription_id)
+    subscription = await row_or_404(
+        session, Subscription, subscription_id, f"no subscription {subscription_id}"
+    )
     return _view(subscription, settings, principal)
 
 
 def _refuse_environment(subscription: Subscription) -> None:
     if subscription.managed_by == "environment":
-        raise _problem(
+        raise HTTPException(
             status.HTTP_409_CONFLICT,
             "this is the built-in subscription of PMO_ALERT_WEBHOOK_URL: change or unset "
             "PMO_ALERT_WEBHOOK_URL / PMO_ALERT_WEBHOOK_SECRET instead",
@@ -348,7 +346,7 @@ def _refuse_environment(subscription: Subscription) -> None:
 
 def _refuse_project_manager(subscription: Subscription, changes: set[str]) -> None:
     if subscription.managed_by == PROJECT_MANAGER and changes - {"enabled"}:
-        raise _problem(
+        raise HTTPException(
             status.HTTP_409_CONFLICT,
             "this is the project manager's subscription, kept from the project's registration: "
             "only `enabled` can be changed here (change the manager in the registry)",
@@ -373,7 +371,7 @@ async def update_subscription(
         if getattr(body, name) is None and name not in NULLABLE_CHANGES
     )
     if required:
-        raise _problem(
+        raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"{', '.join(required)} cannot be emptied: leave a field out to keep it.",
         )
@@ -444,7 +442,7 @@ async def delete_subscription(
         )
         _refuse_environment(subscription)
         if subscription.managed_by == PROJECT_MANAGER:
-            raise _problem(
+            raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 "this is the project manager's subscription, kept from the project's "
                 "registration: disable it (PATCH `enabled: false`) instead of deleting it",
@@ -479,7 +477,7 @@ async def list_deliveries(
     before_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Page: ids below this one")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: PageSize = 100,
 ) -> list[DeliveryView]:
     query = select(Delivery).order_by(col(Delivery.id).desc()).limit(limit)
     if state:
@@ -540,14 +538,14 @@ async def retry_delivery(
         )
         failing = delivery.state == "pending" and delivery.last_error is not None
         if delivery.state not in ("dead", "no_channel") and not failing:
-            raise _problem(
+            raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 f"delivery {delivery_id} is {delivery.state}"
                 + (" and not failing: it is being sent" if delivery.state == "pending" else "")
                 + ": only dead (or no_channel) and failing deliveries are retried by hand",
             )
         if delivery.subscription_id is None:
-            raise _problem(
+            raise HTTPException(
                 status.HTTP_409_CONFLICT,
                 f"delivery {delivery_id} has no subscription any more: nothing to send it to",
             )
@@ -564,9 +562,7 @@ async def retry_delivery(
     tags=["digests"],
     summary="Portfolio digest runs, newest first: which slot, which replica, how many sent",
 )
-async def list_digests(
-    session: SessionDep, _: Reader, limit: Annotated[int, Query(ge=1, le=500)] = 50
-) -> list[DigestRunView]:
+async def list_digests(session: SessionDep, _: Reader, limit: PageSize = 50) -> list[DigestRunView]:
     runs = (
         await session.exec(select(DigestRun).order_by(col(DigestRun.slot).desc()).limit(limit))
     ).all()
@@ -617,7 +613,7 @@ async def list_alerts(
     session: SessionDep,
     _: Reader,
     state: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: PageSize = 100,
 ) -> list[AlertView]:
     query = select(Delivery).order_by(col(Delivery.id).desc()).limit(limit)
     if state:

@@ -27,7 +27,7 @@ from services.registry.entrypoints.methodology_schemas import (
     LessonView,
     ProjectGatesView,
 )
-from services.registry.entrypoints.projects_api import _not_found, project_to_change
+from services.registry.entrypoints.projects_api import missing_project, project_to_change
 from services.registry.service_layer import gates
 from services.registry.service_layer import projects as changes
 from services.registry.service_layer.lessons import (
@@ -36,7 +36,7 @@ from services.registry.service_layer.lessons import (
     search_lessons,
     similar_lessons,
 )
-from shared.dependencies import Admin, ProjectManager, Reader, SessionDep, UnitOfWorkDep
+from shared.dependencies import Admin, ProjectManager, Reader, SessionDep, UnitOfWorkDep, row_or_404
 
 router = APIRouter(tags=["methodology"])
 
@@ -51,10 +51,7 @@ def _model_of(models: StageModels, project: Project) -> StageModel:
 
 
 async def _project(session: AsyncSession, project_id: str) -> Project:
-    project = await session.get(Project, project_id)
-    if project is None:
-        raise _not_found(project_id)
-    return project
+    return await row_or_404(session, Project, project_id, missing_project(project_id))
 
 
 def _review_view(review: GateReview) -> GateReviewView:

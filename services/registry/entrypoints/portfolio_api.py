@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, status
 from sqlmodel import col, select
 
 from services.registry.adapters.tables import Project, StrategyRecord
@@ -22,7 +21,7 @@ from services.registry.entrypoints.schemas import (
     WhatIfView,
 )
 from services.registry.service_layer.strategy import live_ranking, strategy_of, what_if
-from shared.dependencies import Reader, SessionDep
+from shared.dependencies import PageSize, Reader, SessionDep
 from shared.events.contracts import StrategyChanged
 
 router = APIRouter(tags=["portfolio"])
@@ -79,7 +78,7 @@ async def current_objectives(session: SessionDep, _: Reader) -> StrategyView:
 async def strategies(
     session: SessionDep,
     _: Reader,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: PageSize = 50,
 ) -> list[StrategyReceived]:
     rows = (
         await session.exec(

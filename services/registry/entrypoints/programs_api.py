@@ -35,7 +35,7 @@ from services.registry.service_layer.programs import (
     program_roll_up,
 )
 from services.registry.service_layer.reports import open_shortfalls
-from shared.dependencies import Admin, Reader, SessionDep, UnitOfWorkDep
+from shared.dependencies import Admin, Reader, SessionDep, UnitOfWorkDep, row_or_404
 
 router = APIRouter(tags=["programs"])
 
@@ -59,15 +59,9 @@ def _program_view(program: Program, project_ids: list[str], today: date) -> Prog
     )
 
 
-def _no_program(program_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"No program {program_id!r}.")
-
-
-async def _program(session: AsyncSession, program_id: str) -> Program:
-    program = await session.get(Program, program_id)
-    if program is None:
-        raise _no_program(program_id)
-    return program
+async def _program(session: AsyncSession, program_id: str, *, lock: bool = False) -> Program:
+    """The program `program_id` (locked FOR UPDATE with `lock`); 404 when there is none."""
+    return await row_or_404(session, Program, program_id, f"No program {program_id!r}.", lock=lock)
 
 
 async def _view_of(session: AsyncSession, program: Program) -> ProgramView:
@@ -128,9 +122,7 @@ async def change_program(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "name cannot be emptied: leave it out to keep it.",
         )
-    program = await uow.session.get(Program, program_id, with_for_update=True)
-    if program is None:
-        raise _no_program(program_id)
+    program = await _program(uow.session, program_id, lock=True)
     for name, value in sent.items():
         setattr(program, name, value)
     program.updated_at = datetime.now(UTC)

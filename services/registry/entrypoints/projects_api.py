@@ -49,12 +49,15 @@ from services.registry.service_layer.baselines import (
 from services.registry.service_layer.reports import open_shortfalls
 from shared.dependencies import (
     Admin,
+    LargePageSize,
+    PageSize,
     Principal,
     ProjectManager,
     Reader,
     SessionDep,
     UnitOfWorkDep,
     require_manager,
+    row_or_404,
 )
 from shared.events.contracts import ProjectCharter, Stage
 from shared.messaging.unit_of_work import UnitOfWork
@@ -78,8 +81,13 @@ def view(project: Project, models: StageModels, shortfall: float = 0.0) -> Proje
     )
 
 
+def missing_project(project_id: str) -> str:
+    """The 404's detail for a project id the registry does not have."""
+    return f"No project {project_id!r} is registered."
+
+
 def _not_found(project_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"No project {project_id!r} is registered.")
+    return HTTPException(status.HTTP_404_NOT_FOUND, missing_project(project_id))
 
 
 def _may_change(principal: Principal, project: Project) -> None:
@@ -192,7 +200,7 @@ async def list_projects(
     manager: str | None = None,
     methodology: str | None = None,
     program_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: PageSize = 100,
     cursor: Annotated[
         str | None, Query(description="The `next_cursor` of the previous page")
     ] = None,
@@ -226,9 +234,7 @@ async def list_projects(
 
 
 async def _view_of(session: AsyncSession, project_id: str, models: StageModels) -> ProjectView:
-    project = await session.get(Project, project_id)
-    if project is None:
-        raise _not_found(project_id)
+    project = await row_or_404(session, Project, project_id, missing_project(project_id))
     shortfall = (await open_shortfalls(session, [project_id])).get(project_id, 0.0)
     return view(project, models, shortfall)
 
@@ -396,9 +402,7 @@ async def rebaseline_project(
     summary="Every approved baseline of a project, oldest first, with who approved it and why",
 )
 async def project_baselines(session: SessionDep, project_id: str, _: Reader) -> list[BaselineView]:
-    project = await session.get(Project, project_id)
-    if project is None:
-        raise _not_found(project_id)
+    project = await row_or_404(session, Project, project_id, missing_project(project_id))
     rows = await baselines_of(session, project_id)
     return [
         BaselineView.model_validate(row).model_copy(
@@ -413,7 +417,7 @@ async def project_history(
     session: SessionDep,
     project_id: str,
     _: Reader,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    limit: LargePageSize = 200,
     cursor: Annotated[
         int | None, Query(description="The `next_cursor` of the previous page")
     ] = None,
@@ -426,8 +430,7 @@ async def project_history(
     )
     if cursor is not None:
         query = query.where(col(ProjectHistory.id) > cursor)
-    if await session.get(Project, project_id) is None:
-        raise _not_found(project_id)
+    await row_or_404(session, Project, project_id, missing_project(project_id))
     rows = list((await session.exec(query)).all())
     page = rows[:limit]
     return HistoryPage(
