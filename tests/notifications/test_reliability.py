@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 
 from services.notifications.adapters.tables import Subscription
 from tests.conftest import ServiceStarter
@@ -295,3 +296,51 @@ async def test_an_outcome_the_database_cannot_take_at_once_is_recorded_later_and
     mine = f"recording the outcome of delivery {delivery['id']} failed (try 1)"
     assert any(record.getMessage().startswith(mine) for record in caplog.records)
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+async def test_deliveries_whose_worker_died_mid_send_are_sent_again_each_old_attempt_abandoned(
+    start_service: ServiceStarter, enterprise: Enterprise, api_for: ApiFor
+) -> None:
+    # Two delivered notices made to look as a worker that died while sending them leaves
+    # them (pending, lease run out, attempt in flight): the worker takes both again, marks
+    # each old attempt abandoned and opens a new one for each.
+    async with webhook_receiver() as receiver:
+        service = await start_service("notifications", **QUICK)
+        api = api_for(service)
+        subscription = await api.subscribe(**hook(receiver.url))
+        await register(enterprise, "PRJ-DIED-A", "PRJ-DIED-B")
+        for project_id in ("PRJ-DIED-A", "PRJ-DIED-B"):
+            await enterprise.send("project-at-risk", at_risk(project_id))
+
+        async def both(state: str) -> list[dict[str, Any]] | None:
+            found = await api.deliveries(subscription_id=subscription["id"])
+            done = [d for d in found if d["state"] == state]
+            return done if len(done) == 2 else None
+
+        async def both_delivered() -> list[dict[str, Any]] | None:
+            return await both("delivered")
+
+        sent = await eventually(both_delivered, timeout=30, what="both notices delivered")
+        ids = [delivery["id"] for delivery in sent]
+        async with service.runtime.engine.begin() as connection:
+            await connection.execute(
+                sa.text(
+                    "UPDATE notifications.delivery_attempt SET outcome = 'in_flight', "
+                    "finished_at = NULL WHERE delivery_id = ANY(CAST(:ids AS bigint[]))"
+                ).bindparams(ids=ids)
+            )
+            await connection.execute(
+                sa.text(
+                    "UPDATE notifications.delivery SET state = 'pending', delivered_at = NULL, "
+                    "locked_until = now() - interval '1 second' "
+                    "WHERE id = ANY(CAST(:ids AS bigint[]))"
+                ).bindparams(ids=ids)
+            )
+
+        again = await eventually(both_delivered, timeout=30, what="both sent again")
+        assert sorted(delivery["id"] for delivery in again) == sorted(ids)
+        for delivery_id in ids:
+            detail = await api.delivery(delivery_id)
+            assert detail["attempts"] == 2
+            assert [a["outcome"] for a in detail["attempt_log"]] == ["abandoned", "delivered"]
+        assert len(receiver.received) == 4

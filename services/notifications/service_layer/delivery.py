@@ -30,7 +30,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -39,7 +39,7 @@ import httpx
 import jinja2
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import or_, update
+from sqlalchemy import insert, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import AsyncRetrying, RetryCallState, stop_after_delay, wait_exponential
@@ -209,7 +209,7 @@ class DeliveryWorker:
     async def claim(self, limit: int) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries in one short transaction."""
         now = datetime.now(UTC)
-        claimed: list[ClaimedDelivery] = []
+        leasable: list[tuple[Delivery, Subscription]] = []
         async with self.runtime.sessions() as session, session.begin():
             rows = (
                 await session.exec(
@@ -247,7 +247,8 @@ class DeliveryWorker:
                 if await self._held_back(session, delivery, subscription):
                     session.add(delivery)
                     continue
-                claimed.append(await self._lease(session, delivery, subscription, now))
+                leasable.append((delivery, subscription))
+            claimed = await self._lease(session, leasable, now)
         return claimed
 
     async def _held_back(
@@ -285,16 +286,20 @@ class DeliveryWorker:
     async def _lease(
         self,
         session: AsyncSession,
-        delivery: Delivery,
-        subscription: Subscription,
+        leasable: Sequence[tuple[Delivery, Subscription]],
         now: datetime,
-    ) -> ClaimedDelivery:
-        assert delivery.id is not None
+    ) -> list[ClaimedDelivery]:
+        """Lease the deliveries and open an attempt for each: three statements, whatever their
+        number (one per delivery each cost a round trip that waits behind the consumer's batch
+        on this process's event loop, the claim taking half a second at 500 events/s)."""
+        if not leasable:
+            return []
+        ids = [delivery.id for delivery, _ in leasable]
         # An attempt still "in flight" belongs to a worker whose lease ran out (it died).
         await session.exec(
             update(DeliveryAttempt)
             .where(
-                col(DeliveryAttempt.delivery_id) == delivery.id,
+                col(DeliveryAttempt.delivery_id).in_(ids),
                 col(DeliveryAttempt.outcome) == "in_flight",
             )
             .values(
@@ -303,33 +308,52 @@ class DeliveryWorker:
                 error="the worker sending it stopped before recording the result",
             )
         )
-        delivery.attempts += 1
-        delivery.locked_until = now + self.lease
-        delivery.lease_owner = self.owner
-        session.add(delivery)
-        attempt = DeliveryAttempt(
-            delivery_id=delivery.id, number=delivery.attempts, worker=self.owner
-        )
-        session.add(attempt)
-        await session.flush()
-        assert attempt.id is not None
-        return ClaimedDelivery(
-            id=delivery.id,
-            attempt_id=attempt.id,
-            attempt=delivery.attempts,
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            channel=delivery.channel,
-            project_id=delivery.project_id,
-            context=dict(delivery.context),
-            subscription_id=subscription.id,
-            subscription_name=subscription.name,
-            recipient=subscription.recipient,
-            secret=subscription.secret,
-            from_environment=subscription.managed_by == "environment",
-            traceparent=delivery.traceparent,
-            tracestate=delivery.tracestate,
-        )
+        for delivery, _ in leasable:
+            delivery.attempts += 1
+            delivery.locked_until = now + self.lease
+            delivery.lease_owner = self.owner
+            session.add(delivery)
+        # The deliveries' updates are flushed (one executemany) before this insert runs.
+        opened = (
+            await session.exec(
+                insert(DeliveryAttempt)
+                .values(
+                    [
+                        {
+                            "delivery_id": delivery.id,
+                            "number": delivery.attempts,
+                            "worker": self.owner,
+                        }
+                        for delivery, _ in leasable
+                    ]
+                )
+                .returning(col(DeliveryAttempt.delivery_id), col(DeliveryAttempt.id))
+            )
+        ).all()
+        attempt_of: dict[int, int] = {delivery_id: attempt_id for delivery_id, attempt_id in opened}
+        claimed: list[ClaimedDelivery] = []
+        for delivery, subscription in leasable:
+            assert delivery.id is not None
+            claimed.append(
+                ClaimedDelivery(
+                    id=delivery.id,
+                    attempt_id=attempt_of[delivery.id],
+                    attempt=delivery.attempts,
+                    event_id=delivery.event_id,
+                    event_type=delivery.event_type,
+                    channel=delivery.channel,
+                    project_id=delivery.project_id,
+                    context=dict(delivery.context),
+                    subscription_id=subscription.id,
+                    subscription_name=subscription.name,
+                    recipient=subscription.recipient,
+                    secret=subscription.secret,
+                    from_environment=subscription.managed_by == "environment",
+                    traceparent=delivery.traceparent,
+                    tracestate=delivery.tracestate,
+                )
+            )
+        return claimed
 
     # --- send -----------------------------------------------------------------------------
 
