@@ -157,7 +157,7 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     moment = Moment.current()
     history: list[dict[str, Any]] = []
     alerts: list[tuple[EventData, Context | None]] = []
-    newest: dict[str, tuple[AssessedView, Context]] = {}
+    newest: dict[str, tuple[AssessedView, Delivery[StatusChanged]]] = {}
     changed: dict[str, ProjectRow] = {}
     for delivery in deliveries:
         project_id = delivery.event.project_id
@@ -174,12 +174,14 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
         if outcome.alert is not None:
             alerts.append((outcome.alert, delivery.cause))
         if outcome.view is not None:
-            newest[project_id] = (outcome.view, delivery.cause)
+            newest[project_id] = (outcome.view, delivery)  # its trace only if it stays newest
         if outcome.record["applied"]:
             changed[project_id] = projects[project_id]
     await write_projects(uow.session, changed.values())
     await add_assessments(uow.session, history)
-    await uow.publish_many([*alerts, *((view.event(), cause) for view, cause in newest.values())])
+    await uow.publish_many(
+        [*alerts, *((view.event(), delivery.cause) for view, delivery in newest.values())]
+    )
 
 
 def _take_report(
@@ -193,12 +195,11 @@ def _take_report(
     service: str,
 ) -> Reassessment:
     """One status report applied to its locked project in memory: the history row and news."""
-    report = ProgressReport(event.as_of, event.percent_complete, event.actual_cost)
     superseded = not supersedes(event.as_of, project.latest_as_of)
     if superseded or project.monitoring_state == "closed":
         assessment = assess_report_alone(
             project,
-            report,
+            ProgressReport(event.as_of, event.percent_complete, event.actual_cost),
             milestones=milestone_statuses(event.milestones or []),
             reported_health=event.reported_health,
             resources=positions,
