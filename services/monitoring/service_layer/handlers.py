@@ -24,12 +24,13 @@ from services.monitoring.adapters.tables import (
     MonitoredProject,
     ResourcePositionRecord,
 )
-from services.monitoring.domain.earned_value import ProgressReport
+from services.monitoring.domain.earned_value import Baseline, ProgressReport
 from services.monitoring.domain.health import HealthThresholds, ResourcePosition, grant_status
 from services.monitoring.service_layer.assessments import (
     AssessedView,
     Reassessment,
     assess_report_alone,
+    baseline_of,
     milestone_statuses,
     reason_record,
     reassess,
@@ -159,6 +160,8 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     alerts: list[tuple[EventData, Context | None]] = []
     newest: dict[str, tuple[AssessedView, Delivery[StatusChanged]]] = {}
     changed: dict[str, ProjectRow] = {}
+    # A status report changes no baseline: each project's is worked out once for the run.
+    baselines = {project_id: baseline_of(project) for project_id, project in projects.items()}
     for delivery in deliveries:
         project_id = delivery.event.project_id
         outcome = _take_report(
@@ -169,6 +172,7 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
             thresholds=rules.thresholds,
             moment=moment,
             service=uow.service,
+            baseline=baselines[project_id],
         )
         history.append(outcome.record)
         if outcome.alert is not None:
@@ -193,6 +197,7 @@ def _take_report(
     thresholds: HealthThresholds,
     moment: Moment,
     service: str,
+    baseline: Baseline,
 ) -> Reassessment:
     """One status report applied to its locked project in memory: the history row and news."""
     superseded = not supersedes(event.as_of, project.latest_as_of)
@@ -204,6 +209,7 @@ def _take_report(
             reported_health=event.reported_health,
             resources=positions,
             thresholds=thresholds,
+            baseline=baseline,
         )
         return Reassessment(
             record={
@@ -239,6 +245,7 @@ def _take_report(
         trigger=event.event_name,
         event_id=meta.id,
         service=service,
+        baseline=baseline,
     )
 
 
