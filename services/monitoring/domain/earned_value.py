@@ -11,6 +11,7 @@ I interpolated inside the period) the exact inverse of that curve.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -42,6 +43,12 @@ class Baseline:
         return (self.planned_finish - self.start).days
 
     def plan_points(self) -> tuple[tuple[int, float], ...]:
+        """The plan as (days since start, cumulative planned value), in time order: `_points`,
+        worked out once per baseline (a batch assesses several reports against one)."""
+        return self._points
+
+    @functools.cached_property
+    def _points(self) -> tuple[tuple[int, float], ...]:
         """The plan as (days since start, cumulative planned value), in time order.
 
         A curve whose first point comes after the start is anchored at zero on the start date:

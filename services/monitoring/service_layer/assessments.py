@@ -173,6 +173,7 @@ def reassessed(
     event_id: str | None,
     service: str,
     by_clock: bool = False,
+    baseline: Baseline | None = None,
 ) -> Reassessment:
     """Assess a locked project from its facts and `positions`; update it; say what is news.
 
@@ -181,7 +182,8 @@ def reassessed(
     `project-health-assessed` goes out on the project's first assessment and whenever what
     the views show (health, reasons, figures, forecast, as-of date) changes; the alerts
     (`project-at-risk`, `project-recovered`) only as `alert_for` decides. `service` names the
-    service in the log line of an alert.
+    service in the log line of an alert. `baseline` is the project's (`baseline_of`), if the
+    caller has it already.
     """
     stale_days = days_without_report(project, moment, thresholds, by_clock=by_clock)
     report = (
@@ -194,7 +196,7 @@ def reassessed(
         else None
     )
     facts = ProjectFacts(
-        baseline=baseline_of(project),
+        baseline=baseline or baseline_of(project),
         report=report,
         milestones=milestones_of(project.milestones),
         reported_health=level_of(project.reported_health),
@@ -338,13 +340,14 @@ def assess_report_alone(
     reported_health: Level | None,
     resources: list[ResourcePosition],
     thresholds: HealthThresholds,
+    baseline: Baseline | None = None,
 ) -> HealthAssessment:
     """A report's own assessment, for the history only (an older report, or a closed project).
 
     It has no hysteresis memory and raises nothing: it describes that date, not the project now.
     """
     facts = ProjectFacts(
-        baseline=baseline_of(project),
+        baseline=baseline or baseline_of(project),
         report=report,
         milestones=milestones,
         reported_health=reported_health,

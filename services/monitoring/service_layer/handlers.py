@@ -24,12 +24,13 @@ from services.monitoring.adapters.tables import (
     MonitoredProject,
     ResourcePositionRecord,
 )
-from services.monitoring.domain.earned_value import ProgressReport
+from services.monitoring.domain.earned_value import Baseline, ProgressReport
 from services.monitoring.domain.health import HealthThresholds, ResourcePosition, grant_status
 from services.monitoring.service_layer.assessments import (
     AssessedView,
     Reassessment,
     assess_report_alone,
+    baseline_of,
     milestone_statuses,
     reason_record,
     reassess,
@@ -157,8 +158,10 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     moment = Moment.current()
     history: list[dict[str, Any]] = []
     alerts: list[tuple[EventData, Context | None]] = []
-    newest: dict[str, tuple[AssessedView, Context]] = {}
+    newest: dict[str, tuple[AssessedView, Delivery[StatusChanged]]] = {}
     changed: dict[str, ProjectRow] = {}
+    # A status report changes no baseline: each project's is worked out once for the run.
+    baselines = {project_id: baseline_of(project) for project_id, project in projects.items()}
     for delivery in deliveries:
         project_id = delivery.event.project_id
         outcome = _take_report(
@@ -169,17 +172,20 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
             thresholds=rules.thresholds,
             moment=moment,
             service=uow.service,
+            baseline=baselines[project_id],
         )
         history.append(outcome.record)
         if outcome.alert is not None:
             alerts.append((outcome.alert, delivery.cause))
         if outcome.view is not None:
-            newest[project_id] = (outcome.view, delivery.cause)
+            newest[project_id] = (outcome.view, delivery)  # its trace only if it stays newest
         if outcome.record["applied"]:
             changed[project_id] = projects[project_id]
     await write_projects(uow.session, changed.values())
     await add_assessments(uow.session, history)
-    await uow.publish_many([*alerts, *((view.event(), cause) for view, cause in newest.values())])
+    await uow.publish_many(
+        [*alerts, *((view.event(), delivery.cause) for view, delivery in newest.values())]
+    )
 
 
 def _take_report(
@@ -191,18 +197,19 @@ def _take_report(
     thresholds: HealthThresholds,
     moment: Moment,
     service: str,
+    baseline: Baseline,
 ) -> Reassessment:
     """One status report applied to its locked project in memory: the history row and news."""
-    report = ProgressReport(event.as_of, event.percent_complete, event.actual_cost)
     superseded = not supersedes(event.as_of, project.latest_as_of)
     if superseded or project.monitoring_state == "closed":
         assessment = assess_report_alone(
             project,
-            report,
+            ProgressReport(event.as_of, event.percent_complete, event.actual_cost),
             milestones=milestone_statuses(event.milestones or []),
             reported_health=event.reported_health,
             resources=positions,
             thresholds=thresholds,
+            baseline=baseline,
         )
         return Reassessment(
             record={
@@ -238,6 +245,7 @@ def _take_report(
         trigger=event.event_name,
         event_id=meta.id,
         service=service,
+        baseline=baseline,
     )
 
 
