@@ -470,12 +470,14 @@ async def topic_run(settings: Settings, service: ServiceName, topic: str, total:
 
 BUSIEST: tuple[tuple[ServiceName, type[EventData], StateWrite, Callable[..., list[EventData]]], ...]
 BUSIEST = (
-    ("allocation", ResourceRequested, REQUEST_ROWS, requests),
     ("notifications", ProjectHealthAssessed, HEALTH_ROWS, assessments),
     ("notifications", ProjectAtRisk, NOTICE_ROWS, alerts),
+    ("allocation", ResourceRequested, REQUEST_ROWS, requests),
 )
 """Allocation's and notifications' busiest inbound topics: the service, the topic's contract,
-the baseline's state write of the same amount of state, and the events to publish."""
+the baseline's state write of the same amount of state, and the events to publish. Allocation
+goes last: a solve its re-resolution worker started may still run in its thread after the
+service stops (a thread cannot be cancelled) and take CPU from what follows."""
 
 
 async def busiest_topics(
