@@ -24,18 +24,19 @@ from services.allocation.domain.requests import iso_week
 from services.allocation.domain.resolution import AllocationState
 from services.allocation.domain.solver import Slot
 
-_PLANNED_COLUMNS = (
-    "request_id",
+REQUEST_FIELDS = (
     "project_id",
     "skill",
     "fte",
     "hours",
     "start",
     "end",
-    "named_resource",
     "priority",
-    "decided_at",
+    "named_resource",
 )
+"""A request's content as its event gave it: what tells a resent request from a changed one."""
+
+_PLANNED_COLUMNS = ("request_id", *REQUEST_FIELDS, "decided_at")
 """What planning reads of a stored request (`open_request`)."""
 
 
