@@ -33,10 +33,27 @@ from services.allocation.domain.requests import iso_week
 from services.allocation.domain.resolution import AllocationState
 from services.allocation.domain.solver import Slot
 
+REQUEST_FIELDS = (
+    "project_id",
+    "skill",
+    "fte",
+    "hours",
+    "start",
+    "end",
+    "priority",
+    "named_resource",
+)
+"""A request's content as its event gave it: what tells a resent request from a changed one."""
+
+_PLANNED_COLUMNS = ("request_id", *REQUEST_FIELDS, "decided_at")
+"""What planning reads of a stored request (`open_request`)."""
+
 
 def open_request(
-    row: ResourceRequest, current_week: str, arrival: int, hours_per_fte_week: float
+    row: Any, current_week: str, arrival: int, hours_per_fte_week: float
 ) -> OpenRequest:
+    """A stored request (a `ResourceRequest`, or a row of its `_PLANNED_COLUMNS`) as planned
+    from `current_week` on."""
     # The weeks are derived from the dates again rather than read from `row.weeks`, so rows
     # stored before demand was counted on working days are planned by the same rule.
     return plan_request(
@@ -113,10 +130,14 @@ async def load_state(
 ) -> AllocationState:
     """The portfolio from the current ISO week on; finished, decided requests are left out."""
     current_week = iso_week(today)
+    # Plain rows of the columns planning reads, not ORM objects: a re-resolution reads every
+    # request, tens of thousands after a backlog, and building ORM objects (and their weeks
+    # arrays, which planning derives again) was most of the time it held the event loop.
+    table = ResourceRequest.__table__  # type: ignore[attr-defined]
     rows = (
         await session.exec(
-            select(ResourceRequest).order_by(
-                col(ResourceRequest.received_at), col(ResourceRequest.request_id)
+            select(*(table.c[name] for name in _PLANNED_COLUMNS)).order_by(
+                table.c.received_at, table.c.request_id
             )
         )
     ).all()

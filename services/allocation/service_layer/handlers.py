@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 
+from services.allocation.adapters.repository import REQUEST_FIELDS
 from services.allocation.adapters.tables import (
     PortfolioVersion,
     ProjectStandingRow,
@@ -37,17 +38,6 @@ from shared.messaging.consumer import Delivery, EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.unnest import insert_rows
 
-_REQUEST_FIELDS = (
-    "project_id",
-    "skill",
-    "fte",
-    "hours",
-    "start",
-    "end",
-    "priority",
-    "named_resource",
-)
-
 
 async def on_resource_requested(
     deliveries: Sequence[Delivery[ResourceRequested]], uow: UnitOfWork
@@ -63,7 +53,7 @@ async def on_resource_requested(
     table = ResourceRequest.__table__  # type: ignore[attr-defined]
     ids = sorted({delivery.event.request_id for delivery in deliveries})
     found = await uow.session.exec(
-        select(*(table.c[name] for name in ("request_id", "event_id", *_REQUEST_FIELDS))).where(
+        select(*(table.c[name] for name in ("request_id", "event_id", *REQUEST_FIELDS))).where(
             table.c.request_id == sa.func.any(sa.bindparam("ids", ids, type_=ARRAY(sa.Text)))
         )
     )
@@ -76,7 +66,7 @@ async def on_resource_requested(
         if earlier is not None:
             if earlier["event_id"] == meta.id:
                 continue
-            same = all(earlier[name] == getattr(event, name) for name in _REQUEST_FIELDS)
+            same = all(earlier[name] == getattr(event, name) for name in REQUEST_FIELDS)
             if same:
                 raise Rejected(
                     f"duplicate request {event.request_id!r}: already received in event "
@@ -89,7 +79,7 @@ async def on_resource_requested(
         # Its weeks are those holding a working day; a weekends-only request has none and is
         # denied with that reason (its decision is still published, like every request's).
         weeks = working_weeks(event.start, event.end)
-        row = {name: getattr(event, name) for name in _REQUEST_FIELDS}
+        row = {name: getattr(event, name) for name in REQUEST_FIELDS}
         row |= {"request_id": event.request_id, "weeks": weeks, "event_id": meta.id}
         known[event.request_id] = row
         rows.append(row)

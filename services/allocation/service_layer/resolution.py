@@ -42,6 +42,7 @@ from services.allocation.service_layer.unit_of_work import (
     AllocationUnitOfWork,
     allocation_work,
 )
+from shared.events import EventData
 from shared.events.contracts import (
     AllocationChanged,
     AllocationDecision,
@@ -207,32 +208,34 @@ async def apply_resolution(
     # covers all its weeks. Consumers keep the newest figure per request, so the decisions and
     # changes must be the later events.
     await record_conflicts(work, resolution.conflicts, cause, now)
+    # One outbox statement for all of them, in this order (a re-resolution decides thousands
+    # of requests when a backlog of them arrives).
+    news: list[tuple[EventData, Context | None]] = []
     for request_id in (*resolution.decided, *restated):
         request, outcome = state.requests[request_id], resolution.outcomes[request_id]
-        await work.publish(
-            ResourceAllocated(
-                project_id=request.project_id,
-                request_id=request_id,
-                resource_id=outcome.resource_id,
-                skill=request.skill,
-                fte_granted=outcome.fte_granted,
-                fte_requested=outcome.fte_requested,
-                weeks=list(outcome.weeks),
-                status=outcome.status,
-                reason=outcome.reason,
-                assignments=assignments(outcome),
-            )
+        allocated = ResourceAllocated(
+            project_id=request.project_id,
+            request_id=request_id,
+            resource_id=outcome.resource_id,
+            skill=request.skill,
+            fte_granted=outcome.fte_granted,
+            fte_requested=outcome.fte_requested,
+            weeks=list(outcome.weeks),
+            status=outcome.status,
+            reason=outcome.reason,
+            assignments=assignments(outcome),
         )
+        news.append((allocated, None))
     for change in resolution.changed:
-        await work.publish(
-            AllocationChanged(
-                project_id=state.requests[change.request_id].project_id,
-                request_id=change.request_id,
-                before=snapshot(change.before),
-                after=snapshot(change.after),
-                cause=f"{cause}. {change.after.reason}",
-            )
+        moved = AllocationChanged(
+            project_id=state.requests[change.request_id].project_id,
+            request_id=change.request_id,
+            before=snapshot(change.before),
+            after=snapshot(change.after),
+            cause=f"{cause}. {change.after.reason}",
         )
+        news.append((moved, None))
+    await work.publish_many(news)
 
 
 async def record_conflicts(
