@@ -7,7 +7,12 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.registry.entrypoints.api import router
-from shared.events.contracts import CharterFields, ProjectCharter, ProjectRebaselined
+from shared.events.contracts import (
+    CharterFields,
+    ProjectCharter,
+    ProjectLifecycleChanged,
+    ProjectRebaselined,
+)
 
 # The proposal's own rules: the manager defaults to the caller; two fields say who may set them.
 WORDED_FOR_THE_API = {"manager", "key_project", "methodology"}
@@ -52,3 +57,10 @@ def test_a_rebaseline_reason_is_bounded_as_the_event_that_carries_it() -> None:
     api = _openapi_schemas()["BaselineChange"]["properties"]["reason"]
     event = ProjectRebaselined.model_json_schema()["properties"]["reason"]
     assert _without_description(api) == _without_description(event)
+
+
+def test_a_transition_reason_is_bounded_as_the_lifecycle_event_that_carries_it() -> None:
+    # It was 2,000 characters in the API and 4,000 in project-lifecycle-changed.
+    api = _openapi_schemas()["TransitionRequest"]["properties"]["reason"]
+    event = ProjectLifecycleChanged.model_json_schema()["properties"]["reason"]
+    assert _stated(_without_description(api)) == _stated(_without_description(event))

@@ -27,6 +27,7 @@ from services.notifications.service_layer.managers import keep_manager_subscript
 from services.notifications.service_layer.queue import Queued, queue_notice, queue_notices
 from shared.allocation_outcomes import request_outcomes
 from shared.events import EventData
+from shared.events.cloudevents import TYPE_PREFIX
 from shared.events.contracts import (
     AllocationChanged,
     GateReviewed,
@@ -121,7 +122,7 @@ def _project_notice(
     context = event_context(event, meta, project=project, projects=projects)
     return Queued(
         Notice(
-            meta.type.removeprefix("pmo."),
+            meta.type.removeprefix(TYPE_PREFIX),
             severity,
             (project.project_id,),
             (project.business_unit,),

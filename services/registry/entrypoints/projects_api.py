@@ -59,7 +59,7 @@ from shared.dependencies import (
     require_manager,
     row_or_404,
 )
-from shared.events.contracts import ProjectCharter, Stage
+from shared.events.contracts import CLOSED_STAGES, ProjectCharter, Stage
 from shared.messaging.unit_of_work import UnitOfWork
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -363,7 +363,7 @@ async def rebaseline_project(
     try:
         closed = models.resolve(project.methodology).phase(stage) == "closed"
     except UnknownMethodology:
-        closed = stage in ("completed", "terminated")
+        closed = stage in CLOSED_STAGES
     if closed:
         raise HTTPException(
             status.HTTP_409_CONFLICT,

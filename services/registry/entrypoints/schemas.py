@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from shared.events.contracts import (
     CharterFields,
@@ -72,7 +72,7 @@ class ProjectChanges(_Request):
 
 class TransitionRequest(_Request):
     to: Stage
-    reason: str | None = Field(default=None, max_length=2000)
+    reason: Text | None = None
     """Why; some stage models require one (e.g. prince2's premature closure)."""
 
 
@@ -260,7 +260,7 @@ class ProgramDefinition(_Request):
 
     program_id: Id
     name: Name
-    description: str | None = Field(default=None, max_length=4000)
+    description: Text | None = None
     end_date: IsoDate | None = None
     """When a temporary program ends; left out: a standing program."""
 
@@ -271,7 +271,7 @@ class ProgramChanges(_Request):
     nullable_fields = frozenset({"description", "end_date"})
 
     name: Name | None = None
-    description: str | None = Field(default=None, max_length=4000)
+    description: Text | None = None
     end_date: IsoDate | None = None
     """null: the program becomes a standing one."""
 
