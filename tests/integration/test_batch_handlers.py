@@ -203,6 +203,20 @@ async def test_a_project_at_risk_and_recovered_within_one_batch_raises_both_aler
         "green",
         datetime.fromisoformat(newest["assessed_at"]),
     )
+    # The history keeps every report's assessment, the last one the same as the published one.
+    history = await rows(
+        service,
+        sa.text(
+            "SELECT health, alert, assessed_at, metrics FROM health_assessment "
+            "WHERE project_id = 'PRJ-DIP' ORDER BY id"
+        ),
+    )
+    assert [(row.health, row.alert) for row in history] == [
+        ("green", None),
+        ("red", "project-at-risk"),
+        ("green", "project-recovered"),
+    ]
+    assert (history[-1].assessed_at, history[-1].metrics) == (kept.assessed_at, newest["metrics"])
 
 
 async def test_a_redelivered_batch_has_one_effect(
