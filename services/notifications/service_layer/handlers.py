@@ -4,7 +4,7 @@ Each handler runs in the consumer's transaction: the read model and the deliveri
 with the inbox row, so a redelivered event changes and queues nothing twice. Nothing is sent
 here: the delivery worker sends, so a slow receiver never holds the consumer.
 
-The alert path's topics (`project-health-assessed`, one per status report, and
+The alert path's topics (`project-health-assessed`, one per project per batch of status reports, and
 `project-at-risk` / `project-recovered`) are handled per batch (`per_batch`): the batch's
 projects are read in one query, the newest assessments written in one statement and the notices
 queued with one insert, with the same effects as one event at a time in the order they came.
