@@ -25,13 +25,15 @@ from services.monitoring.domain.earned_value import (
     ProgressReport,
     earned_value,
 )
+from shared.allocation_outcomes import FTE_EPSILON
+from shared.events.contracts import HEALTH_RANK, Health, Severity
 
 # The rules' numbers are defined once, in shared/ (the settings read them too).
 from shared.health_rules import HealthThresholds as HealthThresholds
 
-Level = Literal["green", "amber", "red"]
-Severity = Literal["amber", "red"]
-RANK: dict[Level, int] = {"green": 0, "amber": 1, "red": 2}
+# The levels, their order and an alert's severities are the events' own (one source).
+Level = Health
+RANK = HEALTH_RANK
 
 SCHEDULE = "schedule"
 COST = "cost"
@@ -45,8 +47,6 @@ RESOURCE_SHORTFALL = "resource_shortfall"
 SCHEDULE_INDEX = "schedule"
 CPI_INDEX = "cpi"
 TCPI_INDEX = "tcpi"
-
-_FTE_EPSILON = 1e-9
 
 
 def worst(*levels: Level) -> Level:
@@ -118,13 +118,6 @@ class ResourcePosition:
     @property
     def fte_short(self) -> float:
         return max(self.fte_requested - self.fte_granted, 0.0)
-
-
-def grant_status(fte_requested: float, fte_granted: float) -> str:
-    """`granted`, `partial` or `denied`, from the figures (a conflict's decisions give none)."""
-    if fte_granted + _FTE_EPSILON >= fte_requested:
-        return "granted"
-    return "denied" if fte_granted <= _FTE_EPSILON else "partial"
 
 
 @dataclass(frozen=True)
@@ -421,7 +414,7 @@ def _fte(value: float) -> str:
 
 def _resources(positions: Sequence[ResourcePosition], t: HealthThresholds) -> list[Finding]:
     requested = sum(p.fte_requested for p in positions)
-    short = [p for p in positions if p.fte_short > _FTE_EPSILON]
+    short = [p for p in positions if p.fte_short > FTE_EPSILON]
     if not short or requested <= 0:
         return []
     granted = sum(p.fte_granted for p in positions)

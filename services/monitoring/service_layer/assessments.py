@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from services.monitoring.adapters.repository import ProjectRow, resource_positions
 from services.monitoring.adapters.tables import HealthAssessmentRecord, MonitoredProject
@@ -72,7 +72,7 @@ def stored_milestones(milestones: list[Milestone]) -> list[dict[str, Any]]:
     return [m.model_dump(mode="json") for m in milestones]
 
 
-_LEVELS: dict[str | None, Level] = {level: level for level in RANK}
+_LEVELS: dict[str | None, Level] = {level: level for level in get_args(Level)}
 
 
 def level_of(value: str | None) -> Level | None:

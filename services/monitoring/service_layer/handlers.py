@@ -25,7 +25,7 @@ from services.monitoring.adapters.tables import (
     ResourcePositionRecord,
 )
 from services.monitoring.domain.earned_value import Baseline, ProgressReport
-from services.monitoring.domain.health import HealthThresholds, ResourcePosition, grant_status
+from services.monitoring.domain.health import HealthThresholds, ResourcePosition
 from services.monitoring.service_layer.assessments import (
     AssessedView,
     Reassessment,
@@ -38,10 +38,11 @@ from services.monitoring.service_layer.assessments import (
     stored_milestones,
 )
 from services.monitoring.service_layer.configuration import Moment, rules_in_force
+from shared.allocation_outcomes import RequestOutcome, grant_status, request_outcomes
 from shared.events import EventData
 from shared.events.contracts import (
+    CLOSED_STAGES,
     AllocationChanged,
-    AllocationDecision,
     ProjectLifecycleChanged,
     ProjectRebaselined,
     ProjectStarted,
@@ -54,8 +55,6 @@ from shared.messaging.unit_of_work import UnitOfWork
 from shared.projections import keep_newest, supersedes
 
 log = logging.getLogger(__name__)
-
-CLOSING_STAGES = frozenset({"completed", "terminated"})
 
 
 def _waiting_for_baseline(project_id: str) -> Deferred:
@@ -319,7 +318,7 @@ async def on_project_lifecycle_changed(
     if project.monitoring_state == "closed":
         return
     project.lifecycle = event.to_stage
-    if event.to_stage in CLOSING_STAGES:
+    if event.to_stage in CLOSED_STAGES:
         project.monitoring_state = "closed"
     elif event.to_stage == "on_hold":
         project.monitoring_state = "on_hold"
@@ -330,31 +329,18 @@ async def on_project_lifecycle_changed(
 
 
 async def _record_position(
-    uow: UnitOfWork,
-    *,
-    request_id: str,
-    project_id: str,
-    skill: str | None,
-    fte_requested: float,
-    fte_granted: float,
-    status: str,
-    why: str,
-    decided_at: datetime,
-    event_id: str,
+    uow: UnitOfWork, outcome: RequestOutcome, *, decided_at: datetime, event_id: str
 ) -> None:
     """Keep the newest decision per request, whichever topic brings it first (the shared
     keep-newest rule, by the allocation's decision time, in one statement)."""
     await keep_newest(
         uow.session,
         ResourcePositionRecord.__table__,  # type: ignore[attr-defined]
-        key={"request_id": request_id},
+        key={"request_id": outcome.request_id},
         values={
-            "project_id": project_id,
-            "skill": skill,
-            "fte_requested": fte_requested,
-            "fte_granted": fte_granted,
-            "status": status,
-            "why": why,
+            **outcome.figures(),
+            "status": outcome.status,
+            "why": outcome.why,
             "decided_at": decided_at,
             "event_id": event_id,
         },
@@ -381,17 +367,9 @@ async def _reassess_project(
 
 async def on_resource_allocated(event: ResourceAllocated, meta: EventMeta, uow: UnitOfWork) -> None:
     """A request decided: a partial or denied grant is a shortfall; a later full grant ends it."""
+    (outcome,) = request_outcomes(event)
     await _record_position(
-        uow,
-        request_id=event.request_id,
-        project_id=event.project_id,
-        skill=event.skill,
-        fte_requested=event.fte_requested,
-        fte_granted=event.fte_granted,
-        status=event.status,
-        why=event.reason,
-        decided_at=meta.time or Moment.current().now,
-        event_id=meta.id,
+        uow, outcome, decided_at=meta.time or Moment.current().now, event_id=meta.id
     )
     await _reassess_project(uow, event.project_id, trigger=event.event_name, event_id=meta.id)
 
@@ -401,24 +379,11 @@ async def on_resource_conflict_resolved(
 ) -> None:
     """A conflict decided: each loser's shortfall (and each winner's grant) per request."""
     decided_at = meta.time or Moment.current().now
-    decisions: list[AllocationDecision] = sorted(
-        [*event.winners, *event.losers], key=lambda decision: decision.request_id
-    )
-    for decision in decisions:
-        await _record_position(
-            uow,
-            request_id=decision.request_id,
-            project_id=decision.project_id,
-            skill=event.skill,
-            fte_requested=decision.fte_requested,
-            fte_granted=decision.fte_granted,
-            status=grant_status(decision.fte_requested, decision.fte_granted),
-            why=decision.why,
-            decided_at=decided_at,
-            event_id=meta.id,
-        )
+    outcomes = request_outcomes(event)
+    for outcome in outcomes:
+        await _record_position(uow, outcome, decided_at=decided_at, event_id=meta.id)
     # Projects in a stable order, so two replicas never lock the same two the other way round.
-    for project_id in sorted({decision.project_id for decision in decisions}):
+    for project_id in sorted({outcome.project_id for outcome in outcomes}):
         await _reassess_project(uow, project_id, trigger=event.event_name, event_id=meta.id)
 
 
