@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
 
 
-class DeadLetter(BaseModel):
+class DeadLetterOut(BaseModel):
     id: int
     topic: str
     partition: int
@@ -44,7 +44,7 @@ class DeadLetter(BaseModel):
     created_at: datetime
 
 
-class ParkedEvent(BaseModel):
+class ParkedEventOut(BaseModel):
     seq: int
     waits_for: str
     reason: str
@@ -128,7 +128,7 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
         before_id: Annotated[
             int | None, Query(ge=1, le=2**62, description="Page: ids below this one")
         ] = None,
-    ) -> list[DeadLetter]:
+    ) -> list[DeadLetterOut]:
         query = sa.select(dead_letter).order_by(dead_letter.c.id.desc()).limit(limit)
         if before_id is not None:
             query = query.where(dead_letter.c.id < before_id)
@@ -145,14 +145,14 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
         _: Admin,
         limit: PageSize = 50,
         after_seq: Annotated[int | None, Query(ge=0, le=2**62, description="Page")] = None,
-    ) -> list[ParkedEvent]:
+    ) -> list[ParkedEventOut]:
         query = sa.select(parked_event).order_by(parked_event.c.seq).limit(limit)
         if after_seq is not None:
             query = query.where(parked_event.c.seq > after_seq)
         async with runtime.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
         return [
-            ParkedEvent(
+            ParkedEventOut(
                 seq=row.seq,
                 waits_for=row.waits_for,
                 reason=row.reason,
@@ -169,8 +169,8 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
     return app
 
 
-def _dead_letter(row: Any) -> DeadLetter:
-    return DeadLetter(
+def _dead_letter(row: Any) -> DeadLetterOut:
+    return DeadLetterOut(
         id=row.id,
         topic=row.topic,
         partition=row.partition,

@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from services.allocation.adapters.tables import PendingResolution
+from services.allocation.adapters.tables import PendingResolutionRow
 from services.allocation.domain.requests import iso_week
 from services.allocation.entrypoints.cli import resources_app
 from shared.messaging.tables import outbox
@@ -139,7 +139,7 @@ async def test_csv_import_fills_the_pool_and_re_solves_like_an_api_change(
 async def _snapshot(api: httpx.AsyncClient, allocation: RunningService) -> dict[str, Any]:
     async with allocation.runtime.sessions() as session:
         messages = (await session.exec(select(func.count()).select_from(outbox))).one()
-        pending = (await session.exec(select(func.count()).select_from(PendingResolution))).one()
+        pending = (await session.exec(select(func.count()).select_from(PendingResolutionRow))).one()
     return {
         "requests": (await api.get("/requests")).json(),
         "allocations": (await api.get("/allocations")).json(),

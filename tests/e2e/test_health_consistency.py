@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from services.notifications.adapters.tables import Delivery
+from services.notifications.adapters.tables import DeliveryRow
 from services.notifications.service_layer.clock import NotificationClock
 from shared.settings import Settings
 from tests.conftest import ServiceStarter
@@ -178,7 +178,9 @@ async def test_red_amber_green_and_always_green_read_the_same_everywhere_and_lat
         async with notifications.runtime.sessions() as session:
             (escalation,) = (
                 await session.exec(
-                    select(Delivery).where(col(Delivery.event_type) == "pmo.project-escalated")
+                    select(DeliveryRow).where(
+                        col(DeliveryRow.event_type) == "pmo.project-escalated"
+                    )
                 )
             ).all()
         assert escalation.project_id == "PRJ-PATH"

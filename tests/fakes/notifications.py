@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from services.notifications.adapters.tables import Delivery, ProjectView, Subscription
+from services.notifications.adapters.tables import DeliveryRow, ProjectRow, SubscriptionRow
 from shared.settings import Settings
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
@@ -15,12 +15,12 @@ from tests.fakes.unit_of_work import FakeUnitOfWork
 class FakeDeliveryRepository:
     """`DeliveryRepository` on a list; ids given in order, once per (event, subscription)."""
 
-    def __init__(self, deliveries: Iterable[Delivery] = ()) -> None:
-        self.rows: list[Delivery] = []
+    def __init__(self, deliveries: Iterable[DeliveryRow] = ()) -> None:
+        self.rows: list[DeliveryRow] = []
         for delivery in deliveries:
             self.add(delivery)
 
-    def add(self, delivery: Delivery) -> Delivery:
+    def add(self, delivery: DeliveryRow) -> DeliveryRow:
         """Keep a delivery as the database would: with the next id and a creation time."""
         delivery.id = len(self.rows) + 1
         delivery.created_at = delivery.created_at or datetime.now(UTC)
@@ -31,11 +31,11 @@ class FakeDeliveryRepository:
         inserted = 0
         for row in rows:
             if await self.id_of(row["event_id"], row["subscription_id"]) is None:
-                self.add(Delivery(**row))
+                self.add(DeliveryRow(**row))
                 inserted += 1
         return inserted
 
-    async def held_until(self, now: datetime) -> list[Delivery]:
+    async def held_until(self, now: datetime) -> list[DeliveryRow]:
         return [
             row
             for row in self.rows
@@ -52,32 +52,32 @@ class FakeDeliveryRepository:
             None,
         )
 
-    def of_type(self, event_type: str) -> list[Delivery]:
+    def of_type(self, event_type: str) -> list[DeliveryRow]:
         return [row for row in self.rows if row.event_type == event_type]
 
 
 class FakeSubscriptionRepository:
     """`SubscriptionRepository` on a dict by id."""
 
-    def __init__(self, subscriptions: Iterable[Subscription] = ()) -> None:
+    def __init__(self, subscriptions: Iterable[SubscriptionRow] = ()) -> None:
         self.by_id = {subscription.id: subscription for subscription in subscriptions}
 
-    async def get(self, subscription_id: uuid.UUID) -> Subscription | None:
+    async def get(self, subscription_id: uuid.UUID) -> SubscriptionRow | None:
         return self.by_id.get(subscription_id)
 
-    async def enabled(self) -> list[Subscription]:
+    async def enabled(self) -> list[SubscriptionRow]:
         return sorted((s for s in self.by_id.values() if s.enabled), key=lambda s: s.id)
 
 
 class FakeProjectRepository:
     """`ProjectRepository` on a dict by id."""
 
-    def __init__(self, projects: Iterable[ProjectView] = ()) -> None:
+    def __init__(self, projects: Iterable[ProjectRow] = ()) -> None:
         self.by_id = {project.project_id: project for project in projects}
 
     async def to_escalate(
         self, at_risk_before: datetime, *, finished: Collection[str], limit: int
-    ) -> list[ProjectView]:
+    ) -> list[ProjectRow]:
         due = [
             project
             for project in self.by_id.values()
@@ -95,9 +95,9 @@ class FakeNotificationsUnitOfWork(FakeUnitOfWork):
     def __init__(
         self,
         *,
-        subscriptions: Iterable[Subscription] = (),
-        projects: Iterable[ProjectView] = (),
-        deliveries: Iterable[Delivery] = (),
+        subscriptions: Iterable[SubscriptionRow] = (),
+        projects: Iterable[ProjectRow] = (),
+        deliveries: Iterable[DeliveryRow] = (),
         settings: Settings | None = None,
     ) -> None:
         super().__init__(settings)

@@ -8,11 +8,11 @@ from typing import Any
 
 from services.registry.adapters.repository import strategy_of
 from services.registry.adapters.tables import (
-    Deliverable,
-    GateReview,
-    Project,
-    ProjectHistory,
-    StrategyRecord,
+    DeliverableRow,
+    GateReviewRow,
+    ProjectHistoryRow,
+    ProjectRow,
+    StrategyRow,
 )
 from services.registry.domain.stage_models import GateEvidence
 from shared.events.contracts import Stage, StrategyChanged
@@ -20,7 +20,7 @@ from shared.settings import Settings
 from tests.fakes.unit_of_work import FakeUnitOfWork
 
 
-def registered_project(project_id: str, *, lifecycle: str = "active", **charter: Any) -> Project:
+def registered_project(project_id: str, *, lifecycle: str = "active", **charter: Any) -> ProjectRow:
     """A project as `on_project_started` keeps it: a year-long charter, changed by keyword
     (`planned_finish_date` may be an ISO date string, as in an event)."""
     fields: dict[str, Any] = {
@@ -35,23 +35,23 @@ def registered_project(project_id: str, *, lifecycle: str = "active", **charter:
     }
     if isinstance(fields["planned_finish_date"], str):
         fields["planned_finish_date"] = date.fromisoformat(fields["planned_finish_date"])
-    return Project(project_id=project_id, lifecycle=lifecycle, registered_by="test", **fields)
+    return ProjectRow(project_id=project_id, lifecycle=lifecycle, registered_by="test", **fields)
 
 
 class FakeProjectRepository:
     """`ProjectRepository` on a dict of projects; the history kept in a list."""
 
-    def __init__(self, projects: Iterable[Project] = ()) -> None:
+    def __init__(self, projects: Iterable[ProjectRow] = ()) -> None:
         self.projects = {project.project_id: project for project in projects}
-        self.history: list[ProjectHistory] = []
+        self.history: list[ProjectHistoryRow] = []
 
-    async def all(self, *, lock: bool = False) -> list[Project]:
+    async def all(self, *, lock: bool = False) -> list[ProjectRow]:
         return [self.projects[key] for key in sorted(self.projects)]
 
-    def add_history(self, entry: ProjectHistory) -> None:
+    def add_history(self, entry: ProjectHistoryRow) -> None:
         self.history.append(entry)
 
-    def history_of(self, project_id: str) -> list[ProjectHistory]:
+    def history_of(self, project_id: str) -> list[ProjectHistoryRow]:
         return [entry for entry in self.history if entry.project_id == project_id]
 
 
@@ -60,24 +60,24 @@ class FakeGateRepository:
     lessons learned recorded per project (none unless a test sets them)."""
 
     def __init__(self) -> None:
-        self.submitted: dict[tuple[str, str], Deliverable] = {}
-        self.reviews: list[GateReview] = []
+        self.submitted: dict[tuple[str, str], DeliverableRow] = {}
+        self.reviews: list[GateReviewRow] = []
         self.lessons: dict[str, int] = {}
 
-    async def deliverable(self, project_id: str, name: str) -> Deliverable | None:
+    async def deliverable(self, project_id: str, name: str) -> DeliverableRow | None:
         return self.submitted.get((project_id, name))
 
-    async def deliverables(self, project_id: str) -> list[Deliverable]:
+    async def deliverables(self, project_id: str) -> list[DeliverableRow]:
         return sorted(
             (row for (key, _), row in self.submitted.items() if key == project_id),
             key=lambda row: row.name,
         )
 
-    async def submit(self, deliverable: Deliverable) -> Deliverable:
+    async def submit(self, deliverable: DeliverableRow) -> DeliverableRow:
         self.submitted[(deliverable.project_id, deliverable.name)] = deliverable
         return deliverable
 
-    async def add_review(self, review: GateReview) -> GateReview:
+    async def add_review(self, review: GateReviewRow) -> GateReviewRow:
         review.id = len(self.reviews) + 1
         self.reviews.append(review)
         return review
@@ -103,7 +103,7 @@ class FakeStrategyRepository:
     """`StrategyRepository` on a list of received versions."""
 
     def __init__(self) -> None:
-        self.received: list[StrategyRecord] = []
+        self.received: list[StrategyRow] = []
         self.locks = 0
 
     async def lock(self) -> None:
@@ -115,14 +115,16 @@ class FakeStrategyRepository:
             return None
         return strategy_of(max(applied, key=lambda row: row.strategy_version))
 
-    def add(self, received: StrategyRecord) -> None:
+    def add(self, received: StrategyRow) -> None:
         self.received.append(received)
 
 
 class FakeRegistryUnitOfWork(FakeUnitOfWork):
     """`RegistryUnitOfWork` in memory: its repositories are the fakes above."""
 
-    def __init__(self, projects: Iterable[Project] = (), settings: Settings | None = None) -> None:
+    def __init__(
+        self, projects: Iterable[ProjectRow] = (), settings: Settings | None = None
+    ) -> None:
         super().__init__(settings)
         self.projects = FakeProjectRepository(projects)
         self.strategies = FakeStrategyRepository()

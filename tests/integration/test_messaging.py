@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import sqlalchemy.exc
 from opentelemetry.sdk.trace import TracerProvider
 
-from services.registry.adapters.tables import Project
+from services.registry.adapters.tables import ProjectRow
 from services.registry.domain.projects import registration
 from services.registry.entrypoints.service import registry
 from services.registry.service_layer.handlers import on_project_started
@@ -348,7 +348,7 @@ async def test_writes_the_database_refuses_at_commit_dead_letter_the_event_not_t
     async def clashing(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
         # Written with the ORM, so the clash surfaces only when the batch flushes at commit.
         uow.session.add(
-            Project(
+            ProjectRow(
                 project_id="PRJ-SAME",  # every event writes the same key: the second clashes
                 name=event.name,
                 business_unit=event.business_unit,

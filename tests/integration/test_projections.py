@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from services.notifications.adapters.tables import ResourceRequestView
+from services.notifications.adapters.tables import ResourceRequestRow
 from shared.database import create_engine, session_factory
 from shared.projections import keep_newest, supersedes
 from shared.settings import Settings
@@ -29,7 +29,7 @@ async def test_keep_newest_inserts_updates_and_ignores_an_older_value_in_one_sta
     engine = create_engine(
         settings.database_url_for("notifications"), "notifications", application="test"
     )
-    table = ResourceRequestView.__table__  # type: ignore[attr-defined]
+    table = ResourceRequestRow.__table__  # type: ignore[attr-defined]
     sessions = session_factory(engine)
 
     async def decide(granted: float, at: datetime, *, insert: bool = True) -> bool:

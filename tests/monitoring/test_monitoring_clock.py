@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.monitoring.adapters.repository import claim_stale_projects
-from services.monitoring.adapters.tables import MonitoredProject
+from services.monitoring.adapters.tables import MonitoredProjectRow
 from shared.database import create_engine, session_factory
 from shared.settings import Settings
 from tests.conftest import ServiceStarter
@@ -114,7 +114,7 @@ async def test_a_claimed_stale_project_is_skipped_by_other_clocks_then_no_longer
     try:
         async with sessions() as session, session.begin():
             session.add(
-                MonitoredProject(
+                MonitoredProjectRow(
                     project_id="QUIET",
                     name="Quiet",
                     budget_at_completion=1.0,

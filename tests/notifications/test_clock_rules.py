@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.notifications.adapters.tables import Delivery, ProjectView, Subscription
+from services.notifications.adapters.tables import DeliveryRow, ProjectRow, SubscriptionRow
 from services.notifications.adapters.templates import TemplateCatalog
 from services.notifications.service_layer.clock import close_throttle_windows, escalate
 from shared.settings import Settings
@@ -24,15 +24,17 @@ TEMPLATES = TemplateCatalog(
 )
 
 
-def subscription(name: str, **fields: Any) -> Subscription:
-    return Subscription(
+def subscription(name: str, **fields: Any) -> SubscriptionRow:
+    return SubscriptionRow(
         name=name, channel="email", recipient=f"{name}@example.com", **{"event_types": [], **fields}
     )
 
 
-def held(subscriber: Subscription, project_id: str, severity: str, until: datetime) -> Delivery:
+def held(
+    subscriber: SubscriptionRow, project_id: str, severity: str, until: datetime
+) -> DeliveryRow:
     """A delivery the throttle held until `until` (its window opened ten minutes before)."""
-    return Delivery(
+    return DeliveryRow(
         event_id=f"event-{project_id}-{until.isoformat()}-{severity}",
         event_type="pmo.project-at-risk",
         subscription_id=subscriber.id,
@@ -47,8 +49,8 @@ def held(subscriber: Subscription, project_id: str, severity: str, until: dateti
     )
 
 
-def at_risk(project_id: str, since: timedelta, *, lifecycle: str = "active") -> ProjectView:
-    return ProjectView(
+def at_risk(project_id: str, since: timedelta, *, lifecycle: str = "active") -> ProjectRow:
+    return ProjectRow(
         project_id=project_id,
         name=f"Project {project_id}",
         business_unit="Digital",

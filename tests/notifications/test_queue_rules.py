@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.notifications.adapters.tables import ENVIRONMENT_WEBHOOK_ID, Subscription
+from services.notifications.adapters.tables import ENVIRONMENT_WEBHOOK_ID, SubscriptionRow
 from services.notifications.domain.subscriptions import Notice
 from services.notifications.service_layer.queue import Queued, queue_notices
 from shared.settings import Settings
@@ -19,9 +19,9 @@ pytestmark = pytest.mark.fast
 AT_RISK = Notice("project-at-risk", "amber", ("PRJ-1",), ("Digital",))
 
 
-def subscription(name: str, **fields: Any) -> Subscription:
+def subscription(name: str, **fields: Any) -> SubscriptionRow:
     defaults = {"channel": "email", "recipient": f"{name}@example.com"}
-    return Subscription(name=name, **{"event_types": ["project-at-risk"], **defaults, **fields})
+    return SubscriptionRow(name=name, **{"event_types": ["project-at-risk"], **defaults, **fields})
 
 
 def notice(event_id: str, **context: Any) -> Queued:

@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from services.notifications.adapters.tables import Subscription
+from services.notifications.adapters.tables import SubscriptionRow
 from tests.conftest import ServiceStarter
 from tests.harness import Enterprise, eventually, stop_serving, webhook_receiver
 from tests.notifications.conftest import QUICK, ApiFor, answering_receiver, at_risk, register
@@ -207,7 +207,7 @@ async def test_a_recipient_the_client_refuses_ends_dead_at_once_with_its_error(
     subscription = await api.subscribe(**hook("https://tool.example.com/hook"))
     # A row stored before recipients were checked this strictly: httpx refuses its port.
     async with service.runtime.sessions() as session, session.begin():
-        stored = await session.get(Subscription, uuid.UUID(subscription["id"]))
+        stored = await session.get(SubscriptionRow, uuid.UUID(subscription["id"]))
         assert stored is not None
         stored.recipient = "http://example.com:abc/hook"
         session.add(stored)

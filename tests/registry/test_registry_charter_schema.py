@@ -35,7 +35,7 @@ def _openapi_schemas() -> dict[str, Any]:
 
 
 def test_the_proposal_documents_each_charter_field_as_the_event_contract_does() -> None:
-    proposal = _openapi_schemas()["ProjectProposal"]
+    proposal = _openapi_schemas()["ProjectProposalIn"]
     charter = ProjectCharter.model_json_schema(ref_template="#/components/schemas/{model}")
     assert list(proposal["properties"]) == ["project_id", *CharterFields.model_fields]
     for name in ["project_id", *CharterFields.model_fields]:
@@ -54,13 +54,13 @@ def test_the_proposal_documents_each_charter_field_as_the_event_contract_does() 
 
 def test_a_rebaseline_reason_is_bounded_as_the_event_that_carries_it() -> None:
     # It was 2,000 characters in the API and 200 in project-rebaselined, which then refused it.
-    api = _openapi_schemas()["BaselineChange"]["properties"]["reason"]
+    api = _openapi_schemas()["BaselineIn"]["properties"]["reason"]
     event = ProjectRebaselined.model_json_schema()["properties"]["reason"]
     assert _without_description(api) == _without_description(event)
 
 
 def test_a_transition_reason_is_bounded_as_the_lifecycle_event_that_carries_it() -> None:
     # It was 2,000 characters in the API and 4,000 in project-lifecycle-changed.
-    api = _openapi_schemas()["TransitionRequest"]["properties"]["reason"]
+    api = _openapi_schemas()["TransitionIn"]["properties"]["reason"]
     event = ProjectLifecycleChanged.model_json_schema()["properties"]["reason"]
     assert _stated(_without_description(api)) == _stated(_without_description(event))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.registry.adapters.tables import Project
+from services.registry.adapters.tables import ProjectRow
 from services.registry.domain.stage_models import ImpossibleTransition, StageModel
 from services.registry.service_layer.configuration import configuration_from
 from services.registry.service_layer.gates import GateRefused, review_gate, submit_deliverable
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.fast
 PM, ADMIN = "grace.hopper@example.com", "pmo-admin"
 
 
-def running() -> tuple[FakeRegistryUnitOfWork, Project, StageModel]:
+def running() -> tuple[FakeRegistryUnitOfWork, ProjectRow, StageModel]:
     """An active project of the stage-gate model, in a fake unit of work."""
     project = registered_project("PRJ-G1", methodology="stage_gate", manager=PM)
     uow = FakeRegistryUnitOfWork([project])

@@ -18,19 +18,19 @@ from services.allocation.adapters.tables import (
     ConflictRow,
     InterventionRow,
     ProjectStandingRow,
-    ResolutionRun,
-    Resource,
-    ResourceRequest,
+    ResolutionRunRow,
+    ResourceRequestRow,
+    ResourceRow,
 )
 
 
 async def resources_after(
     session: AsyncSession, *, after: str | None, limit: int | None
-) -> Sequence[Resource]:
+) -> Sequence[ResourceRow]:
     """The pool by resource id, from after `after` (a page cursor), at most `limit` (None: all)."""
-    query = select(Resource).order_by(col(Resource.resource_id))
+    query = select(ResourceRow).order_by(col(ResourceRow.resource_id))
     if after:
-        query = query.where(col(Resource.resource_id) > after)
+        query = query.where(col(ResourceRow.resource_id) > after)
     if limit is not None:
         query = query.limit(limit)
     return (await session.exec(query)).all()
@@ -56,22 +56,24 @@ async def requests_page(
     status: str | None,
     after: str | None,
     limit: int,
-) -> Sequence[ResourceRequest]:
+) -> Sequence[ResourceRequestRow]:
     """Resource requests by request id, filtered, then the page (`after` a request id)."""
-    query = select(ResourceRequest).order_by(col(ResourceRequest.request_id))
+    query = select(ResourceRequestRow).order_by(col(ResourceRequestRow.request_id))
     if project_id:
-        query = query.where(ResourceRequest.project_id == project_id)
+        query = query.where(ResourceRequestRow.project_id == project_id)
     if status:
-        query = query.where(ResourceRequest.status == status)
+        query = query.where(ResourceRequestRow.status == status)
     if after:
-        query = query.where(col(ResourceRequest.request_id) > after)
+        query = query.where(col(ResourceRequestRow.request_id) > after)
     return (await session.exec(query.limit(limit))).all()  # the limit after every filter
 
 
 async def requests_known(session: AsyncSession, request_ids: Collection[str]) -> set[str]:
     """Which of these request ids exist."""
     found = await session.exec(
-        select(ResourceRequest.request_id).where(col(ResourceRequest.request_id).in_(request_ids))
+        select(ResourceRequestRow.request_id).where(
+            col(ResourceRequestRow.request_id).in_(request_ids)
+        )
     )
     return set(found.all())
 
@@ -94,14 +96,14 @@ async def assignments_with_requests(
     resource_id: str | None = None,
     from_week: str | None = None,
     to_week: str | None = None,
-) -> Sequence[tuple[AssignmentRow, ResourceRequest]]:
+) -> Sequence[tuple[AssignmentRow, ResourceRequestRow]]:
     """Each weekly assignment with its request, filtered by project, person and ISO weeks
     (`from_week` and `to_week` included)."""
-    query = select(AssignmentRow, ResourceRequest).join(
-        ResourceRequest, col(ResourceRequest.request_id) == col(AssignmentRow.request_id)
+    query = select(AssignmentRow, ResourceRequestRow).join(
+        ResourceRequestRow, col(ResourceRequestRow.request_id) == col(AssignmentRow.request_id)
     )
     if project_id:
-        query = query.where(ResourceRequest.project_id == project_id)
+        query = query.where(ResourceRequestRow.project_id == project_id)
     if resource_id:
         query = query.where(AssignmentRow.resource_id == resource_id)
     if from_week:
@@ -113,7 +115,7 @@ async def assignments_with_requests(
 
 async def resource_names(session: AsyncSession) -> dict[str, str]:
     """Every resource's name by its id."""
-    rows = await session.exec(select(Resource.resource_id, Resource.name))
+    rows = await session.exec(select(ResourceRow.resource_id, ResourceRow.name))
     return dict(rows.all())
 
 
@@ -177,22 +179,22 @@ async def conflicts_page(
     return (await session.exec(query.limit(limit))).all()
 
 
-async def recent_resolutions(session: AsyncSession, *, limit: int) -> Sequence[ResolutionRun]:
+async def recent_resolutions(session: AsyncSession, *, limit: int) -> Sequence[ResolutionRunRow]:
     """The latest re-resolution runs, newest first."""
     return (
         await session.exec(
-            select(ResolutionRun).order_by(col(ResolutionRun.id).desc()).limit(limit)
+            select(ResolutionRunRow).order_by(col(ResolutionRunRow.id).desc()).limit(limit)
         )
     ).all()
 
 
-async def experts(session: AsyncSession) -> Sequence[Resource]:
+async def experts(session: AsyncSession) -> Sequence[ResourceRow]:
     """The resources with at least one PMO specialty, by resource id."""
     return (
         await session.exec(
-            select(Resource)
-            .where(func.cardinality(col(Resource.specialties)) > 0)
-            .order_by(col(Resource.resource_id))
+            select(ResourceRow)
+            .where(func.cardinality(col(ResourceRow.specialties)) > 0)
+            .order_by(col(ResourceRow.resource_id))
         )
     ).all()
 
@@ -201,7 +203,7 @@ async def specialties_held(session: AsyncSession) -> set[str]:
     """Every specialty some resource of the pool has."""
     return {
         specialty
-        for specialties in (await session.exec(select(Resource.specialties))).all()
+        for specialties in (await session.exec(select(ResourceRow.specialties))).all()
         for specialty in specialties
     }
 

@@ -21,10 +21,10 @@ from services.allocation.adapters.tables import (
     CapacityChangeRow,
     ConflictRow,
     InterventionRow,
-    PortfolioVersion,
+    PortfolioVersionRow,
     ProjectStandingRow,
-    Resource,
-    ResourceRequest,
+    ResourceRequestRow,
+    ResourceRow,
 )
 from services.allocation.domain.decisions import OpenRequest, PoolMember, plan_request
 from services.allocation.domain.pool import CapacityChange, ChangeKind
@@ -52,7 +52,7 @@ _PLANNED_COLUMNS = ("request_id", *REQUEST_FIELDS, "decided_at")
 def open_request(
     row: Any, current_week: str, arrival: int, hours_per_fte_week: float
 ) -> OpenRequest:
-    """A stored request (a `ResourceRequest`, or a row of its `_PLANNED_COLUMNS`) as planned
+    """A stored request (a `ResourceRequestRow`, or a row of its `_PLANNED_COLUMNS`) as planned
     from `current_week` on."""
     # The weeks are derived from the dates again rather than read from `row.weeks`, so rows
     # stored before demand was counted on working days are planned by the same rule.
@@ -89,7 +89,7 @@ def standing_of(row: ProjectStandingRow, portfolio_size: int | None) -> ProjectS
 async def portfolio_size(session: AsyncSession) -> int | None:
     latest = (
         await session.exec(
-            select(PortfolioVersion).order_by(col(PortfolioVersion.strategy_version).desc())
+            select(PortfolioVersionRow).order_by(col(PortfolioVersionRow.strategy_version).desc())
         )
     ).first()
     return latest.ranked if latest else None
@@ -121,7 +121,7 @@ async def pool_members(session: AsyncSession) -> dict[str, PoolMember]:
             capacity_fte=resource.capacity_fte,
             changes=tuple(changes[resource.resource_id]),
         )
-        for resource in (await session.exec(select(Resource))).all()
+        for resource in (await session.exec(select(ResourceRow))).all()
     }
 
 
@@ -133,7 +133,7 @@ async def load_state(
     # Plain rows of the columns planning reads, not ORM objects: a re-resolution reads every
     # request, tens of thousands after a backlog, and building ORM objects (and their weeks
     # arrays, which planning derives again) was most of the time it held the event loop.
-    table = ResourceRequest.__table__  # type: ignore[attr-defined]
+    table = ResourceRequestRow.__table__  # type: ignore[attr-defined]
     rows = (
         await session.exec(
             select(*(table.c[name] for name in _PLANNED_COLUMNS)).order_by(
@@ -234,11 +234,11 @@ class SqlRequestRepository:
 
     async def decisions(self, request_ids: Collection[str]) -> dict[str, Decided]:
         query = select(
-            ResourceRequest.request_id,
-            ResourceRequest.status,
-            ResourceRequest.fte_granted,
-            ResourceRequest.reason,
-        ).where(col(ResourceRequest.request_id).in_(list(request_ids)))
+            ResourceRequestRow.request_id,
+            ResourceRequestRow.status,
+            ResourceRequestRow.fte_granted,
+            ResourceRequestRow.reason,
+        ).where(col(ResourceRequestRow.request_id).in_(list(request_ids)))
         return {row[0]: (row[1], row[2], row[3]) for row in (await self.session.exec(query)).all()}
 
     async def decide(self, decisions: Sequence[Decision]) -> None:
@@ -258,7 +258,7 @@ class SqlRequestRepository:
             else:
                 later.append(values)
         # Core statements on the table: executemany with the key as a bound parameter.
-        table = cast(Table, ResourceRequest.__table__)  # type: ignore[attr-defined]
+        table = cast(Table, ResourceRequestRow.__table__)  # type: ignore[attr-defined]
         columns: dict[str, Any] = {
             "status": bindparam("new_status"),
             "fte_granted": bindparam("new_fte_granted"),
@@ -380,8 +380,8 @@ class SqlPortfolioRepository:
 
     async def experts(self) -> dict[str, list[str]]:
         rows = await self.session.exec(
-            select(Resource.resource_id, Resource.specialties).where(
-                func.cardinality(col(Resource.specialties)) > 0
+            select(ResourceRow.resource_id, ResourceRow.specialties).where(
+                func.cardinality(col(ResourceRow.specialties)) > 0
             )
         )
         return {resource_id: list(specialties) for resource_id, specialties in rows.all()}

@@ -12,7 +12,7 @@ from shared.columns import identity_key, jsonb, text_array, timestamp
 SCHEMA = "allocation"
 
 
-class ResourceRequest(SQLModel, table=True):
+class ResourceRequestRow(SQLModel, table=True):
     """A project's request for a skill (or a named person) over a period, and its decision."""
 
     __tablename__ = "resource_request"
@@ -39,7 +39,7 @@ class ResourceRequest(SQLModel, table=True):
     """When its decision (resource-allocated) was published; None while open."""
 
 
-class Resource(SQLModel, table=True):
+class ResourceRow(SQLModel, table=True):
     """A person or team of the pool."""
 
     __tablename__ = "resource"
@@ -93,7 +93,7 @@ class ProjectStandingRow(SQLModel, table=True):
     updated_at: datetime | None = timestamp(nullable=False, server_now=True, on_update_now=True)
 
 
-class PortfolioVersion(SQLModel, table=True):
+class PortfolioVersionRow(SQLModel, table=True):
     """A portfolio ranking applied: its strategy version and how many projects it ranked."""
 
     __tablename__ = "portfolio_version"
@@ -144,7 +144,7 @@ class ConflictRow(SQLModel, table=True):
     closed_at: datetime | None = timestamp()
 
 
-class PendingResolution(SQLModel, table=True):
+class PendingResolutionRow(SQLModel, table=True):
     """Weeks to re-solve and why, written with the change that makes it necessary."""
 
     __tablename__ = "resolution_pending"
@@ -158,7 +158,7 @@ class PendingResolution(SQLModel, table=True):
     created_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class ResolutionRun(SQLModel, table=True):
+class ResolutionRunRow(SQLModel, table=True):
     """One re-resolution as it ran: why, by which method, how well and how fast."""
 
     __tablename__ = "resolution_run"

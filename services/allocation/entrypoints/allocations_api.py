@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 
 from services.allocation.adapters import queries
 from services.allocation.adapters.repository import pool_members
-from services.allocation.adapters.tables import Resource
+from services.allocation.adapters.tables import ResourceRow
 from services.allocation.domain.requests import iso_week, week_monday
 from services.allocation.entrypoints.mapping import allocations_out, utilisation_out
 from services.allocation.entrypoints.resources_api import missing_resource
@@ -58,7 +58,7 @@ async def project_allocations(
 async def resource_allocations(
     session: SessionDep, resource_id: str, _: Reader
 ) -> list[AssignmentOut]:
-    await row_or_404(session, Resource, resource_id, missing_resource(resource_id))
+    await row_or_404(session, ResourceRow, resource_id, missing_resource(resource_id))
     names = await queries.resource_names(session)
     held = await queries.assignments_with_requests(session, resource_id=resource_id)
     return allocations_out(held, names)

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from services.allocation.adapters import queries
-from services.allocation.adapters.tables import InterventionRow, ProjectStandingRow, Resource
+from services.allocation.adapters.tables import InterventionRow, ProjectStandingRow, ResourceRow
 from services.allocation.domain.interventions import specialty_key
 from services.allocation.domain.pool import specialties_of
 from services.allocation.entrypoints.mapping import expert_out, intervention_out
@@ -70,7 +70,7 @@ async def put_specialties(
 ) -> ExpertOut:
     await hold_interventions_lock(uow)
     resource = await row_or_404(
-        uow.session, Resource, resource_id, missing_resource(resource_id), lock=True
+        uow.session, ResourceRow, resource_id, missing_resource(resource_id), lock=True
     )
     resource.specialties = specialties_of(body.specialties)
     uow.session.add(resource)

@@ -14,8 +14,8 @@ from services.allocation.adapters.tables import (
     CapacityChangeRow,
     ConflictRow,
     InterventionRow,
-    Resource,
-    ResourceRequest,
+    ResourceRequestRow,
+    ResourceRow,
 )
 from services.allocation.domain.decisions import PoolMember, assignments_of
 from services.allocation.domain.pool import CapacityChange, default_kind
@@ -62,7 +62,7 @@ def capacity_changes(items: Iterable[CapacityChangeIn]) -> list[CapacityChange]:
 
 
 def resources_out(
-    resources: Iterable[Resource], changes: Iterable[CapacityChangeRow]
+    resources: Iterable[ResourceRow], changes: Iterable[CapacityChangeRow]
 ) -> list[ResourceOut]:
     """Each resource with its own dated capacity changes (`changes` in date order)."""
     by_resource: dict[str, list[CapacityChangeOut]] = defaultdict(list)
@@ -89,7 +89,7 @@ def resources_out(
     ]
 
 
-def expert_out(resource: Resource) -> ExpertOut:
+def expert_out(resource: ResourceRow) -> ExpertOut:
     """A resource of the pool as one of the PMO's experts (with its specialties)."""
     return ExpertOut(
         resource_id=resource.resource_id,
@@ -119,7 +119,7 @@ def assignment_lines(
 
 
 def request_out(
-    row: ResourceRequest, hours_per_fte_week: float, lines: list[Assignment]
+    row: ResourceRequestRow, hours_per_fte_week: float, lines: list[Assignment]
 ) -> RequestOut:
     """A request as it stands, its demand per week at `hours_per_fte_week` hours to one FTE."""
     return RequestOut(
@@ -150,10 +150,10 @@ def request_out(
 
 
 def allocations_out(
-    held: Iterable[tuple[AssignmentRow, ResourceRequest]], names: Mapping[str, str]
+    held: Iterable[tuple[AssignmentRow, ResourceRequestRow]], names: Mapping[str, str]
 ) -> list[AssignmentOut]:
     """Weekly assignments gathered into lines (request, person, FTE) with their weeks."""
-    lines: dict[tuple[str, str, float], tuple[ResourceRequest, list[str]]] = {}
+    lines: dict[tuple[str, str, float], tuple[ResourceRequestRow, list[str]]] = {}
     for row, owner in held:
         key = (row.request_id, row.resource_id, round(row.fte, 3))
         lines.setdefault(key, (owner, []))[1].append(row.week)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from services.allocation.adapters import queries
-from services.allocation.adapters.tables import ResourceRequest
+from services.allocation.adapters.tables import ResourceRequestRow
 from services.allocation.entrypoints.mapping import assignment_lines, request_out
 from services.allocation.entrypoints.schemas import RequestOut
 from shared.dependencies import LargePageSize, Reader, SessionDep, SettingsDep, row_or_404
@@ -42,7 +42,7 @@ async def get_request(
     session: SessionDep, settings: SettingsDep, request_id: str, _: Reader
 ) -> RequestOut:
     row = await row_or_404(
-        session, ResourceRequest, request_id, f"No resource request {request_id!r}."
+        session, ResourceRequestRow, request_id, f"No resource request {request_id!r}."
     )
     held = await queries.assignments_of_requests(session, [request_id])
     lines = assignment_lines([request_id], held)

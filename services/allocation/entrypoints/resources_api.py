@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.allocation.adapters import queries
-from services.allocation.adapters.tables import Resource
+from services.allocation.adapters.tables import ResourceRow
 from services.allocation.entrypoints.mapping import capacity_changes, resources_out
 from services.allocation.entrypoints.schemas import ResourceIn, ResourceOut, ResourcePatchIn
 from services.allocation.service_layer.pool import (
@@ -30,7 +30,7 @@ def missing_resource(resource_id: str) -> str:
     return f"No resource {resource_id!r} in the pool."
 
 
-async def _out(session: AsyncSession, resources: Sequence[Resource]) -> list[ResourceOut]:
+async def _out(session: AsyncSession, resources: Sequence[ResourceRow]) -> list[ResourceOut]:
     ids = [resource.resource_id for resource in resources]
     return resources_out(resources, await queries.capacity_changes_of(session, ids))
 
@@ -78,7 +78,7 @@ async def list_resources(
 
 @router.get("/resources/{resource_id}", summary="One resource")
 async def get_resource(session: SessionDep, resource_id: str, _: Reader) -> ResourceOut:
-    resource = await row_or_404(session, Resource, resource_id, missing_resource(resource_id))
+    resource = await row_or_404(session, ResourceRow, resource_id, missing_resource(resource_id))
     [out] = await _out(session, [resource])
     return out
 

@@ -17,9 +17,9 @@ from sqlmodel import col, select
 
 from services.allocation.adapters.repository import REQUEST_FIELDS
 from services.allocation.adapters.tables import (
-    PortfolioVersion,
+    PortfolioVersionRow,
     ProjectStandingRow,
-    ResourceRequest,
+    ResourceRequestRow,
 )
 from services.allocation.domain.priority import HOLDS_NOTHING, STAGE_WORDS
 from services.allocation.domain.requests import weeks_between, working_weeks
@@ -50,7 +50,7 @@ async def on_resource_requested(
     id seen before (in the database or earlier in the batch) with another event is `Rejected`,
     as a duplicate when the content is the same; its own event again changes nothing.
     """
-    table = ResourceRequest.__table__  # type: ignore[attr-defined]
+    table = ResourceRequestRow.__table__  # type: ignore[attr-defined]
     ids = sorted({delivery.event.request_id for delivery in deliveries})
     found = await uow.session.exec(
         select(*(table.c[name] for name in ("request_id", "event_id", *REQUEST_FIELDS))).where(
@@ -140,7 +140,7 @@ async def on_portfolio_reprioritized(
     session = uow.session
     latest = (
         await session.exec(
-            select(PortfolioVersion).order_by(col(PortfolioVersion.strategy_version).desc())
+            select(PortfolioVersionRow).order_by(col(PortfolioVersionRow.strategy_version).desc())
         )
     ).first()
     if latest is not None and event.strategy_version < latest.strategy_version:
@@ -160,9 +160,9 @@ async def on_portfolio_reprioritized(
         row.rank, row.score, row.why = project.rank, project.score, project.why
         row.strategy_version = event.strategy_version
         session.add(row)
-    version = await session.get(PortfolioVersion, event.strategy_version)
+    version = await session.get(PortfolioVersionRow, event.strategy_version)
     if version is None:
-        version = PortfolioVersion(
+        version = PortfolioVersionRow(
             strategy_version=event.strategy_version, ranked=len(ranked), event_id=meta.id
         )
     else:  # the registry re-ranked under the same strategy (e.g. a project joined)

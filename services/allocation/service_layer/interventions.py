@@ -26,7 +26,7 @@ from services.allocation.adapters.repository import ACCEPTED, DECLINED, ENDED, O
 from services.allocation.adapters.tables import (
     InterventionRow,
     ProjectHealthRow,
-    ResourceRequest,
+    ResourceRequestRow,
 )
 from services.allocation.domain.interventions import (
     Proposal,
@@ -265,7 +265,7 @@ async def _release(uow: UnitOfWork, row: InterventionRow, reason: str) -> None:
     """Set the expert's request to 0 FTE from now on; the re-resolution frees the expert."""
     if row.request_id is None:
         return
-    request = await uow.session.get(ResourceRequest, row.request_id, with_for_update=True)
+    request = await uow.session.get(ResourceRequestRow, row.request_id, with_for_update=True)
     if request is None:
         return
     # Asking 0 FTE from now on frees the expert in every week still to plan; made undecided
@@ -358,7 +358,7 @@ async def accept(
     request_id = row.intervention_id
     weeks = working_weeks(start, row.ends)
     uow.session.add(
-        ResourceRequest(
+        ResourceRequestRow(
             request_id=request_id,
             project_id=row.project_id,
             skill=row.specialty,

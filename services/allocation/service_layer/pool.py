@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.allocation.adapters.repository import change_kind
-from services.allocation.adapters.tables import CapacityChangeRow, Resource, ResourceRequest
+from services.allocation.adapters.tables import CapacityChangeRow, ResourceRequestRow, ResourceRow
 from services.allocation.domain.pool import (
     CapacityChange,
     PoolEntry,
@@ -41,7 +41,7 @@ class ResourceChange:
 
 
 async def _requested_weeks(session: AsyncSession) -> set[str]:
-    rows = await session.exec(select(ResourceRequest.weeks))
+    rows = await session.exec(select(ResourceRequestRow.weeks))
     return {week for weeks in rows.all() for week in weeks}
 
 
@@ -90,11 +90,11 @@ async def add_resource(
     skills: Sequence[str],
     capacity_fte: float,
     capacity_changes: Sequence[CapacityChange] = (),
-) -> Resource:
+) -> ResourceRow:
     """Put a new person or team in the pool; the weeks they could serve are re-solved."""
-    if await session.get(Resource, resource_id) is not None:
+    if await session.get(ResourceRow, resource_id) is not None:
         raise ResourceExists(resource_id)
-    resource = Resource(
+    resource = ResourceRow(
         resource_id=resource_id,
         name=name,
         skills=normalised_skills(skills),
@@ -111,9 +111,9 @@ async def add_resource(
 
 async def change_resource(
     session: AsyncSession, resource_id: str, change: ResourceChange
-) -> Resource:
+) -> ResourceRow:
     """Change a resource; only the weeks whose capacity or eligibility changed are re-solved."""
-    resource = await session.get(Resource, resource_id, with_for_update=True)
+    resource = await session.get(ResourceRow, resource_id, with_for_update=True)
     if resource is None:
         raise UnknownResource(resource_id)
     old_changes = await _changes_of(session, resource_id)
@@ -164,10 +164,10 @@ async def import_pool(session: AsyncSession, entries: Sequence[PoolEntry]) -> Im
     """Add or update every entry (dated capacity changes are kept), then ask for re-resolution."""
     added = updated = unchanged = 0
     for entry in entries:
-        resource = await session.get(Resource, entry.resource_id, with_for_update=True)
+        resource = await session.get(ResourceRow, entry.resource_id, with_for_update=True)
         if resource is None:
             session.add(
-                Resource(
+                ResourceRow(
                     resource_id=entry.resource_id,
                     name=entry.name,
                     skills=list(entry.skills),
@@ -221,8 +221,8 @@ async def import_capacity_changes(
         resource.resource_id: resource
         for resource in (
             await session.exec(
-                select(Resource)
-                .where(col(Resource.resource_id).in_(list(changes)))
+                select(ResourceRow)
+                .where(col(ResourceRow.resource_id).in_(list(changes)))
                 .with_for_update()
             )
         ).all()

@@ -31,10 +31,10 @@ from services.allocation.adapters.repository import CLOSED as CLOSED
 from services.allocation.adapters.repository import RESOLVED, Decision, load_state
 from services.allocation.adapters.tables import (
     ConflictRow,
-    PendingResolution,
+    PendingResolutionRow,
     ProjectStandingRow,
-    ResolutionRun,
-    ResourceRequest,
+    ResolutionRunRow,
+    ResourceRequestRow,
 )
 from services.allocation.domain.decisions import Conflict, Outcome
 from services.allocation.domain.resolution import AllocationState, Resolution, resolve
@@ -89,7 +89,7 @@ async def request_resolutions(
     rows = [row for row in rows if row["weeks"] != []]
     if not rows:
         return
-    table = PendingResolution.__table__  # type: ignore[attr-defined]
+    table = PendingResolutionRow.__table__  # type: ignore[attr-defined]
     await insert_rows(await session.connection(), table, rows)
     # Delivered at commit only, so the worker never looks before the row is visible.
     await session.exec(select(func.pg_notify(CHANNEL, "")))
@@ -102,7 +102,7 @@ async def hold_resolution_lock(session: AsyncSession) -> None:
 
 async def weeks_of_project(session: AsyncSession, project_id: str) -> set[str]:
     rows = await session.exec(
-        select(ResourceRequest.weeks).where(ResourceRequest.project_id == project_id)
+        select(ResourceRequestRow.weeks).where(ResourceRequestRow.project_id == project_id)
     )
     return {week for weeks in rows.all() for week in weeks}
 
@@ -298,7 +298,7 @@ async def resolve_pending(
         session = uow.session
         await hold_resolution_lock(session)
         pending = (
-            await session.exec(select(PendingResolution).order_by(col(PendingResolution.id)))
+            await session.exec(select(PendingResolutionRow).order_by(col(PendingResolutionRow.id)))
         ).all()
         if not pending:
             return False
@@ -333,13 +333,13 @@ async def resolve_pending(
             )
             await apply_resolution(uow, state, resolution, causes)
             await session.exec(
-                delete(PendingResolution).where(
-                    col(PendingResolution.id).in_([row.id for row in pending])
+                delete(PendingResolutionRow).where(
+                    col(PendingResolutionRow.id).in_([row.id for row in pending])
                 )
             )
             solution = resolution.solution
             session.add(
-                ResolutionRun(
+                ResolutionRunRow(
                     causes=causes,
                     weeks=len(resolution.scope),
                     requests=len(state.requests),
@@ -399,7 +399,7 @@ async def registration_wait(runtime: ServiceRuntime) -> float:
     grace = runtime.settings.allocation_registration_grace_s
     if grace <= 0:
         return 0.0
-    request = cast(Table, ResourceRequest.__table__)  # type: ignore[attr-defined]
+    request = cast(Table, ResourceRequestRow.__table__)  # type: ignore[attr-defined]
     standing = cast(Table, ProjectStandingRow.__table__)  # type: ignore[attr-defined]
     oldest_unknown = (
         select(func.min(request.c.received_at), func.now())

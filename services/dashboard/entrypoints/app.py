@@ -231,14 +231,16 @@ async def overview_data(
     return portfolio.overview(chosen, health, ranking), options
 
 
-class WhatIfDraft(BaseModel):
+class WhatIfDraftIn(BaseModel):
     """A draft strategy to try: objective weights and directives (the JSON API's body)."""
 
     objectives: list[StrategicObjective] = Field(min_length=1)
     directives: list[Directive] = []
 
 
-async def combined_what_if(api: ServicesApi, token: str, draft: WhatIfDraft) -> whatif.WhatIfResult:
+async def combined_what_if(
+    api: ServicesApi, token: str, draft: WhatIfDraftIn
+) -> whatif.WhatIfResult:
     """Rank the draft (registry), then try its WHOLE ranking and stages on the people
     (allocation), and lay both beside the ranking now. Nothing is applied or published."""
     current_version = 0
@@ -273,7 +275,7 @@ def _number_or_text(value: Any) -> Any:
         return value
 
 
-def _draft_from_form(form: Mapping[str, Any]) -> WhatIfDraft:
+def _draft_from_form(form: Mapping[str, Any]) -> WhatIfDraftIn:
     """The draft typed into the strategy page's form; Refused(422) with each mistake named."""
     objectives = []
     for key, value in form.items():
@@ -303,7 +305,7 @@ def _draft_from_form(form: Mapping[str, Any]) -> WhatIfDraft:
             }
         )
     try:
-        return WhatIfDraft.model_validate({"objectives": objectives, "directives": directives})
+        return WhatIfDraftIn.model_validate({"objectives": objectives, "directives": directives})
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}"
@@ -316,7 +318,7 @@ async def _strategy_page(
     request: Request,
     user: SignedIn,
     result: whatif.WhatIfResult | None = None,
-    draft: WhatIfDraft | None = None,
+    draft: WhatIfDraftIn | None = None,
 ) -> HTMLResponse:
     api = _api(request)
     try:
@@ -657,7 +659,7 @@ def _routes(app: FastAPI) -> None:
         return await _strategy_page(request, user, result=result, draft=draft)
 
     @app.post("/api/what-if", tags=["what-if"], summary="The combined what-if of a draft strategy")
-    async def api_what_if(request: Request, draft: WhatIfDraft) -> dict[str, Any]:
+    async def api_what_if(request: Request, draft: WhatIfDraftIn) -> dict[str, Any]:
         """The draft's ranking, actions and allocation changes beside today's, in one step;
         nothing is applied. Signed-in PMO administrators (session cookie)."""
         user = require_signed_in(request)

@@ -14,22 +14,22 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.monitoring.adapters.tables import (
-    MonitoredProject,
-    ResourcePositionRecord,
-    ThresholdOverride,
+    MonitoredProjectRow,
+    ResourcePositionRow,
+    ThresholdOverrideRow,
 )
 from services.monitoring.domain.health import ResourcePosition
 
 
-async def project_for_update(session: AsyncSession, project_id: str) -> MonitoredProject | None:
+async def project_for_update(session: AsyncSession, project_id: str) -> MonitoredProjectRow | None:
     """The project, locked until the transaction ends: its assessments happen one at a time,
     whether a report, an allocation or the staleness clock brings them."""
-    return await session.get(MonitoredProject, project_id, with_for_update=True)
+    return await session.get(MonitoredProjectRow, project_id, with_for_update=True)
 
 
 @dataclass(slots=True)
 class ProjectRow:
-    """A `monitored_project` row as plain values (the columns of `MonitoredProject` but
+    """A `monitored_project` row as plain values (the columns of `MonitoredProjectRow` but
     `updated_at`), for the batch path: setting its attributes costs nothing, where each set on
     an ORM row goes through SQLModel's and SQLAlchemy's instrumentation; `write_projects`
     writes the changed ones back in one statement."""
@@ -66,7 +66,7 @@ class ProjectRow:
     assessed_as_of: date | None
 
 
-_PROJECTS = MonitoredProject.__table__  # type: ignore[attr-defined]
+_PROJECTS = MonitoredProjectRow.__table__  # type: ignore[attr-defined]
 _ROW_COLUMNS = [_PROJECTS.c[field.name] for field in fields(ProjectRow)]
 ASSESSED_COLUMNS = (
     "latest_as_of",
@@ -133,13 +133,13 @@ async def write_projects(session: AsyncSession, projects: Collection[ProjectRow]
     )
     written = {project.project_id for project in projects}
     for held in list(session.identity_map.values()):
-        if isinstance(held, MonitoredProject) and held.project_id in written:
+        if isinstance(held, MonitoredProjectRow) and held.project_id in written:
             session.expire(held)
 
 
 async def claim_stale_projects(
     session: AsyncSession, *, expected_before: date, limit: int
-) -> list[MonitoredProject]:
+) -> list[MonitoredProjectRow]:
     """Active projects not yet flagged stale whose last report is older than `expected_before`.
 
     `FOR UPDATE SKIP LOCKED`: rows another replica's clock (or a handler) holds are skipped,
@@ -147,13 +147,13 @@ async def claim_stale_projects(
     `stale_since` is set and the condition, re-checked on the new row version, excludes it.
     """
     query = (
-        select(MonitoredProject)
+        select(MonitoredProjectRow)
         .where(
-            MonitoredProject.monitoring_state == "active",
-            col(MonitoredProject.stale_since).is_(None),
-            MonitoredProject.status_expected_since < expected_before,
+            MonitoredProjectRow.monitoring_state == "active",
+            col(MonitoredProjectRow.stale_since).is_(None),
+            MonitoredProjectRow.status_expected_since < expected_before,
         )
-        .order_by(col(MonitoredProject.project_id))
+        .order_by(col(MonitoredProjectRow.project_id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -162,9 +162,9 @@ async def claim_stale_projects(
 
 async def resource_positions(session: AsyncSession, project_id: str) -> list[ResourcePosition]:
     query = (
-        select(ResourcePositionRecord)
-        .where(ResourcePositionRecord.project_id == project_id)
-        .order_by(col(ResourcePositionRecord.request_id))
+        select(ResourcePositionRow)
+        .where(ResourcePositionRow.project_id == project_id)
+        .order_by(col(ResourcePositionRow.request_id))
     )
     return [
         ResourcePosition(
@@ -184,9 +184,9 @@ async def resource_positions_of(
     if not project_ids:
         return {}
     query = (
-        select(ResourcePositionRecord)
-        .where(col(ResourcePositionRecord.project_id).in_(sorted(project_ids)))
-        .order_by(col(ResourcePositionRecord.request_id))
+        select(ResourcePositionRow)
+        .where(col(ResourcePositionRow.project_id).in_(sorted(project_ids)))
+        .order_by(col(ResourcePositionRow.request_id))
     )
     positions: dict[str, list[ResourcePosition]] = {}
     for row in (await session.exec(query)).all():
@@ -241,5 +241,5 @@ async def add_assessments(session: AsyncSession, rows: Sequence[dict[str, Any]])
     )
 
 
-async def threshold_override(session: AsyncSession) -> ThresholdOverride | None:
-    return await session.get(ThresholdOverride, 1)
+async def threshold_override(session: AsyncSession) -> ThresholdOverrideRow | None:
+    return await session.get(ThresholdOverrideRow, 1)

@@ -14,7 +14,7 @@ from shared.columns import identity_key, jsonb, timestamp
 SCHEMA = "monitoring"
 
 
-class MonitoredProject(SQLModel, table=True):
+class MonitoredProjectRow(SQLModel, table=True):
     """A project's baseline, the latest facts about it, and its current health."""
 
     __tablename__ = "monitored_project"
@@ -71,7 +71,7 @@ class MonitoredProject(SQLModel, table=True):
     updated_at: datetime | None = timestamp(nullable=False, server_now=True, on_update_now=True)
 
 
-class HealthAssessmentRecord(SQLModel, table=True):
+class HealthAssessmentRow(SQLModel, table=True):
     """One assessment of one project: the series behind trend charts. Never updated."""
 
     __tablename__ = "health_assessment"
@@ -99,7 +99,7 @@ class HealthAssessmentRecord(SQLModel, table=True):
     """The event this assessment published, if any: project-at-risk or project-recovered."""
 
 
-class BaselineRecord(SQLModel, table=True):
+class BaselineRow(SQLModel, table=True):
     """One approved baseline of a project; every one is kept, the highest version is in force."""
 
     __tablename__ = "baseline"
@@ -119,7 +119,7 @@ class BaselineRecord(SQLModel, table=True):
     received_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class ResourcePositionRecord(RequestOutcomeColumns, table=True):
+class ResourcePositionRow(RequestOutcomeColumns, table=True):
     """What a project asked for in one resource request and what it was granted, latest first."""
 
     __tablename__ = "resource_position"
@@ -139,7 +139,7 @@ class ResourcePositionRecord(RequestOutcomeColumns, table=True):
     event_id: str
 
 
-class ThresholdOverride(SQLModel, table=True):
+class ThresholdOverrideRow(SQLModel, table=True):
     """The health rules set by a PMO administrator; absent: the settings' defaults apply."""
 
     __tablename__ = "threshold_override"

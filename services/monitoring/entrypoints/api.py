@@ -15,10 +15,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
 from services.monitoring.adapters.tables import (
-    BaselineRecord,
-    HealthAssessmentRecord,
-    MonitoredProject,
-    ThresholdOverride,
+    BaselineRow,
+    HealthAssessmentRow,
+    MonitoredProjectRow,
+    ThresholdOverrideRow,
 )
 from services.monitoring.domain.health import HealthThresholds
 from services.monitoring.service_layer.configuration import RulesInForce, rules_in_force
@@ -37,7 +37,7 @@ from shared.events.contracts import Health, Metrics, Severity
 router = APIRouter(tags=["health"])
 
 
-class HealthReason(BaseModel):
+class HealthReasonOut(BaseModel):
     code: str
     """`schedule`, `cost`, `milestone_overdue`, `stale_status`, `reported_red`,
     `reported_amber` or `resource_shortfall`."""
@@ -46,7 +46,7 @@ class HealthReason(BaseModel):
     numbers: Metrics
 
 
-class ProjectHealth(BaseModel):
+class ProjectHealthOut(BaseModel):
     """A project's current health, why, and the earned-value figures of its latest report."""
 
     project_id: str
@@ -58,7 +58,7 @@ class ProjectHealth(BaseModel):
     health: Health
     health_since: datetime | None
     at_risk_since: datetime | None
-    reasons: list[HealthReason]
+    reasons: list[HealthReasonOut]
     metrics: Metrics
     """PV, EV, AC, SV, CV, SPI, CPI, EAC, ETC, VAC, TCPI, ES, AT, SPI(t), SV(t)...; null where
     undefined (e.g. CPI before any cost)."""
@@ -80,17 +80,17 @@ class ProjectHealth(BaseModel):
     """What the latest status report itself claimed, to compare with the computed `health`."""
 
 
-class HealthPage(BaseModel):
+class HealthPageOut(BaseModel):
     """One page of the portfolio's latest assessments, by project id."""
 
-    items: list[ProjectHealth]
+    items: list[ProjectHealthOut]
     total: int
     """How many projects match the filters, over all pages."""
     next_cursor: str | None
     """Pass as `cursor` for the next page; null on the last page."""
 
 
-class BaselineEntry(BaseModel):
+class BaselineEntryOut(BaseModel):
     """One approved baseline of a project."""
 
     model_config = ConfigDict(from_attributes=True)
@@ -106,7 +106,7 @@ class BaselineEntry(BaseModel):
     event_id: str | None
 
 
-class HealthHistoryEntry(BaseModel):
+class HealthHistoryEntryOut(BaseModel):
     """One assessment in a project's series."""
 
     model_config = ConfigDict(from_attributes=True)
@@ -119,13 +119,13 @@ class HealthHistoryEntry(BaseModel):
     applied: bool
     """False: an older report (or one after closing), kept for the record only."""
     health: Health
-    reasons: list[HealthReason]
+    reasons: list[HealthReasonOut]
     metrics: Metrics
     forecast_finish: date | None
     alert: Literal["project-at-risk", "project-recovered"] | None
 
 
-class ThresholdConfiguration(BaseModel):
+class ThresholdConfigurationOut(BaseModel):
     """The health rules in force and where they come from."""
 
     thresholds: HealthThresholds
@@ -135,8 +135,8 @@ class ThresholdConfiguration(BaseModel):
     updated_at: datetime | None = None
 
 
-def _project_health(project: MonitoredProject) -> ProjectHealth:
-    return ProjectHealth.model_validate(
+def _project_health(project: MonitoredProjectRow) -> ProjectHealthOut:
+    return ProjectHealthOut.model_validate(
         {
             "project_id": project.project_id,
             "name": project.name,
@@ -161,10 +161,10 @@ def _project_health(project: MonitoredProject) -> ProjectHealth:
     )
 
 
-def _configuration(rules: RulesInForce) -> ThresholdConfiguration:
+def _configuration(rules: RulesInForce) -> ThresholdConfigurationOut:
     if rules.override is None:
-        return ThresholdConfiguration(thresholds=rules.thresholds, source="settings")
-    return ThresholdConfiguration(
+        return ThresholdConfigurationOut(thresholds=rules.thresholds, source="settings")
+    return ThresholdConfigurationOut(
         thresholds=rules.thresholds,
         source="override",
         updated_by=rules.override.updated_by,
@@ -178,10 +178,10 @@ def _no_baseline(project_id: str) -> str:
 
 
 @router.get("/projects/{project_id}/health", summary="A project's current health and metrics")
-async def project_health(session: SessionDep, project_id: str, _: Reader) -> ProjectHealth:
+async def project_health(session: SessionDep, project_id: str, _: Reader) -> ProjectHealthOut:
     project = await row_or_404(
         session,
-        MonitoredProject,
+        MonitoredProjectRow,
         project_id,
         _no_baseline(project_id),
     )
@@ -208,28 +208,30 @@ async def portfolio_health(
     cursor: Annotated[
         str | None, Query(description="The `next_cursor` of the previous page")
     ] = None,
-) -> HealthPage:
+) -> HealthPageOut:
     """What `GET /projects/{id}/health` says, for many projects in one call (the dashboard's
     overview reads the whole portfolio this way), ordered by project id."""
     filters: list[Any] = []
     if project_id:
-        filters.append(col(MonitoredProject.project_id).in_(project_id))
+        filters.append(col(MonitoredProjectRow.project_id).in_(project_id))
     if health:
-        filters.append(col(MonitoredProject.health).in_(health))
+        filters.append(col(MonitoredProjectRow.health).in_(health))
     if business_unit:
         unit = business_unit.strip().lower()
-        filters.append(func.lower(col(MonitoredProject.business_unit)) == unit)
+        filters.append(func.lower(col(MonitoredProjectRow.business_unit)) == unit)
     if monitoring:
-        filters.append(col(MonitoredProject.monitoring_state) == monitoring)
-    query = select(MonitoredProject).where(*filters).order_by(col(MonitoredProject.project_id))
+        filters.append(col(MonitoredProjectRow.monitoring_state) == monitoring)
+    query = (
+        select(MonitoredProjectRow).where(*filters).order_by(col(MonitoredProjectRow.project_id))
+    )
     if cursor:
-        query = query.where(col(MonitoredProject.project_id) > cursor)
+        query = query.where(col(MonitoredProjectRow.project_id) > cursor)
     total = (
-        await session.exec(select(func.count()).select_from(MonitoredProject).where(*filters))
+        await session.exec(select(func.count()).select_from(MonitoredProjectRow).where(*filters))
     ).one()
     rows = list((await session.exec(query.limit(limit + 1))).all())
     page = rows[:limit]
-    return HealthPage(
+    return HealthPageOut(
         items=[_project_health(project) for project in page],
         total=total,
         next_cursor=page[-1].project_id if len(rows) > limit else None,
@@ -240,17 +242,19 @@ async def portfolio_health(
     "/projects/{project_id}/baselines",
     summary="Every approved baseline of a project, oldest first (the highest is in force)",
 )
-async def project_baselines(session: SessionDep, project_id: str, _: Reader) -> list[BaselineEntry]:
+async def project_baselines(
+    session: SessionDep, project_id: str, _: Reader
+) -> list[BaselineEntryOut]:
     rows = (
         await session.exec(
-            select(BaselineRecord)
-            .where(BaselineRecord.project_id == project_id)
-            .order_by(col(BaselineRecord.version))
+            select(BaselineRow)
+            .where(BaselineRow.project_id == project_id)
+            .order_by(col(BaselineRow.version))
         )
     ).all()
     if not rows:
         raise HTTPException(404, _no_baseline(project_id))
-    return [BaselineEntry.model_validate(row) for row in rows]
+    return [BaselineEntryOut.model_validate(row) for row in rows]
 
 
 @router.get(
@@ -263,18 +267,18 @@ async def project_health_history(
     _: Reader,
     limit: LargePageSize = 100,
     after: Annotated[int | None, Query(description="Page: assessments after this id")] = None,
-) -> list[HealthHistoryEntry]:
+) -> list[HealthHistoryEntryOut]:
     query = (
-        select(HealthAssessmentRecord)
-        .where(HealthAssessmentRecord.project_id == project_id)
-        .order_by(col(HealthAssessmentRecord.id))
+        select(HealthAssessmentRow)
+        .where(HealthAssessmentRow.project_id == project_id)
+        .order_by(col(HealthAssessmentRow.id))
         .limit(limit)
     )
     if after is not None:
-        query = query.where(col(HealthAssessmentRecord.id) > after)
+        query = query.where(col(HealthAssessmentRow.id) > after)
     await row_or_404(
         session,
-        MonitoredProject,
+        MonitoredProjectRow,
         project_id,
         _no_baseline(project_id),
     )
@@ -282,8 +286,8 @@ async def project_health_history(
     return [_history_entry(row) for row in rows]
 
 
-def _history_entry(row: HealthAssessmentRecord) -> HealthHistoryEntry:
-    return HealthHistoryEntry.model_validate(row, from_attributes=True)
+def _history_entry(row: HealthAssessmentRow) -> HealthHistoryEntryOut:
+    return HealthHistoryEntryOut.model_validate(row, from_attributes=True)
 
 
 @router.get("/at-risk", summary="The portfolio's monitored projects that are not green")
@@ -294,27 +298,27 @@ async def at_risk(
     business_unit: str | None = None,
     limit: PageSize = 100,
     after: Annotated[str | None, Query(description="Page: project ids after this one")] = None,
-) -> list[ProjectHealth]:
+) -> list[ProjectHealthOut]:
     query = (
-        select(MonitoredProject)
+        select(MonitoredProjectRow)
         .where(
-            MonitoredProject.monitoring_state != "closed",
-            col(MonitoredProject.health).in_([severity] if severity else ["amber", "red"]),
+            MonitoredProjectRow.monitoring_state != "closed",
+            col(MonitoredProjectRow.health).in_([severity] if severity else ["amber", "red"]),
         )
-        .order_by(col(MonitoredProject.project_id))
+        .order_by(col(MonitoredProjectRow.project_id))
         .limit(limit)
     )
     if business_unit:
-        query = query.where(MonitoredProject.business_unit == business_unit)
+        query = query.where(MonitoredProjectRow.business_unit == business_unit)
     if after:
-        query = query.where(col(MonitoredProject.project_id) > after)
+        query = query.where(col(MonitoredProjectRow.project_id) > after)
     return [_project_health(project) for project in (await session.exec(query)).all()]
 
 
 @router.get("/thresholds", summary="The health rules in force")
 async def get_thresholds(
     session: SessionDep, settings: SettingsDep, _: Reader
-) -> ThresholdConfiguration:
+) -> ThresholdConfigurationOut:
     return _configuration(await rules_in_force(session, settings))
 
 
@@ -327,8 +331,8 @@ async def put_thresholds(
     settings: SettingsDep,
     thresholds: HealthThresholds,
     principal: Admin,
-) -> ThresholdConfiguration:
-    table = ThresholdOverride.__table__  # type: ignore[attr-defined]
+) -> ThresholdConfigurationOut:
+    table = ThresholdOverrideRow.__table__  # type: ignore[attr-defined]
     values = {
         "id": 1,
         "thresholds": thresholds.model_dump(mode="json"),
@@ -351,7 +355,7 @@ async def put_thresholds(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def delete_thresholds(uow: UnitOfWorkDep, _: Admin) -> Response:
-    stored = await uow.session.get(ThresholdOverride, 1, with_for_update=True)
+    stored = await uow.session.get(ThresholdOverrideRow, 1, with_for_update=True)
     if stored is not None:
         await uow.session.delete(stored)
     await uow.commit()

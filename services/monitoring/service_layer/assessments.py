@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, get_args
 
 from services.monitoring.adapters.repository import ProjectRow, resource_positions
-from services.monitoring.adapters.tables import HealthAssessmentRecord, MonitoredProject
+from services.monitoring.adapters.tables import HealthAssessmentRow, MonitoredProjectRow
 from services.monitoring.domain.earned_value import Baseline, ProgressReport
 from services.monitoring.domain.health import (
     RANK,
@@ -38,7 +38,7 @@ from shared.events.contracts import (
 )
 from shared.messaging.unit_of_work import UnitOfWork
 
-Project = MonitoredProject | ProjectRow
+Project = MonitoredProjectRow | ProjectRow
 """A project as the ORM holds it (one-event paths) or as a plain row (the batch path)."""
 
 log = logging.getLogger(__name__)
@@ -305,14 +305,14 @@ def reassessed(
 
 async def reassess(
     uow: UnitOfWork,
-    project: MonitoredProject,
+    project: MonitoredProjectRow,
     *,
     thresholds: HealthThresholds,
     moment: Moment,
     trigger: str,
     event_id: str | None,
     by_clock: bool = False,
-) -> HealthAssessmentRecord:
+) -> HealthAssessmentRow:
     """Assess one locked project from what is stored about it (`reassessed`); publish what is
     news and keep the history row."""
     outcome = reassessed(
@@ -327,7 +327,7 @@ async def reassess(
     )
     for event in outcome.news:
         await uow.publish(event)
-    record = HealthAssessmentRecord(**outcome.record)
+    record = HealthAssessmentRow(**outcome.record)
     uow.session.add(record)
     return record
 

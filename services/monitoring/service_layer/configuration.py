@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 
 from services.monitoring.adapters.repository import threshold_override
-from services.monitoring.adapters.tables import ThresholdOverride
+from services.monitoring.adapters.tables import ThresholdOverrideRow
 from services.monitoring.domain.health import HealthThresholds
 from shared.health_rules import SETTINGS_PREFIX
 from shared.settings import ConfigurationError, Settings
@@ -44,7 +44,7 @@ def _variable(location: tuple[int | str, ...]) -> str:
 @dataclass(frozen=True)
 class RulesInForce:
     thresholds: HealthThresholds
-    override: ThresholdOverride | None
+    override: ThresholdOverrideRow | None
 
 
 async def rules_in_force(session: AsyncSession, settings: Settings) -> RulesInForce:

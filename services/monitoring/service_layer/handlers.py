@@ -20,9 +20,9 @@ from services.monitoring.adapters.repository import (
     write_projects,
 )
 from services.monitoring.adapters.tables import (
-    BaselineRecord,
-    MonitoredProject,
-    ResourcePositionRecord,
+    BaselineRow,
+    MonitoredProjectRow,
+    ResourcePositionRow,
 )
 from services.monitoring.domain.earned_value import Baseline, ProgressReport
 from services.monitoring.domain.health import HealthThresholds, ResourcePosition
@@ -70,7 +70,7 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
     A project never reported is expected to report from its start, or from today if monitoring
     learns of it only after the start (it cannot be late with a report it was not asked for).
     """
-    if await uow.session.get(MonitoredProject, event.project_id) is not None:
+    if await uow.session.get(MonitoredProjectRow, event.project_id) is not None:
         # The first stands: a changed baseline reaches monitoring as the registry's
         # project-rebaselined, with who approved it and why.
         return
@@ -81,7 +81,7 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
         else None
     )
     uow.session.add(
-        BaselineRecord(
+        BaselineRow(
             project_id=event.project_id,
             version=1,
             budget_at_completion=event.budget,
@@ -92,7 +92,7 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
         )
     )
     uow.session.add(
-        MonitoredProject(
+        MonitoredProjectRow(
             project_id=event.project_id,
             name=event.name,
             business_unit=event.business_unit,
@@ -265,7 +265,7 @@ async def on_project_rebaselined(
         if event.planned_value_curve
         else None
     )
-    statement = insert(BaselineRecord).values(
+    statement = insert(BaselineRow).values(
         project_id=event.project_id,
         version=event.baseline_version,
         budget_at_completion=event.budget,
@@ -335,7 +335,7 @@ async def _record_position(
     keep-newest rule, by the allocation's decision time, in one statement)."""
     await keep_newest(
         uow.session,
-        ResourcePositionRecord.__table__,  # type: ignore[attr-defined]
+        ResourcePositionRow.__table__,  # type: ignore[attr-defined]
         key={"request_id": outcome.request_id},
         values={
             **outcome.figures(),
@@ -393,7 +393,7 @@ async def on_allocation_changed(event: AllocationChanged, meta: EventMeta, uow: 
     A request monitoring never saw decided is left alone: without what was requested, a grant
     says nothing about a shortfall.
     """
-    position = await uow.session.get(ResourcePositionRecord, event.request_id, with_for_update=True)
+    position = await uow.session.get(ResourcePositionRow, event.request_id, with_for_update=True)
     decided_at = meta.time or Moment.current().now
     if position is None or not supersedes(decided_at, position.decided_at):
         return

@@ -12,19 +12,19 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notifications.adapters.tables import Delivery, ProjectView, Subscription
+from services.notifications.adapters.tables import DeliveryRow, ProjectRow, SubscriptionRow
 
 
 class DeliveryRepository(Protocol):
     """The deliveries: one notice to one subscription each."""
 
     async def add_pending(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert pending deliveries (`Delivery` columns), in order, each (event_id,
+        """Insert pending deliveries (`DeliveryRow` columns), in order, each (event_id,
         subscription_id) at most once (a replayed notice inserts nothing). Returns how many
         were inserted."""
         ...
 
-    async def held_until(self, now: datetime) -> list[Delivery]:
+    async def held_until(self, now: datetime) -> list[DeliveryRow]:
         """The held deliveries whose throttle window has ended by `now`, by id, claimed until
         the unit of work ends (another replica's clock skips them)."""
         ...
@@ -37,9 +37,9 @@ class DeliveryRepository(Protocol):
 class SubscriptionRepository(Protocol):
     """Who wants which notices, and where to send them."""
 
-    async def get(self, subscription_id: uuid.UUID) -> Subscription | None: ...
+    async def get(self, subscription_id: uuid.UUID) -> SubscriptionRow | None: ...
 
-    async def enabled(self) -> list[Subscription]:
+    async def enabled(self) -> list[SubscriptionRow]:
         """The enabled subscriptions, by id."""
         ...
 
@@ -49,7 +49,7 @@ class ProjectRepository(Protocol):
 
     async def to_escalate(
         self, at_risk_before: datetime, *, finished: Collection[str], limit: int
-    ) -> list[ProjectView]:
+    ) -> list[ProjectRow]:
         """Projects at risk since `at_risk_before` or earlier, not escalated in this episode and
         not in a `finished` lifecycle: the longest at risk first, at most `limit`, claimed
         until the unit of work ends."""
@@ -66,25 +66,25 @@ class SqlDeliveryRepository:
         if not rows:
             return 0
         statement = (
-            insert(Delivery)
+            insert(DeliveryRow)
             .values(list(rows))
             .on_conflict_do_nothing(constraint="delivery_once_per_subscription")
-            .returning(col(Delivery.id))
+            .returning(col(DeliveryRow.id))
         )
         return len((await self.session.exec(statement)).all())
 
-    async def held_until(self, now: datetime) -> list[Delivery]:
+    async def held_until(self, now: datetime) -> list[DeliveryRow]:
         query = (
-            select(Delivery)
-            .where(Delivery.state == "held", col(Delivery.held_until) <= now)
-            .order_by(col(Delivery.id))
+            select(DeliveryRow)
+            .where(DeliveryRow.state == "held", col(DeliveryRow.held_until) <= now)
+            .order_by(col(DeliveryRow.id))
             .with_for_update(skip_locked=True)
         )
         return list((await self.session.exec(query)).all())
 
     async def id_of(self, event_id: str, subscription_id: uuid.UUID | None) -> int | None:
-        query = select(Delivery.id).where(
-            Delivery.event_id == event_id, Delivery.subscription_id == subscription_id
+        query = select(DeliveryRow.id).where(
+            DeliveryRow.event_id == event_id, DeliveryRow.subscription_id == subscription_id
         )
         return (await self.session.exec(query)).first()
 
@@ -95,11 +95,15 @@ class SqlSubscriptionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, subscription_id: uuid.UUID) -> Subscription | None:
-        return await self.session.get(Subscription, subscription_id)
+    async def get(self, subscription_id: uuid.UUID) -> SubscriptionRow | None:
+        return await self.session.get(SubscriptionRow, subscription_id)
 
-    async def enabled(self) -> list[Subscription]:
-        query = select(Subscription).where(col(Subscription.enabled)).order_by(col(Subscription.id))
+    async def enabled(self) -> list[SubscriptionRow]:
+        query = (
+            select(SubscriptionRow)
+            .where(col(SubscriptionRow.enabled))
+            .order_by(col(SubscriptionRow.id))
+        )
         return list((await self.session.exec(query)).all())
 
 
@@ -111,16 +115,16 @@ class SqlProjectRepository:
 
     async def to_escalate(
         self, at_risk_before: datetime, *, finished: Collection[str], limit: int
-    ) -> list[ProjectView]:
+    ) -> list[ProjectRow]:
         query = (
-            select(ProjectView)
+            select(ProjectRow)
             .where(
-                col(ProjectView.at_risk_since).is_not(None),
-                col(ProjectView.escalated_at).is_(None),
-                col(ProjectView.at_risk_since) <= at_risk_before,
-                col(ProjectView.lifecycle).not_in(finished),
+                col(ProjectRow.at_risk_since).is_not(None),
+                col(ProjectRow.escalated_at).is_(None),
+                col(ProjectRow.at_risk_since) <= at_risk_before,
+                col(ProjectRow.lifecycle).not_in(finished),
             )
-            .order_by(col(ProjectView.at_risk_since))
+            .order_by(col(ProjectRow.at_risk_since))
             .limit(limit)
             .with_for_update(skip_locked=True)
         )

@@ -19,7 +19,7 @@ ENVIRONMENT_WEBHOOK_ID = uuid.UUID("6d1f3c2e-5b7a-5e0c-9f8e-2a4b6c8d0e1f")
 """The built-in subscription standing for `PMO_ALERT_WEBHOOK_URL` (made by migration 0002)."""
 
 
-class Subscription(SQLModel, table=True):
+class SubscriptionRow(SQLModel, table=True):
     """Who wants to hear about what, on which channel; `secret` signs its webhooks."""
 
     __tablename__ = "subscription"
@@ -48,7 +48,7 @@ class Subscription(SQLModel, table=True):
     updated_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class Delivery(SQLModel, table=True):
+class DeliveryRow(SQLModel, table=True):
     """One notice to one subscription: its message context, state, lease and attempts."""
 
     __tablename__ = "delivery"
@@ -79,7 +79,7 @@ class Delivery(SQLModel, table=True):
     created_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class DeliveryAttempt(SQLModel, table=True):
+class DeliveryAttemptRow(SQLModel, table=True):
     """One try at sending a delivery, and how it ended."""
 
     __tablename__ = "delivery_attempt"
@@ -96,7 +96,7 @@ class DeliveryAttempt(SQLModel, table=True):
     error: str | None = None
 
 
-class ProjectView(SQLModel, table=True):
+class ProjectRow(SQLModel, table=True):
     """What notifications knows of a project, from the registry's and monitoring's events."""
 
     __tablename__ = "project"
@@ -124,7 +124,7 @@ class ProjectView(SQLModel, table=True):
     updated_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class ResourceRequestView(RequestOutcomeColumns, table=True):
+class ResourceRequestRow(RequestOutcomeColumns, table=True):
     """A project's resource request as allocation last decided it, for the shortfall."""
 
     __tablename__ = "resource_request"
@@ -135,7 +135,7 @@ class ResourceRequestView(RequestOutcomeColumns, table=True):
     """When allocation decided (the event's time): an older decision never overwrites it."""
 
 
-class DigestRun(SQLModel, table=True):
+class DigestRunRow(SQLModel, table=True):
     """The portfolio digest of one schedule slot: claimed once, whichever replica gets there."""
 
     __tablename__ = "digest_run"

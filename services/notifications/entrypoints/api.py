@@ -13,10 +13,10 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from services.notifications.adapters.tables import (
-    Delivery,
-    DeliveryAttempt,
-    DigestRun,
-    Subscription,
+    DeliveryAttemptRow,
+    DeliveryRow,
+    DigestRunRow,
+    SubscriptionRow,
 )
 from services.notifications.domain.portfolio import portfolio_totals
 from services.notifications.domain.redaction import masked_url, scrubbed
@@ -82,7 +82,7 @@ def _check_recipient(channel: str, recipient: str) -> str:
     return recipient
 
 
-class SubscriptionFields(RequestBody):
+class SubscriptionFieldsIn(RequestBody):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     """What the subscription is for, e.g. "PMO director: escalations"."""
     channel: Channel
@@ -103,7 +103,7 @@ class SubscriptionFields(RequestBody):
     enabled: bool = True
 
 
-class SubscriptionCreate(SubscriptionFields):
+class SubscriptionIn(SubscriptionFieldsIn):
     secret: SecretStr | None = None
     """Webhook only, required there: the HMAC key signing each POST. Write-only: never returned."""
 
@@ -117,7 +117,7 @@ NULLABLE_CHANGES = frozenset({"project_id", "business_unit", "throttle_window_s"
 """Fields a PATCH may set to null (`secret: null` keeps the secret); the others are required."""
 
 
-class SubscriptionUpdate(RequestBody):
+class SubscriptionPatchIn(RequestBody):
     """Only the fields given change; `secret` replaces the webhook secret."""
 
     nullable_fields = NULLABLE_CHANGES
@@ -135,7 +135,7 @@ class SubscriptionUpdate(RequestBody):
     secret: SecretStr | None = None
 
 
-class SubscriptionView(BaseModel):
+class SubscriptionOut(BaseModel):
     id: uuid.UUID
     name: str
     channel: str
@@ -163,7 +163,7 @@ class SubscriptionView(BaseModel):
     updated_at: datetime | None
 
 
-class DeliveryView(BaseModel):
+class DeliveryOut(BaseModel):
     id: int
     event_id: str
     event_type: str
@@ -184,7 +184,7 @@ class DeliveryView(BaseModel):
     created_at: datetime | None
 
 
-class AttemptView(BaseModel):
+class AttemptOut(BaseModel):
     number: int
     worker: str
     started_at: datetime | None
@@ -194,11 +194,11 @@ class AttemptView(BaseModel):
     error: str | None
 
 
-class DeliveryDetail(DeliveryView):
-    attempt_log: list[AttemptView]
+class DeliveryDetailOut(DeliveryOut):
+    attempt_log: list[AttemptOut]
 
 
-class AlertView(BaseModel):
+class AlertOut(BaseModel):
     id: int
     event_id: str
     event_type: str
@@ -209,7 +209,7 @@ class AlertView(BaseModel):
     last_error: str | None
 
 
-class DigestRunView(BaseModel):
+class DigestRunOut(BaseModel):
     slot: datetime
     claimed_by: str
     claimed_at: datetime | None
@@ -217,7 +217,9 @@ class DigestRunView(BaseModel):
     deliveries: int
 
 
-def _view(subscription: Subscription, settings: Settings, principal: Principal) -> SubscriptionView:
+def _view(
+    subscription: SubscriptionRow, settings: Settings, principal: Principal
+) -> SubscriptionOut:
     recipient: str | None = subscription.recipient
     has_secret = subscription.secret is not None
     enabled = subscription.enabled
@@ -227,7 +229,7 @@ def _view(subscription: Subscription, settings: Settings, principal: Principal) 
         enabled = enabled and bool(settings.alert_webhook_url)
     if recipient and subscription.channel != "email" and principal.role != "pmo_admin":
         recipient = masked_url(recipient)  # never the path, query or user:password either
-    return SubscriptionView(
+    return SubscriptionOut(
         id=subscription.id,
         name=subscription.name,
         channel=subscription.channel,
@@ -249,7 +251,7 @@ def _view(subscription: Subscription, settings: Settings, principal: Principal) 
     )
 
 
-def _delivery_view(delivery: Delivery, settings: Settings) -> dict[str, Any]:
+def _delivery_view(delivery: DeliveryRow, settings: Settings) -> dict[str, Any]:
     return {
         **delivery.model_dump(exclude={"context", "traceparent", "tracestate"}),
         # Stored scrubbed already; rows written by an earlier version are scrubbed here.
@@ -258,7 +260,7 @@ def _delivery_view(delivery: Delivery, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _validated(subscription: Subscription) -> None:
+def _validated(subscription: SubscriptionRow) -> None:
     """Rules across fields, checked after a create or an update is applied."""
     try:
         subscription.recipient = _check_recipient(subscription.channel, subscription.recipient)
@@ -295,8 +297,10 @@ def _validated(subscription: Subscription) -> None:
 )
 async def list_subscriptions(
     session: SessionDep, settings: SettingsDep, principal: Reader
-) -> list[SubscriptionView]:
-    found = (await session.exec(select(Subscription).order_by(col(Subscription.created_at)))).all()
+) -> list[SubscriptionOut]:
+    found = (
+        await session.exec(select(SubscriptionRow).order_by(col(SubscriptionRow.created_at)))
+    ).all()
     return [_view(subscription, settings, principal) for subscription in found]
 
 
@@ -312,9 +316,9 @@ async def list_subscriptions(
     ),
 )
 async def create_subscription(
-    session: SessionDep, settings: SettingsDep, body: SubscriptionCreate, principal: Admin
-) -> SubscriptionView:
-    subscription = Subscription(
+    session: SessionDep, settings: SettingsDep, body: SubscriptionIn, principal: Admin
+) -> SubscriptionOut:
+    subscription = SubscriptionRow(
         **body.model_dump(exclude={"secret"}),
         secret=body.secret.get_secret_value() if body.secret else None,
         created_by=principal.subject,
@@ -328,14 +332,14 @@ async def create_subscription(
 @router.get("/subscriptions/{subscription_id}", tags=["subscriptions"], summary="One subscription")
 async def get_subscription(
     session: SessionDep, settings: SettingsDep, subscription_id: uuid.UUID, principal: Reader
-) -> SubscriptionView:
+) -> SubscriptionOut:
     subscription = await row_or_404(
-        session, Subscription, subscription_id, f"no subscription {subscription_id}"
+        session, SubscriptionRow, subscription_id, f"no subscription {subscription_id}"
     )
     return _view(subscription, settings, principal)
 
 
-def _refuse_environment(subscription: Subscription) -> None:
+def _refuse_environment(subscription: SubscriptionRow) -> None:
     if subscription.managed_by == "environment":
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -344,7 +348,7 @@ def _refuse_environment(subscription: Subscription) -> None:
         )
 
 
-def _refuse_project_manager(subscription: Subscription, changes: set[str]) -> None:
+def _refuse_project_manager(subscription: SubscriptionRow, changes: set[str]) -> None:
     if subscription.managed_by == PROJECT_MANAGER and changes - {"enabled"}:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
@@ -362,9 +366,9 @@ async def update_subscription(
     session: SessionDep,
     settings: SettingsDep,
     subscription_id: uuid.UUID,
-    body: SubscriptionUpdate,
+    body: SubscriptionPatchIn,
     principal: Admin,
-) -> SubscriptionView:
+) -> SubscriptionOut:
     required = sorted(
         name
         for name in body.model_fields_set
@@ -377,7 +381,11 @@ async def update_subscription(
         )
     async with session.begin():
         subscription = await row_or_404(
-            session, Subscription, subscription_id, f"no subscription {subscription_id}", lock=True
+            session,
+            SubscriptionRow,
+            subscription_id,
+            f"no subscription {subscription_id}",
+            lock=True,
         )
         _refuse_environment(subscription)
         _refuse_project_manager(subscription, set(body.model_fields_set))
@@ -414,10 +422,14 @@ async def update_subscription(
 )
 async def enable_subscription(
     session: SessionDep, settings: SettingsDep, subscription_id: uuid.UUID, principal: Admin
-) -> SubscriptionView:
+) -> SubscriptionOut:
     async with session.begin():
         subscription = await row_or_404(
-            session, Subscription, subscription_id, f"no subscription {subscription_id}", lock=True
+            session,
+            SubscriptionRow,
+            subscription_id,
+            f"no subscription {subscription_id}",
+            lock=True,
         )
         if not subscription.enabled:
             subscription.enabled = True
@@ -438,7 +450,11 @@ async def delete_subscription(
 ) -> Response:
     async with session.begin():
         subscription = await row_or_404(
-            session, Subscription, subscription_id, f"no subscription {subscription_id}", lock=True
+            session,
+            SubscriptionRow,
+            subscription_id,
+            f"no subscription {subscription_id}",
+            lock=True,
         )
         _refuse_environment(subscription)
         if subscription.managed_by == PROJECT_MANAGER:
@@ -448,10 +464,10 @@ async def delete_subscription(
                 "registration: disable it (PATCH `enabled: false`) instead of deleting it",
             )
         await session.exec(
-            update(Delivery)
+            update(DeliveryRow)
             .where(
-                col(Delivery.subscription_id) == subscription_id,
-                col(Delivery.state).in_(("pending", "held")),
+                col(DeliveryRow.subscription_id) == subscription_id,
+                col(DeliveryRow.state).in_(("pending", "held")),
             )
             .values(state="cancelled", last_error="its subscription was deleted")
         )
@@ -478,20 +494,20 @@ async def list_deliveries(
         int | None, Query(ge=1, le=MAX_ID, description="Page: ids below this one")
     ] = None,
     limit: PageSize = 100,
-) -> list[DeliveryView]:
-    query = select(Delivery).order_by(col(Delivery.id).desc()).limit(limit)
+) -> list[DeliveryOut]:
+    query = select(DeliveryRow).order_by(col(DeliveryRow.id).desc()).limit(limit)
     if state:
-        query = query.where(Delivery.state == state)
+        query = query.where(DeliveryRow.state == state)
     if subscription_id:
-        query = query.where(Delivery.subscription_id == subscription_id)
+        query = query.where(DeliveryRow.subscription_id == subscription_id)
     if project_id:
-        query = query.where(Delivery.project_id == project_id)
+        query = query.where(DeliveryRow.project_id == project_id)
     if event_type:
-        query = query.where(Delivery.event_type == event_type)
+        query = query.where(DeliveryRow.event_type == event_type)
     if before_id is not None:
-        query = query.where(col(Delivery.id) < before_id)
+        query = query.where(col(DeliveryRow.id) < before_id)
     found = (await session.exec(query)).all()
-    return [DeliveryView.model_validate(_delivery_view(delivery, settings)) for delivery in found]
+    return [DeliveryOut.model_validate(_delivery_view(delivery, settings)) for delivery in found]
 
 
 @router.get(
@@ -501,16 +517,16 @@ async def list_deliveries(
 )
 async def get_delivery(
     session: SessionDep, settings: SettingsDep, delivery_id: DeliveryId, _: Reader
-) -> DeliveryDetail:
-    delivery = await row_or_404(session, Delivery, delivery_id, f"no delivery {delivery_id}")
+) -> DeliveryDetailOut:
+    delivery = await row_or_404(session, DeliveryRow, delivery_id, f"no delivery {delivery_id}")
     attempts = (
         await session.exec(
-            select(DeliveryAttempt)
-            .where(DeliveryAttempt.delivery_id == delivery_id)
-            .order_by(col(DeliveryAttempt.id))
+            select(DeliveryAttemptRow)
+            .where(DeliveryAttemptRow.delivery_id == delivery_id)
+            .order_by(col(DeliveryAttemptRow.id))
         )
     ).all()
-    return DeliveryDetail.model_validate(
+    return DeliveryDetailOut.model_validate(
         {
             **_delivery_view(delivery, settings),
             "attempt_log": [
@@ -529,12 +545,12 @@ async def get_delivery(
 )
 async def retry_delivery(
     session: SessionDep, settings: SettingsDep, delivery_id: DeliveryId, _: Admin
-) -> DeliveryView:
+) -> DeliveryOut:
     """A dead (or `no_channel`) delivery gets a new round of attempts from now; a failing one
     (pending after a failed attempt) is tried now, within the attempts it has left."""
     async with session.begin():
         delivery = await row_or_404(
-            session, Delivery, delivery_id, f"no delivery {delivery_id}", lock=True
+            session, DeliveryRow, delivery_id, f"no delivery {delivery_id}", lock=True
         )
         failing = delivery.state == "pending" and delivery.last_error is not None
         if delivery.state not in ("dead", "no_channel") and not failing:
@@ -554,7 +570,7 @@ async def retry_delivery(
         delivery.state = "pending"
         delivery.next_attempt_at = datetime.now(UTC)
         session.add(delivery)
-    return DeliveryView.model_validate(_delivery_view(delivery, settings))
+    return DeliveryOut.model_validate(_delivery_view(delivery, settings))
 
 
 @router.get(
@@ -562,14 +578,16 @@ async def retry_delivery(
     tags=["digests"],
     summary="Portfolio digest runs, newest first: which slot, which replica, how many sent",
 )
-async def list_digests(session: SessionDep, _: Reader, limit: PageSize = 50) -> list[DigestRunView]:
+async def list_digests(session: SessionDep, _: Reader, limit: PageSize = 50) -> list[DigestRunOut]:
     runs = (
-        await session.exec(select(DigestRun).order_by(col(DigestRun.slot).desc()).limit(limit))
+        await session.exec(
+            select(DigestRunRow).order_by(col(DigestRunRow.slot).desc()).limit(limit)
+        )
     ).all()
-    return [DigestRunView.model_validate(run, from_attributes=True) for run in runs]
+    return [DigestRunOut.model_validate(run, from_attributes=True) for run in runs]
 
 
-class PortfolioLineView(BaseModel):
+class PortfolioLineOut(BaseModel):
     project_id: str
     name: str
     business_unit: str
@@ -585,9 +603,9 @@ class PortfolioLineView(BaseModel):
     """The as-of date of the status report behind the health and figures."""
 
 
-class PortfolioView(BaseModel):
+class PortfolioOut(BaseModel):
     totals: dict[str, int | float]
-    lines: list[PortfolioLineView]
+    lines: list[PortfolioLineOut]
 
 
 @router.get(
@@ -595,11 +613,11 @@ class PortfolioView(BaseModel):
     tags=["digests"],
     summary="The weekly digest's content as of now: running projects, ranked, with health",
 )
-async def portfolio_preview(session: SessionDep, _: Reader) -> PortfolioView:
+async def portfolio_preview(session: SessionDep, _: Reader) -> PortfolioOut:
     lines = await current_portfolio(session)
-    return PortfolioView(
+    return PortfolioOut(
         totals=portfolio_totals(lines),
-        lines=[PortfolioLineView.model_validate(line.as_context()) for line in lines],
+        lines=[PortfolioLineOut.model_validate(line.as_context()) for line in lines],
     )
 
 
@@ -614,9 +632,9 @@ async def list_alerts(
     _: Reader,
     state: str | None = None,
     limit: PageSize = 100,
-) -> list[AlertView]:
-    query = select(Delivery).order_by(col(Delivery.id).desc()).limit(limit)
+) -> list[AlertOut]:
+    query = select(DeliveryRow).order_by(col(DeliveryRow.id).desc()).limit(limit)
     if state:
-        query = query.where(Delivery.state == state)
+        query = query.where(DeliveryRow.state == state)
     found = (await session.exec(query)).all()
-    return [AlertView.model_validate(delivery, from_attributes=True) for delivery in found]
+    return [AlertOut.model_validate(delivery, from_attributes=True) for delivery in found]

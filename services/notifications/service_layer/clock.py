@@ -20,11 +20,11 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notifications.adapters.tables import (
-    Delivery,
-    DigestRun,
-    ProjectView,
-    ResourceRequestView,
-    Subscription,
+    DeliveryRow,
+    DigestRunRow,
+    ProjectRow,
+    ResourceRequestRow,
+    SubscriptionRow,
 )
 from services.notifications.adapters.templates import TemplateCatalog
 from services.notifications.adapters.wording import duration
@@ -156,10 +156,10 @@ class NotificationClock:
         async with self.runtime.sessions() as session, session.begin():
             claimed = (
                 await session.exec(
-                    insert(DigestRun)
+                    insert(DigestRunRow)
                     .values(slot=slot, claimed_by=self.owner, projects=0, deliveries=0)
                     .on_conflict_do_nothing(index_elements=["slot"])
-                    .returning(col(DigestRun.slot))
+                    .returning(col(DigestRunRow.slot))
                 )
             ).first()
             if claimed is None:
@@ -173,7 +173,7 @@ class NotificationClock:
             )
             label = slot.strftime("%a %d %b %Y %H:%M %Z")
 
-            def context_for(subscription: Subscription) -> dict[str, Any]:
+            def context_for(subscription: SubscriptionRow) -> dict[str, Any]:
                 mine = narrowed(
                     lines,
                     project_id=subscription.project_id,
@@ -198,7 +198,7 @@ class NotificationClock:
                 context_for=context_for,
                 subscriptions=await subscriptions_wanting(session, notice),
             )
-            run = await session.get(DigestRun, slot)
+            run = await session.get(DigestRunRow, slot)
             assert run is not None
             run.projects = len(lines)
             run.deliveries = queued
@@ -219,7 +219,7 @@ class NotificationClock:
         async with self.runtime.sessions() as session:
             counts = (
                 await session.exec(
-                    select(Delivery.state, func.count()).group_by(col(Delivery.state))
+                    select(DeliveryRow.state, func.count()).group_by(col(DeliveryRow.state))
                 )
             ).all()
         found = dict(counts)
@@ -235,7 +235,7 @@ async def close_throttle_windows(
     (`SUMMARY_TYPE`, the worst severity among them, each held notice's title and reasons) is
     queued for that subscription; a deleted subscription's held deliveries are `cancelled`.
     Returns the summaries queued (a window summarized before queues none again)."""
-    groups: dict[tuple[Any, str], list[Delivery]] = defaultdict(list)
+    groups: dict[tuple[Any, str], list[DeliveryRow]] = defaultdict(list)
     for delivery in await uow.deliveries.held_until(now):
         groups[(delivery.subscription_id, delivery.throttle_key)].append(delivery)
     summaries = 0
@@ -245,7 +245,7 @@ async def close_throttle_windows(
 
 
 async def _summarize(
-    uow: NotificationsUnitOfWork, members: list[Delivery], templates: TemplateCatalog
+    uow: NotificationsUnitOfWork, members: list[DeliveryRow], templates: TemplateCatalog
 ) -> int:
     first = members[0]
     subscription = (
@@ -367,8 +367,8 @@ async def escalate(uow: NotificationsUnitOfWork, now: datetime) -> list[tuple[st
 async def current_portfolio(session: AsyncSession) -> list[PortfolioLine]:
     """The digest's lines as of now: running projects with monitoring's newest assessment
     (health, SPI, SPI(t), CPI), rank and shortfall."""
-    projects = (await session.exec(select(ProjectView))).all()
-    requests = (await session.exec(select(ResourceRequestView))).all()
+    projects = (await session.exec(select(ProjectRow))).all()
+    requests = (await session.exec(select(ResourceRequestRow))).all()
     by_project: dict[str, list[RequestOutcome]] = defaultdict(list)
     for request in requests:
         by_project[request.project_id].append(

@@ -52,7 +52,7 @@ from services.notifications.adapters.channels import (
     send_email,
     slack_payload,
 )
-from services.notifications.adapters.tables import Delivery, DeliveryAttempt, Subscription
+from services.notifications.adapters.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
 from services.notifications.adapters.templates import RenderedMessage, TemplateCatalog
 from services.notifications.adapters.wording import count
 from services.notifications.domain.alerts import retry_delay
@@ -209,27 +209,27 @@ class DeliveryWorker:
     async def claim(self, limit: int) -> list[ClaimedDelivery]:
         """Lease up to `limit` due deliveries in one short transaction."""
         now = datetime.now(UTC)
-        leasable: list[tuple[Delivery, Subscription]] = []
+        leasable: list[tuple[DeliveryRow, SubscriptionRow]] = []
         async with self.runtime.sessions() as session, session.begin():
             rows = (
                 await session.exec(
-                    select(Delivery, Subscription)
+                    select(DeliveryRow, SubscriptionRow)
                     .join(
-                        Subscription,
-                        col(Delivery.subscription_id) == col(Subscription.id),
+                        SubscriptionRow,
+                        col(DeliveryRow.subscription_id) == col(SubscriptionRow.id),
                         isouter=True,
                     )
                     .where(
-                        Delivery.state == "pending",
-                        col(Delivery.next_attempt_at) <= now,
+                        DeliveryRow.state == "pending",
+                        col(DeliveryRow.next_attempt_at) <= now,
                         or_(
-                            col(Delivery.locked_until).is_(None),
-                            col(Delivery.locked_until) < now,
+                            col(DeliveryRow.locked_until).is_(None),
+                            col(DeliveryRow.locked_until) < now,
                         ),
                     )
-                    .order_by(col(Delivery.next_attempt_at), col(Delivery.id))
+                    .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
                     .limit(limit)
-                    .with_for_update(of=Delivery, skip_locked=True)
+                    .with_for_update(of=DeliveryRow, skip_locked=True)
                 )
             ).all()
             for delivery, subscription in sorted(rows, key=lambda row: row[0].id or 0):
@@ -252,7 +252,7 @@ class DeliveryWorker:
         return claimed
 
     async def _held_back(
-        self, session: AsyncSession, delivery: Delivery, subscription: Subscription
+        self, session: AsyncSession, delivery: DeliveryRow, subscription: SubscriptionRow
     ) -> bool:
         """Hold a delivery that falls in a throttle window opened by an earlier message."""
         if delivery.attempts > 0 or delivery.event_type in UNTHROTTLED_TYPES:
@@ -264,16 +264,16 @@ class DeliveryWorker:
             return False
         opened = (
             await session.exec(
-                select(Delivery.created_at)
+                select(DeliveryRow.created_at)
                 .where(
-                    Delivery.subscription_id == delivery.subscription_id,
-                    Delivery.throttle_key == delivery.throttle_key,
-                    col(Delivery.id) < delivery.id,
-                    col(Delivery.state).not_in(("held", "summarized", "cancelled")),
-                    col(Delivery.event_type).not_in(UNTHROTTLED_TYPES),
-                    col(Delivery.created_at) > delivery.created_at - window,
+                    DeliveryRow.subscription_id == delivery.subscription_id,
+                    DeliveryRow.throttle_key == delivery.throttle_key,
+                    col(DeliveryRow.id) < delivery.id,
+                    col(DeliveryRow.state).not_in(("held", "summarized", "cancelled")),
+                    col(DeliveryRow.event_type).not_in(UNTHROTTLED_TYPES),
+                    col(DeliveryRow.created_at) > delivery.created_at - window,
                 )
-                .order_by(col(Delivery.id))
+                .order_by(col(DeliveryRow.id))
                 .limit(1)
             )
         ).first()
@@ -286,7 +286,7 @@ class DeliveryWorker:
     async def _lease(
         self,
         session: AsyncSession,
-        leasable: Sequence[tuple[Delivery, Subscription]],
+        leasable: Sequence[tuple[DeliveryRow, SubscriptionRow]],
         now: datetime,
     ) -> list[ClaimedDelivery]:
         """Lease the deliveries and open an attempt for each: three statements, whatever their
@@ -297,10 +297,10 @@ class DeliveryWorker:
         ids = [delivery.id for delivery, _ in leasable]
         # An attempt still "in flight" belongs to a worker whose lease ran out (it died).
         await session.exec(
-            update(DeliveryAttempt)
+            update(DeliveryAttemptRow)
             .where(
-                col(DeliveryAttempt.delivery_id).in_(ids),
-                col(DeliveryAttempt.outcome) == "in_flight",
+                col(DeliveryAttemptRow.delivery_id).in_(ids),
+                col(DeliveryAttemptRow.outcome) == "in_flight",
             )
             .values(
                 outcome="abandoned",
@@ -316,7 +316,7 @@ class DeliveryWorker:
         # The deliveries' updates are flushed (one executemany) before this insert runs.
         opened = (
             await session.exec(
-                insert(DeliveryAttempt)
+                insert(DeliveryAttemptRow)
                 .values(
                     [
                         {
@@ -327,7 +327,7 @@ class DeliveryWorker:
                         for delivery, _ in leasable
                     ]
                 )
-                .returning(col(DeliveryAttempt.delivery_id), col(DeliveryAttempt.id))
+                .returning(col(DeliveryAttemptRow.delivery_id), col(DeliveryAttemptRow.id))
             )
         ).all()
         attempt_of: dict[int, int] = {delivery_id: attempt_id for delivery_id, attempt_id in opened}
@@ -592,8 +592,8 @@ class DeliveryWorker:
         now = datetime.now(UTC)
         async with self.runtime.sessions() as session, session.begin():
             await session.exec(
-                update(DeliveryAttempt)
-                .where(col(DeliveryAttempt.id) == claimed.attempt_id)
+                update(DeliveryAttemptRow)
+                .where(col(DeliveryAttemptRow.id) == claimed.attempt_id)
                 .values(
                     outcome="delivered" if result.delivered else "failed",
                     finished_at=now,
@@ -601,7 +601,7 @@ class DeliveryWorker:
                     error=result.error,
                 )
             )
-            delivery = await session.get(Delivery, claimed.id, with_for_update=True)
+            delivery = await session.get(DeliveryRow, claimed.id, with_for_update=True)
             if delivery is None:
                 return Recorded("deleted")
             if result.delivered:
@@ -641,7 +641,7 @@ class DeliveryWorker:
         concurrent attempt, or deleted).
         """
         subscription = await session.get(
-            Subscription, claimed.subscription_id, with_for_update=True
+            SubscriptionRow, claimed.subscription_id, with_for_update=True
         )
         if subscription is None or not subscription.enabled:
             return None
@@ -688,8 +688,8 @@ class DeliveryWorker:
         now = datetime.now(UTC)
         async with self.runtime.sessions() as session, session.begin():
             await session.exec(
-                update(DeliveryAttempt)
-                .where(col(DeliveryAttempt.id) == claimed.attempt_id)
+                update(DeliveryAttemptRow)
+                .where(col(DeliveryAttemptRow.id) == claimed.attempt_id)
                 .values(
                     outcome="abandoned",
                     finished_at=now,
@@ -697,11 +697,11 @@ class DeliveryWorker:
                 )
             )
             await session.exec(
-                update(Delivery)
+                update(DeliveryRow)
                 .where(
-                    col(Delivery.id) == claimed.id,
-                    col(Delivery.lease_owner) == self.owner,
-                    col(Delivery.state) == "pending",
+                    col(DeliveryRow.id) == claimed.id,
+                    col(DeliveryRow.lease_owner) == self.owner,
+                    col(DeliveryRow.state) == "pending",
                 )
                 .values(locked_until=None, lease_owner=None)
             )

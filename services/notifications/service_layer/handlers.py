@@ -21,7 +21,7 @@ from opentelemetry.context import Context
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlmodel import col, select
 
-from services.notifications.adapters.tables import ProjectView, ResourceRequestView
+from services.notifications.adapters.tables import ProjectRow, ResourceRequestRow
 from services.notifications.domain.subscriptions import Notice
 from services.notifications.service_layer.managers import keep_manager_subscription
 from services.notifications.service_layer.queue import Queued, queue_notice, queue_notices
@@ -49,7 +49,7 @@ from shared.projections import keep_newest, supersedes
 E = TypeVar("E", ProjectAtRisk, ProjectRecovered)
 
 
-def project_summary(project: ProjectView) -> dict[str, Any]:
+def project_summary(project: ProjectRow) -> dict[str, Any]:
     """What a message may say about a project."""
     return {
         "project_id": project.project_id,
@@ -66,7 +66,7 @@ def event_context(
     event: EventData,
     meta: EventMeta,
     *,
-    project: ProjectView | None = None,
+    project: ProjectRow | None = None,
     projects: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The message context of an event notice: the event as received and what we know of it."""
@@ -84,13 +84,13 @@ def event_context(
     }
 
 
-async def _known_project(uow: UnitOfWork, project_id: str, meta: EventMeta) -> ProjectView:
+async def _known_project(uow: UnitOfWork, project_id: str, meta: EventMeta) -> ProjectRow:
     """The project, or park the event until the registry's project-registered arrives.
 
     Events of different topics may overtake each other; without the project notifications can
     neither name it nor tell which business unit's subscribers want it.
     """
-    project = await uow.session.get(ProjectView, project_id, with_for_update=True)
+    project = await uow.session.get(ProjectRow, project_id, with_for_update=True)
     if project is None:
         raise Deferred(
             waits_for=project_id,
@@ -99,11 +99,11 @@ async def _known_project(uow: UnitOfWork, project_id: str, meta: EventMeta) -> P
     return project
 
 
-async def _names(uow: UnitOfWork, project_ids: set[str]) -> dict[str, ProjectView]:
+async def _names(uow: UnitOfWork, project_ids: set[str]) -> dict[str, ProjectRow]:
     if not project_ids:
         return {}
     found = await uow.session.exec(
-        select(ProjectView).where(col(ProjectView.project_id).in_(sorted(project_ids)))
+        select(ProjectRow).where(col(ProjectRow.project_id).in_(sorted(project_ids)))
     )
     return {project.project_id: project for project in found.all()}
 
@@ -111,7 +111,7 @@ async def _names(uow: UnitOfWork, project_ids: set[str]) -> dict[str, ProjectVie
 def _project_notice(
     event: EventData,
     meta: EventMeta,
-    project: ProjectView,
+    project: ProjectRow,
     *,
     severity: str = "info",
     cause: Context | None = None,
@@ -139,7 +139,7 @@ async def _queue_project_notice(
     uow: UnitOfWork,
     event: EventData,
     meta: EventMeta,
-    project: ProjectView,
+    project: ProjectRow,
     *,
     severity: str = "info",
     projects: dict[str, str] | None = None,
@@ -153,7 +153,7 @@ async def _queue_project_notice(
 
 async def _known_projects(
     uow: UnitOfWork, deliveries: Sequence[Delivery[Any]]
-) -> dict[str, ProjectView]:
+) -> dict[str, ProjectRow]:
     """The batch's projects in one query (locked), or park: as `_known_project` for each event.
 
     A project not known yet raises `Deferred` for the first event that names it: the consumer
@@ -161,9 +161,9 @@ async def _known_projects(
     """
     wanted = sorted({delivery.event.project_id for delivery in deliveries})
     found = await uow.session.exec(
-        select(ProjectView)
-        .where(col(ProjectView.project_id).in_(wanted))
-        .order_by(col(ProjectView.project_id))
+        select(ProjectRow)
+        .where(col(ProjectRow.project_id).in_(wanted))
+        .order_by(col(ProjectRow.project_id))
         .with_for_update()
     )
     projects = {project.project_id: project for project in found.all()}
@@ -189,7 +189,7 @@ async def on_project_registered(event: ProjectRegistered, meta: EventMeta, uow: 
         "manager": event.manager,
         "lifecycle": event.lifecycle,
     }
-    statement = insert(ProjectView).values(values)
+    statement = insert(ProjectRow).values(values)
     await uow.session.exec(
         statement.on_conflict_do_update(
             index_elements=["project_id"],
@@ -319,7 +319,7 @@ async def on_project_health_assessed(
         }
     if not newest:
         return
-    table = ProjectView.__table__  # type: ignore[attr-defined]
+    table = ProjectRow.__table__  # type: ignore[attr-defined]
     rows = _assessments(list(newest.values()))
     await uow.session.exec(
         sa.update(table)
@@ -422,7 +422,7 @@ async def _record_requests(
     for outcome in request_outcomes(event):
         await keep_newest(
             uow.session,
-            ResourceRequestView.__table__,  # type: ignore[attr-defined]
+            ResourceRequestRow.__table__,  # type: ignore[attr-defined]
             key={"request_id": outcome.request_id},
             values={**outcome.figures(), "decided_at": meta.time or datetime.now(UTC)},
             order_column="decided_at",
@@ -464,7 +464,7 @@ async def on_allocation_changed(event: AllocationChanged, meta: EventMeta, uow: 
     # nothing about a shortfall), and only by a newer decision.
     await keep_newest(
         uow.session,
-        ResourceRequestView.__table__,  # type: ignore[attr-defined]
+        ResourceRequestRow.__table__,  # type: ignore[attr-defined]
         key={"request_id": event.request_id},
         values={
             "fte_granted": event.after.fte_granted,

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notifications.adapters.tables import Subscription
+from services.notifications.adapters.tables import SubscriptionRow
 from services.notifications.domain.subscriptions import NoticeType
 from shared.settings import Settings
 
@@ -63,7 +63,7 @@ async def keep_manager_subscription(
     """
     if not settings.notify_project_managers:
         return
-    statement = insert(Subscription).values(
+    statement = insert(SubscriptionRow).values(
         id=manager_subscription_id(project_id),
         name=f"Manager of {name}",
         channel="email",
@@ -83,7 +83,7 @@ async def keep_manager_subscription(
                 "name": statement.excluded.name,
                 "updated_at": datetime.now(UTC),
             },
-            where=(col(Subscription.recipient) != statement.excluded.recipient)
-            | (col(Subscription.name) != statement.excluded.name),
+            where=(col(SubscriptionRow.recipient) != statement.excluded.recipient)
+            | (col(SubscriptionRow.name) != statement.excluded.name),
         )
     )

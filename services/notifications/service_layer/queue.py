@@ -19,14 +19,14 @@ from services.notifications.adapters.repository import (
     SqlSubscriptionRepository,
     SubscriptionRepository,
 )
-from services.notifications.adapters.tables import ENVIRONMENT_WEBHOOK_ID, Subscription
+from services.notifications.adapters.tables import ENVIRONMENT_WEBHOOK_ID, SubscriptionRow
 from services.notifications.domain.subscriptions import Notice, audience_of, wants
 from services.notifications.service_layer.managers import PROJECT_MANAGER, manager_has_channel
 from services.notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from shared.settings import Settings
 from shared.telemetry import current_trace_headers
 
-ContextFor = Callable[[Subscription], dict[str, Any] | None]
+ContextFor = Callable[[SubscriptionRow], dict[str, Any] | None]
 """The message context for one subscription (None: nothing to tell it, e.g. an empty digest)."""
 
 
@@ -40,13 +40,13 @@ def _repositories(into: Into) -> tuple[DeliveryRepository, SubscriptionRepositor
     return into.deliveries, into.subscriptions
 
 
-async def subscriptions_wanting(into: Into, notice: Notice) -> list[Subscription]:
+async def subscriptions_wanting(into: Into, notice: Notice) -> list[SubscriptionRow]:
     """The enabled subscriptions whose filters take `notice`, by id."""
     _, subscriptions = _repositories(into)
     return [item for item in await subscriptions.enabled() if _wants(item, notice)]
 
 
-def _wants(subscription: Subscription, notice: Notice) -> bool:
+def _wants(subscription: SubscriptionRow, notice: Notice) -> bool:
     return wants(
         audience_of(
             subscription.event_types,
@@ -59,7 +59,7 @@ def _wants(subscription: Subscription, notice: Notice) -> bool:
     )
 
 
-def has_channel(subscription: Subscription, settings: Settings) -> bool:
+def has_channel(subscription: SubscriptionRow, settings: Settings) -> bool:
     """Whether the subscription has somewhere to send: the environment's built-in webhook has
     none while `PMO_ALERT_WEBHOOK_URL` is unset, a project manager's none while SMTP is unset
     or `notify_project_managers` is off (then nothing is queued for them, and nothing can
@@ -91,7 +91,7 @@ async def queue_notice(
     event_type: str,
     context_for: ContextFor,
     project_id: str | None = None,
-    subscriptions: Sequence[Subscription] | None = None,
+    subscriptions: Sequence[SubscriptionRow] | None = None,
 ) -> int:
     """Insert one pending delivery per wanting subscription, in the caller's transaction.
 
@@ -111,7 +111,7 @@ async def queue_notices(
     queued: Sequence[Queued],
     *,
     settings: Settings,
-    subscriptions: Sequence[Subscription] | None = None,
+    subscriptions: Sequence[SubscriptionRow] | None = None,
 ) -> int:
     """Queue several notices at once: the subscriptions read once, one insert for all.
 

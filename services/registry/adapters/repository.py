@@ -11,12 +11,12 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registry.adapters.tables import (
-    Deliverable,
-    GateReview,
-    Lesson,
-    Project,
-    ProjectHistory,
-    StrategyRecord,
+    DeliverableRow,
+    GateReviewRow,
+    LessonRow,
+    ProjectHistoryRow,
+    ProjectRow,
+    StrategyRow,
 )
 from services.registry.domain.stage_models import GateEvidence
 from shared.events.contracts import Stage, StrategyChanged
@@ -28,11 +28,11 @@ _STRATEGY_LOCK = 0x5245_4749  # "REGI"
 class ProjectRepository(Protocol):
     """The portfolio's projects, their history and what they have to pass a stage gate with."""
 
-    async def all(self, *, lock: bool = False) -> list[Project]:
+    async def all(self, *, lock: bool = False) -> list[ProjectRow]:
         """Every project, by id; `lock`: held until the unit of work ends."""
         ...
 
-    def add_history(self, entry: ProjectHistory) -> None:
+    def add_history(self, entry: ProjectHistoryRow) -> None:
         """Append one history entry (what changed, when, why) in this unit of work."""
         ...
 
@@ -40,19 +40,19 @@ class ProjectRepository(Protocol):
 class GateRepository(Protocol):
     """What projects pass their stage gates with: deliverables, gate reviews, lessons (count)."""
 
-    async def deliverable(self, project_id: str, name: str) -> Deliverable | None:
+    async def deliverable(self, project_id: str, name: str) -> DeliverableRow | None:
         """The deliverable as last submitted, if it was."""
         ...
 
-    async def deliverables(self, project_id: str) -> list[Deliverable]:
+    async def deliverables(self, project_id: str) -> list[DeliverableRow]:
         """The project's submitted deliverables, by name."""
         ...
 
-    async def submit(self, deliverable: Deliverable) -> Deliverable:
+    async def submit(self, deliverable: DeliverableRow) -> DeliverableRow:
         """Keep a submission, replacing an earlier one of the same name; returns it as stored."""
         ...
 
-    async def add_review(self, review: GateReview) -> GateReview:
+    async def add_review(self, review: GateReviewRow) -> GateReviewRow:
         """Keep a gate review; returns it with its id."""
         ...
 
@@ -77,12 +77,12 @@ class StrategyRepository(Protocol):
         """The applied strategy with the highest version, as its event said it."""
         ...
 
-    def add(self, received: StrategyRecord) -> None:
+    def add(self, received: StrategyRow) -> None:
         """Keep a received version (applied or ignored) in the strategy history."""
         ...
 
 
-def strategy_of(row: StrategyRecord) -> StrategyChanged:
+def strategy_of(row: StrategyRow) -> StrategyChanged:
     """A stored strategy version as its `strategy-changed` event said it."""
     return StrategyChanged.model_validate(
         {
@@ -100,13 +100,13 @@ class SqlProjectRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def all(self, *, lock: bool = False) -> list[Project]:
-        query = select(Project).order_by(col(Project.project_id))
+    async def all(self, *, lock: bool = False) -> list[ProjectRow]:
+        query = select(ProjectRow).order_by(col(ProjectRow.project_id))
         if lock:
             query = query.with_for_update()
         return list((await self.session.exec(query)).all())
 
-    def add_history(self, entry: ProjectHistory) -> None:
+    def add_history(self, entry: ProjectHistoryRow) -> None:
         self.session.add(entry)
 
 
@@ -116,18 +116,18 @@ class SqlGateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def deliverable(self, project_id: str, name: str) -> Deliverable | None:
-        return await self.session.get(Deliverable, (project_id, name))
+    async def deliverable(self, project_id: str, name: str) -> DeliverableRow | None:
+        return await self.session.get(DeliverableRow, (project_id, name))
 
-    async def deliverables(self, project_id: str) -> list[Deliverable]:
+    async def deliverables(self, project_id: str) -> list[DeliverableRow]:
         query = (
-            select(Deliverable)
-            .where(Deliverable.project_id == project_id)
-            .order_by(col(Deliverable.name))
+            select(DeliverableRow)
+            .where(DeliverableRow.project_id == project_id)
+            .order_by(col(DeliverableRow.name))
         )
         return list((await self.session.exec(query)).all())
 
-    async def submit(self, deliverable: Deliverable) -> Deliverable:
+    async def submit(self, deliverable: DeliverableRow) -> DeliverableRow:
         values = {
             "evidence": deliverable.evidence,
             "note": deliverable.note,
@@ -135,17 +135,17 @@ class SqlGateRepository:
             "submitted_at": deliverable.submitted_at,
         }
         await self.session.exec(
-            insert(Deliverable)
+            insert(DeliverableRow)
             .values(project_id=deliverable.project_id, name=deliverable.name, **values)
             .on_conflict_do_update(index_elements=["project_id", "name"], set_=values)
         )
         stored = await self.session.get(
-            Deliverable, (deliverable.project_id, deliverable.name), populate_existing=True
+            DeliverableRow, (deliverable.project_id, deliverable.name), populate_existing=True
         )
         assert stored is not None
         return stored
 
-    async def add_review(self, review: GateReview) -> GateReview:
+    async def add_review(self, review: GateReviewRow) -> GateReviewRow:
         self.session.add(review)
         await self.session.flush()
         return review
@@ -153,22 +153,26 @@ class SqlGateRepository:
     async def evidence(self, project_id: str, from_stage: Stage, to_stage: Stage) -> GateEvidence:
         session = self.session
         names = (
-            await session.exec(select(Deliverable.name).where(Deliverable.project_id == project_id))
+            await session.exec(
+                select(DeliverableRow.name).where(DeliverableRow.project_id == project_id)
+            )
         ).all()
         lessons = (
             await session.exec(
-                select(func.count()).select_from(Lesson).where(col(Lesson.project_id) == project_id)
+                select(func.count())
+                .select_from(LessonRow)
+                .where(col(LessonRow.project_id) == project_id)
             )
         ).one()
         reviewed = (
             await session.exec(
-                select(GateReview.id)
+                select(GateReviewRow.id)
                 .where(
-                    GateReview.project_id == project_id,
-                    GateReview.from_stage == from_stage,
-                    GateReview.to_stage == to_stage,
-                    GateReview.decision == "passed",
-                    col(GateReview.used_by).is_(None),
+                    GateReviewRow.project_id == project_id,
+                    GateReviewRow.from_stage == from_stage,
+                    GateReviewRow.to_stage == to_stage,
+                    GateReviewRow.decision == "passed",
+                    col(GateReviewRow.used_by).is_(None),
                 )
                 .limit(1)
             )
@@ -179,8 +183,10 @@ class SqlGateRepository:
 
     async def close_reviews(self, project_id: str, *, cause: str) -> None:
         await self.session.exec(
-            update(GateReview)
-            .where(col(GateReview.project_id) == project_id, col(GateReview.used_by).is_(None))
+            update(GateReviewRow)
+            .where(
+                col(GateReviewRow.project_id) == project_id, col(GateReviewRow.used_by).is_(None)
+            )
             .values(used_by=cause)
         )
 
@@ -201,13 +207,13 @@ class SqlStrategyRepository:
     async def current(self) -> StrategyChanged | None:
         row = (
             await self.session.exec(
-                select(StrategyRecord)
-                .where(StrategyRecord.outcome == "applied")
-                .order_by(col(StrategyRecord.strategy_version).desc())
+                select(StrategyRow)
+                .where(StrategyRow.outcome == "applied")
+                .order_by(col(StrategyRow.strategy_version).desc())
                 .limit(1)
             )
         ).first()
         return strategy_of(row) if row is not None else None
 
-    def add(self, received: StrategyRecord) -> None:
+    def add(self, received: StrategyRow) -> None:
         self.session.add(received)

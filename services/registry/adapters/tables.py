@@ -13,7 +13,7 @@ from shared.columns import identity_key, jsonb, timestamp
 SCHEMA = "registry"
 
 
-class Project(SQLModel, table=True):
+class ProjectRow(SQLModel, table=True):
     """A project in the portfolio: its charter, where it stands, and what the PMO learned of it."""
 
     __tablename__ = "project"
@@ -67,10 +67,10 @@ class Project(SQLModel, table=True):
     ranked_version: int | None = None
     """The strategy version of that reprioritization."""
     program_id: str | None = Field(default=None, foreign_key="registry.program.program_id")
-    """The program it belongs to, if any (see `Program`)."""
+    """The program it belongs to, if any (see `ProgramRow`)."""
 
 
-class StatusReport(SQLModel, table=True):
+class StatusReportRow(SQLModel, table=True):
     """A progress report as received, kept for the project's history."""
 
     __tablename__ = "status_report"
@@ -88,7 +88,7 @@ class StatusReport(SQLModel, table=True):
     received_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class ProjectHistory(SQLModel, table=True):
+class ProjectHistoryRow(SQLModel, table=True):
     """One change to a project: when, what (before and after), and which event or user caused it."""
 
     __tablename__ = "project_history"
@@ -107,7 +107,7 @@ class ProjectHistory(SQLModel, table=True):
     note: str | None = None
 
 
-class StrategyRecord(SQLModel, table=True):
+class StrategyRow(SQLModel, table=True):
     """A strategy version as received: applied, or ignored because a newer one was current."""
 
     __tablename__ = "strategy"
@@ -126,7 +126,7 @@ class StrategyRecord(SQLModel, table=True):
     directive_effects: list[dict[str, Any]] = jsonb(list)
 
 
-class Baseline(SQLModel, table=True):
+class BaselineRow(SQLModel, table=True):
     """One approved baseline of a project: budget, dates and plan, who approved it and why."""
 
     __tablename__ = "baseline"
@@ -145,7 +145,7 @@ class Baseline(SQLModel, table=True):
     """The event id, or the subject of the user's token."""
 
 
-class ResourceShortfall(RequestOutcomeColumns, table=True):
+class ResourceShortfallRow(RequestOutcomeColumns, table=True):
     """A resource request's latest allocation outcome: how much of it is still not granted."""
 
     __tablename__ = "resource_shortfall"
@@ -159,7 +159,7 @@ class ResourceShortfall(RequestOutcomeColumns, table=True):
     cause: str
 
 
-class Deliverable(SQLModel, table=True):
+class DeliverableRow(SQLModel, table=True):
     """A deliverable a stage gate requires, as last submitted for a project, with its evidence."""
 
     __tablename__ = "deliverable"
@@ -175,7 +175,7 @@ class Deliverable(SQLModel, table=True):
     submitted_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class GateReview(SQLModel, table=True):
+class GateReviewRow(SQLModel, table=True):
     """A review of one gate (from -> to) of a project: who, when, the decision, the evidence."""
 
     __tablename__ = "gate_review"
@@ -197,7 +197,7 @@ class GateReview(SQLModel, table=True):
     """The event id or user whose move passed the gate on this review; None: not used yet."""
 
 
-class Lesson(SQLModel, table=True):
+class LessonRow(SQLModel, table=True):
     """A lesson learned on a project: what happened, what to repeat or avoid.
 
     The table also has `search`, a stored tsvector generated from the text (GIN-indexed), which
@@ -222,7 +222,7 @@ class Lesson(SQLModel, table=True):
     recorded_at: datetime | None = timestamp(nullable=False, server_now=True)
 
 
-class Program(SQLModel, table=True):
+class ProgramRow(SQLModel, table=True):
     """A group of projects managed as one (PMI, The Standard for Program Management), e.g. a
     merger: temporary when it has an end date."""
 

@@ -12,20 +12,20 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.adapters.tables import Deliverable, GateReview, Lesson, Project
+from services.registry.adapters.tables import DeliverableRow, GateReviewRow, LessonRow, ProjectRow
 from services.registry.domain.stage_models import StageModel, StageModels, UnknownMethodology
 from services.registry.entrypoints.dependencies import StageModelsDep
 from services.registry.entrypoints.methodology_schemas import (
-    DeliverableSubmission,
-    DeliverableView,
-    FoundLessonView,
-    GateReviewRequest,
-    GateReviewView,
-    GateView,
-    LessonRequest,
-    LessonSuggestionView,
-    LessonView,
-    ProjectGatesView,
+    DeliverableIn,
+    DeliverableOut,
+    FoundLessonOut,
+    GateOut,
+    GateReviewIn,
+    GateReviewOut,
+    LessonIn,
+    LessonOut,
+    LessonSuggestionOut,
+    ProjectGatesOut,
 )
 from services.registry.entrypoints.projects_api import missing_project, project_to_change
 from services.registry.service_layer import gates
@@ -41,7 +41,7 @@ from shared.dependencies import Admin, ProjectManager, Reader, SessionDep, UnitO
 router = APIRouter(tags=["methodology"])
 
 
-def _model_of(models: StageModels, project: Project) -> StageModel:
+def _model_of(models: StageModels, project: ProjectRow) -> StageModel:
     try:
         return models.resolve(project.methodology)
     except UnknownMethodology as unknown:
@@ -50,16 +50,16 @@ def _model_of(models: StageModels, project: Project) -> StageModel:
         ) from unknown
 
 
-async def _project(session: AsyncSession, project_id: str) -> Project:
-    return await row_or_404(session, Project, project_id, missing_project(project_id))
+async def _project(session: AsyncSession, project_id: str) -> ProjectRow:
+    return await row_or_404(session, ProjectRow, project_id, missing_project(project_id))
 
 
-def _review_view(review: GateReview) -> GateReviewView:
-    return GateReviewView.model_validate(review, from_attributes=True)
+def _review_view(review: GateReviewRow) -> GateReviewOut:
+    return GateReviewOut.model_validate(review, from_attributes=True)
 
 
-def _lesson_view(lesson: Lesson) -> LessonView:
-    return LessonView.model_validate(lesson, from_attributes=True)
+def _lesson_view(lesson: LessonRow) -> LessonOut:
+    return LessonOut.model_validate(lesson, from_attributes=True)
 
 
 @router.get(
@@ -68,18 +68,18 @@ def _lesson_view(lesson: Lesson) -> LessonView:
 )
 async def project_gates(
     models: StageModelsDep, session: SessionDep, project_id: str, _: Reader
-) -> ProjectGatesView:
+) -> ProjectGatesOut:
     project = await _project(session, project_id)
     model = _model_of(models, project)
     ahead = await gates.gates_ahead(session, project, model)
     deliverables = await gates.deliverables_of(session, project_id)
     reviews = await gates.reviews_of(session, project_id)
-    return ProjectGatesView(
+    return ProjectGatesOut(
         project_id=project_id,
         methodology=model.name,
         stage=project.lifecycle,
         gates=[
-            GateView(
+            GateOut(
                 to=item.to_stage,
                 requires=item.gate.model_dump(exclude_defaults=True),
                 missing=item.missing,
@@ -87,7 +87,7 @@ async def project_gates(
             for item in ahead
         ],
         deliverables=[
-            DeliverableView.model_validate(row, from_attributes=True) for row in deliverables
+            DeliverableOut.model_validate(row, from_attributes=True) for row in deliverables
         ],
         reviews=[_review_view(row) for row in reviews],
     )
@@ -102,13 +102,13 @@ async def submit_deliverable(
     models: StageModelsDep,
     uow: UnitOfWorkDep,
     project_id: str,
-    submission: DeliverableSubmission,
+    submission: DeliverableIn,
     principal: ProjectManager,
-) -> DeliverableView:
+) -> DeliverableOut:
     project = await project_to_change(uow, project_id, principal)
     model = _model_of(models, project)
     try:
-        row: Deliverable = await gates.submit_deliverable(
+        row: DeliverableRow = await gates.submit_deliverable(
             uow,
             project,
             model,
@@ -121,7 +121,7 @@ async def submit_deliverable(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"{project_id}: {refused.reason}"
         ) from refused
-    view = DeliverableView.model_validate(row, from_attributes=True)
+    view = DeliverableOut.model_validate(row, from_attributes=True)
     await uow.commit()
     return view
 
@@ -135,9 +135,9 @@ async def review_gate(
     models: StageModelsDep,
     uow: UnitOfWorkDep,
     project_id: str,
-    review: GateReviewRequest,
+    review: GateReviewIn,
     principal: Admin,
-) -> GateReviewView:
+) -> GateReviewOut:
     project = await project_to_change(uow, project_id)
     model = _model_of(models, project)
     try:
@@ -165,8 +165,8 @@ async def review_gate(
     summary="Record a lesson learned on a project (at closure or at any time)",
 )
 async def record_lesson(
-    uow: UnitOfWorkDep, project_id: str, lesson: LessonRequest, principal: ProjectManager
-) -> LessonView:
+    uow: UnitOfWorkDep, project_id: str, lesson: LessonIn, principal: ProjectManager
+) -> LessonOut:
     project = await project_to_change(uow, project_id, principal)
     row = add_lesson(uow.session, project, lesson.model_dump(), by=principal.subject)
     await uow.session.flush()
@@ -184,7 +184,7 @@ async def record_lesson(
 
 
 @router.get("/projects/{project_id}/lessons", summary="The lessons learned on a project")
-async def project_lessons(session: SessionDep, project_id: str, _: Reader) -> list[LessonView]:
+async def project_lessons(session: SessionDep, project_id: str, _: Reader) -> list[LessonOut]:
     await _project(session, project_id)
     rows = await lessons_of(session, project_id)
     return [_lesson_view(row) for row in rows]
@@ -196,12 +196,12 @@ async def project_lessons(session: SessionDep, project_id: str, _: Reader) -> li
 )
 async def lesson_suggestions(
     models: StageModelsDep, session: SessionDep, project_id: str, _: Reader
-) -> list[LessonSuggestionView]:
+) -> list[LessonSuggestionOut]:
     closed = models.closed_stages
     project = await _project(session, project_id)
     suggestions = await similar_lessons(session, project, closed)
     return [
-        LessonSuggestionView(
+        LessonSuggestionOut(
             **_lesson_view(item.lesson).model_dump(), similarity=list(item.similarity)
         )
         for item in suggestions
@@ -228,7 +228,7 @@ async def find_lessons(
     methodology: str | None = None,
     tag: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> list[FoundLessonView]:
+) -> list[FoundLessonOut]:
     canonical = None
     if methodology:
         try:
@@ -244,5 +244,5 @@ async def find_lessons(
         limit=limit,
     )
     return [
-        FoundLessonView(**_lesson_view(item.lesson).model_dump(), rank=item.rank) for item in found
+        FoundLessonOut(**_lesson_view(item.lesson).model_dump(), rank=item.rank) for item in found
     ]

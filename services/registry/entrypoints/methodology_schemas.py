@@ -15,7 +15,7 @@ FilledText = Annotated[Text, StringConstraints(strip_whitespace=True, min_length
 Tag = Annotated[Name, StringConstraints(to_lower=True, max_length=64)]
 
 
-class DeliverableSubmission(RequestBody):
+class DeliverableIn(RequestBody):
     """A deliverable a gate of the project's stage model requires, with its evidence."""
 
     name: Name
@@ -25,7 +25,7 @@ class DeliverableSubmission(RequestBody):
     note: Text | None = None
 
 
-class DeliverableView(BaseModel):
+class DeliverableOut(BaseModel):
     name: str
     evidence: str
     note: str | None
@@ -33,7 +33,7 @@ class DeliverableView(BaseModel):
     submitted_at: datetime
 
 
-class GateReviewRequest(RequestBody):
+class GateReviewIn(RequestBody):
     """A review of the gate from the project's current stage to `to`."""
 
     to: Stage
@@ -42,7 +42,7 @@ class GateReviewRequest(RequestBody):
     """The reviewer's own evidence or notes (minutes, approvals, conditions)."""
 
 
-class GateReviewView(BaseModel):
+class GateReviewOut(BaseModel):
     id: int
     from_stage: str = Field(serialization_alias="from")
     to_stage: str = Field(serialization_alias="to")
@@ -57,7 +57,7 @@ class GateReviewView(BaseModel):
     """The event id or user whose move used it (or left the stage, so it lapsed); null: open."""
 
 
-class GateView(BaseModel):
+class GateOut(BaseModel):
     """One gate out of the project's current stage."""
 
     to: str
@@ -68,16 +68,16 @@ class GateView(BaseModel):
     a progress is checked with the move itself)."""
 
 
-class ProjectGatesView(BaseModel):
+class ProjectGatesOut(BaseModel):
     project_id: str
     methodology: str
     stage: str
-    gates: list[GateView]
-    deliverables: list[DeliverableView]
-    reviews: list[GateReviewView]
+    gates: list[GateOut]
+    deliverables: list[DeliverableOut]
+    reviews: list[GateReviewOut]
 
 
-class LessonRequest(RequestBody):
+class LessonIn(RequestBody):
     """A lesson learned on the project: what happened, what to repeat or to avoid."""
 
     title: Name
@@ -89,7 +89,7 @@ class LessonRequest(RequestBody):
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_LIST_LENGTH)
 
 
-class LessonView(BaseModel):
+class LessonOut(BaseModel):
     id: int
     project_id: str
     title: str
@@ -105,12 +105,12 @@ class LessonView(BaseModel):
     recorded_at: datetime
 
 
-class FoundLessonView(LessonView):
+class FoundLessonOut(LessonOut):
     rank: float
     """PostgreSQL's ts_rank_cd of the lesson for the query: higher is more relevant."""
 
 
-class LessonSuggestionView(LessonView):
+class LessonSuggestionOut(LessonOut):
     similarity: list[str]
     """What the lesson's closed project shares with this one: business_unit, methodology,
     objectives."""

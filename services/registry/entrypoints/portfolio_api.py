@@ -8,17 +8,17 @@ from dataclasses import asdict
 from fastapi import APIRouter, HTTPException, status
 from sqlmodel import col, select
 
-from services.registry.adapters.tables import Project, StrategyRecord
+from services.registry.adapters.tables import ProjectRow, StrategyRow
 from services.registry.domain.portfolio import Ranking
 from services.registry.entrypoints.dependencies import ConfigurationDep, StageModelsDep
 from services.registry.entrypoints.schemas import (
-    DirectiveEffectView,
-    PortfolioView,
-    RankedProjectView,
-    StageModelView,
-    StrategyReceived,
-    StrategyView,
-    WhatIfView,
+    DirectiveEffectOut,
+    PortfolioOut,
+    RankedProjectOut,
+    StageModelOut,
+    StrategyOut,
+    StrategyReceivedOut,
+    WhatIfOut,
 )
 from services.registry.service_layer.strategy import live_ranking, strategy_of, what_if
 from shared.dependencies import PageSize, Reader, SessionDep
@@ -28,10 +28,10 @@ router = APIRouter(tags=["portfolio"])
 
 
 def ranked_views(
-    ranking: Iterable[Ranking], projects: Mapping[str, Project], lifecycles: Mapping[str, str]
-) -> list[RankedProjectView]:
+    ranking: Iterable[Ranking], projects: Mapping[str, ProjectRow], lifecycles: Mapping[str, str]
+) -> list[RankedProjectOut]:
     return [
-        RankedProjectView(
+        RankedProjectOut(
             project_id=entry.project_id,
             name=projects[entry.project_id].name,
             business_unit=projects[entry.project_id].business_unit,
@@ -48,26 +48,26 @@ def ranked_views(
 
 
 @router.get("/objectives", summary="The current strategy: its objectives, weights and directives")
-async def current_objectives(session: SessionDep, _: Reader) -> StrategyView:
+async def current_objectives(session: SessionDep, _: Reader) -> StrategyOut:
     row = (
         await session.exec(
-            select(StrategyRecord)
-            .where(StrategyRecord.outcome == "applied")
-            .order_by(col(StrategyRecord.strategy_version).desc())
+            select(StrategyRow)
+            .where(StrategyRow.outcome == "applied")
+            .order_by(col(StrategyRow.strategy_version).desc())
             .limit(1)
         )
     ).first()
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "No strategy has been received yet.")
     strategy = strategy_of(row)
-    return StrategyView(
+    return StrategyOut(
         strategy_version=strategy.strategy_version,
         effective_date=strategy.effective_date,
         objectives=list(strategy.objectives),
         directives=list(strategy.directives),
         received_at=row.received_at,
         cause=row.cause,
-        directive_effects=[DirectiveEffectView(**effect) for effect in row.directive_effects],
+        directive_effects=[DirectiveEffectOut(**effect) for effect in row.directive_effects],
     )
 
 
@@ -79,13 +79,11 @@ async def strategies(
     session: SessionDep,
     _: Reader,
     limit: PageSize = 50,
-) -> list[StrategyReceived]:
+) -> list[StrategyReceivedOut]:
     rows = (
-        await session.exec(
-            select(StrategyRecord).order_by(col(StrategyRecord.id).desc()).limit(limit)
-        )
+        await session.exec(select(StrategyRow).order_by(col(StrategyRow.id).desc()).limit(limit))
     ).all()
-    return [StrategyReceived.model_validate(row, from_attributes=True) for row in rows]
+    return [StrategyReceivedOut.model_validate(row, from_attributes=True) for row in rows]
 
 
 @router.get(
@@ -94,10 +92,10 @@ async def strategies(
 )
 async def portfolio(
     configuration: ConfigurationDep, session: SessionDep, _: Reader
-) -> PortfolioView:
+) -> PortfolioOut:
     strategy, ranking = await live_ranking(session, configuration)
-    projects = {row.project_id: row for row in (await session.exec(select(Project))).all()}
-    return PortfolioView(
+    projects = {row.project_id: row for row in (await session.exec(select(ProjectRow))).all()}
+    return PortfolioOut(
         strategy_version=strategy.strategy_version if strategy else None,
         projects=ranked_views(
             ranking, projects, {pid: row.lifecycle for pid, row in projects.items()}
@@ -112,11 +110,11 @@ async def portfolio(
 )
 async def portfolio_what_if(
     configuration: ConfigurationDep, session: SessionDep, draft: StrategyChanged, _: Reader
-) -> WhatIfView:
+) -> WhatIfOut:
     # A plain session, closed without a commit: nothing here can change the portfolio.
     outcome = await what_if(session, draft, configuration)
-    projects = {row.project_id: row for row in (await session.exec(select(Project))).all()}
-    return WhatIfView(
+    projects = {row.project_id: row for row in (await session.exec(select(ProjectRow))).all()}
+    return WhatIfOut(
         draft_version=draft.strategy_version,
         current_version=outcome.current_version,
         would_apply=outcome.would_apply,
@@ -126,16 +124,14 @@ async def portfolio_what_if(
             projects,
             {entry.project_id: entry.lifecycle for entry in outcome.plan.projects},
         ),
-        directive_effects=[
-            DirectiveEffectView(**asdict(effect)) for effect in outcome.plan.effects
-        ],
+        directive_effects=[DirectiveEffectOut(**asdict(effect)) for effect in outcome.plan.effects],
     )
 
 
 @router.get("/stage-models", summary="The stage model of each methodology, as configured")
-async def stage_models(models: StageModelsDep, _: Reader) -> list[StageModelView]:
+async def stage_models(models: StageModelsDep, _: Reader) -> list[StageModelOut]:
     return [
-        StageModelView(
+        StageModelOut(
             name=model.name,
             default=model.name == models.default,
             description=model.description,

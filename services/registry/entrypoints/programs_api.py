@@ -13,20 +13,20 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.adapters.tables import Program
+from services.registry.adapters.tables import ProgramRow
 from services.registry.domain.programs import MemberProject, ProgramRollUp
 from services.registry.entrypoints.dependencies import StageModelsDep
 from services.registry.entrypoints.projects_api import project_to_change, view
 from services.registry.entrypoints.schemas import (
-    PeopleAndConflicts,
-    ProgramChanges,
-    ProgramDefinition,
-    ProgramMembership,
-    ProgramProjectFigures,
-    ProgramReasonView,
-    ProgramRollUpView,
-    ProgramView,
-    ProjectView,
+    PeopleAndConflictsOut,
+    ProgramChangesIn,
+    ProgramDefinitionIn,
+    ProgramMembershipIn,
+    ProgramOut,
+    ProgramProjectFiguresOut,
+    ProgramReasonOut,
+    ProgramRollUpOut,
+    ProjectOut,
 )
 from services.registry.service_layer.programs import (
     member_ids,
@@ -44,8 +44,8 @@ def _today() -> date:
     return datetime.now(UTC).date()
 
 
-def _program_view(program: Program, project_ids: list[str], today: date) -> ProgramView:
-    return ProgramView(
+def _program_view(program: ProgramRow, project_ids: list[str], today: date) -> ProgramOut:
+    return ProgramOut(
         program_id=program.program_id,
         name=program.name,
         description=program.description,
@@ -59,12 +59,14 @@ def _program_view(program: Program, project_ids: list[str], today: date) -> Prog
     )
 
 
-async def _program(session: AsyncSession, program_id: str, *, lock: bool = False) -> Program:
+async def _program(session: AsyncSession, program_id: str, *, lock: bool = False) -> ProgramRow:
     """The program `program_id` (locked FOR UPDATE with `lock`); 404 when there is none."""
-    return await row_or_404(session, Program, program_id, f"No program {program_id!r}.", lock=lock)
+    return await row_or_404(
+        session, ProgramRow, program_id, f"No program {program_id!r}.", lock=lock
+    )
 
 
-async def _view_of(session: AsyncSession, program: Program) -> ProgramView:
+async def _view_of(session: AsyncSession, program: ProgramRow) -> ProgramOut:
     projects = await members_of(session, program.program_id)
     return _program_view(program, [project.project_id for project in projects], _today())
 
@@ -75,15 +77,15 @@ async def _view_of(session: AsyncSession, program: Program) -> ProgramView:
     summary="Define a program (temporary when it has an end date)",
 )
 async def define_program(
-    uow: UnitOfWorkDep, definition: ProgramDefinition, principal: Admin
-) -> ProgramView:
+    uow: UnitOfWorkDep, definition: ProgramDefinitionIn, principal: Admin
+) -> ProgramOut:
     # One statement, so that two definitions of one program at once give one 201, one 409.
     created = (
         await uow.session.exec(
-            insert(Program)
+            insert(ProgramRow)
             .values(**definition.model_dump(), created_by=principal.subject)
-            .on_conflict_do_nothing(index_elements=[col(Program.program_id)])
-            .returning(col(Program.program_id))
+            .on_conflict_do_nothing(index_elements=[col(ProgramRow.program_id)])
+            .returning(col(ProgramRow.program_id))
         )
     ).first()
     if created is None:
@@ -98,8 +100,8 @@ async def define_program(
 
 
 @router.get("/programs", summary="The programs, by id, with their projects")
-async def list_programs(session: SessionDep, _: Reader) -> list[ProgramView]:
-    programs = (await session.exec(select(Program).order_by(col(Program.program_id)))).all()
+async def list_programs(session: SessionDep, _: Reader) -> list[ProgramOut]:
+    programs = (await session.exec(select(ProgramRow).order_by(col(ProgramRow.program_id)))).all()
     members = await member_ids(session)
     today = _today()
     return [
@@ -108,14 +110,14 @@ async def list_programs(session: SessionDep, _: Reader) -> list[ProgramView]:
 
 
 @router.get("/programs/{program_id}", summary="One program, with its projects")
-async def get_program(session: SessionDep, program_id: str, _: Reader) -> ProgramView:
+async def get_program(session: SessionDep, program_id: str, _: Reader) -> ProgramOut:
     return await _view_of(session, await _program(session, program_id))
 
 
 @router.patch("/programs/{program_id}", summary="Change a program's name, description or end date")
 async def change_program(
-    uow: UnitOfWorkDep, program_id: str, proposed: ProgramChanges, _: Admin
-) -> ProgramView:
+    uow: UnitOfWorkDep, program_id: str, proposed: ProgramChangesIn, _: Admin
+) -> ProgramOut:
     sent = {name: getattr(proposed, name) for name in proposed.model_fields_set}
     if "name" in sent and sent["name"] is None:
         raise HTTPException(
@@ -131,14 +133,14 @@ async def change_program(
     return changed
 
 
-def _figures(member: MemberProject) -> ProgramProjectFigures:
+def _figures(member: MemberProject) -> ProgramProjectFiguresOut:
     metrics = member.metrics
 
     def figure(name: str) -> float | None:
         value = metrics.get(name)
         return float(value) if isinstance(value, int | float) else None
 
-    return ProgramProjectFigures(
+    return ProgramProjectFiguresOut(
         project_id=member.project_id,
         name=member.name,
         lifecycle=member.lifecycle,
@@ -158,9 +160,9 @@ def _figures(member: MemberProject) -> ProgramProjectFigures:
 
 
 def _roll_up_view(
-    program: ProgramView, members: list[MemberProject], figures: ProgramRollUp
-) -> ProgramRollUpView:
-    return ProgramRollUpView(
+    program: ProgramOut, members: list[MemberProject], figures: ProgramRollUp
+) -> ProgramRollUpOut:
+    return ProgramRollUpOut(
         program=program,
         currency=figures.currency,
         currencies=list(figures.currencies),
@@ -174,7 +176,7 @@ def _roll_up_view(
         variance_at_completion=figures.variance_at_completion,
         health=figures.health,
         reasons=[
-            ProgramReasonView(
+            ProgramReasonOut(
                 project_id=reason.project_id,
                 code=reason.code,
                 severity=reason.severity,
@@ -187,7 +189,7 @@ def _roll_up_view(
         open_shortfall_fte=figures.open_shortfall_fte,
         finishing_after_end=list(figures.finishing_after_end),
         projects=[_figures(member) for member in members],
-        people_and_conflicts=PeopleAndConflicts(
+        people_and_conflicts=PeopleAndConflictsOut(
             people=[
                 f"/projects/{quote(member.project_id, safe='')}/allocations" for member in members
             ],
@@ -205,7 +207,7 @@ def _roll_up_view(
 )
 async def program_roll_up_view(
     models: StageModelsDep, session: SessionDep, program_id: str, _: Reader
-) -> ProgramRollUpView:
+) -> ProgramRollUpOut:
     program = await _program(session, program_id)
     members, figures = await program_roll_up(session, program, models, today=_today())
     view_ = _program_view(program, [member.project_id for member in members], _today())
@@ -221,12 +223,12 @@ async def set_project_program(
     models: StageModelsDep,
     uow: UnitOfWorkDep,
     project_id: str,
-    membership: ProgramMembership,
+    membership: ProgramMembershipIn,
     principal: Admin,
-) -> ProjectView:
+) -> ProjectOut:
     project = await project_to_change(uow, project_id)
     if membership.program_id is not None and membership.program_id != project.program_id:
-        program = await uow.session.get(Program, membership.program_id)
+        program = await uow.session.get(ProgramRow, membership.program_id)
         if program is None:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -16,7 +16,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.adapters.tables import Project, ProjectHistory
+from services.registry.adapters.tables import ProjectHistoryRow, ProjectRow
 from services.registry.domain.projects import changed_fields, registration
 from services.registry.domain.stage_models import (
     ImpossibleTransition,
@@ -27,15 +27,15 @@ from services.registry.entrypoints.dependencies import StageModelsDep
 from services.registry.entrypoints.schemas import (
     ADMIN_ONLY_CHANGES,
     NULLABLE_CHANGES,
-    BaselineChange,
-    BaselineView,
-    HistoryEntry,
-    HistoryPage,
-    ProjectChanges,
-    ProjectPage,
-    ProjectProposal,
-    ProjectView,
-    TransitionRequest,
+    BaselineIn,
+    BaselineOut,
+    HistoryEntryOut,
+    HistoryPageOut,
+    ProjectChangesIn,
+    ProjectOut,
+    ProjectPageOut,
+    ProjectProposalIn,
+    TransitionIn,
 )
 from services.registry.service_layer import projects as changes
 from services.registry.service_layer.baselines import (
@@ -65,16 +65,16 @@ from shared.messaging.unit_of_work import UnitOfWork
 router = APIRouter(prefix="/projects", tags=["projects"])
 
 
-def view(project: Project, models: StageModels, shortfall: float = 0.0) -> ProjectView:
+def view(project: ProjectRow, models: StageModels, shortfall: float = 0.0) -> ProjectOut:
     try:
         next_stages: list[str] = list(
             models.resolve(project.methodology).next_stages(changes.stage_of(project))
         )
     except UnknownMethodology:
         next_stages = []
-    return ProjectView(
+    return ProjectOut(
         **project.model_dump(
-            include=set(ProjectView.model_fields) - {"next_stages", "open_shortfall_fte"}
+            include=set(ProjectOut.model_fields) - {"next_stages", "open_shortfall_fte"}
         ),
         next_stages=next_stages,
         open_shortfall_fte=shortfall,
@@ -90,7 +90,7 @@ def _not_found(project_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, missing_project(project_id))
 
 
-def _may_change(principal: Principal, project: Project) -> None:
+def _may_change(principal: Principal, project: ProjectRow) -> None:
     require_manager(
         principal,
         project.manager,
@@ -101,7 +101,7 @@ def _may_change(principal: Principal, project: Project) -> None:
 
 async def project_to_change(
     uow: UnitOfWork, project_id: str, principal: Principal | None = None
-) -> Project:
+) -> ProjectRow:
     """The registered project `project_id`, read for a change in `uow`.
 
     Raises HTTPException 404 when no such project is registered, and 403 when `principal` is
@@ -145,8 +145,11 @@ def _invalid(
     summary="Propose a project: it enters its stage model's initial stage and is announced",
 )
 async def propose_project(
-    models: StageModelsDep, uow: UnitOfWorkDep, proposal: ProjectProposal, principal: ProjectManager
-) -> ProjectView:
+    models: StageModelsDep,
+    uow: UnitOfWorkDep,
+    proposal: ProjectProposalIn,
+    principal: ProjectManager,
+) -> ProjectOut:
     manager = proposal.manager or principal.subject
     if principal.role != "pmo_admin":
         require_manager(
@@ -204,37 +207,37 @@ async def list_projects(
     cursor: Annotated[
         str | None, Query(description="The `next_cursor` of the previous page")
     ] = None,
-) -> ProjectPage:
+) -> ProjectPageOut:
     filters: list[Any] = []
     if business_unit:
-        filters.append(func.lower(Project.business_unit) == business_unit.strip().lower())
+        filters.append(func.lower(ProjectRow.business_unit) == business_unit.strip().lower())
     if lifecycle:
-        filters.append(col(Project.lifecycle) == lifecycle)
+        filters.append(col(ProjectRow.lifecycle) == lifecycle)
     if program_id:
-        filters.append(col(Project.program_id) == program_id)
+        filters.append(col(ProjectRow.program_id) == program_id)
     if manager:
-        filters.append(func.lower(Project.manager) == manager.strip().lower())
+        filters.append(func.lower(ProjectRow.manager) == manager.strip().lower())
     if methodology:
         try:
-            filters.append(col(Project.methodology) == models.canonical(methodology))
+            filters.append(col(ProjectRow.methodology) == models.canonical(methodology))
         except UnknownMethodology as unknown:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, unknown.reason) from unknown
-    page_query = select(Project).where(*filters).order_by(col(Project.project_id))
+    page_query = select(ProjectRow).where(*filters).order_by(col(ProjectRow.project_id))
     if cursor:
-        page_query = page_query.where(col(Project.project_id) > cursor)
-    total = (await session.exec(select(func.count()).select_from(Project).where(*filters))).one()
+        page_query = page_query.where(col(ProjectRow.project_id) > cursor)
+    total = (await session.exec(select(func.count()).select_from(ProjectRow).where(*filters))).one()
     rows = list((await session.exec(page_query.limit(limit + 1))).all())
     page = rows[:limit]
     shortfalls = await open_shortfalls(session, [row.project_id for row in page])
-    return ProjectPage(
+    return ProjectPageOut(
         items=[view(row, models, shortfalls.get(row.project_id, 0.0)) for row in page],
         total=total,
         next_cursor=page[-1].project_id if len(rows) > limit else None,
     )
 
 
-async def _view_of(session: AsyncSession, project_id: str, models: StageModels) -> ProjectView:
-    project = await row_or_404(session, Project, project_id, missing_project(project_id))
+async def _view_of(session: AsyncSession, project_id: str, models: StageModels) -> ProjectOut:
+    project = await row_or_404(session, ProjectRow, project_id, missing_project(project_id))
     shortfall = (await open_shortfalls(session, [project_id])).get(project_id, 0.0)
     return view(project, models, shortfall)
 
@@ -242,7 +245,7 @@ async def _view_of(session: AsyncSession, project_id: str, models: StageModels) 
 @router.get("/{project_id}", summary="One project, with where its stage model lets it go next")
 async def get_project(
     models: StageModelsDep, session: SessionDep, project_id: str, _: Reader
-) -> ProjectView:
+) -> ProjectOut:
     return await _view_of(session, project_id, models)
 
 
@@ -254,9 +257,9 @@ async def change_project(
     models: StageModelsDep,
     uow: UnitOfWorkDep,
     project_id: str,
-    proposed: ProjectChanges,
+    proposed: ProjectChangesIn,
     principal: ProjectManager,
-) -> ProjectView:
+) -> ProjectOut:
     sent = {name: getattr(proposed, name) for name in proposed.model_fields_set}
     required = sorted(
         name for name, value in sent.items() if value is None and name not in NULLABLE_CHANGES
@@ -317,9 +320,9 @@ async def move_project(
     models: StageModelsDep,
     uow: UnitOfWorkDep,
     project_id: str,
-    transition: TransitionRequest,
+    transition: TransitionIn,
     principal: ProjectManager,
-) -> ProjectView:
+) -> ProjectOut:
     project = await project_to_change(uow, project_id, principal)
     try:
         model = models.resolve(project.methodology)
@@ -349,9 +352,9 @@ async def rebaseline_project(
     models: StageModelsDep,
     uow: UnitOfWorkDep,
     project_id: str,
-    change: BaselineChange,
+    change: BaselineIn,
     principal: Admin,
-) -> BaselineView:
+) -> BaselineOut:
     project = await project_to_change(uow, project_id)
     if project.baseline_version is None:
         raise HTTPException(
@@ -394,18 +397,18 @@ async def rebaseline_project(
         raise _invalid(error) from error
     await uow.commit()
     latest = (await baselines_of(uow.session, project_id))[-1]
-    return BaselineView.model_validate(latest).model_copy(update={"in_force": True})
+    return BaselineOut.model_validate(latest).model_copy(update={"in_force": True})
 
 
 @router.get(
     "/{project_id}/baselines",
     summary="Every approved baseline of a project, oldest first, with who approved it and why",
 )
-async def project_baselines(session: SessionDep, project_id: str, _: Reader) -> list[BaselineView]:
-    project = await row_or_404(session, Project, project_id, missing_project(project_id))
+async def project_baselines(session: SessionDep, project_id: str, _: Reader) -> list[BaselineOut]:
+    project = await row_or_404(session, ProjectRow, project_id, missing_project(project_id))
     rows = await baselines_of(session, project_id)
     return [
-        BaselineView.model_validate(row).model_copy(
+        BaselineOut.model_validate(row).model_copy(
             update={"in_force": row.version == project.baseline_version}
         )
         for row in rows
@@ -421,20 +424,20 @@ async def project_history(
     cursor: Annotated[
         int | None, Query(description="The `next_cursor` of the previous page")
     ] = None,
-) -> HistoryPage:
+) -> HistoryPageOut:
     query = (
-        select(ProjectHistory)
-        .where(ProjectHistory.project_id == project_id)
-        .order_by(col(ProjectHistory.id))
+        select(ProjectHistoryRow)
+        .where(ProjectHistoryRow.project_id == project_id)
+        .order_by(col(ProjectHistoryRow.id))
         .limit(limit + 1)
     )
     if cursor is not None:
-        query = query.where(col(ProjectHistory.id) > cursor)
-    await row_or_404(session, Project, project_id, missing_project(project_id))
+        query = query.where(col(ProjectHistoryRow.id) > cursor)
+    await row_or_404(session, ProjectRow, project_id, missing_project(project_id))
     rows = list((await session.exec(query)).all())
     page = rows[:limit]
-    return HistoryPage(
+    return HistoryPageOut(
         project_id=project_id,
-        items=[HistoryEntry.model_validate(row, from_attributes=True) for row in page],
+        items=[HistoryEntryOut.model_validate(row, from_attributes=True) for row in page],
         next_cursor=page[-1].id if len(rows) > limit else None,
     )

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from services.registry.adapters.tables import Program
+from services.registry.adapters.tables import ProgramRow
 from services.registry.domain.reports import as_csv, as_html, as_json
 from services.registry.entrypoints.dependencies import ConfigurationDep
 from services.registry.service_layer.reports import portfolio_report
@@ -75,7 +75,7 @@ async def portfolio_status_report(
     chosen = report_format or negotiated(request.headers.get("accept"))
     program = None
     if program_id is not None:
-        program = await row_or_404(session, Program, program_id, f"No program {program_id!r}.")
+        program = await row_or_404(session, ProgramRow, program_id, f"No program {program_id!r}.")
     report = await portfolio_report(session, configuration, program)
     if chosen == "csv":
         day = report.generated_at.strftime("%Y-%m-%d")

@@ -33,7 +33,7 @@ class _Request(RequestBody):
 
 
 # The charter's fields and rules are the events' (CharterFields); only the ones below differ.
-class ProjectProposal(CharterFields, ProjectIdentity, _Request):
+class ProjectProposalIn(CharterFields, ProjectIdentity, _Request):
     """A project proposed to the PMO; it enters its stage model's initial stage (`proposed`)."""
 
     # Optional here only: the registry fills in the caller before the charter is validated.
@@ -50,7 +50,7 @@ NULLABLE_CHANGES = frozenset({"sponsor"})
 ADMIN_ONLY_CHANGES = frozenset({"manager", "key_project"})
 
 
-class ProjectChanges(_Request):
+class ProjectChangesIn(_Request):
     """The charter fields to change; the ones left out stay as they are."""
 
     nullable_fields = NULLABLE_CHANGES
@@ -70,13 +70,13 @@ class ProjectChanges(_Request):
     methodology: Name | None = None
 
 
-class TransitionRequest(_Request):
+class TransitionIn(_Request):
     to: Stage
     reason: Text | None = None
     """Why; some stage models require one (e.g. prince2's premature closure)."""
 
 
-class ProjectView(BaseModel):
+class ProjectOut(BaseModel):
     project_id: str
     name: str
     business_unit: str
@@ -125,15 +125,15 @@ class ProjectView(BaseModel):
     updated_at: datetime | None
 
 
-class ProjectPage(BaseModel):
-    items: list[ProjectView]
+class ProjectPageOut(BaseModel):
+    items: list[ProjectOut]
     total: int
     """How many projects match the filters, over all pages."""
     next_cursor: str | None
     """Pass as `cursor` for the next page; null on the last page."""
 
 
-class BaselineChange(_Request):
+class BaselineIn(_Request):
     """A new baseline for a started project; fields left out keep the baseline in force."""
 
     budget: Money | None = None
@@ -147,7 +147,7 @@ class BaselineChange(_Request):
     the project-rebaselined event that carries it."""
 
 
-class BaselineView(BaseModel):
+class BaselineOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     project_id: str
@@ -165,7 +165,7 @@ class BaselineView(BaseModel):
     in_force: bool = False
 
 
-class HistoryEntry(BaseModel):
+class HistoryEntryOut(BaseModel):
     id: int
     at: datetime
     change: str
@@ -176,13 +176,13 @@ class HistoryEntry(BaseModel):
     note: str | None
 
 
-class HistoryPage(BaseModel):
+class HistoryPageOut(BaseModel):
     project_id: str
-    items: list[HistoryEntry]
+    items: list[HistoryEntryOut]
     next_cursor: int | None
 
 
-class DirectiveEffectView(BaseModel):
+class DirectiveEffectOut(BaseModel):
     directive: int
     action: DirectiveAction
     target: str
@@ -195,17 +195,17 @@ class DirectiveEffectView(BaseModel):
     note: str
 
 
-class StrategyView(BaseModel):
+class StrategyOut(BaseModel):
     strategy_version: int
     effective_date: date
     objectives: list[StrategicObjective]
     directives: list[Directive]
     received_at: datetime | None
     cause: str
-    directive_effects: list[DirectiveEffectView]
+    directive_effects: list[DirectiveEffectOut]
 
 
-class StrategyReceived(BaseModel):
+class StrategyReceivedOut(BaseModel):
     id: int
     strategy_version: int
     effective_date: date
@@ -216,7 +216,7 @@ class StrategyReceived(BaseModel):
     received_at: datetime | None
 
 
-class RankedProjectView(BaseModel):
+class RankedProjectOut(BaseModel):
     project_id: str
     name: str
     business_unit: str
@@ -230,22 +230,22 @@ class RankedProjectView(BaseModel):
     why: str
 
 
-class PortfolioView(BaseModel):
+class PortfolioOut(BaseModel):
     strategy_version: int | None
-    projects: list[RankedProjectView]
+    projects: list[RankedProjectOut]
 
 
-class WhatIfView(BaseModel):
+class WhatIfOut(BaseModel):
     draft_version: int
     current_version: int | None
     would_apply: bool
     """False if the draft is not newer than the current version (an event would be ignored)."""
     note: str
-    ranking: list[RankedProjectView]
-    directive_effects: list[DirectiveEffectView]
+    ranking: list[RankedProjectOut]
+    directive_effects: list[DirectiveEffectOut]
 
 
-class StageModelView(BaseModel):
+class StageModelOut(BaseModel):
     name: str
     default: bool
     description: str
@@ -255,7 +255,7 @@ class StageModelView(BaseModel):
     transitions: list[dict[str, Any]]
 
 
-class ProgramDefinition(_Request):
+class ProgramDefinitionIn(_Request):
     """A program: projects managed as one; temporary (e.g. a merger) when it has an end date."""
 
     program_id: Id
@@ -265,7 +265,7 @@ class ProgramDefinition(_Request):
     """When a temporary program ends; left out: a standing program."""
 
 
-class ProgramChanges(_Request):
+class ProgramChangesIn(_Request):
     """The program fields to change; the ones left out stay as they are."""
 
     nullable_fields = frozenset({"description", "end_date"})
@@ -276,14 +276,14 @@ class ProgramChanges(_Request):
     """null: the program becomes a standing one."""
 
 
-class ProgramMembership(_Request):
+class ProgramMembershipIn(_Request):
     """The program a project belongs to from now on."""
 
     program_id: Id | None
     """null: the project leaves its program."""
 
 
-class ProgramView(BaseModel):
+class ProgramOut(BaseModel):
     program_id: str
     name: str
     description: str | None
@@ -299,7 +299,7 @@ class ProgramView(BaseModel):
     updated_at: datetime | None
 
 
-class ProgramProjectFigures(BaseModel):
+class ProgramProjectFiguresOut(BaseModel):
     """One project's part in its program's roll-up (money in the project's currency)."""
 
     project_id: str
@@ -320,14 +320,14 @@ class ProgramProjectFigures(BaseModel):
     open_shortfall_fte: float
 
 
-class ProgramReasonView(BaseModel):
+class ProgramReasonOut(BaseModel):
     project_id: str
     code: str
     severity: str | None
     message: str
 
 
-class PeopleAndConflicts(BaseModel):
+class PeopleAndConflictsOut(BaseModel):
     """Where the program's people and resource conflicts are: allocation owns them."""
 
     service: str = "allocation"
@@ -337,10 +337,10 @@ class PeopleAndConflicts(BaseModel):
     """Allocation's routes listing each project's conflicts (won or lost)."""
 
 
-class ProgramRollUpView(BaseModel):
+class ProgramRollUpOut(BaseModel):
     """A program's earned value from the sums of its projects' figures (see the README)."""
 
-    program: ProgramView
+    program: ProgramOut
     currency: str | None
     """The projects' one currency; null with several (money figures are then null)."""
     currencies: list[str]
@@ -357,12 +357,12 @@ class ProgramRollUpView(BaseModel):
     variance_at_completion: float | None
     health: str | None
     """The worst health of its projects; null: none assessed yet."""
-    reasons: list[ProgramReasonView]
+    reasons: list[ProgramReasonOut]
     not_assessed: list[str]
     eac_at_budget: list[str]
     open_shortfall_fte: float
     """FTE requested and not granted over its projects (the losers of allocation's conflicts)."""
     finishing_after_end: list[str]
     """Open projects forecast (else planned) to finish after a temporary program's end date."""
-    projects: list[ProgramProjectFigures]
-    people_and_conflicts: PeopleAndConflicts
+    projects: list[ProgramProjectFiguresOut]
+    people_and_conflicts: PeopleAndConflictsOut

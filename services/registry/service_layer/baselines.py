@@ -25,7 +25,7 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.adapters.tables import Baseline, Project
+from services.registry.adapters.tables import BaselineRow, ProjectRow
 from services.registry.service_layer.projects import record
 from shared.events.contracts import PlannedValuePoint, ProjectRebaselined
 from shared.messaging.unit_of_work import UnitOfWork
@@ -57,7 +57,7 @@ def stored_curve(points: list[PlannedValuePoint] | None) -> list[dict[str, Any]]
     return [point.model_dump(mode="json") for point in sorted(points, key=lambda p: p.date)]
 
 
-def terms_in_force(project: Project) -> BaselineTerms:
+def terms_in_force(project: ProjectRow) -> BaselineTerms:
     return BaselineTerms(
         budget=project.budget,
         start_date=project.start_date,
@@ -66,7 +66,7 @@ def terms_in_force(project: Project) -> BaselineTerms:
     )
 
 
-def _apply(project: Project, terms: BaselineTerms, version: int) -> None:
+def _apply(project: ProjectRow, terms: BaselineTerms, version: int) -> None:
     project.budget = terms.budget
     project.start_date = terms.start_date
     project.planned_finish_date = terms.planned_finish_date
@@ -76,7 +76,7 @@ def _apply(project: Project, terms: BaselineTerms, version: int) -> None:
 
 
 def take_first_baseline(
-    uow: UnitOfWork, project: Project, terms: BaselineTerms, *, approved_by: str, cause: str
+    uow: UnitOfWork, project: ProjectRow, terms: BaselineTerms, *, approved_by: str, cause: str
 ) -> None:
     """The baseline the project starts with (version 1), from its `project-started`.
 
@@ -84,7 +84,7 @@ def take_first_baseline(
     """
     _apply(project, terms, 1)
     uow.session.add(
-        Baseline(
+        BaselineRow(
             project_id=project.project_id,
             version=1,
             **asdict(terms),
@@ -98,7 +98,7 @@ def take_first_baseline(
 
 async def rebaseline(
     uow: UnitOfWork,
-    project: Project,
+    project: ProjectRow,
     terms: BaselineTerms,
     *,
     approved_by: str,
@@ -129,7 +129,7 @@ async def rebaseline(
     _apply(project, terms, version)
     project.rebaselined_at = approved_at
     uow.session.add(
-        Baseline(
+        BaselineRow(
             project_id=project.project_id,
             version=version,
             **asdict(terms),
@@ -152,8 +152,10 @@ async def rebaseline(
     return event
 
 
-async def baselines_of(session: AsyncSession, project_id: str) -> list[Baseline]:
+async def baselines_of(session: AsyncSession, project_id: str) -> list[BaselineRow]:
     query = (
-        select(Baseline).where(Baseline.project_id == project_id).order_by(col(Baseline.version))
+        select(BaselineRow)
+        .where(BaselineRow.project_id == project_id)
+        .order_by(col(BaselineRow.version))
     )
     return list((await session.exec(query)).all())

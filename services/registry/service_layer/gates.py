@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.registry.adapters.repository import SqlGateRepository
-from services.registry.adapters.tables import Deliverable, GateReview, Project
+from services.registry.adapters.tables import DeliverableRow, GateReviewRow, ProjectRow
 from services.registry.domain.stage_models import Gate, GateEvidence, StageModel
 from services.registry.service_layer.gate_evidence import evidence_for
 from services.registry.service_layer.projects import record, stage_of
@@ -42,14 +42,14 @@ class GateStatus:
 
 async def submit_deliverable(
     uow: UnitOfWork | RegistryUnitOfWork,
-    project: Project,
+    project: ProjectRow,
     model: StageModel,
     name: str,
     *,
     evidence: str,
     note: str | None,
     by: str,
-) -> Deliverable:
+) -> DeliverableRow:
     """Submit (or resubmit, replacing the evidence) a deliverable one of the model's gates requires.
 
     Raises GateRefused if no gate of the project's stage model names `name`.
@@ -64,7 +64,7 @@ async def submit_deliverable(
     previous = await work.gates.deliverable(project.project_id, name)
     before = {"evidence": previous.evidence} if previous is not None else None
     submitted = await work.gates.submit(
-        Deliverable(
+        DeliverableRow(
             project_id=project.project_id,
             name=name,
             evidence=evidence,
@@ -85,29 +85,31 @@ async def submit_deliverable(
     return submitted
 
 
-async def deliverables_of(session: AsyncSession, project_id: str) -> list[Deliverable]:
+async def deliverables_of(session: AsyncSession, project_id: str) -> list[DeliverableRow]:
     """The project's submitted deliverables, by name."""
     return await SqlGateRepository(session).deliverables(project_id)
 
 
-async def reviews_of(session: AsyncSession, project_id: str) -> list[GateReview]:
+async def reviews_of(session: AsyncSession, project_id: str) -> list[GateReviewRow]:
     """The project's gate reviews, oldest first."""
     query = (
-        select(GateReview).where(GateReview.project_id == project_id).order_by(col(GateReview.id))
+        select(GateReviewRow)
+        .where(GateReviewRow.project_id == project_id)
+        .order_by(col(GateReviewRow.id))
     )
     return list((await session.exec(query)).all())
 
 
 async def review_gate(
     uow: UnitOfWork | RegistryUnitOfWork,
-    project: Project,
+    project: ProjectRow,
     model: StageModel,
     to_stage: Stage,
     *,
     decision: Literal["passed", "failed"],
     evidence: str | None,
     reviewer: str,
-) -> GateReview:
+) -> GateReviewRow:
     """Record a review of the gate from the project's current stage to `to_stage`.
 
     A passed review needs the gate's deliverables submitted (the reviewer passes a gate on its
@@ -142,7 +144,7 @@ async def review_gate(
         if (row := submitted.get(name)) is not None
     ]
     reviewed_at = datetime.now(UTC)
-    review = GateReview(
+    review = GateReviewRow(
         project_id=project.project_id,
         from_stage=from_stage,
         to_stage=to_stage,
@@ -186,7 +188,7 @@ async def review_gate(
 
 
 async def gates_ahead(
-    session: AsyncSession, project: Project, model: StageModel
+    session: AsyncSession, project: ProjectRow, model: StageModel
 ) -> list[GateStatus]:
     """The gates out of the project's current stage with what each still lacks.
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.registry.adapters.tables import Project, ResourceShortfall, StatusReport
+from services.registry.adapters.tables import ProjectRow, ResourceShortfallRow, StatusReportRow
 from services.registry.domain.projects import changed_fields, charter_of, registration
 from services.registry.domain.stage_models import (
     ImpossibleTransition,
@@ -71,7 +71,7 @@ def _not_registered(project_id: str, what: str) -> Deferred:
     )
 
 
-async def _known(uow: UnitOfWork, project_id: str, what: str) -> Project:
+async def _known(uow: UnitOfWork, project_id: str, what: str) -> ProjectRow:
     project = await changes.project_for_change(uow, project_id)
     if project is None:
         raise _not_registered(project_id, what)
@@ -230,10 +230,10 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     for project in projects.values():
         _set_status(project, status)
     await changes.add_history(uow, history)
-    await insert_rows(await uow.session.connection(), StatusReport.__table__, reports)  # type: ignore[attr-defined]
+    await insert_rows(await uow.session.connection(), StatusReportRow.__table__, reports)  # type: ignore[attr-defined]
 
 
-def _set_status(project: Project, status: dict[str, tuple[date | None, float | None]]) -> None:
+def _set_status(project: ProjectRow, status: dict[str, tuple[date | None, float | None]]) -> None:
     """Give the project the status the batch left it with, if a report changed it."""
     if project.project_id in status:
         project.status_as_of, project.percent_complete = status[project.project_id]
@@ -293,7 +293,7 @@ async def _allocation_outcome(uow: UnitOfWork, outcome: RequestOutcome, meta: Ev
         del values["skill"]  # a conflict over a named person names no skill: keep the request's
     kept = await keep_newest(
         uow.session,
-        ResourceShortfall.__table__,  # type: ignore[attr-defined]
+        ResourceShortfallRow.__table__,  # type: ignore[attr-defined]
         key={"request_id": outcome.request_id},
         values=values,
         order_column="decided_at",

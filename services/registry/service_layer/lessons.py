@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.adapters.tables import Lesson, Project
+from services.registry.adapters.tables import LessonRow, ProjectRow
 
 Similarity = Literal["business_unit", "methodology", "objectives"]
 
@@ -28,7 +28,7 @@ SUGGESTION_LIMIT = 10
 class FoundLesson:
     """A lesson found by a search, with its rank (`ts_rank_cd`, higher is more relevant)."""
 
-    lesson: Lesson
+    lesson: LessonRow
     rank: float
 
 
@@ -36,7 +36,7 @@ class FoundLesson:
 class LessonSuggestion:
     """A lesson of a similar closed project; `similarity` says what the projects share."""
 
-    lesson: Lesson
+    lesson: LessonRow
     similarity: list[Similarity]
 
 
@@ -46,18 +46,18 @@ _COLUMNS = (
 )
 
 
-def _lesson(row: Any) -> Lesson:
-    return Lesson.model_validate(dict(row._mapping))
+def _lesson(row: Any) -> LessonRow:
+    return LessonRow.model_validate(dict(row._mapping))
 
 
 def add_lesson(
-    session: AsyncSession, project: Project, fields: dict[str, Any], *, by: str
-) -> Lesson:
+    session: AsyncSession, project: ProjectRow, fields: dict[str, Any], *, by: str
+) -> LessonRow:
     """A new lesson learned on `project` (its business unit, methodology and stage kept with it).
 
     `fields`: title, what_happened, and optionally repeat, avoid, tags (list of str).
     """
-    lesson = Lesson(
+    lesson = LessonRow(
         project_id=project.project_id,
         title=fields["title"],
         what_happened=fields["what_happened"],
@@ -110,7 +110,7 @@ async def search_lessons(
     return [FoundLesson(_lesson(row), float(row.rank)) for row in rows]
 
 
-async def lessons_of(session: AsyncSession, project_id: str) -> list[Lesson]:
+async def lessons_of(session: AsyncSession, project_id: str) -> list[LessonRow]:
     """The lessons recorded on one project, oldest first."""
     rows = await (await session.connection()).execute(
         text(f"SELECT {_COLUMNS} FROM registry.lesson l WHERE l.project_id = :p ORDER BY l.id"),
@@ -120,7 +120,7 @@ async def lessons_of(session: AsyncSession, project_id: str) -> list[Lesson]:
 
 
 async def similar_lessons(
-    session: AsyncSession, project: Project, closed_stages: Iterable[str]
+    session: AsyncSession, project: ProjectRow, closed_stages: Iterable[str]
 ) -> list[LessonSuggestion]:
     """Lessons of closed projects similar to `project`: same business unit (case ignored), same
     methodology, or a strategic objective in common. Most similar first (business unit and
@@ -174,5 +174,5 @@ async def similar_lessons(
             similarity.append("methodology")
         if mapping.pop("same_objectives"):
             similarity.append("objectives")
-        suggestions.append(LessonSuggestion(Lesson.model_validate(mapping), similarity))
+        suggestions.append(LessonSuggestion(LessonRow.model_validate(mapping), similarity))
     return suggestions

@@ -15,7 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.adapters.tables import Program, Project
+from services.registry.adapters.tables import ProgramRow, ProjectRow
 from services.registry.domain.programs import MemberProject, ProgramRollUp, roll_up
 from services.registry.domain.stage_models import StageModels, UnknownMethodology
 from services.registry.service_layer import projects as changes
@@ -30,13 +30,15 @@ async def ensure_program(uow: UnitOfWork, program_id: str, *, cause: str) -> Non
     One statement (insert or nothing), so two events naming a new program at once both pass.
     """
     await uow.session.exec(
-        insert(Program)
+        insert(ProgramRow)
         .values(program_id=program_id, name=program_id, created_by=cause)
-        .on_conflict_do_nothing(index_elements=[col(Program.program_id)])
+        .on_conflict_do_nothing(index_elements=[col(ProgramRow.program_id)])
     )
 
 
-async def place(uow: UnitOfWork, project: Project, program_id: str | None, *, cause: str) -> bool:
+async def place(
+    uow: UnitOfWork, project: ProjectRow, program_id: str | None, *, cause: str
+) -> bool:
     """Put `project` in `program_id` (None: in no program); history and announcement if it moved.
 
     The program must exist (see `ensure_program`). Returns whether the membership changed.
@@ -67,7 +69,7 @@ async def place(uow: UnitOfWork, project: Project, program_id: str | None, *, ca
 
 
 async def place_from_charter(
-    uow: UnitOfWork, project: Project, program_id: str | None, *, cause: str
+    uow: UnitOfWork, project: ProjectRow, program_id: str | None, *, cause: str
 ) -> None:
     """A charter's `program_id`: the project joins it (created if new); absent changes nothing."""
     if program_id is None:
@@ -76,18 +78,18 @@ async def place_from_charter(
     await place(uow, project, program_id, cause=cause)
 
 
-async def members_of(session: AsyncSession, program_id: str) -> list[Project]:
-    query = select(Project).where(Project.program_id == program_id)
-    return list((await session.exec(query.order_by(col(Project.project_id)))).all())
+async def members_of(session: AsyncSession, program_id: str) -> list[ProjectRow]:
+    query = select(ProjectRow).where(ProjectRow.program_id == program_id)
+    return list((await session.exec(query.order_by(col(ProjectRow.project_id)))).all())
 
 
 async def member_ids(session: AsyncSession) -> dict[str, list[str]]:
     """Program id -> its projects' ids (sorted), for every program with projects."""
     rows = (
         await session.exec(
-            select(Project.program_id, Project.project_id)
-            .where(col(Project.program_id).is_not(None))
-            .order_by(col(Project.project_id))
+            select(ProjectRow.program_id, ProjectRow.project_id)
+            .where(col(ProjectRow.program_id).is_not(None))
+            .order_by(col(ProjectRow.project_id))
         )
     ).all()
     members: dict[str, list[str]] = {}
@@ -97,7 +99,7 @@ async def member_ids(session: AsyncSession) -> dict[str, list[str]]:
     return members
 
 
-def _closed(project: Project, models: StageModels) -> bool:
+def _closed(project: ProjectRow, models: StageModels) -> bool:
     try:
         model = models.resolve(project.methodology)
     except UnknownMethodology:
@@ -106,7 +108,7 @@ def _closed(project: Project, models: StageModels) -> bool:
     return not model.has_stage(stage) or model.is_final(stage)
 
 
-def member_project(project: Project, models: StageModels, shortfall: float) -> MemberProject:
+def member_project(project: ProjectRow, models: StageModels, shortfall: float) -> MemberProject:
     return MemberProject(
         project_id=project.project_id,
         name=project.name,
@@ -124,7 +126,7 @@ def member_project(project: Project, models: StageModels, shortfall: float) -> M
 
 
 async def program_roll_up(
-    session: AsyncSession, program: Program, models: StageModels, *, today: date
+    session: AsyncSession, program: ProgramRow, models: StageModels, *, today: date
 ) -> tuple[Sequence[MemberProject], ProgramRollUp]:
     """The program's projects and their roll-up (see `domain.programs`)."""
     projects = await members_of(session, program.program_id)

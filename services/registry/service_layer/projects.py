@@ -13,7 +13,7 @@ from typing import Any, cast
 from sqlalchemy import text
 from sqlmodel import col, select
 
-from services.registry.adapters.tables import Project, ProjectHistory
+from services.registry.adapters.tables import ProjectHistoryRow, ProjectRow
 from services.registry.domain.projects import CHARTER_FIELDS, changed_fields
 from services.registry.domain.stage_models import StageModel
 from services.registry.service_layer.configuration import configuration_of
@@ -30,7 +30,7 @@ from shared.messaging.unit_of_work import UnitOfWork
 from shared.unnest import insert_rows
 
 
-async def project_for_change(uow: UnitOfWork, project_id: str) -> Project | None:
+async def project_for_change(uow: UnitOfWork, project_id: str) -> ProjectRow | None:
     """The project, locked until the unit of work ends, so concurrent changes queue up.
 
     An API call and an event (or two replicas) moving one project at once would otherwise both
@@ -43,10 +43,14 @@ async def project_for_change(uow: UnitOfWork, project_id: str) -> Project | None
         text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
         {"key": f"registry-project:{project_id}"},
     )
-    return await uow.session.get(Project, project_id, with_for_update=True, populate_existing=True)
+    return await uow.session.get(
+        ProjectRow, project_id, with_for_update=True, populate_existing=True
+    )
 
 
-async def projects_for_change(uow: UnitOfWork, project_ids: Collection[str]) -> dict[str, Project]:
+async def projects_for_change(
+    uow: UnitOfWork, project_ids: Collection[str]
+) -> dict[str, ProjectRow]:
     """`project_for_change` for several projects at once: the ids locked in one statement, the
     registered ones read (and row-locked) in one query, by id. Sorted, so that two batches
     cannot deadlock."""
@@ -61,9 +65,9 @@ async def projects_for_change(uow: UnitOfWork, project_ids: Collection[str]) -> 
         ).bindparams(keys=[f"registry-project:{project_id}" for project_id in ordered])
     )
     query = (
-        select(Project)
-        .where(col(Project.project_id).in_(ordered))
-        .order_by(col(Project.project_id))
+        select(ProjectRow)
+        .where(col(ProjectRow.project_id).in_(ordered))
+        .order_by(col(ProjectRow.project_id))
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -92,7 +96,7 @@ def history_row(
 
 async def add_history(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
     """Append history rows (`history_row`) in one statement of arrays, in order."""
-    table = ProjectHistory.__table__  # type: ignore[attr-defined]
+    table = ProjectHistoryRow.__table__  # type: ignore[attr-defined]
     await insert_rows(await uow.session.connection(), table, rows)
 
 
@@ -108,7 +112,7 @@ def record(
 ) -> None:
     """Append a history entry for the project (its repository's), in `uow`."""
     registry_work(uow).projects.add_history(
-        ProjectHistory(
+        ProjectHistoryRow(
             project_id=project_id,
             change=change,
             before=dict(before) if before is not None else None,
@@ -119,22 +123,22 @@ def record(
     )
 
 
-def stage_of(project: Project) -> Stage:
+def stage_of(project: ProjectRow) -> Stage:
     """The project's stage: only `register` and `move` write the column, with stage names."""
     return cast(Stage, project.lifecycle)
 
 
-def _touch(project: Project) -> None:
+def _touch(project: ProjectRow) -> None:
     project.updated_at = datetime.now(UTC)
 
 
-async def register(uow: UnitOfWork, registered: ProjectRegistered, *, cause: str) -> Project:
+async def register(uow: UnitOfWork, registered: ProjectRegistered, *, cause: str) -> ProjectRow:
     """Accept a project into the portfolio, announce it, and let its waiting events in.
 
     The lessons learned of similar closed projects are suggested to it (`suggest_lessons`).
     """
     charter = registered.model_dump(mode="json", include={"project_id", *CHARTER_FIELDS})
-    project = Project(
+    project = ProjectRow(
         **registered.model_dump(mode="python", include={"project_id", *CHARTER_FIELDS}),
         lifecycle=registered.lifecycle,
         registered_by=cause,
@@ -155,7 +159,7 @@ async def register(uow: UnitOfWork, registered: ProjectRegistered, *, cause: str
     return project
 
 
-async def suggest_lessons(uow: UnitOfWork, project: Project, *, cause: str) -> None:
+async def suggest_lessons(uow: UnitOfWork, project: ProjectRow, *, cause: str) -> None:
     """Put the lessons of similar closed projects before a new project's manager.
 
     If there are any, a `lessons_suggested` history entry lists them and `lessons-suggested`
@@ -188,7 +192,7 @@ async def suggest_lessons(uow: UnitOfWork, project: Project, *, cause: str) -> N
 
 
 def update(
-    uow: UnitOfWork, project: Project, proposed: Mapping[str, Any], *, cause: str
+    uow: UnitOfWork, project: ProjectRow, proposed: Mapping[str, Any], *, cause: str
 ) -> dict[str, Any]:
     """Set the proposed charter fields; history keeps the ones that changed. Returns those."""
     current = {name: getattr(project, name) for name in proposed}
@@ -204,7 +208,7 @@ def update(
 
 async def move(
     uow: UnitOfWork | RegistryUnitOfWork,
-    project: Project,
+    project: ProjectRow,
     model: StageModel,
     to_stage: Stage,
     *,
@@ -254,6 +258,6 @@ async def move(
 
 async def all_projects(
     uow: UnitOfWork | RegistryUnitOfWork, *, lock: bool = False
-) -> list[Project]:
+) -> list[ProjectRow]:
     """Every project, by id; `lock`: held until the unit of work ends."""
     return await registry_work(uow).projects.all(lock=lock)

@@ -10,7 +10,7 @@ from sqlalchemy import case, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.registry.adapters.tables import Program, Project, ResourceShortfall
+from services.registry.adapters.tables import ProgramRow, ProjectRow, ResourceShortfallRow
 from services.registry.domain.portfolio import rank_portfolio
 from services.registry.domain.reports import PortfolioReport, ReportRow, ReportScope
 from services.registry.service_layer.configuration import RegistryConfiguration
@@ -22,16 +22,16 @@ async def open_shortfalls(
 ) -> dict[str, float]:
     """FTE requested and not granted, per project, over its requests' latest outcomes."""
     ungranted = case(
-        (col(ResourceShortfall.status) == "granted", 0.0),
+        (col(ResourceShortfallRow.status) == "granted", 0.0),
         else_=func.greatest(
-            col(ResourceShortfall.fte_requested) - col(ResourceShortfall.fte_granted), 0.0
+            col(ResourceShortfallRow.fte_requested) - col(ResourceShortfallRow.fte_granted), 0.0
         ),
     )
-    query = select(ResourceShortfall.project_id, func.sum(ungranted)).group_by(
-        col(ResourceShortfall.project_id)
+    query = select(ResourceShortfallRow.project_id, func.sum(ungranted)).group_by(
+        col(ResourceShortfallRow.project_id)
     )
     if project_ids is not None:
-        query = query.where(col(ResourceShortfall.project_id).in_(list(project_ids)))
+        query = query.where(col(ResourceShortfallRow.project_id).in_(list(project_ids)))
     return {
         project_id: round(float(total or 0.0), 6)
         for project_id, total in (await session.exec(query)).all()
@@ -44,10 +44,10 @@ def _figure(metrics: dict[str, Any], name: str) -> float | None:
 
 
 async def portfolio_report(
-    session: AsyncSession, configuration: RegistryConfiguration, program: Program | None = None
+    session: AsyncSession, configuration: RegistryConfiguration, program: ProgramRow | None = None
 ) -> PortfolioReport:
     """Every project (or `program`'s projects), ranked within the whole portfolio."""
-    projects = (await session.exec(select(Project))).all()
+    projects = (await session.exec(select(ProjectRow))).all()
     strategy = await current_strategy(session)
     ranking = {
         entry.project_id: entry

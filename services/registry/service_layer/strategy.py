@@ -28,7 +28,7 @@ from services.registry.adapters.repository import (
     StrategyRepository,
 )
 from services.registry.adapters.repository import strategy_of as strategy_of
-from services.registry.adapters.tables import Project, StrategyRecord
+from services.registry.adapters.tables import ProjectRow, StrategyRow
 from services.registry.domain.portfolio import (
     DirectiveEffect,
     PortfolioProject,
@@ -50,7 +50,7 @@ async def current_strategy(session: AsyncSession) -> StrategyChanged | None:
     return await SqlStrategyRepository(session).current()
 
 
-def portfolio_project(project: Project, models: StageModels) -> PortfolioProject | None:
+def portfolio_project(project: ProjectRow, models: StageModels) -> PortfolioProject | None:
     """The project as ranking sees it; None if its methodology has no stage model any more."""
     try:
         model = models.resolve(project.methodology)
@@ -72,7 +72,7 @@ def portfolio_project(project: Project, models: StageModels) -> PortfolioProject
     )
 
 
-def portfolio_of(rows: Sequence[Project], models: StageModels) -> list[PortfolioProject]:
+def portfolio_of(rows: Sequence[ProjectRow], models: StageModels) -> list[PortfolioProject]:
     return [entry for row in rows if (entry := portfolio_project(row, models)) is not None]
 
 
@@ -135,14 +135,14 @@ async def apply_strategy(
     *,
     cause: str,
     configuration: RegistryConfiguration,
-) -> StrategyRecord:
+) -> StrategyRow:
     """Accept a strategy version (or keep it as ignored); see the module docstring.
 
     Returns the strategy history's row of it (outcome `applied` or `ignored`, with a note).
     """
     work = registry_work(uow)
     await work.strategies.lock()
-    received = StrategyRecord(
+    received = StrategyRow(
         strategy_version=strategy.strategy_version,
         effective_date=strategy.effective_date,
         objectives=[o.model_dump(mode="json") for o in strategy.objectives],
@@ -204,7 +204,7 @@ async def apply_strategy(
 async def _apply_effect(
     uow: RegistryUnitOfWork,
     effect: DirectiveEffect,
-    rows: dict[str, Project],
+    rows: dict[str, ProjectRow],
     *,
     version: int,
     cause: str,
@@ -237,7 +237,7 @@ async def _apply_effect(
 
 
 def _keep_rank(
-    uow: RegistryUnitOfWork, row: Project, entry: Ranking | None, *, version: int, cause: str
+    uow: RegistryUnitOfWork, row: ProjectRow, entry: Ranking | None, *, version: int, cause: str
 ) -> None:
     before = {"rank": row.rank, "score": row.score, "action": row.recommended_action}
     if entry is None:
