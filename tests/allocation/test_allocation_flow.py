@@ -492,3 +492,28 @@ async def test_a_request_that_overtakes_its_projects_registration_is_explained_a
     await explained("PRJ-B ranks 1 and PRJ-A ranks 2 under strategy v2")
     # Who holds Maria never changed: no allocation-changed was needed for any of it.
     assert await statuses(api) == {"REQ-A": ("denied", 0.0), "REQ-B": ("granted", 1.0)}
+
+
+async def test_a_registration_handled_after_the_projects_stage_change_keeps_the_newer_stage(
+    allocation_api: httpx.AsyncClient, enterprise: Enterprise
+) -> None:
+    # A directive paused a project just registered: the two topics may be handled either way
+    # round, and the registration's "active" must not undo the pause (seen after `pmo demo`).
+    await enterprise.send(
+        "project-lifecycle-changed",
+        {"project_id": "PRJ-P", "from": "active", "to": "on_hold", "cause": "directive"},
+    )
+
+    async def stage_of(project_id: str) -> str | None:
+        found = (await allocation_api.get("/projects")).json()
+        return next((p["lifecycle"] for p in found if p["project_id"] == project_id), None)
+
+    await eventually(lambda: stage_of("PRJ-P"), what="the pause taken")
+    await enterprise.send("project-registered", registered("PRJ-P", key_project=True))
+    await eventually(lambda: _key_project(allocation_api, "PRJ-P"), what="the registration taken")
+    assert await stage_of("PRJ-P") == "on_hold"
+
+
+async def _key_project(api: httpx.AsyncClient, project_id: str) -> bool:
+    found = (await api.get("/projects")).json()
+    return any(p["project_id"] == project_id and p["key_project"] for p in found)

@@ -102,10 +102,16 @@ async def _standing(uow: UnitOfWork, project_id: str) -> ProjectStandingRow:
 
 
 async def on_project_registered(event: ProjectRegistered, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Learn the project's name, manager, key-project flag and stage."""
+    """Learn the project's name, manager, key-project flag and first stage.
+
+    The stage is the registration's only while no `project-lifecycle-changed` has set it: the
+    two topics may be handled in either order (a directive pausing a project just registered,
+    say), and the lifecycle event is the newer word on the stage.
+    """
     row = await _standing(uow, event.project_id)
-    row.name, row.manager = event.name, event.manager
-    row.key_project, row.lifecycle = event.key_project, event.lifecycle
+    row.name, row.manager, row.key_project = event.name, event.manager, event.key_project
+    if row.lifecycle is None:
+        row.lifecycle = event.lifecycle
     uow.session.add(row)
     key = ", key project" if event.key_project else ""
     await request_resolution(
