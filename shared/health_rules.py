@@ -54,7 +54,7 @@ class HealthThresholds(BaseModel):
 
     @model_validator(mode="after")
     def _amber_below_green(self) -> Self:
-        for index in ("spi", "cpi"):
+        for index in AMBER_BELOW_GREEN:
             green, amber = (
                 getattr(self, f"{index}_green_from"),
                 getattr(self, f"{index}_amber_from"),
@@ -64,6 +64,10 @@ class HealthThresholds(BaseModel):
                     f"{index}_amber_from ({amber}) must not be above {index}_green_from ({green})"
                 )
         return self
+
+
+AMBER_BELOW_GREEN = ("spi", "cpi")
+"""The indices whose amber bound must not be above their green bound (else no value is amber)."""
 
 
 def threshold_setting(rule: str, default: float) -> Any:

@@ -16,12 +16,13 @@ from pydantic import (
     SecretStr,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pytimeparse.timeparse import timeparse
 
-from shared.health_rules import threshold_setting
+from shared.health_rules import AMBER_BELOW_GREEN, threshold_setting
 
 ServiceName = Literal["registry", "monitoring", "allocation", "notifications"]
 SERVICE_NAMES: tuple[ServiceName, ...] = ("registry", "monitoring", "allocation", "notifications")
@@ -317,6 +318,17 @@ class Settings(BaseSettings):
         scheme = value.partition("://")[0].split("+", 1)[0] if value is not None else ""
         if value is not None and ("://" not in value or scheme not in ("postgresql", "postgres")):
             raise ValueError("expected a PostgreSQL URL like postgresql://user:pass@host:5432/db")
+        return value
+
+    @field_validator(*(f"monitoring_{index}_amber_from" for index in AMBER_BELOW_GREEN))
+    @classmethod
+    def _amber_below_green(cls, value: float, info: ValidationInfo) -> float:
+        # The rule is HealthThresholds' (AMBER_BELOW_GREEN); checked here too so that every
+        # command refuses it in one line naming both variables, not monitoring at its start.
+        green_field = str(info.field_name).replace("_amber_from", "_green_from")
+        green = info.data.get(green_field)
+        if green is not None and value > green:
+            raise ValueError(f"expected at most PMO_{green_field.upper()} ({green})")
         return value
 
     @field_validator("digest_timezone")

@@ -16,9 +16,19 @@ def test_the_settings_give_the_default_thresholds() -> None:
     assert thresholds.spi_green_from == 0.97
 
 
-def test_unusable_threshold_settings_are_refused_with_the_variable_named() -> None:
-    with pytest.raises(ConfigurationError, match=r"PMO_MONITORING_\*: .*spi_amber_from"):
-        default_thresholds(Settings(monitoring_spi_amber_from=0.99))
+@pytest.mark.parametrize("index", ["SPI", "CPI"])
+def test_an_amber_bound_above_green_is_refused_when_the_settings_load_naming_both(
+    index: str,
+) -> None:
+    # It was refused only when monitoring started, with a traceback naming PMO_MONITORING_*.
+    with pytest.raises(
+        ConfigurationError,
+        match=rf"^PMO_MONITORING_{index}_AMBER_FROM: expected at most "
+        rf"PMO_MONITORING_{index}_GREEN_FROM \(0.95\) \(got '0.99'\)$",
+    ):
+        load_settings(**{f"monitoring_{index.lower()}_amber_from": 0.99})
+    # Equal bounds are allowed (no value is amber then), as the rule allows them.
+    assert load_settings(monitoring_cpi_amber_from=0.95).monitoring_cpi_amber_from == 0.95
 
 
 def test_every_rule_is_a_setting_with_the_rules_bounds_and_meaning() -> None:
