@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -67,7 +68,7 @@ def run(
     from opentelemetry import trace
 
     from services.catalog import SERVICES
-    from shared.runtime import ServiceRuntime
+    from shared.runtime import ServiceRuntime, StartupFailed
     from shared.telemetry import configure_logging
 
     if service == "dashboard":
@@ -89,14 +90,30 @@ def run(
         typer.echo(f"pmo run {service}: {error}", err=True)
         raise typer.Exit(2) from error
     trace.set_tracer_provider(runtime.tracer_provider)
-    uvicorn.run(
-        runtime.http_app(),
-        host=host or settings.http_host,
-        port=port or settings.http_port_for(name),
-        log_config=None,
-        # Below the pods' termination grace period: the batch in hand finishes, then we exit.
-        timeout_graceful_shutdown=25,
+    server = uvicorn.Server(
+        uvicorn.Config(
+            runtime.http_app(),
+            host=host or settings.http_host,
+            port=port or settings.http_port_for(name),
+            log_config=None,
+            # Below the pods' termination grace period: the batch in hand finishes, then we exit.
+            timeout_graceful_shutdown=25,
+        )
     )
+
+    async def start_then_serve() -> None:
+        # Started here, not only in the app's lifespan, so that a database or broker that is
+        # not usable is said in one line (uvicorn would print the lifespan's traceback).
+        try:
+            await runtime.start()
+        except StartupFailed as error:
+            with contextlib.suppress(Exception):
+                await runtime.stop()
+            typer.echo(f"pmo run {service}: {error}", err=True)
+            raise typer.Exit(1) from None
+        await server.serve()
+
+    asyncio.run(start_then_serve())
 
 
 def _read_stack_environment() -> None:

@@ -59,7 +59,8 @@ def create_http_app(runtime: ServiceRuntime) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start()
+        if not runtime.started:  # `pmo run` starts it first, to refuse a failure in one line
+            await runtime.start()
         try:
             yield
         finally:

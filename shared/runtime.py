@@ -162,6 +162,14 @@ def faststream_security(settings: Settings) -> BaseSecurity | None:
     return kind[mechanism](username, password, ssl_context=ssl_context)
 
 
+class StartupFailed(RuntimeError):
+    """A service could not start: its database or broker is not usable (a one-line reason)."""
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 class ServiceRuntime:
     """One running instance of a service (a pod, or a task in `pmo up` and the tests)."""
 
@@ -327,11 +335,28 @@ class ServiceRuntime:
             )
 
     async def start(self) -> None:
-        await wait_for_database(self.engine)
+        """Wait for the database, migrate, connect to the broker, start the workers.
+
+        Raises StartupFailed (one line naming the part and its setting) when the database or
+        the broker is still not usable after their waits (`PMO_BROKER_WAIT_S` for the broker).
+        """
+        try:
+            await wait_for_database(self.engine, timeout=self.settings.database_wait_s)
+        except Exception as error:
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise StartupFailed(
+                f"PostgreSQL at {where} is not usable (PMO_DATABASE_URL): {_one_line(error)}"
+            ) from error
         await migrate(self.engine, self.name)
-        await self._on_broker("the idempotence check", self._check_idempotence)
-        await self._on_broker("the outbox relay", self.relay.start)
-        await self._on_broker("the consumer", self.broker.start)
+        try:
+            await self._on_broker("the idempotence check", self._check_idempotence)
+            await self._on_broker("the outbox relay", self.relay.start)
+            await self._on_broker("the consumer", self.broker.start)
+        except (KafkaError, OSError) as error:
+            raise StartupFailed(
+                f"the Kafka broker at {self.settings.bootstrap_servers()} is not usable "
+                f"(PMO_KAFKA_BOOTSTRAP_SERVERS): {_one_line(error)}"
+            ) from error
         for worker in (*self.definition.workers, _expire_parked_events):
             self._workers.append(asyncio.create_task(worker(self), name=f"{self.name}-worker"))
         self.started = True

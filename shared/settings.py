@@ -133,6 +133,8 @@ class Settings(BaseSettings):
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How long the group waits for a silent consumer; a shorter one joins and fails over faster."""
 
+    database_wait_s: float = Field(default=60.0, ge=0)
+    """How long a starting service waits for PostgreSQL to answer before it gives up."""
     broker_wait_s: float = Field(default=120.0, ge=0)
     """How long a starting service waits for an unreachable broker before it gives up."""
     max_event_bytes: int = Field(default=262_144, ge=1_024, le=8_388_608)

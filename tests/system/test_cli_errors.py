@@ -133,6 +133,29 @@ def test_an_unreachable_database_is_one_line(
     assert result.returncode == 1
 
 
+def test_a_service_whose_database_does_not_answer_stops_in_one_line(tmp_path: Path) -> None:
+    # It waited, then uvicorn printed the start-up's traceback.
+    url = f"postgresql://pmo:secret@127.0.0.1:{free_port()}/pmo"
+    result = _pmo(
+        tmp_path,
+        "run",
+        "monitoring",
+        PMO_DATABASE_URL=url,
+        PMO_DATABASE_WAIT_S="1",
+        PMO_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9",
+        PMO_TOKEN_SECRET="a-test-secret-of-at-least-32-characters",
+        PMO_LOG_JSON="false",
+    )
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("pmo run monitoring: PostgreSQL at postgresql+asyncpg://pmo:***@127"), (
+        last
+    )
+    assert "is not usable (PMO_DATABASE_URL): PostgreSQL did not answer within 1s" in last
+    assert "secret" not in result.stderr
+    assert result.returncode == 1
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
