@@ -21,12 +21,21 @@ from services.monitoring.service_layer.configuration import (
     rules_in_force,
     set_thresholds,
 )
-from services.monitoring.service_layer.handlers import on_project_lifecycle_changed
+from services.monitoring.service_layer.handlers import (
+    on_allocation_changed,
+    on_project_lifecycle_changed,
+    on_project_started,
+    on_resource_allocated,
+)
 from shared.events.contracts import (
+    AllocationChanged,
+    AllocationSnapshot,
     ProjectAtRisk,
     ProjectHealthAssessed,
     ProjectLifecycleChanged,
     ProjectRecovered,
+    ProjectStarted,
+    ResourceAllocated,
 )
 from shared.messaging.consumer import EventMeta
 from tests.fakes.monitoring import FakeMonitoringUnitOfWork, monitored_project
@@ -50,12 +59,12 @@ def silent(project_id: str = "PRJ-M1") -> tuple[FakeMonitoringUnitOfWork, Monito
     return FakeMonitoringUnitOfWork([project]), project
 
 
-def meta(n: int = 1) -> EventMeta:
+def meta(n: int = 1, *, time: datetime | None = None) -> EventMeta:
     return EventMeta(
         id=f"evt-{n}",
         source="/pmo/registry",
-        type="project-lifecycle-changed",
-        time=None,
+        type="test",
+        time=time,
         topic="pmo.project-lifecycle-changed",
         partition=0,
         offset=n,
@@ -227,3 +236,67 @@ async def test_an_override_on_an_index_band_changes_the_verdict_of_the_same_repo
     project.index_levels = {}  # as a re-baseline would: judge the same report afresh
     await reassess_now(uow, project)
     assert project.health == "green"
+
+
+def allocated(project_id: str, granted: float, *, requested: float = 2.0) -> ResourceAllocated:
+    return ResourceAllocated(
+        project_id=project_id,
+        request_id="REQ-1",
+        skill="python",
+        fte_granted=granted,
+        fte_requested=requested,
+        weeks=["2026-W10"],
+        status="denied" if granted == 0 else "partial" if granted < requested else "granted",
+        reason="test",
+    )
+
+
+async def test_a_shortfall_is_one_alert_and_a_later_full_grant_recovers_the_project() -> None:
+    uow, project = silent()
+    decided = datetime(2026, 3, 2, tzinfo=UTC)
+    await on_resource_allocated(allocated("PRJ-M1", 0.0), meta(1, time=decided), uow)
+    assert project.health == "red"  # nothing of 2 FTE granted: above the red share
+    assert [r["code"] for r in project.reasons] == ["resource_shortfall"]
+    assert len(uow.published(ProjectAtRisk)) == 1
+
+    # The same decision brought again (another topic): kept once, no news.
+    await on_resource_allocated(allocated("PRJ-M1", 0.0), meta(2, time=decided), uow)
+    assert len(uow.published(ProjectAtRisk)) == 1
+
+    change = AllocationChanged(
+        project_id="PRJ-M1",
+        request_id="REQ-1",
+        before=AllocationSnapshot(fte_granted=0.0),
+        after=AllocationSnapshot(fte_granted=2.0),
+        cause="re-resolution",
+    )
+    await on_allocation_changed(change, meta(3, time=decided + timedelta(days=1)), uow)
+    assert (project.health, project.reasons) == ("green", [])
+    assert len(uow.published(ProjectRecovered)) == 1
+    # An older change arriving late changes nothing.
+    await on_allocation_changed(change, meta(4, time=decided - timedelta(days=1)), uow)
+    assert uow.positions.rows["REQ-1"].event_id == "evt-3"
+
+
+async def test_a_project_started_after_its_allocation_is_assessed_with_it_at_once() -> None:
+    uow = FakeMonitoringUnitOfWork()
+    await on_resource_allocated(allocated("PRJ-M2", 0.5), meta(1, time=datetime.now(UTC)), uow)
+    assert uow.events == []  # no baseline yet: kept, assessed when it comes
+    started = ProjectStarted(
+        project_id="PRJ-M2",
+        name="Project PRJ-M2",
+        business_unit="Digital",
+        manager="ada.lovelace@example.com",
+        start_date=date(2026, 1, 1),
+        planned_finish_date=date(2026, 12, 31),
+        budget=100_000,
+        currency="EUR",
+    )
+    await on_project_started(started, meta(2), uow)
+    assert uow.released == ["PRJ-M2"]
+    assert list(uow.baselines.kept) == [("PRJ-M2", 1)]
+    project = await uow.projects.get("PRJ-M2")
+    assert project is not None
+    assert project.health == "red"  # 1.5 of 2 FTE short
+    [alert] = uow.published(ProjectAtRisk)
+    assert alert.reasons[0].code == "resource_shortfall"
