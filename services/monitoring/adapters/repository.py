@@ -1,24 +1,31 @@
-"""How monitoring reads and locks its rows: the queries handlers, clock and API share."""
+"""How monitoring reads, locks and changes its rows: the repositories' contracts (what a fake
+in the tests also keeps), their SQL implementations on a session, and the batch statements of
+the status-report handler (one statement per batch, on plain rows: kept as functions, see
+`on_status_changed`)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic_core import to_json
 from sqlalchemy import bindparam, text, update
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.monitoring.adapters.tables import (
+    BaselineRow,
+    HealthAssessmentRow,
     MonitoredProjectRow,
     ResourcePositionRow,
     ThresholdOverrideRow,
 )
 from services.monitoring.domain.health import ResourcePosition
+from shared.projections import keep_newest
 
 
 async def project_for_update(session: AsyncSession, project_id: str) -> MonitoredProjectRow | None:
@@ -160,23 +167,6 @@ async def claim_stale_projects(
     return list((await session.exec(query)).all())
 
 
-async def resource_positions(session: AsyncSession, project_id: str) -> list[ResourcePosition]:
-    query = (
-        select(ResourcePositionRow)
-        .where(ResourcePositionRow.project_id == project_id)
-        .order_by(col(ResourcePositionRow.request_id))
-    )
-    return [
-        ResourcePosition(
-            request_id=row.request_id,
-            skill=row.skill,
-            fte_requested=row.fte_requested,
-            fte_granted=row.fte_granted,
-        )
-        for row in (await session.exec(query)).all()
-    ]
-
-
 async def resource_positions_of(
     session: AsyncSession, project_ids: Collection[str]
 ) -> dict[str, list[ResourcePosition]]:
@@ -190,15 +180,18 @@ async def resource_positions_of(
     )
     positions: dict[str, list[ResourcePosition]] = {}
     for row in (await session.exec(query)).all():
-        positions.setdefault(row.project_id, []).append(
-            ResourcePosition(
-                request_id=row.request_id,
-                skill=row.skill,
-                fte_requested=row.fte_requested,
-                fte_granted=row.fte_granted,
-            )
-        )
+        positions.setdefault(row.project_id, []).append(position_of(row))
     return positions
+
+
+def position_of(row: ResourcePositionRow) -> ResourcePosition:
+    """What the health rules read of a kept allocation decision."""
+    return ResourcePosition(
+        request_id=row.request_id,
+        skill=row.skill,
+        fte_requested=row.fte_requested,
+        fte_granted=row.fte_granted,
+    )
 
 
 _ADD_ASSESSMENTS = text(
@@ -241,5 +234,170 @@ async def add_assessments(session: AsyncSession, rows: Sequence[dict[str, Any]])
     )
 
 
-async def threshold_override(session: AsyncSession) -> ThresholdOverrideRow | None:
-    return await session.get(ThresholdOverrideRow, 1)
+class ProjectRepository(Protocol):
+    """The monitored projects: baseline in force, latest facts, health and hysteresis state."""
+
+    async def get(self, project_id: str, *, lock: bool = False) -> MonitoredProjectRow | None:
+        """The project, if monitoring holds it; `lock`: held until the unit of work ends (its
+        assessments happen one at a time, whether a report, an allocation or the clock
+        brings them)."""
+        ...
+
+    def add(self, project: MonitoredProjectRow) -> None:
+        """Keep a newly started project in this unit of work."""
+        ...
+
+    async def claim_stale(self, *, expected_before: date, limit: int) -> list[MonitoredProjectRow]:
+        """Up to `limit` active projects, by id, not yet flagged stale, expected to report
+        before `expected_before`, locked; those another unit of work holds are skipped."""
+        ...
+
+
+class BaselineRepository(Protocol):
+    """Every baseline a project had (version 1 from project-started, then re-baselines)."""
+
+    def add(self, baseline: BaselineRow) -> None:
+        """Keep the first baseline of a newly started project."""
+        ...
+
+    async def keep(self, baseline: BaselineRow) -> None:
+        """Keep a re-baseline; one already kept (same project and version) stands."""
+        ...
+
+
+class AssessmentRepository(Protocol):
+    """The health history: one row per assessment, applied or kept for the record."""
+
+    def add(self, record: dict[str, Any]) -> HealthAssessmentRow:
+        """Append one assessment (a `health_assessment` row's values); returns the row."""
+        ...
+
+
+class PositionRepository(Protocol):
+    """Allocation decisions per request: what monitoring counts a resource shortfall from."""
+
+    async def of(self, project_id: str) -> list[ResourcePosition]:
+        """The project's positions, by request id."""
+        ...
+
+    async def get(self, request_id: str, *, lock: bool = False) -> ResourcePositionRow | None:
+        """The request's position, if monitoring saw it decided; `lock`: until the work ends."""
+        ...
+
+    async def record(self, request_id: str, values: dict[str, Any]) -> None:
+        """Keep `values` (the position's columns) unless the request has a position decided
+        later (`decided_at`): the newest decision wins, whichever topic brings it first."""
+        ...
+
+
+class ThresholdRepository(Protocol):
+    """The PMO administrators' override of the health thresholds (one, or none)."""
+
+    async def override(self, *, lock: bool = False) -> ThresholdOverrideRow | None:
+        """The override in force, if any."""
+        ...
+
+    async def put(self, thresholds: dict[str, Any], *, by: str, at: datetime) -> None:
+        """Set the override (replacing any), as `by` set it at `at`."""
+        ...
+
+    async def drop(self) -> None:
+        """Remove the override: the settings' thresholds apply again."""
+        ...
+
+
+class SqlProjectRepository:
+    """`ProjectRepository` on a session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, project_id: str, *, lock: bool = False) -> MonitoredProjectRow | None:
+        return await self.session.get(MonitoredProjectRow, project_id, with_for_update=lock)
+
+    def add(self, project: MonitoredProjectRow) -> None:
+        self.session.add(project)
+
+    async def claim_stale(self, *, expected_before: date, limit: int) -> list[MonitoredProjectRow]:
+        return await claim_stale_projects(
+            self.session, expected_before=expected_before, limit=limit
+        )
+
+
+class SqlBaselineRepository:
+    """`BaselineRepository` on a session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, baseline: BaselineRow) -> None:
+        self.session.add(baseline)
+
+    async def keep(self, baseline: BaselineRow) -> None:
+        values = baseline.model_dump(exclude_none=True)  # received_at: the server's time
+        await self.session.exec(insert(BaselineRow).values(**values).on_conflict_do_nothing())
+
+
+class SqlAssessmentRepository:
+    """`AssessmentRepository` on a session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    def add(self, record: dict[str, Any]) -> HealthAssessmentRow:
+        row = HealthAssessmentRow(**record)
+        self.session.add(row)
+        return row
+
+
+class SqlPositionRepository:
+    """`PositionRepository` on a session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def of(self, project_id: str) -> list[ResourcePosition]:
+        query = (
+            select(ResourcePositionRow)
+            .where(ResourcePositionRow.project_id == project_id)
+            .order_by(col(ResourcePositionRow.request_id))
+        )
+        return [position_of(row) for row in (await self.session.exec(query)).all()]
+
+    async def get(self, request_id: str, *, lock: bool = False) -> ResourcePositionRow | None:
+        return await self.session.get(ResourcePositionRow, request_id, with_for_update=lock)
+
+    async def record(self, request_id: str, values: dict[str, Any]) -> None:
+        # The shared keep-newest rule, by the allocation's decision time, in one statement.
+        await keep_newest(
+            self.session,
+            ResourcePositionRow.__table__,  # type: ignore[attr-defined]
+            key={"request_id": request_id},
+            values=values,
+            order_column="decided_at",
+        )
+
+
+class SqlThresholdRepository:
+    """`ThresholdRepository` on a session (the override is the table's one row, id 1)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def override(self, *, lock: bool = False) -> ThresholdOverrideRow | None:
+        return await self.session.get(ThresholdOverrideRow, 1, with_for_update=lock)
+
+    async def put(self, thresholds: dict[str, Any], *, by: str, at: datetime) -> None:
+        table = ThresholdOverrideRow.__table__  # type: ignore[attr-defined]
+        values = {"id": 1, "thresholds": thresholds, "updated_by": by, "updated_at": at}
+        upsert = insert(table).values(**values)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[table.c.id],
+            set_={name: upsert.excluded[name] for name in values if name != "id"},
+        )
+        await self.session.exec(upsert)
+
+    async def drop(self) -> None:
+        stored = await self.override(lock=True)
+        if stored is not None:
+            await self.session.delete(stored)

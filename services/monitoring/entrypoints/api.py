@@ -11,17 +11,22 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
+from services.monitoring.adapters.repository import SqlThresholdRepository
 from services.monitoring.adapters.tables import (
     BaselineRow,
     HealthAssessmentRow,
     MonitoredProjectRow,
-    ThresholdOverrideRow,
 )
 from services.monitoring.domain.health import HealthThresholds
-from services.monitoring.service_layer.configuration import RulesInForce, rules_in_force
+from services.monitoring.service_layer.configuration import (
+    RulesInForce,
+    drop_thresholds,
+    rules_in_force,
+    set_thresholds,
+)
+from services.monitoring.service_layer.unit_of_work import monitoring_work
 from shared.dependencies import (
     Admin,
     LargePageSize,
@@ -319,7 +324,7 @@ async def at_risk(
 async def get_thresholds(
     session: SessionDep, settings: SettingsDep, _: Reader
 ) -> ThresholdConfigurationOut:
-    return _configuration(await rules_in_force(session, settings))
+    return _configuration(await rules_in_force(SqlThresholdRepository(session), settings))
 
 
 @router.put(
@@ -332,21 +337,10 @@ async def put_thresholds(
     thresholds: HealthThresholds,
     principal: Admin,
 ) -> ThresholdConfigurationOut:
-    table = ThresholdOverrideRow.__table__  # type: ignore[attr-defined]
-    values = {
-        "id": 1,
-        "thresholds": thresholds.model_dump(mode="json"),
-        "updated_by": principal.subject,
-        "updated_at": datetime.now(UTC),
-    }
-    upsert = insert(table).values(**values)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[table.c.id],
-        set_={name: upsert.excluded[name] for name in values if name != "id"},
-    )
-    await uow.session.exec(upsert)
+    work = monitoring_work(uow)
+    await set_thresholds(work, thresholds, by=principal.subject, at=datetime.now(UTC))
     await uow.commit()
-    return _configuration(await rules_in_force(uow.session, settings))
+    return _configuration(await rules_in_force(work.thresholds, settings))
 
 
 @router.delete(
@@ -355,8 +349,6 @@ async def put_thresholds(
     status_code=status.HTTP_204_NO_CONTENT,
 )
 async def delete_thresholds(uow: UnitOfWorkDep, _: Admin) -> Response:
-    stored = await uow.session.get(ThresholdOverrideRow, 1, with_for_update=True)
-    if stored is not None:
-        await uow.session.delete(stored)
+    await drop_thresholds(monitoring_work(uow))
     await uow.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, get_args
 
-from services.monitoring.adapters.repository import ProjectRow, resource_positions
+from services.monitoring.adapters.repository import ProjectRow
 from services.monitoring.adapters.tables import HealthAssessmentRow, MonitoredProjectRow
 from services.monitoring.domain.earned_value import Baseline, ProgressReport
 from services.monitoring.domain.health import (
@@ -28,6 +28,7 @@ from services.monitoring.domain.health import (
     assess,
 )
 from services.monitoring.service_layer.configuration import Moment
+from services.monitoring.service_layer.unit_of_work import MonitoringUnitOfWork, monitoring_work
 from shared.events import EventData
 from shared.events.contracts import (
     Milestone,
@@ -304,7 +305,7 @@ def reassessed(
 
 
 async def reassess(
-    uow: UnitOfWork,
+    uow: UnitOfWork | MonitoringUnitOfWork,
     project: MonitoredProjectRow,
     *,
     thresholds: HealthThresholds,
@@ -314,22 +315,21 @@ async def reassess(
     by_clock: bool = False,
 ) -> HealthAssessmentRow:
     """Assess one locked project from what is stored about it (`reassessed`); publish what is
-    news and keep the history row."""
+    news and keep the history row (returned)."""
+    work = monitoring_work(uow)
     outcome = reassessed(
         project,
-        await resource_positions(uow.session, project.project_id),
+        await work.positions.of(project.project_id),
         thresholds=thresholds,
         moment=moment,
         trigger=trigger,
         event_id=event_id,
-        service=uow.service,
+        service=work.service,
         by_clock=by_clock,
     )
     for event in outcome.news:
-        await uow.publish(event)
-    record = HealthAssessmentRow(**outcome.record)
-    uow.session.add(record)
-    return record
+        await work.publish(event)
+    return work.assessments.add(outcome.record)
 
 
 def assess_report_alone(

@@ -13,15 +13,16 @@ from collections.abc import Coroutine
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.trace import NoOpTracer, Tracer
 from prometheus_client import Counter
 
-from services.monitoring.adapters.repository import claim_stale_projects
 from services.monitoring.service_layer.assessments import reassess
 from services.monitoring.service_layer.configuration import (
     Moment,
     default_thresholds,
     rules_in_force,
 )
+from services.monitoring.service_layer.unit_of_work import MonitoringUnitOfWork, monitoring_work
 from shared.clock import run_every
 
 if TYPE_CHECKING:
@@ -51,44 +52,58 @@ class ClockMetrics:
         ).labels(runtime.name)
 
 
-async def flag_stale_projects(runtime: ServiceRuntime, moment: Moment) -> int:
-    """One transaction: claim up to CLAIM_BATCH due projects, assess them stale, commit."""
+async def flag_stale_projects(
+    work: MonitoringUnitOfWork,
+    moment: Moment,
+    *,
+    limit: int = CLAIM_BATCH,
+    tracer: Tracer | None = None,
+) -> int:
+    """Claim up to `limit` due projects (active, not flagged yet, last expected to report more
+    than the rules' `stale_after_days` before `moment`) and assess them stale, in `work`
+    (committed by the caller). Returns how many were claimed; `tracer` spans a round that
+    found some (SPEC: a project without a status report for too long is amber)."""
+    rules = await rules_in_force(work.thresholds, work.settings)
+    cutoff = moment.today - timedelta(days=rules.thresholds.stale_after_days)
+    # Outside any span: a round that finds nothing leaves no trace.
+    projects = await work.projects.claim_stale(expected_before=cutoff, limit=limit)
+    if not projects:
+        return 0
+    with (tracer or NoOpTracer()).start_as_current_span(
+        "monitoring staleness clock", attributes={"pmo.stale_projects": len(projects)}
+    ):
+        for project in projects:
+            await reassess(
+                work,
+                project,
+                thresholds=rules.thresholds,
+                moment=moment,
+                trigger=TRIGGER,
+                event_id=None,
+                by_clock=True,
+            )
+    log.info(
+        "%d project(s) without a status report for more than %d days",
+        len(projects),
+        rules.thresholds.stale_after_days,
+        extra={"service": work.service},
+    )
+    return len(projects)
+
+
+async def _flag_round(runtime: ServiceRuntime, moment: Moment) -> int:
+    """One transaction of a round: `flag_stale_projects`, committed if it found any."""
     async with runtime.unit_of_work() as uow:
-        rules = await rules_in_force(uow.session, runtime.settings)
-        cutoff = moment.today - timedelta(days=rules.thresholds.stale_after_days)
-        # Outside any span: a round that finds nothing leaves no trace.
-        projects = await claim_stale_projects(
-            uow.session, expected_before=cutoff, limit=CLAIM_BATCH
-        )
-        if not projects:
-            return 0
-        with runtime.tracer.start_as_current_span(
-            "monitoring staleness clock", attributes={"pmo.stale_projects": len(projects)}
-        ):
-            for project in projects:
-                await reassess(
-                    uow,
-                    project,
-                    thresholds=rules.thresholds,
-                    moment=moment,
-                    trigger=TRIGGER,
-                    event_id=None,
-                    by_clock=True,
-                )
+        found = await flag_stale_projects(monitoring_work(uow), moment, tracer=runtime.tracer)
+        if found:
             await uow.commit()
-        log.info(
-            "%d project(s) without a status report for more than %d days",
-            len(projects),
-            rules.thresholds.stale_after_days,
-            extra={"service": runtime.name},
-        )
-        return len(projects)
+        return found
 
 
 async def _tick(runtime: ServiceRuntime, metrics: ClockMetrics) -> None:
     moment = Moment.current()
     while True:
-        found = await flag_stale_projects(runtime, moment)
+        found = await _flag_round(runtime, moment)
         metrics.stale.inc(found)
         if found < CLAIM_BATCH:
             return

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from services.monitoring.adapters.repository import threshold_override
+from services.monitoring.adapters.repository import ThresholdRepository
 from services.monitoring.adapters.tables import ThresholdOverrideRow
 from services.monitoring.domain.health import HealthThresholds
 from shared.health_rules import SETTINGS_PREFIX
 from shared.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
-    from sqlmodel.ext.asyncio.session import AsyncSession
+    from services.monitoring.service_layer.unit_of_work import MonitoringUnitOfWork
 
 
 log = logging.getLogger(__name__)
@@ -47,14 +47,14 @@ class RulesInForce:
     override: ThresholdOverrideRow | None
 
 
-async def rules_in_force(session: AsyncSession, settings: Settings) -> RulesInForce:
-    """The settings' thresholds with the administrator's override on top.
+async def rules_in_force(thresholds: ThresholdRepository, settings: Settings) -> RulesInForce:
+    """The settings' thresholds with the administrator's override (in `thresholds`) on top.
 
     The override is merged field by field over the defaults, so a rule added in a later
     version takes its default until an administrator sets it.
     """
     defaults = default_thresholds(settings)
-    override = await threshold_override(session)
+    override = await thresholds.override()
     if override is None:
         return RulesInForce(defaults, None)
     try:
@@ -63,6 +63,19 @@ async def rules_in_force(session: AsyncSession, settings: Settings) -> RulesInFo
         log.exception("the stored threshold override is not valid any more; using the defaults")
         return RulesInForce(defaults, None)
     return RulesInForce(merged, override)
+
+
+async def set_thresholds(
+    work: MonitoringUnitOfWork, thresholds: HealthThresholds, *, by: str, at: datetime
+) -> None:
+    """Make `thresholds` the administrators' rules (all of them, replacing any set before);
+    they apply from the next assessment (SPEC: thresholds are configurable by the PMO)."""
+    await work.thresholds.put(thresholds.model_dump(mode="json"), by=by, at=at)
+
+
+async def drop_thresholds(work: MonitoringUnitOfWork) -> None:
+    """Drop the administrators' rules: the settings' defaults apply from the next assessment."""
+    await work.thresholds.drop()
 
 
 @dataclass(frozen=True)

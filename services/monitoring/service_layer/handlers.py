@@ -8,21 +8,17 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry.context import Context
-from sqlalchemy.dialects.postgresql import insert
 
 from services.monitoring.adapters.repository import (
     ProjectRow,
     add_assessments,
-    project_for_update,
     projects_for_update,
-    resource_positions,
     resource_positions_of,
     write_projects,
 )
 from services.monitoring.adapters.tables import (
     BaselineRow,
     MonitoredProjectRow,
-    ResourcePositionRow,
 )
 from services.monitoring.domain.earned_value import Baseline, ProgressReport
 from services.monitoring.domain.health import HealthThresholds, ResourcePosition
@@ -38,6 +34,7 @@ from services.monitoring.service_layer.assessments import (
     stored_milestones,
 )
 from services.monitoring.service_layer.configuration import Moment, rules_in_force
+from services.monitoring.service_layer.unit_of_work import MonitoringUnitOfWork, monitoring_work
 from shared.allocation_outcomes import RequestOutcome, grant_status, request_outcomes
 from shared.events import EventData
 from shared.events.contracts import (
@@ -52,7 +49,7 @@ from shared.events.contracts import (
 )
 from shared.messaging.consumer import Deferred, Delivery, EventMeta
 from shared.messaging.unit_of_work import UnitOfWork
-from shared.projections import keep_newest, supersedes
+from shared.projections import supersedes
 
 log = logging.getLogger(__name__)
 
@@ -63,62 +60,80 @@ def _waiting_for_baseline(project_id: str) -> Deferred:
     )
 
 
-async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
+def _baseline(event: ProjectStarted | ProjectRebaselined, meta: EventMeta) -> BaselineRow:
+    """The baseline an event brings: project-started's is version 1, a re-baseline's carries
+    its version and who approved it, when and why."""
+    approval = (
+        {
+            "version": event.baseline_version,
+            "approved_by": event.approved_by,
+            "reason": event.reason,
+            "approved_at": event.approved_at,
+        }
+        if isinstance(event, ProjectRebaselined)
+        else {"version": 1}
+    )
+    return BaselineRow(
+        project_id=event.project_id,
+        budget_at_completion=event.budget,
+        start_date=event.start_date,
+        planned_finish_date=event.planned_finish_date,
+        planned_value_curve=(
+            [point.model_dump(mode="json") for point in event.planned_value_curve]
+            if event.planned_value_curve
+            else None
+        ),
+        event_id=meta.id,
+        **approval,
+    )
+
+
+async def on_project_started(
+    event: ProjectStarted, meta: EventMeta, uow: UnitOfWork | MonitoringUnitOfWork
+) -> None:
     """Take the project's baseline (BAC, planned dates, planned-value curve); the first stands.
 
     Events that arrived before it were parked; they are handled now, in the order they came.
     A project never reported is expected to report from its start, or from today if monitoring
     learns of it only after the start (it cannot be late with a report it was not asked for).
     """
-    if await uow.session.get(MonitoredProjectRow, event.project_id) is not None:
+    work = monitoring_work(uow)
+    if await work.projects.get(event.project_id) is not None:
         # The first stands: a changed baseline reaches monitoring as the registry's
         # project-rebaselined, with who approved it and why.
         return
     moment = Moment.current()
-    curve = (
-        [point.model_dump(mode="json") for point in event.planned_value_curve]
-        if event.planned_value_curve
-        else None
+    baseline = _baseline(event, meta)
+    curve = baseline.planned_value_curve
+    work.baselines.add(baseline)
+    project = MonitoredProjectRow(
+        project_id=event.project_id,
+        name=event.name,
+        business_unit=event.business_unit,
+        manager=event.manager,
+        currency=event.currency,
+        budget_at_completion=event.budget,
+        start_date=event.start_date,
+        planned_finish_date=event.planned_finish_date,
+        planned_value_curve=curve,
+        baseline_event_id=meta.id,
+        # Started by the enterprise: the registry puts it in its stage model's started
+        # stage (active); its project-lifecycle-changed decisions move it from there.
+        lifecycle="active",
+        status_expected_since=max(event.start_date, moment.today),
+        health_since=moment.now,
     )
-    uow.session.add(
-        BaselineRow(
-            project_id=event.project_id,
-            version=1,
-            budget_at_completion=event.budget,
-            start_date=event.start_date,
-            planned_finish_date=event.planned_finish_date,
-            planned_value_curve=curve,
-            event_id=meta.id,
-        )
-    )
-    uow.session.add(
-        MonitoredProjectRow(
-            project_id=event.project_id,
-            name=event.name,
-            business_unit=event.business_unit,
-            manager=event.manager,
-            currency=event.currency,
-            budget_at_completion=event.budget,
-            start_date=event.start_date,
-            planned_finish_date=event.planned_finish_date,
-            planned_value_curve=curve,
-            baseline_event_id=meta.id,
-            # Started by the enterprise: the registry puts it in its stage model's started
-            # stage (active); its project-lifecycle-changed decisions move it from there.
-            lifecycle="active",
-            status_expected_since=max(event.start_date, moment.today),
-            health_since=moment.now,
-        )
-    )
-    uow.release(event.project_id)
-    if await resource_positions(uow.session, event.project_id):
+    work.projects.add(project)
+    work.release(event.project_id)
+    if await work.positions.of(event.project_id):
         # Allocation decided before the baseline came: a shortfall counts from now on.
-        project = await project_for_update(uow.session, event.project_id)
-        assert project is not None, "just added"
-        rules = await rules_in_force(uow.session, uow.settings)
+        # Read back, locked: as stored, with the columns' server defaults.
+        stored = await work.projects.get(event.project_id, lock=True)
+        assert stored is not None, "just added"
+        rules = await rules_in_force(work.thresholds, work.settings)
         await reassess(
-            uow,
-            project,
+            work,
+            stored,
             thresholds=rules.thresholds,
             moment=moment,
             trigger=event.event_name,
@@ -152,7 +167,7 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     for delivery in deliveries:
         if delivery.event.project_id not in projects:
             raise _waiting_for_baseline(delivery.event.project_id)
-    rules = await rules_in_force(uow.session, uow.settings)
+    rules = await rules_in_force(monitoring_work(uow).thresholds, uow.settings)
     positions = await resource_positions_of(uow.session, projects)
     moment = Moment.current()
     history: list[dict[str, Any]] = []
@@ -249,7 +264,7 @@ def _take_report(
 
 
 async def on_project_rebaselined(
-    event: ProjectRebaselined, meta: EventMeta, uow: UnitOfWork
+    event: ProjectRebaselined, meta: EventMeta, uow: UnitOfWork | MonitoringUnitOfWork
 ) -> None:
     """Measure earned value against the newly approved baseline from now on.
 
@@ -257,27 +272,13 @@ async def on_project_rebaselined(
     late changes nothing. The hysteresis memory starts afresh: the indices now measure against
     another plan. The latest report is reassessed at once (a closed project only keeps it).
     """
-    project = await project_for_update(uow.session, event.project_id)
+    work = monitoring_work(uow)
+    project = await work.projects.get(event.project_id, lock=True)
     if project is None:
         raise _waiting_for_baseline(event.project_id)
-    curve = (
-        [point.model_dump(mode="json") for point in event.planned_value_curve]
-        if event.planned_value_curve
-        else None
-    )
-    statement = insert(BaselineRow).values(
-        project_id=event.project_id,
-        version=event.baseline_version,
-        budget_at_completion=event.budget,
-        start_date=event.start_date,
-        planned_finish_date=event.planned_finish_date,
-        planned_value_curve=curve,
-        approved_by=event.approved_by,
-        reason=event.reason,
-        approved_at=event.approved_at,
-        event_id=meta.id,
-    )
-    await uow.session.exec(statement.on_conflict_do_nothing())
+    baseline = _baseline(event, meta)
+    curve = baseline.planned_value_curve
+    await work.baselines.keep(baseline)
     if event.baseline_version <= project.baseline_version:
         log.info(
             "baseline %s of %s is not newer than %s, in force: kept in the history only",
@@ -296,9 +297,9 @@ async def on_project_rebaselined(
     project.index_levels = {}
     if project.monitoring_state == "closed":
         return
-    rules = await rules_in_force(uow.session, uow.settings)
+    rules = await rules_in_force(work.thresholds, work.settings)
     await reassess(
-        uow,
+        work,
         project,
         thresholds=rules.thresholds,
         moment=Moment.current(),
@@ -308,11 +309,11 @@ async def on_project_rebaselined(
 
 
 async def on_project_lifecycle_changed(
-    event: ProjectLifecycleChanged, meta: EventMeta, uow: UnitOfWork
+    event: ProjectLifecycleChanged, meta: EventMeta, uow: UnitOfWork | MonitoringUnitOfWork
 ) -> None:
     """Follow the registry's stage model: completed and terminated projects leave monitoring
     (they raise nothing more); a project on hold is not expected to report until it resumes."""
-    project = await project_for_update(uow.session, event.project_id)
+    project = await monitoring_work(uow).projects.get(event.project_id, lock=True)
     if project is None:
         raise _waiting_for_baseline(event.project_id)
     if project.monitoring_state == "closed":
@@ -329,34 +330,30 @@ async def on_project_lifecycle_changed(
 
 
 async def _record_position(
-    uow: UnitOfWork, outcome: RequestOutcome, *, decided_at: datetime, event_id: str
+    work: MonitoringUnitOfWork, outcome: RequestOutcome, *, decided_at: datetime, event_id: str
 ) -> None:
-    """Keep the newest decision per request, whichever topic brings it first (the shared
-    keep-newest rule, by the allocation's decision time, in one statement)."""
-    await keep_newest(
-        uow.session,
-        ResourcePositionRow.__table__,  # type: ignore[attr-defined]
-        key={"request_id": outcome.request_id},
-        values={
+    """Keep the newest decision per request, whichever topic brings it first."""
+    await work.positions.record(
+        outcome.request_id,
+        {
             **outcome.figures(),
             "status": outcome.status,
             "why": outcome.why,
             "decided_at": decided_at,
             "event_id": event_id,
         },
-        order_column="decided_at",
     )
 
 
 async def _reassess_project(
-    uow: UnitOfWork, project_id: str, *, trigger: str, event_id: str
+    work: MonitoringUnitOfWork, project_id: str, *, trigger: str, event_id: str
 ) -> None:
-    project = await project_for_update(uow.session, project_id)
+    project = await work.projects.get(project_id, lock=True)
     if project is None or project.monitoring_state == "closed":
         return  # its baseline will be assessed with these positions when it comes
-    rules = await rules_in_force(uow.session, uow.settings)
+    rules = await rules_in_force(work.thresholds, work.settings)
     await reassess(
-        uow,
+        work,
         project,
         thresholds=rules.thresholds,
         moment=Moment.current(),
@@ -365,35 +362,42 @@ async def _reassess_project(
     )
 
 
-async def on_resource_allocated(event: ResourceAllocated, meta: EventMeta, uow: UnitOfWork) -> None:
+async def on_resource_allocated(
+    event: ResourceAllocated, meta: EventMeta, uow: UnitOfWork | MonitoringUnitOfWork
+) -> None:
     """A request decided: a partial or denied grant is a shortfall; a later full grant ends it."""
+    work = monitoring_work(uow)
     (outcome,) = request_outcomes(event)
     await _record_position(
-        uow, outcome, decided_at=meta.time or Moment.current().now, event_id=meta.id
+        work, outcome, decided_at=meta.time or Moment.current().now, event_id=meta.id
     )
-    await _reassess_project(uow, event.project_id, trigger=event.event_name, event_id=meta.id)
+    await _reassess_project(work, event.project_id, trigger=event.event_name, event_id=meta.id)
 
 
 async def on_resource_conflict_resolved(
-    event: ResourceConflictResolved, meta: EventMeta, uow: UnitOfWork
+    event: ResourceConflictResolved, meta: EventMeta, uow: UnitOfWork | MonitoringUnitOfWork
 ) -> None:
     """A conflict decided: each loser's shortfall (and each winner's grant) per request."""
+    work = monitoring_work(uow)
     decided_at = meta.time or Moment.current().now
     outcomes = request_outcomes(event)
     for outcome in outcomes:
-        await _record_position(uow, outcome, decided_at=decided_at, event_id=meta.id)
+        await _record_position(work, outcome, decided_at=decided_at, event_id=meta.id)
     # Projects in a stable order, so two replicas never lock the same two the other way round.
     for project_id in sorted({outcome.project_id for outcome in outcomes}):
-        await _reassess_project(uow, project_id, trigger=event.event_name, event_id=meta.id)
+        await _reassess_project(work, project_id, trigger=event.event_name, event_id=meta.id)
 
 
-async def on_allocation_changed(event: AllocationChanged, meta: EventMeta, uow: UnitOfWork) -> None:
+async def on_allocation_changed(
+    event: AllocationChanged, meta: EventMeta, uow: UnitOfWork | MonitoringUnitOfWork
+) -> None:
     """An existing allocation changed (re-resolution, strategy, lifecycle): update its grant.
 
     A request monitoring never saw decided is left alone: without what was requested, a grant
     says nothing about a shortfall.
     """
-    position = await uow.session.get(ResourcePositionRow, event.request_id, with_for_update=True)
+    work = monitoring_work(uow)
+    position = await work.positions.get(event.request_id, lock=True)
     decided_at = meta.time or Moment.current().now
     if position is None or not supersedes(decided_at, position.decided_at):
         return
@@ -402,4 +406,4 @@ async def on_allocation_changed(event: AllocationChanged, meta: EventMeta, uow: 
     position.why = event.cause
     position.decided_at = decided_at
     position.event_id = meta.id
-    await _reassess_project(uow, position.project_id, trigger=event.event_name, event_id=meta.id)
+    await _reassess_project(work, position.project_id, trigger=event.event_name, event_id=meta.id)
