@@ -29,6 +29,7 @@ import yaml
 from pydantic import SecretStr
 
 from services.catalog import SERVICES as CATALOG
+from shared.runtime import consumer_groups
 from shared.settings import Settings
 
 pytestmark = pytest.mark.fast
@@ -641,9 +642,12 @@ def test_keda_scales_each_group_on_its_topics_up_to_the_partition_count(overlay:
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions
         triggers = spec["triggers"]
         assert {t["type"] for t in triggers} == {"kafka"}
-        assert {t["metadata"]["consumerGroup"] for t in triggers} == {f"{prefix}pmo-{service}"}
-        topics = [t["metadata"]["topic"] for t in triggers]
-        assert sorted(topics) == sorted(prefix + t for t in CONSUMES[service])
+        # Each topic's trigger names the group that reads it (a lane's own, for its topics).
+        groups = consumer_groups(CATALOG[service], prefix)
+        expected = {(group, prefix + event) for group, events in groups.items() for event in events}
+        found = [(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in triggers]
+        assert sorted(found) == sorted(expected)
+        assert {topic for _, topic in found} == {prefix + t for t in CONSUMES[service]}
         for trigger in triggers:
             assert trigger["authenticationRef"]["name"] in auths
             env_name = trigger["metadata"].get("bootstrapServersFromEnv")
