@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 from services.catalog import SERVICES as CATALOG
 from shared.runtime import consumer_groups
-from shared.settings import Settings
+from shared.settings import ServiceName, Settings
 
 pytestmark = pytest.mark.fast
 
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
-SERVICES = ("registry", "monitoring", "allocation", "notifications")
+SERVICES: tuple[ServiceName, ...] = ("registry", "monitoring", "allocation", "notifications")
 
 # Topics each service's consumer group reads: the event names its handlers take.
 CONSUMES: dict[str, set[str]] = {name: set(service.handlers) for name, service in CATALOG.items()}
