@@ -9,7 +9,7 @@ import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +53,7 @@ from shared.metrics import ServiceMetrics
 from shared.rounds import repeat_rounds
 from shared.settings import ServiceName, Settings
 from shared.telemetry import trace_database, tracer_provider_for
-from shared.topics import topic_name
+from shared.topics import event_name_of, topic_name
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,37 @@ class ServiceDefinition:
     publishes: Sequence[type[EventData]]
     routers: Sequence[APIRouter] = ()
     workers: Sequence[Worker] = ()
+    lanes: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Lanes of events consumed apart from the rest: lane name -> event names handled, e.g.
+    `{"alerts": ("project-at-risk", "project-recovered")}`. Each lane is its own Kafka
+    subscriber in its own consumer group `pmo-{name}-{lane}` (own fetches, batches and
+    transactions), so its events never wait behind a backlog of the others'. Kafka orders
+    records per partition of one topic only, so splitting topics between groups breaks no
+    order that was guaranteed. Raises `ValueError` for an event not handled or in two lanes."""
+
+    def __post_init__(self) -> None:
+        laned = [event for events in self.lanes.values() for event in events]
+        if unknown := sorted(set(laned) - set(self.handlers)):
+            raise ValueError(f"{self.name}: lanes name events it does not handle: {unknown}")
+        if len(laned) != len(set(laned)):
+            raise ValueError(f"{self.name}: an event is in more than one lane: {laned}")
+        if empty := sorted(lane for lane, events in self.lanes.items() if not events):
+            raise ValueError(f"{self.name}: lanes without events: {empty}")
+
+
+def consumer_groups(definition: ServiceDefinition, topic_prefix: str = "") -> dict[str, list[str]]:
+    """A service's consumer groups -> the event names each consumes, the service's own first.
+
+    The group `{topic_prefix}pmo-{service}` takes what no lane takes (absent if nothing is
+    left); each lane is the group `{topic_prefix}pmo-{service}-{lane}`. The deploy manifests'
+    KEDA triggers name the same groups (tests/deploy checks them against this).
+    """
+    group = f"{topic_prefix}pmo-{definition.name}"
+    laned = {event for events in definition.lanes.values() for event in events}
+    groups = {group: [event for event in definition.handlers if event not in laned]}
+    for lane, events in definition.lanes.items():
+        groups[f"{group}-{lane}"] = list(events)
+    return {name: events for name, events in groups.items() if events}
 
 
 def _is_utf8(value: bytes | None) -> bool:
@@ -245,6 +276,13 @@ class ServiceRuntime:
             topic_name(name, settings.topic_prefix) for name in self.consumer.event_names
         ]
         self.metrics.prime(self.topics)
+        self.consumer_groups = {
+            group: [topic_name(event, settings.topic_prefix) for event in events]
+            for group, events in consumer_groups(definition, settings.topic_prefix).items()
+        }
+        """Every consumer group this instance joins -> the topics it reads there."""
+        self.subscribers: dict[str, BatchSubscriber] = {}
+        """Each consumer group's FastStream subscriber (readiness asks each if it runs)."""
         self._subscribe()
         self._declare_publishers()
         self.asyncapi = AsyncAPI(
@@ -279,8 +317,13 @@ class ServiceRuntime:
         )
 
     def _subscribe(self) -> None:
-        if not self.topics:
-            return
+        """One FastStream batch subscriber per consumer group, all handing to one consumer.
+
+        The subscribers share the EventConsumer (so its inbox, parking and dead-letter path,
+        and every handler for parked events replayed in either), each with its own fetches,
+        batches and transactions. The consumer's adaptive batch limit is shared too: it
+        follows the one database's health.
+        """
         consumer = self.consumer
         metrics = self.metrics
         service = self.name
@@ -299,28 +342,34 @@ class ServiceRuntime:
             await consumer.process(batch, committed)
             _observe_lag(message, batch, metrics, service)
 
-        subscriber = self.broker.subscriber(
-            *self.topics,
-            group_id=self.consumer_group,
-            batch=True,
-            max_records=self.settings.consumer_batch_max,
-            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
-            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
-            auto_offset_reset=self.settings.auto_offset_reset,
-            session_timeout_ms=self.settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=max(self.settings.consumer_session_timeout_ms // 5, 200),
-            # Commit offsets only after the batch's transaction; rewind them on an error.
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            parser=_parse_leniently,
-            decoder=_keep_raw,
-            title=f"{self.name} consumer",
-            description=(
-                f"The {self.name} service's consumer group; CloudEvents 1.0 (structured or binary) "
-                f"of types {', '.join('pmo.' + n for n in self.consumer.event_names)}."
-            ),
-        )
-        subscriber(consume)
-        _without_idle_sleep(subscriber)
+        prefix = self.settings.topic_prefix
+        for group, topics in self.consumer_groups.items():
+            lane = group.removeprefix(self.consumer_group).removeprefix("-")
+            subscriber = self.broker.subscriber(
+                *topics,
+                group_id=group,
+                batch=True,
+                max_records=self.settings.consumer_batch_max,
+                batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+                fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
+                auto_offset_reset=self.settings.auto_offset_reset,
+                session_timeout_ms=self.settings.consumer_session_timeout_ms,
+                heartbeat_interval_ms=max(self.settings.consumer_session_timeout_ms // 5, 200),
+                # Commit offsets only after the batch's transaction; rewind them on an error.
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                parser=_parse_leniently,
+                decoder=_keep_raw,
+                title=f"{self.name} {lane} consumer" if lane else f"{self.name} consumer",
+                description=(
+                    f"The consumer group {group.removeprefix(prefix)} of the {self.name} "
+                    f"service{f' (its {lane} lane)' if lane else ''}; CloudEvents 1.0 "
+                    "(structured or binary) of types "
+                    f"{', '.join('pmo.' + event_name_of(t, prefix) for t in topics)}."
+                ),
+            )
+            subscriber(consume)
+            _without_idle_sleep(subscriber)
+            self.subscribers[group] = subscriber
 
     def _declare_publishers(self) -> None:
         # The relay sends the messages; these declarations put them in the AsyncAPI document.
@@ -422,7 +471,8 @@ class ServiceRuntime:
         log.info("%s stopped", self.name, extra={"service": self.name})
 
     async def ready(self) -> tuple[bool, dict[str, str]]:
-        """Whether this instance can do its work now: database answers and consumer is running."""
+        """Whether this instance can do its work now: the database answers, the broker answers and
+        every consumer group's subscriber is running."""
         checks: dict[str, str] = {}
         try:
             async with self.engine.connect() as connection:
@@ -431,8 +481,13 @@ class ServiceRuntime:
         except Exception as error:
             checks["database"] = f"unavailable: {type(error).__name__}"
         try:
+            stopped = [group for group, sub in self.subscribers.items() if not _running(sub)]
             checks["kafka"] = (
-                "ok" if self.started and await self.broker.ping(timeout=2.0) else ("not connected")
+                ("not connected")
+                if not (self.started and await self.broker.ping(timeout=2.0))
+                else f"not consuming: {', '.join(stopped)}"
+                if stopped
+                else "ok"
             )
         except Exception as error:
             checks["kafka"] = f"unavailable: {type(error).__name__}"
@@ -476,6 +531,12 @@ async def _expire_parked_events(runtime: ServiceRuntime) -> None:
         pause=interval,
         pause_first=True,
     )
+
+
+def _running(subscriber: BatchSubscriber) -> bool:
+    """Whether a subscriber is started and its poll loop alive (FastStream restarts a loop
+    that failed; one that ended for good leaves its group without this replica)."""
+    return bool(subscriber.running) and any(not task.done() for task in subscriber.tasks)
 
 
 def _without_idle_sleep(subscriber: Any) -> None:

@@ -29,7 +29,8 @@ import yaml
 from pydantic import SecretStr
 
 from services.catalog import SERVICES as CATALOG
-from shared.settings import Settings
+from shared.runtime import consumer_groups
+from shared.settings import ServiceName, Settings
 
 pytestmark = pytest.mark.fast
 
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
-SERVICES = ("registry", "monitoring", "allocation", "notifications")
+SERVICES: tuple[ServiceName, ...] = ("registry", "monitoring", "allocation", "notifications")
 
 # Topics each service's consumer group reads: the event names its handlers take.
 CONSUMES: dict[str, set[str]] = {name: set(service.handlers) for name, service in CATALOG.items()}
@@ -641,9 +642,12 @@ def test_keda_scales_each_group_on_its_topics_up_to_the_partition_count(overlay:
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions
         triggers = spec["triggers"]
         assert {t["type"] for t in triggers} == {"kafka"}
-        assert {t["metadata"]["consumerGroup"] for t in triggers} == {f"{prefix}pmo-{service}"}
-        topics = [t["metadata"]["topic"] for t in triggers]
-        assert sorted(topics) == sorted(prefix + t for t in CONSUMES[service])
+        # Each topic's trigger names the group that reads it (a lane's own, for its topics).
+        groups = consumer_groups(CATALOG[service], prefix)
+        expected = {(group, prefix + event) for group, events in groups.items() for event in events}
+        found = [(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in triggers]
+        assert sorted(found) == sorted(expected)
+        assert {topic for _, topic in found} == {prefix + t for t in CONSUMES[service]}
         for trigger in triggers:
             assert trigger["authenticationRef"]["name"] in auths
             env_name = trigger["metadata"].get("bootstrapServersFromEnv")

@@ -439,3 +439,34 @@ async def test_a_parked_event_whose_wait_never_ends_is_dead_lettered_with_why(
     assert [json.loads(record.value)["id"] for record in dead] == [event_id]
     reason = dict(dead[0].headers)["pmo-dlq-reason"].decode()
     assert reason.startswith("expired: waited longer than 0:00:01 for 'PRJ-NEVER'"), reason
+
+
+async def test_every_consumer_group_must_run_for_readiness_and_is_in_the_asyncapi_document(
+    start_service: ServiceStarter, settings: Settings
+) -> None:
+    # Notifications reads its alerts in a lane of their own: two subscribers, two groups.
+    service = await start_service("notifications")
+    lane = f"{settings.topic_prefix}pmo-notifications-alerts"
+    assert list(service.runtime.subscribers) == [f"{settings.topic_prefix}pmo-notifications", lane]
+    async with httpx.AsyncClient(base_url=service.base_url) as api:
+        ready = await api.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": "ok", "kafka": "ok"}
+
+        channels = (await api.get("/asyncapi.json")).json()["channels"]
+        groups = {
+            channel["address"].removeprefix(settings.topic_prefix): channel["description"].split()[
+                3
+            ]
+            for channel in channels.values()
+        }
+        assert (
+            groups["project-at-risk"] == groups["project-recovered"] == "pmo-notifications-alerts"
+        )
+        assert groups["project-health-assessed"] == "pmo-notifications"
+
+        # A replica whose lane stopped consuming is not ready, though the broker answers.
+        await service.runtime.subscribers[lane].stop()
+        stopped = await api.get("/readyz")
+        assert stopped.status_code == 503, stopped.text
+        assert stopped.json()["checks"]["kafka"] == f"not consuming: {lane}"

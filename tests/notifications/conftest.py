@@ -14,12 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from fastapi import FastAPI, Request, Response
 
 from pmo.embedded import free_port
-from tests.harness import Enterprise, RunningService, serve, stop_serving
+from tests.harness import Enterprise, RunningService, eventually, serve, stop_serving
 
 
 @dataclass
@@ -216,6 +217,41 @@ async def register(enterprise: Enterprise, *project_ids: str, unit: str = "Digit
     """Publish project-registered as the registry would, for each project."""
     for project_id in project_ids:
         await enterprise.send("project-registered", charter(project_id, unit=unit))
+
+
+TOOL_SECRET = "subscriber-secret-0123456789"
+
+
+async def alerting_tool(
+    service: RunningService,
+    api: NotificationsApi,
+    enterprise: Enterprise,
+    webhook_url: str,
+    *project_ids: str,
+) -> dict[str, Any]:
+    """Subscribe a tool's webhook to every project-at-risk (unthrottled), register the
+    projects, and wait until notifications knows them all; returns the subscription."""
+    tool = await api.subscribe(
+        name="tool",
+        channel="webhook",
+        recipient=webhook_url,
+        secret=TOOL_SECRET,
+        event_types=["project-at-risk"],
+        throttle_window_s=0,
+    )
+    await register(enterprise, *project_ids)
+
+    async def all_known() -> bool:
+        async with service.runtime.engine.connect() as connection:
+            known = await connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM notifications.project WHERE project_id = ANY(:ids)"
+                ).bindparams(ids=list(project_ids))
+            )
+            return bool(known.scalar_one() == len(project_ids))
+
+    await eventually(all_known, timeout=60, what=f"notifications knowing {project_ids}")
+    return tool
 
 
 @dataclass

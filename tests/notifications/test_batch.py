@@ -21,9 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from shared.settings import Settings
 from tests.conftest import ServiceStarter
 from tests.harness import Enterprise, RunningService, eventually, structured_event, webhook_receiver
-from tests.notifications.conftest import QUICK, ApiFor, assessed, at_risk, register
-
-SECRET = "subscriber-secret-0123456789"
+from tests.notifications.conftest import QUICK, ApiFor, alerting_tool, assessed, at_risk, register
 
 
 @dataclass
@@ -83,24 +81,7 @@ async def test_a_batch_of_several_projects_queues_one_notice_per_alert_in_order_
     async with webhook_receiver() as receiver:
         service = await start_service("notifications", **QUICK)
         api = api_for(service)
-        tool = await api.subscribe(
-            name="tool",
-            channel="webhook",
-            recipient=receiver.url,
-            secret=SECRET,
-            event_types=["project-at-risk"],
-            throttle_window_s=0,
-        )
-        await register(enterprise, "PRJ-NB-A", "PRJ-NB-B")
-
-        async def both_known() -> bool:
-            found = await rows(
-                service,
-                "SELECT count(*) FROM notifications.project WHERE project_id LIKE 'PRJ-NB-%'",
-            )
-            return bool(found[0][0] == 2)
-
-        await eventually(both_known, timeout=60, what="notifications knowing both projects")
+        tool = await alerting_tool(service, api, enterprise, receiver.url, "PRJ-NB-A", "PRJ-NB-B")
         # A's current episode was escalated already: an assessment of the same episode keeps
         # that, one of a new episode (B's) starts without.
         episode = datetime.now(UTC) - timedelta(days=3)

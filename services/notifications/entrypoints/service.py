@@ -60,6 +60,9 @@ notifications = ServiceDefinition(
         "intervention-ended": on_intervention,
     },
     publishes=(),
+    # Alerts have their own consumer group (pmo-notifications-alerts): at 500 status reports
+    # a second the others' backlog (a project-health-assessed each) would hold them seconds.
+    lanes={"alerts": ("project-at-risk", "project-recovered")},
     routers=(router,),
     workers=(deliver_notifications, run_clock),
 )
