@@ -8,11 +8,17 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import or_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from services.notifications.adapters.tables import DeliveryRow, ProjectRow, SubscriptionRow
+from services.notifications.adapters.tables import (
+    DeliveryAttemptRow,
+    DeliveryRow,
+    ProjectRow,
+    SubscriptionRow,
+)
 
 
 class DeliveryRepository(Protocol):
@@ -33,11 +39,75 @@ class DeliveryRepository(Protocol):
         """The id of the delivery of `event_id` to the subscription, if there is one."""
         ...
 
+    async def due(
+        self, now: datetime, limit: int
+    ) -> list[tuple[DeliveryRow, SubscriptionRow | None]]:
+        """Pending deliveries due by `now` whose lease (if any) has run out, the longest due
+        first, at most `limit`, each with its subscription (None: deleted); claimed until the
+        unit of work ends (`SKIP LOCKED`: another replica's worker takes the others)."""
+        ...
+
+    async def window_opened(
+        self, delivery: DeliveryRow, *, since: datetime, unthrottled: Collection[str]
+    ) -> datetime | None:
+        """When the first earlier delivery to the same subscription with the same throttle key,
+        created after `since`, not itself held, summarized or cancelled and not of an
+        `unthrottled` type, was created (None: there is none, no window is open)."""
+        ...
+
+    async def get(self, delivery_id: int, *, lock: bool = False) -> DeliveryRow | None:
+        """One delivery; `lock`: locked until the unit of work ends."""
+        ...
+
+    async def save(self, delivery: DeliveryRow) -> None:
+        """Keep the changes made to a delivery read from this repository."""
+        ...
+
+    async def abandon_in_flight(
+        self, delivery_ids: Collection[int], *, now: datetime, error: str
+    ) -> None:
+        """End the attempts still in flight of these deliveries as abandoned, with `error`
+        (one statement, whatever their number)."""
+        ...
+
+    async def open_attempts(
+        self, deliveries: Sequence[DeliveryRow], *, worker: str
+    ) -> dict[int, int]:
+        """Keep the deliveries' changes and open an attempt for each (numbered by its
+        `attempts`), in one statement each whatever their number; returns the attempt's id by
+        the delivery's."""
+        ...
+
+    async def finish_attempt(
+        self,
+        attempt_id: int,
+        *,
+        outcome: str,
+        now: datetime,
+        status_code: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record how an attempt ended (delivered, failed, abandoned) and when."""
+        ...
+
+    async def release(self, delivery_id: int, *, owner: str) -> None:
+        """Give back the lease on a pending delivery, if `owner` still holds it."""
+        ...
+
 
 class SubscriptionRepository(Protocol):
     """Who wants which notices, and where to send them."""
 
-    async def get(self, subscription_id: uuid.UUID) -> SubscriptionRow | None: ...
+    async def get(
+        self, subscription_id: uuid.UUID, *, lock: bool = False
+    ) -> SubscriptionRow | None:
+        """One subscription; `lock`: locked until the unit of work ends."""
+        ...
+
+    async def save(self, subscription: SubscriptionRow) -> None:
+        """Keep the changes made to a subscription read from this repository (at once: what
+        is read next in the unit of work sees them)."""
+        ...
 
     async def enabled(self) -> list[SubscriptionRow]:
         """The enabled subscriptions, by id."""
@@ -88,6 +158,114 @@ class SqlDeliveryRepository:
         )
         return (await self.session.exec(query)).first()
 
+    async def due(
+        self, now: datetime, limit: int
+    ) -> list[tuple[DeliveryRow, SubscriptionRow | None]]:
+        query = (
+            select(DeliveryRow, SubscriptionRow)
+            .join(
+                SubscriptionRow,
+                col(DeliveryRow.subscription_id) == col(SubscriptionRow.id),
+                isouter=True,
+            )
+            .where(
+                DeliveryRow.state == "pending",
+                col(DeliveryRow.next_attempt_at) <= now,
+                or_(
+                    col(DeliveryRow.locked_until).is_(None),
+                    col(DeliveryRow.locked_until) < now,
+                ),
+            )
+            .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
+            .limit(limit)
+            .with_for_update(of=DeliveryRow, skip_locked=True)
+        )
+        rows = (await self.session.exec(query)).all()
+        return [(delivery, subscription) for delivery, subscription in rows]
+
+    async def window_opened(
+        self, delivery: DeliveryRow, *, since: datetime, unthrottled: Collection[str]
+    ) -> datetime | None:
+        query = (
+            select(DeliveryRow.created_at)
+            .where(
+                DeliveryRow.subscription_id == delivery.subscription_id,
+                DeliveryRow.throttle_key == delivery.throttle_key,
+                col(DeliveryRow.id) < delivery.id,
+                col(DeliveryRow.state).not_in(("held", "summarized", "cancelled")),
+                col(DeliveryRow.event_type).not_in(unthrottled),
+                col(DeliveryRow.created_at) > since,
+            )
+            .order_by(col(DeliveryRow.id))
+            .limit(1)
+        )
+        return (await self.session.exec(query)).first()
+
+    async def get(self, delivery_id: int, *, lock: bool = False) -> DeliveryRow | None:
+        return await self.session.get(DeliveryRow, delivery_id, with_for_update=lock)
+
+    async def save(self, delivery: DeliveryRow) -> None:
+        self.session.add(delivery)
+
+    async def abandon_in_flight(
+        self, delivery_ids: Collection[int], *, now: datetime, error: str
+    ) -> None:
+        await self.session.exec(
+            update(DeliveryAttemptRow)
+            .where(
+                col(DeliveryAttemptRow.delivery_id).in_(delivery_ids),
+                col(DeliveryAttemptRow.outcome) == "in_flight",
+            )
+            .values(outcome="abandoned", finished_at=now, error=error)
+        )
+
+    async def open_attempts(
+        self, deliveries: Sequence[DeliveryRow], *, worker: str
+    ) -> dict[int, int]:
+        if not deliveries:
+            return {}
+        self.session.add_all(deliveries)
+        # The deliveries' updates are flushed (one executemany) before this insert runs.
+        opened = (
+            await self.session.exec(
+                insert(DeliveryAttemptRow)
+                .values(
+                    [
+                        {"delivery_id": delivery.id, "number": delivery.attempts, "worker": worker}
+                        for delivery in deliveries
+                    ]
+                )
+                .returning(col(DeliveryAttemptRow.delivery_id), col(DeliveryAttemptRow.id))
+            )
+        ).all()
+        return {delivery_id: attempt_id for delivery_id, attempt_id in opened}
+
+    async def finish_attempt(
+        self,
+        attempt_id: int,
+        *,
+        outcome: str,
+        now: datetime,
+        status_code: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        await self.session.exec(
+            update(DeliveryAttemptRow)
+            .where(col(DeliveryAttemptRow.id) == attempt_id)
+            .values(outcome=outcome, finished_at=now, status_code=status_code, error=error)
+        )
+
+    async def release(self, delivery_id: int, *, owner: str) -> None:
+        await self.session.exec(
+            update(DeliveryRow)
+            .where(
+                col(DeliveryRow.id) == delivery_id,
+                col(DeliveryRow.lease_owner) == owner,
+                col(DeliveryRow.state) == "pending",
+            )
+            .values(locked_until=None, lease_owner=None)
+        )
+
 
 class SqlSubscriptionRepository:
     """`SubscriptionRepository` in notifications' schema, in the session's transaction."""
@@ -95,8 +273,14 @@ class SqlSubscriptionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def get(self, subscription_id: uuid.UUID) -> SubscriptionRow | None:
-        return await self.session.get(SubscriptionRow, subscription_id)
+    async def get(
+        self, subscription_id: uuid.UUID, *, lock: bool = False
+    ) -> SubscriptionRow | None:
+        return await self.session.get(SubscriptionRow, subscription_id, with_for_update=lock)
+
+    async def save(self, subscription: SubscriptionRow) -> None:
+        self.session.add(subscription)
+        await self.session.flush()
 
     async def enabled(self) -> list[SubscriptionRow]:
         query = (

@@ -20,6 +20,11 @@ An outcome that cannot be recorded (the database went away after the receiver an
 retried until the lease would run out: the delivery is sent again only when the database stays
 away longer than that, the one repeat no sender can rule out (a receiver drops it by its
 `X-PMO-Delivery` id).
+
+The worker's rules (`claim_due`, `held_back`, `record_outcome`, `disable_subscription`,
+`release_lease`) read and change rows only through notifications' repositories, in a
+`NotificationsUnitOfWork`: the worker's own (SQL) one, or the tests' fake one; the sending
+itself (HTTP, SMTP) stays in `DeliveryWorker`.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -39,9 +44,6 @@ import httpx
 import jinja2
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import insert, or_, update
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import AsyncRetrying, RetryCallState, stop_after_delay, wait_exponential
 
 from services.notifications.adapters.channels import (
@@ -52,7 +54,7 @@ from services.notifications.adapters.channels import (
     send_email,
     slack_payload,
 )
-from services.notifications.adapters.tables import DeliveryAttemptRow, DeliveryRow, SubscriptionRow
+from services.notifications.adapters.tables import DeliveryRow, SubscriptionRow
 from services.notifications.adapters.templates import RenderedMessage, TemplateCatalog
 from services.notifications.adapters.wording import count
 from services.notifications.domain.alerts import retry_delay
@@ -65,6 +67,11 @@ from services.notifications.domain.subscriptions import (
 from services.notifications.domain.timing import throttle_window
 from services.notifications.service_layer.metrics import notification_metrics
 from services.notifications.service_layer.queue import queue_notice
+from services.notifications.service_layer.unit_of_work import (
+    NotificationsUnitOfWork,
+    SqlNotificationsUnitOfWork,
+)
+from shared.messaging.unit_of_work import UnitOfWork
 from shared.rounds import repeat_rounds
 from shared.telemetry import context_from_traceparent
 
@@ -206,153 +213,23 @@ class DeliveryWorker:
 
     # --- claim ----------------------------------------------------------------------------
 
+    def _work(self) -> UnitOfWork:
+        """A unit of work for the worker's own writes. Unlike the runtime's, its commit does not
+        wake the worker (nor the relay: it publishes nothing): every claim commits, and waking
+        on it would start the next round at once, a busy loop."""
+        return UnitOfWork(self.runtime.sessions, service=self.runtime.name, settings=self.settings)
+
     async def claim(self, limit: int) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries in one short transaction."""
-        now = datetime.now(UTC)
-        leasable: list[tuple[DeliveryRow, SubscriptionRow]] = []
-        async with self.runtime.sessions() as session, session.begin():
-            rows = (
-                await session.exec(
-                    select(DeliveryRow, SubscriptionRow)
-                    .join(
-                        SubscriptionRow,
-                        col(DeliveryRow.subscription_id) == col(SubscriptionRow.id),
-                        isouter=True,
-                    )
-                    .where(
-                        DeliveryRow.state == "pending",
-                        col(DeliveryRow.next_attempt_at) <= now,
-                        or_(
-                            col(DeliveryRow.locked_until).is_(None),
-                            col(DeliveryRow.locked_until) < now,
-                        ),
-                    )
-                    .order_by(col(DeliveryRow.next_attempt_at), col(DeliveryRow.id))
-                    .limit(limit)
-                    .with_for_update(of=DeliveryRow, skip_locked=True)
-                )
-            ).all()
-            for delivery, subscription in sorted(rows, key=lambda row: row[0].id or 0):
-                if subscription is None or not subscription.enabled:
-                    delivery.state = "cancelled"
-                    if subscription is None:
-                        delivery.last_error = "its subscription was deleted"
-                    else:
-                        why = subscription.disabled_reason
-                        delivery.last_error = "its subscription is disabled" + (
-                            f": {why}" if why else ""
-                        )
-                    session.add(delivery)
-                    continue
-                if await self._held_back(session, delivery, subscription):
-                    session.add(delivery)
-                    continue
-                leasable.append((delivery, subscription))
-            claimed = await self._lease(session, leasable, now)
-        return claimed
-
-    async def _held_back(
-        self, session: AsyncSession, delivery: DeliveryRow, subscription: SubscriptionRow
-    ) -> bool:
-        """Hold a delivery that falls in a throttle window opened by an earlier message."""
-        if delivery.attempts > 0 or delivery.event_type in UNTHROTTLED_TYPES:
-            return False
-        window = throttle_window(
-            subscription.throttle_window_s, self.settings.notification_throttle_window
-        )
-        if window <= timedelta(0) or delivery.created_at is None:
-            return False
-        opened = (
-            await session.exec(
-                select(DeliveryRow.created_at)
-                .where(
-                    DeliveryRow.subscription_id == delivery.subscription_id,
-                    DeliveryRow.throttle_key == delivery.throttle_key,
-                    col(DeliveryRow.id) < delivery.id,
-                    col(DeliveryRow.state).not_in(("held", "summarized", "cancelled")),
-                    col(DeliveryRow.event_type).not_in(UNTHROTTLED_TYPES),
-                    col(DeliveryRow.created_at) > delivery.created_at - window,
-                )
-                .order_by(col(DeliveryRow.id))
-                .limit(1)
+        """Lease up to `limit` due deliveries in one short transaction (see `claim_due`)."""
+        async with self._work() as uow:
+            claimed = await claim_due(
+                SqlNotificationsUnitOfWork(uow),
+                datetime.now(UTC),
+                limit=limit,
+                owner=self.owner,
+                lease=self.lease,
             )
-        ).first()
-        if opened is None:
-            return False
-        delivery.state = "held"
-        delivery.held_until = opened + window
-        return True
-
-    async def _lease(
-        self,
-        session: AsyncSession,
-        leasable: Sequence[tuple[DeliveryRow, SubscriptionRow]],
-        now: datetime,
-    ) -> list[ClaimedDelivery]:
-        """Lease the deliveries and open an attempt for each: three statements, whatever their
-        number (one per delivery each cost a round trip that waits behind the consumer's batch
-        on this process's event loop, the claim taking half a second at 500 events/s)."""
-        if not leasable:
-            return []
-        ids = [delivery.id for delivery, _ in leasable]
-        # An attempt still "in flight" belongs to a worker whose lease ran out (it died).
-        await session.exec(
-            update(DeliveryAttemptRow)
-            .where(
-                col(DeliveryAttemptRow.delivery_id).in_(ids),
-                col(DeliveryAttemptRow.outcome) == "in_flight",
-            )
-            .values(
-                outcome="abandoned",
-                finished_at=now,
-                error="the worker sending it stopped before recording the result",
-            )
-        )
-        for delivery, _ in leasable:
-            delivery.attempts += 1
-            delivery.locked_until = now + self.lease
-            delivery.lease_owner = self.owner
-            session.add(delivery)
-        # The deliveries' updates are flushed (one executemany) before this insert runs.
-        opened = (
-            await session.exec(
-                insert(DeliveryAttemptRow)
-                .values(
-                    [
-                        {
-                            "delivery_id": delivery.id,
-                            "number": delivery.attempts,
-                            "worker": self.owner,
-                        }
-                        for delivery, _ in leasable
-                    ]
-                )
-                .returning(col(DeliveryAttemptRow.delivery_id), col(DeliveryAttemptRow.id))
-            )
-        ).all()
-        attempt_of: dict[int, int] = {delivery_id: attempt_id for delivery_id, attempt_id in opened}
-        claimed: list[ClaimedDelivery] = []
-        for delivery, subscription in leasable:
-            assert delivery.id is not None
-            claimed.append(
-                ClaimedDelivery(
-                    id=delivery.id,
-                    attempt_id=attempt_of[delivery.id],
-                    attempt=delivery.attempts,
-                    event_id=delivery.event_id,
-                    event_type=delivery.event_type,
-                    channel=delivery.channel,
-                    project_id=delivery.project_id,
-                    context=dict(delivery.context),
-                    subscription_id=subscription.id,
-                    subscription_name=subscription.name,
-                    recipient=subscription.recipient,
-                    secret=subscription.secret,
-                    from_environment=subscription.managed_by == "environment",
-                    traceparent=delivery.traceparent,
-                    tracestate=delivery.tracestate,
-                )
-            )
+            await uow.commit()
         return claimed
 
     # --- send -----------------------------------------------------------------------------
@@ -584,127 +461,248 @@ class DeliveryWorker:
         return before_sleep
 
     async def _record_outcome(self, claimed: ClaimedDelivery, result: AttemptResult) -> Recorded:
-        """One transaction: the attempt, the delivery's new state, a subscription disabled.
-
-        Safe to run again after a commit whose answer was lost: the delivery is then no longer
-        leased to this worker, and the subscription no longer enabled, so nothing is done twice.
-        """
-        now = datetime.now(UTC)
-        async with self.runtime.sessions() as session, session.begin():
-            await session.exec(
-                update(DeliveryAttemptRow)
-                .where(col(DeliveryAttemptRow.id) == claimed.attempt_id)
-                .values(
-                    outcome="delivered" if result.delivered else "failed",
-                    finished_at=now,
-                    status_code=result.status_code,
-                    error=result.error,
-                )
+        """One transaction: the attempt, the delivery's new state, a subscription disabled
+        (see `record_outcome`)."""
+        async with self._work() as uow:
+            recorded = await record_outcome(
+                SqlNotificationsUnitOfWork(uow),
+                claimed,
+                result,
+                owner=self.owner,
+                now=datetime.now(UTC),
             )
-            delivery = await session.get(DeliveryRow, claimed.id, with_for_update=True)
-            if delivery is None:
-                return Recorded("deleted")
-            if result.delivered:
-                # Delivered is the truth even if the lease ran out and someone else took over.
-                delivery.state = "delivered"
-                delivery.delivered_at = now
-                delivery.last_error = None
-            elif delivery.lease_owner != self.owner or delivery.state != "pending":
-                return Recorded(delivery.state)  # another worker holds it; its attempt decides
-            else:
-                delivery.last_error = result.error
-                limit = delivery.max_attempts or self.settings.notification_max_attempts
-                if result.no_channel:
-                    delivery.state = "no_channel"
-                elif result.permanent or delivery.attempts >= limit:
-                    delivery.state = "dead"
-                else:
-                    delivery.next_attempt_at = now + retry_delay(
-                        delivery.attempts,
-                        base_s=self.settings.notification_retry_base_s,
-                        max_s=self.settings.notification_retry_max_s,
-                    )
-            delivery.locked_until = None
-            delivery.lease_owner = None
-            session.add(delivery)
-            disabled = None
-            if result.gone is not None and not result.delivered:
-                disabled = await self._disable(session, claimed, result.gone, now)
-            return Recorded(delivery.state, disabled)
-
-    async def _disable(
-        self, session: AsyncSession, claimed: ClaimedDelivery, reason: str, now: datetime
-    ) -> str | None:
-        """Disable the subscription a receiver refused for good and tell the administrators.
-
-        Returns its name when this call disabled it (None: it was disabled already, e.g. by a
-        concurrent attempt, or deleted).
-        """
-        subscription = await session.get(
-            SubscriptionRow, claimed.subscription_id, with_for_update=True
-        )
-        if subscription is None or not subscription.enabled:
-            return None
-        subscription.enabled = False
-        subscription.disabled_reason = reason
-        subscription.disabled_at = now
-        subscription.updated_at = now
-        session.add(subscription)
-        await session.flush()
-        recipient = (
-            subscription.recipient
-            if subscription.channel == "email"
-            else masked_url(
-                (self.settings.alert_webhook_url or "")
-                if claimed.from_environment
-                else subscription.recipient
-            )
-        )
-        context = {
-            "disabled": {
-                "subscription_id": str(subscription.id),
-                "name": subscription.name,
-                "channel": subscription.channel,
-                "recipient": recipient,
-                "reason": reason,
-                "at": now.isoformat(),
-                "delivery_id": claimed.id,
-                "event_type": claimed.event_type,
-            }
-        }
-        await queue_notice(
-            session,
-            Notice(SUBSCRIPTION_DISABLED, "red"),
-            settings=self.settings,
-            # One notice per disabling: enabled again and refused again is news again.
-            event_id=f"{SUBSCRIPTION_DISABLED}:{subscription.id}:{now.isoformat()}",
-            event_type=f"pmo.{SUBSCRIPTION_DISABLED}",
-            context_for=lambda _: context,
-        )
-        return subscription.name
+            await uow.commit()
+        return recorded
 
     async def release(self, claimed: ClaimedDelivery) -> None:
         """Give a lease back when stopping mid-send, so the next instance retries at once."""
-        now = datetime.now(UTC)
-        async with self.runtime.sessions() as session, session.begin():
-            await session.exec(
-                update(DeliveryAttemptRow)
-                .where(col(DeliveryAttemptRow.id) == claimed.attempt_id)
-                .values(
-                    outcome="abandoned",
-                    finished_at=now,
-                    error="the service stopped during the attempt",
-                )
+        async with self._work() as uow:
+            await release_lease(
+                SqlNotificationsUnitOfWork(uow), claimed, owner=self.owner, now=datetime.now(UTC)
             )
-            await session.exec(
-                update(DeliveryRow)
-                .where(
-                    col(DeliveryRow.id) == claimed.id,
-                    col(DeliveryRow.lease_owner) == self.owner,
-                    col(DeliveryRow.state) == "pending",
-                )
-                .values(locked_until=None, lease_owner=None)
+            await uow.commit()
+
+
+# --- the worker's rules, on notifications' repositories (the SQL ones, or the tests' fakes) ----
+
+
+async def claim_due(
+    uow: NotificationsUnitOfWork,
+    now: datetime,
+    *,
+    limit: int,
+    owner: str,
+    lease: timedelta,
+) -> list[ClaimedDelivery]:
+    """Lease up to `limit` deliveries due at `now` to `owner` for `lease`, each with an attempt
+    opened; returns those to send, by id.
+
+    A due delivery whose subscription was deleted or disabled is cancelled (with why); one that
+    falls in a throttle window is held until the window ends (`held_back`). The lease and the
+    attempts take three statements whatever their number (one per delivery each cost a round
+    trip that waits behind the consumer's batch on this process's event loop, the claim taking
+    half a second at 500 events/s).
+    """
+    leasable: list[tuple[DeliveryRow, SubscriptionRow]] = []
+    for delivery, subscription in sorted(
+        await uow.deliveries.due(now, limit), key=lambda row: row[0].id or 0
+    ):
+        if subscription is None or not subscription.enabled:
+            delivery.state = "cancelled"
+            if subscription is None:
+                delivery.last_error = "its subscription was deleted"
+            else:
+                why = subscription.disabled_reason
+                delivery.last_error = "its subscription is disabled" + (f": {why}" if why else "")
+            await uow.deliveries.save(delivery)
+        elif await held_back(uow, delivery, subscription):
+            await uow.deliveries.save(delivery)
+        else:
+            leasable.append((delivery, subscription))
+    if not leasable:
+        return []
+    # An attempt still "in flight" belongs to a worker whose lease ran out (it died).
+    await uow.deliveries.abandon_in_flight(
+        [delivery.id for delivery, _ in leasable if delivery.id is not None],
+        now=now,
+        error="the worker sending it stopped before recording the result",
+    )
+    for delivery, _ in leasable:
+        delivery.attempts += 1
+        delivery.locked_until = now + lease
+        delivery.lease_owner = owner
+    attempt_of = await uow.deliveries.open_attempts(
+        [delivery for delivery, _ in leasable], worker=owner
+    )
+    claimed: list[ClaimedDelivery] = []
+    for delivery, subscription in leasable:
+        assert delivery.id is not None
+        claimed.append(
+            ClaimedDelivery(
+                id=delivery.id,
+                attempt_id=attempt_of[delivery.id],
+                attempt=delivery.attempts,
+                event_id=delivery.event_id,
+                event_type=delivery.event_type,
+                channel=delivery.channel,
+                project_id=delivery.project_id,
+                context=dict(delivery.context),
+                subscription_id=subscription.id,
+                subscription_name=subscription.name,
+                recipient=subscription.recipient,
+                secret=subscription.secret,
+                from_environment=subscription.managed_by == "environment",
+                traceparent=delivery.traceparent,
+                tracestate=delivery.tracestate,
             )
+        )
+    return claimed
+
+
+async def held_back(
+    uow: NotificationsUnitOfWork, delivery: DeliveryRow, subscription: SubscriptionRow
+) -> bool:
+    """Hold a delivery that falls in a throttle window opened by an earlier message: the same
+    subscription told about the same project (throttle key) within the subscription's window
+    (else `notification_throttle_window`). It is then `held` until the window ends, when the
+    clock sends one summary of everything held. Only a first attempt is held; `UNTHROTTLED`
+    notices never are, nor do they open a window (the spec's throttling rule)."""
+    if delivery.attempts > 0 or delivery.event_type in UNTHROTTLED_TYPES:
+        return False
+    window = throttle_window(
+        subscription.throttle_window_s, uow.settings.notification_throttle_window
+    )
+    if window <= timedelta(0) or delivery.created_at is None:
+        return False
+    opened = await uow.deliveries.window_opened(
+        delivery, since=delivery.created_at - window, unthrottled=UNTHROTTLED_TYPES
+    )
+    if opened is None:
+        return False
+    delivery.state = "held"
+    delivery.held_until = opened + window
+    return True
+
+
+async def record_outcome(
+    uow: NotificationsUnitOfWork,
+    claimed: ClaimedDelivery,
+    result: AttemptResult,
+    *,
+    owner: str,
+    now: datetime,
+) -> Recorded:
+    """Record an attempt of `owner`'s at `now`: the attempt, the delivery's new state, and the
+    subscription disabled when the receiver refused it for good (`disable_subscription`).
+
+    Delivered is final; a failure is retried after `retry_delay` (exponential backoff, from
+    `notification_retry_base_s` up to `notification_retry_max_s`) until the delivery's
+    `max_attempts` (else `notification_max_attempts`), then `dead`; a permanent failure is dead
+    at once; no channel configured is `no_channel`. Safe to run again after a commit whose
+    answer was lost: the delivery is then no longer leased to `owner`, and the subscription no
+    longer enabled, so nothing is done twice.
+    """
+    await uow.deliveries.finish_attempt(
+        claimed.attempt_id,
+        outcome="delivered" if result.delivered else "failed",
+        now=now,
+        status_code=result.status_code,
+        error=result.error,
+    )
+    delivery = await uow.deliveries.get(claimed.id, lock=True)
+    if delivery is None:
+        return Recorded("deleted")
+    settings = uow.settings
+    if result.delivered:
+        # Delivered is the truth even if the lease ran out and someone else took over.
+        delivery.state = "delivered"
+        delivery.delivered_at = now
+        delivery.last_error = None
+    elif delivery.lease_owner != owner or delivery.state != "pending":
+        return Recorded(delivery.state)  # another worker holds it; its attempt decides
+    else:
+        delivery.last_error = result.error
+        limit = delivery.max_attempts or settings.notification_max_attempts
+        if result.no_channel:
+            delivery.state = "no_channel"
+        elif result.permanent or delivery.attempts >= limit:
+            delivery.state = "dead"
+        else:
+            delivery.next_attempt_at = now + retry_delay(
+                delivery.attempts,
+                base_s=settings.notification_retry_base_s,
+                max_s=settings.notification_retry_max_s,
+            )
+    delivery.locked_until = None
+    delivery.lease_owner = None
+    await uow.deliveries.save(delivery)
+    disabled = None
+    if result.gone is not None and not result.delivered:
+        disabled = await disable_subscription(uow, claimed, result.gone, now)
+    return Recorded(delivery.state, disabled)
+
+
+async def disable_subscription(
+    uow: NotificationsUnitOfWork, claimed: ClaimedDelivery, reason: str, now: datetime
+) -> str | None:
+    """Disable the subscription a receiver refused for good (with `reason` and `now`) and queue
+    a `subscription-disabled` notice to the administrators who subscribed to it.
+
+    Returns its name when this call disabled it (None: it was disabled already, e.g. by a
+    concurrent attempt, or deleted).
+    """
+    subscription = await uow.subscriptions.get(claimed.subscription_id, lock=True)
+    if subscription is None or not subscription.enabled:
+        return None
+    subscription.enabled = False
+    subscription.disabled_reason = reason
+    subscription.disabled_at = now
+    subscription.updated_at = now
+    await uow.subscriptions.save(subscription)
+    recipient = (
+        subscription.recipient
+        if subscription.channel == "email"
+        else masked_url(
+            (uow.settings.alert_webhook_url or "")
+            if claimed.from_environment
+            else subscription.recipient
+        )
+    )
+    context = {
+        "disabled": {
+            "subscription_id": str(subscription.id),
+            "name": subscription.name,
+            "channel": subscription.channel,
+            "recipient": recipient,
+            "reason": reason,
+            "at": now.isoformat(),
+            "delivery_id": claimed.id,
+            "event_type": claimed.event_type,
+        }
+    }
+    await queue_notice(
+        uow,
+        Notice(SUBSCRIPTION_DISABLED, "red"),
+        settings=uow.settings,
+        # One notice per disabling: enabled again and refused again is news again.
+        event_id=f"{SUBSCRIPTION_DISABLED}:{subscription.id}:{now.isoformat()}",
+        event_type=f"pmo.{SUBSCRIPTION_DISABLED}",
+        context_for=lambda _: context,
+    )
+    return subscription.name
+
+
+async def release_lease(
+    uow: NotificationsUnitOfWork, claimed: ClaimedDelivery, *, owner: str, now: datetime
+) -> None:
+    """End `owner`'s attempt as abandoned and give its lease back (if it still holds it)."""
+    await uow.deliveries.finish_attempt(
+        claimed.attempt_id,
+        outcome="abandoned",
+        now=now,
+        error="the service stopped during the attempt",
+    )
+    await uow.deliveries.release(claimed.id, owner=owner)
 
 
 async def deliver_notifications(runtime: ServiceRuntime) -> None:
