@@ -18,11 +18,10 @@ SETTINGS_PREFIX = "monitoring_"
 
 
 class HealthThresholds(BaseModel):
-    """The rules' numbers; defaults come from the settings, a PMO administrator may override.
+    """The rules' numbers; defaults come from the settings, a PMO administrator may override."""
 
-    Raises pydantic's ValidationError for a value out of its bounds, or amber above green.
-    """
-
+    # (Not in the docstring, which is the API's schema description:) construction raises
+    # pydantic's ValidationError for a value out of its bounds, or amber above green.
     # Strict: an administrator's "0.9" or true is refused, not guessed at (issue 15, item 11).
     # The settings read environment strings, so they copy the fields but not this strictness.
     model_config = ConfigDict(

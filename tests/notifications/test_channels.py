@@ -333,6 +333,11 @@ async def test_bad_urls_nulls_and_huge_ids_answer_422_and_webhook_urls_are_maske
     assert (await api.client.post(f"/deliveries/{huge}/retry")).status_code == 422
     assert (await api.client.get("/deliveries", params={"before_id": huge})).status_code == 422
     assert (await api.client.get("/deliveries", params={"before_id": 2**31 - 1})).json() == []
+    # A state no delivery can have is refused, naming the ones there are (it listed nothing).
+    refused = await api.client.get("/deliveries", params={"state": "bogus"})
+    assert refused.status_code == 422
+    assert "'held'" in json.dumps(refused.json())
+    assert (await api.client.get("/deliveries", params={"state": "held"})).status_code == 200
 
 
 async def test_without_an_alert_webhook_url_the_builtin_webhook_queues_nothing(

@@ -95,7 +95,7 @@ async def test_what_a_rebaseline_refuses_and_who_may_ask(
     patched = await api.patch("/projects/PRJ-R", json={"budget": 1, "sponsor": "CFO"})
     assert patched.status_code == 409
     assert detail_text(patched) == (
-        "budget belong to the approved baseline of PRJ-R (version 1): a PMO administrator "
+        "budget belongs to the approved baseline of PRJ-R (version 1): a PMO administrator "
         "re-baselines with POST /projects/PRJ-R/baselines, giving the reason."
     )
     assert (await api.patch("/projects/PRJ-R", json={"sponsor": "CFO"})).status_code == 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from sqlalchemy import Column, Float, Integer
 from sqlalchemy.dialects.postgresql import UUID
@@ -46,6 +46,12 @@ class SubscriptionRow(SQLModel, table=True):
     created_by: str | None = None
     created_at: datetime | None = timestamp(nullable=False, server_now=True)
     updated_at: datetime | None = timestamp(nullable=False, server_now=True)
+
+
+DeliveryState = Literal[
+    "pending", "delivered", "dead", "held", "summarized", "cancelled", "no_channel"
+]
+"""A delivery's states, as the table's check constraint `delivery_state` allows them."""
 
 
 class DeliveryRow(SQLModel, table=True):

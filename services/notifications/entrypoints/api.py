@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from services.notifications.adapters.tables import (
     DeliveryAttemptRow,
     DeliveryRow,
+    DeliveryState,
     DigestRunRow,
     SubscriptionRow,
 )
@@ -484,7 +485,7 @@ async def list_deliveries(
     session: SessionDep,
     settings: SettingsDep,
     _: Reader,
-    state: str | None = None,
+    state: DeliveryState | None = None,
     subscription_id: uuid.UUID | None = None,
     project_id: str | None = None,
     event_type: Annotated[
@@ -630,7 +631,7 @@ async def portfolio_preview(session: SessionDep, _: Reader) -> PortfolioOut:
 async def list_alerts(
     session: SessionDep,
     _: Reader,
-    state: str | None = None,
+    state: DeliveryState | None = None,
     limit: PageSize = 100,
 ) -> list[AlertOut]:
     query = select(DeliveryRow).order_by(col(DeliveryRow.id).desc()).limit(limit)

@@ -284,7 +284,8 @@ async def change_project(
         if fixed:
             raise HTTPException(
                 status.HTTP_409_CONFLICT,
-                f"{', '.join(fixed)} belong to the approved baseline of {project_id} "
+                f"{', '.join(fixed)} {'belongs' if len(fixed) == 1 else 'belong'} to the "
+                f"approved baseline of {project_id} "
                 f"(version {project.baseline_version}): a PMO administrator re-baselines "
                 f"with POST /projects/{project_id}/baselines, giving the reason.",
             )
