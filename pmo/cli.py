@@ -26,6 +26,16 @@ from shared.settings import (
 
 # What a user can get wrong or find unreachable: said in one line, never as a traceback.
 _UNREACHABLE_HINT = "is the system running (`pmo up`), and are its addresses configured?"
+_SETTING_OF = {
+    "broker": "PMO_KAFKA_BOOTSTRAP_SERVERS",
+    "database": "PMO_DATABASE_URL",
+    "either": "PMO_DATABASE_URL, PMO_KAFKA_BOOTSTRAP_SERVERS",
+}
+
+
+def _hint(part: str) -> str:
+    return f"{_UNREACHABLE_HINT[:-1]} ({_SETTING_OF[part]})?"
+
 
 app = typer.Typer(
     help="The PMO event backbone: registry, monitoring, allocation and notifications over Kafka.",
@@ -189,7 +199,9 @@ def topics_create(
     from pmo.topics import create_topics
 
     settings = _settings()
-    created = asyncio.run(create_topics(settings, partitions=partitions))
+    created = asyncio.run(
+        create_topics(settings, partitions=partitions, timeout=settings.broker_wait_s)
+    )
     typer.echo(f"topics: {len(created)} created")
 
 
@@ -259,13 +271,13 @@ def _one_line(error: BaseException) -> str | None:
     text = str(error) if str(error).startswith(type(error).__name__) else None
     reason = (text or f"{type(error).__name__}: {error}").splitlines()[0][:300]
     if isinstance(error, KafkaConnectionError | KafkaError):
-        return f"the Kafka broker does not answer ({reason}): {_UNREACHABLE_HINT}"
+        return f"the Kafka broker does not answer ({reason}): {_hint('broker')}"
     if isinstance(error, OperationalError | InterfaceError | DBAPIError | asyncpg.PostgresError):
-        return f"the database does not answer ({reason}): {_UNREACHABLE_HINT}"
+        return f"the database does not answer ({reason}): {_hint('database')}"
     if isinstance(error, httpx.TransportError):
         return f"the service does not answer ({reason}): {_UNREACHABLE_HINT}"
     if isinstance(error, ConnectionError | socket.gaierror | TimeoutError):
-        return f"could not connect ({reason}): {_UNREACHABLE_HINT}"
+        return f"could not connect ({reason}): {_hint('either')}"
     if isinstance(error, OSError) and error.filename is not None:
         return f"{error.strerror or error}: {error.filename}"
     if cause is not None and cause is not error:

@@ -19,9 +19,9 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-_MESSAGE = {"$ref": "#/components/schemas/ErrorMessage"}
+_MESSAGE = {"$ref": "#/components/schemas/ErrorMessageOut"}
 _MESSAGE_SCHEMA = {
-    "title": "ErrorMessage",
+    "title": "ErrorMessageOut",
     "type": "object",
     "properties": {"detail": {"title": "Detail", "type": "string"}},
     "required": ["detail"],
@@ -35,7 +35,7 @@ def _answer(description: str) -> dict[str, Any]:
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Add the shared error answers to every operation of an OpenAPI document (in place)."""
-    schema.setdefault("components", {}).setdefault("schemas", {})["ErrorMessage"] = _MESSAGE_SCHEMA
+    schema.setdefault("components", {}).setdefault("schemas", {})["ErrorMessageOut"] = _MESSAGE_SCHEMA
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:

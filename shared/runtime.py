@@ -424,11 +424,14 @@ class ServiceRuntime:
 
         def log_wait(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
+            # aiokafka's messages often start with their own type already.
+            said = str(error)
+            if error is not None and not said.startswith(type(error).__name__):
+                said = f"{type(error).__name__}: {said}"
             log.warning(
-                "%s: the broker is not answering (%s: %s); trying again in %.1fs",
+                "%s: the broker is not answering (%s); trying again in %.1fs",
                 what,
-                type(error).__name__,
-                error,
+                said,
                 state.upcoming_sleep,
                 extra={"service": self.name},
             )

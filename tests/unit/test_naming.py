@@ -56,3 +56,22 @@ def test_every_api_model_ends_in_in_or_out() -> None:
     # A body the API validates strictly is a request's, whatever else it is.
     bodies = [cls.__name__ for cls in models if issubclass(cls, RequestBody)]
     assert [name for name in bodies if not name.endswith("In")] == []
+
+
+def test_every_schema_an_api_documents_is_an_in_an_out_or_an_event_contracts() -> None:
+    # The contracts' own models (and the thresholds, shared with the settings) keep their names.
+    from fastapi import FastAPI
+
+    import shared.events.contracts as contracts
+    from services.catalog import SERVICES
+
+    shared_names = {name for name, value in vars(contracts).items() if inspect.isclass(value)}
+    allowed = shared_names | {"HTTPValidationError", "ValidationError", "HealthThresholds"}
+    for name, definition in SERVICES.items():
+        app = FastAPI()
+        for router in definition.routers:
+            app.include_router(router)
+        components = app.openapi().get("components", {}).get("schemas", {})
+        assert len(components) > 5, name
+        wrong = [c for c in components if not c.endswith(("In", "Out")) and c not in allowed]
+        assert wrong == [], name
