@@ -35,7 +35,8 @@ def _answer(description: str) -> dict[str, Any]:
 
 def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
     """Add the shared error answers to every operation of an OpenAPI document (in place)."""
-    schema.setdefault("components", {}).setdefault("schemas", {})["ErrorMessageOut"] = _MESSAGE_SCHEMA
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorMessageOut"] = _MESSAGE_SCHEMA
     for path, item in schema.get("paths", {}).items():
         for method, operation in item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
