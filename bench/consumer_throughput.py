@@ -134,6 +134,20 @@ def consumed(runtime: ServiceRuntime, topic: str | None = None) -> float:
     )
 
 
+def baseline_consumer(settings: Settings, topic: str) -> AIOKafkaConsumer:
+    """A plain aiokafka consumer of `topic` in a group of its own, as every baseline reads."""
+    return AIOKafkaConsumer(
+        topic,
+        **settings.kafka_client_options(),
+        group_id=f"bench-baseline-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=500,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=400,
+    )
+
+
 async def until_consumed(
     runtime: ServiceRuntime, total: float, topic: str | None = None, poll_s: float = 0.01
 ) -> float:
@@ -170,16 +184,7 @@ async def batched_write_baseline(settings: Settings, total: int) -> float:
     assert settings.database_url is not None, "bench_settings names the run's database"
     database = await asyncpg.connect(settings.database_url)
     await database.execute(BASELINE_SCHEMA)
-    consumer = AIOKafkaConsumer(
-        topic,
-        **settings.kafka_client_options(),
-        group_id=f"bench-baseline-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=500,
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=400,
-    )
+    consumer = baseline_consumer(settings, topic)
     await consumer.start()
     seen, started = 0, None
     try:
@@ -403,16 +408,7 @@ async def topic_baseline(
         "PRIMARY KEY (event_id, source))"
     )
     await database.execute(write.table)
-    consumer = AIOKafkaConsumer(
-        f"{settings.topic_prefix}{model.event_name}",
-        **settings.kafka_client_options(),
-        group_id=f"bench-baseline-{uuid.uuid4().hex[:6]}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=500,
-        session_timeout_ms=2000,
-        heartbeat_interval_ms=400,
-    )
+    consumer = baseline_consumer(settings, f"{settings.topic_prefix}{model.event_name}")
     await consumer.start()
     seen, started = 0, None
     try:

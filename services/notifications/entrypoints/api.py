@@ -218,6 +218,13 @@ class DigestRunOut(BaseModel):
     deliveries: int
 
 
+async def _subscription_for_change(session: Any, subscription_id: uuid.UUID) -> SubscriptionRow:
+    """The subscription, locked FOR UPDATE for the caller's transaction; 404 when there is none."""
+    return await row_or_404(
+        session, SubscriptionRow, subscription_id, f"no subscription {subscription_id}", lock=True
+    )
+
+
 def _view(
     subscription: SubscriptionRow, settings: Settings, principal: Principal
 ) -> SubscriptionOut:
@@ -381,13 +388,7 @@ async def update_subscription(
             f"{', '.join(required)} cannot be emptied: leave a field out to keep it.",
         )
     async with session.begin():
-        subscription = await row_or_404(
-            session,
-            SubscriptionRow,
-            subscription_id,
-            f"no subscription {subscription_id}",
-            lock=True,
-        )
+        subscription = await _subscription_for_change(session, subscription_id)
         _refuse_environment(subscription)
         _refuse_project_manager(subscription, set(body.model_fields_set))
         changes = body.model_dump(exclude_unset=True, exclude={"secret"})
@@ -425,13 +426,7 @@ async def enable_subscription(
     session: SessionDep, settings: SettingsDep, subscription_id: uuid.UUID, principal: Admin
 ) -> SubscriptionOut:
     async with session.begin():
-        subscription = await row_or_404(
-            session,
-            SubscriptionRow,
-            subscription_id,
-            f"no subscription {subscription_id}",
-            lock=True,
-        )
+        subscription = await _subscription_for_change(session, subscription_id)
         if not subscription.enabled:
             subscription.enabled = True
             subscription.disabled_reason = subscription.disabled_at = None
@@ -450,13 +445,7 @@ async def delete_subscription(
     session: SessionDep, subscription_id: uuid.UUID, _: Admin
 ) -> Response:
     async with session.begin():
-        subscription = await row_or_404(
-            session,
-            SubscriptionRow,
-            subscription_id,
-            f"no subscription {subscription_id}",
-            lock=True,
-        )
+        subscription = await _subscription_for_change(session, subscription_id)
         _refuse_environment(subscription)
         if subscription.managed_by == PROJECT_MANAGER:
             raise HTTPException(
