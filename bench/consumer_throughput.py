@@ -40,7 +40,7 @@ import os
 import platform
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -148,18 +148,58 @@ def baseline_consumer(settings: Settings, topic: str) -> AIOKafkaConsumer:
     )
 
 
+STALL_S = 120.0
+"""A part that takes no event for this long has stopped: the bench says so and ends."""
+
+
+class Stalled(RuntimeError):
+    """A part of the bench took no event for `STALL_S` seconds (how many of how many it took)."""
+
+
+class Idle:
+    """The stall clock of a baseline's consume loop: `moved` on each batch, `check` when a poll
+    comes back empty (raises `Stalled` after `STALL_S` seconds without a record)."""
+
+    def __init__(self, part: str) -> None:
+        self.part = part
+        self.since = time.perf_counter()
+
+    def moved(self) -> None:
+        self.since = time.perf_counter()
+
+    def check(self, seen: int, total: int) -> None:
+        if time.perf_counter() - self.since > STALL_S:
+            raise Stalled(
+                f"{self.part} took {seen} of {total} events and then none for {STALL_S:.0f} s"
+            )
+
+
 async def until_consumed(
     runtime: ServiceRuntime, total: float, topic: str | None = None, poll_s: float = 0.01
 ) -> float:
-    """Seconds from the first of these events consumed to the last (of `topic`, if given)."""
-    before = consumed(runtime, topic)
+    """Seconds from the first of these events consumed to the last (of `topic`, if given).
+
+    Raises `Stalled` when no event is taken for `STALL_S` seconds. Counts from the runtime's
+    own metrics, which start at 0: watch from before `runtime.start()` (see `consume_as`),
+    since a service may take a whole backlog while it starts (its second consumer group is
+    still joining)."""
+    before = 0.0
     started = None
+    last, last_change = 0.0, time.perf_counter()
     while True:
         done = consumed(runtime, topic) - before
+        now = time.perf_counter()
         if done and started is None:
-            started = time.perf_counter()
+            started = now
         if done >= total:
-            return time.perf_counter() - (started or time.perf_counter())
+            return now - (started or now)
+        if done != last:
+            last, last_change = done, now
+        elif now - last_change > STALL_S:
+            raise Stalled(
+                f"{runtime.name} took {done:.0f} of {total:.0f} events of "
+                f"{topic or 'its topics'} and then none for {STALL_S:.0f} s"
+            )
         await asyncio.sleep(poll_s)
 
 
@@ -187,12 +227,15 @@ async def batched_write_baseline(settings: Settings, total: int) -> float:
     consumer = baseline_consumer(settings, topic)
     await consumer.start()
     seen, started = 0, None
+    idle = Idle(f"the baseline of {topic}")
     try:
         while seen < total:
             batch = await consumer.getmany(timeout_ms=200, max_records=500)
             records = [record for part in batch.values() for record in part]
             if not records:
+                idle.check(seen, total)
                 continue
+            idle.moved()
             if started is None:
                 started = time.perf_counter()
             ids, sources, types = [], [], []
@@ -243,28 +286,43 @@ fixed start (months ago), so the clock would flag every project stale at start-u
 them one by one beside the consumer; it is a worker of its own, not what is measured here."""
 
 
-async def take_portfolio(settings: Settings, service: ServiceName, projects: int) -> None:
-    """Let the service take the projects' `project-started`, then stop it."""
+async def consume_as(
+    settings: Settings,
+    service: ServiceName,
+    topic: str,
+    total: int,
+    then: Callable[[], Awaitable[None]] | None = None,
+) -> float:
+    """Start one instance of the service, watch it take `total` events of `topic` (the full
+    topic name), await `then` if given (not timed), stop it: the seconds from the first event
+    taken to the last."""
     runtime = ServiceRuntime(SERVICES[service], settings)
-    await runtime.start()
+    watch = asyncio.create_task(until_consumed(runtime, total, topic, poll_s=0.02))
     try:
-        await until_consumed(
-            runtime, projects, f"{settings.topic_prefix}project-started", poll_s=0.05
-        )
+        await runtime.start()
+        seconds = await watch
+        if then is not None:
+            await then()
+        return seconds
     finally:
+        watch.cancel()
         await runtime.stop()
+
+
+async def take_portfolio(settings: Settings, service: ServiceName, projects: int) -> None:
+    """Let the service take the projects' `project-started` and send what that made (the
+    registry's `project-registered`, which allocation and notifications take), then stop it."""
+
+    async def sent() -> None:
+        query = f"SELECT count(*) FROM {service}.outbox WHERE state = 'pending'"
+        await asyncio.wait_for(settled(settings, query), timeout=120)
+
+    await consume_as(settings, service, f"{settings.topic_prefix}project-started", projects, sent)
 
 
 async def service_run(settings: Settings, service: ServiceName, total: int) -> float:
     """One instance of the service takes the backlog of `total` status reports: seconds."""
-    runtime = ServiceRuntime(SERVICES[service], settings)
-    await runtime.start()
-    try:
-        return await until_consumed(
-            runtime, total, f"{settings.topic_prefix}status-changed", poll_s=0.05
-        )
-    finally:
-        await runtime.stop()
+    return await consume_as(settings, service, f"{settings.topic_prefix}status-changed", total)
 
 
 # --- allocation's and notifications' busiest topics ------------------------------------------
@@ -408,15 +466,19 @@ async def topic_baseline(
         "PRIMARY KEY (event_id, source))"
     )
     await database.execute(write.table)
-    consumer = baseline_consumer(settings, f"{settings.topic_prefix}{model.event_name}")
+    topic = f"{settings.topic_prefix}{model.event_name}"
+    consumer = baseline_consumer(settings, topic)
     await consumer.start()
     seen, started = 0, None
+    idle = Idle(f"the baseline of {topic}")
     try:
         while seen < total:
             batch = await consumer.getmany(timeout_ms=200, max_records=500)
             records = [record for part in batch.values() for record in part]
             if not records:
+                idle.check(seen, total)
                 continue
+            idle.moved()
             if started is None:
                 started = time.perf_counter()
             envelopes = [parse_record(record.value, record.headers or []) for record in records]
@@ -441,32 +503,18 @@ async def topic_baseline(
 
 async def take_registrations(settings: Settings, service: ServiceName, projects: int) -> None:
     """Let the service take the registry's `project-registered` of every project, then stop."""
-    runtime = ServiceRuntime(SERVICES[service], settings)
-    await runtime.start()
-    try:
-        await asyncio.wait_for(
-            until_consumed(
-                runtime, projects, f"{settings.topic_prefix}project-registered", poll_s=0.05
-            ),
-            timeout=120,
-        )
-    finally:
-        await runtime.stop()
+    await consume_as(settings, service, f"{settings.topic_prefix}project-registered", projects)
 
 
 async def topic_run(settings: Settings, service: ServiceName, topic: str, total: int) -> float:
-    """One instance of the service takes a backlog of `total` events of `topic`: seconds."""
-    runtime = ServiceRuntime(SERVICES[service], settings)
-    await runtime.start()
-    try:
-        seconds = await until_consumed(
-            runtime, total, f"{settings.topic_prefix}{topic}", poll_s=0.05
-        )
+    """One instance of the service takes a backlog of `total` events of `topic`: seconds (then,
+    untimed, it stays up until its background work is done, `SETTLED`)."""
+
+    async def then() -> None:
         if service in SETTLED:
             await asyncio.wait_for(settled(settings, SETTLED[service]), timeout=300)
-        return seconds
-    finally:
-        await runtime.stop()
+
+    return await consume_as(settings, service, f"{settings.topic_prefix}{topic}", total, then)
 
 
 async def settled(settings: Settings, query: str, poll_s: float = 0.5) -> None:
@@ -501,22 +549,23 @@ from the runs that follow. Not timed."""
 
 
 async def busiest_topics(
-    settings: Settings, events: int, projects: int
-) -> list[tuple[str, str, float, float]]:
+    settings: Settings, events: int, projects: int, only: frozenset[str]
+) -> None:
     """Each of `BUSIEST`: the service takes the registry's registrations, `events` events of its
     topic are published as a backlog, the baseline of the same shape and then one instance of
-    the service take them. Rows of (service, topic, baseline seconds, service seconds)."""
-    rows: list[tuple[str, str, float, float]] = []
+    the service take them; a line each, printed as it is done. Only the topics in `only`."""
     registered: set[ServiceName] = set()
     for service, model, write, make in BUSIEST:
+        if model.event_name not in only:
+            continue
         if service not in registered:
             await take_registrations(settings, service, projects)
             registered.add(service)
         await publish(settings, make(events, projects))
         baseline = await topic_baseline(settings, model, write, events)
+        row(f"baseline: {model.event_name}", baseline, events, baseline)
         seconds = await topic_run(settings, service, model.event_name, events)
-        rows.append((service, model.event_name, baseline, seconds))
-    return rows
+        row(f"{service}, one instance", seconds, events, baseline)
 
 
 @contextlib.asynccontextmanager
@@ -554,8 +603,24 @@ async def bench_settings(**overrides: object) -> AsyncIterator[Settings]:
             broker.stop()
 
 
-async def main(events: int, projects: int) -> None:
+def row(label: str, seconds: float, events: int, baseline_s: float) -> None:
+    """One line of the table, printed as soon as its part is done (a long run shows its
+    progress, and a stalled part is the one after the last line)."""
+    print(
+        f"{label:<44} {seconds:>8.2f} {events / seconds:>10.0f} {baseline_s / seconds:>7.3f}",
+        flush=True,
+    )
+
+
+PARTS = ("status-changed", "resource-requested", "project-health-assessed", "project-at-risk")
+"""The topics measured, in order; `--only` runs some of them."""
+
+
+async def main(events: int, projects: int, only: frozenset[str] = frozenset(PARTS)) -> None:
     load_before = os.getloadavg()
+    print(f"machine: {machine()}")
+    print(f"events: {events} per topic on {projects} projects, 6 partitions, batches of 500")
+    print(f"{'consumer':<44} {'seconds':>8} {'events/s':>10} {'ratio':>7}", flush=True)
     async with bench_settings() as settings:
         await create_topics(settings, partitions=6)
         await publish(settings, portfolio(projects))
@@ -564,31 +629,19 @@ async def main(events: int, projects: int) -> None:
         settings = settings.model_copy(update=QUIET_CLOCK)
         for service in SERVICES_MEASURED:
             await take_portfolio(settings, service, projects)
-        await publish(settings, reports(events, projects))
-        baseline = await batched_write_baseline(settings, events)
-        timings = {
-            service: await service_run(settings, service, events) for service in SERVICES_MEASURED
-        }
-        busiest = await busiest_topics(settings, events, projects)
+        if "status-changed" in only:
+            await publish(settings, reports(events, projects))
+            baseline = await batched_write_baseline(settings, events)
+            row("baseline: parse + inbox + upsert, batched", baseline, events, baseline)
+            for service in SERVICES_MEASURED:
+                seconds = await service_run(settings, service, events)
+                row(f"{service}, one instance", seconds, events, baseline)
+        await busiest_topics(settings, events, projects, only)
     load_after = os.getloadavg()
-    print(f"machine: {machine()}")
     print(
         f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after "
         f"({os.cpu_count()} cores)"
     )
-    print(f"events: {events} status reports on {projects} projects, 6 partitions, batches of 500")
-    print(f"{'consumer':<44} {'seconds':>8} {'events/s':>10} {'ratio':>7}")
-    label = "baseline: parse + inbox + upsert, batched"
-    print(f"{label:<44} {baseline:>8.2f} {events / baseline:>10.0f} {1:>7.3f}")
-    for service, seconds in timings.items():
-        label = f"{service}, one instance"
-        print(f"{label:<44} {seconds:>8.2f} {events / seconds:>10.0f} {baseline / seconds:>7.3f}")
-    for name, topic, topic_baseline_s, seconds in busiest:
-        label = f"baseline: {topic}"
-        print(f"{label:<44} {topic_baseline_s:>8.2f} {events / topic_baseline_s:>10.0f} {1:>7.3f}")
-        label = f"{name}, one instance"
-        ratio = topic_baseline_s / seconds
-        print(f"{label:<44} {seconds:>8.2f} {events / seconds:>10.0f} {ratio:>7.3f}")
     print("target: ratio >= 0.25 for each service")
 
 
@@ -596,5 +649,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--projects", type=int, default=200)
+    parser.add_argument(
+        "--only", choices=PARTS, action="append", help="measure only this topic (repeatable)"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.events, arguments.projects))
+    asyncio.run(main(arguments.events, arguments.projects, frozenset(arguments.only or PARTS)))
