@@ -197,3 +197,95 @@ async def test_a_batch_of_several_projects_queues_one_notice_per_alert_in_order_
 
         sent = await eventually(all_sent, timeout=60, what="the four alerts delivered")
         assert sorted(sent) == sorted([*alerts, ("PRJ-NB-C", 0.73)])
+
+
+def decided(
+    batch: Batch, moment: datetime, request_id: str, granted: float, requested: float = 2.0
+) -> Record:
+    """Allocation's `resource-allocated` of a request, decided at `moment` (the event's time)."""
+    record = batch.record(
+        "resource-allocated",
+        {
+            "project_id": "PRJ-NR-A",
+            "request_id": request_id,
+            "skill": "architect",
+            "fte_granted": granted,
+            "fte_requested": requested,
+            "weeks": ["2026-W48"],
+            "status": "partial" if granted < requested else "granted",
+            "reason": "capacity",
+        },
+    )
+    envelope = json.loads(record.value)
+    record.value = json.dumps({**envelope, "time": moment.isoformat()}).encode()
+    return record
+
+
+async def test_a_batch_of_allocation_decisions_keeps_the_newest_per_request_in_one_call(
+    start_service: ServiceStarter,
+    settings: Settings,
+    spans: InMemorySpanExporter,
+) -> None:
+    """Allocation publishes a `resource-allocated` per request decided: a backlog of requests is
+    as big a backlog of these, taken per batch as one at a time would (the newest decision per
+    request by its time, of equal times the last to come; an older one arriving late changes
+    nothing, nor does one older than the row kept)."""
+    service = await start_service("notifications", **QUICK)
+    decided_at = datetime.now(UTC).replace(microsecond=0)
+    await execute(
+        service,
+        "INSERT INTO notifications.resource_request (request_id, project_id, skill, "
+        "fte_requested, fte_granted, decided_at) VALUES "
+        "('REQ-NR-3', 'PRJ-NR-A', 'architect', 2.0, 1.5, :kept)",
+        kept=decided_at + timedelta(seconds=10),
+    )
+    batch = Batch(settings)
+    records = [
+        decided(batch, decided_at, "REQ-NR-1", 1.0),
+        decided(batch, decided_at, "REQ-NR-2", 0.5, 1.0),
+        decided(batch, decided_at + timedelta(seconds=2), "REQ-NR-1", 2.0),
+        # Decided before the one above, arriving after it: changes nothing.
+        decided(batch, decided_at + timedelta(seconds=1), "REQ-NR-1", 0.0),
+        # The same time as REQ-NR-2's first: the later one stands, as one at a time.
+        decided(batch, decided_at, "REQ-NR-2", 0.75, 1.0),
+        # Older than what is kept for REQ-NR-3: changes nothing.
+        decided(batch, decided_at + timedelta(seconds=5), "REQ-NR-3", 0.0),
+        decided(batch, decided_at, "REQ-NR-4", 0.0, 1.0),
+    ]
+    spans.clear()
+    await service.runtime.consumer.process(records)
+    handled = [
+        (span.name, (span.attributes or {}).get("pmo.pass"))
+        for span in spans.get_finished_spans()
+        if span.name.startswith("handle ")
+    ]
+    assert handled == [("handle batch pmo.resource-allocated", "optimistic")]
+
+    def kept() -> str:
+        return (
+            "SELECT request_id, fte_requested, fte_granted, decided_at "
+            "FROM notifications.resource_request WHERE request_id LIKE 'REQ-NR-%' "
+            "ORDER BY request_id"
+        )
+
+    expected = [
+        ("REQ-NR-1", 2.0, 2.0, decided_at + timedelta(seconds=2)),
+        ("REQ-NR-2", 1.0, 0.75, decided_at),
+        ("REQ-NR-3", 2.0, 1.5, decided_at + timedelta(seconds=10)),
+        ("REQ-NR-4", 1.0, 0.0, decided_at),
+    ]
+    assert [tuple(row) for row in await rows(service, kept())] == expected
+
+    # A later batch with a newer decision for one request and the first batch's events again
+    # (a redelivery): the newer one stands, the redelivered ones are duplicates.
+    newer = decided(batch, decided_at + timedelta(seconds=3), "REQ-NR-2", 1.0, 1.0)
+    await service.runtime.consumer.process([*records, newer])
+    expected[1] = ("REQ-NR-2", 1.0, 1.0, decided_at + timedelta(seconds=3))
+    assert [tuple(row) for row in await rows(service, kept())] == expected
+    duplicates = await rows(
+        service,
+        "SELECT count(*) FROM dead_letter WHERE consumer = 'notifications' "
+        "AND reason LIKE 'duplicate:%' AND event_id = ANY(:ids)",
+        ids=[json.loads(record.value)["id"] for record in records],
+    )
+    assert duplicates[0][0] == len(records)

@@ -51,7 +51,7 @@ notifications = ServiceDefinition(
         "lessons-suggested": on_lessons_suggested,
         "gate-reviewed": on_gate_reviewed,
         "project-health-assessed": per_batch(on_project_health_assessed),
-        "resource-allocated": on_resource_allocated,
+        "resource-allocated": per_batch(on_resource_allocated),
         "resource-conflict-resolved": on_resource_conflict_resolved,
         "allocation-changed": on_allocation_changed,
         "intervention-proposed": on_intervention,

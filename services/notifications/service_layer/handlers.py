@@ -8,6 +8,9 @@ The alert path's topics (`project-health-assessed`, one per project per batch of
 `project-at-risk` / `project-recovered`) are handled per batch (`per_batch`): the batch's
 projects are read in one query, the newest assessments written in one statement and the notices
 queued with one insert, with the same effects as one event at a time in the order they came.
+So is `resource-allocated` (one per request allocation decides: a backlog of requests is as big
+a backlog of these, in the consumer group and batches that also carry `project-health-assessed`):
+the batch's newest decision per request is kept in one statement.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from opentelemetry.context import Context
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from pydantic_core import to_json
+from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 
-from services.notifications.adapters.tables import ProjectRow, ResourceRequestRow
+from services.notifications.adapters.tables import SCHEMA, ProjectRow, ResourceRequestRow
 from services.notifications.domain.subscriptions import Notice
 from services.notifications.service_layer.managers import keep_manager_subscription
 from services.notifications.service_layer.queue import Queued, queue_notice, queue_notices
-from shared.allocation_outcomes import request_outcomes
+from shared.allocation_outcomes import RequestOutcome, request_outcomes
 from shared.events import EventData
 from shared.events.cloudevents import TYPE_PREFIX
 from shared.events.contracts import (
@@ -257,26 +261,25 @@ async def on_portfolio_reprioritized(
     )
 
 
-def _assessments(rows: Sequence[dict[str, Any]]) -> sa.Values:
-    """Projects' newest assessments as a VALUES list (`project_id` and the columns kept).
-
-    Made anew for each statement: a VALUES construct's columns belong to the one holding the
-    data, so a module-level one given `.data()` later would render empty.
-    """
-    columns = [
-        sa.column("project_id", sa.String),
-        sa.column("health", sa.String),
-        sa.column("reasons", JSONB),
-        sa.column("metrics", JSONB),
-        sa.column("at_risk_since", sa.DateTime(timezone=True)),
-        sa.column("escalated_at", sa.DateTime(timezone=True)),
-        sa.column("health_assessed_at", sa.DateTime(timezone=True)),
-        sa.column("health_as_of", sa.Date),
-        sa.column("forecast_finish", sa.Date),
-    ]
-    return sa.values(*columns, name="assessment").data(
-        [tuple(row[column.name] for column in columns) for row in rows]
-    )
+_KEEP_ASSESSMENTS = sa.text(
+    f"UPDATE {SCHEMA}.project AS kept SET health = a.health, "
+    "reasons = CAST(a.reasons AS jsonb), metrics = CAST(a.metrics AS jsonb), "
+    "at_risk_since = a.at_risk_since, escalated_at = a.escalated_at, "
+    "health_assessed_at = a.health_assessed_at, health_as_of = a.health_as_of, "
+    "forecast_finish = a.forecast_finish, updated_at = now() "
+    "FROM unnest(CAST(:project_id AS text[]), CAST(:health AS text[]), "
+    "CAST(:reasons AS text[]), CAST(:metrics AS text[]), "
+    "CAST(:at_risk_since AS timestamptz[]), CAST(:escalated_at AS timestamptz[]), "
+    "CAST(:health_assessed_at AS timestamptz[]), CAST(:health_as_of AS date[]), "
+    "CAST(:forecast_finish AS date[])) AS a(project_id, health, reasons, metrics, "
+    "at_risk_since, escalated_at, health_assessed_at, health_as_of, forecast_finish) "
+    "WHERE kept.project_id = a.project_id "
+    "AND (kept.health_assessed_at IS NULL OR kept.health_assessed_at <= a.health_assessed_at)"
+)
+"""Projects' newest assessments in one statement of arrays (one row per project; the JSON
+columns travel as text): its text is the same whatever the number of projects, so it is
+compiled and prepared once, where a VALUES list of a batch's 200 projects was compiled anew,
+1,800 bound values, for every run of the handler."""
 
 
 async def on_project_health_assessed(
@@ -288,7 +291,7 @@ async def on_project_health_assessed(
     at-risk episode is monitoring's: a new `at_risk_since` is a new episode, escalated anew
     (`escalated_at` cleared). The batch's projects are read (and locked) in one query, each
     project's assessments folded in the order they came, as one at a time would, and the
-    projects that changed written in one `UPDATE ... FROM (VALUES ...)`, guarded by the same
+    projects that changed written in one `UPDATE ... FROM unnest(...)`, guarded by the same
     rule in SQL. A project not registered yet parks its event (see `_known_projects`).
     """
     projects = await _known_projects(uow, deliveries)
@@ -319,34 +322,24 @@ async def on_project_health_assessed(
         }
     if not newest:
         return
-    table = ProjectRow.__table__  # type: ignore[attr-defined]
-    rows = _assessments(list(newest.values()))
-    await uow.session.exec(
-        sa.update(table)
-        .where(table.c.project_id == rows.c.project_id)
-        .where(
-            table.c.health_assessed_at.is_(None)
-            | (
-                table.c.health_assessed_at
-                <= sa.cast(rows.c.health_assessed_at, table.c.health_assessed_at.type)
-            )
-        )
-        .values(
-            {
-                # Cast: a None in the list is a bare NULL, which PostgreSQL takes for text.
-                name: sa.cast(rows.c[name], table.c[name].type)
+    rows = [newest[project_id] for project_id in sorted(newest)]
+    connection = await uow.session.connection()
+    await connection.execute(
+        _KEEP_ASSESSMENTS.bindparams(
+            **{
+                name: [row[name] for row in rows]
                 for name in (
+                    "project_id",
                     "health",
-                    "reasons",
-                    "metrics",
                     "at_risk_since",
                     "escalated_at",
                     "health_assessed_at",
                     "health_as_of",
                     "forecast_finish",
                 )
-            }
-            | {"updated_at": sa.func.now()}
+            },
+            reasons=[to_json(row["reasons"]).decode() for row in rows],
+            metrics=[to_json(row["metrics"]).decode() for row in rows],
         )
     )
     # The rows changed behind the session's back: what it holds of them is read again when
@@ -415,29 +408,68 @@ async def on_gate_reviewed(event: GateReviewed, meta: EventMeta, uow: UnitOfWork
     await _queue_project_notice(uow, event, meta, project)
 
 
+_KEEP_DECISIONS = sa.text(
+    f"INSERT INTO {SCHEMA}.resource_request AS kept "
+    "(request_id, project_id, skill, fte_requested, fte_granted, decided_at) "
+    "SELECT * FROM unnest(CAST(:request_id AS text[]), CAST(:project_id AS text[]), "
+    "CAST(:skill AS text[]), CAST(:fte_requested AS float8[]), "
+    "CAST(:fte_granted AS float8[]), CAST(:decided_at AS timestamptz[])) "
+    "ON CONFLICT (request_id) DO UPDATE SET project_id = excluded.project_id, "
+    "skill = excluded.skill, fte_requested = excluded.fte_requested, "
+    "fte_granted = excluded.fte_granted, decided_at = excluded.decided_at "
+    "WHERE kept.decided_at IS NULL OR kept.decided_at <= excluded.decided_at"
+)
+"""`keep_newest` of many requests' decisions in one statement of arrays (one row per request)."""
+
+
 async def _record_requests(
-    uow: UnitOfWork, event: ResourceAllocated | ResourceConflictResolved, meta: EventMeta
+    uow: UnitOfWork,
+    decided: Sequence[tuple[ResourceAllocated | ResourceConflictResolved, EventMeta]],
 ) -> None:
-    """Keep the newest decision per request, whichever topic brings it first."""
-    for outcome in request_outcomes(event):
-        await keep_newest(
-            uow.session,
-            ResourceRequestRow.__table__,  # type: ignore[attr-defined]
-            key={"request_id": outcome.request_id},
-            values={**outcome.figures(), "decided_at": meta.time or datetime.now(UTC)},
-            order_column="decided_at",
+    """Keep the newest decision per request, whichever topic brings it first, for the events in
+    the order they came: as `keep_newest` one decision at a time, in one statement.
+
+    Each request's decisions are folded first by the same rule (`supersedes`: the newest by
+    decision time, of equal times the last to come), and the one left is written under that
+    rule's guard against the row kept: the same row as writing each in turn. By request id, so
+    that replicas lock rows in one order.
+    """
+    newest: dict[str, tuple[RequestOutcome, datetime]] = {}
+    for event, meta in decided:
+        decided_at = meta.time or datetime.now(UTC)
+        for outcome in request_outcomes(event):
+            kept = newest.get(outcome.request_id)
+            if kept is None or supersedes(decided_at, kept[1]):
+                newest[outcome.request_id] = (outcome, decided_at)
+    if not newest:
+        return
+    rows = [newest[request_id] for request_id in sorted(newest)]
+    connection = await uow.session.connection()
+    await connection.execute(
+        _KEEP_DECISIONS.bindparams(
+            request_id=[outcome.request_id for outcome, _ in rows],
+            project_id=[outcome.project_id for outcome, _ in rows],
+            skill=[outcome.skill for outcome, _ in rows],
+            fte_requested=[outcome.fte_requested for outcome, _ in rows],
+            fte_granted=[outcome.fte_granted for outcome, _ in rows],
+            decided_at=[decided_at for _, decided_at in rows],
         )
+    )
 
 
-async def on_resource_allocated(event: ResourceAllocated, meta: EventMeta, uow: UnitOfWork) -> None:
-    """Keep what each request got, for the digest's resource shortfall (no notice of its own)."""
-    await _record_requests(uow, event, meta)
+async def on_resource_allocated(
+    deliveries: Sequence[Delivery[ResourceAllocated]], uow: UnitOfWork
+) -> None:
+    """Keep what each request got, for the digest's resource shortfall (no notice of its own):
+    the batch's decisions in one statement (allocation publishes one per request decided, so
+    a backlog of requests is as big a backlog of these)."""
+    await _record_requests(uow, [(delivery.event, delivery.meta) for delivery in deliveries])
 
 
 async def on_resource_conflict_resolved(
     event: ResourceConflictResolved, meta: EventMeta, uow: UnitOfWork
 ) -> None:
-    await _record_requests(uow, event, meta)
+    await _record_requests(uow, [(event, meta)])
     involved = {decision.project_id for decision in [*event.winners, *event.losers]}
     known = await _names(uow, involved)
     context = event_context(
