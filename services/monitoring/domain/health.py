@@ -14,7 +14,7 @@ not) and need none.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
@@ -161,16 +161,18 @@ class HealthAssessment:
         return [finding.code for finding in self.findings]
 
 
-@dataclass
 class _Rules:
-    thresholds: HealthThresholds
-    previous: Mapping[str, Level]
-    levels: dict[str, Level] = field(default_factory=dict)
+    """The thresholds and the hysteresis memory of one assessment (a plain class: one is made
+    per report)."""
 
-    def __post_init__(self) -> None:
+    __slots__ = ("levels", "previous", "thresholds")
+
+    def __init__(self, thresholds: HealthThresholds, previous: Mapping[str, Level]) -> None:
+        self.thresholds = thresholds
+        self.previous = previous
         # An index undefined this time (e.g. CPI after a cost correction to zero) keeps its
         # memory, so hysteresis still applies when it is defined again.
-        self.levels.update(self.previous)
+        self.levels: dict[str, Level] = dict(previous)
 
     def remembered(self, index: str) -> Level:
         return self.previous.get(index, "green")
@@ -198,7 +200,7 @@ def assess(
     findings.extend(_staleness(facts.days_without_report, thresholds))
     findings.extend(_reported(facts.reported_health))
     findings.extend(_resources(facts.resources, thresholds))
-    health = worst(*(finding.level for finding in findings))
+    health = worst(*(finding.level for finding in findings)) if findings else "green"
     return HealthAssessment(
         health=health,
         findings=tuple(findings),
