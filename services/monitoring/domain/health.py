@@ -54,7 +54,8 @@ def worst(*levels: Level) -> Level:
 
 
 def better(first: Level, second: Level) -> Level:
-    return min(first, second, key=RANK.__getitem__)
+    # min(first, second, key=RANK.__getitem__), written out: called per index per report.
+    return first if RANK[first] <= RANK[second] else second
 
 
 def is_worse(level: Level, than: Level) -> bool:
@@ -196,10 +197,15 @@ def assess(
         )
         findings.extend(_schedule(metrics, rules))
         findings.extend(_cost(figures, metrics, rules))
-        findings.extend(_milestones(facts.milestones, facts.report.as_of, thresholds))
-    findings.extend(_staleness(facts.days_without_report, thresholds))
-    findings.extend(_reported(facts.reported_health))
-    findings.extend(_resources(facts.resources, thresholds))
+        if facts.milestones:
+            findings.extend(_milestones(facts.milestones, facts.report.as_of, thresholds))
+    # Each rule only where it has something to judge (most reports have none of these).
+    if facts.days_without_report is not None:
+        findings.extend(_staleness(facts.days_without_report, thresholds))
+    if facts.reported_health is not None:
+        findings.extend(_reported(facts.reported_health))
+    if facts.resources:
+        findings.extend(_resources(facts.resources, thresholds))
     health = worst(*(finding.level for finding in findings)) if findings else "green"
     return HealthAssessment(
         health=health,
