@@ -11,8 +11,9 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from pydantic_core import to_json
-from sqlalchemy import bindparam, text, update
 from sqlalchemy import select as sa_select
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -73,6 +74,7 @@ class ProjectRow:
     assessed_as_of: date | None
 
 
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 _PROJECTS = MonitoredProjectRow.__table__  # type: ignore[attr-defined]
 _ROW_COLUMNS = [_PROJECTS.c[field.name] for field in fields(ProjectRow)]
 ASSESSED_COLUMNS = (
@@ -94,10 +96,37 @@ ASSESSED_COLUMNS = (
     "assessed_as_of",
 )
 """The columns a status report and its assessment may change: what `write_projects` writes."""
-_WRITE_PROJECT = (
-    update(_PROJECTS)
-    .where(_PROJECTS.c.project_id == bindparam("key_project_id"))
-    .values({name: bindparam(f"new_{name}") for name in ASSESSED_COLUMNS})
+
+
+def _recordset(columns: Sequence[Any]) -> str:
+    """`jsonb_to_recordset` of a JSON array of objects holding `columns`, by name, with their
+    SQL types, numbered in the array's order (`n`): a batch's rows as one parameter."""
+    typed = ", ".join(
+        f"{column.name} {column.type.compile(dialect=_DIALECT)}" for column in columns
+    )
+    names = ", ".join(column.name for column in columns)
+    return (
+        f"ROWS FROM (jsonb_to_recordset(CAST(:rows AS jsonb)) AS ({typed})) "
+        f"WITH ORDINALITY AS r({names}, n)"
+    )
+
+
+# One statement whatever the number of projects, its rows as one JSON parameter: encoding them
+# is one `to_json` call, where an executemany binds and encodes each row's 17 values apart.
+# `updated_at` as the ORM's onupdate sets it. A report without milestones on a project that
+# never had any leaves JSON null there, as the ORM's JSONB type writes None (the recordset
+# reads JSON null as SQL NULL).
+_WRITE_PROJECTS = text(
+    "UPDATE monitoring.monitored_project AS p SET "
+    + ", ".join(
+        f"{name} = COALESCE(r.{name}, 'null'::jsonb)"
+        if name == "milestones"
+        else f"{name} = r.{name}"
+        for name in ASSESSED_COLUMNS
+    )
+    + ", updated_at = now() FROM "
+    + _recordset([_PROJECTS.c.project_id, *(_PROJECTS.c[name] for name in ASSESSED_COLUMNS)])
+    + " WHERE p.project_id = r.project_id"
 )
 
 
@@ -124,20 +153,18 @@ async def projects_for_update(
 
 async def write_projects(session: AsyncSession, projects: Collection[ProjectRow]) -> None:
     """Write the `ASSESSED_COLUMNS` of `projects` (locked by `projects_for_update`) in one
-    executemany statement; ORM copies of them the session holds are expired, to be read anew."""
+    statement; ORM copies of them the session holds are expired, to be read anew."""
     if not projects:
         return
     connection = await session.connection()
-    await connection.execute(
-        _WRITE_PROJECT,
-        [
-            {
-                "key_project_id": project.project_id,
-                **{f"new_{name}": getattr(project, name) for name in ASSESSED_COLUMNS},
-            }
-            for project in projects
-        ],
-    )
+    rows = [
+        {
+            "project_id": project.project_id,
+            **{name: getattr(project, name) for name in ASSESSED_COLUMNS},
+        }
+        for project in projects
+    ]
+    await connection.execute(_WRITE_PROJECTS, {"rows": to_json(rows).decode()})
     written = {project.project_id for project in projects}
     for held in list(session.identity_map.values()):
         if isinstance(held, MonitoredProjectRow) and held.project_id in written:
@@ -194,44 +221,39 @@ def position_of(row: ResourcePositionRow) -> ResourcePosition:
     )
 
 
+_ASSESSMENTS = HealthAssessmentRow.__table__  # type: ignore[attr-defined]
+ASSESSMENT_COLUMNS = (
+    "project_id",
+    "assessed_at",
+    "trigger",
+    "event_id",
+    "as_of",
+    "applied",
+    "health",
+    "reasons",
+    "metrics",
+    "forecast_finish",
+    "alert",
+)
+"""A `health_assessment` row's values as the rules give them (`id` is the table's own)."""
 _ADD_ASSESSMENTS = text(
-    "INSERT INTO monitoring.health_assessment (project_id, assessed_at, trigger, event_id, as_of, "
-    "applied, health, reasons, metrics, forecast_finish, alert) "
-    "SELECT u.project_id, u.assessed_at, u.trigger, u.event_id, u.as_of, u.applied, u.health, "
-    "u.reasons::jsonb, u.metrics::jsonb, u.forecast_finish, u.alert "
-    "FROM unnest(CAST(:project_ids AS text[]), CAST(:assessed_ats AS timestamptz[]), "
-    "CAST(:triggers AS text[]), CAST(:event_ids AS text[]), CAST(:as_ofs AS date[]), "
-    "CAST(:applieds AS boolean[]), CAST(:healths AS text[]), CAST(:reasons AS text[]), "
-    "CAST(:metrics AS text[]), CAST(:forecast_finishes AS date[]), CAST(:alerts AS text[])) "
-    "WITH ORDINALITY AS u(project_id, assessed_at, trigger, event_id, as_of, applied, health, "
-    "reasons, metrics, forecast_finish, alert, n) ORDER BY u.n"
+    f"INSERT INTO monitoring.health_assessment ({', '.join(ASSESSMENT_COLUMNS)}) "
+    f"SELECT {', '.join(f'r.{name}' for name in ASSESSMENT_COLUMNS)} FROM "
+    + _recordset([_ASSESSMENTS.c[name] for name in ASSESSMENT_COLUMNS])
+    + " ORDER BY r.n"
 )
 
 
 async def add_assessments(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Append `health_assessment` rows (their column values; `reasons` and `metrics` as JSON
-    values) in one statement of arrays: the database runs one statement, not one per row, and
-    the ids follow the rows' order."""
+    """Append `health_assessment` rows (their `ASSESSMENT_COLUMNS`' values) in one statement
+    whose one parameter is the rows as a JSON array: the database runs one statement, not one
+    per row, and the ids follow the rows' order."""
     if not rows:
         return
     connection = await session.connection()
-    await connection.execute(
-        _ADD_ASSESSMENTS,
-        {
-            "project_ids": [row["project_id"] for row in rows],
-            "assessed_ats": [row["assessed_at"] for row in rows],
-            "triggers": [row["trigger"] for row in rows],
-            "event_ids": [row["event_id"] for row in rows],
-            "as_ofs": [row["as_of"] for row in rows],
-            "applieds": [row["applied"] for row in rows],
-            "healths": [row["health"] for row in rows],
-            # pydantic_core's encoder: several times faster than json.dumps for these rows.
-            "reasons": [to_json(row["reasons"]).decode() for row in rows],
-            "metrics": [to_json(row["metrics"]).decode() for row in rows],
-            "forecast_finishes": [row["forecast_finish"] for row in rows],
-            "alerts": [row["alert"] for row in rows],
-        },
-    )
+    # pydantic_core's encoder, once for the batch: dates and times as ISO 8601, which the
+    # recordset reads back as the columns' types; several times faster than json.dumps.
+    await connection.execute(_ADD_ASSESSMENTS, {"rows": to_json(rows).decode()})
 
 
 class ProjectRepository(Protocol):

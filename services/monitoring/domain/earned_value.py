@@ -271,49 +271,57 @@ class EarnedValueFigures:
     ) -> tuple[Metrics, date | None]:
         """`as_metrics` and `forecast_finish` at once, for the rules.
 
-        Each derived figure is worked out once here (the properties build on one another: EAC
-        on CPI, ETC and VAC on EAC, the forecast on SPI(t)), with the properties' own formulas,
-        and rounded inline: this runs for every status report.
+        Each derived figure is worked out once here with the properties' own formulas, from
+        local values (the properties build on one another: EAC on CPI, ETC and VAC on EAC, the
+        forecast on SPI(t)), and rounded inline: this runs for every status report, and a
+        property or a call per figure was most of its time.
         """
         bac, ac, at = self.budget_at_completion, self.actual_cost, self.actual_time_days
-        cpi, spi_t, es = self.cpi, self.spi_t, self.earned_schedule
-        eac = _estimate_at_completion(bac, cpi)
-        duration = _forecast_duration(self.planned_duration_days, spi_t)
+        pv, ev, pd = self.planned_value, self.earned_value, self.planned_duration_days
+        esd, percent = self.earned_schedule_days, self.percent_complete
+        has_budget = bac > 0
+        spi = _ratio(ev, pv) if has_budget else None
+        cpi = _ratio(ev, ac) if has_budget else None
+        eac = None if not cpi else _ratio(bac, cpi)
+        if percent >= 100:  # as `tcpi`: no work remains
+            tcpi: float | None = 0.0
+        elif not has_budget or bac - ac <= 0:
+            tcpi = None
+        else:
+            tcpi = _ratio(bac - ev, bac - ac)
+        spi_t = None if at <= 0 or pd <= 0 or not has_budget else esd / at
+        es = None if not has_budget or pd <= 0 else esd
+        duration = None if not spi_t else _ratio(pd, spi_t)
         forecast = _finish_date(start, duration)
-        # (name, value, digits to round to; None: published as it is)
-        figures: tuple[tuple[str, float | None, int | None], ...] = (
-            ("bac", bac, MONEY_DIGITS),
-            ("percent_complete", self.percent_complete, MONEY_DIGITS),
-            ("pv", self.planned_value, MONEY_DIGITS),
-            ("ev", self.earned_value, MONEY_DIGITS),
-            ("ac", ac, MONEY_DIGITS),
-            ("sv", self.schedule_variance, MONEY_DIGITS),
-            ("cv", self.cost_variance, MONEY_DIGITS),
-            ("spi", self.spi, INDEX_DIGITS),
-            ("cpi", cpi, INDEX_DIGITS),
-            ("eac", eac, MONEY_DIGITS),
-            ("etc", None if eac is None else eac - ac, MONEY_DIGITS),
-            ("vac", None if eac is None else bac - eac, MONEY_DIGITS),
-            ("tcpi", self.tcpi, INDEX_DIGITS),
-            ("es_days", es, DAYS_DIGITS),
-            ("at_days", float(at), None),
-            ("spi_t", spi_t, INDEX_DIGITS),
-            ("sv_t_days", None if es is None else es - at, DAYS_DIGITS),
-            ("planned_duration_days", float(self.planned_duration_days), None),
-            ("forecast_duration_days", duration, DAYS_DIGITS),
-            (
-                "forecast_delay_days",
-                None if forecast is None else float((forecast - planned_finish).days),
-                None,
+        finite = math.isfinite
+        sv, cv = ev - pv, ev - ac
+        etc = None if eac is None else eac - ac
+        vac = None if eac is None else bac - eac
+        sv_t = None if es is None else es - at
+        # Rounded as `_rounded` does (None where undefined or not finite), written out.
+        metrics: Metrics = {
+            "bac": round(bac, MONEY_DIGITS) if finite(bac) else None,
+            "percent_complete": round(percent, MONEY_DIGITS) if finite(percent) else None,
+            "pv": round(pv, MONEY_DIGITS) if finite(pv) else None,
+            "ev": round(ev, MONEY_DIGITS) if finite(ev) else None,
+            "ac": round(ac, MONEY_DIGITS) if finite(ac) else None,
+            "sv": round(sv, MONEY_DIGITS) if finite(sv) else None,
+            "cv": round(cv, MONEY_DIGITS) if finite(cv) else None,
+            "spi": None if spi is None else round(spi, INDEX_DIGITS),
+            "cpi": None if cpi is None else round(cpi, INDEX_DIGITS),
+            "eac": None if eac is None else round(eac, MONEY_DIGITS),
+            "etc": None if etc is None or not finite(etc) else round(etc, MONEY_DIGITS),
+            "vac": None if vac is None or not finite(vac) else round(vac, MONEY_DIGITS),
+            "tcpi": None if tcpi is None else round(tcpi, INDEX_DIGITS),
+            "es_days": None if es is None or not finite(es) else round(es, DAYS_DIGITS),
+            "at_days": float(at),
+            "spi_t": None if spi_t is None or not finite(spi_t) else round(spi_t, INDEX_DIGITS),
+            "sv_t_days": None if sv_t is None or not finite(sv_t) else round(sv_t, DAYS_DIGITS),
+            "planned_duration_days": float(pd),
+            "forecast_duration_days": None if duration is None else round(duration, DAYS_DIGITS),
+            "forecast_delay_days": (
+                None if forecast is None else float((forecast - planned_finish).days)
             ),
-        )
-        metrics = {
-            name: (
-                value
-                if digits is None or value is None
-                else (round(value, digits) if math.isfinite(value) else None)
-            )
-            for name, value, digits in figures
         }
         return metrics, forecast
 
@@ -345,13 +353,14 @@ def earned_value(baseline: Baseline, report: ProgressReport) -> EarnedValueFigur
     percent = min(max(report.percent_complete, 0.0), 100.0)
     earned = baseline.budget_at_completion * percent / 100.0
     points = baseline.plan_points()  # once for both PV and ES
+    days = (report.as_of - baseline.start).days
     return EarnedValueFigures(
         budget_at_completion=baseline.budget_at_completion,
-        planned_value=planned_value_at(points, (report.as_of - baseline.start).days),
+        planned_value=planned_value_at(points, days),
         earned_value=earned,
         actual_cost=report.actual_cost,
         percent_complete=percent,
         earned_schedule_days=earned_schedule(points, earned),
-        actual_time_days=max((report.as_of - baseline.start).days, 0),
+        actual_time_days=max(days, 0),
         planned_duration_days=baseline.planned_duration_days,
     )

@@ -14,7 +14,7 @@ not) and need none.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
@@ -54,7 +54,8 @@ def worst(*levels: Level) -> Level:
 
 
 def better(first: Level, second: Level) -> Level:
-    return min(first, second, key=RANK.__getitem__)
+    # min(first, second, key=RANK.__getitem__), written out: called per index per report.
+    return first if RANK[first] <= RANK[second] else second
 
 
 def is_worse(level: Level, than: Level) -> bool:
@@ -161,16 +162,18 @@ class HealthAssessment:
         return [finding.code for finding in self.findings]
 
 
-@dataclass
 class _Rules:
-    thresholds: HealthThresholds
-    previous: Mapping[str, Level]
-    levels: dict[str, Level] = field(default_factory=dict)
+    """The thresholds and the hysteresis memory of one assessment (a plain class: one is made
+    per report)."""
 
-    def __post_init__(self) -> None:
+    __slots__ = ("levels", "previous", "thresholds")
+
+    def __init__(self, thresholds: HealthThresholds, previous: Mapping[str, Level]) -> None:
+        self.thresholds = thresholds
+        self.previous = previous
         # An index undefined this time (e.g. CPI after a cost correction to zero) keeps its
         # memory, so hysteresis still applies when it is defined again.
-        self.levels.update(self.previous)
+        self.levels: dict[str, Level] = dict(previous)
 
     def remembered(self, index: str) -> Level:
         return self.previous.get(index, "green")
@@ -194,11 +197,16 @@ def assess(
         )
         findings.extend(_schedule(metrics, rules))
         findings.extend(_cost(figures, metrics, rules))
-        findings.extend(_milestones(facts.milestones, facts.report.as_of, thresholds))
-    findings.extend(_staleness(facts.days_without_report, thresholds))
-    findings.extend(_reported(facts.reported_health))
-    findings.extend(_resources(facts.resources, thresholds))
-    health = worst(*(finding.level for finding in findings))
+        if facts.milestones:
+            findings.extend(_milestones(facts.milestones, facts.report.as_of, thresholds))
+    # Each rule only where it has something to judge (most reports have none of these).
+    if facts.days_without_report is not None:
+        findings.extend(_staleness(facts.days_without_report, thresholds))
+    if facts.reported_health is not None:
+        findings.extend(_reported(facts.reported_health))
+    if facts.resources:
+        findings.extend(_resources(facts.resources, thresholds))
+    health = worst(*(finding.level for finding in findings)) if findings else "green"
     return HealthAssessment(
         health=health,
         findings=tuple(findings),

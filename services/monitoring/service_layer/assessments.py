@@ -73,6 +73,9 @@ def stored_milestones(milestones: list[Milestone]) -> list[dict[str, Any]]:
     return [m.model_dump(mode="json") for m in milestones]
 
 
+_TICK = timedelta(microseconds=1)
+"""The least step between two assessments of a project (see `assessed_at` in `reassessed`)."""
+
 _LEVELS: dict[str | None, Level] = {level: level for level in get_args(Level)}
 
 
@@ -204,17 +207,16 @@ def reassessed(
         days_without_report=stale_days,
         resources=positions,
     )
+    # What is stored as levels, read as levels (`level_of`, inline: this runs per report).
     previous_levels = {
-        index: level
-        for index, value in project.index_levels.items()
-        if (level := level_of(value)) is not None
+        index: _LEVELS[value] for index, value in project.index_levels.items() if value in _LEVELS
     }
     assessment = assess(facts, thresholds, previous_levels)
     previous_health = level_of(project.health) or "green"
     previous_reasons = {
-        r["code"]: level
+        r["code"]: _LEVELS[severity]
         for r in project.reasons
-        if (level := level_of(r.get("severity"))) is not None
+        if (severity := r.get("severity")) in _LEVELS
     }
     alert = (
         None
@@ -245,9 +247,7 @@ def reassessed(
     # The order of a project's assessments for every view that keeps the newest: strictly
     # increasing, even if this replica's clock is behind the one that assessed last.
     assessed_at = (
-        moment.now
-        if project.assessed_at is None
-        else max(moment.now, project.assessed_at + timedelta(microseconds=1))
+        moment.now if project.assessed_at is None else max(moment.now, project.assessed_at + _TICK)
     )
     reasons = [reason_record(f) for f in assessment.findings]
     news_for_views = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -84,8 +85,9 @@ class Moment:
 
     now: datetime
 
-    @property
+    @functools.cached_property
     def today(self) -> date:
+        """Worked out once per moment: a batch assesses every report at one moment."""
         return self.now.astimezone(UTC).date()
 
     @classmethod
