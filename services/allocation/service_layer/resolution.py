@@ -74,19 +74,29 @@ async def request_resolution(
 
 
 async def request_resolutions(
-    session: AsyncSession, changes: Sequence[tuple[str, Iterable[str] | None, Context | None]]
+    session: AsyncSession,
+    changes: Sequence[tuple[str, Iterable[str] | None, Context | None]],
+    *,
+    new_requests: bool = False,
 ) -> None:
     """`request_resolution` for several changes (cause, weeks, the trace it continues; None:
-    the current one) in one insert and one NOTIFY, in the caller's transaction."""
+    the current one) in one insert and one NOTIFY, in the caller's transaction.
+
+    `new_requests`: the changes are new requests, stored undecided; their rows carry no weeks,
+    since resolution solves every undecided request's component anyway (and only that: the
+    weeks a request covers are every other request's weeks too, so naming them would re-solve
+    the whole book for each batch). Otherwise a change with no weeks asks for nothing.
+    """
     rows = [
         {
-            "weeks": None if weeks is None else sorted(set(weeks)),
+            "weeks": [] if new_requests else None if weeks is None else sorted(set(weeks)),
             "cause": cause,
             "traceparent": current_trace_headers(trace).get("traceparent"),
         }
         for cause, weeks, trace in changes
     ]
-    rows = [row for row in rows if row["weeks"] != []]
+    if not new_requests:
+        rows = [row for row in rows if row["weeks"] != []]
     if not rows:
         return
     table = PendingResolutionRow.__table__  # type: ignore[attr-defined]
@@ -207,7 +217,7 @@ async def apply_resolution(
     # Conflicts first: their figures cover only the contested weeks, while a request's decision
     # covers all its weeks. Consumers keep the newest figure per request, so the decisions and
     # changes must be the later events.
-    await record_conflicts(work, resolution.conflicts, cause, now)
+    await record_conflicts(work, resolution.conflicts, cause, now, resolution.solved)
     # One outbox statement for all of them, in this order (a re-resolution decides thousands
     # of requests when a backlog of them arrives).
     news: list[tuple[EventData, Context | None]] = []
@@ -239,16 +249,28 @@ async def apply_resolution(
 
 
 async def record_conflicts(
-    uow: UnitOfWork | AllocationUnitOfWork, conflicts: Sequence[Conflict], cause: str, now: datetime
+    uow: UnitOfWork | AllocationUnitOfWork,
+    conflicts: Sequence[Conflict],
+    cause: str,
+    now: datetime,
+    solved: frozenset[str] | None = None,
 ) -> None:
     """Publish conflicts not published as they stand; close standing ones no longer current.
 
     A published conflict is `resolved` (its event says so) while its resolution stands, and
-    `closed` once the shortage ends or a newer resolution supersedes it.
+    `closed` once the shortage ends or a newer resolution supersedes it. `solved`: the requests
+    whose components were explained (None: all); a standing conflict of none of them stands.
     """
     work = allocation_work(uow)
     current = {conflict.conflict_id: conflict for conflict in conflicts}
     known = {row.conflict_id: row for row in await work.conflicts.standing_or(list(current))}
+    if solved is not None:
+        # Only the components solved were explained: the others' conflicts stand as they are.
+        known = {
+            conflict_id: row
+            for conflict_id, row in known.items()
+            if conflict_id in current or not solved.isdisjoint(row.request_ids)
+        }
     by_contest = {conflict.contest_key: conflict.conflict_id for conflict in conflicts}
     for row in known.values():
         if row.state == RESOLVED and row.conflict_id not in current:
