@@ -483,7 +483,7 @@ def resolve(
     changed = []
     for request_id in sorted(in_scope):
         request = state.requests[request_id]
-        if not request.decided:
+        if not request.decided or not request.planned:
             continue
         # The lines alone tell whether it changed; the words only for those that did.
         if before.lines(request) != outcomes[request_id].assignments:
