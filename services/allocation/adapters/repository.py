@@ -9,6 +9,8 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, delete, func, tuple_, update
@@ -71,6 +73,16 @@ def open_request(
         arrival=arrival,
         decided=row.decided_at is not None,
     )
+
+
+@lru_cache(maxsize=100_000)
+def _planned(
+    values: tuple[Any, ...], current_week: str, arrival: int, hours_per_fte_week: float
+) -> OpenRequest:
+    """`open_request` of a stored request's `_PLANNED_COLUMNS` (`decided_at` as a bool)."""
+    row = SimpleNamespace(**dict(zip(_PLANNED_COLUMNS, values, strict=True)))
+    row.decided_at = row.decided_at or None
+    return open_request(row, current_week, arrival, hours_per_fte_week)
 
 
 def standing_of(row: ProjectStandingRow, portfolio_size: int | None) -> ProjectStanding:
@@ -143,7 +155,11 @@ async def load_state(
     ).all()
     requests: dict[str, OpenRequest] = {}
     for arrival, row in enumerate(rows):
-        request = open_request(row, current_week, arrival, hours_per_fte_week)
+        # The same row plans the same way in the same week: planned once per process, so a
+        # backlog's re-resolutions (each reading the whole book) do not plan every request
+        # again each time (27 us a request: 0.5 s of the event loop at 20,000).
+        values = (*row[:-1], row[-1] is not None)
+        request = _planned(values, current_week, arrival, hours_per_fte_week)
         if request.planned or not request.decided:
             requests[request.request_id] = request
     size = await portfolio_size(session)

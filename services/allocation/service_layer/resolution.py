@@ -451,11 +451,36 @@ async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection
     return connection
 
 
+QUIET_S = 0.1
+"""A pause in the changes this long ends a re-resolution's wait for more (see coalesce)."""
+
+
+async def coalesce(wake: asyncio.Event, bound: float, quiet: float = QUIET_S) -> None:
+    """Wait while changes keep coming (each wakes `wake`): until none came for `quiet`
+    seconds, at most `bound` seconds in all.
+
+    While a backlog of requests is consumed, a batch commits every few tens of milliseconds;
+    solving after each would take the CPU from the consumer for a solve that the next batch
+    makes stale. So one re-resolution takes the batches of up to `bound` seconds, and a
+    request is still decided at most `bound` seconds (plus the solve) after its batch commits,
+    `quiet` seconds when traffic is light.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    while (left := deadline - loop.time()) > 0:
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), min(quiet, left))
+        except TimeoutError:
+            return
+
+
 async def resolution_worker(runtime: ServiceRuntime) -> None:
     """Run re-resolutions as they are requested, until the service stops."""
     metrics = ResolutionMetrics(runtime)
     wake = asyncio.Event()
     connection = await _listen(runtime.settings, wake)
+    bound = runtime.settings.allocation_resolution_coalesce_s
 
     async def round_() -> None:
         wake.clear()
@@ -466,8 +491,10 @@ async def resolution_worker(runtime: ServiceRuntime) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), hold)
             return
-        while await resolve_pending(runtime, metrics):
-            pass
+        while True:
+            await coalesce(wake, bound)
+            if not await resolve_pending(runtime, metrics):
+                break
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), runtime.settings.allocation_resolution_poll_s)
 
