@@ -22,7 +22,8 @@ import asyncpg
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table, delete, func
+from sqlalchemy import BigInteger, Table, bindparam, delete, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import wait_exponential
@@ -354,9 +355,11 @@ async def resolve_pending(
                 time_limit=settings.allocation_solver_time_limit_s,
             )
             await apply_resolution(uow, state, resolution, causes)
+            handled = [row.id for row in pending]
             await session.exec(
                 delete(PendingResolutionRow).where(
-                    col(PendingResolutionRow.id).in_([row.id for row in pending])
+                    col(PendingResolutionRow.id)
+                    == func.any(bindparam("handled", handled, type_=ARRAY(BigInteger)))
                 )
             )
             solution = resolution.solution
@@ -455,18 +458,25 @@ QUIET_S = 0.1
 """A pause in the changes this long ends a re-resolution's wait for more (see coalesce)."""
 
 
-async def coalesce(wake: asyncio.Event, bound: float, quiet: float = QUIET_S) -> None:
-    """Wait while changes keep coming (each wakes `wake`): until none came for `quiet`
-    seconds, at most `bound` seconds in all.
+async def coalesce(
+    wake: asyncio.Event, bound: float, at_least: float = 0.0, quiet: float = QUIET_S
+) -> None:
+    """Wait for more changes to join the next re-resolution: at least `at_least` seconds,
+    then while changes keep coming (each sets `wake`) until none came for `quiet` seconds; at
+    most `bound` seconds in all.
 
     While a backlog of requests is consumed, a batch commits every few tens of milliseconds;
-    solving after each would take the CPU from the consumer for a solve that the next batch
-    makes stale. So one re-resolution takes the batches of up to `bound` seconds, and a
-    request is still decided at most `bound` seconds (plus the solve) after its batch commits,
-    `quiet` seconds when traffic is light.
+    solving after each would take the CPU from the consumer for a solve the next batch makes
+    stale. The worker passes the length of its last run as `at_least`, so while work keeps
+    coming it runs at most about half the time, each run taking more batches. A request is
+    decided at most `bound` seconds (plus the solve) after its batch commits, `quiet` seconds
+    after it when traffic is light.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + bound
+    started = loop.time()
+    deadline = started + bound
+    if (hold := min(at_least, bound)) > 0:
+        await asyncio.sleep(hold)
     while (left := deadline - loop.time()) > 0:
         wake.clear()
         try:
@@ -483,18 +493,22 @@ async def resolution_worker(runtime: ServiceRuntime) -> None:
     bound = runtime.settings.allocation_resolution_coalesce_s
 
     async def round_() -> None:
-        wake.clear()
-        hold = await registration_wait(runtime)
-        if hold > 0:
-            # A registration on its way: the round ends when it comes (it wakes us) or the
-            # grace is over, and the next round looks again.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), hold)
-            return
+        last_run = 0.0
         while True:
-            await coalesce(wake, bound)
+            await coalesce(wake, bound, at_least=last_run)
+            wake.clear()
+            # Looked at before each run, since a request may arrive while the last one ran.
+            hold = await registration_wait(runtime)
+            if hold > 0:
+                # A registration on its way: the round ends when it comes (it wakes us) or the
+                # grace is over, and the next round looks again.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), hold)
+                return
+            started = asyncio.get_running_loop().time()
             if not await resolve_pending(runtime, metrics):
                 break
+            last_run = asyncio.get_running_loop().time() - started
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), runtime.settings.allocation_resolution_poll_s)
 
