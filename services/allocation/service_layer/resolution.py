@@ -5,6 +5,9 @@ row written in their own transaction, plus a NOTIFY). One worker per database at
 advisory lock) takes every pending row, solves once for all of them, writes the allocations and
 the outbox events in one transaction, and deletes the rows it handled. A batch of 500 requests
 is thus one solve, not 500; a crash leaves the rows pending, so nothing is lost or done twice.
+A run solves only the connected components of the book its changes touch (domain/resolution.py),
+and waits for more changes while they keep coming (`coalesce`), so that a backlog costs in
+proportion to its requests, not to their number times the book.
 """
 
 from __future__ import annotations
