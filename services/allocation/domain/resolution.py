@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
-from services.allocation.domain.components import component_labels
+from services.allocation.domain.components import component_labels_of
 from services.allocation.domain.decisions import (
     Conflict,
     Explainer,
@@ -230,7 +230,9 @@ def book_parts(state: AllocationState) -> BookParts:
     for member in state.people.values():
         for key in member.skill_keys:
             by_skill[key].append(member)
-    links: list[tuple[int, int]] = []
+    # The links as two flat lists of node numbers (tails, heads): tens of thousands of them.
+    tails: list[int] = []
+    heads: list[int] = []
 
     def cell(person: str, week: str) -> int:
         nonlocal nodes
@@ -258,7 +260,8 @@ def book_parts(state: AllocationState) -> BookParts:
         if staffed:
             found = nodes
             nodes += 1
-            links.extend((found, cell(person, week)) for person in staffed)
+            tails.extend([found] * len(staffed))
+            heads.extend(cell(person, week) for person in staffed)
         pool_weeks[key] = found
         return found
 
@@ -273,13 +276,15 @@ def book_parts(state: AllocationState) -> BookParts:
             joints = joints_of[shape] = [joint for joint in found if joint is not None]
         if joints:
             linked.add(node)
-            links.extend((node, joint) for joint in joints)
+            tails.extend([node] * len(joints))
+            heads.extend(joints)
     for request_id, person, week in state.allocations:
         holder = index.get(request_id)
         if holder is not None:
             linked.add(holder)
-            links.append((holder, cell(person, week)))
-    labels = component_labels(nodes, links)
+            tails.append(holder)
+            heads.append(cell(person, week))
+    labels = component_labels_of(nodes, tails, heads)
     return BookParts(
         label={request_id: labels[node] for request_id, node in index.items()},
         cell={key: labels[node] for key, node in cells.items()},
