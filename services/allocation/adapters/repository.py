@@ -9,10 +9,12 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol, cast
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any, Protocol
 
-from sqlalchemy import Table, bindparam, delete, func, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, bindparam, delete, func, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -71,6 +73,16 @@ def open_request(
         arrival=arrival,
         decided=row.decided_at is not None,
     )
+
+
+@lru_cache(maxsize=100_000)
+def _planned(
+    values: tuple[Any, ...], current_week: str, arrival: int, hours_per_fte_week: float
+) -> OpenRequest:
+    """`open_request` of a stored request's `_PLANNED_COLUMNS` (`decided_at` as a bool)."""
+    row = SimpleNamespace(**dict(zip(_PLANNED_COLUMNS, values, strict=True)))
+    row.decided_at = row.decided_at or None
+    return open_request(row, current_week, arrival, hours_per_fte_week)
 
 
 def standing_of(row: ProjectStandingRow, portfolio_size: int | None) -> ProjectStanding:
@@ -143,7 +155,11 @@ async def load_state(
     ).all()
     requests: dict[str, OpenRequest] = {}
     for arrival, row in enumerate(rows):
-        request = open_request(row, current_week, arrival, hours_per_fte_week)
+        # The same row plans the same way in the same week: planned once per process, so a
+        # backlog's re-resolutions (each reading the whole book) do not plan every request
+        # again each time (27 us a request: 0.5 s of the event loop at 20,000).
+        values = (*row[:-1], row[-1] is not None)
+        request = _planned(values, current_week, arrival, hours_per_fte_week)
         if request.planned or not request.decided:
             requests[request.request_id] = request
     size = await portfolio_size(session)
@@ -233,47 +249,45 @@ class SqlRequestRepository:
         self.session = session
 
     async def decisions(self, request_ids: Collection[str]) -> dict[str, Decided]:
+        # One array parameter, not an IN list of thousands (a backlog's run decides thousands).
         query = select(
             ResourceRequestRow.request_id,
             ResourceRequestRow.status,
             ResourceRequestRow.fte_granted,
             ResourceRequestRow.reason,
-        ).where(col(ResourceRequestRow.request_id).in_(list(request_ids)))
+        ).where(
+            col(ResourceRequestRow.request_id)
+            == func.any(bindparam("ids", list(request_ids), type_=ARRAY(Text)))
+        )
         return {row[0]: (row[1], row[2], row[3]) for row in (await self.session.exec(query)).all()}
 
     async def decide(self, decisions: Sequence[Decision]) -> None:
-        # One executemany per kind of update (first decision, or a changed one), not one
-        # statement per request: the initial resolution of 2,000 requests writes 2,000 rows.
-        first: list[dict[str, Any]] = []
-        later: list[dict[str, Any]] = []
-        for decision in decisions:
-            values: dict[str, Any] = {
-                "key": decision.request_id,
-                "new_status": decision.status,
-                "new_fte_granted": decision.fte_granted,
-                "new_reason": decision.reason,
-            }
-            if decision.decided_at is not None:
-                first.append({**values, "new_decided_at": decision.decided_at})
-            else:
-                later.append(values)
-        # Core statements on the table: executemany with the key as a bound parameter.
-        table = cast(Table, ResourceRequestRow.__table__)  # type: ignore[attr-defined]
-        columns: dict[str, Any] = {
-            "status": bindparam("new_status"),
-            "fte_granted": bindparam("new_fte_granted"),
-            "reason": bindparam("new_reason"),
-        }
-        by_key = table.c.request_id == bindparam("key")
-        if first:
-            await self.session.exec(
-                update(table)
-                .where(by_key)
-                .values(**columns, decided_at=bindparam("new_decided_at")),
-                params=first,
-            )
-        if later:
-            await self.session.exec(update(table).where(by_key).values(**columns), params=later)
+        # One UPDATE ... FROM unnest(arrays) for them all, not one statement per request: the
+        # run after a backlog decides thousands (a first decision also sets `decided_at`).
+        if not decisions:
+            return
+        connection = await self.session.connection()
+        await connection.execute(
+            text(_DECIDE),
+            {
+                "ids": [d.request_id for d in decisions],
+                "statuses": [d.status for d in decisions],
+                "granted": [d.fte_granted for d in decisions],
+                "reasons": [d.reason for d in decisions],
+                "decided": [d.decided_at for d in decisions],
+            },
+        )
+
+
+_DECIDE = """
+UPDATE allocation.resource_request AS r
+SET status = u.status, fte_granted = u.granted, reason = u.reason,
+    decided_at = coalesce(u.decided, r.decided_at)
+FROM unnest(CAST(:ids AS text[]), CAST(:statuses AS text[]), CAST(:granted AS float8[]),
+            CAST(:reasons AS text[]), CAST(:decided AS timestamptz[]))
+     AS u(request_id, status, granted, reason, decided)
+WHERE r.request_id = u.request_id
+"""
 
 
 class SqlAssignmentRepository:

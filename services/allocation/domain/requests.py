@@ -45,6 +45,13 @@ def working_days_by_week(start: date, end: date) -> dict[str, int]:
     Weeks the period touches only on a Saturday or Sunday are left out: a request from Saturday
     2026-12-05 to Friday 2026-12-11 has five working days, all in 2026-W50.
     """
+    return dict(_working_days(start, end))
+
+
+@lru_cache(maxsize=16384)
+def _working_days(start: date, end: date) -> tuple[tuple[str, int], ...]:
+    """`working_days_by_week`, memoised: a backlog's requests share a few periods, and each is
+    counted when it arrives and when it is planned (a new dict each time: callers keep it)."""
     days: dict[str, int] = {}
     monday = start - timedelta(days=start.weekday())
     while monday <= end:
@@ -52,7 +59,7 @@ def working_days_by_week(start: date, end: date) -> dict[str, int]:
         if first <= last:
             days[iso_week(monday)] = (last - first).days + 1
         monday += timedelta(days=7)
-    return days
+    return tuple(days.items())
 
 
 def working_weeks(start: date, end: date) -> list[str]:

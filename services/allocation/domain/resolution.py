@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
+from services.allocation.domain.components import component_labels_of
 from services.allocation.domain.decisions import (
     Conflict,
     Explainer,
@@ -63,6 +65,9 @@ class Resolution:
     scope: tuple[str, ...]
     """The weeks re-solved."""
     weights: dict[str, float]
+    solved: frozenset[str] | None = None
+    """The requests of the components solved and explained (None: the whole book); the
+    conflicts of the others stand as published."""
 
 
 def request_weights(state: AllocationState) -> dict[str, float]:
@@ -191,27 +196,150 @@ def on_own_days(state: AllocationState, allocations: Mapping[Slot, float]) -> di
     return kept
 
 
-def resolve(
-    state: AllocationState,
-    affected_weeks: Iterable[str] | None,
-    *,
-    move_penalty: float = DEFAULT_MOVE_PENALTY,
-    time_limit: float = 10.0,
-) -> Resolution:
-    """Re-solve the affected weeks (None: all) and say what changed for whom.
+@dataclass(frozen=True)
+class BookParts:
+    """The book's connected components (see `book_parts`)."""
 
-    Requests never decided are always solved over all their planned weeks, so each new request
-    gets its decision whatever else triggered the run.
+    label: dict[str, int]
+    """Request -> its component."""
+    cell: dict[tuple[str, str], int]
+    """(person, week) -> its component, for the cells some request may use or holds."""
+    staffed: frozenset[int]
+    """The components with anyone to allocate or anything held: the only ones to solve."""
+
+
+def book_parts(state: AllocationState) -> BookParts:
+    """The connected components of the book: the label of each request and of each (person,
+    week) cell, two requests sharing a label exactly when a chain of people and weeks joins
+    them.
+
+    A request is joined to every cell of the people it may use (its skill's, or the one it
+    names) in its planned weeks where they have capacity, and to every cell it holds. Requests
+    of different components compete for nothing: the solver's flow, each decision's words
+    (its rivals are the holders of its people in its weeks) and each conflict stay inside one
+    component, so a component can be solved and explained alone. Requests asking one pool in
+    one week are joined through a node of that (pool, week), not pairwise, so the graph is
+    linear in requests x weeks plus people x weeks.
     """
-    all_planned = {week for request in state.requests.values() for week in request.planned}
-    scope = set(all_planned) if affected_weeks is None else set(affected_weeks) & all_planned
-    for request in state.requests.values():
-        if not request.decided:
-            scope.update(request.planned)
-    weights = request_weights(state)
-    planned = solver_demands(state, scope, weights)
-    demands, request_of = planned.demands, planned.request_of
-    in_scope = set(request_of.values())
+    ids = list(state.requests)
+    index = {request_id: node for node, request_id in enumerate(ids)}
+    nodes = len(ids)
+    cells: dict[tuple[str, str], int] = {}
+    pool_weeks: dict[tuple[str, str, str], int | None] = {}
+    by_skill: dict[str, list[PoolMember]] = defaultdict(list)
+    for member in state.people.values():
+        for key in member.skill_keys:
+            by_skill[key].append(member)
+    # The links as two flat lists of node numbers (tails, heads): tens of thousands of them.
+    tails: list[int] = []
+    heads: list[int] = []
+
+    def cell(person: str, week: str) -> int:
+        nonlocal nodes
+        found = cells.get((person, week))
+        if found is None:
+            found = cells[(person, week)] = nodes
+            nodes += 1
+        return found
+
+    def pool_week(request: OpenRequest, week: str) -> int | None:
+        nonlocal nodes
+        if request.named_resource is not None:
+            key = ("named", request.named_resource, week)
+        else:
+            key = ("skill", request.skill.casefold(), week)
+        if key in pool_weeks:
+            return pool_weeks[key]
+        if request.named_resource is not None:
+            named = state.people.get(request.named_resource)
+            members = [] if named is None else [named]
+        else:
+            members = by_skill.get(key[1], [])
+        staffed = [m.resource_id for m in members if m.capacity_in(week) > TOLERANCE]
+        found = None
+        if staffed:
+            found = nodes
+            nodes += 1
+            tails.extend([found] * len(staffed))
+            heads.extend(cell(person, week) for person in staffed)
+        pool_weeks[key] = found
+        return found
+
+    # Most requests share their pool and weeks with many others: their joints are found once.
+    joints_of: dict[tuple[str | None, str, tuple[str, ...]], list[int]] = {}
+    linked: set[int] = set()
+    for node, request in enumerate(state.requests.values()):
+        shape = (request.named_resource, request.skill.casefold(), request.planned)
+        joints = joints_of.get(shape)
+        if joints is None:
+            found = (pool_week(request, week) for week in request.planned)
+            joints = joints_of[shape] = [joint for joint in found if joint is not None]
+        if joints:
+            linked.add(node)
+            tails.extend([node] * len(joints))
+            heads.extend(joints)
+    for request_id, person, week in state.allocations:
+        holder = index.get(request_id)
+        if holder is not None:
+            linked.add(holder)
+            tails.append(holder)
+            heads.append(cell(person, week))
+    labels = component_labels_of(nodes, tails, heads)
+    return BookParts(
+        label={request_id: labels[node] for request_id, node in index.items()},
+        cell={key: labels[node] for key, node in cells.items()},
+        staffed=frozenset(labels[node] for node in linked),
+    )
+
+
+def _released(state: AllocationState, slot: Slot) -> bool:
+    """An allocation no solve keeps: of a request no longer known, or in a week its request no
+    longer has (e.g. one holding only a weekend, from before demand was counted on working
+    days)."""
+    request = state.requests.get(slot[0])
+    return request is None or slot[2] not in request.planned
+
+
+def _merged(solutions: list[Solution]) -> Solution:
+    """The components' solutions as one (the first status that is not optimal, if any)."""
+    if len(solutions) == 1:
+        return solutions[0]
+    statuses = [s.status for s in solutions if s.status != "optimal"]
+    greedy = [s.greedy_value for s in solutions if s.greedy_value is not None]
+    methods = {s.method for s in solutions}
+    return Solution(
+        allocations={slot: fte for s in solutions for slot, fte in s.allocations.items()},
+        value=sum(s.value for s in solutions),
+        moved=frozenset().union(*(s.moved for s in solutions)),
+        method="flow" if methods <= {"flow"} else "greedy",
+        status=statuses[0] if statuses else "optimal",
+        seconds=sum(s.seconds for s in solutions),
+        mip_gap=max((s.mip_gap for s in solutions), default=0.0),
+        greedy_value=sum(greedy) if greedy else None,
+        moved_fte_weeks=sum(s.moved_fte_weeks for s in solutions),
+    )
+
+
+def _solve_part(
+    state: AllocationState,
+    members: list[str],
+    weights: Mapping[str, float],
+    arrival_rank: Mapping[int, int],
+    *,
+    move_penalty: float,
+    time_limit: float,
+) -> Solution:
+    """One component solved alone, built only from what it holds, so that its answer is the
+    same whichever other components are solved in the same resolution."""
+    part = replace(state, requests={r: state.requests[r] for r in members})
+    scope = {week for request in part.requests.values() for week in request.planned}
+    planned = solver_demands(part, scope, weights)
+    demands = [replace(d, arrival=arrival_rank[d.arrival]) for d in planned.demands]
+    request_of = planned.request_of
+    # The people any of its requests may use, in the pool's order (who else there is does not
+    # change this component's flow).
+    wanted = {r.named_resource for r in part.requests.values() if r.named_resource is not None}
+    skills = {r.skill.casefold() for r in part.requests.values() if r.named_resource is None}
     people = [
         Person(
             resource_id=member.resource_id,
@@ -219,18 +347,8 @@ def resolve(
             capacity={week: member.capacity_in(week) for week in scope},
         )
         for member in state.people.values()
+        if member.resource_id in wanted or not member.skill_keys.isdisjoint(skills)
     ]
-
-    def solved_here(slot: Slot) -> bool:
-        request_id, _, week = slot
-        if request_id in in_scope and week not in state.requests[request_id].planned:
-            # A week the request no longer has (e.g. one holding only a weekend, from before
-            # demand was counted on working days): what it holds there is released.
-            return True
-        # Allocations of requests no longer known in scope weeks are released too.
-        return week in scope and (request_id in in_scope or request_id not in state.requests)
-
-    existing = {slot: fte for slot, fte in state.allocations.items() if solved_here(slot)}
     segment_of = {
         (request, week): segment for segment, request, week in _segment_weeks(demands, request_of)
     }
@@ -240,14 +358,15 @@ def resolve(
             demands=demands,
             existing={
                 (segment_of[(r, w)], p, w): fte
-                for (r, p, w), fte in existing.items()
-                if (r, w) in segment_of
+                for (r, p, w), fte in state.allocations.items()
+                if r in part.requests and (r, w) in segment_of
             },
             move_penalty=move_penalty,
+            arrival_span=len(arrival_rank),
         ),
         time_limit=time_limit,
     )
-    solution = replace(
+    return replace(
         solved,
         allocations=on_own_days(
             state,
@@ -255,21 +374,121 @@ def resolve(
         ),
         moved=frozenset((request_of[r], p) for r, p in solved.moved),
     )
+
+
+def resolve(
+    state: AllocationState,
+    affected_weeks: Iterable[str] | None,
+    *,
+    move_penalty: float = DEFAULT_MOVE_PENALTY,
+    time_limit: float = 10.0,
+    explain_all: bool = False,
+) -> Resolution:
+    """Re-solve what the affected weeks (None: all) and the new requests touch, and say what
+    changed for whom.
+
+    The book falls apart into connected components (`book_parts`): requests that share no
+    person in any week compete for nothing. A resolution solves, over all their planned weeks,
+    every component holding a request never decided (so each new request gets its decision
+    whatever else triggered the run), a request with a planned week among `affected_weeks`,
+    or an allocation that is released (see `_released`); the others keep what they hold, and
+    their decisions and conflicts stand. Each component is solved on its own, from its own
+    requests and people only (the arrival tie-break ranked in the whole book), so the answer
+    is the same as `resolve(state, None)` (every component) gives: a component left alone
+    keeps what a solve would give it, since re-solving it with what it holds in force moves
+    nothing (keeping a held FTE-week earns the move penalty, 0.05 by default, above what the
+    arrival and specialist tie-breaks together can gain by moving it, 0.04).
+
+    Cost: a new request costs its component, not the book. `explain_all` explains every
+    request and conflict of the book (what-if shows them all); otherwise only those of the
+    components solved.
+    """
+    parts_of = book_parts(state)
+    label_of, cell_label = parts_of.label, parts_of.cell
+    if affected_weeks is None:
+        touched = set(label_of.values())
+    else:
+        weeks = set(affected_weeks)
+        touched = {
+            label_of[r]
+            for r, request in state.requests.items()
+            if not request.decided or not weeks.isdisjoint(request.planned)
+        }
+    for slot in state.allocations:
+        if _released(state, slot):
+            # What it frees may serve its cell's component.
+            touched.add(cell_label[(slot[1], slot[2])])
+            if slot[0] in label_of:
+                touched.add(label_of[slot[0]])
+    parts: dict[int, list[str]] = defaultdict(list)
+    for request_id, label in label_of.items():
+        if label in touched:
+            parts[label].append(request_id)
+    in_scope = {request_id for members in parts.values() for request_id in members}
+    weights = request_weights(state)
+    arrival_rank = {
+        arrival: rank
+        for rank, arrival in enumerate(sorted({r.arrival for r in state.requests.values()}))
+    }
+    started = time.perf_counter()
+    solutions: list[Solution] = []
+    for label, members in parts.items():
+        if label not in parts_of.staffed:
+            continue  # nobody to allocate and nothing held: its requests get nothing
+        solutions.append(
+            _solve_part(
+                state,
+                members,
+                weights,
+                arrival_rank,
+                move_penalty=move_penalty,
+                time_limit=max(time_limit - (time.perf_counter() - started), 0.0),
+            )
+        )
+    solution = (
+        _merged(solutions)
+        if solutions
+        else Solution(
+            allocations={},
+            value=0.0,
+            moved=frozenset(),
+            method="flow",
+            status="optimal",
+            seconds=0.0,
+        )
+    )
+
+    def solved_here(slot: Slot) -> bool:
+        return slot[0] in in_scope or _released(state, slot)
+
     allocations = {slot: fte for slot, fte in state.allocations.items() if not solved_here(slot)}
     allocations.update(solution.allocations)
 
-    before = Explainer(state.requests, state.people, state.standings, weights, state.allocations)
-    after = Explainer(state.requests, state.people, state.standings, weights, allocations)
+    explained = (
+        state.requests
+        if explain_all
+        else {r: request for r, request in state.requests.items() if r in in_scope}
+    )
+
+    def of_explained(source: Mapping[Slot, float]) -> Mapping[Slot, float]:
+        if explain_all:
+            return source
+        return {slot: fte for slot, fte in source.items() if slot[0] in in_scope}
+
+    before = Explainer(
+        explained, state.people, state.standings, weights, of_explained(state.allocations)
+    )
+    after = Explainer(explained, state.people, state.standings, weights, of_explained(allocations))
     outcomes = {
         request.request_id: after.outcome(request)
-        for request in state.requests.values()
+        for request in explained.values()
         if request.planned or not request.decided
     }
     decided = tuple(sorted(r for r, request in state.requests.items() if not request.decided))
     changed = []
     for request_id in sorted(in_scope):
         request = state.requests[request_id]
-        if not request.decided:
+        if not request.decided or not request.planned:
             continue
         # The lines alone tell whether it changed; the words only for those that did.
         if before.lines(request) != outcomes[request_id].assignments:
@@ -281,8 +500,9 @@ def resolve(
         changed=tuple(changed),
         conflicts=tuple(after.conflicts()),
         solution=solution,
-        scope=tuple(sorted(scope)),
+        scope=tuple(sorted({week for r in in_scope for week in state.requests[r].planned})),
         weights=weights,
+        solved=None if affected_weeks is None or explain_all else frozenset(in_scope),
     )
 
 

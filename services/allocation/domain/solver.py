@@ -118,6 +118,11 @@ class AllocationProblem:
     """The allocations in force in the weeks being solved."""
     move_penalty: float = DEFAULT_MOVE_PENALTY
     """Priority levels per FTE-week moved (the flow); per moved allocation in `solve_milp`."""
+    arrival_span: int | None = None
+    """When given, the demands' `arrival` is a rank among this many arrivals (the whole book's,
+    not only this problem's): the arrival tie-break then gives a request the same value whatever
+    else is solved with it, so solving a part of the book alone gives it what solving the whole
+    gives it (see resolution.resolve). None: ranked among this problem's demands."""
 
 
 @dataclass(frozen=True)
@@ -514,11 +519,16 @@ def _network(problem: AllocationProblem, *, priority_only: bool = False) -> _Net
     per_request = np.bincount(p_request, minlength=len(live))
     place = np.arange(len(p_request)) - np.searchsorted(p_request, p_request)
     specialist = 1.0 - place / np.maximum(per_request[p_request], 1)
-    arrivals = sorted({demand.arrival for demand in live})
-    arrival_rank = {arrival: index for index, arrival in enumerate(arrivals)}
-    earlier = 1.0 - np.array([arrival_rank[demand.arrival] for demand in live], dtype=float) / max(
-        len(arrivals), 1
-    )
+    if problem.arrival_span is not None:
+        earlier = 1.0 - np.array([demand.arrival for demand in live], dtype=float) / max(
+            problem.arrival_span, 1
+        )
+    else:
+        arrivals = sorted({demand.arrival for demand in live})
+        arrival_rank = {arrival: index for index, arrival in enumerate(arrivals)}
+        earlier = 1.0 - np.array(
+            [arrival_rank[demand.arrival] for demand in live], dtype=float
+        ) / max(len(arrivals), 1)
     weight = np.array([demand.weight for demand in live], dtype=float)
     p_float = weight[p_request]
     if not priority_only:
@@ -736,7 +746,9 @@ def _in_weeks(problem: AllocationProblem, weeks: set[str]) -> AllocationProblem:
         for d in problem.demands
     ]
     existing = {slot: fte for slot, fte in problem.existing.items() if slot[2] in weeks}
-    return AllocationProblem(problem.people, demands, existing, problem.move_penalty)
+    return AllocationProblem(
+        problem.people, demands, existing, problem.move_penalty, problem.arrival_span
+    )
 
 
 def flow_objective(problem: AllocationProblem, allocations: Mapping[Slot, float]) -> float:

@@ -22,7 +22,7 @@ from services.allocation.adapters.tables import (
     ResourceRequestRow,
 )
 from services.allocation.domain.priority import HOLDS_NOTHING, STAGE_WORDS
-from services.allocation.domain.requests import weeks_between, working_weeks
+from services.allocation.domain.requests import working_weeks
 from services.allocation.service_layer.resolution import (
     request_resolution,
     request_resolutions,
@@ -46,7 +46,9 @@ async def on_resource_requested(
 
     Per batch (the busiest topic): the requests already known under the batch's request ids are
     read in one query, the new requests and their pending re-resolutions (one each, under the
-    request's own trace) written with one statement each, and the worker woken once. A request
+    request's own trace) written with one statement each, and the worker woken once. The
+    re-resolution solves only the components of the people and weeks the new requests share
+    with others, not every request of their weeks. A request
     id seen before (in the database or earlier in the batch) with another event is `Rejected`,
     as a duplicate when the content is the same; its own event again changes nothing.
     """
@@ -83,15 +85,12 @@ async def on_resource_requested(
         row |= {"request_id": event.request_id, "weeks": weeks, "event_id": meta.id}
         known[event.request_id] = row
         rows.append(row)
+        # Its decision is its component's re-solve (see request_resolutions): no weeks named.
         changes.append(
-            (
-                f"new request {event.request_id} from {event.project_id}",
-                weeks or weeks_between(event.start, event.end),
-                delivery.cause,
-            )
+            (f"new request {event.request_id} from {event.project_id}", (), delivery.cause)
         )
     await insert_rows(await uow.session.connection(), table, rows)
-    await request_resolutions(uow.session, changes)
+    await request_resolutions(uow.session, changes, new_requests=True)
 
 
 async def _standing(uow: UnitOfWork, project_id: str) -> ProjectStandingRow:

@@ -5,6 +5,9 @@ row written in their own transaction, plus a NOTIFY). One worker per database at
 advisory lock) takes every pending row, solves once for all of them, writes the allocations and
 the outbox events in one transaction, and deletes the rows it handled. A batch of 500 requests
 is thus one solve, not 500; a crash leaves the rows pending, so nothing is lost or done twice.
+A run solves only the connected components of the book its changes touch (domain/resolution.py),
+and waits for more changes while they keep coming (`coalesce`), so that a backlog costs in
+proportion to its requests, not to their number times the book.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import asyncpg
 from opentelemetry.context import Context
 from opentelemetry.trace import Link, get_current_span
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Table, delete, func
+from sqlalchemy import BigInteger, Table, bindparam, delete, func
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import wait_exponential
@@ -74,19 +78,29 @@ async def request_resolution(
 
 
 async def request_resolutions(
-    session: AsyncSession, changes: Sequence[tuple[str, Iterable[str] | None, Context | None]]
+    session: AsyncSession,
+    changes: Sequence[tuple[str, Iterable[str] | None, Context | None]],
+    *,
+    new_requests: bool = False,
 ) -> None:
     """`request_resolution` for several changes (cause, weeks, the trace it continues; None:
-    the current one) in one insert and one NOTIFY, in the caller's transaction."""
+    the current one) in one insert and one NOTIFY, in the caller's transaction.
+
+    `new_requests`: the changes are new requests, stored undecided; their rows carry no weeks,
+    since resolution solves every undecided request's component anyway (and only that: the
+    weeks a request covers are every other request's weeks too, so naming them would re-solve
+    the whole book for each batch). Otherwise a change with no weeks asks for nothing.
+    """
     rows = [
         {
-            "weeks": None if weeks is None else sorted(set(weeks)),
+            "weeks": [] if new_requests else None if weeks is None else sorted(set(weeks)),
             "cause": cause,
             "traceparent": current_trace_headers(trace).get("traceparent"),
         }
         for cause, weeks, trace in changes
     ]
-    rows = [row for row in rows if row["weeks"] != []]
+    if not new_requests:
+        rows = [row for row in rows if row["weeks"] != []]
     if not rows:
         return
     table = PendingResolutionRow.__table__  # type: ignore[attr-defined]
@@ -207,7 +221,7 @@ async def apply_resolution(
     # Conflicts first: their figures cover only the contested weeks, while a request's decision
     # covers all its weeks. Consumers keep the newest figure per request, so the decisions and
     # changes must be the later events.
-    await record_conflicts(work, resolution.conflicts, cause, now)
+    await record_conflicts(work, resolution.conflicts, cause, now, resolution.solved)
     # One outbox statement for all of them, in this order (a re-resolution decides thousands
     # of requests when a backlog of them arrives).
     news: list[tuple[EventData, Context | None]] = []
@@ -239,16 +253,28 @@ async def apply_resolution(
 
 
 async def record_conflicts(
-    uow: UnitOfWork | AllocationUnitOfWork, conflicts: Sequence[Conflict], cause: str, now: datetime
+    uow: UnitOfWork | AllocationUnitOfWork,
+    conflicts: Sequence[Conflict],
+    cause: str,
+    now: datetime,
+    solved: frozenset[str] | None = None,
 ) -> None:
     """Publish conflicts not published as they stand; close standing ones no longer current.
 
     A published conflict is `resolved` (its event says so) while its resolution stands, and
-    `closed` once the shortage ends or a newer resolution supersedes it.
+    `closed` once the shortage ends or a newer resolution supersedes it. `solved`: the requests
+    whose components were explained (None: all); a standing conflict of none of them stands.
     """
     work = allocation_work(uow)
     current = {conflict.conflict_id: conflict for conflict in conflicts}
     known = {row.conflict_id: row for row in await work.conflicts.standing_or(list(current))}
+    if solved is not None:
+        # Only the components solved were explained: the others' conflicts stand as they are.
+        known = {
+            conflict_id: row
+            for conflict_id, row in known.items()
+            if conflict_id in current or not solved.isdisjoint(row.request_ids)
+        }
     by_contest = {conflict.contest_key: conflict.conflict_id for conflict in conflicts}
     for row in known.values():
         if row.state == RESOLVED and row.conflict_id not in current:
@@ -332,9 +358,11 @@ async def resolve_pending(
                 time_limit=settings.allocation_solver_time_limit_s,
             )
             await apply_resolution(uow, state, resolution, causes)
+            handled = [row.id for row in pending]
             await session.exec(
                 delete(PendingResolutionRow).where(
-                    col(PendingResolutionRow.id).in_([row.id for row in pending])
+                    col(PendingResolutionRow.id)
+                    == func.any(bindparam("handled", handled, type_=ARRAY(BigInteger)))
                 )
             )
             solution = resolution.solution
@@ -429,23 +457,61 @@ async def _listen(settings: Settings, wake: asyncio.Event) -> asyncpg.Connection
     return connection
 
 
+QUIET_S = 0.1
+"""A pause in the changes this long ends a re-resolution's wait for more (see coalesce)."""
+
+
+async def coalesce(
+    wake: asyncio.Event, bound: float, at_least: float = 0.0, quiet: float = QUIET_S
+) -> None:
+    """Wait for more changes to join the next re-resolution: at least `at_least` seconds,
+    then while changes keep coming (each sets `wake`) until none came for `quiet` seconds; at
+    most `bound` seconds in all.
+
+    While a backlog of requests is consumed, a batch commits every few tens of milliseconds;
+    solving after each would take the CPU from the consumer for a solve the next batch makes
+    stale. The worker passes the length of its last run as `at_least`, so while work keeps
+    coming it runs at most about half the time, each run taking more batches. A request is
+    decided at most `bound` seconds (plus the solve) after its batch commits, `quiet` seconds
+    after it when traffic is light.
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + bound
+    if (hold := min(at_least, bound)) > 0:
+        await asyncio.sleep(hold)
+    while (left := deadline - loop.time()) > 0:
+        wake.clear()
+        try:
+            await asyncio.wait_for(wake.wait(), min(quiet, left))
+        except TimeoutError:
+            return
+
+
 async def resolution_worker(runtime: ServiceRuntime) -> None:
     """Run re-resolutions as they are requested, until the service stops."""
     metrics = ResolutionMetrics(runtime)
     wake = asyncio.Event()
     connection = await _listen(runtime.settings, wake)
+    bound = runtime.settings.allocation_resolution_coalesce_s
 
     async def round_() -> None:
-        wake.clear()
-        hold = await registration_wait(runtime)
-        if hold > 0:
-            # A registration on its way: the round ends when it comes (it wakes us) or the
-            # grace is over, and the next round looks again.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), hold)
-            return
-        while await resolve_pending(runtime, metrics):
-            pass
+        last_run = 0.0
+        while True:
+            await coalesce(wake, bound, at_least=last_run)
+            wake.clear()
+            # Looked at before each run, since a request may arrive while the last one ran.
+            hold = await registration_wait(runtime)
+            if hold > 0:
+                # A registration on its way: the round ends when it comes (it wakes us) or the
+                # grace is over, and the next round looks again.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), hold)
+                return
+            started = asyncio.get_running_loop().time()
+            if not await resolve_pending(runtime, metrics):
+                break
+            last_run = asyncio.get_running_loop().time() - started
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), runtime.settings.allocation_resolution_poll_s)
 

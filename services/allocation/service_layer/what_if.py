@@ -150,6 +150,7 @@ def what_if_in_memory(
         weeks,
         move_penalty=settings.allocation_move_penalty,
         time_limit=settings.allocation_solver_time_limit_s,
+        explain_all=True,  # the draft's conflicts, compared with today's, are all shown
     )
     hypothetical_ids = {request.request_id for request in extra}
     undecided_now = {r for r, request in state.requests.items() if not request.decided}
