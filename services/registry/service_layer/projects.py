@@ -7,11 +7,15 @@ other services must know, an outbound event, all in the caller's unit of work.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
+import sqlalchemy as sa
 from sqlalchemy import text
-from sqlmodel import col, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from services.registry.adapters.tables import ProjectHistoryRow, ProjectRow
 from services.registry.domain.projects import CHARTER_FIELDS, changed_fields
@@ -48,15 +52,30 @@ async def project_for_change(uow: UnitOfWork, project_id: str) -> ProjectRow | N
     )
 
 
-async def projects_for_change(
+@dataclass(slots=True)
+class Standing:
+    """Where a project stands, as a status report needs it (read with Core, not as an ORM row)."""
+
+    status_as_of: date | None
+    percent_complete: float | None
+    lifecycle: str
+    methodology: str | None
+
+
+async def standings_for_change(
     uow: UnitOfWork, project_ids: Collection[str]
-) -> dict[str, ProjectRow]:
-    """`project_for_change` for several projects at once: the ids locked in one statement, the
-    registered ones read (and row-locked) in one query, by id. Sorted, so that two batches
-    cannot deadlock."""
+) -> dict[str, Standing]:
+    """Lock several projects as `project_for_change` does and read where each stands.
+
+    The ids are locked in one statement, the registered projects' rows read (and row-locked) in
+    one query, by id; sorted, so that two batches cannot deadlock. A status report touches only
+    these columns: no ORM row is made (nor flushed at commit) for each project of a batch.
+    """
     ordered = sorted(project_ids)
     if not ordered:
         return {}
+    # A project registered earlier in this transaction may still be pending in the session.
+    await uow.session.flush()
     connection = await uow.session.connection()
     await connection.execute(
         text(
@@ -64,14 +83,56 @@ async def projects_for_change(
             "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS s"
         ).bindparams(keys=[f"registry-project:{project_id}" for project_id in ordered])
     )
-    query = (
-        select(ProjectRow)
-        .where(col(ProjectRow.project_id).in_(ordered))
-        .order_by(col(ProjectRow.project_id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
+    rows = await connection.execute(_STANDINGS, {"ids": ordered})
+    return {row[0]: Standing(row[1], row[2], row[3], row[4]) for row in rows}
+
+
+_PROJECT = ProjectRow.__table__  # type: ignore[attr-defined]
+_STANDINGS = (
+    sa.select(
+        _PROJECT.c.project_id,
+        _PROJECT.c.status_as_of,
+        _PROJECT.c.percent_complete,
+        _PROJECT.c.lifecycle,
+        _PROJECT.c.methodology,
     )
-    return {project.project_id: project for project in (await uow.session.exec(query)).all()}
+    .where(_PROJECT.c.project_id == sa.func.any(sa.bindparam("ids", type_=ARRAY(sa.Text))))
+    .order_by(_PROJECT.c.project_id)
+    .with_for_update()
+)
+_SET_STATUSES = text(
+    f"UPDATE {_PROJECT.schema}.{_PROJECT.name} AS p "
+    "SET status_as_of = u.status_as_of, percent_complete = u.percent_complete "
+    "FROM unnest(CAST(:ids AS text[]), CAST(:as_of AS date[]), CAST(:percent AS float8[])) "
+    "AS u(project_id, status_as_of, percent_complete) WHERE p.project_id = u.project_id"
+)
+
+
+async def set_statuses(
+    uow: UnitOfWork, statuses: Mapping[str, tuple[date | None, float | None]]
+) -> None:
+    """Set projects' status (as-of date, percent complete) in one statement.
+
+    A project of the session's identity map (one a rule moved in this transaction) is given the
+    values as its committed ones, so that it reads what the row holds and a later flush of it
+    does not write them again.
+    """
+    if not statuses:
+        return
+    connection = await uow.session.connection()
+    await connection.execute(
+        _SET_STATUSES,
+        {
+            "ids": list(statuses),
+            "as_of": [as_of for as_of, _ in statuses.values()],
+            "percent": [percent for _, percent in statuses.values()],
+        },
+    )
+    for project_id, (as_of, percent) in statuses.items():
+        held = uow.session.identity_map.get(identity_key(ProjectRow, project_id))
+        if isinstance(held, ProjectRow):
+            set_committed_value(held, "status_as_of", as_of)
+            set_committed_value(held, "percent_complete", percent)
 
 
 def history_row(
