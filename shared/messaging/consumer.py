@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-import sqlalchemy as sa
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -398,17 +397,10 @@ class EventConsumer:
         may both hold some; and "is the project there? then park" must not interleave with
         "create the project, then release what waited" in another replica, or an event waits
         for ever. Sorted, so two batches cannot deadlock (PostgreSQL would abort one anyway,
-        and that batch is retried).
+        and that batch is retried). Taken before any savepoint, they stay held for the whole
+        transaction, so a handler that locks its project (`uow.lock`) asks for nothing more.
         """
-        if not keys:
-            return
-        connection = await uow.session.connection()
-        await connection.execute(
-            sa.text(
-                "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-                "FROM (SELECT DISTINCT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS s"
-            ).bindparams(keys=[f"{self.service}:{key}" for key in keys])
-        )
+        await uow.lock(keys)
 
     def _parse(self, record: UndeliverableRecord) -> _Parsed:
         size = record.size

@@ -21,17 +21,11 @@ async def claim(
     if not events:
         return set()
     # Arrays rather than a VALUES list: one statement text whatever the batch size, so it is
-    # compiled and prepared once, not once per batch size.
-    statement = sa.text(
-        f"INSERT INTO {inbox.name} (consumer, event_id, source, event_type) "
-        "SELECT :consumer, u.event_id, u.source, u.event_type FROM unnest("
-        "CAST(:ids AS text[]), CAST(:sources AS text[]), CAST(:types AS text[])"
-        ") AS u(event_id, source, event_type) "
-        "ON CONFLICT DO NOTHING RETURNING event_id, source"
-    )
+    # compiled and prepared once, not once per batch size. The new ones come back as two arrays
+    # in one row, not as a row each (which the driver and SQLAlchemy would make per event).
     connection = await session.connection()
     result = await connection.execute(
-        statement,
+        _CLAIM,
         {
             "consumer": consumer,
             "ids": [event_id for event_id, _, _ in events],
@@ -39,4 +33,15 @@ async def claim(
             "types": [event_type for _, _, event_type in events],
         },
     )
-    return {(row.event_id, row.source) for row in result}
+    ids, sources = result.one()
+    return set(zip(ids, sources, strict=True))
+
+
+_CLAIM = sa.text(
+    f"WITH claimed AS (INSERT INTO {inbox.name} (consumer, event_id, source, event_type) "
+    "SELECT :consumer, u.event_id, u.source, u.event_type FROM unnest("
+    "CAST(:ids AS text[]), CAST(:sources AS text[]), CAST(:types AS text[])"
+    ") AS u(event_id, source, event_type) "
+    "ON CONFLICT DO NOTHING RETURNING event_id, source) "
+    "SELECT coalesce(array_agg(event_id), '{}'), coalesce(array_agg(source), '{}') FROM claimed"
+)

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.registry.adapters.tables import ProjectRow, ResourceShortfallRow, StatusReportRow
+from pydantic_core import to_json
+
+from services.registry.adapters.tables import ProjectRow, ResourceShortfallRow
 from services.registry.domain.projects import charter_of, registration
 from services.registry.domain.stage_models import (
     ImpossibleTransition,
@@ -52,7 +54,6 @@ from shared.events.contracts import (
 from shared.messaging.consumer import Deferred, Delivery, EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.projections import keep_newest, supersedes
-from shared.unnest import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -160,19 +161,18 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
 async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: UnitOfWork) -> None:
     """Keep each report; the newest (by as-of date) is the project's status; apply its lifecycle.
 
-    Per batch: the run's projects are locked and read in one query (their standing only, no ORM
-    rows), the reports and the status history rows written with one statement of arrays each,
-    and each project's newest status set in one statement at the end; a project's reports are
-    applied in the order they came. A report moving its project (rare) loads that project as a
-    row for the move. A report of an unregistered project is parked (`Deferred`); an impossible
-    lifecycle move is `Rejected`.
+    Per batch: the run's projects are locked and read in one query (where each stands, no ORM
+    rows); the reports, the status history rows and each project's newest status are written
+    in one statement at the end; a project's reports are applied in the order they came. A
+    report moving its project (rare) loads that project as a row for the move. A report of an
+    unregistered project is parked (`Deferred`); an impossible lifecycle move is `Rejected`.
     """
     standings = await changes.standings_for_change(uow, {d.event.project_id for d in deliveries})
     for delivery in deliveries:
         if delivery.event.project_id not in standings:
             raise _not_registered(delivery.event.project_id, "a status report")
-    reports: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
+    reports: list[changes.StatusReport] = []
+    history: list[changes.StatusStep] = []
     # Each project's status as the batch leaves it so far: (status_as_of, percent_complete).
     status: dict[str, tuple[date | None, float | None]] = {}
     for delivery in deliveries:
@@ -180,16 +180,16 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
         project_id = event.project_id
         standing = standings[project_id]
         reports.append(
-            {
-                "source": meta.source,
-                "event_id": meta.id,
-                "project_id": project_id,
-                "as_of": event.as_of,
-                "percent_complete": event.percent_complete,
-                "actual_cost": event.actual_cost,
-                "lifecycle": event.lifecycle,
-                "reported_health": event.reported_health,
-            }
+            (
+                meta.source,
+                meta.id,
+                project_id,
+                event.as_of,
+                event.percent_complete,
+                event.actual_cost,
+                event.lifecycle,
+                event.reported_health,
+            )
         )
         as_of, percent = status.get(project_id) or (
             standing.status_as_of,
@@ -197,19 +197,14 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
         )
         if supersedes(event.as_of, as_of):
             status[project_id] = (event.as_of, event.percent_complete)
-            change = _status_change(as_of, percent, event.as_of, event.percent_complete)
-            if change is not None:
-                before, after = change
-                history.append(
-                    changes.history_row(
-                        project_id, "status", cause=meta.id, before=before, after=after
-                    )
-                )
+            step = _status_step(project_id, as_of, percent, event, cause=meta.id)
+            if step is not None:
+                history.append(step)
         if event.lifecycle is None or event.lifecycle == standing.lifecycle:
             continue
         # Rare (a report moving its project): the history so far first, then the move's, in
         # the order they happened; the move's event continues this report's trace.
-        await changes.add_history(uow, history)
+        await changes.write_status(uow, history=history)
         history = []
         project = await changes.project_for_change(uow, project_id)
         assert project is not None, "locked above, so still registered"
@@ -231,31 +226,39 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
                 raise Rejected(f"{project_id}: {impossible.reason}") from impossible
         await uow.session.flush()
         standing.lifecycle = project.lifecycle
-    await changes.set_statuses(
+    await changes.write_status(
         uow,
-        {
+        reports=reports,
+        history=history,
+        statuses={
             project_id: now
             for project_id, now in status.items()
             if now != (standings[project_id].status_as_of, standings[project_id].percent_complete)
         },
     )
-    await changes.add_history(uow, history)
-    await insert_rows(await uow.session.connection(), StatusReportRow.__table__, reports)  # type: ignore[attr-defined]
 
 
-def _status_change(
-    as_of: date | None, percent: float | None, new_as_of: date, new_percent: float
-) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """The history's (before, after) of a status change, its fields as JSON (`changed_fields`
-    gives the same, for the two fields a report sets); None when nothing changed."""
+def _status_step(
+    project_id: str,
+    as_of: date | None,
+    percent: float | None,
+    event: StatusChanged,
+    *,
+    cause: str,
+) -> changes.StatusStep | None:
+    """The `status` history row of a report that supersedes the status (as-of date, percent),
+    its before and after holding the fields that changed, as JSON (as `changed_fields` gives
+    them); None when neither changed."""
     before: dict[str, Any] = {}
     after: dict[str, Any] = {}
-    if percent != new_percent:
-        before["percent_complete"], after["percent_complete"] = percent, new_percent
-    if as_of != new_as_of:
+    if percent != event.percent_complete:
+        before["percent_complete"], after["percent_complete"] = percent, event.percent_complete
+    if as_of != event.as_of:
         before["status_as_of"] = as_of.isoformat() if as_of is not None else None
-        after["status_as_of"] = new_as_of.isoformat()
-    return (before, after) if after else None
+        after["status_as_of"] = event.as_of.isoformat()
+    if not after:
+        return None
+    return project_id, to_json(before).decode(), to_json(after).decode(), cause
 
 
 async def on_strategy_changed(event: StrategyChanged, meta: EventMeta, uow: UnitOfWork) -> None:
