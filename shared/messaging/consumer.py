@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -84,9 +84,12 @@ class Deferred(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class EventMeta:
-    """What a handler may need to know about the event besides its data."""
+class EventMeta(NamedTuple):
+    """What a handler may need to know about the event besides its data.
+
+    A named tuple rather than a frozen dataclass: one is made for every event handled, and a
+    frozen dataclass's `__init__` costs about five times as much.
+    """
 
     id: str
     source: str
