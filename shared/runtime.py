@@ -335,7 +335,13 @@ class ServiceRuntime:
         metrics = self.metrics
         service = self.name
 
-        async def consume(body: Any, message: KafkaMessage) -> None:
+        context = self.broker.context
+
+        async def consume(body: Any) -> None:
+            # The message from FastStream's context directly: asked for as a parameter
+            # (`message: KafkaMessage`), it is resolved by a synchronous dependency that
+            # FastStream runs in a worker thread, a thread hand-off for every batch.
+            message: KafkaMessage = context.get_local("message")
             records = message.raw_message
             batch = records if isinstance(records, tuple) else (records,)
             pending = list(batch)
