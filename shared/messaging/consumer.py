@@ -356,10 +356,21 @@ class EventConsumer:
                 await _dead_letter_invalid(uow, record, error)
                 outcomes.append((record.topic, "dead_lettered"))
             identities = {(p.envelope.id, p.envelope.source): p.envelope.type for p in parsed}
+            keys = {p.data.key() for p in parsed}
             fresh = await inbox.claim(
-                uow.session, self.service, [(i, s, t) for (i, s), t in identities.items()]
+                uow.session,
+                self.service,
+                [(i, s, t) for (i, s), t in identities.items()],
+                lock=uow.lock_names(keys),
             )
-            await self._lock_keys(uow, [p.data.key() for p in parsed])
+            # The batch's keys (project ids) are held until it commits, in the claim's statement.
+            # Kafka gives one project's events to one consumer, but around a rebalance two
+            # replicas may both hold some; and "is the project there? then park" must not
+            # interleave with "create the project, then release what waited" in another
+            # replica, or an event waits for ever. Sorted, so two batches cannot deadlock
+            # (PostgreSQL would abort one anyway, and that batch is retried). Taken before any
+            # savepoint: a handler locking its project (`uow.lock`) asks for nothing more.
+            uow.held.update(keys)
             run: list[_Parsed] = []  # consecutive events for one batch handler, not handled yet
             for item in parsed:
                 identity = (item.envelope.id, item.envelope.source)
@@ -392,18 +403,6 @@ class EventConsumer:
                 await self._handle_run(run, uow, outcomes)
             await uow.commit()
         return outcomes
-
-    async def _lock_keys(self, uow: UnitOfWork, keys: Sequence[str]) -> None:
-        """Hold the batch's keys (project ids) until it commits.
-
-        Kafka gives one project's events to one consumer, but around a rebalance two replicas
-        may both hold some; and "is the project there? then park" must not interleave with
-        "create the project, then release what waited" in another replica, or an event waits
-        for ever. Sorted, so two batches cannot deadlock (PostgreSQL would abort one anyway,
-        and that batch is retried). Taken before any savepoint, they stay held for the whole
-        transaction, so a handler that locks its project (`uow.lock`) asks for nothing more.
-        """
-        await uow.lock(keys)
 
     def _parse(self, record: UndeliverableRecord) -> _Parsed:
         size = record.size

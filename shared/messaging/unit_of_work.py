@@ -167,9 +167,13 @@ class UnitOfWork:
         if not wanted:
             return
         connection = await self.session.connection()
-        await connection.execute(_LOCK, {"keys": [f"{self.service}:{key}" for key in wanted]})
+        await connection.execute(_LOCK, {"keys": self.lock_names(wanted)})
         if not self.session.in_nested_transaction():
             self.held.update(wanted)
+
+    def lock_names(self, keys: Iterable[str]) -> list[str]:
+        """The advisory locks `lock` takes for `keys`: this service's, so services differ."""
+        return [f"{self.service}:{key}" for key in keys]
 
     async def commit(self) -> None:
         """Commit, then tell the process (the outbox relay, workers waiting on new rows)."""
