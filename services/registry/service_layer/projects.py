@@ -63,9 +63,10 @@ async def standings_for_change(
 ) -> dict[str, Standing]:
     """Lock several projects as `project_for_change` does and read where each stands.
 
-    The ids are locked in one statement, the registered projects' rows read (and row-locked) in
-    one query, by id; sorted, so that two batches cannot deadlock. A status report touches only
-    these columns: no ORM row is made (nor flushed at commit) for each project of a batch.
+    The ids are locked (`uow.lock`: no statement when the consumer holds them for its batch),
+    the registered projects' rows read (and row-locked) in one query, by id; sorted, so that
+    two batches cannot deadlock. A status report touches only these columns: no ORM row is made
+    (nor flushed at commit) for each project of a batch.
     """
     ordered = sorted(project_ids)
     if not ordered:
