@@ -27,7 +27,6 @@ from fastapi import APIRouter, FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from faststream.message import StreamMessage
@@ -155,7 +154,12 @@ async def _parse_leniently(
 ) -> StreamMessage[Any]:
     # FastStream decodes every header as UTF-8 and fails the whole batch, again and again, on
     # one that is not. Kafka headers are bytes: it gets copies with such headers blanked, and
-    # the consumer (and the dead letters) still get the records exactly as they came.
+    # the consumer (and the dead letters) still get the records exactly as they came. Almost
+    # every batch decodes as it is, so the copies are made only when it does not.
+    try:
+        return await parse(records)
+    except UnicodeDecodeError:
+        pass
     safe = tuple(
         record
         if all(_is_utf8(value) for _, value in record.headers or ())
@@ -235,8 +239,11 @@ class ServiceRuntime:
             # This broker's producer publishes nothing (events leave by the outbox relay's), so
             # it needs no producer id from a broker that may not hand one out.
             enable_idempotence=False,
+            # No FastStream telemetry middleware: the consumer makes each event's span in the
+            # event's own trace; FastStream's would add a span per batch in a trace of its own,
+            # reading every record's trace headers and baggage to link them (a few per cent of
+            # a backlog's time), and this broker publishes nothing.
             middlewares=[
-                KafkaTelemetryMiddleware(tracer_provider=self.tracer_provider),
                 KafkaPrometheusMiddleware(
                     registry=self.metrics.registry, app_name=f"pmo-{self.name}"
                 ),
@@ -328,7 +335,13 @@ class ServiceRuntime:
         metrics = self.metrics
         service = self.name
 
-        async def consume(body: Any, message: KafkaMessage) -> None:
+        context = self.broker.context
+
+        async def consume(body: Any) -> None:
+            # The message from FastStream's context directly: asked for as a parameter
+            # (`message: KafkaMessage`), it is resolved by a synchronous dependency that
+            # FastStream runs in a worker thread, a thread hand-off for every batch.
+            message: KafkaMessage = context.get_local("message")
             records = message.raw_message
             batch = records if isinstance(records, tuple) else (records,)
             pending = list(batch)

@@ -9,10 +9,11 @@ one (tests/fakes/) keeps both in memory, so a rule is tested without a broker or
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
+import sqlalchemy as sa
 from opentelemetry.context import Context
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,6 +23,11 @@ from shared.messaging.dead_letters import UndeliverableRecord, dead_letter_recor
 from shared.messaging.outbox import OutboxMessage, enqueue_many
 from shared.settings import Settings
 from shared.topics import topic_name
+
+_LOCK = sa.text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+    "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS s"
+)
 
 
 class AbstractUnitOfWork(Protocol):
@@ -71,6 +77,8 @@ class UnitOfWork:
         self._after_commit = after_commit
         self.published = 0
         self.released: list[str] = []
+        self.held: set[str] = set()
+        """The keys `lock` took outside any savepoint: held until the transaction ends."""
         self._session: AsyncSession | None = None
 
     @property
@@ -83,6 +91,7 @@ class UnitOfWork:
         self._session = self._sessions()
         await self._session.begin()
         self.published = 0
+        self.held = set()
         return self
 
     async def __aexit__(
@@ -145,6 +154,26 @@ class UnitOfWork:
     def release(self, key: str) -> None:
         """Let the events parked until `key` exists (e.g. a project id) be handled now."""
         self.released.append(key)
+
+    async def lock(self, keys: Iterable[str]) -> None:
+        """Hold `keys` (e.g. project ids, this service's) until the transaction ends.
+
+        PostgreSQL advisory locks, taken in sorted order so that two transactions cannot
+        deadlock. A key already held for the whole transaction is not asked for again: the
+        consumer locks its batch's keys first, so a handler locking its project costs nothing.
+        One taken inside a savepoint is not remembered, as rolling the savepoint back releases it.
+        """
+        wanted = sorted({key for key in keys if key not in self.held})
+        if not wanted:
+            return
+        connection = await self.session.connection()
+        await connection.execute(_LOCK, {"keys": self.lock_names(wanted)})
+        if not self.session.in_nested_transaction():
+            self.held.update(wanted)
+
+    def lock_names(self, keys: Iterable[str]) -> list[str]:
+        """The advisory locks `lock` takes for `keys`: this service's, so services differ."""
+        return [f"{self.service}:{key}" for key in keys]
 
     async def commit(self) -> None:
         """Commit, then tell the process (the outbox relay, workers waiting on new rows)."""

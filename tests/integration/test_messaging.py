@@ -470,3 +470,40 @@ async def test_every_consumer_group_must_run_for_readiness_and_is_in_the_asyncap
         stopped = await api.get("/readyz")
         assert stopped.status_code == 503, stopped.text
         assert stopped.json()["checks"]["kafka"] == f"not consuming: {lane}"
+
+
+async def test_a_lock_held_for_the_transaction_is_kept_and_one_a_savepoint_took_goes_with_it(
+    settings: Settings,
+) -> None:
+    engine = create_engine(settings.database_url_for("registry"), "registry", application="test")
+
+    async def free(key: str) -> bool:
+        """Whether another transaction could take the registry's lock of `key` now."""
+        async with engine.connect() as other:
+            taken = await other.scalar(
+                sa.text("SELECT pg_try_advisory_xact_lock(hashtextextended(:key, 0))"),
+                {"key": f"registry:{key}"},
+            )
+            await other.rollback()
+        return bool(taken)
+
+    try:
+        uow = UnitOfWork(session_factory(engine), service="registry", settings=settings)
+        async with uow:
+            await uow.lock(["PRJ-HELD"])
+            assert uow.held == {"PRJ-HELD"}
+            assert not await free("PRJ-HELD")
+            savepoint = await uow.session.begin_nested()
+            await uow.lock(["PRJ-HELD", "PRJ-SAVEPOINT"])
+            assert not await free("PRJ-SAVEPOINT")
+            await savepoint.rollback()
+            # Rolling the savepoint back let its lock go: it must not count as held.
+            assert uow.held == {"PRJ-HELD"}
+            assert await free("PRJ-SAVEPOINT")
+            assert not await free("PRJ-HELD")
+            await uow.lock(["PRJ-SAVEPOINT"])
+            assert not await free("PRJ-SAVEPOINT")
+        assert await free("PRJ-HELD")
+        assert await free("PRJ-SAVEPOINT")
+    finally:
+        await engine.dispose()

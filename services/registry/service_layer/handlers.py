@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.registry.adapters.tables import ProjectRow, ResourceShortfallRow, StatusReportRow
-from services.registry.domain.projects import changed_fields, charter_of, registration
+from pydantic_core import to_json
+
+from services.registry.adapters.tables import ProjectRow, ResourceShortfallRow
+from services.registry.domain.projects import charter_of, registration
 from services.registry.domain.stage_models import (
     ImpossibleTransition,
     StageModel,
@@ -52,7 +54,6 @@ from shared.events.contracts import (
 from shared.messaging.consumer import Deferred, Delivery, EventMeta, Rejected
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.projections import keep_newest, supersedes
-from shared.unnest import insert_rows
 
 log = logging.getLogger(__name__)
 
@@ -160,59 +161,56 @@ async def on_project_started(event: ProjectStarted, meta: EventMeta, uow: UnitOf
 async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: UnitOfWork) -> None:
     """Keep each report; the newest (by as-of date) is the project's status; apply its lifecycle.
 
-    Per batch: the run's projects are locked and read in one query, the reports and the status
-    history rows written with one statement of arrays each; a project's reports are applied in
-    the order they came, its newest status set on the project once (one UPDATE per project at
-    the flush, not one attribute set per report). A report of an unregistered project is parked
-    (`Deferred`); an impossible lifecycle move is `Rejected`.
+    Per batch: the run's projects are locked and read in one query (where each stands, no ORM
+    rows); the reports, the status history rows and each project's newest status are written
+    in one statement at the end; a project's reports are applied in the order they came. A
+    report moving its project (rare) loads that project as a row for the move. A report of an
+    unregistered project is parked (`Deferred`); an impossible lifecycle move is `Rejected`.
     """
-    projects = await changes.projects_for_change(uow, {d.event.project_id for d in deliveries})
+    standings = await changes.standings_for_change(uow, {d.event.project_id for d in deliveries})
     for delivery in deliveries:
-        if delivery.event.project_id not in projects:
+        if delivery.event.project_id not in standings:
             raise _not_registered(delivery.event.project_id, "a status report")
-    reports: list[dict[str, Any]] = []
-    history: list[dict[str, Any]] = []
+    reports: list[changes.StatusReport] = []
+    history: list[changes.StatusStep] = []
     # Each project's status as the batch leaves it so far: (status_as_of, percent_complete).
     status: dict[str, tuple[date | None, float | None]] = {}
     for delivery in deliveries:
         event, meta = delivery.event, delivery.meta
-        project = projects[event.project_id]
+        project_id = event.project_id
+        standing = standings[project_id]
         reports.append(
-            {
-                "source": meta.source,
-                "event_id": meta.id,
-                "project_id": event.project_id,
-                "as_of": event.as_of,
-                "percent_complete": event.percent_complete,
-                "actual_cost": event.actual_cost,
-                "lifecycle": event.lifecycle,
-                "reported_health": event.reported_health,
-            }
+            (
+                meta.source,
+                meta.id,
+                project_id,
+                event.as_of,
+                event.percent_complete,
+                event.actual_cost,
+                event.lifecycle,
+                event.reported_health,
+            )
         )
-        as_of, percent = status.get(project.project_id) or (
-            project.status_as_of,
-            project.percent_complete,
+        as_of, percent = status.get(project_id) or (
+            standing.status_as_of,
+            standing.percent_complete,
         )
         if supersedes(event.as_of, as_of):
-            before, after = changed_fields(
-                {"percent_complete": percent, "status_as_of": as_of},
-                {"percent_complete": event.percent_complete, "status_as_of": event.as_of},
-            )
-            status[project.project_id] = (event.as_of, event.percent_complete)
-            if after:
-                history.append(
-                    changes.history_row(
-                        project.project_id, "status", cause=meta.id, before=before, after=after
-                    )
-                )
-        if event.lifecycle is None or event.lifecycle == project.lifecycle:
+            status[project_id] = (event.as_of, event.percent_complete)
+            step = _status_step(project_id, as_of, percent, event, cause=meta.id)
+            if step is not None:
+                history.append(step)
+        if event.lifecycle is None or event.lifecycle == standing.lifecycle:
             continue
         # Rare (a report moving its project): the history so far first, then the move's, in
         # the order they happened; the move's event continues this report's trace.
-        await changes.add_history(uow, history)
+        await changes.write_status(uow, history=history)
         history = []
-        _set_status(project, status)
-        model = _stage_model(uow, project.methodology, project.project_id)
+        project = await changes.project_for_change(uow, project_id)
+        assert project is not None, "locked above, so still registered"
+        if project_id in status:
+            project.status_as_of, project.percent_complete = status[project_id]
+        model = _stage_model(uow, project.methodology, project_id)
         with delivery.continued():
             try:
                 await changes.move(
@@ -225,18 +223,42 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
                     percent_complete=event.percent_complete,
                 )
             except ImpossibleTransition as impossible:
-                raise Rejected(f"{project.project_id}: {impossible.reason}") from impossible
+                raise Rejected(f"{project_id}: {impossible.reason}") from impossible
         await uow.session.flush()
-    for project in projects.values():
-        _set_status(project, status)
-    await changes.add_history(uow, history)
-    await insert_rows(await uow.session.connection(), StatusReportRow.__table__, reports)  # type: ignore[attr-defined]
+        standing.lifecycle = project.lifecycle
+    await changes.write_status(
+        uow,
+        reports=reports,
+        history=history,
+        statuses={
+            project_id: now
+            for project_id, now in status.items()
+            if now != (standings[project_id].status_as_of, standings[project_id].percent_complete)
+        },
+    )
 
 
-def _set_status(project: ProjectRow, status: dict[str, tuple[date | None, float | None]]) -> None:
-    """Give the project the status the batch left it with, if a report changed it."""
-    if project.project_id in status:
-        project.status_as_of, project.percent_complete = status[project.project_id]
+def _status_step(
+    project_id: str,
+    as_of: date | None,
+    percent: float | None,
+    event: StatusChanged,
+    *,
+    cause: str,
+) -> changes.StatusStep | None:
+    """The `status` history row of a report that supersedes the status (as-of date, percent),
+    its before and after holding the fields that changed, as JSON (as `changed_fields` gives
+    them); None when neither changed."""
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    if percent != event.percent_complete:
+        before["percent_complete"], after["percent_complete"] = percent, event.percent_complete
+    if as_of != event.as_of:
+        before["status_as_of"] = as_of.isoformat() if as_of is not None else None
+        after["status_as_of"] = event.as_of.isoformat()
+    if not after:
+        return None
+    return project_id, to_json(before).decode(), to_json(after).decode(), cause
 
 
 async def on_strategy_changed(event: StrategyChanged, meta: EventMeta, uow: UnitOfWork) -> None:

@@ -7,13 +7,17 @@ other services must know, an outbound event, all in the caller's unit of work.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any, cast
 
+import sqlalchemy as sa
 from sqlalchemy import text
-from sqlmodel import col, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
-from services.registry.adapters.tables import ProjectHistoryRow, ProjectRow
+from services.registry.adapters.tables import ProjectHistoryRow, ProjectRow, StatusReportRow
 from services.registry.domain.projects import CHARTER_FIELDS, changed_fields
 from services.registry.domain.stage_models import StageModel
 from services.registry.service_layer.configuration import configuration_of
@@ -27,7 +31,6 @@ from shared.events.contracts import (
     SuggestedLesson,
 )
 from shared.messaging.unit_of_work import UnitOfWork
-from shared.unnest import insert_rows
 
 
 async def project_for_change(uow: UnitOfWork, project_id: str) -> ProjectRow | None:
@@ -38,66 +41,140 @@ async def project_for_change(uow: UnitOfWork, project_id: str) -> ProjectRow | N
     its row, so that two registrations of one new project (an API proposal racing its
     `project-started`) queue up too: the second sees the first instead of a key violation.
     """
-    connection = await uow.session.connection()
-    await connection.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-        {"key": f"registry-project:{project_id}"},
-    )
+    # The lock the consumer holds for a batch's project (`uow.lock`): taken once per batch.
+    await uow.lock([project_id])
     return await uow.session.get(
         ProjectRow, project_id, with_for_update=True, populate_existing=True
     )
 
 
-async def projects_for_change(
+@dataclass(slots=True)
+class Standing:
+    """Where a project stands, as a status report needs it (read with Core, not as an ORM row)."""
+
+    status_as_of: date | None
+    percent_complete: float | None
+    lifecycle: str
+    methodology: str | None
+
+
+async def standings_for_change(
     uow: UnitOfWork, project_ids: Collection[str]
-) -> dict[str, ProjectRow]:
-    """`project_for_change` for several projects at once: the ids locked in one statement, the
-    registered ones read (and row-locked) in one query, by id. Sorted, so that two batches
-    cannot deadlock."""
+) -> dict[str, Standing]:
+    """Lock several projects as `project_for_change` does and read where each stands.
+
+    The ids are locked (`uow.lock`: no statement when the consumer holds them for its batch),
+    the registered projects' rows read (and row-locked) in one query, by id; sorted, so that
+    two batches cannot deadlock. A status report touches only these columns: no ORM row is made
+    (nor flushed at commit) for each project of a batch.
+    """
     ordered = sorted(project_ids)
     if not ordered:
         return {}
+    await uow.lock(ordered)  # the consumer holds them already for its batch: then no query
+    # A project registered earlier in this transaction may still be pending in the session.
+    await uow.session.flush()
+    connection = await uow.session.connection()
+    rows = await connection.execute(_STANDINGS, {"ids": ordered})
+    return {row[0]: Standing(row[1], row[2], row[3], row[4]) for row in rows}
+
+
+_PROJECT = ProjectRow.__table__  # type: ignore[attr-defined]
+_STANDINGS = (
+    sa.select(
+        _PROJECT.c.project_id,
+        _PROJECT.c.status_as_of,
+        _PROJECT.c.percent_complete,
+        _PROJECT.c.lifecycle,
+        _PROJECT.c.methodology,
+    )
+    .where(_PROJECT.c.project_id == sa.func.any(sa.bindparam("ids", type_=ARRAY(sa.Text))))
+    .order_by(_PROJECT.c.project_id)
+    .with_for_update()
+)
+_HISTORY = ProjectHistoryRow.__table__  # type: ignore[attr-defined]
+_REPORTS = StatusReportRow.__table__  # type: ignore[attr-defined]
+_WRITE_STATUS = text(
+    "WITH status AS ("
+    f"UPDATE {_PROJECT.schema}.{_PROJECT.name} AS p "
+    "SET status_as_of = s.as_of, percent_complete = s.percent "
+    "FROM unnest(CAST(:s_id AS text[]), CAST(:s_as_of AS date[]), CAST(:s_percent AS float8[])) "
+    "AS s(project_id, as_of, percent) WHERE p.project_id = s.project_id"
+    "), history AS ("
+    f"INSERT INTO {_HISTORY.schema}.{_HISTORY.name} (project_id, change, before, after, cause) "
+    "SELECT h.project_id, 'status', CAST(h.before AS jsonb), CAST(h.after AS jsonb), h.cause "
+    "FROM unnest(CAST(:h_id AS text[]), CAST(:h_before AS text[]), CAST(:h_after AS text[]), "
+    "CAST(:h_cause AS text[])) WITH ORDINALITY AS h(project_id, before, after, cause, n) "
+    "ORDER BY h.n"
+    ") "
+    f"INSERT INTO {_REPORTS.schema}.{_REPORTS.name} (source, event_id, project_id, as_of, "
+    "percent_complete, actual_cost, lifecycle, reported_health) "
+    "SELECT * FROM unnest(CAST(:r_source AS text[]), CAST(:r_id AS text[]), "
+    "CAST(:r_project AS text[]), CAST(:r_as_of AS date[]), CAST(:r_percent AS float8[]), "
+    "CAST(:r_cost AS float8[]), CAST(:r_lifecycle AS text[]), CAST(:r_health AS text[]))"
+)
+_REPORT_BINDS = (
+    "r_source",
+    "r_id",
+    "r_project",
+    "r_as_of",
+    "r_percent",
+    "r_cost",
+    "r_lifecycle",
+    "r_health",
+)
+
+StatusReport = tuple[str, str, str, date, float, float, str | None, str | None]
+"""A `status_report` row: source, event id, project id, as of, percent complete, actual cost,
+lifecycle and reported health, as the report gave them."""
+
+StatusStep = tuple[str, str, str, str]
+"""A `status` history row: project id, its before and after as JSON text, and its cause."""
+
+
+async def write_status(
+    uow: UnitOfWork,
+    *,
+    reports: Sequence[StatusReport] = (),
+    history: Sequence[StatusStep] = (),
+    statuses: Mapping[str, tuple[date | None, float | None]] | None = None,
+) -> None:
+    """Write what a run of status reports did in one statement of arrays: the reports kept, the
+    `status` history rows in order, and each project's new status (as-of date, percent).
+
+    A project of the session's identity map (one a rule moved in this transaction) is given its
+    new status as its committed values, so that it reads what the row holds and a later flush
+    of it does not write them again.
+    """
+    statuses = statuses or {}
+    if not (reports or history or statuses):
+        return
+    report_columns = list(zip(*reports, strict=True)) or [()] * len(_REPORT_BINDS)
+    history_columns = list(zip(*history, strict=True)) or [()] * 4
     connection = await uow.session.connection()
     await connection.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
-            "FROM (SELECT k FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k) AS s"
-        ).bindparams(keys=[f"registry-project:{project_id}" for project_id in ordered])
+        _WRITE_STATUS,
+        {
+            "s_id": list(statuses),
+            "s_as_of": [as_of for as_of, _ in statuses.values()],
+            "s_percent": [percent for _, percent in statuses.values()],
+            **{
+                name: list(column)
+                for name, column in zip(
+                    ("h_id", "h_before", "h_after", "h_cause"), history_columns, strict=True
+                )
+            },
+            **{
+                name: list(column)
+                for name, column in zip(_REPORT_BINDS, report_columns, strict=True)
+            },
+        },
     )
-    query = (
-        select(ProjectRow)
-        .where(col(ProjectRow.project_id).in_(ordered))
-        .order_by(col(ProjectRow.project_id))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return {project.project_id: project for project in (await uow.session.exec(query)).all()}
-
-
-def history_row(
-    project_id: str,
-    change: str,
-    *,
-    cause: str,
-    before: Mapping[str, Any] | None = None,
-    after: Mapping[str, Any] | None = None,
-    note: str | None = None,
-) -> dict[str, Any]:
-    """A `project_history` row's values, for `add_history` (what `record` keeps, as a row)."""
-    return {
-        "project_id": project_id,
-        "change": change,
-        "before": dict(before) if before is not None else None,
-        "after": dict(after) if after is not None else None,
-        "cause": cause,
-        "note": note,
-    }
-
-
-async def add_history(uow: UnitOfWork, rows: Sequence[dict[str, Any]]) -> None:
-    """Append history rows (`history_row`) in one statement of arrays, in order."""
-    table = ProjectHistoryRow.__table__  # type: ignore[attr-defined]
-    await insert_rows(await uow.session.connection(), table, rows)
+    for project_id, (as_of, percent) in statuses.items():
+        held = uow.session.identity_map.get(identity_key(ProjectRow, project_id))
+        if isinstance(held, ProjectRow):
+            set_committed_value(held, "status_as_of", as_of)
+            set_committed_value(held, "percent_complete", percent)
 
 
 def record(
