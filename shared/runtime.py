@@ -303,18 +303,24 @@ class ServiceRuntime:
         """
         self._commit_listeners.append(listener)
 
-    def _committed(self) -> None:
-        self.relay.wake()
+    def _committed(self, uow: UnitOfWork) -> None:
+        if uow.published:
+            # Only a commit that wrote outbox rows has anything for the relay: each wake-up is
+            # a round of queries on its connection, on this process's event loop (notifications
+            # commits hundreds of batches that publish nothing). Rows written some other way
+            # still leave at its poll interval.
+            self.relay.wake()
         for listener in self._commit_listeners:
             listener()
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(
-            self.sessions,
-            service=self.name,
-            settings=self.settings,
-            after_commit=self._committed,
+        def committed() -> None:
+            self._committed(uow)
+
+        uow = UnitOfWork(
+            self.sessions, service=self.name, settings=self.settings, after_commit=committed
         )
+        return uow
 
     def _subscribe(self) -> None:
         """One FastStream batch subscriber per consumer group, all handing to one consumer.
