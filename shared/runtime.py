@@ -8,7 +8,15 @@ import dataclasses
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -210,7 +218,12 @@ class ServiceRuntime:
         settings: Settings,
         *,
         span_processors: Iterable[SpanProcessor] = (),
+        lanes: Collection[str] | None = None,
     ) -> None:
+        """`lanes`: the consumer groups this instance joins, by lane name ("" for the service's
+        own group); None joins them all. An instance of some lanes only is a replica like any
+        other (same inbox, outbox, workers), e.g. notifications' alert lane in a process of
+        its own, where no other group's batches hold up its event loop."""
         self.definition = definition
         self.name = definition.name
         self.settings = settings
@@ -279,7 +292,10 @@ class ServiceRuntime:
         self.consumer_groups = {
             group: [topic_name(event, settings.topic_prefix) for event in events]
             for group, events in consumer_groups(definition, settings.topic_prefix).items()
+            if lanes is None or _lane_of(group, self.consumer_group) in lanes
         }
+        if not self.consumer_groups:
+            raise ValueError(f"{self.name}: no consumer group for lanes {sorted(lanes or ())}")
         """Every consumer group this instance joins -> the topics it reads there."""
         self.subscribers: dict[str, BatchSubscriber] = {}
         """Each consumer group's FastStream subscriber (readiness asks each if it runs)."""
@@ -350,7 +366,7 @@ class ServiceRuntime:
 
         prefix = self.settings.topic_prefix
         for group, topics in self.consumer_groups.items():
-            lane = group.removeprefix(self.consumer_group).removeprefix("-")
+            lane = _lane_of(group, self.consumer_group)
             subscriber = self.broker.subscriber(
                 *topics,
                 group_id=group,
@@ -540,6 +556,11 @@ async def _expire_parked_events(runtime: ServiceRuntime) -> None:
         pause=interval,
         pause_first=True,
     )
+
+
+def _lane_of(group: str, service_group: str) -> str:
+    """The lane a consumer group is for ("" for the service's own group)."""
+    return group.removeprefix(service_group).removeprefix("-")
 
 
 def _running(subscriber: BatchSubscriber) -> bool:
