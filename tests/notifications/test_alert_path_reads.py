@@ -5,7 +5,8 @@ thousands of rows: queueing a project's notice reads only those for any project 
 one (and managers' only when they can be served). And a commit that wrote no outbox row does
 not wake the outbox relay (notifications commits a batch per status report and publishes
 nothing), while the process's other commit listeners (the delivery worker) are still told.
-Real database, the service started as usual.
+An alert only reads its project, so it does not wait for another transaction holding the
+project's row. Real broker and database, the service started as usual.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from services.notifications.service_layer.queue import Queued, queue_notices
 from shared.messaging.dead_letters import UndeliverableRecord
 from shared.settings import Settings
 from tests.conftest import ServiceStarter
-from tests.harness import RunningService
+from tests.harness import Enterprise, RunningService, eventually, webhook_receiver
+from tests.notifications.conftest import QUICK, ApiFor, alerting_tool, at_risk
 
 
 async def add_subscriptions(service: RunningService) -> dict[str, uuid.UUID]:
@@ -130,3 +132,26 @@ async def test_a_commit_wakes_the_relay_only_when_it_wrote_outbox_rows(
         )
         await uow.commit()
     assert wakes == ["relay"]
+
+
+async def test_an_alert_does_not_wait_for_a_transaction_holding_its_projects_row(
+    start_service: ServiceStarter, enterprise: Enterprise, api_for: ApiFor
+) -> None:
+    async with webhook_receiver() as receiver:
+        service = await start_service("notifications", **QUICK)
+        await alerting_tool(service, api_for(service), enterprise, receiver.url, "PRJ-RL-1")
+        async with service.runtime.engine.connect() as holder:
+            # As the clock escalating the project, or an API change to it, would hold it.
+            held = await holder.begin()
+            await holder.execute(
+                sa.text(
+                    "SELECT 1 FROM notifications.project WHERE project_id = 'PRJ-RL-1' FOR UPDATE"
+                )
+            )
+            await enterprise.send("project-at-risk", at_risk("PRJ-RL-1"))
+
+            async def alerted() -> bool:
+                return len(receiver.received) == 1
+
+            await eventually(alerted, timeout=30, what="the alert while its project's row is held")
+            await held.rollback()
