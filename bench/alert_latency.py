@@ -17,6 +17,7 @@ Progress is read from the services' inboxes (events taken), which every layout s
 
 Usage: python -m bench.alert_latency [--rate 500] [--seconds 10] [--slip-every 50]
        [--layout processes|one-process] [--notifications-batch-max N]
+       [--alert-lane shared|process]
 Uses PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS / PMO_BENCH_DATABASE_URL if set, else the embedded broker
 and the PostgreSQL on 127.0.0.1:5432.
 """
@@ -134,11 +135,18 @@ async def until_taken(
         await asyncio.sleep(0.1)
 
 
-def serve(name: ServiceName, settings: Settings, ready: Any, stop: Any) -> None:
-    """A child process's body: run one service until `stop` is set (`ready` once started)."""
+def serve(
+    name: ServiceName,
+    settings: Settings,
+    ready: Any,
+    stop: Any,
+    lanes: tuple[str, ...] | None = None,
+) -> None:
+    """A child process's body: run one service (its `lanes` only, if given) until `stop` is
+    set (`ready` once started)."""
 
     async def run() -> None:
-        runtime = ServiceRuntime(SERVICES[name], settings)
+        runtime = ServiceRuntime(SERVICES[name], settings, lanes=lanes)
         await runtime.start()
         ready.set()
         try:
@@ -150,15 +158,27 @@ def serve(name: ServiceName, settings: Settings, ready: Any, stop: Any) -> None:
 
 
 @contextlib.asynccontextmanager
-async def services(layout: str, settings: Settings, notifications: Settings) -> AsyncIterator[None]:
-    """Registry, monitoring and notifications running (in `layout`) until the block ends."""
-    configured: list[tuple[ServiceName, Settings]] = [
-        ("registry", settings),
-        ("monitoring", settings),
-        ("notifications", notifications),
+async def services(
+    layout: str, settings: Settings, notifications: Settings, alert_lane: str = "shared"
+) -> AsyncIterator[None]:
+    """Registry, monitoring and notifications running (in `layout`) until the block ends;
+    `alert_lane="process"`: notifications' alert lane in a process of its own, the rest of
+    notifications in another (two replicas, each joining its groups only)."""
+    configured: list[tuple[ServiceName, Settings, tuple[str, ...] | None]] = [
+        ("registry", settings, None),
+        ("monitoring", settings, None),
     ]
+    if alert_lane == "process":
+        configured += [
+            ("notifications", notifications, ("",)),
+            ("notifications", notifications, ("alerts",)),
+        ]
+    else:
+        configured.append(("notifications", notifications, None))
     if layout == "one-process":
-        runtimes = [ServiceRuntime(SERVICES[name], each) for name, each in configured]
+        runtimes = [
+            ServiceRuntime(SERVICES[name], each, lanes=lanes) for name, each, lanes in configured
+        ]
         for runtime in runtimes:
             await runtime.start()
         try:
@@ -171,10 +191,12 @@ async def services(layout: str, settings: Settings, notifications: Settings) -> 
     stop = spawn.Event()
     children = []
     try:
-        for name, each in configured:
+        for name, each, lanes in configured:
             ready = spawn.Event()
             child = spawn.Process(
-                target=serve, args=(name, each, ready, stop), name=f"bench-{name}"
+                target=serve,
+                args=(name, each, ready, stop, lanes),
+                name=f"bench-{name}-{'-'.join(lane or 'main' for lane in lanes or ('all',))}",
             )
             child.start()
             children.append(child)
@@ -255,6 +277,7 @@ async def main(
     slip_every: int,
     notifications_batch_max: int | None = None,
     layout: str = "processes",
+    alert_lane: str = "shared",
 ) -> None:
     arrived: dict[str, float] = {}
     arrival = asyncio.Event()
@@ -303,7 +326,7 @@ async def main(
                     "consumer_batch_max": notifications_batch_max or settings.consumer_batch_max
                 }
             )
-            async with services(layout, settings, notifications_settings):
+            async with services(layout, settings, notifications_settings, alert_lane):
                 producer = AIOKafkaProducer(
                     **settings.kafka_client_options(), enable_idempotence=False, linger_ms=0
                 )
@@ -377,6 +400,11 @@ async def main(
                 f"steady load: {total} status reports at {rate}/s (sent in {sending:.1f} s), "
                 f"{slipping_count} slipping, on {projects} projects; monitoring took {took}; "
                 f"layout: {layout}"
+                + (
+                    ", notifications' alert lane in its own process"
+                    if alert_lane == "process"
+                    else ""
+                )
             )
             print(f"{'path':<34} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
             print(line("raw one hop (baseline)", hops))
@@ -418,6 +446,12 @@ if __name__ == "__main__":
         default=None,
         help="events per transaction in notifications only (default: PMO_CONSUMER_BATCH_MAX)",
     )
+    parser.add_argument(
+        "--alert-lane",
+        choices=("shared", "process"),
+        default="shared",
+        help="notifications' alert lane in its one process (default) or in a process of its own",
+    )
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -426,5 +460,6 @@ if __name__ == "__main__":
             arguments.slip_every,
             arguments.notifications_batch_max,
             arguments.layout,
+            arguments.alert_lane,
         )
     )

@@ -8,7 +8,15 @@ import dataclasses
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -214,7 +222,12 @@ class ServiceRuntime:
         settings: Settings,
         *,
         span_processors: Iterable[SpanProcessor] = (),
+        lanes: Collection[str] | None = None,
     ) -> None:
+        """`lanes`: the consumer groups this instance joins, by lane name ("" for the service's
+        own group); None joins them all. An instance of some lanes only is a replica like any
+        other (same inbox, outbox, workers), e.g. notifications' alert lane in a process of
+        its own, where no other group's batches hold up its event loop."""
         self.definition = definition
         self.name = definition.name
         self.settings = settings
@@ -286,7 +299,10 @@ class ServiceRuntime:
         self.consumer_groups = {
             group: [topic_name(event, settings.topic_prefix) for event in events]
             for group, events in consumer_groups(definition, settings.topic_prefix).items()
+            if lanes is None or _lane_of(group, self.consumer_group) in lanes
         }
+        if not self.consumer_groups:
+            raise ValueError(f"{self.name}: no consumer group for lanes {sorted(lanes or ())}")
         """Every consumer group this instance joins -> the topics it reads there."""
         self.subscribers: dict[str, BatchSubscriber] = {}
         """Each consumer group's FastStream subscriber (readiness asks each if it runs)."""
@@ -310,18 +326,24 @@ class ServiceRuntime:
         """
         self._commit_listeners.append(listener)
 
-    def _committed(self) -> None:
-        self.relay.wake()
+    def _committed(self, uow: UnitOfWork) -> None:
+        if uow.published:
+            # Only a commit that wrote outbox rows has anything for the relay: each wake-up is
+            # a round of queries on its connection, on this process's event loop (notifications
+            # commits hundreds of batches that publish nothing). Rows written some other way
+            # still leave at its poll interval.
+            self.relay.wake()
         for listener in self._commit_listeners:
             listener()
 
     def unit_of_work(self) -> UnitOfWork:
-        return UnitOfWork(
-            self.sessions,
-            service=self.name,
-            settings=self.settings,
-            after_commit=self._committed,
+        def committed() -> None:
+            self._committed(uow)
+
+        uow = UnitOfWork(
+            self.sessions, service=self.name, settings=self.settings, after_commit=committed
         )
+        return uow
 
     def _subscribe(self) -> None:
         """One FastStream batch subscriber per consumer group, all handing to one consumer.
@@ -357,7 +379,7 @@ class ServiceRuntime:
 
         prefix = self.settings.topic_prefix
         for group, topics in self.consumer_groups.items():
-            lane = group.removeprefix(self.consumer_group).removeprefix("-")
+            lane = _lane_of(group, self.consumer_group)
             subscriber = self.broker.subscriber(
                 *topics,
                 group_id=group,
@@ -547,6 +569,11 @@ async def _expire_parked_events(runtime: ServiceRuntime) -> None:
         pause=interval,
         pause_first=True,
     )
+
+
+def _lane_of(group: str, service_group: str) -> str:
+    """The lane a consumer group is for ("" for the service's own group)."""
+    return group.removeprefix(service_group).removeprefix("-")
 
 
 def _running(subscriber: BatchSubscriber) -> bool:

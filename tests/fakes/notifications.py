@@ -164,8 +164,19 @@ class FakeSubscriptionRepository:
     async def save(self, subscription: SubscriptionRow) -> None:
         self.by_id[subscription.id] = subscription
 
-    async def enabled(self) -> list[SubscriptionRow]:
-        return sorted((s for s in self.by_id.values() if s.enabled), key=lambda s: s.id)
+    async def enabled(
+        self, *, project_ids: Collection[str] | None = None, managers: bool = True
+    ) -> list[SubscriptionRow]:
+        return sorted(
+            (
+                s
+                for s in self.by_id.values()
+                if s.enabled
+                and (project_ids is None or s.project_id is None or s.project_id in project_ids)
+                and (managers or s.managed_by != "project-manager")
+            ),
+            key=lambda s: s.id,
+        )
 
 
 class FakeProjectRepository:

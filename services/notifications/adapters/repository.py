@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from services.notifications.adapters.tables import (
+    PROJECT_MANAGER,
     DeliveryAttemptRow,
     DeliveryRow,
     ProjectRow,
@@ -109,8 +110,11 @@ class SubscriptionRepository(Protocol):
         is read next in the unit of work sees them)."""
         ...
 
-    async def enabled(self) -> list[SubscriptionRow]:
-        """The enabled subscriptions, by id."""
+    async def enabled(
+        self, *, project_ids: Collection[str] | None = None, managers: bool = True
+    ) -> list[SubscriptionRow]:
+        """The enabled subscriptions, by id; with `project_ids`, only those for any project or
+        for one of these; without `managers`, none of the project managers' own."""
         ...
 
 
@@ -282,13 +286,20 @@ class SqlSubscriptionRepository:
         self.session.add(subscription)
         await self.session.flush()
 
-    async def enabled(self) -> list[SubscriptionRow]:
-        query = (
-            select(SubscriptionRow)
-            .where(col(SubscriptionRow.enabled))
-            .order_by(col(SubscriptionRow.id))
-        )
-        return list((await self.session.exec(query)).all())
+    async def enabled(
+        self, *, project_ids: Collection[str] | None = None, managers: bool = True
+    ) -> list[SubscriptionRow]:
+        # Narrowed here, not after loading: there is a manager's subscription per project, so
+        # every enabled one is thousands of rows made into objects for each alert's batch.
+        query = select(SubscriptionRow).where(col(SubscriptionRow.enabled))
+        if project_ids is not None:
+            query = query.where(
+                col(SubscriptionRow.project_id).is_(None)
+                | col(SubscriptionRow.project_id).in_(sorted(project_ids))
+            )
+        if not managers:
+            query = query.where(col(SubscriptionRow.managed_by) != PROJECT_MANAGER)
+        return list((await self.session.exec(query.order_by(col(SubscriptionRow.id)))).all())
 
 
 class SqlProjectRepository:

@@ -18,6 +18,10 @@ SCHEMA = "notifications"
 ENVIRONMENT_WEBHOOK_ID = uuid.UUID("6d1f3c2e-5b7a-5e0c-9f8e-2a4b6c8d0e1f")
 """The built-in subscription standing for `PMO_ALERT_WEBHOOK_URL` (made by migration 0002)."""
 
+PROJECT_MANAGER = "project-manager"
+"""`managed_by` of a project manager's own subscription: kept by notifications, not made through
+the API (service_layer/managers.py)."""
+
 
 class SubscriptionRow(SQLModel, table=True):
     """Who wants to hear about what, on which channel; `secret` signs its webhooks."""

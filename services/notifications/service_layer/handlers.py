@@ -156,20 +156,21 @@ async def _queue_project_notice(
 
 
 async def _known_projects(
-    uow: UnitOfWork, deliveries: Sequence[Delivery[Any]]
+    uow: UnitOfWork, deliveries: Sequence[Delivery[Any]], *, lock: bool = True
 ) -> dict[str, ProjectRow]:
-    """The batch's projects in one query (locked), or park: as `_known_project` for each event.
+    """The batch's projects in one query (locked unless `lock` is off: for handlers that only
+    read them), or park: as `_known_project` for each event.
 
     A project not known yet raises `Deferred` for the first event that names it: the consumer
     then handles the batch one event at a time, parking exactly the events that must wait.
     """
     wanted = sorted({delivery.event.project_id for delivery in deliveries})
-    found = await uow.session.exec(
+    query = (
         select(ProjectRow)
         .where(col(ProjectRow.project_id).in_(wanted))
         .order_by(col(ProjectRow.project_id))
-        .with_for_update()
     )
+    found = await uow.session.exec(query.with_for_update() if lock else query)
     projects = {project.project_id: project for project in found.all()}
     for delivery in deliveries:
         if delivery.event.project_id not in projects:
@@ -369,8 +370,14 @@ async def _queue_project_notices(
     *,
     severity: Callable[[E], str],
 ) -> None:
-    """One notice per event about one project, in the order they came, each in its trace."""
-    projects = await _known_projects(uow, deliveries)
+    """One notice per event about one project, in the order they came, each in its trace.
+
+    The projects are only read (what the message says of them), so not locked: a row lock
+    would make the alert wait for whatever else holds the row (the clock escalating it, an
+    API change), for nothing. "Known, or park" still cannot race the project's registration:
+    the consumer holds the batch's project keys (`_lock_keys`) until it commits.
+    """
+    projects = await _known_projects(uow, deliveries, lock=False)
     await queue_notices(
         uow.session,
         [

@@ -18,12 +18,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from services.notifications.adapters.tables import PROJECT_MANAGER as PROJECT_MANAGER
 from services.notifications.adapters.tables import SubscriptionRow
 from services.notifications.domain.subscriptions import NoticeType
 from shared.settings import Settings
-
-PROJECT_MANAGER = "project-manager"
-"""`managed_by` of the manager's subscription: kept by notifications, not made through the API."""
 
 MANAGER_NOTICES: tuple[NoticeType, ...] = (
     "intervention-proposed",

@@ -20,11 +20,19 @@ from services.notifications.adapters.repository import (
     SubscriptionRepository,
 )
 from services.notifications.adapters.tables import ENVIRONMENT_WEBHOOK_ID, SubscriptionRow
-from services.notifications.domain.subscriptions import Notice, audience_of, wants
+from services.notifications.domain.subscriptions import (
+    SUBSCRIPTION_DISABLED,
+    Notice,
+    audience_of,
+    wants,
+)
 from services.notifications.service_layer.managers import PROJECT_MANAGER, manager_has_channel
 from services.notifications.service_layer.unit_of_work import NotificationsUnitOfWork
 from shared.settings import Settings
 from shared.telemetry import current_trace_headers
+
+PROJECTLESS = frozenset({"portfolio-digest", SUBSCRIPTION_DISABLED})
+"""Notices that a subscription's project filter does not decide (see `wants`)."""
 
 ContextFor = Callable[[SubscriptionRow], dict[str, Any] | None]
 """The message context for one subscription (None: nothing to tell it, e.g. an empty digest)."""
@@ -122,18 +130,29 @@ async def queue_notices(
     if not queued:
         return 0
     deliveries, known = _repositories(into)
-    enabled = [
-        subscription
-        for subscription in (
-            list(subscriptions) if subscriptions is not None else await known.enabled()
+    chosen = subscriptions is not None  # the caller's are those that want the notice
+    if subscriptions is None:
+        # Only the subscriptions that may want one of these notices are read: those for any
+        # project or for one of theirs (there is a manager's subscription per project), and
+        # managers' only when they can be served. A digest or a disabled subscription is news
+        # whatever a subscription's project, so then every one is read.
+        about_projects = all(item.notice.notice_type not in PROJECTLESS for item in queued)
+        subscriptions = await known.enabled(
+            project_ids=(
+                {project for item in queued for project in item.notice.project_ids}
+                if about_projects
+                else None
+            ),
+            managers=manager_has_channel(settings),
         )
-        if has_channel(subscription, settings)
+    enabled = [
+        subscription for subscription in subscriptions if has_channel(subscription, settings)
     ]
     rows: list[dict[str, Any]] = []
     for item in queued:
         trace = current_trace_headers(item.cause)
         for subscription in enabled:
-            if subscriptions is None and not _wants(subscription, item.notice):
+            if not chosen and not _wants(subscription, item.notice):
                 continue
             context = item.context_for(subscription)
             if context is None:
