@@ -328,14 +328,16 @@ async def resolve_pending(
         ).all()
         if not pending:
             return False
+        # The run continues the trace of its newest change (the one the coalescing waited for
+        # last, e.g. a re-ranking that came while an earlier change waited) and links the rest.
         parents = [context_from_traceparent(row.traceparent, None) for row in pending]
         links = [
             Link(get_current_span(context).get_span_context())
-            for context in parents[1:]
+            for context in parents[:-1]
             if context is not None
         ]
         with runtime.tracer.start_as_current_span(
-            "allocation re-resolution", context=parents[0], links=links
+            "allocation re-resolution", context=parents[-1], links=links
         ) as span:
             started = asyncio.get_running_loop().time()
             weeks: set[str] | None = set()
