@@ -61,6 +61,17 @@ async def rows(service: RunningService, query: str, **params: Any) -> list[Any]:
         return list((await connection.execute(sa.text(query).bindparams(**params))).all())
 
 
+async def duplicates(service: RunningService, records: list[Any]) -> int:
+    """How many of `records` notifications recorded as duplicates (a redelivery's dead letters)."""
+    found = await rows(
+        service,
+        "SELECT count(*) FROM dead_letter WHERE consumer = 'notifications' "
+        "AND reason LIKE 'duplicate:%' AND event_id = ANY(:ids)",
+        ids=[json.loads(record.value)["id"] for record in records],
+    )
+    return int(found[0][0])
+
+
 async def execute(service: RunningService, statement: str, **params: Any) -> None:
     async with service.runtime.engine.begin() as connection:
         await connection.execute(sa.text(statement).bindparams(**params))
@@ -171,13 +182,7 @@ async def test_a_batch_of_several_projects_queues_one_notice_per_alert_in_order_
             for row in await rows(service, queued())
         ]
         assert again == alerts
-        duplicates = await rows(
-            service,
-            "SELECT count(*) FROM dead_letter WHERE consumer = 'notifications' "
-            "AND reason LIKE 'duplicate:%' AND event_id = ANY(:ids)",
-            ids=[json.loads(record.value)["id"] for record in records],
-        )
-        assert duplicates[0][0] == len(records)
+        assert await duplicates(service, records) == len(records)
 
         # C's registration lets its parked assessment and alert through, in their order.
         await register(enterprise, "PRJ-NB-C")
@@ -282,10 +287,4 @@ async def test_a_batch_of_allocation_decisions_keeps_the_newest_per_request_in_o
     await service.runtime.consumer.process([*records, newer])
     expected[1] = ("REQ-NR-2", 1.0, 1.0, decided_at + timedelta(seconds=3))
     assert [tuple(row) for row in await rows(service, kept())] == expected
-    duplicates = await rows(
-        service,
-        "SELECT count(*) FROM dead_letter WHERE consumer = 'notifications' "
-        "AND reason LIKE 'duplicate:%' AND event_id = ANY(:ids)",
-        ids=[json.loads(record.value)["id"] for record in records],
-    )
-    assert duplicates[0][0] == len(records)
+    assert await duplicates(service, records) == len(records)
