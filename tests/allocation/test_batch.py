@@ -202,8 +202,8 @@ async def test_the_workers_book_reads_the_state_a_fresh_read_gives_after_every_k
     """The re-resolution worker keeps its plans of the requests between runs (`PlannedBook`):
     after new requests, their decisions, a request asking less (as an intervention's release
     writes it, made undecided again) and a request received earlier committed later, loading
-    with the book gives the state a fresh read gives, and the book reads again only the rows
-    written since."""
+    with the book gives the state a fresh read gives, and the book plans again only the
+    requests whose content changed."""
     service: RunningService = await start_service("allocation", allocation_resolution_poll_s=0.5)
     today = datetime.now(UTC).date()
     hours = settings.allocation_hours_per_fte_week

@@ -13,7 +13,7 @@ from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Text, bindparam, delete, func, literal_column, text, tuple_
+from sqlalchemy import Text, bindparam, delete, func, literal_column, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -139,38 +139,40 @@ async def pool_members(session: AsyncSession) -> dict[str, PoolMember]:
 
 @dataclass
 class PlannedBook:
-    """The requests one re-resolution worker planned, kept between its runs by row version.
+    """The requests one re-resolution worker planned, kept between its runs by their content.
 
-    A run after a backlog reads every request; planning them again (or even reading their
-    columns) each run made each run's cost grow with the book, not with its new requests.
-    Each row's `xmin` (the transaction that last wrote it) tells whether it changed since it
-    was planned: a new request, a decision stored, an intervention's release all write the row
-    and so change it; an unchanged row keeps its plan. Holds one database's rows: one per
-    worker, never shared between databases.
+    A run after a backlog reads every request; planning them again (or even reading all their
+    columns) each run made each run's cost grow with the book, not with its new requests. Each
+    run reads every request's id, content (its `REQUEST_FIELDS` as PostgreSQL's text of them,
+    exact) and whether it is decided; a request whose content is the one planned keeps its plan
+    (marked decided or not as it now is), any other is read in full and planned. Holds one
+    database's requests: one per worker, never shared between databases.
     """
 
     current_week: str | None = None
     hours_per_fte_week: float | None = None
-    rows: dict[str, tuple[int, OpenRequest]] = field(default_factory=dict)
-    """Request id -> (the row version it was planned from, its plan)."""
+    rows: dict[str, tuple[str, OpenRequest]] = field(default_factory=dict)
+    """Request id -> (the content it was planned from, its plan)."""
 
 
-_XMIN = literal_column("xmin::text::bigint", type_=BigInteger)
-"""A row's version: the id of the transaction that last wrote it (PostgreSQL's `xid`)."""
+_CONTENT = "row({})::text".format(", ".join(f'"{name}"' for name in REQUEST_FIELDS))
+"""A stored request's content as one text (`REQUEST_FIELDS` in order; NULL told from empty)."""
 
-_VERSIONS = """
-SELECT coalesce(array_agg(request_id ORDER BY received_at, request_id), '{}'),
-       coalesce(array_agg(xmin::text::bigint ORDER BY received_at, request_id), '{}')
+_CONTENTS = f"""
+SELECT coalesce(array_agg(request_id ORDER BY received_at, request_id), '{{}}'),
+       coalesce(array_agg({_CONTENT} ORDER BY received_at, request_id), '{{}}'),
+       coalesce(array_agg(decided_at IS NOT NULL ORDER BY received_at, request_id), '{{}}')
 FROM allocation.resource_request
 """
-"""Every request's id and version, in arrival order (as `load_state` numbers arrivals)."""
+"""Every request's id, content and whether it is decided, in arrival order (as `load_state`
+numbers arrivals)."""
 
 
 async def _planned_requests(
     session: AsyncSession, current_week: str, hours_per_fte_week: float, book: PlannedBook | None
 ) -> list[OpenRequest]:
     """Every stored request as planned from `current_week` on, in arrival order; with a
-    `book`, only the rows written since it last planned them are read in full."""
+    `book`, only the requests whose content it has not planned are read in full."""
     table = ResourceRequestRow.__table__  # type: ignore[attr-defined]
     order = (table.c.received_at, table.c.request_id)
     planned_columns: list[Any] = [table.c[name] for name in _PLANNED_COLUMNS]
@@ -186,45 +188,49 @@ async def _planned_requests(
     if (book.current_week, book.hours_per_fte_week) != (current_week, hours_per_fte_week):
         book.rows.clear()  # a new week (or rule) plans every request anew
         book.current_week, book.hours_per_fte_week = current_week, hours_per_fte_week
-    # Two arrays in one row, not a row per request: tens of thousands of result rows cost
-    # more to take apart than their two values cost to compare.
-    ids, versions = (await session.exec(text(_VERSIONS))).one()  # type: ignore[call-overload]
+    # Arrays in one row, not a row per request: tens of thousands of result rows cost more to
+    # take apart than their values cost to compare.
+    ids, contents, decided = (await session.exec(text(_CONTENTS))).one()  # type: ignore[call-overload]
     known = book.rows
-    arrival_of: dict[str, int] = {}
+    order_of: dict[str, tuple[int, bool]] = {}
     missing: list[str] = []
-    for arrival, (request_id, version) in enumerate(zip(ids, versions, strict=True)):
-        arrival_of[request_id] = arrival
+    for arrival, (request_id, content, is_decided) in enumerate(
+        zip(ids, contents, decided, strict=True)
+    ):
+        order_of[request_id] = (arrival, is_decided)
         cached = known.get(request_id)
-        if cached is None or cached[0] != version:
+        if cached is None or cached[0] != content:
             missing.append(request_id)
-    fresh: dict[str, tuple[int, OpenRequest]] = {}
+    fresh: dict[str, tuple[str, OpenRequest]] = {}
     if missing:
-        # Read with its version again: a row written since the versions were read is planned
-        # from what this read saw, and read again by the next run.
+        # Read with its content again: a request written since the first read is planned from
+        # what this read saw (and read again by the next run if it differs from that).
         rows = await session.exec(
-            select(*planned_columns, _XMIN).where(  # type: ignore[call-overload]
+            select(*planned_columns, literal_column(_CONTENT)).where(  # type: ignore[call-overload]
                 table.c.request_id == func.any(bindparam("ids", missing, type_=ARRAY(Text)))
             )
         )
-        for *values, decided_at, version in rows.all():
+        for *values, decided_at, content in rows.all():
             request_id = values[0]
             request = _planned(
                 (*values, decided_at is not None),
                 current_week,
-                arrival_of[request_id],
+                order_of[request_id][0],
                 hours_per_fte_week,
             )
-            fresh[request_id] = (version, request)
+            fresh[request_id] = (content, request)
     requests: list[OpenRequest] = []
-    kept: dict[str, tuple[int, OpenRequest]] = {}
-    for request_id, arrival in arrival_of.items():
+    kept: dict[str, tuple[str, OpenRequest]] = {}
+    for request_id, (arrival, is_decided) in order_of.items():
         entry = fresh.get(request_id) or known.get(request_id)
         if entry is None:
             continue  # gone between the two reads
-        version, request = entry
-        if request.arrival != arrival:  # a request received earlier committed later
-            request = replace(request, arrival=arrival)
-            entry = (version, request)
+        content, request = entry
+        if request.arrival != arrival or request.decided != is_decided:
+            # Decided since (the worker's own runs), or a request received earlier committed
+            # later: the same plan otherwise.
+            request = replace(request, arrival=arrival, decided=is_decided)
+            entry = (content, request)
         kept[request_id] = entry
         requests.append(request)
     book.rows = kept
