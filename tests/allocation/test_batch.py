@@ -15,8 +15,9 @@ import httpx
 import sqlalchemy as sa
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from services.allocation.adapters.repository import load_state
-from services.allocation.domain.resolution import resolve
+from services.allocation.adapters.repository import PlannedBook, load_state
+from services.allocation.domain.resolution import AllocationState, resolve
+from services.allocation.service_layer.resolution import hold_resolution_lock
 from shared.settings import Settings
 from tests.allocation.test_allocation_flow import (
     END,
@@ -190,3 +191,81 @@ async def test_a_backlog_of_batches_is_decided_each_request_once_as_a_full_solve
         assert full.changed == ()
         assert {r: (o.status, o.fte_granted, o.reason) for r, o in full.outcomes.items()} == stored
         assert {s for s, _, _ in stored.values()} >= {"granted", "denied"}  # Maria is short
+
+
+async def test_the_workers_book_reads_the_state_a_fresh_read_gives_after_every_kind_of_write(
+    start_service: Any,
+    admin_headers: dict[str, str],
+    enterprise: Enterprise,
+    settings: Settings,
+) -> None:
+    """The re-resolution worker keeps its plans of the requests between runs (`PlannedBook`):
+    after new requests, their decisions, a request asking less (as an intervention's release
+    writes it, made undecided again) and a request received earlier committed later, loading
+    with the book gives the state a fresh read gives, and the book plans again only the
+    requests whose content changed."""
+    service: RunningService = await start_service("allocation", allocation_resolution_poll_s=0.5)
+    today = datetime.now(UTC).date()
+    hours = settings.allocation_hours_per_fte_week
+    book = PlannedBook()
+
+    async def both(*writes: str) -> tuple[AllocationState, AllocationState]:
+        """The state with the book and without, after `writes`, in one transaction holding
+        the worker's lock (no re-resolution commits in between)."""
+        async with service.runtime.unit_of_work() as uow:
+            await hold_resolution_lock(uow.session)
+            for statement in writes:
+                await uow.session.exec(sa.text(statement))  # type: ignore[call-overload]
+            kept = await load_state(uow.session, today=today, hours_per_fte_week=hours, book=book)
+            fresh = await load_state(uow.session, today=today, hours_per_fte_week=hours)
+            await uow.commit()
+        return kept, fresh
+
+    async with httpx.AsyncClient(base_url=service.base_url, headers=admin_headers) as api:
+        await given_portfolio(api, enterprise, "PRJ-A", "PRJ-B")
+        batch = Batch(settings)
+        await service.runtime.consumer.process(
+            [
+                batch.record("resource-requested", request(f"REQ-P{n}", "PRJ-A", fte=0.25))
+                for n in range(4)
+            ]
+        )
+        kept, fresh = await both()
+        assert kept == fresh
+        assert len(fresh.requests) == 4
+
+        async def all_decided(api: httpx.AsyncClient) -> bool:
+            undecided = await rows(
+                service,
+                "SELECT count(*) FROM allocation.resource_request WHERE decided_at IS NULL",
+            )
+            return bool(undecided[0][0] == 0)
+
+        await until(api, all_decided, "the requests decided")
+        kept, fresh = await both()
+        assert kept == fresh
+        assert all(request.decided for request in fresh.requests.values())
+        planned = {request_id: plan for request_id, (_, plan) in book.rows.items()}
+
+        # An intervention's release: the request asks 0 FTE from now on, undecided again.
+        kept, fresh = await both(
+            "UPDATE allocation.resource_request SET fte = 0, hours = NULL, decided_at = NULL "
+            "WHERE request_id = 'REQ-P1'"
+        )
+        assert kept == fresh
+        assert fresh.requests["REQ-P1"].fte == 0
+        assert not fresh.requests["REQ-P1"].decided
+        assert book.rows["REQ-P1"][1] is not planned["REQ-P1"]
+        assert all(book.rows[r][1] is planned[r] for r in ("REQ-P0", "REQ-P2", "REQ-P3"))
+
+        # A new request, received before the others but committed after them: it comes first.
+        await service.runtime.consumer.process(
+            [batch.record("resource-requested", request("REQ-P9", "PRJ-B", fte=0.5))]
+        )
+        kept, fresh = await both(
+            "UPDATE allocation.resource_request SET received_at = received_at - interval '1 day' "
+            "WHERE request_id = 'REQ-P9'"
+        )
+        assert kept == fresh
+        assert fresh.requests["REQ-P9"].arrival == 0
+        assert fresh.requests["REQ-P0"].arrival == 1

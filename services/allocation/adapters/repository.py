@@ -7,13 +7,13 @@ from __future__ import annotations
 import zlib
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any, Protocol
 
-from sqlalchemy import Text, bindparam, delete, func, text, tuple_
+from sqlalchemy import Text, bindparam, delete, func, literal_column, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -137,31 +137,123 @@ async def pool_members(session: AsyncSession) -> dict[str, PoolMember]:
     }
 
 
-async def load_state(
-    session: AsyncSession, *, today: date, hours_per_fte_week: float
-) -> AllocationState:
-    """The portfolio from the current ISO week on; finished, decided requests are left out."""
-    current_week = iso_week(today)
-    # Plain rows of the columns planning reads, not ORM objects: a re-resolution reads every
-    # request, tens of thousands after a backlog, and building ORM objects (and their weeks
-    # arrays, which planning derives again) was most of the time it held the event loop.
+@dataclass
+class PlannedBook:
+    """The requests one re-resolution worker planned, kept between its runs by their content.
+
+    A run after a backlog reads every request; planning them again (or even reading all their
+    columns) each run made each run's cost grow with the book, not with its new requests. Each
+    run reads every request's id, content (its `REQUEST_FIELDS` as PostgreSQL's text of them,
+    exact) and whether it is decided; a request whose content is the one planned keeps its plan
+    (marked decided or not as it now is), any other is read in full and planned. Holds one
+    database's requests: one per worker, never shared between databases.
+    """
+
+    current_week: str | None = None
+    hours_per_fte_week: float | None = None
+    rows: dict[str, tuple[str, OpenRequest]] = field(default_factory=dict)
+    """Request id -> (the content it was planned from, its plan)."""
+
+
+_CONTENT = "row({})::text".format(", ".join(f'"{name}"' for name in REQUEST_FIELDS))
+"""A stored request's content as one text (`REQUEST_FIELDS` in order; NULL told from empty)."""
+
+_CONTENTS = f"""
+SELECT coalesce(array_agg(request_id ORDER BY received_at, request_id), '{{}}'),
+       coalesce(array_agg({_CONTENT} ORDER BY received_at, request_id), '{{}}'),
+       coalesce(array_agg(decided_at IS NOT NULL ORDER BY received_at, request_id), '{{}}')
+FROM allocation.resource_request
+"""
+"""Every request's id, content and whether it is decided, in arrival order (as `load_state`
+numbers arrivals)."""
+
+
+async def _planned_requests(
+    session: AsyncSession, current_week: str, hours_per_fte_week: float, book: PlannedBook | None
+) -> list[OpenRequest]:
+    """Every stored request as planned from `current_week` on, in arrival order; with a
+    `book`, only the requests whose content it has not planned are read in full."""
     table = ResourceRequestRow.__table__  # type: ignore[attr-defined]
-    rows = (
-        await session.exec(
-            select(*(table.c[name] for name in _PLANNED_COLUMNS)).order_by(
-                table.c.received_at, table.c.request_id
+    order = (table.c.received_at, table.c.request_id)
+    planned_columns: list[Any] = [table.c[name] for name in _PLANNED_COLUMNS]
+    if book is None:
+        # Plain rows of the columns planning reads, not ORM objects (tens of thousands after
+        # a backlog; ORM objects and their weeks arrays were most of the time here).
+        rows = (await session.exec(select(*planned_columns).order_by(*order))).all()
+        # The same row plans the same way in the same week: planned once per process.
+        return [
+            _planned((*row[:-1], row[-1] is not None), current_week, arrival, hours_per_fte_week)
+            for arrival, row in enumerate(rows)
+        ]
+    if (book.current_week, book.hours_per_fte_week) != (current_week, hours_per_fte_week):
+        book.rows.clear()  # a new week (or rule) plans every request anew
+        book.current_week, book.hours_per_fte_week = current_week, hours_per_fte_week
+    # Arrays in one row, not a row per request: tens of thousands of result rows cost more to
+    # take apart than their values cost to compare.
+    ids, contents, decided = (await session.exec(text(_CONTENTS))).one()  # type: ignore[call-overload]
+    known = book.rows
+    order_of: dict[str, tuple[int, bool]] = {}
+    missing: list[str] = []
+    for arrival, (request_id, content, is_decided) in enumerate(
+        zip(ids, contents, decided, strict=True)
+    ):
+        order_of[request_id] = (arrival, is_decided)
+        cached = known.get(request_id)
+        if cached is None or cached[0] != content:
+            missing.append(request_id)
+    fresh: dict[str, tuple[str, OpenRequest]] = {}
+    if missing:
+        # Read with its content again: a request written since the first read is planned from
+        # what this read saw (and read again by the next run if it differs from that).
+        rows = await session.exec(
+            select(*planned_columns, literal_column(_CONTENT)).where(  # type: ignore[call-overload]
+                table.c.request_id == func.any(bindparam("ids", missing, type_=ARRAY(Text)))
             )
         )
-    ).all()
-    requests: dict[str, OpenRequest] = {}
-    for arrival, row in enumerate(rows):
-        # The same row plans the same way in the same week: planned once per process, so a
-        # backlog's re-resolutions (each reading the whole book) do not plan every request
-        # again each time (27 us a request: 0.5 s of the event loop at 20,000).
-        values = (*row[:-1], row[-1] is not None)
-        request = _planned(values, current_week, arrival, hours_per_fte_week)
-        if request.planned or not request.decided:
-            requests[request.request_id] = request
+        for *values, decided_at, content in rows.all():
+            request_id = values[0]
+            request = _planned(
+                (*values, decided_at is not None),
+                current_week,
+                order_of[request_id][0],
+                hours_per_fte_week,
+            )
+            fresh[request_id] = (content, request)
+    requests: list[OpenRequest] = []
+    kept: dict[str, tuple[str, OpenRequest]] = {}
+    for request_id, (arrival, is_decided) in order_of.items():
+        entry = fresh.get(request_id) or known.get(request_id)
+        if entry is None:
+            continue  # gone between the two reads
+        content, request = entry
+        if request.arrival != arrival or request.decided != is_decided:
+            # Decided since (the worker's own runs), or a request received earlier committed
+            # later: the same plan otherwise.
+            request = replace(request, arrival=arrival, decided=is_decided)
+            entry = (content, request)
+        kept[request_id] = entry
+        requests.append(request)
+    book.rows = kept
+    return requests
+
+
+async def load_state(
+    session: AsyncSession,
+    *,
+    today: date,
+    hours_per_fte_week: float,
+    book: PlannedBook | None = None,
+) -> AllocationState:
+    """The portfolio from the current ISO week on; finished, decided requests are left out.
+
+    `book`: the re-resolution worker's plans of its last runs (see `PlannedBook`), which this
+    read brings up to date; the same state as without it."""
+    current_week = iso_week(today)
+    requests = {
+        request.request_id: request
+        for request in await _planned_requests(session, current_week, hours_per_fte_week, book)
+        if request.planned or not request.decided
+    }
     size = await portfolio_size(session)
     standings = {
         row.project_id: standing_of(row, size)

@@ -246,6 +246,8 @@ def assignments_of(
     allocations: Mapping[tuple[str, str], float], weeks: Collection[str] | None = None
 ) -> tuple[Assignment, ...]:
     """Group a request's (person, week) -> FTE into lines of one person at one FTE."""
+    if not allocations:
+        return ()  # most requests of a backlog hold nobody yet: nothing to group
     lines: dict[tuple[str, float], list[str]] = defaultdict(list)
     for (person, week), fte in allocations.items():
         if (weeks is None or week in weeks) and fte > TOLERANCE:

@@ -72,16 +72,20 @@ class Resolution:
 
 def request_weights(state: AllocationState) -> dict[str, float]:
     """Each request's priority level (see priority.py); 0 for projects that hold nobody."""
+    # Each project's standing once (a book holds tens of thousands of requests of a few hundred
+    # projects): its key, and whether it holds people.
+    of_project: dict[str, tuple[tuple[int, int, float], bool]] = {}
+    for project_id in {request.project_id for request in state.requests.values()}:
+        standing = state.standing(project_id)
+        of_project[project_id] = (standing.priority_key(), standing.holds_people)
     keys = {
-        request.request_id: (*state.standing(request.project_id).priority_key(), request.hint)
+        request.request_id: (*of_project[request.project_id][0], request.hint)
         for request in state.requests.values()
     }
     levels = priority_levels(keys.values())
     return {
-        request_id: float(levels[key])
-        if state.standing(state.requests[request_id].project_id).holds_people
-        else 0.0
-        for request_id, key in keys.items()
+        request.request_id: float(levels[key]) if of_project[request.project_id][1] else 0.0
+        for key, request in zip(keys.values(), state.requests.values(), strict=True)
     }
 
 

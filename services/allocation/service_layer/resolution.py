@@ -17,12 +17,12 @@ import contextlib
 import logging
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
 import asyncpg
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.trace import Link, get_current_span
 from prometheus_client import Counter, Histogram
 from sqlalchemy import BigInteger, Table, bindparam, delete, func
@@ -32,7 +32,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import wait_exponential
 
 from services.allocation.adapters.repository import CLOSED as CLOSED
-from services.allocation.adapters.repository import RESOLVED, Decision, load_state
+from services.allocation.adapters.repository import (
+    RESOLVED,
+    Decision,
+    PlannedBook,
+    load_state,
+)
 from services.allocation.adapters.tables import (
     ConflictRow,
     PendingResolutionRow,
@@ -203,16 +208,23 @@ async def apply_resolution(
 
     first_time = set(resolution.decided)
     cause = summarise_causes(causes)
-    stored = await work.requests.decisions(list(resolution.outcomes))
+    # A first decision is written whatever is stored: only the others' are read.
+    stored = await work.requests.decisions(
+        [request_id for request_id in resolution.outcomes if request_id not in first_time]
+    )
     changed = {change.request_id for change in resolution.changed}
     restated: list[str] = []
     decisions: list[Decision] = []
     for request_id, outcome in resolution.outcomes.items():
-        decision = Decision(request_id, outcome.status, outcome.fte_granted, outcome.reason)
         if request_id in first_time:
-            decisions.append(replace(decision, decided_at=now))
+            decisions.append(
+                Decision(request_id, outcome.status, outcome.fte_granted, outcome.reason, now)
+            )
         elif stored.get(request_id) != (outcome.status, outcome.fte_granted, outcome.reason):
-            decisions.append(decision)  # most requests, most of the time, are unchanged
+            # Most requests, most of the time, are unchanged.
+            decisions.append(
+                Decision(request_id, outcome.status, outcome.fte_granted, outcome.reason)
+            )
             if request_id not in changed:
                 # The same people, but the decision reads otherwise: the project became known,
                 # changed stage or rank. Its published reason must not stay stale.
@@ -315,22 +327,39 @@ async def record_conflicts(
         await work.publish(event)
 
 
+MAX_LINKS = SpanLimits().max_links
+"""Links a span keeps (the SDK's limit, OTEL_SPAN_LINK_COUNT_LIMIT, 128 by default): it keeps
+the last ones given, so a run after a backlog works out only those of its thousands of causes."""
+
+
 async def resolve_pending(
-    runtime: ServiceRuntime, metrics: ResolutionMetrics | None = None
+    runtime: ServiceRuntime,
+    metrics: ResolutionMetrics | None = None,
+    book: PlannedBook | None = None,
 ) -> bool:
-    """Handle every pending re-resolution in one transaction; False when there was none."""
+    """Handle every pending re-resolution in one transaction; False when there was none.
+
+    `book`: the calling worker's plans of the requests from its last runs (see `PlannedBook`)."""
     settings = runtime.settings
     async with runtime.unit_of_work() as uow:
         session = uow.session
         await hold_resolution_lock(session)
+        row = PendingResolutionRow
+        # Plain rows: after a backlog there is one per new request, thousands of them.
         pending = (
-            await session.exec(select(PendingResolutionRow).order_by(col(PendingResolutionRow.id)))
+            await session.exec(
+                select(col(row.id), col(row.weeks), col(row.cause), col(row.traceparent)).order_by(
+                    col(row.id)
+                )
+            )
         ).all()
         if not pending:
             return False
         # The run continues the trace of its newest change (the one the coalescing waited for
-        # last, e.g. a re-ranking that came while an earlier change waited) and links the rest.
-        parents = [context_from_traceparent(row.traceparent, None) for row in pending]
+        # last, e.g. a re-ranking that came while an earlier change waited) and links the rest
+        # (as many as a span keeps).
+        linked = pending if MAX_LINKS is None else pending[-(MAX_LINKS + 1) :]
+        parents = [context_from_traceparent(traceparent, None) for *_, traceparent in linked]
         links = [
             Link(get_current_span(context).get_span_context())
             for context in parents[:-1]
@@ -341,16 +370,17 @@ async def resolve_pending(
         ) as span:
             started = asyncio.get_running_loop().time()
             weeks: set[str] | None = set()
-            for row in pending:
-                if row.weeks is None or weeks is None:
+            for _, named, _, _ in pending:
+                if named is None or weeks is None:
                     weeks = None
                 else:
-                    weeks.update(row.weeks)
-            causes = [row.cause for row in pending]
+                    weeks.update(named)
+            causes = [cause for _, _, cause, _ in pending]
             state = await load_state(
                 session,
                 today=datetime.now(UTC).date(),
                 hours_per_fte_week=settings.allocation_hours_per_fte_week,
+                book=book,
             )
             resolution = await asyncio.to_thread(
                 resolve,
@@ -360,7 +390,7 @@ async def resolve_pending(
                 time_limit=settings.allocation_solver_time_limit_s,
             )
             await apply_resolution(uow, state, resolution, causes)
-            handled = [row.id for row in pending]
+            handled = [pending_id for pending_id, *_ in pending]
             await session.exec(
                 delete(PendingResolutionRow).where(
                     col(PendingResolutionRow.id)
@@ -493,6 +523,7 @@ async def coalesce(
 async def resolution_worker(runtime: ServiceRuntime) -> None:
     """Run re-resolutions as they are requested, until the service stops."""
     metrics = ResolutionMetrics(runtime)
+    book = PlannedBook()
     wake = asyncio.Event()
     connection = await _listen(runtime.settings, wake)
     bound = runtime.settings.allocation_resolution_coalesce_s
@@ -511,7 +542,7 @@ async def resolution_worker(runtime: ServiceRuntime) -> None:
                     await asyncio.wait_for(wake.wait(), hold)
                 return
             started = asyncio.get_running_loop().time()
-            if not await resolve_pending(runtime, metrics):
+            if not await resolve_pending(runtime, metrics, book):
                 break
             last_run = asyncio.get_running_loop().time() - started
         with contextlib.suppress(TimeoutError):
