@@ -1,8 +1,10 @@
 """How long from a slipping status report published to its signed at-risk webhook received.
 
 Registry, monitoring and notifications (which learns projects from the registry) run against the
-real broker and PostgreSQL, each in a process of its own, as `pmo up` and a deployment run them
-(`--layout one-process` runs the three in this process, on one event loop, as the bench first
+real broker and PostgreSQL, each in a process of its own, and notifications' alert lane in one
+more (`--alert-lane process`), as `pmo up`, the compose file and deploy/ run them
+(`--alert-lane shared`: the lane in notifications' one process, as before `pmo up` ran it apart;
+`--layout one-process` runs them all in this process, on one event loop, as the bench first
 did: there every service's batch waits for the others' on the loop, which production never
 does, so the figures mixed the services' contention with their latency). A local HTTP receiver
 in this process stands for the PMO's webhook (signed with PMO_ALERT_WEBHOOK_SECRET). Two
@@ -17,7 +19,7 @@ Progress is read from the services' inboxes (events taken), which every layout s
 
 Usage: python -m bench.alert_latency [--rate 500] [--seconds 10] [--slip-every 50]
        [--layout processes|one-process] [--notifications-batch-max N]
-       [--alert-lane shared|process]
+       [--alert-lane process|shared]
 Uses PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS / PMO_BENCH_DATABASE_URL if set, else the embedded broker
 and the PostgreSQL on 127.0.0.1:5432.
 """
@@ -277,7 +279,7 @@ async def main(
     slip_every: int,
     notifications_batch_max: int | None = None,
     layout: str = "processes",
-    alert_lane: str = "shared",
+    alert_lane: str = "process",
 ) -> None:
     arrived: dict[str, float] = {}
     arrival = asyncio.Event()
@@ -448,9 +450,10 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--alert-lane",
-        choices=("shared", "process"),
-        default="shared",
-        help="notifications' alert lane in its one process (default) or in a process of its own",
+        choices=("process", "shared"),
+        default="process",
+        help="notifications' alert lane in a process of its own (as `pmo up` runs it; default) "
+        "or in notifications' one process",
     )
     arguments = parser.parse_args()
     asyncio.run(

@@ -26,7 +26,13 @@ from pmo.embedded import (
     port_is_free,
     set_parent_death_signal,
 )
-from shared.settings import DASHBOARD_HTTP_PORT, DEFAULT_HTTP_PORTS, SERVICE_NAMES, Settings
+from shared.settings import (
+    DASHBOARD_HTTP_PORT,
+    DEFAULT_HTTP_PORTS,
+    SERVICE_NAMES,
+    ServiceName,
+    Settings,
+)
 
 STACK_FILE = "stack.env"
 """Where `pmo up` writes the embedded broker's and database's addresses for `pmo demo`/`run`."""
@@ -47,6 +53,18 @@ machine has no network between a service and its broker, and a failed-over parti
 picked up sooner too."""
 READY_POLL_S = 0.2
 """How often `pmo up` looks at its services (exits, /readyz)."""
+MAIN_LANE = "main"
+"""How `pmo run --lanes`/PMO_LANES name a service's own consumer group (`pmo-{service}`)."""
+ALERT_LANE_HTTP_PORT = 8005
+"""Where notifications' alert-lane process serves its API (/readyz, /metrics) by default."""
+LANE_PROCESSES: tuple[tuple[str, ServiceName, str, int], ...] = (
+    ("notifications-alerts", "notifications", "alerts", ALERT_LANE_HTTP_PORT),
+)
+"""Lanes `pmo up` runs as processes of their own: (process name, service, lane, port). The
+service's process then runs its other groups only (`--lanes main`), so an alert's batch never
+waits on the event loop behind a batch of the service's busier topics (issue 11). Each lane
+process is a replica of its service (same database, inbox, delivery worker) supervised like
+the others, logging to `logs/<process name>.log`."""
 
 
 def _say(message: str) -> None:
@@ -110,8 +128,12 @@ def _how_it_ended(code: int) -> str:
 @dataclass
 class _Child:
     name: str
-    """A service, or `dashboard`."""
+    """A service, `dashboard`, or a lane's process (`notifications-alerts`)."""
     port: int
+    service: str | None = None
+    """What `pmo run` runs when it is not `name` (a lane's process: its service)."""
+    lanes: str | None = None
+    """`pmo run --lanes`: the consumer groups it joins; None: all."""
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     log_offset: int = 0
@@ -142,10 +164,7 @@ class Stack:
             sig: signal.signal(sig, self._request_stop)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # HUP: terminal closed
         }
-        children = [
-            _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
-        ]
-        children.append(_Child("dashboard", DASHBOARD_HTTP_PORT + self.port_offset))
+        children = self.children()
         with ExitStack() as parts:
             # The services start first and load their code (seconds of CPU each) while the
             # broker and the database start; then they are handed their environment.
@@ -169,6 +188,25 @@ class Stack:
             signal.signal(sig, handler)
         _say("pmo up: stopped")
         return code
+
+    def children(self) -> list[_Child]:
+        """The processes `pmo up` runs: the four services, the lanes run apart
+        (`LANE_PROCESSES`; their service then runs its own group only), the dashboard."""
+        offset = self.port_offset
+        apart: dict[str, list[str]] = {}
+        children = []
+        for name, service, lane, port in LANE_PROCESSES:
+            children.append(_Child(name, port + offset, service=service, lanes=lane))
+            apart.setdefault(service, []).append(lane)
+        services = [
+            _Child(
+                name,
+                DEFAULT_HTTP_PORTS[name] + offset,
+                lanes=MAIN_LANE if name in apart else None,
+            )
+            for name in SERVICE_NAMES
+        ]
+        return [*services, *children, _Child("dashboard", DASHBOARD_HTTP_PORT + offset)]
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         self._stop = True
@@ -265,8 +303,11 @@ class Stack:
         # The flag before the name: tools that find a service by its command line's end
         # (`... run NAME --port N`) find it either way.
         flag = ["--stack-environment-on-stdin"] if early else []
+        if child.lanes is not None:
+            flag += ["--lanes", child.lanes]
+        run = [child.service or child.name, "--port", str(child.port)]
         child.process = subprocess.Popen(
-            [sys.executable, "-m", "pmo", "run", *flag, child.name, "--port", str(child.port)],
+            [sys.executable, "-m", "pmo", "run", *flag, *run],
             env=env,
             stdin=subprocess.PIPE if early else subprocess.DEVNULL,
             stdout=log,
@@ -326,24 +367,27 @@ class Stack:
             else f"PMO backend is up without {', '.join(c.name for c in kept_out)} "
             "(it keeps failing and is retried; the others go on):"
         )
+        width = max(len(child.name) for child in children) + 1
         for child in children:
             if child.name == "dashboard":
                 continue
+            what = (
+                f"(its {child.lanes} lane, a process of its own: /readyz, /metrics)"
+                if child.service
+                else "(docs: /docs, events: /asyncapi)"
+            )
             _say(
-                f"  {child.name:<14} http://{self.settings.http_host}:{child.port}"
-                "  (docs: /docs, events: /asyncapi)" + ("" if child.ready else "  NOT RUNNING")
+                f"  {child.name:<{width}} http://{self.settings.http_host}:{child.port}  {what}"
+                + ("" if child.ready else "  NOT RUNNING")
             )
         dashboard = next(c for c in children if c.name == "dashboard")
         _say(
-            f"  dashboard      http://{self._local_host()}:{dashboard.port}"
+            f"  {'dashboard':<{width}} http://{self._local_host()}:{dashboard.port}"
             "  (sign in with the admin token)"
         )
-        _say(
-            f"  admin token    {self.data_dir / 'admin-token'}"
-            if not self.settings.admin_token
-            else "  admin token    PMO_ADMIN_TOKEN"
-        )
-        _say(f"  logs           {self.logs}")
+        token = self.data_dir / "admin-token" if not self.settings.admin_token else None
+        _say(f"  {'admin token':<{width}} {token or 'PMO_ADMIN_TOKEN'}")
+        _say(f"  {'logs':<{width}} {self.logs}")
         _say("Run `pmo demo` in another terminal to see alerts; Ctrl-C stops everything.")
 
     def _is_ready(self, child: _Child) -> bool:

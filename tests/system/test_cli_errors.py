@@ -161,6 +161,11 @@ def test_a_service_whose_database_does_not_answer_stops_in_one_line(tmp_path: Pa
     [
         (["migrate", "--service", "bogus"], "unknown service 'bogus'"),
         (["run", "bogus"], "unknown service 'bogus'"),
+        (
+            ["run", "notifications", "--lanes", "alerts,escalations"],
+            "notifications has no lane escalations; expected a comma-separated list of main, "
+            "alerts",
+        ),
         (["token", "create", "--subject", "a@example.com", "--days", "-5"], "--days"),
         (["token", "create", "--subject", "a@example.com", "--role", "boss"], "unknown role"),
         (["topics", "create", "--partitions", "0"], "--partitions"),
@@ -178,3 +183,4 @@ def test_a_wrong_argument_is_a_usage_error_not_a_traceback(
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     assert says in " ".join((result.stdout + result.stderr).split())
+
