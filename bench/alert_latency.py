@@ -49,6 +49,7 @@ from starlette.routing import Route
 
 from bench.consumer_throughput import START, bench_settings, machine, portfolio
 from pmo.embedded import free_port
+from pmo.stack import ALERT_LANE_FETCH_MAX_WAIT_MS
 from pmo.topics import create_topics
 from services.catalog import SERVICES
 from shared.events import to_structured
@@ -161,11 +162,16 @@ def serve(
 
 @contextlib.asynccontextmanager
 async def services(
-    layout: str, settings: Settings, notifications: Settings, alert_lane: str = "shared"
+    layout: str,
+    settings: Settings,
+    notifications: Settings,
+    alert_lane: str = "shared",
+    alerts: Settings | None = None,
 ) -> AsyncIterator[None]:
     """Registry, monitoring and notifications running (in `layout`) until the block ends;
-    `alert_lane="process"`: notifications' alert lane in a process of its own, the rest of
-    notifications in another (two replicas, each joining its groups only)."""
+    `alert_lane="process"`: notifications' alert lane in a process of its own (with `alerts`'
+    settings, if given), the rest of notifications in another (two replicas, each joining its
+    groups only)."""
     configured: list[tuple[ServiceName, Settings, tuple[str, ...] | None]] = [
         ("registry", settings, None),
         ("monitoring", settings, None),
@@ -173,7 +179,7 @@ async def services(
     if alert_lane == "process":
         configured += [
             ("notifications", notifications, ("",)),
-            ("notifications", notifications, ("alerts",)),
+            ("notifications", alerts or notifications, ("alerts",)),
         ]
     else:
         configured.append(("notifications", notifications, None))
@@ -280,6 +286,7 @@ async def main(
     notifications_batch_max: int | None = None,
     layout: str = "processes",
     alert_lane: str = "process",
+    alert_fetch_wait_ms: int | None = None,
 ) -> None:
     arrived: dict[str, float] = {}
     arrival = asyncio.Event()
@@ -328,7 +335,17 @@ async def main(
                     "consumer_batch_max": notifications_batch_max or settings.consumer_batch_max
                 }
             )
-            async with services(layout, settings, notifications_settings, alert_lane):
+            # The alert lane's process: its fetch wait as `pmo up` sets it, unless given.
+            alerts_settings = notifications_settings.model_copy(
+                update={
+                    "consumer_fetch_max_wait_ms": alert_fetch_wait_ms
+                    or ALERT_LANE_FETCH_MAX_WAIT_MS
+                    or settings.consumer_fetch_max_wait_ms
+                }
+            )
+            async with services(
+                layout, settings, notifications_settings, alert_lane, alerts_settings
+            ):
                 producer = AIOKafkaProducer(
                     **settings.kafka_client_options(), enable_idempotence=False, linger_ms=0
                 )
@@ -403,7 +420,9 @@ async def main(
                 f"{slipping_count} slipping, on {projects} projects; monitoring took {took}; "
                 f"layout: {layout}"
                 + (
-                    ", notifications' alert lane in its own process"
+                    ", notifications' alert lane in its own process (fetch wait "
+                    f"{alerts_settings.consumer_fetch_max_wait_ms} ms, the others' "
+                    f"{settings.consumer_fetch_max_wait_ms} ms)"
                     if alert_lane == "process"
                     else ""
                 )
@@ -455,6 +474,13 @@ if __name__ == "__main__":
         help="notifications' alert lane in a process of its own (as `pmo up` runs it; default) "
         "or in notifications' one process",
     )
+    parser.add_argument(
+        "--alert-fetch-wait-ms",
+        type=int,
+        default=None,
+        help="the alert lane's process's PMO_CONSUMER_FETCH_MAX_WAIT_MS (default: as `pmo up` "
+        "sets it)",
+    )
     arguments = parser.parse_args()
     asyncio.run(
         main(
@@ -464,5 +490,6 @@ if __name__ == "__main__":
             arguments.notifications_batch_max,
             arguments.layout,
             arguments.alert_lane,
+            arguments.alert_fetch_wait_ms,
         )
     )

@@ -55,6 +55,9 @@ READY_POLL_S = 0.2
 """How often `pmo up` looks at its services (exits, /readyz)."""
 MAIN_LANE = "main"
 """How `pmo run --lanes`/PMO_LANES name a service's own consumer group (`pmo-{service}`)."""
+ALERT_LANE_FETCH_MAX_WAIT_MS: int | None = None
+"""The alert lane's process's PMO_CONSUMER_FETCH_MAX_WAIT_MS unless one is configured (None:
+the setting's default)."""
 ALERT_LANE_HTTP_PORT = 8005
 """Where notifications' alert-lane process serves its API (/readyz, /metrics) by default."""
 LANE_PROCESSES: tuple[tuple[str, ServiceName, str, int], ...] = (

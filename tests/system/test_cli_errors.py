@@ -183,4 +183,3 @@ def test_a_wrong_argument_is_a_usage_error_not_a_traceback(
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     assert says in " ".join((result.stdout + result.stderr).split())
-
