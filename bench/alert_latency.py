@@ -40,6 +40,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import psutil
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from starlette.applications import Starlette
@@ -138,6 +139,30 @@ async def until_taken(
         await asyncio.sleep(0.1)
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """Each process's CPU time so far (user + system seconds), by name."""
+    spent = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            spent[name] = times.user + times.system
+    return spent
+
+
+async def commits(settings: Settings) -> int:
+    """Transactions committed in the run's database so far, from PostgreSQL's statistics (a
+    backend reports its counts up to a second late: read a second after the work settled)."""
+    await asyncio.sleep(1.0)
+    connection = await asyncpg.connect(settings.database_url_for("monitoring"))
+    try:
+        count: int = await connection.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
+        return count
+    finally:
+        await connection.close()
+
+
 def serve(
     name: ServiceName,
     settings: Settings,
@@ -167,11 +192,11 @@ async def services(
     notifications: Settings,
     alert_lane: str = "shared",
     alerts: Settings | None = None,
-) -> AsyncIterator[None]:
+) -> AsyncIterator[dict[str, int]]:
     """Registry, monitoring and notifications running (in `layout`) until the block ends;
     `alert_lane="process"`: notifications' alert lane in a process of its own (with `alerts`'
     settings, if given), the rest of notifications in another (two replicas, each joining its
-    groups only)."""
+    groups only). Yields each child process's pid by name (none in one process)."""
     configured: list[tuple[ServiceName, Settings, tuple[str, ...] | None]] = [
         ("registry", settings, None),
         ("monitoring", settings, None),
@@ -190,7 +215,7 @@ async def services(
         for runtime in runtimes:
             await runtime.start()
         try:
-            yield
+            yield {}
         finally:
             for runtime in reversed(runtimes):
                 await runtime.stop()
@@ -204,7 +229,7 @@ async def services(
             child = spawn.Process(
                 target=serve,
                 args=(name, each, ready, stop, lanes),
-                name=f"bench-{name}-{'-'.join(lane or 'main' for lane in lanes or ('all',))}",
+                name=" ".join([name, *(lane or "main" for lane in lanes or ())]),
             )
             child.start()
             children.append(child)
@@ -212,7 +237,7 @@ async def services(
                 if not child.is_alive():
                     raise RuntimeError(f"{name} exited with {child.exitcode} while starting")
                 await asyncio.sleep(0.1)
-        yield
+        yield {child.name: child.pid for child in children if child.pid is not None}
     finally:
         stop.set()
         for child in children:
@@ -345,7 +370,7 @@ async def main(
             )
             async with services(
                 layout, settings, notifications_settings, alert_lane, alerts_settings
-            ):
+            ) as pids:
                 producer = AIOKafkaProducer(
                     **settings.kafka_client_options(), enable_idempotence=False, linger_ms=0
                 )
@@ -388,6 +413,8 @@ async def main(
                     # Steady: `rate` a second, one in `slip_every` slipping.
                     published: dict[str, float] = {}
                     before = await taken(settings, "monitoring", REPORTED)
+                    cpu_before = cpu_seconds(pids)
+                    commits_before = await commits(settings)
                     began = time.perf_counter()
                     for n in range(total):
                         due = began + n / rate
@@ -403,6 +430,11 @@ async def main(
                     await until_arrived(list(published), 300)
                     steady = [arrived[p] - t for p, t in published.items() if p in arrived]
                     took = await taken(settings, "monitoring", REPORTED) - before
+                    cpu = {
+                        name: spent - cpu_before.get(name, 0.0)
+                        for name, spent in cpu_seconds(pids).items()
+                    }
+                    committed = await commits(settings) - commits_before
                     stages = await path_stages(settings, published, arrived)
                 finally:
                     await producer.stop()
@@ -438,6 +470,11 @@ async def main(
             print(f"ratio p99 idle / raw hop p99: {ratio:.1f}")
             ratio = percentile(steady, 0.99) / percentile(hops, 0.99)
             print(f"ratio p99 at {rate}/s / raw hop p99: {ratio:.1f}")
+            print(
+                f"steady phase, until the last alert: {committed} database transactions "
+                "committed; CPU s (user + system) per process: "
+                + ", ".join(f"{name} {spent:.1f}" for name, spent in cpu.items())
+            )
             for load, by_stage in (("idle", idle_stages), (f"{rate}/s", stages)):
                 print(f"where the time goes, {load} (ms from the report's publish, cumulative):")
                 print(f"{'stage':<34} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
