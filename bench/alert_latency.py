@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -360,11 +361,13 @@ async def main(
                     "consumer_batch_max": notifications_batch_max or settings.consumer_batch_max
                 }
             )
-            # The alert lane's process: its fetch wait as `pmo up` sets it, unless given.
+            # The alert lane's process: its fetch wait as `pmo up` sets it on the embedded
+            # broker, unless given.
+            embedded = not os.environ.get("PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS")
             alerts_settings = notifications_settings.model_copy(
                 update={
                     "consumer_fetch_max_wait_ms": alert_fetch_wait_ms
-                    or ALERT_LANE_FETCH_MAX_WAIT_MS
+                    or (ALERT_LANE_FETCH_MAX_WAIT_MS if embedded else None)
                     or settings.consumer_fetch_max_wait_ms
                 }
             )

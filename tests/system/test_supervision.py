@@ -220,3 +220,14 @@ def test_pmo_up_runs_notifications_alert_lane_as_a_process_of_its_own(tmp_path: 
     assert children["notifications"].lanes == "main"
     assert [children[name].lanes for name in ("registry", "monitoring", "allocation")] == [None] * 3
     assert len({child.port for child in children.values()}) == len(children)
+    # On the embedded broker (which answers a fetch only when its wait ends) the lane's
+    # consumer waits less than the others; a configured wait, or broker, is left as it is.
+    fetch_wait = {"PMO_CONSUMER_FETCH_MAX_WAIT_MS": "5"}
+    assert stack._environment_of(alerts, {}) == fetch_wait
+    assert stack._environment_of(children["notifications"], {}) == {}
+    for configured in (
+        {"kafka_bootstrap_servers": "kafka:9092"},
+        {"consumer_fetch_max_wait_ms": 50},
+    ):
+        other = Stack(load_settings(data_dir=str(tmp_path), **configured))
+        assert other._environment_of(alerts, {}) == {}
