@@ -1,8 +1,10 @@
 """How long from a slipping status report published to its signed at-risk webhook received.
 
 Registry, monitoring and notifications (which learns projects from the registry) run against the
-real broker and PostgreSQL, each in a process of its own, as `pmo up` and a deployment run them
-(`--layout one-process` runs the three in this process, on one event loop, as the bench first
+real broker and PostgreSQL, each in a process of its own, and notifications' alert lane in one
+more (`--alert-lane process`), as `pmo up`, the compose file and deploy/ run them
+(`--alert-lane shared`: the lane in notifications' one process, as before `pmo up` ran it apart;
+`--layout one-process` runs them all in this process, on one event loop, as the bench first
 did: there every service's batch waits for the others' on the loop, which production never
 does, so the figures mixed the services' contention with their latency). A local HTTP receiver
 in this process stands for the PMO's webhook (signed with PMO_ALERT_WEBHOOK_SECRET). Two
@@ -17,7 +19,7 @@ Progress is read from the services' inboxes (events taken), which every layout s
 
 Usage: python -m bench.alert_latency [--rate 500] [--seconds 10] [--slip-every 50]
        [--layout processes|one-process] [--notifications-batch-max N]
-       [--alert-lane shared|process]
+       [--alert-lane process|shared]
 Uses PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS / PMO_BENCH_DATABASE_URL if set, else the embedded broker
 and the PostgreSQL on 127.0.0.1:5432.
 """
@@ -29,6 +31,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import time
@@ -38,6 +41,7 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import psutil
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from starlette.applications import Starlette
@@ -47,6 +51,7 @@ from starlette.routing import Route
 
 from bench.consumer_throughput import START, bench_settings, machine, portfolio
 from pmo.embedded import free_port
+from pmo.stack import ALERT_LANE_FETCH_MAX_WAIT_MS
 from pmo.topics import create_topics
 from services.catalog import SERVICES
 from shared.events import to_structured
@@ -135,6 +140,30 @@ async def until_taken(
         await asyncio.sleep(0.1)
 
 
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """Each process's CPU time so far (user + system seconds), by name."""
+    spent = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.Error):
+            times = psutil.Process(pid).cpu_times()
+            spent[name] = times.user + times.system
+    return spent
+
+
+async def commits(settings: Settings) -> int:
+    """Transactions committed in the run's database so far, from PostgreSQL's statistics (a
+    backend reports its counts up to a second late: read a second after the work settled)."""
+    await asyncio.sleep(1.0)
+    connection = await asyncpg.connect(settings.database_url_for("monitoring"))
+    try:
+        count: int = await connection.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
+        return count
+    finally:
+        await connection.close()
+
+
 def serve(
     name: ServiceName,
     settings: Settings,
@@ -159,11 +188,16 @@ def serve(
 
 @contextlib.asynccontextmanager
 async def services(
-    layout: str, settings: Settings, notifications: Settings, alert_lane: str = "shared"
-) -> AsyncIterator[None]:
+    layout: str,
+    settings: Settings,
+    notifications: Settings,
+    alert_lane: str = "shared",
+    alerts: Settings | None = None,
+) -> AsyncIterator[dict[str, int]]:
     """Registry, monitoring and notifications running (in `layout`) until the block ends;
-    `alert_lane="process"`: notifications' alert lane in a process of its own, the rest of
-    notifications in another (two replicas, each joining its groups only)."""
+    `alert_lane="process"`: notifications' alert lane in a process of its own (with `alerts`'
+    settings, if given), the rest of notifications in another (two replicas, each joining its
+    groups only). Yields each child process's pid by name (none in one process)."""
     configured: list[tuple[ServiceName, Settings, tuple[str, ...] | None]] = [
         ("registry", settings, None),
         ("monitoring", settings, None),
@@ -171,7 +205,7 @@ async def services(
     if alert_lane == "process":
         configured += [
             ("notifications", notifications, ("",)),
-            ("notifications", notifications, ("alerts",)),
+            ("notifications", alerts or notifications, ("alerts",)),
         ]
     else:
         configured.append(("notifications", notifications, None))
@@ -182,7 +216,7 @@ async def services(
         for runtime in runtimes:
             await runtime.start()
         try:
-            yield
+            yield {}
         finally:
             for runtime in reversed(runtimes):
                 await runtime.stop()
@@ -196,7 +230,7 @@ async def services(
             child = spawn.Process(
                 target=serve,
                 args=(name, each, ready, stop, lanes),
-                name=f"bench-{name}-{'-'.join(lane or 'main' for lane in lanes or ('all',))}",
+                name=" ".join([name, *(lane or "main" for lane in lanes or ())]),
             )
             child.start()
             children.append(child)
@@ -204,7 +238,7 @@ async def services(
                 if not child.is_alive():
                     raise RuntimeError(f"{name} exited with {child.exitcode} while starting")
                 await asyncio.sleep(0.1)
-        yield
+        yield {child.name: child.pid for child in children if child.pid is not None}
     finally:
         stop.set()
         for child in children:
@@ -277,7 +311,8 @@ async def main(
     slip_every: int,
     notifications_batch_max: int | None = None,
     layout: str = "processes",
-    alert_lane: str = "shared",
+    alert_lane: str = "process",
+    alert_fetch_wait_ms: int | None = None,
 ) -> None:
     arrived: dict[str, float] = {}
     arrival = asyncio.Event()
@@ -326,7 +361,19 @@ async def main(
                     "consumer_batch_max": notifications_batch_max or settings.consumer_batch_max
                 }
             )
-            async with services(layout, settings, notifications_settings, alert_lane):
+            # The alert lane's process: its fetch wait as `pmo up` sets it on the embedded
+            # broker, unless given.
+            embedded = not os.environ.get("PMO_BENCH_KAFKA_BOOTSTRAP_SERVERS")
+            alerts_settings = notifications_settings.model_copy(
+                update={
+                    "consumer_fetch_max_wait_ms": alert_fetch_wait_ms
+                    or (ALERT_LANE_FETCH_MAX_WAIT_MS if embedded else None)
+                    or settings.consumer_fetch_max_wait_ms
+                }
+            )
+            async with services(
+                layout, settings, notifications_settings, alert_lane, alerts_settings
+            ) as pids:
                 producer = AIOKafkaProducer(
                     **settings.kafka_client_options(), enable_idempotence=False, linger_ms=0
                 )
@@ -369,6 +416,8 @@ async def main(
                     # Steady: `rate` a second, one in `slip_every` slipping.
                     published: dict[str, float] = {}
                     before = await taken(settings, "monitoring", REPORTED)
+                    cpu_before = cpu_seconds(pids)
+                    commits_before = await commits(settings)
                     began = time.perf_counter()
                     for n in range(total):
                         due = began + n / rate
@@ -384,6 +433,11 @@ async def main(
                     await until_arrived(list(published), 300)
                     steady = [arrived[p] - t for p, t in published.items() if p in arrived]
                     took = await taken(settings, "monitoring", REPORTED) - before
+                    cpu = {
+                        name: spent - cpu_before.get(name, 0.0)
+                        for name, spent in cpu_seconds(pids).items()
+                    }
+                    committed = await commits(settings) - commits_before
                     stages = await path_stages(settings, published, arrived)
                 finally:
                     await producer.stop()
@@ -401,7 +455,9 @@ async def main(
                 f"{slipping_count} slipping, on {projects} projects; monitoring took {took}; "
                 f"layout: {layout}"
                 + (
-                    ", notifications' alert lane in its own process"
+                    ", notifications' alert lane in its own process (fetch wait "
+                    f"{alerts_settings.consumer_fetch_max_wait_ms} ms, the others' "
+                    f"{settings.consumer_fetch_max_wait_ms} ms)"
                     if alert_lane == "process"
                     else ""
                 )
@@ -417,6 +473,11 @@ async def main(
             print(f"ratio p99 idle / raw hop p99: {ratio:.1f}")
             ratio = percentile(steady, 0.99) / percentile(hops, 0.99)
             print(f"ratio p99 at {rate}/s / raw hop p99: {ratio:.1f}")
+            print(
+                f"steady phase, until the last alert: {committed} database transactions "
+                "committed; CPU s (user + system) per process: "
+                + ", ".join(f"{name} {spent:.1f}" for name, spent in cpu.items())
+            )
             for load, by_stage in (("idle", idle_stages), (f"{rate}/s", stages)):
                 print(f"where the time goes, {load} (ms from the report's publish, cumulative):")
                 print(f"{'stage':<34} {'n':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
@@ -448,9 +509,17 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--alert-lane",
-        choices=("shared", "process"),
-        default="shared",
-        help="notifications' alert lane in its one process (default) or in a process of its own",
+        choices=("process", "shared"),
+        default="process",
+        help="notifications' alert lane in a process of its own (as `pmo up` runs it; default) "
+        "or in notifications' one process",
+    )
+    parser.add_argument(
+        "--alert-fetch-wait-ms",
+        type=int,
+        default=None,
+        help="the alert lane's process's PMO_CONSUMER_FETCH_MAX_WAIT_MS (default: as `pmo up` "
+        "sets it)",
     )
     arguments = parser.parse_args()
     asyncio.run(
@@ -461,5 +530,6 @@ if __name__ == "__main__":
             arguments.notifications_batch_max,
             arguments.layout,
             arguments.alert_lane,
+            arguments.alert_fetch_wait_ms,
         )
     )

@@ -2,7 +2,8 @@
 
 Runs `pmo up` on the embedded default (Tansu broker, embedded PostgreSQL) in a fresh data
 folder, twice: a first start (the database is created) and a restart on the data kept. For each
-run it records when `pmo up` printed each of its lines, and for each service and the dashboard:
+run it records when `pmo up` printed each of its lines, and for each service (notifications' alert
+lane, a process of its own, included) and the dashboard:
 when its process was spawned, when it began serving (uvicorn's "Started server process" in its
 log: code loaded and the broker's and database's addresses received), when its start-up ended
 ("Application startup complete": database, migrations, consumer-group join), when its /readyz
@@ -36,10 +37,14 @@ import psutil
 
 from bench.consumer_throughput import machine
 from pmo.embedded import port_is_free
+from pmo.stack import LANE_PROCESSES
 from shared.settings import DASHBOARD_HTTP_PORT, DEFAULT_HTTP_PORTS, SERVICE_NAMES
 
-PARTS = (*SERVICE_NAMES, "dashboard")
+# The processes `pmo up` runs: the services, the lanes run apart (notifications-alerts), the
+# dashboard.
+PARTS = (*SERVICE_NAMES, *(name for name, *_ in LANE_PROCESSES), "dashboard")
 PORTS: dict[str, int] = {name: port for name, port in DEFAULT_HTTP_PORTS.items()}
+PORTS.update({name: port for name, _, _, port in LANE_PROCESSES})
 PORTS["dashboard"] = DASHBOARD_HTTP_PORT
 READY_TARGET_S = 15.0
 RSS_TARGET_MB = 150.0
@@ -127,7 +132,7 @@ def run_once(label: str, data_dir: Path, offset: int, idle: float, timeout: floa
     try:
         with httpx.Client(timeout=0.5) as client:
             while time.monotonic() - launched < timeout and up.poll() is None:
-                processes = _processes(up.pid)
+                processes = _processes(up.pid, offset)
                 for name, part in run.parts.items():
                     if part.ready is None:
                         with contextlib.suppress(httpx.HTTPError):
@@ -148,7 +153,7 @@ def run_once(label: str, data_dir: Path, offset: int, idle: float, timeout: floa
         if up.poll() is not None:
             raise SystemExit(f"pmo up exited ({up.returncode}):\n" + "\n".join(_said(run)))
         time.sleep(idle)
-        for name, process in _processes(up.pid).items():
+        for name, process in _processes(up.pid, offset).items():
             with contextlib.suppress(psutil.Error):
                 part = run.parts[name]
                 part.spawned = process.create_time() - launched_wall
@@ -170,14 +175,16 @@ def run_once(label: str, data_dir: Path, offset: int, idle: float, timeout: floa
     return run
 
 
-def _processes(pid: int) -> dict[str, psutil.Process]:
-    """`pmo up`'s service processes by name (`python -m pmo run NAME ...`)."""
+def _processes(pid: int, offset: int) -> dict[str, psutil.Process]:
+    """`pmo up`'s service processes by part, told apart by their port (`python -m pmo run
+    [...] NAME --port N`: notifications and its alert lane run the same NAME)."""
+    by_port = {port + offset: name for name, port in PORTS.items()}
     found: dict[str, psutil.Process] = {}
     with contextlib.suppress(psutil.Error):
         for child in psutil.Process(pid).children(recursive=True):
             with contextlib.suppress(psutil.Error, ValueError, IndexError):
-                name = child.cmdline()[-3]  # `python -m pmo run [...] NAME --port N`
-                if name in PARTS:
+                command = child.cmdline()
+                if command[-2] == "--port" and (name := by_port.get(int(command[-1]))):
                     found[name] = child
     return found
 
@@ -209,12 +216,12 @@ def main(runs: int, idle: float, offset: int | None, timeout: float) -> None:
             for line in _said(run):
                 print(f"  {line}")
             print(
-                f"  {'part':<14} {'spawned':>8} {'serving':>8} {'started':>8} {'ready':>8}"
+                f"  {'part':<21} {'spawned':>8} {'serving':>8} {'started':>8} {'ready':>8}"
                 f" {'CPU s':>8} {'RSS MB':>8}"
             )
             for part in run.parts.values():
                 print(
-                    f"  {part.name:<14} {_s(part.spawned)} {_s(part.serving)} {_s(part.started)}"
+                    f"  {part.name:<21} {_s(part.spawned)} {_s(part.serving)} {_s(part.started)}"
                     f" {_s(part.ready)} {_s(part.cpu_s)} {_s(part.rss_mb)}"
                 )
             print(

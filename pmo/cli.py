@@ -10,11 +10,11 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from pmo.stack import DEMO_WEBHOOK_PORT, STACK_FILE
+from pmo.stack import DEMO_WEBHOOK_PORT, MAIN_LANE, STACK_FILE
 from services.allocation.entrypoints.cli import resources_app
 from shared.settings import (
     SERVICE_NAMES,
@@ -23,6 +23,9 @@ from shared.settings import (
     Settings,
     load_settings,
 )
+
+if TYPE_CHECKING:  # imported by `run` only: the other commands start without it
+    from shared.runtime import ServiceDefinition
 
 # What a user can get wrong or find unreachable: said in one line, never as a traceback.
 _UNREACHABLE_HINT = "is the system running (`pmo up`), and are its addresses configured?"
@@ -72,6 +75,13 @@ def run(
             help="Load the code, then read the environment `pmo up` gives as one JSON line",
         ),
     ] = False,
+    lanes: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these consumer groups, comma-separated: `main` (the service's own) "
+            "and/or lanes (notifications: `alerts`); default: PMO_LANES, else all",
+        ),
+    ] = None,
 ) -> None:
     """Run one service against the configured Kafka and PostgreSQL (what a container runs)."""
     import uvicorn
@@ -95,7 +105,8 @@ def run(
     configure_logging(settings.log_level, settings.log_json)
     name: ServiceName = service
     try:
-        runtime = ServiceRuntime(SERVICES[name], settings)
+        chosen = lanes_of(SERVICES[name], lanes if lanes is not None else settings.lanes)
+        runtime = ServiceRuntime(SERVICES[name], settings, lanes=chosen)
     except ConfigurationError as error:  # a setting missing: say which, not a traceback
         typer.echo(f"pmo run {service}: {error}", err=True)
         raise typer.Exit(2) from error
@@ -124,6 +135,24 @@ def run(
         await server.serve()
 
     asyncio.run(start_then_serve())
+
+
+def lanes_of(definition: ServiceDefinition, text: str | None) -> tuple[str, ...] | None:
+    """The lanes `ServiceRuntime` takes ("" for the service's own group) from `--lanes` or
+    PMO_LANES (`main,alerts`), or None (all) when `text` is None or blank.
+
+    Raises ConfigurationError naming the lanes the service has, for a name it has not.
+    """
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    if not names:
+        return None
+    known = [MAIN_LANE, *definition.lanes]
+    if unknown := [name for name in names if name not in known]:
+        raise ConfigurationError(
+            f"PMO_LANES (--lanes): {definition.name} has no lane {', '.join(unknown)}; "
+            f"expected a comma-separated list of {', '.join(known)}"
+        )
+    return tuple("" if name == MAIN_LANE else name for name in names)
 
 
 def _read_stack_environment() -> None:

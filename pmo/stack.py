@@ -26,7 +26,13 @@ from pmo.embedded import (
     port_is_free,
     set_parent_death_signal,
 )
-from shared.settings import DASHBOARD_HTTP_PORT, DEFAULT_HTTP_PORTS, SERVICE_NAMES, Settings
+from shared.settings import (
+    DASHBOARD_HTTP_PORT,
+    DEFAULT_HTTP_PORTS,
+    SERVICE_NAMES,
+    ServiceName,
+    Settings,
+)
 
 STACK_FILE = "stack.env"
 """Where `pmo up` writes the embedded broker's and database's addresses for `pmo demo`/`run`."""
@@ -47,6 +53,25 @@ machine has no network between a service and its broker, and a failed-over parti
 picked up sooner too."""
 READY_POLL_S = 0.2
 """How often `pmo up` looks at its services (exits, /readyz)."""
+MAIN_LANE = "main"
+"""How `pmo run --lanes`/PMO_LANES name a service's own consumer group (`pmo-{service}`)."""
+ALERT_LANE_FETCH_MAX_WAIT_MS = 5
+"""The lane processes' PMO_CONSUMER_FETCH_MAX_WAIT_MS on the embedded broker, unless one is
+configured: Tansu answers a fetch only when its wait runs out, so the wait is the hop's latency
+(one produce -> consume hop there: p50 12 ms at the default 20, 5 ms at 5); the cost is more
+fetches from an idle consumer (about 8 % of a core instead of 4 %, and as much again in the
+broker, on the 2-core machine of bench/results/alert_latency.md), paid by the alert lane only.
+Apache Kafka answers as soon as a record arrives, so deployments keep the default."""
+ALERT_LANE_HTTP_PORT = 8005
+"""Where notifications' alert-lane process serves its API (/readyz, /metrics) by default."""
+LANE_PROCESSES: tuple[tuple[str, ServiceName, str, int], ...] = (
+    ("notifications-alerts", "notifications", "alerts", ALERT_LANE_HTTP_PORT),
+)
+"""Lanes `pmo up` runs as processes of their own: (process name, service, lane, port). The
+service's process then runs its other groups only (`--lanes main`), so an alert's batch never
+waits on the event loop behind a batch of the service's busier topics (issue 11). Each lane
+process is a replica of its service (same database, inbox, delivery worker) supervised like
+the others, logging to `logs/<process name>.log`."""
 
 
 def _say(message: str) -> None:
@@ -110,8 +135,12 @@ def _how_it_ended(code: int) -> str:
 @dataclass
 class _Child:
     name: str
-    """A service, or `dashboard`."""
+    """A service, `dashboard`, or a lane's process (`notifications-alerts`)."""
     port: int
+    service: str | None = None
+    """What `pmo run` runs when it is not `name` (a lane's process: its service)."""
+    lanes: str | None = None
+    """`pmo run --lanes`: the consumer groups it joins; None: all."""
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     log_offset: int = 0
@@ -135,6 +164,13 @@ class Stack:
         self.data_dir = Path(settings.data_dir).resolve()
         self.logs = self.data_dir / "logs"
         self._stop = False
+        embedded = not settings.kafka_bootstrap_servers
+        self._lane_environment: dict[str, str] = (
+            {"PMO_CONSUMER_FETCH_MAX_WAIT_MS": str(ALERT_LANE_FETCH_MAX_WAIT_MS)}
+            if embedded and "consumer_fetch_max_wait_ms" not in settings.model_fields_set
+            else {}
+        )
+        """What the lane processes get on top of the others' environment."""
 
     def run(self) -> int:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -142,10 +178,7 @@ class Stack:
             sig: signal.signal(sig, self._request_stop)
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # HUP: terminal closed
         }
-        children = [
-            _Child(name, DEFAULT_HTTP_PORTS[name] + self.port_offset) for name in SERVICE_NAMES
-        ]
-        children.append(_Child("dashboard", DASHBOARD_HTTP_PORT + self.port_offset))
+        children = self.children()
         with ExitStack() as parts:
             # The services start first and load their code (seconds of CPU each) while the
             # broker and the database start; then they are handed their environment.
@@ -169,6 +202,25 @@ class Stack:
             signal.signal(sig, handler)
         _say("pmo up: stopped")
         return code
+
+    def children(self) -> list[_Child]:
+        """The processes `pmo up` runs: the four services, the lanes run apart
+        (`LANE_PROCESSES`; their service then runs its own group only), the dashboard."""
+        offset = self.port_offset
+        apart: dict[str, list[str]] = {}
+        children = []
+        for name, service, lane, port in LANE_PROCESSES:
+            children.append(_Child(name, port + offset, service=service, lanes=lane))
+            apart.setdefault(service, []).append(lane)
+        services = [
+            _Child(
+                name,
+                DEFAULT_HTTP_PORTS[name] + offset,
+                lanes=MAIN_LANE if name in apart else None,
+            )
+            for name in SERVICE_NAMES
+        ]
+        return [*services, *children, _Child("dashboard", DASHBOARD_HTTP_PORT + offset)]
 
     def _request_stop(self, signum: int, frame: FrameType | None) -> None:
         self._stop = True
@@ -265,8 +317,11 @@ class Stack:
         # The flag before the name: tools that find a service by its command line's end
         # (`... run NAME --port N`) find it either way.
         flag = ["--stack-environment-on-stdin"] if early else []
+        if child.lanes is not None:
+            flag += ["--lanes", child.lanes]
+        run = [child.service or child.name, "--port", str(child.port)]
         child.process = subprocess.Popen(
-            [sys.executable, "-m", "pmo", "run", *flag, child.name, "--port", str(child.port)],
+            [sys.executable, "-m", "pmo", "run", *flag, *run],
             env=env,
             stdin=subprocess.PIPE if early else subprocess.DEVNULL,
             stdout=log,
@@ -280,12 +335,17 @@ class Stack:
         child.restart_at = None
         child.ready = False
 
+    def _environment_of(self, child: _Child, env: dict[str, str]) -> dict[str, str]:
+        """`env`, with what a lane process gets on top (`_lane_environment`)."""
+        return {**env, **self._lane_environment} if child.service else env
+
     def _hand_environment(self, child: _Child, env: dict[str, str]) -> None:
         """Send an early-started child the variables `pmo up` set (addresses, secrets) and
         let it start; one that already exited is restarted by the supervision as usual."""
         process = child.process
         if process is None or process.stdin is None:
             return
+        env = self._environment_of(child, env)
         overrides = {key: value for key, value in env.items() if os.environ.get(key) != value}
         try:
             process.stdin.write((json.dumps(overrides) + "\n").encode())
@@ -326,24 +386,27 @@ class Stack:
             else f"PMO backend is up without {', '.join(c.name for c in kept_out)} "
             "(it keeps failing and is retried; the others go on):"
         )
+        width = max(len(child.name) for child in children) + 1
         for child in children:
             if child.name == "dashboard":
                 continue
+            what = (
+                f"(its {child.lanes} lane, a process of its own: /readyz, /metrics)"
+                if child.service
+                else "(docs: /docs, events: /asyncapi)"
+            )
             _say(
-                f"  {child.name:<14} http://{self.settings.http_host}:{child.port}"
-                "  (docs: /docs, events: /asyncapi)" + ("" if child.ready else "  NOT RUNNING")
+                f"  {child.name:<{width}} http://{self.settings.http_host}:{child.port}  {what}"
+                + ("" if child.ready else "  NOT RUNNING")
             )
         dashboard = next(c for c in children if c.name == "dashboard")
         _say(
-            f"  dashboard      http://{self._local_host()}:{dashboard.port}"
+            f"  {'dashboard':<{width}} http://{self._local_host()}:{dashboard.port}"
             "  (sign in with the admin token)"
         )
-        _say(
-            f"  admin token    {self.data_dir / 'admin-token'}"
-            if not self.settings.admin_token
-            else "  admin token    PMO_ADMIN_TOKEN"
-        )
-        _say(f"  logs           {self.logs}")
+        token = self.data_dir / "admin-token" if not self.settings.admin_token else None
+        _say(f"  {'admin token':<{width}} {token or 'PMO_ADMIN_TOKEN'}")
+        _say(f"  {'logs':<{width}} {self.logs}")
         _say("Run `pmo demo` in another terminal to see alerts; Ctrl-C stops everything.")
 
     def _is_ready(self, child: _Child) -> bool:
@@ -392,7 +455,7 @@ class Stack:
         """Restart `child` when its backoff ends; note its exit and say why when it exits."""
         if child.process is None:
             if child.restart_at is not None and now >= child.restart_at:
-                self._spawn(child, env)
+                self._spawn(child, self._environment_of(child, env))
             return
         code = child.process.poll()
         if code is None:

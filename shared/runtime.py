@@ -315,14 +315,16 @@ class ServiceRuntime:
             description=definition.summary,
         )
         self._workers: list[asyncio.Task[None]] = []
-        self._commit_listeners: list[Callable[[], None]] = []
+        self._commit_listeners: list[Callable[[UnitOfWork], None]] = []
         self.started = False
 
-    def on_commit(self, listener: Callable[[], None]) -> None:
-        """Call `listener` after every commit of a unit of work in this process.
+    def on_commit(self, listener: Callable[[UnitOfWork], None]) -> None:
+        """Call `listener` with the unit of work after every commit of one in this process.
 
         A worker that acts on committed rows (e.g. notifications' deliveries) waits on it
-        instead of a poll interval; other replicas' work still reaches it by its fallback poll.
+        instead of a poll interval, and may look at what the commit wrote (its session's
+        `info`) to be woken only by the commits that concern it; other replicas' work still
+        reaches it by its fallback poll.
         """
         self._commit_listeners.append(listener)
 
@@ -334,7 +336,7 @@ class ServiceRuntime:
             # still leave at its poll interval.
             self.relay.wake()
         for listener in self._commit_listeners:
-            listener()
+            listener(uow)
 
     def unit_of_work(self) -> UnitOfWork:
         def committed() -> None:

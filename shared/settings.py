@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     arrives; the embedded broker answers only when this runs out, so it is each hop's latency
     there (500, aiokafka's default, made every hop about 250 ms)."""
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    lanes: str | None = None
+    """The consumer groups this instance joins, comma-separated: `main` (the service's own
+    group) and/or lanes by name (notifications: `alerts`); unset: all of them. `pmo up`, the
+    compose file and deploy/ run notifications' alert lane (`alerts`) as a process of its own
+    and the rest (`main`) in another; `pmo run --lanes` sets it for one process."""
     consumer_session_timeout_ms: int = Field(default=10_000, ge=1_000)
     """How long the group waits for a silent consumer; a shorter one joins and fails over faster."""
 

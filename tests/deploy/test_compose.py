@@ -23,14 +23,27 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from pmo.cli import lanes_of
+from services.catalog import SERVICES as CATALOG
+from shared.runtime import consumer_groups
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 
-# HTTP port published on the host for each service (the services' default ports).
-SERVICE_PORTS = {"registry": 8001, "allocation": 8002, "monitoring": 8003, "notifications": 8004}
+# HTTP port published on the host for each service (the services' default ports), and for
+# notifications' alert lane, which runs in a container of its own (as `pmo up` runs it).
+SERVICE_PORTS = {
+    "registry": 8001,
+    "allocation": 8002,
+    "monitoring": 8003,
+    "notifications": 8004,
+    "notifications-alerts": 8005,
+}
+# What each container runs when it is not its own name, and the lanes it joins (PMO_LANES).
+RUNS = {"notifications-alerts": "notifications"}
+LANES = {"notifications": "main", "notifications-alerts": "alerts"}
 CONSUMER_SHUTDOWN_S = 30
 
 SECRET_LOOKING = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$|CREDENTIAL", re.IGNORECASE)
@@ -310,7 +323,7 @@ def test_init_creates_topics_then_migrates_once_kafka_and_postgres_are_healthy()
 @pytest.mark.parametrize("name", SERVICE_PORTS)
 def test_service_waits_for_init_runs_its_service_and_listens_on_all_interfaces(name: str) -> None:
     service = services()[name]
-    assert service["command"] == ["run", name]
+    assert service["command"] == ["run", RUNS.get(name, name)]
     assert service["depends_on"]["init"]["condition"] == "service_completed_successfully"
     env = environment(service)
     assert env["PMO_HTTP_HOST"] == "0.0.0.0"
@@ -319,6 +332,23 @@ def test_service_waits_for_init_runs_its_service_and_listens_on_all_interfaces(n
     assert env["OTEL_EXPORTER_OTLP_ENDPOINT"].startswith("http://otel-collector:")
     # Published on loopback only, on the service's usual port.
     assert service["ports"] == [f"127.0.0.1:{SERVICE_PORTS[name]}:{env['PMO_HTTP_PORT']}"]
+
+
+def test_notifications_alert_lane_runs_in_its_own_container_and_the_rest_in_the_other() -> None:
+    """Between them the two notifications containers join every one of its consumer groups,
+    each group in one of them only."""
+    definition = CATALOG["notifications"]
+    joined = []
+    for name, lanes in LANES.items():
+        env = environment(services()[name])
+        assert env["PMO_LANES"] == lanes, name
+        chosen = lanes_of(definition, env["PMO_LANES"])
+        assert chosen is not None
+        runtime_groups = consumer_groups(definition)
+        group = "pmo-notifications"
+        joined += [g for g in runtime_groups if g.removeprefix(group).removeprefix("-") in chosen]
+    assert sorted(joined) == sorted(consumer_groups(definition))
+    assert "PMO_LANES" not in environment(services()["registry"])
 
 
 @pytest.mark.parametrize("name", SERVICE_PORTS)

@@ -28,6 +28,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
+from pmo.cli import lanes_of
 from services.catalog import SERVICES as CATALOG
 from shared.runtime import consumer_groups
 from shared.settings import ServiceName, Settings
@@ -39,6 +40,15 @@ DEPLOY = ROOT / "deploy"
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 SERVICES: tuple[ServiceName, ...] = ("registry", "monitoring", "allocation", "notifications")
+# Each service's Deployment, and notifications' alert lane in a Deployment of its own
+# (pmo-notifications-alerts): what it runs and the lanes it joins (PMO_LANES; None: all).
+WORKLOADS: dict[str, tuple[ServiceName, str | None]] = {
+    "registry": ("registry", None),
+    "monitoring": ("monitoring", None),
+    "allocation": ("allocation", None),
+    "notifications": ("notifications", "main"),
+    "notifications-alerts": ("notifications", "alerts"),
+}
 
 # Topics each service's consumer group reads: the event names its handlers take.
 CONSUMES: dict[str, set[str]] = {name: set(service.handlers) for name, service in CATALOG.items()}
@@ -234,10 +244,10 @@ def test_kustomize_is_recent_enough() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_overlay_renders_the_four_services_and_the_dashboard(overlay: str) -> None:
+def test_overlay_renders_the_four_services_the_alert_lane_and_the_dashboard(overlay: str) -> None:
     docs = render(overlay)
     assert sorted(by_name(docs, "Deployment")) == sorted(
-        f"pmo-{s}" for s in (*SERVICES, "dashboard")
+        f"pmo-{s}" for s in (*WORKLOADS, "dashboard")
     )
     for doc in docs:
         name = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
@@ -301,7 +311,7 @@ def probe_path(probe: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WORKLOADS)
 def test_probes_never_restart_a_pod_because_kafka_is_slow(overlay: str, service: str) -> None:
     container = main_container(deployment(render(overlay), service))
     readiness = container["readinessProbe"]
@@ -322,7 +332,7 @@ def test_probes_never_restart_a_pod_because_kafka_is_slow(overlay: str, service:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WORKLOADS)
 def test_grace_period_outlasts_the_consumer_shutdown(overlay: str, service: str) -> None:
     pod = deployment(render(overlay), service)["spec"]["template"]["spec"]
     grace = pod["terminationGracePeriodSeconds"]
@@ -336,11 +346,12 @@ def test_grace_period_outlasts_the_consumer_shutdown(overlay: str, service: str)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WORKLOADS)
 def test_each_deployment_runs_its_service(overlay: str, service: str) -> None:
     docs = render(overlay)
     container = main_container(deployment(docs, service))
-    assert container["args"] == ["run", service]
+    runs, lanes = WORKLOADS[service]
+    assert container["args"] == ["run", runs]
     assert "command" not in container, "the image's ENTRYPOINT (pmo) must be kept"
     data = config(docs)
     assert data["PMO_HTTP_HOST"] == "0.0.0.0"
@@ -349,6 +360,7 @@ def test_each_deployment_runs_its_service(overlay: str, service: str) -> None:
     )
     env = {e["name"]: e for e in container.get("env", [])}
     assert env["OTEL_SERVICE_NAME"]["value"] == f"pmo-{service}"
+    assert env.get("PMO_LANES", {}).get("value") == lanes
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -379,7 +391,7 @@ def test_resources_are_requested_and_limited(overlay: str) -> None:
 
 
 def test_prod_gets_more_resources_than_dev() -> None:
-    for service in SERVICES:
+    for service in WORKLOADS:
         dev = main_container(deployment(render("dev"), service))["resources"]
         prod = main_container(deployment(render("prod"), service))["resources"]
         assert memory(prod["limits"]["memory"]) > memory(dev["limits"]["memory"])
@@ -427,13 +439,13 @@ def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", WORKLOADS)
 def test_service_and_pdb_select_the_pods(overlay: str, service: str) -> None:
     docs = render(overlay)
     pod_labels = deployment(docs, service)["spec"]["template"]["metadata"]["labels"]
     others = [
         deployment(docs, s)["spec"]["template"]["metadata"]["labels"]
-        for s in SERVICES
+        for s in WORKLOADS
         if s != service
     ]
     svc = by_name(docs, "Service")[f"pmo-{service}"]
@@ -493,10 +505,9 @@ def test_network_policies(overlay: str) -> None:
         assert ingress_from, f"{name}: ingress open to everyone"
         # Prometheus in another namespace scrapes /metrics.
         assert any("namespaceSelector" in peer for peer in ingress_from), name
-    notifications = deployment(docs, "notifications")["spec"]["template"]["metadata"]["labels"]
-    assert {443, 25, 587} <= set().union(
-        *(egress_ports(p) for p in policies_for(docs, notifications))
-    )
+    for sender in ("notifications", "notifications-alerts"):
+        labels = deployment(docs, sender)["spec"]["template"]["metadata"]["labels"]
+        assert {443, 25, 587} <= set().union(*(egress_ports(p) for p in policies_for(docs, labels)))
     registry = deployment(docs, "registry")["spec"]["template"]["metadata"]["labels"]
     assert 443 not in set().union(*(egress_ports(p) for p in policies_for(docs, registry)))
 
@@ -634,26 +645,37 @@ def test_keda_scales_each_group_on_its_topics_up_to_the_partition_count(overlay:
     partitions = int(data["PMO_TOPIC_PARTITIONS"])
     prefix = data.get("PMO_TOPIC_PREFIX", "")
     scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in of_kind(docs, "ScaledObject")}
-    assert sorted(scaled) == sorted(f"pmo-{s}" for s in SERVICES)
+    assert sorted(scaled) == sorted(f"pmo-{s}" for s in WORKLOADS)
     auths = set(by_name(docs, "TriggerAuthentication"))
-    for service in SERVICES:
-        spec = scaled[f"pmo-{service}"]["spec"]
+    read: dict[str, set[str]] = {service: set() for service in SERVICES}
+    for workload, (service, lanes) in WORKLOADS.items():
+        spec = scaled[f"pmo-{workload}"]["spec"]
         # More consumers than partitions would sit idle.
         assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"] <= partitions
         triggers = spec["triggers"]
         assert {t["type"] for t in triggers} == {"kafka"}
-        # Each topic's trigger names the group that reads it (a lane's own, for its topics).
-        groups = consumer_groups(CATALOG[service], prefix)
+        # Each topic's trigger names the group that reads it (a lane's own, for its topics),
+        # for the groups this Deployment's pods join.
+        joined = lanes_of(CATALOG[service], lanes)
+        own = f"{prefix}pmo-{service}"
+        groups = {
+            group: events
+            for group, events in consumer_groups(CATALOG[service], prefix).items()
+            if joined is None or group.removeprefix(own).removeprefix("-") in joined
+        }
         expected = {(group, prefix + event) for group, events in groups.items() for event in events}
         found = [(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in triggers]
         assert sorted(found) == sorted(expected)
-        assert {topic for _, topic in found} == {prefix + t for t in CONSUMES[service]}
+        read[service] |= {topic for _, topic in found}
         for trigger in triggers:
             assert trigger["authenticationRef"]["name"] in auths
             env_name = trigger["metadata"].get("bootstrapServersFromEnv")
             assert env_name is None or env_name in data, f"{env_name} not in pmo-config"
         # KEDA reads *FromEnv from the scaled container's environment.
         assert spec.get("scaleTargetRef", {}).get("kind", "Deployment") == "Deployment"
+    # Between its Deployments, every topic a service reads scales one of them.
+    for service in SERVICES:
+        assert read[service] == {prefix + t for t in CONSUMES[service]}, service
 
 
 def test_prod_runs_at_least_two_consumers_per_group() -> None:
@@ -663,7 +685,7 @@ def test_prod_runs_at_least_two_consumers_per_group() -> None:
 
 def test_prod_deployments_leave_the_replica_count_to_keda() -> None:
     # A `replicas` in the Deployment would be reset by every apply, fighting the autoscaler.
-    for service in SERVICES:
+    for service in WORKLOADS:
         assert "replicas" not in deployment(render("prod"), service)["spec"]
 
 
@@ -671,7 +693,7 @@ def test_dev_runs_one_replica_without_keda() -> None:
     docs = render("dev")
     assert not of_kind(docs, "ScaledObject")
     assert not of_kind(docs, "TriggerAuthentication")
-    for service in SERVICES:
+    for service in WORKLOADS:
         assert deployment(docs, service)["spec"]["replicas"] == 1
 
 

@@ -117,7 +117,7 @@ async def test_a_commit_wakes_the_relay_only_when_it_wrote_outbox_rows(
     wakes: list[str] = []
     told: list[str] = []  # other commits of the running service may be told too
     monkeypatch.setattr(runtime.relay, "wake", lambda: wakes.append("relay"))
-    runtime.on_commit(lambda: told.append("listener"))
+    runtime.on_commit(lambda _: told.append("listener"))
 
     async with runtime.unit_of_work() as uow:  # changes rows, publishes nothing
         await uow.session.exec(sa.text("SELECT 1"))  # type: ignore[call-overload]

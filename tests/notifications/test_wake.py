@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from services.notifications.adapters.repository import DELIVERIES_QUEUED
+from services.notifications.entrypoints.service import notifications
+from services.notifications.service_layer.delivery import DeliveryWorker
+from shared.runtime import ServiceRuntime
+from shared.settings import Settings
 from tests.conftest import ServiceStarter
 from tests.harness import Enterprise, eventually, webhook_receiver
 from tests.notifications.conftest import QUICK, ApiFor, at_risk, register
@@ -32,3 +39,28 @@ async def test_the_commit_that_queues_a_delivery_wakes_the_worker_within_an_hour
 
         await eventually(received, timeout=60, what="the at-risk webhook")
         assert len(receiver.received) == 1
+
+
+def test_only_a_commit_that_queued_deliveries_wakes_the_worker() -> None:
+    """Notifications commits hundreds of batches a second that queue nothing (one
+    project-health-assessed per status report); each would otherwise start a claim round on the
+    event loop the alerts' batches share."""
+    # Nothing connects: a runtime reaches its database and broker only when started.
+    settings = Settings(
+        database_url="postgresql://nowhere.invalid/pmo",
+        kafka_bootstrap_servers="nowhere.invalid:9092",
+    )
+    runtime = ServiceRuntime(notifications, settings)
+    worker = DeliveryWorker(runtime)
+
+    def commit(**info: bool) -> SimpleNamespace:
+        uow = SimpleNamespace(published=0, session=SimpleNamespace(info=dict(info)))
+        runtime._committed(uow)  # type: ignore[arg-type]
+        return uow
+
+    commit()
+    assert not worker._wake.is_set()
+    queued = commit(**{DELIVERIES_QUEUED: True})
+    assert worker._wake.is_set()
+    # Told once: a later commit of the same session queues nothing new by this mark.
+    assert DELIVERIES_QUEUED not in queued.session.info

@@ -161,6 +161,11 @@ def test_a_service_whose_database_does_not_answer_stops_in_one_line(tmp_path: Pa
     [
         (["migrate", "--service", "bogus"], "unknown service 'bogus'"),
         (["run", "bogus"], "unknown service 'bogus'"),
+        (
+            ["run", "notifications", "--lanes", "alerts,escalations"],
+            "notifications has no lane escalations; expected a comma-separated list of main, "
+            "alerts",
+        ),
         (["token", "create", "--subject", "a@example.com", "--days", "-5"], "--days"),
         (["token", "create", "--subject", "a@example.com", "--role", "boss"], "unknown role"),
         (["topics", "create", "--partitions", "0"], "--partitions"),

@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from pmo.embedded import port_is_free
 from shared.runtime import idempotence_refusal
@@ -30,6 +31,8 @@ from tests.harness import with_database
 pytestmark = pytest.mark.e2e
 
 SERVICE_PORTS = (8001, 8002, 8003, 8004)
+ALERT_LANE_PORT = 8005
+"""notifications' alert lane, a process of its own (`pmo.stack.LANE_PROCESSES`)."""
 DASHBOARD_PORT = 8000
 
 
@@ -41,7 +44,8 @@ def _offset() -> int:
     """
     for _ in range(50):
         offset = random.randrange(10_000, 24_000)
-        if all(port_is_free(port + offset) for port in (*SERVICE_PORTS, DASHBOARD_PORT, 8099)):
+        ports = (*SERVICE_PORTS, ALERT_LANE_PORT, DASHBOARD_PORT, 8099)
+        if all(port_is_free(port + offset) for port in ports):
             return offset
     raise AssertionError("no free block of ports for pmo up")
 
@@ -91,6 +95,20 @@ def _ready(port: int) -> bool:
         return False
 
 
+def _at_risk_taken(port: int, outcomes: set[str] | None = None) -> float:
+    """project-at-risk events the process on `port` took (its /metrics), with one of
+    `outcomes` (processed, parked, dead_lettered, duplicate) if given."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "pmo_events_consumed_total"
+        and sample.labels.get("topic") == "project-at-risk"
+        and (outcomes is None or sample.labels.get("outcome") in outcomes)
+    )
+
+
 def _service_process(up: subprocess.Popen[str], name: str, not_pid: int = 0) -> psutil.Process:
     """The process of service `name` that `pmo up` runs now (another than `not_pid`)."""
     deadline = time.monotonic() + 60
@@ -114,9 +132,13 @@ class Stack:
     cwd: Path
 
     def port(self, service: str) -> int:
-        return {"registry": 8001, "allocation": 8002, "monitoring": 8003, "notifications": 8004}[
-            service
-        ] + self.offset
+        return {
+            "registry": 8001,
+            "allocation": 8002,
+            "monitoring": 8003,
+            "notifications": 8004,
+            "notifications-alerts": ALERT_LANE_PORT,
+        }[service] + self.offset
 
     def api(self, service: str, path: str) -> Any:
         token = (Path(self.env["PMO_DATA_DIR"]) / "admin-token").read_text().strip()
@@ -150,21 +172,23 @@ def _running_stack(tmp_path: Path, env: dict[str, str]) -> Iterator[Stack]:
         # kept out (its port taken meanwhile by another program on a busy machine, say) is
         # named, and said to be up again once it is.
         header = console.lines[up_at]
-        without = re.match(r"PMO backend is up without ([a-z, ]+) \(", header)
+        without = re.match(r"PMO backend is up without ([a-z, -]+) \(", header)
         missing = without.group(1).split(", ") if without else []
         assert header == "PMO backend is up:" or missing, header
-        services = ("registry", "allocation", "monitoring", "notifications")
-        for name, port in zip(services, SERVICE_PORTS, strict=True):
+        # The four services, and notifications' alert lane in a process of its own.
+        services = ("registry", "allocation", "monitoring", "notifications", "notifications-alerts")
+        ports = (*SERVICE_PORTS, ALERT_LANE_PORT)
+        for name, port in zip(services, ports, strict=True):
             if name not in missing:
                 assert _ready(port + offset), name
         for name in missing:
             console.wait_for(f"pmo up: {name} is up again", timeout=120, after=up_at)
-        assert [_ready(port + offset) for port in SERVICE_PORTS] == [True] * 4
+        assert [_ready(port + offset) for port in ports] == [True] * 5
         listed = "\n".join(console.lines[up_at:])
-        for name, port in zip(services, SERVICE_PORTS, strict=True):
+        for name, port in zip(services, ports, strict=True):
             assert re.search(rf"{name}\s+http://127.0.0.1:{port + offset}", listed), listed
         family = psutil.Process(up.pid).children(recursive=True)
-        assert len(family) >= 4, "the four services run as processes of pmo up"
+        assert len(family) >= 5, "the services and the alert lane run as processes of pmo up"
         yield Stack(up, console, offset, env, tmp_path)
         family = psutil.Process(up.pid).children(recursive=True)
     finally:
@@ -193,6 +217,12 @@ def test_pmo_up_on_the_embedded_default_alerts_then_stops_cleanly(tmp_path: Path
         assert "ALERT pmo.project-at-risk PRJ-ATLAS-" in first
         assert "ALERT pmo.project-at-risk PRJ-CIRRUS-" in first
         assert "signature verified" in first
+        # The at-risk alerts were taken from Kafka by notifications' alert lane, in its process
+        # of its own (handled, or parked until their project's registration arrived); the other
+        # process does not join that group, so it takes none from Kafka (it may replay one the
+        # lane parked, when it handles that project's registration).
+        assert _at_risk_taken(stack.port("notifications-alerts")) >= 2
+        assert _at_risk_taken(stack.port("notifications"), outcomes={"parked"}) == 0
         assert "UNSIGNED" not in first
         # The promised conflict (issue 12.14): the architect is in the pool, two teams want
         # her, the key project wins by priority and Beacon gets what is left.

@@ -206,3 +206,28 @@ def test_a_service_started_early_leaves_quietly_when_pmo_up_cannot_start_its_par
         assert child.process is not None
         assert child.process.returncode is not None, f"{child.name} left running"
         assert "Traceback" not in (stack.logs / f"{child.name}.log").read_text(), child.name
+
+
+def test_pmo_up_runs_notifications_alert_lane_as_a_process_of_its_own(tmp_path: Path) -> None:
+    """Five service processes and the dashboard: notifications runs its own consumer group
+    (`--lanes main`) and its alert lane runs apart (`--lanes alerts`), on a port of its own
+    that follows the port offset, supervised and logged like the others."""
+    stack = Stack(load_settings(data_dir=str(tmp_path)), port_offset=100)
+    children = {child.name: child for child in stack.children()}
+    assert list(children) == [*SERVICE_NAMES, "notifications-alerts", "dashboard"]
+    alerts = children["notifications-alerts"]
+    assert (alerts.service, alerts.lanes, alerts.port) == ("notifications", "alerts", 8105)
+    assert children["notifications"].lanes == "main"
+    assert [children[name].lanes for name in ("registry", "monitoring", "allocation")] == [None] * 3
+    assert len({child.port for child in children.values()}) == len(children)
+    # On the embedded broker (which answers a fetch only when its wait ends) the lane's
+    # consumer waits less than the others; a configured wait, or broker, is left as it is.
+    fetch_wait = {"PMO_CONSUMER_FETCH_MAX_WAIT_MS": "5"}
+    assert stack._environment_of(alerts, {}) == fetch_wait
+    assert stack._environment_of(children["notifications"], {}) == {}
+    for configured in (
+        {"kafka_bootstrap_servers": "kafka:9092"},
+        {"consumer_fetch_max_wait_ms": 50},
+    ):
+        other = Stack(load_settings(data_dir=str(tmp_path), **configured))
+        assert other._environment_of(alerts, {}) == {}

@@ -21,6 +21,10 @@ from services.notifications.adapters.tables import (
     SubscriptionRow,
 )
 
+DELIVERIES_QUEUED = "pmo.notifications.deliveries_queued"
+"""Set in a session's `info` when it inserted pending deliveries: its commit wakes the
+delivery worker of this process."""
+
 
 class DeliveryRepository(Protocol):
     """The deliveries: one notice to one subscription each."""
@@ -145,7 +149,12 @@ class SqlDeliveryRepository:
             .on_conflict_do_nothing(constraint="delivery_once_per_subscription")
             .returning(col(DeliveryRow.id))
         )
-        return len((await self.session.exec(statement)).all())
+        added = len((await self.session.exec(statement)).all())
+        if added:
+            # For the delivery worker in this process: this transaction's commit has
+            # something for it (see `DeliveryWorker`); commits without it do not wake it.
+            self.session.info[DELIVERIES_QUEUED] = True
+        return added
 
     async def held_until(self, now: datetime) -> list[DeliveryRow]:
         query = (

@@ -54,6 +54,7 @@ from services.notifications.adapters.channels import (
     send_email,
     slack_payload,
 )
+from services.notifications.adapters.repository import DELIVERIES_QUEUED
 from services.notifications.adapters.tables import DeliveryRow, SubscriptionRow
 from services.notifications.adapters.templates import RenderedMessage, TemplateCatalog
 from services.notifications.adapters.wording import count
@@ -150,11 +151,17 @@ class DeliveryWorker:
         self.metrics = notification_metrics(runtime.metrics)
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.client: httpx.AsyncClient | None = None
-        # Set after each commit in this process (e.g. a batch that queued deliveries): the next
-        # round starts at once instead of after the poll interval, which only catches what
-        # other replicas queued and retries coming due.
+        # Set after each commit in this process that queued deliveries: the next round starts
+        # at once instead of after the poll interval, which only catches what other replicas
+        # queued and retries coming due. Other commits (notifications commits hundreds of
+        # batches a second that queue nothing) leave it be: each round is a claim transaction
+        # on this process's event loop, ahead of the alert's own.
         self._wake = asyncio.Event()
-        runtime.on_commit(self._wake.set)
+        runtime.on_commit(self._committed)
+
+    def _committed(self, uow: UnitOfWork) -> None:
+        if uow.session.info.pop(DELIVERIES_QUEUED, False):
+            self._wake.set()
 
     async def run(self) -> None:
         async with httpx.AsyncClient(
@@ -521,12 +528,15 @@ async def claim_due(
             leasable.append((delivery, subscription))
     if not leasable:
         return []
-    # An attempt still "in flight" belongs to a worker whose lease ran out (it died).
-    await uow.deliveries.abandon_in_flight(
-        [delivery.id for delivery, _ in leasable if delivery.id is not None],
-        now=now,
-        error="the worker sending it stopped before recording the result",
-    )
+    # An attempt still "in flight" belongs to a worker whose lease ran out (it died). A
+    # delivery never attempted has none (its attempts are opened with its count, in one
+    # transaction): a first claim, an alert's, spares the statement.
+    if retried := [d.id for d, _ in leasable if d.id is not None and d.attempts > 0]:
+        await uow.deliveries.abandon_in_flight(
+            retried,
+            now=now,
+            error="the worker sending it stopped before recording the result",
+        )
     for delivery, _ in leasable:
         delivery.attempts += 1
         delivery.locked_until = now + lease
