@@ -27,8 +27,8 @@ import httpx
 import psutil
 
 from pmo.embedded import EmbeddedPostgres, EmbeddedProcessError, free_port, port_is_free
-from pmo.stack import DEMO_WEBHOOK_PORT, STACK_FILE
-from shared.settings import DEFAULT_HTTP_PORTS, SERVICE_NAMES, ServiceName
+from pmo.stack import ALERT_LANE_HTTP_PORT, DEMO_WEBHOOK_PORT, STACK_FILE
+from shared.settings import DASHBOARD_HTTP_PORT, DEFAULT_HTTP_PORTS, SERVICE_NAMES, ServiceName
 
 ADMIN_TOKEN = "fault-suite-admin-token-0123456789"
 TOKEN_SECRET = "fault-suite-token-secret-0123456789"
@@ -44,13 +44,19 @@ def _ephemeral_ports() -> tuple[int, int]:
 
 
 def port_offset() -> int:
-    """An offset under which the four service ports and the demo receiver's port are free.
+    """An offset under which every port `pmo up` listens on (the services', the alert lane's,
+    the dashboard's) and the demo receiver's port are free.
 
     The ports stay below the ephemeral range: there, while a killed service is down, any
     outgoing connection may take its port as a local port, and the restarted service could
     never listen again.
     """
-    ports = (*DEFAULT_HTTP_PORTS.values(), DEMO_WEBHOOK_PORT)
+    ports = (
+        *DEFAULT_HTTP_PORTS.values(),
+        ALERT_LANE_HTTP_PORT,
+        DASHBOARD_HTTP_PORT,
+        DEMO_WEBHOOK_PORT,
+    )
     low, _ = _ephemeral_ports()
     if low - max(ports) < 1000:
         raise RuntimeError(f"the ephemeral port range starts at {low}: no room for pmo up's ports")
