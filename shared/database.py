@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import zlib
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import sqlalchemy.event
 import sqlalchemy.exc
 from alembic import command
 from alembic.config import Config
@@ -89,16 +92,52 @@ def create_engine(url: str, schema: str, *, pool_size: int = 5, application: str
     Setting `search_path` per connection keeps table names unqualified, so the shared outbox,
     inbox and dead-letter tables exist once per service schema with one definition.
     """
-    return create_async_engine(
+    engine = create_async_engine(
         asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
         # Errors must not carry the statement's values into logs or dead-letter reasons: they
         # may hold secrets (a webhook's) or personal data.
         hide_parameters=True,
         connect_args={"server_settings": {"search_path": schema, "application_name": application}},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_IDLE_AFTER_S = 1.0
+"""A pooled connection unused for longer than this is pinged before it is handed out."""
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only when it has been idle for `PING_IDLE_AFTER_S`.
+
+    `pool_pre_ping` pings at every checkout: a round trip before each batch's transaction, and
+    one per request. A connection used a moment ago is almost always alive; one that is not
+    (the database restarted within that moment) fails its first statement with a disconnection
+    error, on which SQLAlchemy drops it and every connection pooled before it, and the consumer
+    rolls the batch back and has it delivered again, as for any database outage. A connection
+    idle for longer is pinged as before; a failed ping makes the pool connect afresh
+    (SQLAlchemy's documented way: `DisconnectionError` from a checkout listener).
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @sqlalchemy.event.listens_for(pool, "checkin")
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["checked_in"] = time.monotonic()
+
+    @sqlalchemy.event.listens_for(pool, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop("checked_in", None)
+        if since is None or time.monotonic() - since < PING_IDLE_AFTER_S:
+            return  # a fresh connection, or one just used
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise sqlalchemy.exc.DisconnectionError(str(error)) from error
+        if not alive:
+            raise sqlalchemy.exc.DisconnectionError("the connection did not answer a ping")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

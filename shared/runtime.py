@@ -54,7 +54,7 @@ from shared.database import create_engine, migrate, session_factory, wait_for_da
 from shared.events import EventData
 from shared.messaging import parking
 from shared.messaging.consumer import AnyHandler, EventConsumer
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.outbox import ALERT_EVENTS, OutboxRelay
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.metrics import ServiceMetrics
 from shared.rounds import repeat_rounds
@@ -281,6 +281,12 @@ class ServiceRuntime:
             poll_interval_s=settings.outbox_poll_interval_s,
             batch_size=settings.outbox_batch_size,
             topic_prefix=settings.topic_prefix,  # for its alert lane's topics
+            # An alert lane (a connection, a producer, a poll) only where there are alerts.
+            first_events=[
+                name
+                for name in ALERT_EVENTS
+                if name in {model.event_name for model in definition.publishes}
+            ],
         )
         self.consumer = EventConsumer(
             service=self.name,
@@ -329,11 +335,13 @@ class ServiceRuntime:
         self._commit_listeners.append(listener)
 
     def _committed(self, uow: UnitOfWork) -> None:
-        if uow.published:
-            # Only a commit that wrote outbox rows has anything for the relay: each wake-up is
-            # a round of queries on its connection, on this process's event loop (notifications
-            # commits hundreds of batches that publish nothing). Rows written some other way
-            # still leave at its poll interval.
+        # Only a commit that wrote outbox rows has anything for the relay, and only for the
+        # lanes of those rows: each wake-up is a query on the lane's connection, on this
+        # process's event loop (notifications commits hundreds of batches that publish
+        # nothing). Rows written some other way still leave at the lanes' poll interval.
+        if uow.published_alerts:
+            self.relay.wake(alerts=True)
+        if uow.published > uow.published_alerts:
             self.relay.wake()
         for listener in self._commit_listeners:
             listener(uow)

@@ -5,12 +5,13 @@ inserted in the same transaction as its effect; the relay publishes committed ro
 by project, and marks them published. A crash between publishing and marking means the row is sent
 again: consumers are idempotent (inbox), so the effect still happens once.
 
-Alerts first: each round the relay sends the pending rows of the alert topics (`ALERT_EVENTS`)
-before the others, so that a `project-at-risk` does not wait behind the thousands of
-`project-health-assessed` a busy monitoring wrote before it. Kafka orders records only within a
-partition (one topic, one key), and so does the relay: within a topic rows go out in the order
-they were committed (`seq`), whatever the lane, so each project's events of one topic keep their
-order; rows of different topics may overtake each other, as they may in Kafka itself.
+Alerts first: the relay sends the alert topics (`ALERT_EVENTS`) in a lane of their own (its own
+task, connection and producer), so that a `project-at-risk` does not wait behind the thousands of
+`project-health-assessed` a busy monitoring wrote before it, nor for a bulk round in flight. Kafka
+orders records only within a partition (one topic, one key), and so does the relay: a topic is in
+one lane, where its rows go out in the order they were committed (`seq`), so each project's events
+of one topic keep their order; rows of different topics may overtake each other, as they may in
+Kafka itself.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 import uuid
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -102,12 +104,19 @@ runs one statement (not one per message) and its text is the same whatever the c
 take their `seq` in the arrays' order."""
 
 
+def new_ids(count: int) -> list[uuid.UUID]:
+    """`count` random (version 4) UUIDs from one read of the system's randomness, where
+    `uuid4()` reads it once per id (a system call for each event a batch publishes)."""
+    entropy = os.urandom(16 * count)
+    return [uuid.UUID(bytes=entropy[n : n + 16], version=4) for n in range(0, 16 * count, 16)]
+
+
 async def enqueue_many(session: AsyncSession, messages: Sequence[OutboxMessage]) -> list[uuid.UUID]:
     """Write messages to the outbox in one multi-row statement, in order, in the caller's
     transaction; return their ids. The relay sends them in this order."""
     if not messages:
         return []
-    ids = [uuid.uuid4() for _ in messages]
+    ids = new_ids(len(messages))
     traceparents: list[str | None] = []
     tracestates: list[str | None] = []
     for message in messages:
@@ -142,14 +151,44 @@ def _is_permanent(error: BaseException) -> bool:
     return not isinstance(error, OSError | TimeoutError)
 
 
+@dataclass
+class _Lane:
+    """One lane of the relay: its topics, its producer, its wake-up and its task.
+
+    `alerts`: the lane sends the rows of `topics` only; otherwise it sends every topic but
+    those (`topics` empty: every topic)."""
+
+    name: str
+    topics: list[str]
+    alerts: bool
+    lock_id: int
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    producer: AIOKafkaProducer | None = None
+    task: asyncio.Task[None] | None = None
+
+    def which(self) -> sa.ColumnElement[bool]:
+        """The lane's rows among the pending ones."""
+        if not self.topics:
+            return sa.true()
+        in_lane = outbox.c.topic == sa.any_(sa.literal(self.topics, _TEXTS))
+        return in_lane if self.alerts else sa.not_(in_lane)
+
+
 class OutboxRelay:
     """Publishes a service's committed outbox rows to Kafka, oldest first within each topic.
 
-    Several replicas may run a relay; a PostgreSQL advisory lock lets only one publish at a time,
-    which is what keeps each project's events in the order they were committed. Each round sends
-    the pending rows of `first_topics` (the alert lane: by default `ALERT_EVENTS` behind
-    `topic_prefix`) before the others, oldest first in each lane; a topic is in one lane only,
-    so its rows keep their commit order.
+    Two lanes, each a task with its own database connection, producer and advisory lock: the
+    alert lane sends the rows of `first_topics` (by default `ALERT_EVENTS` behind
+    `topic_prefix`), the bulk lane every other topic. An alert then never waits for a bulk
+    round in flight (its produce request and acknowledgement, its marking), nor behind it in
+    the producer (aiokafka keeps one produce request in flight per broker connection). A topic
+    is in one lane only, so its rows keep their commit order. Several replicas may run a relay;
+    each lane's lock lets one replica's lane publish at a time, which is what keeps each
+    project's events in the order they were committed.
+
+    The lanes' connections run in autocommit: each read and each marking is one round trip,
+    without a BEGIN and a COMMIT around it (nothing here needs two statements to be atomic: a
+    row sent and not marked is sent again, which the consumers' inboxes absorb).
     """
 
     def __init__(
@@ -169,66 +208,81 @@ class OutboxRelay:
         self.service = service
         self.engine = engine
         self.producer_options = producer_options
-        self.producer: AIOKafkaProducer | None = None
         self.tracer = tracer
         self.metrics = metrics
         self.poll_interval_s = poll_interval_s
         self.batch_size = batch_size
         self.retention = retention
         self.first_topics = [f"{topic_prefix}{name}" for name in first_events]
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._lock_id = zlib.crc32(f"pmo-outbox-relay-{service}".encode())
+        lock = zlib.crc32(f"pmo-outbox-relay-{service}".encode())
+        self._bulk = _Lane("bulk", self.first_topics, alerts=False, lock_id=lock)
+        self._lanes = [self._bulk]
+        if self.first_topics:
+            alerts_lock = zlib.crc32(f"pmo-outbox-relay-{service}-alerts".encode())
+            self._lanes.insert(0, _Lane("alerts", self.first_topics, True, alerts_lock))
         self._last_prune = datetime.min.replace(tzinfo=UTC)
 
-    def wake(self) -> None:
-        """Called after a commit that wrote outbox rows: publish now, not at the next poll."""
-        self._wake.set()
+    def wake(self, *, alerts: bool = False) -> None:
+        """Called after a commit that wrote outbox rows: publish now, not at the next poll.
+
+        Wakes the bulk lane, or with `alerts` the alert lane: a commit that wrote rows of both
+        calls both (a wake-up is a query, on the service's event loop)."""
+        (self._lanes[0] if alerts else self._bulk).wake.set()
 
     async def start(self) -> None:
-        """Connect the producer and start relaying; raises the broker's error if it is away."""
-        producer = AIOKafkaProducer(**self.producer_options)
+        """Connect the lanes' producers and start relaying; raises the broker's error if it
+        is away (after letting go of what was started)."""
         try:
-            await producer.start()
+            for lane in self._lanes:
+                producer = AIOKafkaProducer(**self.producer_options)
+                try:
+                    await producer.start()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()  # let go of what the failed start opened
+                    raise
+                lane.producer = producer
         except BaseException:
-            with contextlib.suppress(Exception):
-                await producer.stop()  # let go of what the failed start opened
+            await self.stop()
             raise
-        self.producer = producer
-        self._task = asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay")
+        for lane in self._lanes:
+            lane.task = asyncio.create_task(
+                self._run(lane), name=f"{self.service}-outbox-relay-{lane.name}"
+            )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self.producer is not None:
-            with contextlib.suppress(KafkaError):
-                await self.producer.stop()
-            self.producer = None
+        for lane in self._lanes:
+            if lane.task is not None:
+                lane.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lane.task
+                lane.task = None
+        for lane in self._lanes:
+            if lane.producer is not None:
+                with contextlib.suppress(KafkaError):
+                    await lane.producer.stop()
+                lane.producer = None
 
-    async def _run(self) -> None:
+    async def _run(self, lane: _Lane) -> None:
         await repeat_rounds(
-            self._connect_and_lead,
-            what="outbox relay",
+            lambda: self._connect_and_lead(lane),
+            what=f"outbox relay ({lane.name})",
             service=self.service,
             after_failure=self.poll_interval_s * 4,
         )
 
-    async def _connect_and_lead(self) -> None:
+    async def _connect_and_lead(self, lane: _Lane) -> None:
         async with self.engine.connect() as connection:
-            await self._lead(connection)
+            await self._lead(lane, await connection.execution_options(isolation_level="AUTOCOMMIT"))
 
-    async def _lead(self, connection: Any) -> None:
-        """Hold the relay lock on this connection and publish until cancelled or disconnected."""
+    async def _lead(self, lane: _Lane, connection: Any) -> None:
+        """Hold the lane's lock on this connection and publish until cancelled or disconnected."""
         while True:
             locked = (
                 await connection.execute(
-                    sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": self._lock_id}
+                    sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": lane.lock_id}
                 )
             ).scalar_one()
-            await connection.commit()
             if locked:
                 break
             # Another replica is the relay: stand by and try again later.
@@ -238,33 +292,22 @@ class OutboxRelay:
             # Cleared before the rows are read: a commit from here on wakes the next round,
             # where clearing after reading (and after the metrics' queries) lost the wake-up
             # of a commit made meanwhile, and its event waited for the poll interval.
-            self._wake.clear()
-            sent = await self.publish_pending(connection)
+            lane.wake.clear()
+            sent = await self._publish(lane, connection)
             if sent < self.batch_size:
-                # The backlog gauges and the pruning are not worth two queries per alert: at
-                # most once per poll interval, so that a busy relay goes straight back to work.
-                if time.monotonic() - observed >= self.poll_interval_s:
+                # The backlog gauges and the pruning are not worth two queries per round: at
+                # most once per poll interval, by the bulk lane, so that a busy relay goes
+                # straight back to work.
+                if lane is self._bulk and time.monotonic() - observed >= self.poll_interval_s:
                     await self._observe_backlog(connection)
                     await self._prune(connection)
                     observed = time.monotonic()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                    await asyncio.wait_for(lane.wake.wait(), self.poll_interval_s)
 
-    async def publish_pending(self, connection: Any) -> int:
-        """Publish the pending rows of the alert lane, then one batch of the others, and mark
-        them; return how many were published (a full batch's worth: more may be waiting)."""
-        sent = 0
-        if self.first_topics:
-            sent = await self._publish(
-                connection, outbox.c.topic == sa.any_(sa.literal(self.first_topics, _TEXTS))
-            )
-        # All topics, oldest first: alert rows committed since the lane's query go out here, in
-        # their order, after the older ones of their topic the lane has just sent.
-        return sent + await self._publish(connection, sa.true())
-
-    async def _publish(self, connection: Any, which: sa.ColumnElement[bool]) -> int:
-        """Publish up to `batch_size` pending rows matching `which`, oldest first, and mark
-        them; return how many were published."""
+    async def _publish(self, lane: _Lane, connection: Any) -> int:
+        """Publish up to `batch_size` pending rows of `lane`, oldest first, and mark them;
+        return how many were published."""
         rows = (
             await connection.execute(
                 sa.select(
@@ -276,17 +319,17 @@ class OutboxRelay:
                     outbox.c.traceparent,
                     outbox.c.tracestate,
                 )
-                .where(outbox.c.state == "pending", which)
+                .where(outbox.c.state == "pending", lane.which())
                 .order_by(outbox.c.seq)
                 .limit(self.batch_size)
             )
         ).all()
-        await connection.commit()
         if not rows:
             return 0
         published: list[int] = []
         failures: dict[int, tuple[str, bool]] = {}
-        results = await self._send_batch(rows)
+        assert lane.producer is not None, "the relay sends only between start() and stop()"
+        results = await self._send_batch(lane.producer, rows)
         for row, result in zip(rows, results, strict=True):
             if isinstance(result, BaseException):
                 failures[row.seq] = (
@@ -319,7 +362,6 @@ class OutboxRelay:
                 .where(outbox.c.seq == seq)
                 .values(attempts=outbox.c.attempts + 1, last_error=error[:2000], state=state)
             )
-        await connection.commit()
         if failures:
             log.warning(
                 "outbox: %d of %d messages not published yet: %s",
@@ -331,7 +373,9 @@ class OutboxRelay:
             await asyncio.sleep(self.poll_interval_s)
         return len(published)
 
-    async def _send_batch(self, rows: Sequence[Any]) -> list[BaseException | None]:
+    async def _send_batch(
+        self, producer: AIOKafkaProducer, rows: Sequence[Any]
+    ) -> list[BaseException | None]:
         """Send `rows` in order under one producer span; per row, None or the error it met.
 
         Each message carries the trace context stored with its row (the work that wrote it), so
@@ -363,7 +407,6 @@ class OutboxRelay:
             own: dict[str, str] = {}
             inject(own)
             own_headers = [(name, value.encode()) for name, value in own.items()]
-            assert self.producer is not None, "the relay sends only between start() and stop()"
             queued: list[asyncio.Future[Any] | BaseException] = []
             for row in rows:
                 headers = [
@@ -379,7 +422,7 @@ class OutboxRelay:
                     headers.extend(own_headers)
                 try:
                     queued.append(
-                        await self.producer.send(
+                        await producer.send(
                             row.topic,
                             value=bytes(row.value),
                             key=bytes(row.key) if row.key is not None else None,

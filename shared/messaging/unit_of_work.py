@@ -10,6 +10,7 @@ one (tests/fakes/) keeps both in memory, so a rule is tested without a broker or
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Protocol, Self, TypeVar
 
@@ -20,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from shared.events import EventData, to_structured
 from shared.messaging.dead_letters import UndeliverableRecord, dead_letter_record
-from shared.messaging.outbox import OutboxMessage, enqueue_many
+from shared.messaging.outbox import ALERT_EVENTS, OutboxMessage, enqueue_many, new_ids
 from shared.settings import Settings
 from shared.topics import topic_name
 
@@ -76,6 +77,9 @@ class UnitOfWork:
         self.topic_prefix = settings.topic_prefix
         self._after_commit = after_commit
         self.published = 0
+        """Outbox rows written (events and dead letters) in the transaction."""
+        self.published_alerts = 0
+        """Of those, alerts (`ALERT_EVENTS`), which the relay sends in a lane of their own."""
         self.released: list[str] = []
         self.held: set[str] = set()
         """The keys `lock` took outside any savepoint: held until the transaction ends."""
@@ -91,6 +95,7 @@ class UnitOfWork:
         self._session = self._sessions()
         await self._session.begin()
         self.published = 0
+        self.published_alerts = 0
         self.held = set()
         return self
 
@@ -116,8 +121,14 @@ class UnitOfWork:
         """Write events to the outbox in one statement, in order, each continuing the trace of
         its cause (None: the current one); what a batch handler publishes for a run."""
         messages = []
-        for event, cause in events:
-            value, headers = to_structured(event, source=self.source)
+        # One clock reading and one read of randomness for them all: the events of one
+        # transaction happen at its one moment, and each id is still a random UUID.
+        now = datetime.now(UTC)
+        ids = new_ids(len(events))
+        for (event, cause), event_id in zip(events, ids, strict=True):
+            value, headers = to_structured(
+                event, source=self.source, event_id=str(event_id), time=now
+            )
             messages.append(
                 OutboxMessage(
                     topic=topic_name(event.event_name, self.topic_prefix),
@@ -129,6 +140,7 @@ class UnitOfWork:
             )
         await enqueue_many(self.session, messages)
         self.published += len(messages)
+        self.published_alerts += sum(event.event_name in ALERT_EVENTS for event, _ in events)
 
     async def dead_letter(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import timedelta
@@ -172,15 +173,93 @@ async def test_a_relay_sends_alerts_before_a_backlog_of_other_topics_keeping_eac
     finally:
         await engine.dispose()
 
-    # Each round marks what it sent with its own time: the alerts' is before any bulk row's.
+    # Each round marks what it sent with its own time: the alerts did not wait for the backlog
+    # (seven rounds of 20), which their own lane sends beside them.
     alerts_marked = max(when for topic, when in marked if topic == at_risk)
-    assert all(when > alerts_marked for topic, when in marked if topic == assessed)
+    assert alerts_marked < max(when for topic, when in marked if topic == assessed)
     assert [json.loads(record.value)["n"] for record in alerts] == [0, 1, 2]
     by_key: dict[str, list[int]] = {}
     for record in bulk:
         by_key.setdefault(record.key.decode(), []).append(json.loads(record.value)["n"])
     assert sorted(n for numbers in by_key.values() for n in numbers) == list(range(125))
     assert all(numbers == sorted(numbers) for numbers in by_key.values()), by_key
+
+
+async def test_a_relay_sends_an_alert_while_a_bulk_send_is_in_flight(
+    settings: Settings,
+) -> None:
+    # The bulk lane's send of a `project-health-assessed` is held in flight (its broker never
+    # acknowledges it while the test runs); an alert committed meanwhile still reaches the
+    # broker, and the held row is sent once let go, each marked once.
+    engine = create_engine(settings.database_url_for("monitoring"), "monitoring", application="t")
+    assessed = f"{settings.topic_prefix}project-health-assessed"
+    at_risk = f"{settings.topic_prefix}project-at-risk"
+    relay = OutboxRelay(
+        service="monitoring",
+        engine=engine,
+        producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
+        tracer=TracerProvider().get_tracer("test"),
+        metrics=ServiceMetrics("monitoring"),
+        poll_interval_s=3600,  # only the wake-ups below move it
+        topic_prefix=settings.topic_prefix,
+    )
+    sessions = session_factory(engine)
+
+    async def commit(topic: str, n: int, *, alerts: bool) -> None:
+        uow = UnitOfWork(
+            sessions,
+            service="monitoring",
+            settings=settings,
+            after_commit=lambda: relay.wake(alerts=alerts),
+        )
+        async with uow:
+            await uow.session.exec(
+                sa.insert(outbox).values(
+                    message_id=uuid.uuid4(),
+                    topic=topic,
+                    key=b"PRJ-LANES",
+                    value=json.dumps({"n": n}).encode(),
+                    headers=[],
+                )
+            )
+            await uow.commit()
+
+    try:
+        await relay.start()
+        bulk = next(lane for lane in relay._lanes if not lane.alerts)
+        assert bulk.producer is not None
+        send = bulk.producer.send
+        in_flight = asyncio.Event()
+        let_go = asyncio.Event()
+
+        async def held_send(*args: Any, **kwargs: Any) -> Any:
+            queued = await send(*args, **kwargs)
+            in_flight.set()
+            await let_go.wait()
+            return queued
+
+        bulk.producer.send = held_send
+        await commit(assessed, 0, alerts=False)
+        await asyncio.wait_for(in_flight.wait(), 20)
+        await commit(at_risk, 1, alerts=True)
+        alerts = await read_topic(settings, at_risk, at_least=1)
+        assert [json.loads(record.value)["n"] for record in alerts] == [1]
+        assert not let_go.is_set()  # the bulk send was still in flight when the alert left
+        let_go.set()
+        bulk_records = await read_topic(settings, assessed, at_least=1)
+        assert [json.loads(record.value)["n"] for record in bulk_records] == [0]
+
+        async def all_marked() -> bool:
+            async with engine.connect() as connection:
+                states = (
+                    await connection.execute(sa.select(outbox.c.state, outbox.c.attempts))
+                ).all()
+            return [tuple(state) for state in states] == [("published", 1)] * 2
+
+        await eventually(all_marked, what="both rows marked published once")
+    finally:
+        await relay.stop()
+        await engine.dispose()
 
 
 async def test_a_relay_publishes_each_commit_when_woken_not_at_its_poll(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any, Protocol
 
+import sqlalchemy as sa
 from pydantic_core import to_json
 from sqlalchemy import select as sa_select
 from sqlalchemy import text
@@ -74,6 +75,7 @@ class ProjectRow:
     assessed_as_of: date | None
 
 
+_IDS = postgresql.ARRAY(sa.Text)
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 _PROJECTS = MonitoredProjectRow.__table__  # type: ignore[attr-defined]
 _ROW_COLUMNS = [_PROJECTS.c[field.name] for field in fields(ProjectRow)]
@@ -142,7 +144,9 @@ async def projects_for_update(
     await session.flush()
     query = (
         sa_select(*_ROW_COLUMNS)
-        .where(_PROJECTS.c.project_id.in_(sorted(project_ids)))
+        # `= ANY(array)`, not `IN (...)`: one statement text whatever the batch's size, so it
+        # is prepared once, where each new count of ids cost a round trip to prepare it anew.
+        .where(_PROJECTS.c.project_id == sa.any_(sa.literal(sorted(project_ids), _IDS)))
         .order_by(_PROJECTS.c.project_id)
         .with_for_update()
     )
@@ -202,7 +206,9 @@ async def resource_positions_of(
         return {}
     query = (
         select(ResourcePositionRow)
-        .where(col(ResourcePositionRow.project_id).in_(sorted(project_ids)))
+        .where(
+            col(ResourcePositionRow.project_id) == sa.any_(sa.literal(sorted(project_ids), _IDS))
+        )
         .order_by(col(ResourcePositionRow.request_id))
     )
     positions: dict[str, list[ResourcePosition]] = {}
