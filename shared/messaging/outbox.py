@@ -184,7 +184,10 @@ class OutboxRelay:
     the producer (aiokafka keeps one produce request in flight per broker connection). A topic
     is in one lane only, so its rows keep their commit order. Several replicas may run a relay;
     each lane's lock lets one replica's lane publish at a time, which is what keeps each
-    project's events in the order they were committed.
+    project's events in the order they were committed. The alert lane publishes only while its
+    own replica's bulk lane holds the bulk lock, the lock every relay before the lanes took
+    for all topics: during a rolling upgrade an older replica that relays everything keeps the
+    new replicas' alert lanes waiting, so two relays never send one topic at once.
 
     The lanes' connections run in autocommit: each read and each marking is one round trip,
     without a BEGIN and a COMMIT around it (nothing here needs two statements to be atomic: a
@@ -217,6 +220,8 @@ class OutboxRelay:
         lock = zlib.crc32(f"pmo-outbox-relay-{service}".encode())
         self._bulk = _Lane("bulk", self.first_topics, alerts=False, lock_id=lock)
         self._lanes = [self._bulk]
+        self._bulk_leads = asyncio.Event()
+        """Set while this relay's bulk lane holds the bulk lock (the alert lane waits for it)."""
         if self.first_topics:
             alerts_lock = zlib.crc32(f"pmo-outbox-relay-{service}-alerts".encode())
             self._lanes.insert(0, _Lane("alerts", self.first_topics, True, alerts_lock))
@@ -276,7 +281,20 @@ class OutboxRelay:
             await self._lead(lane, await connection.execution_options(isolation_level="AUTOCOMMIT"))
 
     async def _lead(self, lane: _Lane, connection: Any) -> None:
-        """Hold the lane's lock on this connection and publish until cancelled or disconnected."""
+        """Hold the lane's lock on this connection and publish until cancelled or disconnected
+        (the alert lane: or until the bulk lane lets go of the bulk lock)."""
+        if lane is self._bulk:
+            try:
+                await self._lead_lane(lane, connection)
+            finally:
+                self._bulk_leads.clear()
+            return
+        await self._bulk_leads.wait()
+        await self._lead_lane(lane, connection)
+        # The bulk lane let go of its lock: so does this lane, then it waits for it again.
+        await connection.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": lane.lock_id})
+
+    async def _lead_lane(self, lane: _Lane, connection: Any) -> None:
         while True:
             locked = (
                 await connection.execute(
@@ -284,11 +302,13 @@ class OutboxRelay:
                 )
             ).scalar_one()
             if locked:
+                if lane is self._bulk:
+                    self._bulk_leads.set()
                 break
             # Another replica is the relay: stand by and try again later.
             await asyncio.sleep(self.poll_interval_s * 4)
         observed = 0.0
-        while True:
+        while lane is self._bulk or self._bulk_leads.is_set():
             # Cleared before the rows are read: a commit from here on wakes the next round,
             # where clearing after reading (and after the metrics' queries) lost the wake-up
             # of a commit made meanwhile, and its event waited for the poll interval.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+import zlib
 from datetime import timedelta
 from typing import Any
 
@@ -257,6 +258,72 @@ async def test_a_relay_sends_an_alert_while_a_bulk_send_is_in_flight(
             return [tuple(state) for state in states] == [("published", 1)] * 2
 
         await eventually(all_marked, what="both rows marked published once")
+    finally:
+        await relay.stop()
+        await engine.dispose()
+
+
+async def test_a_relay_sends_no_alert_while_an_older_relay_holds_the_relay_lock(
+    settings: Settings,
+) -> None:
+    # An older replica's relay (one lane for every topic) holds the lock every relay took before
+    # the lanes: a new replica's alert lane must not send beside it (two relays sending one
+    # topic could reorder a project's at-risk and recovered) until the lock is let go.
+    engine = create_engine(settings.database_url_for("monitoring"), "monitoring", application="t")
+    at_risk = f"{settings.topic_prefix}project-at-risk"
+    older_relay_lock = zlib.crc32(b"pmo-outbox-relay-monitoring")
+    relay = OutboxRelay(
+        service="monitoring",
+        engine=engine,
+        producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
+        tracer=TracerProvider().get_tracer("test"),
+        metrics=ServiceMetrics("monitoring"),
+        poll_interval_s=0.05,
+        topic_prefix=settings.topic_prefix,
+    )
+
+    async def alert_state() -> str:
+        async with engine.connect() as connection:
+            return str(
+                (
+                    await connection.execute(
+                        sa.select(outbox.c.state).where(outbox.c.topic == at_risk)
+                    )
+                ).scalar_one()
+            )
+
+    try:
+        async with engine.connect() as older:
+            assert (
+                await older.execute(
+                    sa.text("SELECT pg_try_advisory_lock(:id)"), {"id": older_relay_lock}
+                )
+            ).scalar_one()
+            uow = UnitOfWork(session_factory(engine), service="monitoring", settings=settings)
+            async with uow:
+                await uow.session.exec(
+                    sa.insert(outbox).values(
+                        message_id=uuid.uuid4(),
+                        topic=at_risk,
+                        key=b"PRJ-UPGRADE",
+                        value=b"{}",
+                        headers=[],
+                    )
+                )
+                await uow.commit()
+            await relay.start()
+            relay.wake(alerts=True)
+            for _ in range(20):  # forty of the relay's poll intervals, and woken at the start
+                await asyncio.sleep(0.1)
+                assert await alert_state() == "pending"
+            await older.execute(sa.text("SELECT pg_advisory_unlock(:id)"), {"id": older_relay_lock})
+        alerts = await read_topic(settings, at_risk, at_least=1)
+        assert [record.key for record in alerts] == [b"PRJ-UPGRADE"]
+
+        async def published() -> bool:
+            return await alert_state() == "published"
+
+        await eventually(published, what="the alert marked published")
     finally:
         await relay.stop()
         await engine.dispose()
