@@ -22,7 +22,8 @@ before one instance of the service with full processing (allocation: the request
 pending re-resolutions, its re-resolution worker running beside; notifications: its view of
 the project, the queued notices, its delivery worker running beside).
 The figure is events from the first consumed to the last, per second; the ratio is the service's
-against the baseline's (each against its own topic's). The target (issue 11) is a ratio of at
+against the baseline's (each against its own topic's; each baseline the fastest of
+`BASELINE_RUNS` runs). The target (issue 11) is a ratio of at
 least 0.25. Allocation decides its requests after taking them (its worker re-solves the
 requests' components, coalescing batches for up to `allocation_resolution_coalesce_s`), so it
 gets a second line, `until decided`: from the first request taken until every request is
@@ -207,7 +208,14 @@ async def until_consumed(
         await asyncio.sleep(poll_s)
 
 
+BASELINE_RUNS = 3
+"""Each baseline runs this many times (each in a group of its own, from empty tables) and the
+fastest counts: a single run of well under a second swung between 0.34 and 0.83 s from one run
+to the next on a quiet machine, which made the ratios swing with it; the fastest is the
+baseline's own speed, so the ratios against it are the lowest, not flattered by a slow one."""
+
 BASELINE_SCHEMA = """
+DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
 CREATE TABLE bench.inbox (
     event_id text NOT NULL, source text NOT NULL, event_type text NOT NULL,
@@ -463,7 +471,9 @@ async def topic_baseline(
     assert settings.database_url is not None, "bench_settings names the run's database"
     database = await asyncpg.connect(settings.database_url)
     inbox = f"inbox_{model.event_name.replace('-', '_')}"
-    await database.execute("CREATE SCHEMA IF NOT EXISTS bench")
+    # Each run of a baseline starts from empty tables: its inbox meets no ids of an earlier run.
+    await database.execute("DROP SCHEMA IF EXISTS bench CASCADE")
+    await database.execute("CREATE SCHEMA bench")
     await database.execute(
         f"CREATE TABLE bench.{inbox} (event_id text NOT NULL, source text NOT NULL, "
         "event_type text NOT NULL, received_at timestamptz NOT NULL DEFAULT now(), "
@@ -579,7 +589,9 @@ async def busiest_topics(
             await take_registrations(settings, service, projects)
             registered.add(service)
         await publish(settings, make(events, projects))
-        baseline = await topic_baseline(settings, model, write, events)
+        baseline = min(
+            [await topic_baseline(settings, model, write, events) for _ in range(BASELINE_RUNS)]
+        )
         row(f"baseline: {model.event_name}", baseline, events, baseline)
         seconds, until_done = await topic_run(settings, service, model.event_name, events)
         row(f"{service}, one instance", seconds, events, baseline)
@@ -638,7 +650,10 @@ PARTS = ("status-changed", "resource-requested", "project-health-assessed", "pro
 async def main(events: int, projects: int, only: frozenset[str] = frozenset(PARTS)) -> None:
     load_before = os.getloadavg()
     print(f"machine: {machine()}")
-    print(f"events: {events} per topic on {projects} projects, 6 partitions, batches of 500")
+    print(
+        f"events: {events} per topic on {projects} projects, 6 partitions, batches of 500; "
+        f"each baseline the fastest of {BASELINE_RUNS} runs"
+    )
     print(f"{'consumer':<44} {'seconds':>8} {'events/s':>10} {'ratio':>7}", flush=True)
     async with bench_settings() as settings:
         await create_topics(settings, partitions=6)
@@ -650,7 +665,9 @@ async def main(events: int, projects: int, only: frozenset[str] = frozenset(PART
             await take_portfolio(settings, service, projects)
         if "status-changed" in only:
             await publish(settings, reports(events, projects))
-            baseline = await batched_write_baseline(settings, events)
+            baseline = min(
+                [await batched_write_baseline(settings, events) for _ in range(BASELINE_RUNS)]
+            )
             row("baseline: parse + inbox + upsert, batched", baseline, events, baseline)
             for service in SERVICES_MEASURED:
                 seconds = await service_run(settings, service, events)
