@@ -255,7 +255,10 @@ def token_create(
 
 PortOffset = Annotated[
     int,
-    typer.Option(help="Added to every default port (services 8001-8004, demo receiver 8099)"),
+    typer.Option(
+        help="Added to every default port (dashboard 8000, services 8001-8004, notifications' "
+        "alert lane 8005, demo receiver 8099)"
+    ),
 ]
 
 
@@ -264,7 +267,15 @@ def up(port_offset: PortOffset = 0) -> None:
     """Start the whole system: embedded Kafka and PostgreSQL unless configured, and all services."""
     from pmo.stack import Stack
 
-    stack = Stack(load_settings(), port_offset=port_offset)
+    settings = load_settings()
+    if settings.lanes and settings.lanes.strip():
+        # Each of pmo up's processes gets its own lanes; a PMO_LANES left in the shell would
+        # otherwise reach every service, and a service without such a lane would never start.
+        raise ConfigurationError(
+            f"PMO_LANES={settings.lanes!r} is for one process (`pmo run`); `pmo up` runs "
+            "notifications' alert lane and the rest of it in a process each: unset PMO_LANES"
+        )
+    stack = Stack(settings, port_offset=port_offset)
     raise typer.Exit(stack.run())
 
 

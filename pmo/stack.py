@@ -63,7 +63,7 @@ fetches from an idle consumer (about 8 % of a core instead of 4 %, and as much a
 broker, on the 2-core machine of bench/results/alert_latency.md), paid by the alert lane only.
 Apache Kafka answers as soon as a record arrives, so deployments keep the default."""
 ALERT_LANE_HTTP_PORT = 8005
-"""Where notifications' alert-lane process serves its API (/readyz, /metrics) by default."""
+"""Where notifications' alert-lane process serves its API (the whole of it) by default."""
 LANE_PROCESSES: tuple[tuple[str, ServiceName, str, int], ...] = (
     ("notifications-alerts", "notifications", "alerts", ALERT_LANE_HTTP_PORT),
 )
@@ -306,6 +306,7 @@ class Stack:
     def _base_environment() -> dict[str, str]:
         env = dict(os.environ)
         env.pop("PMO_HTTP_PORT", None)  # each service gets its own port
+        env.pop("PMO_LANES", None)  # and its own lanes (`--lanes`), where it runs some only
         return env
 
     def _spawn(self, child: _Child, env: dict[str, str], *, early: bool = False) -> None:
@@ -391,7 +392,7 @@ class Stack:
             if child.name == "dashboard":
                 continue
             what = (
-                f"(its {child.lanes} lane, a process of its own: /readyz, /metrics)"
+                f"(its {child.lanes} lane, a process of its own; the same API)"
                 if child.service
                 else "(docs: /docs, events: /asyncapi)"
             )

@@ -183,3 +183,29 @@ def test_a_wrong_argument_is_a_usage_error_not_a_traceback(
     assert result.returncode == 2
     assert "Traceback" not in result.stdout + result.stderr
     assert says in " ".join((result.stdout + result.stderr).split())
+
+
+@pytest.mark.parametrize("lanes", ["bogus", "alerts"])
+def test_pmo_up_refuses_a_pmo_lanes_meant_for_one_process_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    lanes: str,
+) -> None:
+    # Left in the shell after a `pmo run`, it reached every service pmo up started: the ones
+    # without such a lane exited at once and were restarted for ever.
+    result = _pmo_here(
+        tmp_path, monkeypatch, capsys, "up", PMO_LANES=lanes, PMO_TOKEN_SECRET="s" * 32
+    )
+    assert result.returncode == 2
+    line = _one_line(result, "pmo up: PMO_LANES=")
+    assert "unset PMO_LANES" in line
+
+
+def test_pmo_ups_children_get_their_lanes_from_it_not_from_its_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pmo.stack import Stack
+
+    monkeypatch.setenv("PMO_LANES", "alerts")
+    assert "PMO_LANES" not in Stack._base_environment()
