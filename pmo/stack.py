@@ -164,6 +164,8 @@ class Stack:
         self.data_dir = Path(settings.data_dir).resolve()
         self.logs = self.data_dir / "logs"
         self._stop = False
+        self._kafka = settings.kafka_bootstrap_servers or ""
+        """Where the broker listens, as `pmo up` announces it (the embedded one's once started)."""
         embedded = not settings.kafka_bootstrap_servers
         self._lane_environment: dict[str, str] = (
             {"PMO_CONSUMER_FETCH_MAX_WAIT_MS": str(ALERT_LANE_FETCH_MAX_WAIT_MS)}
@@ -229,11 +231,12 @@ class Stack:
         overrides: dict[str, str] = {}
         if not self.settings.kafka_bootstrap_servers:
             port = self.settings.embedded_kafka_port
-            kafka = EmbeddedKafka(
-                port=port if port_is_free(port) else 0, log_path=self.logs / "kafka.log"
-            )
+            free = port_is_free(port)
+            kafka = EmbeddedKafka(port=port if free else 0, log_path=self.logs / "kafka.log")
             _say("pmo up: starting the embedded Kafka-compatible broker (Tansu, in memory)")
-            overrides["PMO_KAFKA_BOOTSTRAP_SERVERS"] = kafka.start()
+            overrides["PMO_KAFKA_BOOTSTRAP_SERVERS"] = self._kafka = kafka.start()
+            if not free:  # a broker or a process left behind holds it: say where this one is
+                _say(f"pmo up: port {port} is taken; the broker listens on {self._kafka}")
             parts.callback(kafka.stop)
             # Its memory engine rejects InitProducerId; correctness never relied on idempotence.
             overrides["PMO_KAFKA_ENABLE_IDEMPOTENCE"] = "false"
@@ -404,6 +407,15 @@ class Stack:
         _say(
             f"  {'dashboard':<{width}} http://{self._local_host()}:{dashboard.port}"
             "  (sign in with the admin token)"
+        )
+        _say(
+            f"  {'kafka':<{width}} {self._kafka}"
+            + (
+                ""
+                if self.settings.kafka_bootstrap_servers
+                else "  (embedded, in memory: events it holds that no service has taken yet "
+                "are gone when it stops)"
+            )
         )
         token = self.data_dir / "admin-token" if not self.settings.admin_token else None
         _say(f"  {'admin token':<{width}} {token or 'PMO_ADMIN_TOKEN'}")

@@ -187,6 +187,13 @@ def _running_stack(tmp_path: Path, env: dict[str, str]) -> Iterator[Stack]:
         listed = "\n".join(console.lines[up_at:])
         for name, port in zip(services, ports, strict=True):
             assert re.search(rf"{name}\s+http://127.0.0.1:{port + offset}", listed), listed
+        # Where to publish: the configured broker, or the embedded one's address as written
+        # for `pmo demo` and `pmo run`.
+        written = (tmp_path / ".pmo" / "stack.env").read_text()
+        embedded = re.search(r"PMO_KAFKA_BOOTSTRAP_SERVERS=(\S+)", written)
+        broker = env.get("PMO_KAFKA_BOOTSTRAP_SERVERS") or (embedded and embedded.group(1))
+        assert broker, written
+        assert re.search(rf"kafka\s+{re.escape(broker)}(\s|$)", listed, re.M), listed
         family = psutil.Process(up.pid).children(recursive=True)
         assert len(family) >= 5, "the services and the alert lane run as processes of pmo up"
         yield Stack(up, console, offset, env, tmp_path)
