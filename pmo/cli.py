@@ -95,7 +95,9 @@ def run(
         _run_dashboard(host, port, stack_environment)
         return
     if service not in SERVICE_NAMES:
-        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+        raise typer.BadParameter(
+            f"unknown service {service!r}; one of {', '.join([*SERVICE_NAMES, 'dashboard'])}"
+        )
     SERVICES[service]  # its code, loaded while `pmo up` may still be starting the broker
     import shared.http  # noqa: F401  (the HTTP app's, likewise)
 

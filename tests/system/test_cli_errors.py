@@ -160,7 +160,11 @@ def test_a_service_whose_database_does_not_answer_stops_in_one_line(tmp_path: Pa
     ("args", "says"),
     [
         (["migrate", "--service", "bogus"], "unknown service 'bogus'"),
-        (["run", "bogus"], "unknown service 'bogus'"),
+        (
+            ["run", "bogus"],
+            "unknown service 'bogus'; one of registry, monitoring, allocation, notifications, "
+            "dashboard",
+        ),
         (
             ["run", "notifications", "--lanes", "alerts,escalations"],
             "notifications has no lane escalations; expected a comma-separated list of main, "
