@@ -13,6 +13,8 @@ import httpx
 import sqlalchemy as sa
 import sqlalchemy.exc
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import Tracer
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.registry.adapters.tables import ProjectRow
 from services.registry.domain.projects import registration
@@ -43,6 +45,27 @@ PROJECT: dict[str, Any] = {
 
 def project(project_id: str) -> dict[str, Any]:
     return {"project_id": project_id, **PROJECT}
+
+
+def relay_for(
+    settings: Settings,
+    engine: AsyncEngine,
+    service: str,
+    *,
+    tracer: Tracer | None = None,
+    **options: Any,
+) -> OutboxRelay:
+    """`service`'s outbox relay on the test's broker and topics, with a test's `options`
+    (`poll_interval_s`, `batch_size`)."""
+    return OutboxRelay(
+        service=service,
+        engine=engine,
+        producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
+        tracer=tracer or TracerProvider().get_tracer("test"),
+        metrics=ServiceMetrics(service),
+        topic_prefix=settings.topic_prefix,
+        **options,
+    )
 
 
 def registry_handling_starts_with(handler: Handler[ProjectStarted]) -> ServiceDefinition:
@@ -83,14 +106,7 @@ async def test_outbox_relays_publish_each_message_once_in_order_with_its_trace(
                 await uow.commit()
         # Two replicas' relays on the same schema: the advisory lock lets one publish.
         relays = [
-            OutboxRelay(
-                service="registry",
-                engine=engine,
-                producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
-                tracer=tracer,
-                metrics=ServiceMetrics("registry"),
-                poll_interval_s=0.05,
-            )
+            relay_for(settings, engine, "registry", tracer=tracer, poll_interval_s=0.05)
             for _ in range(2)
         ]
         for relay in relays:
@@ -147,16 +163,7 @@ async def test_a_relay_sends_alerts_before_a_backlog_of_other_topics_keeping_eac
                     )
                 )
             await uow.commit()
-        relay = OutboxRelay(
-            service="monitoring",
-            engine=engine,
-            producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
-            tracer=TracerProvider().get_tracer("test"),
-            metrics=ServiceMetrics("monitoring"),
-            poll_interval_s=0.05,
-            batch_size=20,
-            topic_prefix=settings.topic_prefix,
-        )
+        relay = relay_for(settings, engine, "monitoring", poll_interval_s=0.05, batch_size=20)
         await relay.start()
         try:
             alerts = await read_topic(settings, at_risk, at_least=3)
@@ -195,15 +202,8 @@ async def test_a_relay_sends_an_alert_while_a_bulk_send_is_in_flight(
     engine = create_engine(settings.database_url_for("monitoring"), "monitoring", application="t")
     assessed = f"{settings.topic_prefix}project-health-assessed"
     at_risk = f"{settings.topic_prefix}project-at-risk"
-    relay = OutboxRelay(
-        service="monitoring",
-        engine=engine,
-        producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
-        tracer=TracerProvider().get_tracer("test"),
-        metrics=ServiceMetrics("monitoring"),
-        poll_interval_s=3600,  # only the wake-ups below move it
-        topic_prefix=settings.topic_prefix,
-    )
+    # An hour between polls: only the wake-ups below move it.
+    relay = relay_for(settings, engine, "monitoring", poll_interval_s=3600)
     sessions = session_factory(engine)
 
     async def commit(topic: str, n: int, *, alerts: bool) -> None:
@@ -272,15 +272,7 @@ async def test_a_relay_sends_no_alert_while_an_older_relay_holds_the_relay_lock(
     engine = create_engine(settings.database_url_for("monitoring"), "monitoring", application="t")
     at_risk = f"{settings.topic_prefix}project-at-risk"
     older_relay_lock = zlib.crc32(b"pmo-outbox-relay-monitoring")
-    relay = OutboxRelay(
-        service="monitoring",
-        engine=engine,
-        producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
-        tracer=TracerProvider().get_tracer("test"),
-        metrics=ServiceMetrics("monitoring"),
-        poll_interval_s=0.05,
-        topic_prefix=settings.topic_prefix,
-    )
+    relay = relay_for(settings, engine, "monitoring", poll_interval_s=0.05)
 
     async def alert_state() -> str:
         async with engine.connect() as connection:
@@ -336,14 +328,7 @@ async def test_a_relay_publishes_each_commit_when_woken_not_at_its_poll(
     # that wrote it woke the relay (what a unit of work does after each commit in a service).
     engine = create_engine(settings.database_url_for("registry"), "registry", application="test")
     topic = f"{settings.topic_prefix}project-registered"
-    relay = OutboxRelay(
-        service="registry",
-        engine=engine,
-        producer_options={**settings.kafka_client_options(), "enable_idempotence": False},
-        tracer=TracerProvider().get_tracer("test"),
-        metrics=ServiceMetrics("registry"),
-        poll_interval_s=3600,
-    )
+    relay = relay_for(settings, engine, "registry", poll_interval_s=3600)
     await relay.start()
     try:
         for n in range(5):
