@@ -240,6 +240,13 @@ async def alerting_tool(
         throttle_window_s=0,
     )
     await register(enterprise, *project_ids)
+    await until_known(service, *project_ids)
+    return tool
+
+
+async def until_known(service: RunningService, *project_ids: str) -> None:
+    """Wait until notifications has taken in every one of `project_ids`' registrations (each
+    project's own partition, so they may arrive in any order)."""
 
     async def all_known() -> bool:
         async with service.runtime.engine.connect() as connection:
@@ -251,7 +258,6 @@ async def alerting_tool(
             return bool(known.scalar_one() == len(project_ids))
 
     await eventually(all_known, timeout=60, what=f"notifications knowing {project_ids}")
-    return tool
 
 
 @dataclass

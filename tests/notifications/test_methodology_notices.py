@@ -19,6 +19,7 @@ from tests.notifications.conftest import (
     NotificationsApi,
     register,
     smtp_settings,
+    until_known,
 )
 
 pytestmark = pytest.mark.e2e
@@ -101,6 +102,9 @@ async def test_suggested_lessons_reach_the_manager_once_with_titles_sources_and_
         project_id="PRJ-OTHER",
     )
     await register(enterprise, "PRJ-APOLLO", "PRJ-LEO")
+    # The notice names the projects notifications knows when it renders it (it waits for none):
+    # both registrations in, on their own partitions, before the suggestion.
+    await until_known(service, "PRJ-APOLLO", "PRJ-LEO")
     suggested = lessons(
         "PRJ-LEO",
         (4, "PRJ-APOLLO", "Freeze the scope before the pilot", ["business_unit", "objectives"]),

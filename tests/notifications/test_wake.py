@@ -54,7 +54,9 @@ def test_only_a_commit_that_queued_deliveries_wakes_the_worker() -> None:
     worker = DeliveryWorker(runtime)
 
     def commit(**info: bool) -> SimpleNamespace:
-        uow = SimpleNamespace(published=0, session=SimpleNamespace(info=dict(info)))
+        uow = SimpleNamespace(
+            published=0, published_alerts=0, session=SimpleNamespace(info=dict(info))
+        )
         runtime._committed(uow)  # type: ignore[arg-type]
         return uow
 

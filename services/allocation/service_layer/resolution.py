@@ -327,6 +327,10 @@ async def record_conflicts(
         await work.publish(event)
 
 
+STATE_READS = 3
+"""Most times a re-resolution reads the state while changes keep committing beside it (see
+`resolve_pending`); a change committed after the last read is left for the next run."""
+
 MAX_LINKS = SpanLimits().max_links
 """Links a span keeps (the SDK's limit, OTEL_SPAN_LINK_COUNT_LIMIT, 128 by default): it keeps
 the last ones given, so a run after a backlog works out only those of its thousands of causes."""
@@ -343,6 +347,15 @@ async def resolve_pending(
     settings = runtime.settings
     async with runtime.unit_of_work() as uow:
         session = uow.session
+
+        async def read_state() -> AllocationState:
+            return await load_state(
+                session,
+                today=datetime.now(UTC).date(),
+                hours_per_fte_week=settings.allocation_hours_per_fte_week,
+                book=book,
+            )
+
         await hold_resolution_lock(session)
         row = PendingResolutionRow
         # Plain rows: after a backlog there is one per new request, thousands of them.
@@ -369,6 +382,33 @@ async def resolve_pending(
             "allocation re-resolution", context=parents[-1], links=links
         ) as span:
             started = asyncio.get_running_loop().time()
+            state = await read_state()
+            # Each statement sees what was committed before it (READ COMMITTED): a change
+            # committed between the pending rows' read and the state's (a new request and its
+            # pending row) is in the state, so this run decides it, but its row is not among
+            # those this run handles, and the next run would give its cause again. Such rows
+            # are taken in and the state read again, a few times at most.
+            for _ in range(STATE_READS - 1):
+                newer = (
+                    await session.exec(
+                        select(col(row.id), col(row.weeks), col(row.cause), col(row.traceparent))
+                        .where(
+                            col(row.id)
+                            != func.all(
+                                bindparam(
+                                    "seen",
+                                    [pending_id for pending_id, *_ in pending],
+                                    type_=ARRAY(BigInteger),
+                                )
+                            )
+                        )
+                        .order_by(col(row.id))
+                    )
+                ).all()
+                if not newer:
+                    break
+                pending = sorted([*pending, *newer], key=lambda each: each[0] or 0)
+                state = await read_state()
             weeks: set[str] | None = set()
             for _, named, _, _ in pending:
                 if named is None or weeks is None:
@@ -376,12 +416,6 @@ async def resolve_pending(
                 else:
                     weeks.update(named)
             causes = [cause for _, _, cause, _ in pending]
-            state = await load_state(
-                session,
-                today=datetime.now(UTC).date(),
-                hours_per_fte_week=settings.allocation_hours_per_fte_week,
-                book=book,
-            )
             resolution = await asyncio.to_thread(
                 resolve,
                 state,
