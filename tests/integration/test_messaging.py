@@ -47,6 +47,14 @@ def project(project_id: str) -> dict[str, Any]:
     return {"project_id": project_id, **PROJECT}
 
 
+def outbox_row(topic: str, key: bytes, value: bytes, **columns: Any) -> sa.Insert:
+    """An outbox row as a unit of work writes it (a new message id, no headers), for a relay
+    test to commit; `columns`: any other column (its trace context, say)."""
+    return sa.insert(outbox).values(
+        message_id=uuid.uuid4(), topic=topic, key=key, value=value, headers=[], **columns
+    )
+
+
 def relay_for(
     settings: Settings,
     engine: AsyncEngine,
@@ -91,12 +99,10 @@ async def test_outbox_relays_publish_each_message_once_in_order_with_its_trace(
             async with uow:
                 for n in range(40):
                     await uow.session.exec(
-                        sa.insert(outbox).values(
-                            message_id=uuid.uuid4(),
-                            topic=topic,
-                            key=f"PRJ-{n % 4}".encode(),
-                            value=json.dumps({"n": n}).encode(),
-                            headers=[],
+                        outbox_row(
+                            topic,
+                            f"PRJ-{n % 4}".encode(),
+                            json.dumps({"n": n}).encode(),
                             traceparent=(
                                 f"00-{writer.get_span_context().trace_id:032x}-"
                                 f"{writer.get_span_context().span_id:016x}-01"
@@ -154,13 +160,7 @@ async def test_a_relay_sends_alerts_before_a_backlog_of_other_topics_keeping_eac
         async with uow:
             for topic, key, n in rows:
                 await uow.session.exec(
-                    sa.insert(outbox).values(
-                        message_id=uuid.uuid4(),
-                        topic=topic,
-                        key=key.encode(),
-                        value=json.dumps({"n": n}).encode(),
-                        headers=[],
-                    )
+                    outbox_row(topic, key.encode(), json.dumps({"n": n}).encode())
                 )
             await uow.commit()
         relay = relay_for(settings, engine, "monitoring", poll_interval_s=0.05, batch_size=20)
@@ -214,15 +214,7 @@ async def test_a_relay_sends_an_alert_while_a_bulk_send_is_in_flight(
             after_commit=lambda: relay.wake(alerts=alerts),
         )
         async with uow:
-            await uow.session.exec(
-                sa.insert(outbox).values(
-                    message_id=uuid.uuid4(),
-                    topic=topic,
-                    key=b"PRJ-LANES",
-                    value=json.dumps({"n": n}).encode(),
-                    headers=[],
-                )
-            )
+            await uow.session.exec(outbox_row(topic, b"PRJ-LANES", json.dumps({"n": n}).encode()))
             await uow.commit()
 
     try:
@@ -293,15 +285,7 @@ async def test_a_relay_sends_no_alert_while_an_older_relay_holds_the_relay_lock(
             ).scalar_one()
             uow = UnitOfWork(session_factory(engine), service="monitoring", settings=settings)
             async with uow:
-                await uow.session.exec(
-                    sa.insert(outbox).values(
-                        message_id=uuid.uuid4(),
-                        topic=at_risk,
-                        key=b"PRJ-UPGRADE",
-                        value=b"{}",
-                        headers=[],
-                    )
-                )
+                await uow.session.exec(outbox_row(at_risk, b"PRJ-UPGRADE", b"{}"))
                 await uow.commit()
             await relay.start()
             relay.wake(alerts=True)
@@ -340,13 +324,7 @@ async def test_a_relay_publishes_each_commit_when_woken_not_at_its_poll(
             )
             async with uow:
                 await uow.session.exec(
-                    sa.insert(outbox).values(
-                        message_id=uuid.uuid4(),
-                        topic=topic,
-                        key=b"PRJ-WOKEN",
-                        value=json.dumps({"n": n}).encode(),
-                        headers=[],
-                    )
+                    outbox_row(topic, b"PRJ-WOKEN", json.dumps({"n": n}).encode())
                 )
                 await uow.commit()
             # Each one before the next is written: a relay gone back to its hour-long wait

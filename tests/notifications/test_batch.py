@@ -77,6 +77,15 @@ async def execute(service: RunningService, statement: str, **params: Any) -> Non
         await connection.execute(sa.text(statement).bindparams(**params))
 
 
+def handler_passes(spans: InMemorySpanExporter) -> list[tuple[str, Any]]:
+    """(span name, pass) of each handler span finished: how the consumer took the batch."""
+    return [
+        (span.name, (span.attributes or {}).get("pmo.pass"))
+        for span in spans.get_finished_spans()
+        if span.name.startswith("handle ")
+    ]
+
+
 def at(moment: datetime, data: dict[str, Any]) -> dict[str, Any]:
     """An assessment made at `moment` (monitoring's time)."""
     return {**data, "assessed_at": moment.isoformat()}
@@ -127,11 +136,7 @@ async def test_a_batch_of_several_projects_queues_one_notice_per_alert_in_order_
         await service.runtime.consumer.process(records)
         # Taken as two runs, one call each (a refusal or failure would have sent the batch to
         # the careful pass, one event at a time, with the same effects).
-        handled = [
-            (span.name, (span.attributes or {}).get("pmo.pass"))
-            for span in spans.get_finished_spans()
-            if span.name.startswith("handle ")
-        ]
+        handled = handler_passes(spans)
         assert handled == [
             ("handle batch pmo.project-health-assessed", "optimistic"),
             ("handle batch pmo.project-at-risk", "optimistic"),
@@ -259,11 +264,7 @@ async def test_a_batch_of_allocation_decisions_keeps_the_newest_per_request_in_o
     ]
     spans.clear()
     await service.runtime.consumer.process(records)
-    handled = [
-        (span.name, (span.attributes or {}).get("pmo.pass"))
-        for span in spans.get_finished_spans()
-        if span.name.startswith("handle ")
-    ]
+    handled = handler_passes(spans)
     assert handled == [("handle batch pmo.resource-allocated", "optimistic")]
 
     def kept() -> str:
