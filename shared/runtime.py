@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import (
     BrokerResponseError,
     IllegalSaslStateError,
@@ -37,7 +37,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.subscriber.usecase import BatchSubscriber
-from faststream.message import StreamMessage
+from faststream.message import AckStatus, StreamMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from faststream.specification import AsyncAPI
 from opentelemetry.sdk.trace import SpanProcessor
@@ -54,6 +54,7 @@ from shared.database import create_engine, migrate, session_factory, wait_for_da
 from shared.events import EventData
 from shared.messaging import parking
 from shared.messaging.consumer import AnyHandler, EventConsumer
+from shared.messaging.offsets import OffsetCommits
 from shared.messaging.outbox import ALERT_EVENTS, OutboxRelay
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.metrics import ServiceMetrics
@@ -288,6 +289,8 @@ class ServiceRuntime:
                 if name in {model.event_name for model in definition.publishes}
             ],
         )
+        self.offsets = OffsetCommits(self.name)
+        """Each batch's Kafka offsets, committed after its transaction without holding the next."""
         self.consumer = EventConsumer(
             service=self.name,
             handlers=definition.handlers,
@@ -364,6 +367,7 @@ class ServiceRuntime:
         follows the one database's health.
         """
         consumer = self.consumer
+        offsets = self.offsets
         metrics = self.metrics
         service = self.name
 
@@ -378,13 +382,23 @@ class ServiceRuntime:
             batch = records if isinstance(records, tuple) else (records,)
             pending = list(batch)
 
+            kafka = message.consumer if isinstance(message.consumer, AIOKafkaConsumer) else None
+
             def committed(chunk: Sequence[Any]) -> None:
                 # On an error FastStream rewinds each partition to the earliest record of
                 # `raw_message`: only what no transaction committed is delivered again.
                 del pending[: len(chunk)]
                 message.raw_message = tuple(pending)
+                if kafka is not None:
+                    offsets.after(kafka, chunk)
 
             await consumer.process(batch, committed)
+            if kafka is not None:
+                # The offsets are on their way (`OffsetCommits`): FastStream's acknowledgement,
+                # which would await a commit of its own, has nothing left to do.
+                message.committed = AckStatus.ACKED
+                if not self.started:  # stopping: FastStream stops the Kafka consumer next
+                    await offsets.flush()
             _observe_lag(message, batch, metrics, service)
 
         prefix = self.settings.topic_prefix
@@ -504,6 +518,8 @@ class ServiceRuntime:
     async def stop(self) -> None:
         """Stop taking events, finish the batch in hand, flush, and let go of every connection."""
         self.started = False
+        # The offsets of batches already done; the batch in hand flushes its own.
+        await self.offsets.flush()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         for task in self._workers:

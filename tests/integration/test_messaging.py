@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 import sqlalchemy.exc
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,7 +31,7 @@ from shared.metrics import ServiceMetrics
 from shared.runtime import ServiceDefinition
 from shared.settings import Settings
 from tests.conftest import ServiceStarter, bearer
-from tests.harness import Enterprise, eventually, read_topic
+from tests.harness import Enterprise, eventually, read_topic, stop_serving
 
 PROJECT: dict[str, Any] = {
     "name": "Helios warehouse automation",
@@ -616,3 +617,52 @@ async def test_a_lock_held_for_the_transaction_is_kept_and_one_a_savepoint_took_
         assert await free("PRJ-SAVEPOINT")
     finally:
         await engine.dispose()
+
+
+async def committed_offsets(settings: Settings, group: str, topic: str) -> int:
+    """How many records of `topic` the consumer group `group` has committed, over all
+    partitions (each partition's committed offset: a fresh topic starts at 0)."""
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_options(), group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()
+        partitions = consumer.partitions_for_topic(topic) or set()
+        committed = [await consumer.committed(TopicPartition(topic, p)) for p in partitions]
+    finally:
+        await consumer.stop()
+    return sum(offset or 0 for offset in committed)
+
+
+async def test_offsets_are_committed_as_batches_end_and_a_clean_stop_leaves_none_behind(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    handled: list[str] = []
+
+    async def counting(event: ProjectStarted, meta: EventMeta, uow: UnitOfWork) -> None:
+        handled.append(meta.id)
+        await on_project_started(event, meta, uow)
+
+    service = await start_service("registry", registry_handling_starts_with(counting))
+    group = service.runtime.consumer_group
+    topic = f"{settings.topic_prefix}project-started"
+    sent = [await enterprise.send("project-started", project(f"PRJ-OFF-{n}")) for n in range(6)]
+
+    # Committed while the service runs: the background commits need no stop to land.
+    async def all_committed() -> bool:
+        return await committed_offsets(settings, group, topic) == len(sent)
+
+    await eventually(all_committed, timeout=20)
+    assert sorted(handled) == sorted(sent)
+
+    # The last batch right before a stop: its offsets are flushed, so a restart takes nothing
+    # again (a redelivery would reach the inbox and be dead-lettered as a duplicate).
+    last = await enterprise.send("project-started", project("PRJ-OFF-LAST"))
+
+    async def last_handled() -> bool:
+        return last in handled
+
+    await eventually(last_handled, timeout=20)
+    await stop_serving(service.server, service.task)
+    assert await committed_offsets(settings, group, topic) == len(sent) + 1
