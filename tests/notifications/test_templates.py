@@ -474,3 +474,21 @@ def test_the_gate_review_notice_says_the_decision_reviewer_and_evidence() -> Non
     assert catalog.render("webhook", "gate-reviewed", passed).title == (
         "Orion <customer> portal & more: gate active -> on hold passed (grace.hopper)"
     )
+
+
+def test_compiled_notices_render_without_reading_their_files_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fresh = TemplateCatalog(REGISTRY)
+    fresh.compile(["project-at-risk", "no-such-notice"])  # a type with no template is skipped
+
+    def unreadable(*_: Any) -> Any:
+        raise AssertionError("a template was read after compile()")
+
+    for environment in fresh._environments.values():
+        assert environment.loader is not None
+        monkeypatch.setattr(environment.loader, "get_source", unreadable)
+    for channel in BLOCKS:
+        assert fresh.render(channel, "project-at-risk", CONTEXTS["project-at-risk"]).title
+    with pytest.raises(AssertionError, match="read after compile"):
+        fresh.render("webhook", "project-recovered", CONTEXTS["project-recovered"])

@@ -72,6 +72,7 @@ from services.notifications.service_layer.unit_of_work import (
     NotificationsUnitOfWork,
     SqlNotificationsUnitOfWork,
 )
+from shared.messaging.outbox import ALERT_EVENTS
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.rounds import repeat_rounds
 from shared.telemetry import context_from_traceparent
@@ -164,6 +165,8 @@ class DeliveryWorker:
             self._wake.set()
 
     async def run(self) -> None:
+        # The alerts' templates compiled before the first alert, which would otherwise wait.
+        self.templates.compile(ALERT_EVENTS)
         async with httpx.AsyncClient(
             timeout=self.settings.notification_send_timeout_s, follow_redirects=False
         ) as client:
