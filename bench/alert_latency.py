@@ -492,9 +492,18 @@ async def main(
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=int, default=500)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--slip-every", type=int, default=50)
+    parser.add_argument(
+        "--rate", type=int, default=500, help="status reports per second, steady (default: 500)"
+    )
+    parser.add_argument(
+        "--seconds", type=int, default=10, help="how long the steady load lasts (default: 10)"
+    )
+    parser.add_argument(
+        "--slip-every",
+        type=int,
+        default=50,
+        help="one report in this many slips, and its alert is timed (default: 50)",
+    )
     parser.add_argument(
         "--layout",
         choices=LAYOUTS,

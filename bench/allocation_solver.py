@@ -346,7 +346,9 @@ def main() -> None:
         default=1.5,
         help="a second move penalty per FTE-week to show after a re-ranking (the dial)",
     )
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--seed", type=int, default=7, help="random seed of the generated cases (default: 7)"
+    )
     args = parser.parse_args()
     sizes = [s for s in SIZES if not args.sizes or s[0] in args.sizes]
     settings = Settings()

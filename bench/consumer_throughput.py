@@ -683,8 +683,12 @@ async def main(events: int, projects: int, only: frozenset[str] = frozenset(PART
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--projects", type=int, default=200)
+    parser.add_argument(
+        "--events", type=int, default=20_000, help="events published per topic (default: 20000)"
+    )
+    parser.add_argument(
+        "--projects", type=int, default=200, help="projects they are spread over (default: 200)"
+    )
     parser.add_argument(
         "--only", choices=PARTS, action="append", help="measure only this topic (repeatable)"
     )

@@ -244,6 +244,8 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=2, help="first start, then restarts")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds before reading RSS")
     parser.add_argument("--port-offset", type=int, default=None, help="default: a free one")
-    parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--timeout", type=float, default=180.0, help="seconds to wait for readiness (default: 180)"
+    )
     arguments = parser.parse_args()
     main(arguments.runs, arguments.idle, arguments.port_offset, arguments.timeout)
