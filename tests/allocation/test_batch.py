@@ -7,6 +7,7 @@ batch holds is known: several requests of one project, and a request id used twi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -334,3 +335,22 @@ async def test_a_request_committed_while_a_run_reads_is_decided_by_the_run_that_
         )
         published = sorted(json.loads(row.value)["data"]["request_id"] for row in outbox)
         assert published == ["REQ-FIRST", "REQ-LATE"]
+
+
+async def test_the_coalescing_hold_ends_once_the_consumer_has_caught_up() -> None:
+    """The worker holds its next run for as long as its last one took only while the consumer
+    is behind: `behind` is asked every `quiet` seconds and the hold ends at its first no, long
+    before the hold's length (30 s here; the test's guard fails it at 20 s)."""
+    answers = iter([True, True, False])
+    asked = 0
+
+    def behind() -> bool:
+        nonlocal asked
+        asked += 1
+        return next(answers)
+
+    wake = asyncio.Event()
+    await asyncio.wait_for(
+        resolution.coalesce(wake, bound=30.0, at_least=30.0, quiet=0.01, behind=behind), 20
+    )
+    assert asked == 3
