@@ -21,7 +21,9 @@ of state: a row per request, the newest assessment per project, a queued notice 
 before one instance of the service with full processing (allocation: the requests and their
 pending re-resolutions, its re-resolution worker running beside; notifications: its view of
 the project, the queued notices, its delivery worker running beside).
-The figure is events from the first consumed to the last, per second; the ratio is the service's
+The figure is events from the first consumed to the last, per second (and, under each service's
+lines, the CPU seconds its process spent from its start to its stop, every thread: a figure the
+machine's load moves far less than the seconds); the ratio is the service's
 against the baseline's (each against its own topic's; each baseline the fastest of
 `BASELINE_RUNS` runs). The target (issue 11) is a ratio of at
 least 0.25. Allocation decides its requests after taking them (its worker re-solves the
@@ -593,10 +595,17 @@ async def busiest_topics(
             [await topic_baseline(settings, model, write, events) for _ in range(BASELINE_RUNS)]
         )
         row(f"baseline: {model.event_name}", baseline, events, baseline)
+        cpu = time.process_time()
         seconds, until_done = await topic_run(settings, service, model.event_name, events)
+        cpu = time.process_time() - cpu
         row(f"{service}, one instance", seconds, events, baseline)
         if until_done is not None:
             row(f"{service}, one instance, until decided", until_done, events, baseline)
+        print(
+            f"  {service}: {cpu:.2f} s of process CPU from its start to its stop "
+            f"({1e6 * cpu / events:.0f} µs an event)",
+            flush=True,
+        )
 
 
 @contextlib.asynccontextmanager

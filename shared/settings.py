@@ -287,10 +287,11 @@ class Settings(BaseSettings):
     allocation_resolution_poll_s: float = Field(default=2.0, gt=0)
     """How often the re-resolution worker looks for pending work besides being notified."""
     allocation_resolution_coalesce_s: float = Field(default=1.0, ge=0, le=60)
-    """Longest a re-resolution waits for more work to join it: while changes keep coming
+    """Longest a re-resolution waits for more work to join it: while the consumer is behind
     (a backlog of requests being consumed) it waits at least as long as its last run took,
     then for a pause of 0.1 s, at most this long, so that one solve takes many batches and the
-    worker leaves the consumer about half the time; a lone request waits 0.1 s. Seconds."""
+    worker leaves the consumer about half the time; once the consumer has caught up, and for
+    a lone request, it waits for a pause of 0.1 s only. Seconds."""
 
     allocation_registration_grace_s: float = Field(default=2.0, ge=0, le=300)
     """How long a new request whose project allocation has not learned yet (its

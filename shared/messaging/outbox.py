@@ -111,6 +111,22 @@ def new_ids(count: int) -> list[uuid.UUID]:
     return [uuid.UUID(bytes=entropy[n : n + 16], version=4) for n in range(0, 16 * count, 16)]
 
 
+def _encoded_headers(
+    headers: list[tuple[str, bytes]], seen: dict[tuple[tuple[str, bytes], ...], str]
+) -> str:
+    """`headers` as the outbox stores them (JSON text of `encode_headers`), each distinct list
+    encoded once per `seen` (headers of an unhashable kind, e.g. a dead letter's bytearray,
+    every time)."""
+    try:
+        key = tuple(headers)
+        found = seen.get(key)
+    except TypeError:
+        return json.dumps(encode_headers(headers))
+    if found is None:
+        found = seen[key] = json.dumps(encode_headers(headers))
+    return found
+
+
 async def enqueue_many(session: AsyncSession, messages: Sequence[OutboxMessage]) -> list[uuid.UUID]:
     """Write messages to the outbox in one multi-row statement, in order, in the caller's
     transaction; return their ids. The relay sends them in this order."""
@@ -119,10 +135,24 @@ async def enqueue_many(session: AsyncSession, messages: Sequence[OutboxMessage])
     ids = new_ids(len(messages))
     traceparents: list[str | None] = []
     tracestates: list[str | None] = []
+    headers: list[str] = []
+    # Worked out once per distinct cause and header list, not per message: a batch's messages
+    # mostly continue one trace (a re-resolution's thousands of decisions, all of the current
+    # one) and carry the same headers. A cause is an immutable Context, alive in `messages`
+    # for the whole call, so its id names it.
+    trace_of: dict[int, tuple[str | None, str | None]] = {}
+    encoded: dict[tuple[tuple[str, bytes], ...], str] = {}
     for message in messages:
-        trace_headers = current_trace_headers(message.cause)
-        traceparents.append(trace_headers.get("traceparent"))
-        tracestates.append(trace_headers.get("tracestate"))
+        trace = trace_of.get(id(message.cause))
+        if trace is None:
+            trace_headers = current_trace_headers(message.cause)
+            trace = trace_of[id(message.cause)] = (
+                trace_headers.get("traceparent"),
+                trace_headers.get("tracestate"),
+            )
+        traceparents.append(trace[0])
+        tracestates.append(trace[1])
+        headers.append(_encoded_headers(message.headers, encoded))
     connection = await session.connection()
     await connection.execute(
         _ENQUEUE,
@@ -134,7 +164,7 @@ async def enqueue_many(session: AsyncSession, messages: Sequence[OutboxMessage])
                 for message in messages
             ],
             "values": [message.value for message in messages],
-            "headers": [json.dumps(encode_headers(message.headers)) for message in messages],
+            "headers": headers,
             "traceparents": traceparents,
             "tracestates": tracestates,
         },

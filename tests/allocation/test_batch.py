@@ -7,16 +7,19 @@ batch holds is known: several requests of one project, and a request id used twi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from services.allocation.adapters.repository import PlannedBook, load_state
 from services.allocation.domain.resolution import AllocationState, resolve
+from services.allocation.service_layer import resolution
 from services.allocation.service_layer.resolution import hold_resolution_lock
 from shared.settings import Settings
 from tests.allocation.test_allocation_flow import (
@@ -269,3 +272,85 @@ async def test_the_workers_book_reads_the_state_a_fresh_read_gives_after_every_k
         assert kept == fresh
         assert fresh.requests["REQ-P9"].arrival == 0
         assert fresh.requests["REQ-P0"].arrival == 1
+
+
+async def test_a_request_committed_while_a_run_reads_is_decided_by_the_run_that_takes_its_row(
+    start_service: Any,
+    admin_headers: dict[str, str],
+    enterprise: Enterprise,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request (and its pending row) committed after a re-resolution read its pending rows
+    and before it read the state, the interleaving that once had a run decide a request without
+    taking its row (the next run then gave "new request ..." as its cause again): each run
+    decides exactly the new requests whose rows it handles, each request's cause is in one run
+    only, and each is published once."""
+    service: RunningService = await start_service("allocation", allocation_resolution_poll_s=0.5)
+    batch = Batch(settings)
+    late = batch.record("resource-requested", request("REQ-LATE", "PRJ-A", fte=0.25))
+    read_state = load_state
+    committed = False
+
+    async def a_request_commits_first(*args: Any, **kwargs: Any) -> AllocationState:
+        nonlocal committed
+        if not committed:
+            committed = True
+            # In a transaction of its own, on another connection, as the consumer's next batch.
+            await service.runtime.consumer.process([late])
+        return await read_state(*args, **kwargs)
+
+    async with httpx.AsyncClient(base_url=service.base_url, headers=admin_headers) as api:
+        await given_portfolio(api, enterprise, "PRJ-A")
+
+        async def nothing_pending(api: httpx.AsyncClient) -> bool:
+            left = await rows(service, "SELECT count(*) FROM allocation.resolution_pending")
+            return bool(left[0][0] == 0)
+
+        # The registration's and ranking's runs done: the next run is REQ-FIRST's.
+        await until(api, nothing_pending, "the portfolio's re-resolutions done")
+        monkeypatch.setattr(resolution, "load_state", a_request_commits_first)
+        first = batch.record("resource-requested", request("REQ-FIRST", "PRJ-A", fte=0.25))
+        await service.runtime.consumer.process([first])
+
+        async def all_decided(api: httpx.AsyncClient) -> bool:
+            undecided = await rows(
+                service,
+                "SELECT (SELECT count(*) FROM allocation.resource_request "
+                "WHERE decided_at IS NULL) + (SELECT count(*) FROM allocation.resolution_pending)",
+            )
+            return committed and bool(undecided[0][0] == 0)
+
+        await until(api, all_decided, "both requests decided")
+        runs = await rows(service, "SELECT causes, decided FROM allocation.resolution_run")
+        new = [[c for c in causes if c.startswith("new request ")] for causes, _ in runs]
+        assert [len(causes) for causes in new] == [decided for _, decided in runs]
+        causes = [cause for run in new for cause in run]
+        assert sorted(causes) == [
+            "new request REQ-FIRST from PRJ-A",
+            "new request REQ-LATE from PRJ-A",
+        ]
+        outbox = await rows(
+            service, "SELECT value FROM allocation.outbox WHERE topic LIKE '%resource-allocated'"
+        )
+        published = sorted(json.loads(row.value)["data"]["request_id"] for row in outbox)
+        assert published == ["REQ-FIRST", "REQ-LATE"]
+
+
+async def test_the_coalescing_hold_ends_once_the_consumer_has_caught_up() -> None:
+    """The worker holds its next run for as long as its last one took only while the consumer
+    is behind: `behind` is asked every `quiet` seconds and the hold ends at its first no, long
+    before the hold's length (30 s here; the test's guard fails it at 20 s)."""
+    answers = iter([True, True, False])
+    asked = 0
+
+    def behind() -> bool:
+        nonlocal asked
+        asked += 1
+        return next(answers)
+
+    wake = asyncio.Event()
+    await asyncio.wait_for(
+        resolution.coalesce(wake, bound=30.0, at_least=30.0, quiet=0.01, behind=behind), 20
+    )
+    assert asked == 3

@@ -544,7 +544,8 @@ class Explainer:
         for request in self.requests.values():
             if self.weights.get(request.request_id, 0.0) <= 0 or not request.planned:
                 continue
-            if not self.short_weeks(request):
+            # Nobody it may use (a skill or person the pool lacks): it contests no one's cells.
+            if not self.eligible(request) or not self.short_weeks(request):
                 continue
             cells = self.contested_cells(request)
             if cells:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, cast
 
@@ -27,6 +27,8 @@ from opentelemetry.trace import Link, get_current_span
 from prometheus_client import Counter, Histogram
 from sqlalchemy import BigInteger, Table, bindparam, delete, func
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import wait_exponential
@@ -327,9 +329,37 @@ async def record_conflicts(
         await work.publish(event)
 
 
-STATE_READS = 3
-"""Most times a re-resolution reads the state while changes keep committing beside it (see
-`resolve_pending`); a change committed after the last read is left for the next run."""
+SERIALIZATION_RETRIES = 3
+"""Attempts of a re-resolution whose snapshot a concurrent change made stale (see
+`resolve_pending`) before the worker's round fails (and is retried after its pause)."""
+
+
+@contextlib.asynccontextmanager
+async def resolution_lock(engine: AsyncEngine) -> AsyncIterator[None]:
+    """Hold the re-resolution lock (`LOCK_ID`, the one `hold_resolution_lock` takes in a
+    transaction) on a connection of its own, from before the caller's transaction begins until
+    after it ends: a snapshot taken inside has every change of the lock's earlier holders (an
+    advisory lock taken in the transaction itself would come after its snapshot)."""
+    async with engine.connect() as connection:
+        await connection.execute(select(func.pg_advisory_lock(LOCK_ID)))
+        await connection.commit()  # a session's lock outlives the transaction it was taken in
+        try:
+            yield
+        finally:
+            try:
+                await connection.execute(select(func.pg_advisory_unlock(LOCK_ID)))
+                await connection.commit()
+            except BaseException:
+                # Never back to the pool holding the lock: closed, it lets go of it.
+                await connection.invalidate()
+                raise
+
+
+def _serialization_failure(error: DBAPIError) -> bool:
+    """Whether PostgreSQL refused a REPEATABLE READ write for a row changed since the
+    transaction's snapshot (SQLSTATE 40001)."""
+    return getattr(error.orig, "sqlstate", None) == "40001"
+
 
 MAX_LINKS = SpanLimits().max_links
 """Links a span keeps (the SDK's limit, OTEL_SPAN_LINK_COUNT_LIMIT, 128 by default): it keeps
@@ -343,20 +373,43 @@ async def resolve_pending(
 ) -> bool:
     """Handle every pending re-resolution in one transaction; False when there was none.
 
+    The transaction is REPEATABLE READ, begun once the re-resolution lock is held
+    (`resolution_lock`): the pending rows and the state are read in one snapshot, so every
+    change the state shows (a new request, a ranking) has its pending row among those the run
+    handles and deletes, and a change committed after the snapshot is neither in the state nor
+    handled: the next run takes it. (Under READ COMMITTED each statement saw what had committed
+    before it: a request committed between the reads was decided by a run that did not take its
+    pending row, and the next run gave its cause again; reading the state again for each newer
+    pending row, as before, cost up to three reads of the whole book per run during a backlog.)
+    A write to a row another transaction changed since the snapshot (an intervention ending
+    sets its request undecided without the lock) fails the run with a serialization error and
+    it runs again at once, from a fresh snapshot, up to `SERIALIZATION_RETRIES` times.
+
     `book`: the calling worker's plans of the requests from its last runs (see `PlannedBook`)."""
-    settings = runtime.settings
-    async with runtime.unit_of_work() as uow:
-        session = uow.session
-
-        async def read_state() -> AllocationState:
-            return await load_state(
-                session,
-                today=datetime.now(UTC).date(),
-                hours_per_fte_week=settings.allocation_hours_per_fte_week,
-                book=book,
+    for attempt in range(1, SERIALIZATION_RETRIES + 1):
+        try:
+            return await _resolve_once(runtime, metrics, book)
+        except DBAPIError as error:
+            if attempt == SERIALIZATION_RETRIES or not _serialization_failure(error):
+                raise
+            log.info(
+                "re-resolution ran on a stale snapshot (%s); running it again",
+                error.orig,
+                extra={"service": runtime.name},
             )
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
-        await hold_resolution_lock(session)
+
+async def _resolve_once(
+    runtime: ServiceRuntime, metrics: ResolutionMetrics | None, book: PlannedBook | None
+) -> bool:
+    """`resolve_pending`'s one attempt: one REPEATABLE READ transaction under the lock."""
+    settings = runtime.settings
+    async with resolution_lock(runtime.engine), runtime.unit_of_work() as uow:
+        session = uow.session
+        # Before any statement: the transaction's snapshot is taken at its first one.
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+
         row = PendingResolutionRow
         # Plain rows: after a backlog there is one per new request, thousands of them.
         pending = (
@@ -382,33 +435,12 @@ async def resolve_pending(
             "allocation re-resolution", context=parents[-1], links=links
         ) as span:
             started = asyncio.get_running_loop().time()
-            state = await read_state()
-            # Each statement sees what was committed before it (READ COMMITTED): a change
-            # committed between the pending rows' read and the state's (a new request and its
-            # pending row) is in the state, so this run decides it, but its row is not among
-            # those this run handles, and the next run would give its cause again. Such rows
-            # are taken in and the state read again, a few times at most.
-            for _ in range(STATE_READS - 1):
-                newer = (
-                    await session.exec(
-                        select(col(row.id), col(row.weeks), col(row.cause), col(row.traceparent))
-                        .where(
-                            col(row.id)
-                            != func.all(
-                                bindparam(
-                                    "seen",
-                                    [pending_id for pending_id, *_ in pending],
-                                    type_=ARRAY(BigInteger),
-                                )
-                            )
-                        )
-                        .order_by(col(row.id))
-                    )
-                ).all()
-                if not newer:
-                    break
-                pending = sorted([*pending, *newer], key=lambda each: each[0] or 0)
-                state = await read_state()
+            state = await load_state(
+                session,
+                today=datetime.now(UTC).date(),
+                hours_per_fte_week=settings.allocation_hours_per_fte_week,
+                book=book,
+            )
             weeks: set[str] | None = set()
             for _, named, _, _ in pending:
                 if named is None or weeks is None:
@@ -528,30 +560,50 @@ QUIET_S = 0.1
 
 
 async def coalesce(
-    wake: asyncio.Event, bound: float, at_least: float = 0.0, quiet: float = QUIET_S
+    wake: asyncio.Event,
+    bound: float,
+    at_least: float = 0.0,
+    quiet: float = QUIET_S,
+    behind: Callable[[], bool] = lambda: True,
 ) -> None:
-    """Wait for more changes to join the next re-resolution: at least `at_least` seconds,
-    then while changes keep coming (each sets `wake`) until none came for `quiet` seconds; at
-    most `bound` seconds in all.
+    """Wait for more changes to join the next re-resolution: at least `at_least` seconds while
+    the consumer is `behind` (a backlog it has not caught up with), then while changes keep
+    coming (each sets `wake`) until none came for `quiet` seconds; at most `bound` seconds in
+    all.
 
     While a backlog of requests is consumed, a batch commits every few tens of milliseconds;
     solving after each would take the CPU from the consumer for a solve the next batch makes
     stale. The worker passes the length of its last run as `at_least`, so while work keeps
-    coming it runs at most about half the time, each run taking more batches. A request is
-    decided at most `bound` seconds (plus the solve) after its batch commits, `quiet` seconds
-    after it when traffic is light.
+    coming it runs at most about half the time, each run taking more batches. Once the
+    consumer has caught up (`behind` says so, looked at every `quiet` seconds), nothing is
+    left to make room for: the hold ends, so the backlog's last requests are decided about
+    `quiet` seconds after their batch commits, not up to `bound` later. A request is decided
+    at most `bound` seconds (plus the solve) after its batch commits, `quiet` seconds after it
+    when traffic is light.
     """
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + bound
-    if (hold := min(at_least, bound)) > 0:
-        await asyncio.sleep(hold)
+    hold_until = started + min(at_least, bound)
+    # Polled: the lag is a gauge the consumer sets after each batch, not an event to wait on.
+    while (held := hold_until - loop.time()) > 0 and behind():  # noqa: ASYNC110
+        await asyncio.sleep(min(quiet, held))
     while (left := deadline - loop.time()) > 0:
         wake.clear()
         try:
             await asyncio.wait_for(wake.wait(), min(quiet, left))
         except TimeoutError:
             return
+
+
+def consumer_behind(runtime: ServiceRuntime) -> bool:
+    """Whether this instance's consumer was behind on any partition after its last batch there
+    (its `pmo_consumer_lag`): a backlog is still being taken."""
+    return any(
+        sample.value > 0
+        for metric in runtime.metrics.consumer_lag.collect()
+        for sample in metric.samples
+    )
 
 
 async def resolution_worker(runtime: ServiceRuntime) -> None:
@@ -565,7 +617,7 @@ async def resolution_worker(runtime: ServiceRuntime) -> None:
     async def round_() -> None:
         last_run = 0.0
         while True:
-            await coalesce(wake, bound, at_least=last_run)
+            await coalesce(wake, bound, at_least=last_run, behind=lambda: consumer_behind(runtime))
             wake.clear()
             # Looked at before each run, since a request may arrive while the last one ran.
             hold = await registration_wait(runtime)
