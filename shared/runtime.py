@@ -67,6 +67,10 @@ log = logging.getLogger(__name__)
 
 Worker = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 
+YOUNG_COLLECTION_THRESHOLD = 20_000
+"""The cyclic collector's first threshold while a service runs (allocations of container
+objects less those freed; Python's default is 700): above what one batch keeps alive."""
+
 IDEMPOTENCE_REFUSED = (
     "the Kafka broker refuses idempotent producers (InitProducerId: {reason}); publishing "
     "without idempotence, which loses nothing (every consumer is idempotent): "
@@ -235,6 +239,8 @@ class ServiceRuntime:
         self.tracer_provider = tracer_provider_for(self.name, span_processors)
         self.tracer = self.tracer_provider.get_tracer(f"pmo.{self.name}")
         self.metrics = ServiceMetrics(self.name)
+        self._gc_threshold: tuple[int, ...] | None = None
+        """The collector's thresholds before `start` raised the first (restored by `stop`)."""
         self.engine = create_engine(
             settings.database_url_for(self.name),
             self.name,
@@ -472,6 +478,17 @@ class ServiceRuntime:
         # of the cyclic collector's reach, a full collection no longer walks those ~150,000
         # objects every few batches (about a tenth of monitoring's time in a backlog).
         gc.freeze()
+        # A batch of 500 events keeps thousands of objects alive until its commit (the parsed
+        # events, their history and outbox rows): at Python's default threshold the young
+        # collections ran about twelve times per batch, walking and promoting the same live
+        # objects, and older collections walked them again (in a monitoring backlog, 500 young
+        # collections per 20,000 events, 0.6-1.4 s of collector time against 6-8 s of CPU on
+        # a loaded machine; 1 collection and 0.02 s at this threshold). Objects freed by their
+        # reference count never needed the collector; the cycles are still collected.
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(
+            max(YOUNG_COLLECTION_THRESHOLD, self._gc_threshold[0]), *self._gc_threshold[1:]
+        )
         log.info("%s started", self.name, extra={"service": self.name})
 
     async def _on_broker(self, what: str, start: Callable[[], Awaitable[None]]) -> None:
@@ -532,6 +549,9 @@ class ServiceRuntime:
         await self.engine.dispose()
         self.tracer_provider.shutdown()
         gc.unfreeze()  # what this instance made may be garbage now (tests start many per process)
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
         log.info("%s stopped", self.name, extra={"service": self.name})
 
     async def ready(self) -> tuple[bool, dict[str, str]]:
