@@ -482,7 +482,7 @@ class ServiceRuntime:
         # events, their history and outbox rows): at Python's default threshold the young
         # collections ran about twelve times per batch, walking and promoting the same live
         # objects, and older collections walked them again (in a monitoring backlog, 500 young
-        # collections per 20,000 events, 0.6-1.4 s of collector time against 6-8 s of CPU on
+        # collections per 20,000 events, 0.5-1.4 s of collector time against 6-8 s of CPU on
         # a loaded machine; 1 collection and 0.02 s at this threshold). Objects freed by their
         # reference count never needed the collector; the cycles are still collected.
         self._gc_threshold = gc.get_threshold()
