@@ -214,7 +214,7 @@ def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
 
 
-GC_THRESHOLDS = (10_000, 10, 10)
+GC_THRESHOLDS = (20_000, 10, 10)
 """The cyclic collector's thresholds while a service runs (Python's default: 700, 10, 10).
 
 A batch makes tens of thousands of container objects that live until its transaction commits
@@ -222,9 +222,13 @@ A batch makes tens of thousands of container objects that live until its transac
 book): at 700 the collector walked them again every few hundred allocations, and each tenth
 young collection of a growing heap set off a full one. Measured on allocation's
 `resource-requested` bench (20,000 requests, bench/results/consumer_throughput.md): the
-collector's CPU fell from 2.6 s to 1.0 s of the process's 12-14 s, with no full collection
-during the backlog. A young collection now walks at most 10,000 objects (a few milliseconds:
-alerts still leave within their latency budget); the cycles it frees wait that much longer."""
+collector's CPU fell from 2.6 s to 1.0 s of the process's 12-14 s (at 10,000), with no full
+collection during the backlog; in a monitoring backlog (at 20,000), 500 young collections per 20,000 events and
+0.5-1.4 s of collector time (against 6-8 s of CPU, loaded machine) became 1 collection and 0.02
+s: a batch of 500 keeps thousands of objects alive until its commit, and at 700 the young
+collections ran about twelve times per batch, walking and promoting the same live objects. A
+young collection now walks at most 20,000 objects (a few milliseconds); objects freed by their
+reference count never needed the collector, and the cycles are still collected, later."""
 
 
 class ServiceRuntime:
@@ -248,6 +252,8 @@ class ServiceRuntime:
         self.tracer_provider = tracer_provider_for(self.name, span_processors)
         self.tracer = self.tracer_provider.get_tracer(f"pmo.{self.name}")
         self.metrics = ServiceMetrics(self.name)
+        self._gc_threshold: tuple[int, ...] | None = None
+        """The collector's thresholds before `start` raised the first (restored by `stop`)."""
         self.engine = create_engine(
             settings.database_url_for(self.name),
             self.name,
@@ -485,6 +491,8 @@ class ServiceRuntime:
         # of the cyclic collector's reach, a full collection no longer walks those ~150,000
         # objects every few batches (about a tenth of monitoring's time in a backlog).
         gc.freeze()
+        # See GC_THRESHOLDS; the process's own are put back when this instance stops.
+        self._gc_threshold = gc.get_threshold()
         gc.set_threshold(*GC_THRESHOLDS)
         log.info("%s started", self.name, extra={"service": self.name})
 
@@ -546,6 +554,9 @@ class ServiceRuntime:
         await self.engine.dispose()
         self.tracer_provider.shutdown()
         gc.unfreeze()  # what this instance made may be garbage now (tests start many per process)
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
         log.info("%s stopped", self.name, extra={"service": self.name})
 
     async def ready(self) -> tuple[bool, dict[str, str]]:

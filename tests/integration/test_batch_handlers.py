@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from services.monitoring.adapters.repository import HISTORY_CHUNK
+from services.monitoring.service_layer import handlers
 from shared.messaging.tables import dead_letter, outbox
 from shared.settings import Settings
 from tests.conftest import ServiceStarter
@@ -265,6 +268,81 @@ async def test_an_unknown_project_in_a_batch_waits_while_the_others_commit(
         sa.text("SELECT as_of FROM health_assessment WHERE project_id = 'PRJ-K1' ORDER BY id"),
     )
     assert [row.as_of for row in history] == [day(30), day(60)]
+
+
+def long_run(project_ids: list[str], per_project: int) -> list[dict[str, Any]]:
+    """`per_project` reports of each project, a day apart, the projects interleaved: a batch
+    longer than one chunk of the history (`HISTORY_CHUNK`)."""
+    return [
+        report(project_id, day(n + 1), 0.25 * n, 900.0 * n)
+        for n in range(per_project)
+        for project_id in project_ids
+    ]
+
+
+async def history_of(service: RunningService, project_ids: list[str]) -> list[tuple[str, date]]:
+    """(project id, as-of date) of the projects' history rows, in the order of their ids."""
+    found = await rows(
+        service,
+        sa.text(
+            "SELECT project_id, as_of FROM health_assessment WHERE project_id = ANY(:ids) "
+            "ORDER BY id"
+        ).bindparams(ids=project_ids),
+    )
+    return [(row.project_id, row.as_of) for row in found]
+
+
+async def test_a_batch_longer_than_a_history_chunk_keeps_every_report_in_order_once(
+    start_service: ServiceStarter, enterprise: Enterprise, settings: Settings
+) -> None:
+    project_ids = ["PRJ-LONG-1", "PRJ-LONG-2"]
+    service = await monitoring_with(start_service, enterprise, project_ids)
+    reports = long_run(project_ids, per_project=HISTORY_CHUNK + HISTORY_CHUNK // 4)
+    await process_reports(service, settings, reports)
+
+    assert await history_of(service, project_ids) == [
+        (data["project_id"], date.fromisoformat(data["as_of"])) for data in reports
+    ]
+    kept = await rows(
+        service,
+        sa.text(
+            "SELECT latest_as_of FROM monitored_project WHERE project_id = ANY(:ids)"
+        ).bindparams(ids=project_ids),
+    )
+    assert [row.latest_as_of for row in kept] == [date.fromisoformat(reports[-1]["as_of"])] * 2
+
+
+async def test_a_report_failing_after_a_history_chunk_was_sent_is_dead_lettered_alone(
+    start_service: ServiceStarter,
+    enterprise: Enterprise,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project_ids = ["PRJ-CHUNK-1", "PRJ-CHUNK-2"]
+    service = await monitoring_with(start_service, enterprise, project_ids)
+    reports = long_run(project_ids, per_project=HISTORY_CHUNK)
+    breaking = reports[HISTORY_CHUNK + 10]  # after the first chunk's statement was sent
+    take_report = handlers._take_report
+
+    def failing(project: Any, event: Any, *args: Any, **kwargs: Any) -> Any:
+        if (event.project_id, event.as_of.isoformat()) == (
+            breaking["project_id"],
+            breaking["as_of"],
+        ):
+            raise RuntimeError("a bug in the rules")
+        return take_report(project, event, *args, **kwargs)
+
+    monkeypatch.setattr(handlers, "_take_report", failing)
+    await process_reports(service, settings, reports)
+
+    (dead,) = await rows(service, sa.select(dead_letter.c.reason))
+    assert dead.reason == "handler error: RuntimeError: a bug in the rules"
+    # The optimistic pass's chunks were rolled back with it: each other report once, in order.
+    assert await history_of(service, project_ids) == [
+        (data["project_id"], date.fromisoformat(data["as_of"]))
+        for data in reports
+        if data is not breaking
+    ]
 
 
 async def test_one_rejected_report_in_a_registry_batch_is_dead_lettered_and_the_rest_commit(

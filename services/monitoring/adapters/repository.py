@@ -5,6 +5,8 @@ the status-report handler (one statement per batch, on plain rows: kept as funct
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
@@ -260,6 +262,63 @@ async def add_assessments(session: AsyncSession, rows: Sequence[dict[str, Any]])
     # pydantic_core's encoder, once for the batch: dates and times as ISO 8601, which the
     # recordset reads back as the columns' types; several times faster than json.dumps.
     await connection.execute(_ADD_ASSESSMENTS, {"rows": to_json(rows).decode()})
+
+
+HISTORY_CHUNK = 100
+"""`health_assessment` rows per statement of an `AssessmentWriter` (a batch of 500 reports
+sends 5): the history is the batch's largest write, and each chunk's statement runs in
+PostgreSQL while the handler assesses the next chunk's reports."""
+
+
+class AssessmentWriter:
+    """Appends `health_assessment` rows (their `ASSESSMENT_COLUMNS`' values) in the order
+    given, `chunk` rows per statement, each chunk's statement sent as soon as it is full and
+    left running in the database while the caller computes the next rows.
+
+    The connection runs one statement at a time: a chunk is sent only once the one before it
+    is done, and `close` (the rest, then wait) must be awaited before anything else uses the
+    session; `abandon` waits for the statement in flight when the caller fails, so that the
+    transaction can be rolled back. The ids follow the order of `add`.
+    """
+
+    def __init__(self, session: AsyncSession, *, chunk: int = HISTORY_CHUNK) -> None:
+        self.session = session
+        self.chunk = chunk
+        self._rows: list[dict[str, Any]] = []
+        self._in_flight: asyncio.Task[None] | None = None
+
+    async def add(self, row: dict[str, Any]) -> None:
+        """Append one row; sends the chunk if it is full."""
+        self._rows.append(row)
+        if len(self._rows) >= self.chunk:
+            await self._send()
+
+    async def close(self) -> None:
+        """Send the rows not sent yet and wait until every statement is done (raises its error)."""
+        if self._rows:
+            await self._send()
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
+
+    async def abandon(self) -> None:
+        """Wait for the statement in flight, if any, ignoring its outcome: the caller failed
+        and its transaction is about to be rolled back (which needs the connection free)."""
+        self._rows = []
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            with contextlib.suppress(BaseException):
+                await in_flight
+
+    async def _send(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
+        rows, self._rows = self._rows, []
+        self._in_flight = asyncio.create_task(add_assessments(self.session, rows))
+        # One turn of the loop: the task sends its statement (its text is prepared once per
+        # connection) and waits for the answer while the caller goes on computing.
+        await asyncio.sleep(0)
 
 
 class ProjectRepository(Protocol):

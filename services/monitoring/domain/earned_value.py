@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import NamedTuple
 
 Metrics = dict[str, float | None]
 
@@ -110,9 +111,12 @@ def _plan_time_of(points: Sequence[tuple[int, float]], earned: float) -> float:
     return float(next(day for day, value in points if value >= top))
 
 
-@dataclass(frozen=True)
-class ProgressReport:
-    """What a status report says: at `as_of`, this share done at this cost."""
+class ProgressReport(NamedTuple):
+    """What a status report says: at `as_of`, this share done at this cost.
+
+    A named tuple rather than a frozen dataclass, as the other figures of one report here: one
+    is made for every report assessed, and a frozen dataclass's `__init__` costs several times
+    as much."""
 
     as_of: date
     percent_complete: float
@@ -132,9 +136,9 @@ def _rounded(value: float | None, digits: int) -> float | None:
     return round(value, digits)
 
 
-@dataclass(frozen=True)
-class EarnedValueFigures:
-    """The earned-value and earned-schedule figures of one report, unrounded."""
+class EarnedValueFigures(NamedTuple):
+    """The earned-value and earned-schedule figures of one report, unrounded (a named tuple:
+    see `ProgressReport`)."""
 
     budget_at_completion: float
     planned_value: float

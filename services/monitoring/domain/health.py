@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from services.monitoring.domain.earned_value import (
     Baseline,
@@ -121,9 +121,9 @@ class ResourcePosition:
         return max(self.fte_requested - self.fte_granted, 0.0)
 
 
-@dataclass(frozen=True)
-class ProjectFacts:
-    """Everything monitoring knows about a project at one moment."""
+class ProjectFacts(NamedTuple):
+    """Everything monitoring knows about a project at one moment (a named tuple, as the
+    assessment: one of each is made for every report assessed, see `ProgressReport`)."""
 
     baseline: Baseline
     report: ProgressReport | None = None
@@ -146,8 +146,7 @@ class Finding:
     numbers: Metrics
 
 
-@dataclass(frozen=True)
-class HealthAssessment:
+class HealthAssessment(NamedTuple):
     """The outcome of the rules: overall health, why, the index levels to remember, the figures."""
 
     health: Level
@@ -334,7 +333,8 @@ def _cost(figures: EarnedValueFigures, metrics: Metrics, rules: _Rules) -> list[
                 f"{(tcpi - 1) * 100:.0f}% more efficiently than planned to finish within budget"
             )
     rules.levels[TCPI_INDEX] = tcpi_level
-    level = worst(cpi_level, tcpi_level)
+    # worst(cpi_level, tcpi_level), written out: called per report.
+    level = cpi_level if RANK[cpi_level] >= RANK[tcpi_level] else tcpi_level
     if level == "green":
         return []
     return [

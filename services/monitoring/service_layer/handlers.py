@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from opentelemetry.context import Context
 
 from services.monitoring.adapters.repository import (
+    AssessmentWriter,
     ProjectRow,
-    add_assessments,
     projects_for_update,
     resource_positions_of,
     write_projects,
@@ -159,9 +158,11 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
 
     Per batch: the run's projects (locked), the rules in force and the resource positions are
     read in one query each; the reports are assessed in memory in the order they came (a
-    project's later report sees what its earlier one did); the history rows and the outbox rows
-    are written with one statement each, and so are the changed project rows (plain rows, not
-    ORM objects: see `ProjectRow`). Raises `Deferred` when a project has no baseline yet.
+    project's later report sees what its earlier one did); the history rows are written in
+    chunks, each chunk's statement running in the database while the next chunk's reports
+    are assessed (`AssessmentWriter`); the outbox rows and the changed project rows (plain
+    rows, not ORM objects: see `ProjectRow`) with one statement each. Raises `Deferred` when a
+    project has no baseline yet.
     """
     projects = await projects_for_update(uow.session, {d.event.project_id for d in deliveries})
     for delivery in deliveries:
@@ -170,33 +171,38 @@ async def on_status_changed(deliveries: Sequence[Delivery[StatusChanged]], uow: 
     rules = await rules_in_force(monitoring_work(uow).thresholds, uow.settings)
     positions = await resource_positions_of(uow.session, projects)
     moment = Moment.current()
-    history: list[dict[str, Any]] = []
+    # The history goes to the database in chunks while the later reports are assessed.
+    history = AssessmentWriter(uow.session)
     alerts: list[tuple[EventData, Context | None]] = []
     newest: dict[str, tuple[AssessedView, Delivery[StatusChanged]]] = {}
     changed: dict[str, ProjectRow] = {}
     # A status report changes no baseline: each project's is worked out once for the run.
     baselines = {project_id: baseline_of(project) for project_id, project in projects.items()}
-    for delivery in deliveries:
-        project_id = delivery.event.project_id
-        outcome = _take_report(
-            projects[project_id],
-            delivery.event,
-            delivery.meta,
-            positions=positions.get(project_id, []),
-            thresholds=rules.thresholds,
-            moment=moment,
-            service=uow.service,
-            baseline=baselines[project_id],
-        )
-        history.append(outcome.record)
-        if outcome.alert is not None:
-            alerts.append((outcome.alert, delivery.cause))
-        if outcome.view is not None:
-            newest[project_id] = (outcome.view, delivery)  # its trace only if it stays newest
-        if outcome.record["applied"]:
-            changed[project_id] = projects[project_id]
+    try:
+        for delivery in deliveries:
+            project_id = delivery.event.project_id
+            outcome = _take_report(
+                projects[project_id],
+                delivery.event,
+                delivery.meta,
+                positions=positions.get(project_id, []),
+                thresholds=rules.thresholds,
+                moment=moment,
+                service=uow.service,
+                baseline=baselines[project_id],
+            )
+            await history.add(outcome.record)
+            if outcome.alert is not None:
+                alerts.append((outcome.alert, delivery.cause))
+            if outcome.view is not None:
+                newest[project_id] = (outcome.view, delivery)  # its trace only if it stays newest
+            if outcome.record["applied"]:
+                changed[project_id] = projects[project_id]
+        await history.close()
+    except BaseException:
+        await history.abandon()
+        raise
     await write_projects(uow.session, changed.values())
-    await add_assessments(uow.session, history)
     await uow.publish_many(
         [*alerts, *((view.event(), delivery.cause) for view, delivery in newest.values())]
     )
