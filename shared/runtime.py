@@ -223,12 +223,12 @@ book): at 700 the collector walked them again every few hundred allocations, and
 young collection of a growing heap set off a full one. Measured on allocation's
 `resource-requested` bench (20,000 requests, bench/results/consumer_throughput.md): the
 collector's CPU fell from 2.6 s to 1.0 s of the process's 12-14 s (at 10,000), with no full
-collection during the backlog; in a monitoring backlog (at 20,000), 500 young collections per 20,000 events and
-0.5-1.4 s of collector time (against 6-8 s of CPU, loaded machine) became 1 collection and 0.02
-s: a batch of 500 keeps thousands of objects alive until its commit, and at 700 the young
-collections ran about twelve times per batch, walking and promoting the same live objects. A
-young collection now walks at most 20,000 objects (a few milliseconds); objects freed by their
-reference count never needed the collector, and the cycles are still collected, later."""
+collection during the backlog. In a monitoring backlog (at 20,000): 500 young collections per
+20,000 events and 0.5-1.4 s of collector time (against 6-8 s of CPU, loaded machine) became
+1 collection and 0.02 s; a batch of 500 keeps thousands of objects alive until its commit, and
+at 700 the young collections ran about twelve times per batch, walking and promoting the same
+live objects. A young collection now walks at most 20,000 objects (a few milliseconds); objects
+freed by their reference count never needed the collector, and the cycles are still collected, later."""
 
 
 class ServiceRuntime:
