@@ -228,7 +228,7 @@ collection during the backlog. In a monitoring backlog (at 20,000): 500 young co
 1 collection and 0.02 s; a batch of 500 keeps thousands of objects alive until its commit, and
 at 700 the young collections ran about twelve times per batch, walking and promoting the same
 live objects. A young collection now walks at most 20,000 objects (a few milliseconds); objects
-freed by their reference count never needed the collector, and the cycles are still collected, later."""
+freed by their reference count never needed the collector; cycles are still collected, later."""
 
 
 class ServiceRuntime:
