@@ -42,12 +42,11 @@ class FakeDeliveryRepository:
         self.rows.append(delivery)
         return delivery
 
-    async def add_pending(self, rows: Sequence[dict[str, Any]]) -> int:
-        inserted = 0
+    async def add_pending(self, rows: Sequence[dict[str, Any]]) -> list[DeliveryRow]:
+        inserted: list[DeliveryRow] = []
         for row in rows:
             if await self.id_of(row["event_id"], row["subscription_id"]) is None:
-                self.add(DeliveryRow(**row))
-                inserted += 1
+                inserted.append(self.add(DeliveryRow(**row)))
         return inserted
 
     async def held_until(self, now: datetime) -> list[DeliveryRow]:

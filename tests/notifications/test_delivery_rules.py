@@ -15,6 +15,7 @@ from services.notifications.service_layer.delivery import (
     AttemptResult,
     ClaimedDelivery,
     claim_due,
+    lease_deliveries,
     record_outcome,
     release_lease,
 )
@@ -116,6 +117,51 @@ async def test_unthrottled_notices_are_never_held_nor_open_a_window() -> None:
 
     assert [c.event_id for c in claimed] == [row.event_id for row in queued]
     assert {row.state for row in uow.deliveries.rows} == {"pending"}
+
+
+async def test_a_lease_at_once_follows_the_claims_rules_and_leases_at_most_its_limit() -> None:
+    """What a batch just queued, leased by `lease_deliveries` as the claim leases what is due:
+    a disabled or deleted subscription cancels, a throttle window holds (neither takes a
+    sending slot), at most `limit` are leased with an attempt each, the rest left due."""
+    tool = subscription("tool")
+    gone = subscription("gone", enabled=False, disabled_reason="HTTP 410 Gone")
+    deleted = subscription("deleted")
+    uow = FakeNotificationsUnitOfWork(subscriptions=[tool, gone], settings=SETTINGS)
+    first = uow.deliveries.add(delivery(tool, "event-1"))
+    to_gone = uow.deliveries.add(delivery(gone, "event-1"))
+    to_deleted = uow.deliveries.add(delivery(deleted, "event-1"))
+    second = uow.deliveries.add(delivery(tool, "event-2"))  # same project: in first's window
+    other = uow.deliveries.add(delivery(tool, "event-3", project_id="PRJ-2"))
+    last = uow.deliveries.add(delivery(tool, "event-4", project_id="PRJ-3"))
+    queued = [
+        (first, tool),
+        (to_gone, gone),
+        (to_deleted, None),
+        (second, tool),
+        (other, tool),
+        (last, tool),
+    ]
+
+    leased = await lease_deliveries(uow, queued, now=NOW, limit=2, owner=WORKER, lease=LEASE)
+
+    assert [c.id for c in leased] == [first.id, other.id]
+    assert [(c.attempt, c.recipient) for c in leased] == [(1, tool.recipient)] * 2
+    for sent in (first, other):
+        assert (sent.lease_owner, sent.locked_until) == (WORKER, NOW + LEASE)
+    assert (to_gone.state, to_gone.last_error) == (
+        "cancelled",
+        "its subscription is disabled: HTTP 410 Gone",
+    )
+    assert (to_deleted.state, to_deleted.last_error) == (
+        "cancelled",
+        "its subscription was deleted",
+    )
+    assert (second.state, second.held_until) == ("held", NOW + timedelta(minutes=30))
+    # Beyond the limit: left as queued, for the worker's next claim.
+    assert (last.state, last.attempts, last.lease_owner) == ("pending", 0, None)
+    assert [a.delivery_id for a in uow.deliveries.attempts] == [first.id, other.id]
+    [claimed] = await claim(uow)
+    assert claimed.id == last.id
 
 
 async def test_a_transient_failure_is_retried_later_with_a_growing_backoff() -> None:

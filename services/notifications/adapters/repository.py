@@ -22,17 +22,17 @@ from services.notifications.adapters.tables import (
 )
 
 DELIVERIES_QUEUED = "pmo.notifications.deliveries_queued"
-"""Set in a session's `info` when it inserted pending deliveries: its commit wakes the
-delivery worker of this process."""
+"""In a session's `info`: how many pending deliveries it inserted and left due (not leased at
+once, see `lease_at_once`); its commit wakes the delivery worker of this process if any."""
 
 
 class DeliveryRepository(Protocol):
     """The deliveries: one notice to one subscription each."""
 
-    async def add_pending(self, rows: Sequence[dict[str, Any]]) -> int:
+    async def add_pending(self, rows: Sequence[dict[str, Any]]) -> list[DeliveryRow]:
         """Insert pending deliveries (`DeliveryRow` columns), in order, each (event_id,
-        subscription_id) at most once (a replayed notice inserts nothing). Returns how many
-        were inserted."""
+        subscription_id) at most once (a replayed notice inserts nothing). Returns those
+        inserted, by id, as read from this repository (what the claim's rules take)."""
         ...
 
     async def held_until(self, now: datetime) -> list[DeliveryRow]:
@@ -134,26 +134,33 @@ class ProjectRepository(Protocol):
         ...
 
 
+def _by_id(delivery: DeliveryRow) -> int:
+    return delivery.id or 0
+
+
 class SqlDeliveryRepository:
     """`DeliveryRepository` in notifications' schema, in the session's transaction."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add_pending(self, rows: Sequence[dict[str, Any]]) -> int:
+    async def add_pending(self, rows: Sequence[dict[str, Any]]) -> list[DeliveryRow]:
         if not rows:
-            return 0
+            return []
+        # The inserted rows come back whole (their ids and creation time, in the same round
+        # trip), in the session like rows it read: an alert's are leased in this transaction.
         statement = (
             insert(DeliveryRow)
             .values(list(rows))
             .on_conflict_do_nothing(constraint="delivery_once_per_subscription")
-            .returning(col(DeliveryRow.id))
+            .returning(DeliveryRow)
         )
-        added = len((await self.session.exec(statement)).all())
+        added = sorted((await self.session.exec(statement)).scalars().all(), key=_by_id)
         if added:
             # For the delivery worker in this process: this transaction's commit has
             # something for it (see `DeliveryWorker`); commits without it do not wake it.
-            self.session.info[DELIVERIES_QUEUED] = True
+            info = self.session.info
+            info[DELIVERIES_QUEUED] = info.get(DELIVERIES_QUEUED, 0) + len(added)
         return added
 
     async def held_until(self, now: datetime) -> list[DeliveryRow]:

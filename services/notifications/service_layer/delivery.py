@@ -7,9 +7,18 @@ result is recorded in its own short transaction. A worker that dies mid-send lea
 expire, and the delivery is claimed again (the abandoned attempt is marked so). Retries are rows
 with a `next_attempt_at`, so they survive a restart of the service.
 
-Throttling is decided here, when a delivery is first claimed: if the same subscription already
-had a message about the same project within the throttle window, the delivery is held until the
-window ends and the clock sends one summary of everything held.
+An alert is leased at once: the consumer's transaction that queues its deliveries also leases
+them to this process's worker, by the same rules as a claim (`lease_at_once`,
+`lease_deliveries`), and the worker is handed them in memory when that transaction commits, so
+it sends without a claim transaction of its own (about 5 round trips, on the event loop the
+alerts' batches share). A transaction that rolls back hands nothing over (its leases are undone
+with it); a process that dies after the commit leaves the leases to expire, when any replica's
+claim takes them: at least once, as for a claim. Only a worker running in this process is
+leased to, and never more than its free sending slots; what is left stays due for the next claim.
+
+Throttling is decided here, when a delivery is first claimed (or leased at once): if the same
+subscription already had a message about the same project within the throttle window, the
+delivery is held until the window ends and the clock sends one summary of everything held.
 
 A receiver that refuses for good (a redirect, 401/403/404/410, a mail server's "no such
 mailbox") disables its subscription with the reason and the time, in the transaction that
@@ -21,21 +30,23 @@ retried until the lease would run out: the delivery is sent again only when the 
 away longer than that, the one repeat no sender can rule out (a receiver drops it by its
 `X-PMO-Delivery` id).
 
-The worker's rules (`claim_due`, `held_back`, `record_outcome`, `disable_subscription`,
-`release_lease`) read and change rows only through notifications' repositories, in a
-`NotificationsUnitOfWork`: the worker's own (SQL) one, or the tests' fake one; the sending
-itself (HTTP, SMTP) stays in `DeliveryWorker`.
+The worker's rules (`claim_due` and `lease_deliveries`, `held_back`, `record_outcome`,
+`disable_subscription`, `release_lease`) read and change rows only through notifications'
+repositories, in a `NotificationsUnitOfWork`: the worker's own (SQL) one, or the tests' fake
+one; the sending itself (HTTP, SMTP) stays in `DeliveryWorker`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
 import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -44,6 +55,7 @@ import httpx
 import jinja2
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlmodel.ext.asyncio.session import AsyncSession
 from tenacity import AsyncRetrying, RetryCallState, stop_after_delay, wait_exponential
 
 from services.notifications.adapters.channels import (
@@ -152,16 +164,29 @@ class DeliveryWorker:
         self.metrics = notification_metrics(runtime.metrics)
         self.in_flight: dict[int, asyncio.Task[None]] = {}
         self.client: httpx.AsyncClient | None = None
-        # Set after each commit in this process that queued deliveries: the next round starts
-        # at once instead of after the poll interval, which only catches what other replicas
-        # queued and retries coming due. Other commits (notifications commits hundreds of
-        # batches a second that queue nothing) leave it be: each round is a claim transaction
-        # on this process's event loop, ahead of the alert's own.
+        # Set after each commit in this process that left deliveries due (queued and not
+        # leased at once): the next round starts at once instead of after the poll interval,
+        # which only catches what other replicas queued and retries coming due. Other commits
+        # (notifications commits hundreds of batches a second that queue nothing) leave it be:
+        # each round is a claim transaction on this process's event loop, ahead of the alert's.
         self._wake = asyncio.Event()
+        self._leased: dict[AsyncSession, list[ClaimedDelivery]] = {}
+        """Deliveries leased at once by transactions not ended yet, by their session: handed
+        over when it commits, dropped when it rolls back."""
+        self._claiming = 0
+        """Slots held by a claim or a lease at once under way (its rows not known yet)."""
+        self._backlog = False
+        """Whether more may be due than the last claim took: then a freed slot claims again."""
+        self._context = contextvars.copy_context()
         runtime.on_commit(self._committed)
 
     def _committed(self, uow: UnitOfWork) -> None:
-        if uow.session.info.pop(DELIVERIES_QUEUED, False):
+        """After a commit in this process: send what it leased at once, and wake the next
+        round if it left deliveries due."""
+        session = uow.session
+        for claimed in self._leased.pop(session, ()):
+            self._start(claimed)
+        if session.info.pop(DELIVERIES_QUEUED, 0):
             self._wake.set()
 
     async def run(self) -> None:
@@ -171,6 +196,9 @@ class DeliveryWorker:
             timeout=self.settings.notification_send_timeout_s, follow_redirects=False
         ) as client:
             self.client = client
+            # The sends handed over at a commit run in the worker's context, not the consumer's.
+            self._context = contextvars.copy_context()
+            _running[self.runtime.engine] = self
             try:
                 await repeat_rounds(
                     self.round,
@@ -179,31 +207,99 @@ class DeliveryWorker:
                     after_failure=self.settings.notification_poll_interval_s,
                 )
             finally:
+                if _running.get(self.runtime.engine) is self:
+                    del _running[self.runtime.engine]
                 await self.stop_in_flight()
+                self.client = None
 
     async def round(self) -> None:
-        """Fill the free sending slots with due deliveries, then wait for a slot, a commit in
-        this process or the poll interval."""
+        """Fill the free sending slots with due deliveries, then wait for a commit in this
+        process that left some due, a freed slot when more may be due, or the poll interval."""
         self._wake.clear()  # before claiming: a commit from here on wakes the next round
-        free = self.settings.notification_concurrency - len(self.in_flight)
-        for claimed in await self.claim(free) if free > 0 else []:
-            task = asyncio.create_task(self.send(claimed), name=f"delivery-{claimed.id}")
-            self.in_flight[claimed.id] = task
-            task.add_done_callback(self._forget)
-        woken = asyncio.ensure_future(self._wake.wait())
+        free = self.free_slots()
+        if free > 0:
+            self._claiming += free
+            try:
+                claimed = await self.claim(free)
+            finally:
+                self._claiming -= free
+            for delivery in claimed:
+                self._start(delivery)
+            # A claim that took fewer than it could found nothing else due: a slot freed by
+            # a send ending need not look again (the poll catches retries coming due).
+            self._backlog = len(claimed) >= free
+        else:
+            self._backlog = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._wake.wait(), timeout=self.settings.notification_poll_interval_s
+            )
+
+    def free_slots(self) -> int:
+        """Sending slots not taken (of `notification_concurrency`): by sends in flight, by a
+        claim or a lease at once under way, and by leases at once whose transaction has not
+        ended (a session no longer in its transaction rolled back, or failed to commit: its
+        leases are undone, or left to expire, and nothing is handed over)."""
+        for session in [held for held in self._leased if not held.in_transaction()]:
+            del self._leased[session]
+        leased = sum(len(claimed) for claimed in self._leased.values())
+        return (
+            self.settings.notification_concurrency - len(self.in_flight) - self._claiming - leased
+        )
+
+    def _start(self, claimed: ClaimedDelivery) -> None:
+        """Send a delivery leased to this worker, beside the others in flight."""
+        if self.client is None:
+            # Not running (stopped as the commit came): the lease runs out, a claim takes it.
+            log.warning(
+                "delivery %d leased to a stopped worker; sent when its lease ends",
+                claimed.id,
+                extra={"service": self.runtime.name},
+            )
+            return
+        task = asyncio.create_task(
+            self.send(claimed), name=f"delivery-{claimed.id}", context=self._context.copy()
+        )
+        self.in_flight[claimed.id] = task
+        task.add_done_callback(self._forget)
+
+    async def lease_queued(
+        self, uow: UnitOfWork, queued: Sequence[tuple[DeliveryRow, SubscriptionRow]]
+    ) -> None:
+        """Lease deliveries `uow` just queued to this worker, in its transaction (see
+        `lease_deliveries`; at most the free slots, the rest left due); they are handed over
+        when it commits (`_committed`)."""
+        free = self.free_slots()
+        if free <= 0:
+            return
+        session = uow.session
+        self._claiming += free
         try:
-            await asyncio.wait(
-                {woken, *self.in_flight.values()},
-                timeout=self.settings.notification_poll_interval_s,
-                return_when=asyncio.FIRST_COMPLETED,
+            leased = await lease_deliveries(
+                SqlNotificationsUnitOfWork(uow),
+                queued,
+                now=datetime.now(UTC),
+                limit=free,
+                owner=self.owner,
+                lease=self.lease,
             )
         finally:
-            woken.cancel()
+            self._claiming -= free
+        if leased:
+            self._leased.setdefault(session, []).extend(leased)
+        # Leased, held or cancelled: none of these wakes the worker's claim at the commit.
+        decided = sum(
+            delivery.state != "pending" or delivery.lease_owner == self.owner
+            for delivery, _ in queued
+        )
+        session.info[DELIVERIES_QUEUED] = session.info.get(DELIVERIES_QUEUED, 0) - decided
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         for key, running in list(self.in_flight.items()):
             if running is task:
                 del self.in_flight[key]
+        if self._backlog:
+            self._wake.set()  # a slot is free and more may be due
         # `send` handles its own errors; should one escape, it is logged, never left unread.
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error(
@@ -505,18 +601,35 @@ async def claim_due(
     lease: timedelta,
 ) -> list[ClaimedDelivery]:
     """Lease up to `limit` deliveries due at `now` to `owner` for `lease`, each with an attempt
-    opened; returns those to send, by id.
+    opened; returns those to send, by id (the rules: `lease_deliveries`)."""
+    return await lease_deliveries(
+        uow, await uow.deliveries.due(now, limit), now=now, limit=limit, owner=owner, lease=lease
+    )
 
-    A due delivery whose subscription was deleted or disabled is cancelled (with why); one that
-    falls in a throttle window is held until the window ends (`held_back`). The lease and the
-    attempts take three statements whatever their number (one per delivery each cost a round
-    trip that waits behind the consumer's batch on this process's event loop, the claim taking
-    half a second at 500 events/s).
+
+async def lease_deliveries(
+    uow: NotificationsUnitOfWork,
+    candidates: Sequence[tuple[DeliveryRow, SubscriptionRow | None]],
+    *,
+    now: datetime,
+    limit: int,
+    owner: str,
+    lease: timedelta,
+) -> list[ClaimedDelivery]:
+    """Lease pending deliveries this unit of work holds (claimed as due, or just queued by it)
+    to `owner` at `now` for `lease`, each with an attempt opened; returns those to send, by id.
+
+    In id order: a delivery whose subscription was deleted (None) or disabled is cancelled
+    (with why); one that falls in a throttle window is held until the window ends
+    (`held_back`); the others are leased, at most `limit` of them, those after left as they
+    are (due). The lease and the attempts take three statements whatever their number (one per
+    delivery each cost a round trip that waits behind the consumer's batch on this process's
+    event loop, the claim taking half a second at 500 events/s).
     """
     leasable: list[tuple[DeliveryRow, SubscriptionRow]] = []
-    for delivery, subscription in sorted(
-        await uow.deliveries.due(now, limit), key=lambda row: row[0].id or 0
-    ):
+    for delivery, subscription in sorted(candidates, key=lambda row: row[0].id or 0):
+        if len(leasable) >= limit:
+            break
         if subscription is None or not subscription.enabled:
             delivery.state = "cancelled"
             if subscription is None:
@@ -716,6 +829,28 @@ async def release_lease(
         error="the service stopped during the attempt",
     )
     await uow.deliveries.release(claimed.id, owner=owner)
+
+
+_running: dict[object, DeliveryWorker] = {}
+"""The delivery workers running in this process, by their runtime's database engine: how a
+handler's transaction (on that engine) finds the worker of its own process, if one runs."""
+
+
+async def lease_at_once(
+    uow: UnitOfWork, queued: Sequence[tuple[DeliveryRow, SubscriptionRow]]
+) -> None:
+    """Lease deliveries `uow` just queued (`queue_deliveries`) to the delivery worker running
+    in this process, in `uow`'s transaction; it sends them as soon as that commits.
+
+    Nothing is leased where no worker runs (an instance without the worker would never send
+    them), nor within a savepoint (the consumer's careful pass: a savepoint rolled back would
+    undo leases already promised to the worker); those stay due for the next claim, which the
+    commit wakes.
+    """
+    worker = _running.get(uow.session.bind)
+    if worker is None or not queued or uow.session.in_nested_transaction():
+        return
+    await worker.lease_queued(uow, queued)
 
 
 async def deliver_notifications(runtime: ServiceRuntime) -> None:

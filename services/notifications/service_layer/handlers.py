@@ -27,8 +27,14 @@ from sqlmodel import col, select
 
 from services.notifications.adapters.tables import SCHEMA, ProjectRow, ResourceRequestRow
 from services.notifications.domain.subscriptions import Notice
+from services.notifications.service_layer.delivery import lease_at_once
 from services.notifications.service_layer.managers import keep_manager_subscription
-from services.notifications.service_layer.queue import Queued, queue_notice, queue_notices
+from services.notifications.service_layer.queue import (
+    Queued,
+    queue_deliveries,
+    queue_notice,
+    queue_notices,
+)
 from shared.allocation_outcomes import RequestOutcome, request_outcomes
 from shared.events import EventData
 from shared.events.cloudevents import TYPE_PREFIX
@@ -370,7 +376,9 @@ async def _queue_project_notices(
     *,
     severity: Callable[[E], str],
 ) -> None:
-    """One notice per event about one project, in the order they came, each in its trace.
+    """One notice per event about one project, in the order they came, each in its trace;
+    the deliveries leased at once to this process's delivery worker (`lease_at_once`), which
+    sends them when this transaction commits.
 
     The projects are only read (what the message says of them), so not locked: a row lock
     would make the alert wait for whatever else holds the row (the clock escalating it, an
@@ -378,7 +386,7 @@ async def _queue_project_notices(
     the consumer holds the batch's project keys (`_lock_keys`) until it commits.
     """
     projects = await _known_projects(uow, deliveries, lock=False)
-    await queue_notices(
+    queued = await queue_deliveries(
         uow.session,
         [
             _project_notice(
@@ -392,6 +400,7 @@ async def _queue_project_notices(
         ],
         settings=uow.settings,
     )
+    await lease_at_once(uow, queued)
 
 
 async def on_lessons_suggested(event: LessonsSuggested, meta: EventMeta, uow: UnitOfWork) -> None:

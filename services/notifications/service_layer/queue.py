@@ -6,6 +6,7 @@ It works through notifications' repositories: on a handler's session (the SQL on
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,11 @@ from services.notifications.adapters.repository import (
     SqlSubscriptionRepository,
     SubscriptionRepository,
 )
-from services.notifications.adapters.tables import ENVIRONMENT_WEBHOOK_ID, SubscriptionRow
+from services.notifications.adapters.tables import (
+    ENVIRONMENT_WEBHOOK_ID,
+    DeliveryRow,
+    SubscriptionRow,
+)
 from services.notifications.domain.subscriptions import (
     SUBSCRIPTION_DISABLED,
     Notice,
@@ -127,8 +132,21 @@ async def queue_notices(
     worker and the throttle follow, keep the events' order); each (event_id, subscription_id)
     at most once, as with `queue_notice`. Returns how many deliveries were inserted.
     """
+    return len(await queue_deliveries(into, queued, settings=settings, subscriptions=subscriptions))
+
+
+async def queue_deliveries(
+    into: Into,
+    queued: Sequence[Queued],
+    *,
+    settings: Settings,
+    subscriptions: Sequence[SubscriptionRow] | None = None,
+) -> list[tuple[DeliveryRow, SubscriptionRow]]:
+    """`queue_notices`, returning the deliveries inserted (by id), each with its subscription
+    as read in this transaction: what an alert's handler leases to its process's worker
+    (`lease_at_once`)."""
     if not queued:
-        return 0
+        return []
     deliveries, known = _repositories(into)
     chosen = subscriptions is not None  # the caller's are those that want the notice
     if subscriptions is None:
@@ -145,13 +163,16 @@ async def queue_notices(
             ),
             managers=manager_has_channel(settings),
         )
-    enabled = [
-        subscription for subscription in subscriptions if has_channel(subscription, settings)
-    ]
+    # By id (the deliveries' `subscription_id`, never None for those queued here).
+    enabled: dict[uuid.UUID | None, SubscriptionRow] = {
+        subscription.id: subscription
+        for subscription in subscriptions
+        if has_channel(subscription, settings)
+    }
     rows: list[dict[str, Any]] = []
     for item in queued:
         trace = current_trace_headers(item.cause)
-        for subscription in enabled:
+        for subscription in enabled.values():
             if not chosen and not _wants(subscription, item.notice):
                 continue
             context = item.context_for(subscription)
@@ -171,4 +192,7 @@ async def queue_notices(
                     "tracestate": trace.get("tracestate"),
                 }
             )
-    return await deliveries.add_pending(rows)
+    return [
+        (delivery, enabled[delivery.subscription_id])
+        for delivery in await deliveries.add_pending(rows)
+    ]
