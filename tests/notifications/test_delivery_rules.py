@@ -18,6 +18,7 @@ from services.notifications.service_layer.delivery import (
     lease_deliveries,
     record_outcome,
     release_lease,
+    slots_up_to,
 )
 from shared.settings import Settings
 from tests.fakes.notifications import FakeNotificationsUnitOfWork
@@ -122,7 +123,8 @@ async def test_unthrottled_notices_are_never_held_nor_open_a_window() -> None:
 async def test_a_lease_at_once_follows_the_claims_rules_and_leases_at_most_its_limit() -> None:
     """What a batch just queued, leased by `lease_deliveries` as the claim leases what is due:
     a disabled or deleted subscription cancels, a throttle window holds (neither takes a
-    sending slot), at most `limit` are leased with an attempt each, the rest left due."""
+    sending slot), as many are leased with an attempt each as there are slots, the rest left
+    due."""
     tool = subscription("tool")
     gone = subscription("gone", enabled=False, disabled_reason="HTTP 410 Gone")
     deleted = subscription("deleted")
@@ -142,7 +144,9 @@ async def test_a_lease_at_once_follows_the_claims_rules_and_leases_at_most_its_l
         (last, tool),
     ]
 
-    leased = await lease_deliveries(uow, queued, now=NOW, limit=2, owner=WORKER, lease=LEASE)
+    leased = await lease_deliveries(
+        uow, queued, now=NOW, owner=WORKER, lease=LEASE, take_slot=slots_up_to(2)
+    )
 
     assert [c.id for c in leased] == [first.id, other.id]
     assert [(c.attempt, c.recipient) for c in leased] == [(1, tool.recipient)] * 2

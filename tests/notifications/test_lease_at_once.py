@@ -24,7 +24,7 @@ import pytest
 from services.notifications.entrypoints.service import notifications
 from services.notifications.service_layer import delivery as delivery_module
 from services.notifications.service_layer.clock import run_clock
-from services.notifications.service_layer.delivery import DeliveryWorker
+from services.notifications.service_layer.delivery import DeliveryWorker, SendingSlots
 from services.notifications.service_layer.handlers import on_project_at_risk
 from shared.events.contracts import ProjectAtRisk
 from shared.messaging.consumer import Delivery, per_batch
@@ -88,9 +88,9 @@ class Claims:
         self.count = 0
         claim = DeliveryWorker.claim
 
-        async def counted(worker: DeliveryWorker, limit: int) -> Any:
+        async def counted(worker: DeliveryWorker, limit: int, slots: SendingSlots) -> Any:
             self.count += 1
-            return await claim(worker, limit)
+            return await claim(worker, limit, slots)
 
         monkeypatch.setattr(DeliveryWorker, "claim", counted)
 

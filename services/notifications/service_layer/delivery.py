@@ -46,7 +46,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -147,6 +147,25 @@ class Recorded:
     """The subscription's name, when this attempt disabled it."""
 
 
+class SendingSlots:
+    """A `take_slot` (see `lease_deliveries`) on a worker's free sending slots: each slot it
+    gives is the worker's until the claim or lease at once that took it ends."""
+
+    def __init__(self, worker: DeliveryWorker) -> None:
+        self.worker = worker
+        self.taken = 0
+        self.refused = False
+        """Whether a delivery was left due for want of a slot."""
+
+    def __call__(self) -> bool:
+        if self.worker.free_slots() <= 0:
+            self.refused = True
+            return False
+        self.taken += 1
+        self.worker._reserved += 1
+        return True
+
+
 class DeliveryWorker:
     """One replica's sender; several replicas share the deliveries through leases."""
 
@@ -173,8 +192,8 @@ class DeliveryWorker:
         self._leased: dict[AsyncSession, list[ClaimedDelivery]] = {}
         """Deliveries leased at once by transactions not ended yet, by their session: handed
         over when it commits, dropped when it rolls back."""
-        self._claiming = 0
-        """Slots held by a claim or a lease at once under way (its rows not known yet)."""
+        self._reserved = 0
+        """Slots taken by a claim or a lease at once under way, one per delivery it leases."""
         self._backlog = False
         """Whether more may be due than the last claim took: then a freed slot claims again."""
         self._context = contextvars.copy_context()
@@ -218,16 +237,14 @@ class DeliveryWorker:
         self._wake.clear()  # before claiming: a commit from here on wakes the next round
         free = self.free_slots()
         if free > 0:
-            self._claiming += free
-            try:
-                claimed = await self.claim(free)
-            finally:
-                self._claiming -= free
+            with self._taking_slots() as slots:
+                claimed = await self.claim(free, slots)
             for delivery in claimed:
                 self._start(delivery)
-            # A claim that took fewer than it could found nothing else due: a slot freed by
-            # a send ending need not look again (the poll catches retries coming due).
-            self._backlog = len(claimed) >= free
+            # A claim that took fewer than it asked for and had a slot for each found nothing
+            # else due: a slot freed by a send ending need not look again (the poll catches
+            # retries coming due, and a commit here that leaves some due wakes the worker).
+            self._backlog = len(claimed) >= free or slots.refused
         else:
             self._backlog = True
         with contextlib.suppress(TimeoutError):
@@ -244,8 +261,19 @@ class DeliveryWorker:
             del self._leased[session]
         leased = sum(len(claimed) for claimed in self._leased.values())
         return (
-            self.settings.notification_concurrency - len(self.in_flight) - self._claiming - leased
+            self.settings.notification_concurrency - len(self.in_flight) - self._reserved - leased
         )
+
+    @contextlib.contextmanager
+    def _taking_slots(self) -> Iterator[SendingSlots]:
+        """Slots for a claim or a lease at once, taken one per delivery as it is leased (so
+        that two under way at once share the free ones) and held until it ends: by then its
+        deliveries are in flight or wait for their transaction's commit (`_leased`)."""
+        slots = SendingSlots(self)
+        try:
+            yield slots
+        finally:
+            self._reserved -= slots.taken
 
     def _start(self, claimed: ClaimedDelivery) -> None:
         """Send a delivery leased to this worker, beside the others in flight."""
@@ -269,22 +297,18 @@ class DeliveryWorker:
         """Lease deliveries `uow` just queued to this worker, in its transaction (see
         `lease_deliveries`; at most the free slots, the rest left due); they are handed over
         when it commits (`_committed`)."""
-        free = self.free_slots()
-        if free <= 0:
+        if self.free_slots() <= 0:
             return
         session = uow.session
-        self._claiming += free
-        try:
+        with self._taking_slots() as slots:
             leased = await lease_deliveries(
                 SqlNotificationsUnitOfWork(uow),
                 queued,
                 now=datetime.now(UTC),
-                limit=free,
                 owner=self.owner,
                 lease=self.lease,
+                take_slot=slots,
             )
-        finally:
-            self._claiming -= free
         if leased:
             self._leased.setdefault(session, []).extend(leased)
         # Leased, held or cancelled: none of these wakes the worker's claim at the commit.
@@ -325,8 +349,9 @@ class DeliveryWorker:
         on it would start the next round at once, a busy loop."""
         return UnitOfWork(self.runtime.sessions, service=self.runtime.name, settings=self.settings)
 
-    async def claim(self, limit: int) -> list[ClaimedDelivery]:
-        """Lease up to `limit` due deliveries in one short transaction (see `claim_due`)."""
+    async def claim(self, limit: int, slots: SendingSlots) -> list[ClaimedDelivery]:
+        """Lease up to `limit` due deliveries, one of `slots` each, in one short transaction
+        (see `claim_due`)."""
         async with self._work() as uow:
             claimed = await claim_due(
                 SqlNotificationsUnitOfWork(uow),
@@ -334,6 +359,7 @@ class DeliveryWorker:
                 limit=limit,
                 owner=self.owner,
                 lease=self.lease,
+                take_slot=slots,
             )
             await uow.commit()
         return claimed
@@ -599,12 +625,31 @@ async def claim_due(
     limit: int,
     owner: str,
     lease: timedelta,
+    take_slot: Callable[[], bool] | None = None,
 ) -> list[ClaimedDelivery]:
     """Lease up to `limit` deliveries due at `now` to `owner` for `lease`, each with an attempt
-    opened; returns those to send, by id (the rules: `lease_deliveries`)."""
+    opened (and a slot of `take_slot`, if given); returns those to send, by id (the rules:
+    `lease_deliveries`)."""
     return await lease_deliveries(
-        uow, await uow.deliveries.due(now, limit), now=now, limit=limit, owner=owner, lease=lease
+        uow,
+        await uow.deliveries.due(now, limit),
+        now=now,
+        owner=owner,
+        lease=lease,
+        take_slot=take_slot or slots_up_to(limit),
     )
+
+
+def slots_up_to(limit: int) -> Callable[[], bool]:
+    """A `take_slot` that gives `limit` slots."""
+    taken = 0
+
+    def take_slot() -> bool:
+        nonlocal taken
+        taken += 1
+        return taken <= limit
+
+    return take_slot
 
 
 async def lease_deliveries(
@@ -612,24 +657,23 @@ async def lease_deliveries(
     candidates: Sequence[tuple[DeliveryRow, SubscriptionRow | None]],
     *,
     now: datetime,
-    limit: int,
     owner: str,
     lease: timedelta,
+    take_slot: Callable[[], bool],
 ) -> list[ClaimedDelivery]:
     """Lease pending deliveries this unit of work holds (claimed as due, or just queued by it)
     to `owner` at `now` for `lease`, each with an attempt opened; returns those to send, by id.
 
     In id order: a delivery whose subscription was deleted (None) or disabled is cancelled
     (with why); one that falls in a throttle window is held until the window ends
-    (`held_back`); the others are leased, at most `limit` of them, those after left as they
-    are (due). The lease and the attempts take three statements whatever their number (one per
-    delivery each cost a round trip that waits behind the consumer's batch on this process's
-    event loop, the claim taking half a second at 500 events/s).
+    (`held_back`); each other one is leased if `take_slot()` gives it a sending slot, and when
+    it gives none, that one and those after are left as they are (due). The lease and the
+    attempts take three statements whatever their number (one per delivery each cost a round
+    trip that waits behind the consumer's batch on this process's event loop, the claim taking
+    half a second at 500 events/s).
     """
     leasable: list[tuple[DeliveryRow, SubscriptionRow]] = []
     for delivery, subscription in sorted(candidates, key=lambda row: row[0].id or 0):
-        if len(leasable) >= limit:
-            break
         if subscription is None or not subscription.enabled:
             delivery.state = "cancelled"
             if subscription is None:
@@ -640,8 +684,10 @@ async def lease_deliveries(
             await uow.deliveries.save(delivery)
         elif await held_back(uow, delivery, subscription):
             await uow.deliveries.save(delivery)
-        else:
+        elif take_slot():
             leasable.append((delivery, subscription))
+        else:
+            break
     if not leasable:
         return []
     # An attempt still "in flight" belongs to a worker whose lease ran out (it died). A
