@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI, Request
 
 from pmo.embedded import free_port
@@ -195,6 +196,34 @@ class Enterprise:
             headers=list(headers),
             partition=partition,
         )
+
+
+async def committed_offsets(
+    enterprise: Enterprise, settings: Settings, group: str, topics: Sequence[str]
+) -> dict[str, int]:
+    """The group's committed offsets on `topics` (unprefixed), summed per topic over its
+    partitions; a topic with none committed is absent.
+
+    The partitions are named: the embedded broker's answer to "all of the group's" is one
+    aiokafka cannot decode.
+    """
+    partitions = [
+        TopicPartition(f"{settings.topic_prefix}{topic}", partition)
+        for topic in topics
+        for partition in await enterprise.producer.partitions_for(f"{settings.topic_prefix}{topic}")
+    ]
+    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
+    finally:
+        await admin.close()
+    per_topic: dict[str, int] = {}
+    for partition, meta in offsets.items():
+        if meta.offset > 0:
+            topic = partition.topic.removeprefix(settings.topic_prefix)
+            per_topic[topic] = per_topic.get(topic, 0) + meta.offset
+    return per_topic
 
 
 async def read_topic(

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 import sqlalchemy.exc
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Tracer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -31,7 +30,7 @@ from shared.metrics import ServiceMetrics
 from shared.runtime import ServiceDefinition
 from shared.settings import Settings
 from tests.conftest import ServiceStarter, bearer
-from tests.harness import Enterprise, eventually, read_topic, stop_serving
+from tests.harness import Enterprise, committed_offsets, eventually, read_topic, stop_serving
 
 PROJECT: dict[str, Any] = {
     "name": "Helios warehouse automation",
@@ -619,20 +618,10 @@ async def test_a_lock_held_for_the_transaction_is_kept_and_one_a_savepoint_took_
         await engine.dispose()
 
 
-async def committed_offsets(settings: Settings, group: str, topic: str) -> int:
-    """How many records of `topic` the consumer group `group` has committed, over all
-    partitions (each partition's committed offset: a fresh topic starts at 0)."""
-    consumer = AIOKafkaConsumer(
-        **settings.kafka_client_options(), group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()
-        partitions = consumer.partitions_for_topic(topic) or set()
-        committed = [await consumer.committed(TopicPartition(topic, p)) for p in partitions]
-    finally:
-        await consumer.stop()
-    return sum(offset or 0 for offset in committed)
+async def committed(enterprise: Enterprise, settings: Settings, group: str) -> int:
+    """How many `project-started` records the group has committed (a fresh topic: from 0)."""
+    offsets = await committed_offsets(enterprise, settings, group, ["project-started"])
+    return offsets.get("project-started", 0)
 
 
 async def test_offsets_are_committed_as_batches_end_and_a_clean_stop_leaves_none_behind(
@@ -646,12 +635,11 @@ async def test_offsets_are_committed_as_batches_end_and_a_clean_stop_leaves_none
 
     service = await start_service("registry", registry_handling_starts_with(counting))
     group = service.runtime.consumer_group
-    topic = f"{settings.topic_prefix}project-started"
     sent = [await enterprise.send("project-started", project(f"PRJ-OFF-{n}")) for n in range(6)]
 
     # Committed while the service runs: the background commits need no stop to land.
     async def all_committed() -> bool:
-        return await committed_offsets(settings, group, topic) == len(sent)
+        return await committed(enterprise, settings, group) == len(sent)
 
     await eventually(all_committed, timeout=20)
     assert sorted(handled) == sorted(sent)
@@ -665,4 +653,4 @@ async def test_offsets_are_committed_as_batches_end_and_a_clean_stop_leaves_none
 
     await eventually(last_handled, timeout=20)
     await stop_serving(service.server, service.task)
-    assert await committed_offsets(settings, group, topic) == len(sent) + 1
+    assert await committed(enterprise, settings, group) == len(sent) + 1

@@ -15,14 +15,13 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
-from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.settings import Settings
 from tests.conftest import ServiceStarter
 from tests.harness import (
     Enterprise,
     RunningService,
+    committed_offsets,
     eventually,
     stop_serving,
     structured_event,
@@ -38,31 +37,7 @@ async def scalar(service: RunningService, query: str, **params: Any) -> Any:
         return (await connection.execute(sa.text(query).bindparams(**params))).scalar_one()
 
 
-async def committed_offsets(
-    enterprise: Enterprise, settings: Settings, group: str
-) -> dict[str, int]:
-    """The group's committed offsets on the topics of the test, summed per topic (unprefixed).
-
-    The partitions are named: the embedded broker's answer to "all of the group's" is one
-    aiokafka cannot decode.
-    """
-    partitions = [
-        TopicPartition(f"{settings.topic_prefix}{topic}", partition)
-        for topic in ("project-at-risk", "project-health-assessed")
-        for partition in await enterprise.producer.partitions_for(f"{settings.topic_prefix}{topic}")
-    ]
-    admin = AIOKafkaAdminClient(**settings.kafka_client_options())
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
-    finally:
-        await admin.close()
-    per_topic: dict[str, int] = {}
-    for partition, meta in offsets.items():
-        if meta.offset > 0:
-            topic = partition.topic.removeprefix(settings.topic_prefix)
-            per_topic[topic] = per_topic.get(topic, 0) + meta.offset
-    return per_topic
+LANE_TOPICS = ("project-at-risk", "project-health-assessed")
 
 
 async def test_an_alert_behind_a_backlog_is_delivered_first_and_its_lane_commits_its_offsets(
@@ -130,12 +105,14 @@ async def test_an_alert_behind_a_backlog_is_delivered_first_and_its_lane_commits
 
         async def lane_committed() -> bool:
             lane = await committed_offsets(
-                enterprise, settings, f"{prefix}pmo-notifications-alerts"
+                enterprise, settings, f"{prefix}pmo-notifications-alerts", LANE_TOPICS
             )
             return lane.get("project-at-risk") == 1
 
         await eventually(lane_committed, timeout=30, what="the lane's group committing")
-        bulk = await committed_offsets(enterprise, settings, f"{prefix}pmo-notifications")
+        bulk = await committed_offsets(
+            enterprise, settings, f"{prefix}pmo-notifications", LANE_TOPICS
+        )
         assert "project-at-risk" not in bulk
         assert bulk.get("project-health-assessed") == BACKLOG
 
